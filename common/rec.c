@@ -1,0 +1,55 @@
+#include "rec.h"
+
+#include <errno.h>
+#include <string.h>
+
+size_t rec_size(size_t topic_len, size_t payload_len)
+{
+    return sizeof(rec_hdr) + topic_len + 1 + payload_len + 1;
+}
+
+long rec_encode(void *buf, size_t cap, const rec_hdr *h, const char *topic, size_t topic_len,
+                const void *payload, size_t payload_len)
+{
+    if (topic_len > UINT32_MAX || payload_len > UINT32_MAX)
+        return -EMSGSIZE;
+    size_t need = rec_size(topic_len, payload_len);
+    if (need > cap)
+        return -EMSGSIZE;
+    rec_hdr hdr = *h;
+    hdr.topic_len = (uint32_t)topic_len;
+    hdr.payload_len = (uint32_t)payload_len;
+    unsigned char *p = buf;
+    memcpy(p, &hdr, sizeof(hdr));
+    p += sizeof(hdr);
+    memcpy(p, topic, topic_len);
+    p[topic_len] = 0;
+    p += topic_len + 1;
+    if (payload_len)
+        memcpy(p, payload, payload_len);
+    p[payload_len] = 0;
+    return (long)need;
+}
+
+int rec_decode(const void *buf, size_t len, rec_view *out)
+{
+    if (len < sizeof(rec_hdr))
+        return -EBADMSG;
+    const unsigned char *p = buf;
+    memcpy(&out->h, p, sizeof(rec_hdr));
+    const rec_hdr *h = &out->h;
+    /* lengths are 32-bit, so their sum cannot overflow size_t on a 64-bit host */
+    if ((size_t)h->topic_len + h->payload_len + 2 != len - sizeof(rec_hdr))
+        return -EBADMSG;
+    if (h->kind < REC_MSG || h->kind > REC_DEAD || h->qos > 2 || h->retain > 1)
+        return -EBADMSG;
+    const char *topic = (const char *)p + sizeof(rec_hdr);
+    if (topic[h->topic_len] != 0 || memchr(topic, 0, h->topic_len) != NULL)
+        return -EBADMSG;
+    const unsigned char *payload = (const unsigned char *)topic + h->topic_len + 1;
+    if (payload[h->payload_len] != 0)
+        return -EBADMSG;
+    out->topic = topic;
+    out->payload = payload;
+    return 0;
+}

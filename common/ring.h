@@ -1,0 +1,139 @@
+/* ring: a single-producer single-consumer ring of variable-length records in a shared-memory
+ * segment (DESIGN §2). Every queue between two mqttflow processes is one of these.
+ *
+ * Who calls what: the supervisor creates and unlinks rings (ring_create / ring_unlink) and may
+ * attach as an observer (fill level, counters); exactly one producer process and exactly one
+ * consumer process attach at a time. Producer functions are called only by the producer,
+ * consumer functions only by the consumer, each from one thread.
+ *
+ * Records: 1 .. max_record bytes, 8-byte aligned, never split across the wrap (a pad record
+ * fills the end of the buffer instead). A record is invisible until the producer publishes the
+ * head past it, so a producer killed mid-write leaves nothing half-written visible.
+ *
+ * Positions are 64-bit byte counters that never wrap in practice (2^64 bytes).
+ *
+ *   producer                                   consumer
+ *   write record bytes
+ *   P1 store-release head  ------------------> C1 load-acquire head, then read record bytes
+ *   P2 full fence, load cons_waiting            C3 store cons_waiting=1, full fence, reload head
+ *      (wake only a parked consumer)               (then FUTEX_WAIT on cons_wake)
+ *   P3 load-acquire tail   <------------------ C2 store-release tail after the record is done
+ *
+ * Release: the consumer moves its read cursor past records as it finishes them and publishes
+ * the tail (the producer may reuse the space) only in ring_release / ring_release_to, so a
+ * consumer that dies re-reads every record it had not released: at-least-once.
+ *
+ * Attempts (poison records): before running a record the consumer calls ring_begin, which
+ * records the record's position in the segment and counts how often a run of that exact
+ * record was begun without ring_end. A consumer that batches releases still blames only the
+ * record it was running when it died. See ring_begin.
+ *
+ * Waiting: a side that finds nothing to do spins briefly, then parks on a futex word in the
+ * segment; the other side makes the FUTEX_WAKE syscall only when it sees the parked flag.
+ * Under load the producer publishes the head once per batch (ring_commit publishes every
+ * RING_BATCH records, ring_flush at once); it must flush before it idles or blocks.
+ */
+#ifndef MF_RING_H
+#define MF_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RING_ALIGN     8
+#define RING_MIN_SIZE  4096u
+#define RING_BATCH     32 /* records per head publication in ring_commit */
+
+typedef struct ring ring; /* process-local handle over a mapped ring segment */
+
+enum ring_role { RING_PRODUCER = 1, RING_CONSUMER = 2, RING_OBSERVER = 3 };
+
+/* Creates the segment `name` (see shm_create: 0600, O_EXCL, stale reclaim) with a data area
+ * of capacity bytes (a power of two >= RING_MIN_SIZE) for records of at most max_record bytes
+ * (<= capacity / 4), and maps it as an observer. 0, -EINVAL, -EEXIST or -errno. */
+int ring_create(const char *name, size_t capacity, size_t max_record, ring **out);
+/* Maps an existing ring in a role. Checks magic/version/geometry (-EPROTO). Attaching as
+ * consumer resumes at the published tail; as producer at the published head (records
+ * written but not published by a dead producer are discarded). */
+int ring_attach(const char *name, enum ring_role role, ring **out);
+/* Unmaps; the segment and its records stay. A producer should ring_flush first. NULL ok. */
+void ring_detach(ring *r);
+/* Removes the segment's name (supervisor on clean stop). 0 or -errno. */
+int ring_unlink(const char *name);
+
+size_t ring_capacity(const ring *r);
+size_t ring_max_record(const ring *r);
+/* Published bytes not yet released by the consumer (any role; relaxed snapshot). */
+size_t ring_used(const ring *r);
+int ring_is_empty(const ring *r); /* consumer: nothing published beyond its read cursor */
+
+/* ---- producer ---- */
+
+/* Reserves room for a record of len bytes and points *buf at it (writable until commit).
+ * 0; -EAGAIN when full (nothing reserved: wait with ring_wait_space); -EMSGSIZE when len is 0
+ * or above max_record. At most one reservation is outstanding. */
+int ring_reserve(ring *r, size_t len, void **buf);
+/* Completes the reserved record with its final length (<= reserved). It becomes visible to
+ * the consumer at the next head publication (every RING_BATCH commits, or ring_flush). */
+void ring_commit(ring *r, size_t len);
+/* Publishes the head now and wakes the consumer if it is parked. Cheap when nothing changed. */
+void ring_flush(ring *r);
+/* Copies a whole record: reserve + memcpy + commit. 0, -EAGAIN, -EMSGSIZE. */
+int ring_push(ring *r, const void *data, size_t len);
+/* Flushes, then blocks until a record of len bytes fits, up to timeout_ms (-1: forever).
+ * 0; -ETIMEDOUT; -EINTR when a signal arrived (check your flags and call again). */
+int ring_wait_space(ring *r, size_t len, int timeout_ms);
+
+/* ---- consumer ---- */
+
+/* The next record at the read cursor, without moving it: *buf/*len valid until that record
+ * is released. 0, or -EAGAIN when none is published. A corrupt length in the segment (our
+ * bug or memory corruption) returns -EBADMSG and leaves the cursor alone. */
+int ring_peek(ring *r, const void **buf, size_t *len);
+/* Moves the read cursor past the record ring_peek returned (finished, not yet released). */
+void ring_advance(ring *r);
+/* The read cursor's position: pass it to ring_release_to later (relay: release on PUBACK). */
+uint64_t ring_read_pos(const ring *r);
+/* Publishes tail = read cursor (records before it may be overwritten) and wakes a parked
+ * producer. Callers batch: once per batch of records, and always before waiting. */
+void ring_release(ring *r);
+/* Publishes tail = pos, pos between the current tail and the read cursor. */
+void ring_release_to(ring *r, uint64_t pos);
+/* Rewinds the read cursor to the published tail (re-reads unreleased records). */
+void ring_rewind(ring *r);
+
+/* Marks the record at the read cursor as being run and returns how many runs of it have
+ * been begun, this one included: 1 on a first run, 2 when a previous consumer died while
+ * running it, and so on. A record that was finished (ring_end) and is re-read after a crash
+ * of a later record starts again at 1; records re-read after a restart never blame each
+ * other. The marks live in the segment and survive the consumer. */
+unsigned ring_begin(ring *r);
+/* Marks the record begun last as finished (its run did not kill the consumer). */
+void ring_end(ring *r);
+
+/* Blocks until a record is published beyond the read cursor, up to timeout_ms (-1: forever;
+ * 0: just check). Releases first (a parked consumer holds no unreleased space).
+ * 0; -ETIMEDOUT; -EINTR. */
+int ring_wait_data(ring *r, int timeout_ms);
+/* The same over several rings this process consumes (router: every ingress ring; relay:
+ * every worker's output ring), with an optional extra 32-bit futex word (may be NULL) that
+ * another thread of this process bumps and FUTEX_WAKEs to interrupt the wait: the wait
+ * returns when *extra != extra_seen. Returns 0 when any ring has data or extra changed. */
+int ring_wait_any(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                  int timeout_ms);
+/* Wakes a waiter on an extra word used with ring_wait_any: increments it and FUTEX_WAKEs. */
+void ring_wake_word(uint32_t *word);
+
+/* ---- counters (any role, relaxed snapshots) ---- */
+typedef struct ring_stats {
+    uint64_t head, tail;        /* published positions */
+    uint64_t records_in;        /* records published by the producer */
+    uint64_t records_out;       /* records released by the consumer */
+    uint64_t producer_waits;    /* times the producer parked on a full ring */
+    uint64_t consumer_waits;    /* times the consumer parked on an empty ring */
+    uint64_t drops;             /* records a producer chose to drop (ring_count_drop) */
+} ring_stats;
+void ring_get_stats(const ring *r, ring_stats *st);
+/* Producer: counts a record dropped on a full ring (runtime.overflow: drop). */
+void ring_count_drop(ring *r);
+
+#endif
