@@ -18,6 +18,14 @@
  *   P2 full fence, load cons_waiting            C3 store cons_waiting=1, full fence, reload head
  *      (wake only a parked consumer)               (then FUTEX_WAIT on cons_wake)
  *   P3 load-acquire tail   <------------------ C2 store-release tail after the record is done
+ *   P4 store prod_waiting=1, full fence,        C4 full fence, load prod_waiting
+ *      reload tail (then FUTEX_WAIT on             (wake only a parked producer)
+ *      prod_wake)
+ *
+ * P2/C3 and C4/P4 are Dekker pairs: each side stores, fences, then loads what the other
+ * stored, so at least one of them sees the other and no wake-up is lost. The waker bumps the
+ * futex word before FUTEX_WAKE, so a sleeper that read the word before the bump does not
+ * sleep at all. Segment layout and field owners: ring_layout.h.
  *
  * Release: the consumer moves its read cursor past records as it finishes them and publishes
  * the tail (the producer may reuse the space) only in ring_release / ring_release_to, so a
@@ -85,7 +93,7 @@ int ring_wait_space(ring *r, size_t len, int timeout_ms);
 
 /* ---- consumer ---- */
 
-/* The next record at the read cursor, without moving it: *buf/*len valid until that record
+/* The next record at the read cursor, without moving it: *buf and *len valid until that record
  * is released. 0, or -EAGAIN when none is published. A corrupt length in the segment (our
  * bug or memory corruption) returns -EBADMSG and leaves the cursor alone. */
 int ring_peek(ring *r, const void **buf, size_t *len);

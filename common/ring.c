@@ -1,0 +1,666 @@
+/* ring: SPSC ring of variable-length records in a shared-memory segment; see ring.h for the
+ * contract and the ordering diagram, ring_layout.h for the bytes.
+ *
+ * Each side keeps its own position and a cached copy of the peer's, in the process-local
+ * handle; the shared indices are touched only when the cache says full/empty (re-read) or at
+ * a batch boundary (publish). That is what keeps the cache lines holding head and tail from
+ * bouncing on every record (IPC-LIMITS: 25 M/s when both are touched per record, 150+ M/s
+ * when cached and batched).
+ */
+#include "ring.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "atom.h"
+#include "clock.h"
+#include "futex.h"
+#include "ring_layout.h"
+#include "shm.h"
+
+/* How long a side spins (with a pause per probe) before it parks: long enough to ride out a
+ * peer that is busy for a moment, short against the ~30-50 us of a cross-core wake-up. */
+#define SPIN_NS 4000
+
+struct ring {
+    shm *seg;
+    ring_ctl *ctl;
+    unsigned char *data;
+    uint64_t cap, mask, max_rec;
+    enum ring_role role;
+
+    /* producer */
+    uint64_t p_head;       /* end of committed records (published or not) */
+    uint64_t p_pub;        /* last head published */
+    uint64_t p_tail;       /* cached tail */
+    uint64_t p_res_pos;    /* reservation: position of its header */
+    uint64_t p_res_pad;    /* reservation: pad bytes before it (0: none) */
+    size_t p_res_len;      /* reservation: reserved length, 0 when none outstanding */
+    unsigned p_pending;    /* commits since the last publication */
+    uint64_t p_records_in; /* records committed, counting from the segment's value */
+    uint64_t p_pub_records;
+
+    /* consumer */
+    uint64_t c_read;       /* read cursor: records before it are finished */
+    uint64_t c_head;       /* cached head */
+    uint64_t c_tail;       /* last tail published */
+    uint64_t c_cur;        /* position of the record ring_peek returned */
+    uint64_t c_cur_end;    /* position just after it */
+    int c_peeked;          /* a ring_peek result is outstanding */
+    uint64_t c_unreleased; /* records advanced past but not yet released */
+    uint64_t c_records_out;
+    uint64_t c_begun; /* position ring_begin marked last (for ring_end) */
+};
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static inline uint64_t slot_size(uint64_t len)
+{
+    return sizeof(ring_rec_hdr) + ((len + RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1));
+}
+
+static inline ring_rec_hdr *hdr_at(const ring *r, uint64_t pos)
+{
+    return (ring_rec_hdr *)(r->data + (pos & r->mask));
+}
+
+static int64_t deadline_of(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return -1;
+    return (int64_t)clock_mono_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+/* ---- lifecycle ---- */
+
+static int is_pow2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+int ring_create(const char *name, size_t capacity, size_t max_record, ring **out)
+{
+    shm *seg;
+    int rc;
+
+    *out = NULL;
+    if (!is_pow2(capacity) || capacity < RING_MIN_SIZE || capacity > ((size_t)1 << 40) ||
+        max_record == 0 || max_record > capacity / 4)
+        return -EINVAL;
+    rc = shm_create(name, SHM_KIND_RING, RING_LAYOUT_VERSION, RING_DATA_OFFSET + capacity, &seg);
+    if (rc < 0)
+        return rc;
+    ring_ctl *ctl = shm_base(seg);
+    /* written before anybody attaches: the supervisor creates rings before it starts the
+     * stages, and the exec of a stage orders these plain stores before its loads */
+    ctl->capacity = capacity;
+    ctl->max_record = max_record;
+    ctl->data_offset = RING_DATA_OFFSET;
+    shm_detach(seg);
+    rc = ring_attach(name, RING_OBSERVER, out);
+    if (rc < 0)
+        shm_unlink_name(name);
+    return rc;
+}
+
+int ring_attach(const char *name, enum ring_role role, ring **out)
+{
+    shm *seg;
+    int rc;
+
+    *out = NULL;
+    if (role != RING_PRODUCER && role != RING_CONSUMER && role != RING_OBSERVER)
+        return -EINVAL;
+    rc = shm_attach(name, SHM_KIND_RING, RING_LAYOUT_VERSION, &seg);
+    if (rc < 0)
+        return rc;
+    ring_ctl *ctl = shm_base(seg);
+    uint64_t cap = ctl->capacity;
+    if (!is_pow2(cap) || cap < RING_MIN_SIZE || ctl->max_record == 0 || ctl->max_record > cap / 4 ||
+        ctl->data_offset != RING_DATA_OFFSET || shm_size(seg) < RING_DATA_OFFSET + cap) {
+        shm_detach(seg);
+        return -EPROTO;
+    }
+    ring *r = calloc(1, sizeof(*r));
+    if (!r) {
+        shm_detach(seg);
+        return -ENOMEM;
+    }
+    r->seg = seg;
+    r->ctl = ctl;
+    r->data = (unsigned char *)ctl + RING_DATA_OFFSET;
+    r->cap = cap;
+    r->mask = cap - 1;
+    r->max_rec = ctl->max_record;
+    r->role = role;
+
+    /* A previous holder of this role may have died: its published positions are the truth,
+     * anything it wrote beyond them is discarded (producer) or re-read (consumer). */
+    if (role == RING_PRODUCER) {
+        /* relaxed: the dead producer wrote head itself; this process is its only writer now */
+        r->p_head = r->p_pub = atom_load_relaxed(&ctl->head);
+        /* P3 pairs with C2: the consumer's reads of released bytes precede our reuse */
+        r->p_tail = atom_load_acquire(&ctl->tail);
+        r->p_records_in = r->p_pub_records = atom_load_relaxed(&ctl->records_in);
+        /* a producer that died parked leaves its flag set: harmless, but clear it */
+        atom_store_relaxed(&ctl->prod_waiting, 0);
+    } else if (role == RING_CONSUMER) {
+        r->c_read = r->c_tail = atom_load_relaxed(&ctl->tail); /* relaxed: we are its writer */
+        /* C1 pairs with P1 */
+        r->c_head = atom_load_acquire(&ctl->head);
+        r->c_records_out = atom_load_relaxed(&ctl->records_out);
+        r->c_begun = UINT64_MAX;
+        atom_store_relaxed(&ctl->cons_waiting, 0);
+    }
+    *out = r;
+    return 0;
+}
+
+void ring_detach(ring *r)
+{
+    if (!r)
+        return;
+    shm_detach(r->seg);
+    free(r);
+}
+
+int ring_unlink(const char *name)
+{
+    return shm_unlink_name(name);
+}
+
+size_t ring_capacity(const ring *r)
+{
+    return (size_t)r->cap;
+}
+
+size_t ring_max_record(const ring *r)
+{
+    return (size_t)r->max_rec;
+}
+
+size_t ring_used(const ring *r)
+{
+    /* tail first, acquire, so the head read after it is at least as new: head >= tail */
+    uint64_t tail = atom_load_acquire(&r->ctl->tail);
+    uint64_t head = atom_load_acquire(&r->ctl->head);
+    return head > tail ? (size_t)(head - tail) : 0;
+}
+
+int ring_is_empty(const ring *r)
+{
+    /* C1 pairs with P1 */
+    return atom_load_acquire(&r->ctl->head) == r->c_read;
+}
+
+/* ---- producer ---- */
+
+/* Bytes a record of len needs at the producer's head: the slot, plus a pad to the end when
+ * the slot would cross it. */
+static uint64_t need_at(const ring *r, uint64_t pos, uint64_t len, uint64_t *pad)
+{
+    uint64_t slot = slot_size(len);
+    uint64_t to_end = r->cap - (pos & r->mask);
+    *pad = slot > to_end ? to_end : 0;
+    return *pad + slot;
+}
+
+static int fits(ring *r, uint64_t need)
+{
+    if (r->cap - (r->p_head - r->p_tail) >= need)
+        return 1;
+    /* P3 pairs with C2: bytes before the tail have been read; we may overwrite them */
+    r->p_tail = atom_load_acquire(&r->ctl->tail);
+    return r->cap - (r->p_head - r->p_tail) >= need;
+}
+
+static void wake_consumer(ring *r)
+{
+    ring_ctl *c = r->ctl;
+    /* P2 (the fence) pairs with C3: store head, fence, load cons_waiting. Either we see the
+     * flag, or the consumer's re-check after its own fence sees our head. */
+    atom_fence_full();
+    if (atom_load_relaxed(&c->cons_waiting)) {
+        /* the bump after the fence makes the consumer's FUTEX_WAIT fail if it has not slept
+         * yet; relaxed: the fence above already orders the head store before it */
+        atom_add_relaxed(&c->cons_wake, 1);
+        futex_wake(&c->cons_wake, 1);
+    }
+}
+
+static void publish(ring *r)
+{
+    ring_ctl *c = r->ctl;
+    /* relaxed: counters for observers; the head release below orders them for readers that
+     * acquire head */
+    atom_store_relaxed(&c->records_in, r->p_records_in);
+    /* P1 pairs with C1: record bytes and headers written before are visible with head */
+    atom_store_release(&c->head, r->p_head);
+    r->p_pub = r->p_head;
+    r->p_pending = 0;
+    wake_consumer(r);
+}
+
+int ring_reserve(ring *r, size_t len, void **buf)
+{
+    uint64_t pad;
+
+    if (len == 0 || len > r->max_rec)
+        return -EMSGSIZE;
+    uint64_t need = need_at(r, r->p_head, len, &pad);
+    if (!fits(r, need)) {
+        /* full: whatever we hold back must reach the consumer or the ring never drains (a
+         * producer in drop mode may never call ring_wait_space) */
+        if (r->p_head != r->p_pub)
+            publish(r);
+        return -EAGAIN;
+    }
+    r->p_res_pad = pad;
+    r->p_res_pos = r->p_head + pad;
+    r->p_res_len = len;
+    *buf = (unsigned char *)hdr_at(r, r->p_res_pos) + sizeof(ring_rec_hdr);
+    return 0;
+}
+
+void ring_commit(ring *r, size_t len)
+{
+    if (len == 0 || len > r->p_res_len)
+        abort(); /* caller bug: no reservation, or a length beyond it */
+    if (r->p_res_pad) {
+        ring_rec_hdr *pad = hdr_at(r, r->p_head);
+        pad->len = (uint32_t)r->p_res_pad;
+        pad->kind = RING_REC_PAD;
+    }
+    ring_rec_hdr *h = hdr_at(r, r->p_res_pos);
+    h->len = (uint32_t)len;
+    h->kind = RING_REC_DATA;
+    /* plain stores: nothing is visible before the P1 release in publish() */
+    r->p_head = r->p_res_pos + slot_size(len);
+    r->p_res_len = 0;
+    r->p_records_in++;
+    if (++r->p_pending >= RING_BATCH)
+        publish(r);
+}
+
+void ring_flush(ring *r)
+{
+    if (r->p_head != r->p_pub)
+        publish(r);
+}
+
+int ring_push(ring *r, const void *data, size_t len)
+{
+    void *buf;
+    int rc = ring_reserve(r, len, &buf);
+    if (rc < 0)
+        return rc;
+    memcpy(buf, data, len);
+    ring_commit(r, len);
+    return 0;
+}
+
+int ring_wait_space(ring *r, size_t len, int timeout_ms)
+{
+    ring_ctl *c = r->ctl;
+    uint64_t pad;
+    int64_t deadline = deadline_of(timeout_ms);
+
+    if (len == 0 || len > r->max_rec)
+        return -EMSGSIZE;
+    ring_flush(r);
+    uint64_t need = need_at(r, r->p_head, len, &pad);
+    uint64_t spin_end = clock_mono_ns() + SPIN_NS;
+    for (unsigned i = 0; !fits(r, need); i++) {
+        if (i % 16 == 0 && clock_mono_ns() >= spin_end)
+            goto park;
+        cpu_relax();
+    }
+    return 0;
+
+park:
+    atom_add_relaxed(&c->producer_waits, 1); /* relaxed: a counter */
+    for (;;) {
+        /* P4 pairs with C4: flag, fence, re-check tail (Dekker with the consumer's release) */
+        atom_store_relaxed(&c->prod_waiting, 1);
+        uint32_t seq = atom_load_relaxed(&c->prod_wake);
+        atom_fence_full();
+        if (fits(r, need))
+            break;
+        int64_t now = (int64_t)clock_mono_ns();
+        if (deadline >= 0 && now >= deadline) {
+            atom_store_relaxed(&c->prod_waiting, 0);
+            return -ETIMEDOUT;
+        }
+        int rc = futex_wait(&c->prod_wake, seq, deadline);
+        if (rc == -EINTR || rc == -ETIMEDOUT) {
+            atom_store_relaxed(&c->prod_waiting, 0);
+            return fits(r, need) ? 0 : rc;
+        }
+    }
+    /* relaxed: only this side reads its flag's meaning; a stale 1 costs the peer one wake */
+    atom_store_relaxed(&c->prod_waiting, 0);
+    return 0;
+}
+
+void ring_count_drop(ring *r)
+{
+    /* relaxed: a counter; this producer is its only writer */
+    atom_store_relaxed(&r->ctl->drops, atom_load_relaxed(&r->ctl->drops) + 1);
+}
+
+/* ---- consumer ---- */
+
+static int have_data(ring *r)
+{
+    if (r->c_read != r->c_head)
+        return 1;
+    /* C1 pairs with P1: the record bytes before head are complete once we see head */
+    r->c_head = atom_load_acquire(&r->ctl->head);
+    return r->c_read != r->c_head;
+}
+
+int ring_peek(ring *r, const void **buf, size_t *len)
+{
+    uint64_t pos = r->c_read;
+
+    for (;;) {
+        if (pos == r->c_head) {
+            r->c_head = atom_load_acquire(&r->ctl->head); /* C1 pairs with P1 */
+            if (pos == r->c_head)
+                return -EAGAIN;
+        }
+        const ring_rec_hdr *h = hdr_at(r, pos);
+        uint64_t avail = r->c_head - pos;
+        if (h->kind == RING_REC_PAD) {
+            if (h->len != r->cap - (pos & r->mask) || h->len > avail)
+                return -EBADMSG;
+            /* a pad is no record: skip it for good (ring_read_pos never points at one) */
+            pos += h->len;
+            r->c_read = pos;
+            continue;
+        }
+        if (h->kind != RING_REC_DATA || h->len == 0 || h->len > r->max_rec ||
+            slot_size(h->len) > avail || slot_size(h->len) > r->cap - (pos & r->mask))
+            return -EBADMSG;
+        r->c_cur = pos;
+        r->c_cur_end = pos + slot_size(h->len);
+        r->c_peeked = 1;
+        *buf = h + 1;
+        *len = h->len;
+        return 0;
+    }
+}
+
+void ring_advance(ring *r)
+{
+    if (!r->c_peeked)
+        abort(); /* caller bug: advance without a peeked record */
+    r->c_read = r->c_cur_end;
+    r->c_peeked = 0;
+    r->c_unreleased++;
+}
+
+uint64_t ring_read_pos(const ring *r)
+{
+    return r->c_read;
+}
+
+static void wake_producer(ring *r)
+{
+    ring_ctl *c = r->ctl;
+    /* C4 (the fence) pairs with P4: store tail, fence, load prod_waiting */
+    atom_fence_full();
+    if (atom_load_relaxed(&c->prod_waiting)) {
+        atom_add_relaxed(&c->prod_wake, 1); /* relaxed: ordered by the fence above */
+        futex_wake(&c->prod_wake, 1);
+    }
+}
+
+static void publish_tail(ring *r, uint64_t pos, uint64_t nrecords)
+{
+    ring_ctl *c = r->ctl;
+    r->c_records_out += nrecords;
+    atom_store_relaxed(&c->records_out, r->c_records_out); /* relaxed: a counter */
+    /* C2 pairs with P3: our reads of the released records are done before the producer
+     * may overwrite them */
+    atom_store_release(&c->tail, pos);
+    r->c_tail = pos;
+    wake_producer(r);
+}
+
+void ring_release(ring *r)
+{
+    if (r->c_read == r->c_tail)
+        return;
+    publish_tail(r, r->c_read, r->c_unreleased);
+    r->c_unreleased = 0;
+}
+
+void ring_release_to(ring *r, uint64_t pos)
+{
+    if (pos < r->c_tail || pos > r->c_read)
+        abort(); /* caller bug: outside [tail, read cursor] */
+    if (pos == r->c_tail)
+        return;
+    /* count the records given back; their headers are still ours to read (not released) */
+    uint64_t n = 0;
+    for (uint64_t p = r->c_tail; p < pos;) {
+        const ring_rec_hdr *h = hdr_at(r, p);
+        if (h->kind == RING_REC_DATA) {
+            n++;
+            p += slot_size(h->len);
+        } else {
+            p += h->len;
+        }
+    }
+    if (n > r->c_unreleased)
+        n = r->c_unreleased;
+    publish_tail(r, pos, n);
+    r->c_unreleased -= n;
+}
+
+void ring_rewind(ring *r)
+{
+    r->c_read = r->c_tail;
+    r->c_peeked = 0;
+    r->c_unreleased = 0;
+}
+
+/* The attempt mark is written so that a SIGKILL between any two stores is read correctly by
+ * the next consumer: a new record first clears the state (count 0), then stores the
+ * position, then count 1. A kill after the position but before the count leaves "this
+ * position, run 0 times, unfinished", and the next begin counts 1: right, it never ran. */
+unsigned ring_begin(ring *r)
+{
+    ring_ctl *c = r->ctl;
+    uint64_t pos = r->c_peeked ? r->c_cur : r->c_read;
+    /* relaxed: only consumers write the mark, one at a time; a previous consumer's stores
+     * are visible to us because we were started after it died */
+    uint64_t mark = atom_load_relaxed(&c->att_pos);
+    uint32_t state = atom_load_relaxed(&c->att_state);
+    unsigned count;
+
+    r->c_begun = pos;
+    if (pos == mark && !(state & 1)) {
+        count = (state >> 1) + 1;
+        atom_store_release(&c->att_state, (uint32_t)count << 1);
+    } else if (pos > mark || state == 0 || pos == mark) {
+        /* a new record, a first run, or a re-run of a record that was finished before */
+        atom_store_relaxed(&c->att_state, 0);
+        /* M2: release orders the cleared state before the new position */
+        atom_store_release(&c->att_pos, pos);
+        count = 1;
+        atom_store_release(&c->att_state, 2u); /* M3: count 1 after the position */
+    } else {
+        /* pos < mark: a record finished before the crash of a later one, re-read; it is not
+         * to blame, and the later record's count must survive */
+        r->c_begun = UINT64_MAX;
+        return 1;
+    }
+    /* the mark must be in memory before the caller runs the record: a crash is a signal in
+     * this thread, which the signal fence orders against */
+    atom_barrier();
+    return count;
+}
+
+void ring_end(ring *r)
+{
+    ring_ctl *c = r->ctl;
+    if (r->c_begun == UINT64_MAX)
+        return;
+    if (atom_load_relaxed(&c->att_pos) == r->c_begun) {
+        uint32_t state = atom_load_relaxed(&c->att_state);
+        atom_store_release(&c->att_state, state | 1u); /* relaxed would do; release is free */
+    }
+    r->c_begun = UINT64_MAX;
+    atom_barrier();
+}
+
+/* ---- waiting ---- */
+
+int ring_wait_data(ring *r, int timeout_ms)
+{
+    ring_ctl *c = r->ctl;
+    int64_t deadline = deadline_of(timeout_ms);
+
+    ring_release(r);
+    if (have_data(r))
+        return 0;
+    if (timeout_ms == 0)
+        return -ETIMEDOUT;
+    uint64_t spin_end = clock_mono_ns() + SPIN_NS;
+    for (unsigned i = 0; !have_data(r); i++) {
+        if (i % 16 == 0 && clock_mono_ns() >= spin_end)
+            goto park;
+        cpu_relax();
+    }
+    return 0;
+
+park:
+    atom_add_relaxed(&c->consumer_waits, 1); /* relaxed: a counter */
+    for (;;) {
+        /* C3 pairs with P2: flag, fence, re-check head */
+        atom_store_relaxed(&c->cons_waiting, 1);
+        uint32_t seq = atom_load_relaxed(&c->cons_wake);
+        atom_fence_full();
+        if (have_data(r))
+            break;
+        if (deadline >= 0 && (int64_t)clock_mono_ns() >= deadline) {
+            atom_store_relaxed(&c->cons_waiting, 0);
+            return -ETIMEDOUT;
+        }
+        int rc = futex_wait(&c->cons_wake, seq, deadline);
+        if (rc == -EINTR || rc == -ETIMEDOUT) {
+            atom_store_relaxed(&c->cons_waiting, 0);
+            return have_data(r) ? 0 : rc;
+        }
+    }
+    atom_store_relaxed(&c->cons_waiting, 0);
+    return 0;
+}
+
+static int any_ready(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen)
+{
+    /* acquire pairs with the fence before the increment in ring_wake_word */
+    if (extra && atom_load_acquire(extra) != extra_seen)
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        if (have_data(rs[i]))
+            return 1;
+    return 0;
+}
+
+static void set_waiting(ring *const *rs, size_t n, uint32_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        atom_store_relaxed(&rs[i]->ctl->cons_waiting, v);
+}
+
+int ring_wait_any(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                  int timeout_ms)
+{
+    const uint32_t *words[FUTEX_WAITV_MAX_WORDS];
+    uint32_t vals[FUTEX_WAITV_MAX_WORDS];
+    int64_t deadline = deadline_of(timeout_ms);
+
+    if (n + (extra != NULL) == 0 || n + (extra != NULL) > FUTEX_WAITV_MAX_WORDS)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        ring_release(rs[i]);
+    if (any_ready(rs, n, extra, extra_seen))
+        return 0;
+    if (timeout_ms == 0)
+        return -ETIMEDOUT;
+    uint64_t spin_end = clock_mono_ns() + SPIN_NS;
+    for (unsigned i = 0;; i++) {
+        if (any_ready(rs, n, extra, extra_seen))
+            return 0;
+        if (i % 16 == 0 && clock_mono_ns() >= spin_end)
+            break;
+        cpu_relax();
+    }
+
+    for (size_t i = 0; i < n; i++)
+        atom_add_relaxed(&rs[i]->ctl->consumer_waits, 1); /* relaxed: a counter */
+    int rc = 0;
+    for (;;) {
+        /* C3 for every ring (pairs with each producer's P2): flags, fence, re-check */
+        set_waiting(rs, n, 1);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            words[k] = &rs[i]->ctl->cons_wake;
+            vals[k++] = atom_load_relaxed(&rs[i]->ctl->cons_wake);
+        }
+        if (extra) {
+            words[k] = extra;
+            vals[k++] = extra_seen;
+        }
+        atom_fence_full();
+        if (any_ready(rs, n, extra, extra_seen))
+            break;
+        if (deadline >= 0 && (int64_t)clock_mono_ns() >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        rc = futex_wait_any(words, vals, k, deadline);
+        if (rc < 0) {
+            if (any_ready(rs, n, extra, extra_seen))
+                rc = 0;
+            break;
+        }
+    }
+    set_waiting(rs, n, 0);
+    return rc;
+}
+
+void ring_wake_word(uint32_t *word)
+{
+    /* W1 pairs with the acquire in any_ready: what the waker wrote before is visible to the
+     * woken thread once it sees the new value */
+    atom_fence_full();
+    atom_add_relaxed(word, 1);
+    futex_wake(word, 1);
+}
+
+/* ---- counters ---- */
+
+void ring_get_stats(const ring *r, ring_stats *st)
+{
+    const ring_ctl *c = r->ctl;
+    /* relaxed snapshots (tail before head, so head >= tail): observers tolerate skew */
+    st->tail = atom_load_acquire(&c->tail);
+    st->head = atom_load_acquire(&c->head);
+    st->records_in = atom_load_relaxed(&c->records_in);
+    st->records_out = atom_load_relaxed(&c->records_out);
+    st->producer_waits = atom_load_relaxed(&c->producer_waits);
+    st->consumer_waits = atom_load_relaxed(&c->consumer_waits);
+    st->drops = atom_load_relaxed(&c->drops);
+}

@@ -1,0 +1,337 @@
+/* shm: named POSIX shared-memory segments; see shm.h for the contract.
+ *
+ * Stale reclaim: an existing segment whose header names a dead owner (pid gone, a zombie, or
+ * the pid reused by a process with another start time) is unlinked and created anew. Two
+ * processes reclaiming the same name at once are serialised with flock on the stale segment,
+ * and the one that gets the lock second sees that the name no longer points at the inode it
+ * examined and unlinks nothing: a fresh segment is never removed by a late reclaimer.
+ * A segment whose header is not complete yet (a creator between O_EXCL and writing the magic)
+ * gets a short grace period before it is judged abandoned.
+ */
+#include "shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atom.h"
+#include "clock.h"
+#include "log.h"
+
+#define INCOMPLETE_GRACE_NS 200000000ll /* 200 ms for a creator to finish its header */
+
+struct shm {
+    void *base;
+    size_t size;
+    char name[SHM_NAME_MAX + 2];
+};
+
+/* "/name" for shm_open; accepts a name with or without its leading slash. */
+static int shm_path(const char *name, char *path, size_t cap)
+{
+    if (!name)
+        return -EINVAL;
+    if (name[0] == '/')
+        name++;
+    size_t len = strlen(name);
+    if (len == 0 || len > SHM_NAME_MAX || strchr(name, '/') || len + 2 > cap)
+        return -EINVAL;
+    path[0] = '/';
+    memcpy(path + 1, name, len + 1);
+    return 0;
+}
+
+/* Start time (clock ticks since boot, /proc/<pid>/stat field 22) of a live process: 0 and
+ * *start, or -ESRCH when the process is gone or a zombie (it will never touch the segment
+ * again). Other errors: -errno. */
+static int proc_start_time(pid_t pid, uint64_t *start)
+{
+    char path[64], buf[1024];
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    int err = errno;
+    close(fd);
+    if (n < 0)
+        return err == ESRCH ? -ESRCH : -err;
+    buf[n] = '\0';
+    /* field 2 (comm) is parenthesised and may hold spaces or ')': parse after the last ')' */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return -EPROTO;
+    p += 2; /* field 3: state */
+    if (*p == 'Z' || *p == 'X')
+        return -ESRCH;
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return -EPROTO;
+        p++;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno || end == p)
+        return -EPROTO;
+    *start = v;
+    return 0;
+}
+
+int shm_owner_is_alive(const shm_hdr *h)
+{
+    uint64_t start;
+    if (!h || h->owner_pid == 0 || h->owner_pid > (uint64_t)INT32_MAX)
+        return 0;
+    if (proc_start_time((pid_t)h->owner_pid, &start) < 0)
+        return 0; /* gone, zombie, or unreadable: unreadable /proc of our own uid means gone */
+    return start == h->owner_start;
+}
+
+enum existing_state { SEG_LIVE, SEG_STALE, SEG_INCOMPLETE };
+
+/* Judges the segment open on fd: live owner, stale, or header not written yet. */
+static int judge_existing(int fd, enum existing_state *state)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if ((size_t)st.st_size < sizeof(shm_hdr)) {
+        *state = SEG_INCOMPLETE;
+        return 0;
+    }
+    shm_hdr *h = mmap(NULL, sizeof(*h), PROT_READ, MAP_SHARED, fd, 0);
+    if (h == MAP_FAILED)
+        return -errno;
+    /* A1 pairs with the creator's M1: a set magic means the owner fields are complete */
+    if (atom_load_acquire(&h->magic) != SHM_MAGIC)
+        *state = SEG_INCOMPLETE;
+    else
+        *state = shm_owner_is_alive(h) ? SEG_LIVE : SEG_STALE;
+    munmap(h, sizeof(*h));
+    return 0;
+}
+
+/* Unlinks path if it still names the inode open on fd; serialised with other reclaimers by
+ * an exclusive flock on that inode. 0 (unlinked, or already replaced: retry the create). */
+static int unlink_if_same(const char *path, int fd)
+{
+    struct stat a, b;
+    char devpath[SHM_NAME_MAX + 16];
+
+    if (flock(fd, LOCK_EX) < 0)
+        return -errno;
+    int rc = 0;
+    snprintf(devpath, sizeof(devpath), "/dev/shm%s", path);
+    if (fstat(fd, &a) < 0) {
+        rc = -errno;
+    } else if (stat(devpath, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+        if (shm_unlink(path) < 0 && errno != ENOENT)
+            rc = -errno;
+    }
+    flock(fd, LOCK_UN);
+    return rc;
+}
+
+/* An existing segment at path: -EEXIST when its owner lives, 0 after reclaiming it (the
+ * caller retries O_EXCL), -errno otherwise. */
+static int reclaim_existing(const char *path)
+{
+    int64_t deadline = (int64_t)clock_mono_ns() + INCOMPLETE_GRACE_NS;
+
+    for (;;) {
+        int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+        if (fd < 0)
+            return errno == ENOENT ? 0 : -errno; /* vanished meanwhile: retry the create */
+        enum existing_state state = SEG_INCOMPLETE;
+        int rc = judge_existing(fd, &state);
+        if (rc == 0 && state == SEG_LIVE)
+            rc = -EEXIST;
+        if (rc == 0 && state == SEG_INCOMPLETE && (int64_t)clock_mono_ns() < deadline) {
+            close(fd);
+            /* a creator is between O_EXCL and its magic store (microseconds); there is no
+             * event to await across processes here, so poll briefly before judging it */
+            struct timespec ts = {0, 2000000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (rc == 0) {
+            log_warn("shm", "segment %s of a dead owner: unlinking it and creating it anew",
+                     path + 1);
+            rc = unlink_if_same(path, fd);
+        }
+        close(fd);
+        return rc;
+    }
+}
+
+static uint64_t page_round(size_t size)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    uint64_t p = ps > 0 ? (uint64_t)ps : 4096u;
+    return ((uint64_t)size + p - 1) / p * p;
+}
+
+int shm_create(const char *name, uint32_t kind, uint32_t version, size_t size, shm **out)
+{
+    char path[SHM_NAME_MAX + 2];
+    uint64_t self_start;
+    int rc, fd = -1;
+    shm *s = NULL;
+
+    *out = NULL;
+    if ((rc = shm_path(name, path, sizeof(path))) < 0)
+        return rc;
+    if (size < sizeof(shm_hdr) || size > (size_t)INT64_MAX / 2)
+        return -EINVAL;
+    uint64_t total = page_round(size);
+    if ((rc = proc_start_time(getpid(), &self_start)) < 0)
+        return rc;
+
+    for (int tries = 0;; tries++) {
+        fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            break;
+        if (errno != EEXIST)
+            return -errno;
+        if (tries == 3)
+            return -EEXIST; /* someone keeps re-creating it: treat as live */
+        if ((rc = reclaim_existing(path)) < 0)
+            return rc;
+    }
+    /* the umask may have cleared bits of 0600 (e.g. 0400 under umask 0277): set it exactly */
+    if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)total) < 0) {
+        rc = -errno;
+        log_error("shm", "fchmod/ftruncate(%llu) of segment %s: %s", (unsigned long long)total,
+                  path + 1, strerror(-rc));
+        goto err_unlink;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        rc = -ENOMEM;
+        goto err_unlink;
+    }
+    s->base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (s->base == MAP_FAILED) {
+        rc = -errno;
+        log_error("shm", "mmap(%llu) of segment %s: %s", (unsigned long long)total, path + 1,
+                  strerror(-rc));
+        goto err_free;
+    }
+    s->size = total;
+    snprintf(s->name, sizeof(s->name), "%s", path + 1);
+    close(fd);
+
+    shm_hdr *h = s->base;
+    h->version = version;
+    h->kind = kind;
+    h->size = total;
+    h->owner_pid = (uint64_t)getpid();
+    h->owner_start = self_start;
+    /* M1 pairs with A1 (reclaimers) and A2 (attach): the header is complete once magic is */
+    atom_store_release(&h->magic, SHM_MAGIC);
+    *out = s;
+    return 0;
+
+err_free:
+    free(s);
+err_unlink:
+    shm_unlink(path);
+    close(fd);
+    return rc;
+}
+
+int shm_attach(const char *name, uint32_t kind, uint32_t version, shm **out)
+{
+    char path[SHM_NAME_MAX + 2];
+    struct stat st;
+    int rc;
+
+    *out = NULL;
+    if ((rc = shm_path(name, path, sizeof(path))) < 0)
+        return rc;
+    int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto err_close;
+    }
+    if ((size_t)st.st_size < sizeof(shm_hdr)) {
+        rc = -EPROTO;
+        goto err_close;
+    }
+    shm *s = calloc(1, sizeof(*s));
+    if (!s) {
+        rc = -ENOMEM;
+        goto err_close;
+    }
+    s->size = (size_t)st.st_size;
+    s->base = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (s->base == MAP_FAILED) {
+        rc = -errno;
+        log_error("shm", "mmap(%zu) of segment %s: %s", s->size, path + 1, strerror(-rc));
+        free(s);
+        goto err_close;
+    }
+    close(fd);
+    fd = -1;
+    const shm_hdr *h = s->base;
+    /* A2 pairs with M1: the other header fields are read only after a set magic */
+    if (atom_load_acquire(&h->magic) != SHM_MAGIC || h->kind != kind || h->version != version ||
+        h->size != (uint64_t)s->size) {
+        rc = -EPROTO;
+        munmap(s->base, s->size);
+        free(s);
+        goto err_close;
+    }
+    snprintf(s->name, sizeof(s->name), "%s", path + 1);
+    *out = s;
+    return 0;
+
+err_close:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+void shm_detach(shm *s)
+{
+    if (!s)
+        return;
+    munmap(s->base, s->size);
+    free(s);
+}
+
+int shm_unlink_name(const char *name)
+{
+    char path[SHM_NAME_MAX + 2];
+    int rc = shm_path(name, path, sizeof(path));
+    if (rc < 0)
+        return rc;
+    return shm_unlink(path) < 0 ? -errno : 0;
+}
+
+void *shm_base(const shm *s)
+{
+    return s->base;
+}
+
+size_t shm_size(const shm *s)
+{
+    return s->size;
+}
+
+const char *shm_name(const shm *s)
+{
+    return s->name;
+}
