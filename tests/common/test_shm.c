@@ -1,0 +1,205 @@
+/* Tests of common/shm: creation mode and exclusivity, stale-segment reclaim (dead owner, pid
+ * reused with another start time), attach checks. Real segments under /dev/shm, named after
+ * the test process's pid; each test unlinks its own in teardown. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "shm.h"
+
+static char g_name[128];
+
+static int setup(void **state)
+{
+    static int n;
+    (void)state;
+    snprintf(g_name, sizeof(g_name), "mqttflow.test%d.shm%d", (int)getpid(), n++);
+    shm_unlink_name(g_name);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    shm_unlink_name(g_name);
+    return 0;
+}
+
+static void test_shm_create_mode_0600_despite_umask(void **state)
+{
+    (void)state;
+    shm *s;
+    mode_t old = umask(0277); /* would turn 0600 into 0400 */
+    int rc = shm_create(g_name, SHM_KIND_STATS, 7, 5000, &s);
+    umask(old);
+    assert_int_equal(rc, 0);
+
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof(path), "/dev/shm/%s", g_name);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_size, 8192); /* rounded up to pages */
+
+    const shm_hdr *h = shm_base(s);
+    assert_true(h->magic == SHM_MAGIC);
+    assert_int_equal(h->kind, SHM_KIND_STATS);
+    assert_int_equal(h->version, 7);
+    assert_int_equal(h->size, 8192);
+    assert_int_equal(h->owner_pid, (uint64_t)getpid());
+    assert_true(shm_owner_is_alive(h));
+    assert_int_equal(shm_size(s), 8192);
+    assert_string_equal(shm_name(s), g_name);
+    shm_detach(s);
+}
+
+static void test_shm_create_live_owner_gives_eexist(void **state)
+{
+    (void)state;
+    shm *s, *s2 = NULL;
+    assert_int_equal(shm_create(g_name, SHM_KIND_RING, 1, 4096, &s), 0);
+    memset((char *)shm_base(s) + 64, 0xab, 64);
+    assert_int_equal(shm_create(g_name, SHM_KIND_RING, 1, 4096, &s2), -EEXIST);
+    assert_null(s2);
+
+    /* another process (the owner, us, still lives) is refused too */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shm *c;
+        _exit(shm_create(g_name, SHM_KIND_RING, 1, 4096, &c) == -EEXIST ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    /* and the live segment was not touched */
+    assert_int_equal(((unsigned char *)shm_base(s))[100], 0xab);
+    shm_detach(s);
+}
+
+static void test_shm_reclaims_segment_of_dead_owner(void **state)
+{
+    (void)state;
+    /* a child creates the segment and dies without unlinking it */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shm *c;
+        if (shm_create(g_name, SHM_KIND_RING, 1, 4096, &c) != 0)
+            _exit(1);
+        memset((char *)shm_base(c) + 64, 0xcd, 64);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    shm *s;
+    assert_int_equal(shm_create(g_name, SHM_KIND_RING, 1, 4096, &s), 0);
+    const shm_hdr *h = shm_base(s);
+    assert_int_equal(h->owner_pid, (uint64_t)getpid());
+    /* created anew: zeroed, not the dead instance's bytes */
+    assert_int_equal(((unsigned char *)shm_base(s))[100], 0);
+    shm_detach(s);
+}
+
+static void test_shm_reclaims_forged_dead_pid_and_reused_pid(void **state)
+{
+    (void)state;
+    shm *s;
+    assert_int_equal(shm_create(g_name, SHM_KIND_RING, 1, 4096, &s), 0);
+    shm_hdr *h = shm_base(s);
+
+    /* forge a pid that is certainly dead: a reaped child's */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    h->owner_pid = (uint64_t)pid;
+    assert_false(shm_owner_is_alive(h));
+    shm *s2;
+    assert_int_equal(shm_create(g_name, SHM_KIND_RING, 1, 4096, &s2), 0);
+    shm_detach(s);
+
+    /* a live pid (ours) but another start time: the pid was reused, the owner is dead */
+    h = shm_base(s2);
+    h->owner_start += 1;
+    assert_false(shm_owner_is_alive(h));
+    shm *s3;
+    assert_int_equal(shm_create(g_name, SHM_KIND_RING, 1, 4096, &s3), 0);
+    assert_true(shm_owner_is_alive(shm_base(s3)));
+    shm_detach(s2);
+    shm_detach(s3);
+}
+
+static void test_shm_attach_checks_kind_version_size(void **state)
+{
+    (void)state;
+    shm *s, *a = NULL;
+    assert_int_equal(shm_attach(g_name, SHM_KIND_RING, 1, &a), -ENOENT);
+    assert_int_equal(shm_create(g_name, SHM_KIND_RING, 3, 4096, &s), 0);
+    assert_int_equal(shm_attach(g_name, SHM_KIND_STATS, 3, &a), -EPROTO);
+    assert_null(a);
+    assert_int_equal(shm_attach(g_name, SHM_KIND_RING, 4, &a), -EPROTO);
+    assert_int_equal(shm_attach(g_name, SHM_KIND_RING, 3, &a), 0);
+
+    /* the same memory through both mappings */
+    ((volatile char *)shm_base(s))[200] = 42;
+    assert_int_equal(((volatile char *)shm_base(a))[200], 42);
+    shm_detach(a);
+
+    /* file size disagreeing with the header's size */
+    char path[256];
+    snprintf(path, sizeof(path), "/%s", g_name);
+    int fd = shm_open(path, O_RDWR, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 8192), 0);
+    close(fd);
+    assert_int_equal(shm_attach(g_name, SHM_KIND_RING, 3, &a), -EPROTO);
+
+    /* a bad magic */
+    ((shm_hdr *)shm_base(s))->magic = 0;
+    assert_int_equal(shm_attach(g_name, SHM_KIND_RING, 3, &a), -EPROTO);
+    shm_detach(s);
+}
+
+static void test_shm_rejects_bad_names(void **state)
+{
+    (void)state;
+    shm *s;
+    char longname[SHM_NAME_MAX + 10];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(shm_create("", SHM_KIND_RING, 1, 4096, &s), -EINVAL);
+    assert_int_equal(shm_create("a/b", SHM_KIND_RING, 1, 4096, &s), -EINVAL);
+    assert_int_equal(shm_create(longname, SHM_KIND_RING, 1, 4096, &s), -EINVAL);
+    assert_int_equal(shm_unlink_name(g_name), -ENOENT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_shm_create_mode_0600_despite_umask, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_create_live_owner_gives_eexist, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_reclaims_segment_of_dead_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_reclaims_forged_dead_pid_and_reused_pid, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_shm_attach_checks_kind_version_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_rejects_bad_names, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
