@@ -1,0 +1,1030 @@
+/* expr: compile once into a flat node array, evaluate per message (see expr.h).
+ *
+ * Layout: one expr owns three arrays sized from the source length at compile time (a node,
+ * a path segment and a pooled string byte each consume at least one source byte, so the
+ * bounds are exact upper limits): nodes, path segments and a string pool. Children are
+ * indices, so destroy is three frees and cannot recurse, and a compiled expr is plain
+ * immutable data that threads may share.
+ *
+ * Evaluation allocates nothing except the jansson tree of the payload, parsed at most once
+ * per call and only when a payload field is read.
+ */
+#include "expr.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#define EXPR_MAX_SRC   4096
+#define EXPR_MAX_DEPTH 64
+#define EXPR_MAX_LEVEL 65535 /* a topic has at most CFG_MAX_TOPIC bytes, so fewer levels */
+
+enum node_op {
+    N_LIT,     /* lit */
+    N_PAYLOAD, /* seg_first, n_segs: 0 segments = the whole payload */
+    N_TOPIC,   /* the whole topic */
+    N_LEVEL,   /* topic level `level` */
+    N_NOT,
+    N_NEG,
+    N_MUL,
+    N_DIV,
+    N_ADD,
+    N_SUB,
+    N_LT,
+    N_LE,
+    N_GT,
+    N_GE,
+    N_EQ,
+    N_NE,
+    N_AND,
+    N_OR,
+};
+
+enum val_type { V_NULL, V_BOOL, V_NUM, V_STR, V_OTHER /* JSON object or array */ };
+
+typedef struct val {
+    enum val_type t;
+    int b;
+    double n;
+    const char *s; /* V_STR: len bytes, not necessarily NUL-terminated */
+    size_t len;
+} val;
+
+typedef struct seg {
+    int is_index;
+    size_t index;    /* is_index */
+    const char *key; /* !is_index: NUL-terminated, in the pool */
+} seg;
+
+typedef struct node {
+    enum node_op op;
+    int a, b; /* children, -1 = none */
+    val lit;
+    size_t seg_first, n_segs;
+    size_t level;
+} node;
+
+struct expr {
+    node *nodes;
+    size_t n_nodes;
+    seg *segs;
+    size_t n_segs;
+    char *pool;
+    int root;
+    int uses_payload;
+};
+
+/* ---- lexer ---- */
+
+enum tok_type {
+    T_END,
+    T_NUM,
+    T_STR,
+    T_IDENT,
+    T_LPAREN,
+    T_RPAREN,
+    T_LBRACK,
+    T_RBRACK,
+    T_DOT,
+    T_NOT,
+    T_STAR,
+    T_SLASH,
+    T_PLUS,
+    T_MINUS,
+    T_LT,
+    T_LE,
+    T_GT,
+    T_GE,
+    T_EQ,
+    T_NE,
+    T_AND,
+    T_OR,
+    T_BAD,
+};
+
+typedef struct parser {
+    const char *src;
+    size_t len;
+    size_t pos; /* scan position: just after the current token */
+    /* current token */
+    enum tok_type tt;
+    size_t ts, te; /* its bytes: src[ts..te) */
+    double num;
+    const char *str; /* T_STR: decoded, NUL-terminated, in the pool */
+    size_t str_len;
+    expr *e;
+    size_t pool_used, pool_cap;
+    size_t nodes_cap, segs_cap;
+    int depth;
+    int failed;
+    char *err;
+    size_t errlen;
+    size_t err_off;
+} parser;
+
+/* Keeps the first error only: later ones are consequences of it. */
+static void fail(parser *p, size_t off, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(parser *p, size_t off, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (p->failed)
+        return;
+    p->failed = 1;
+    p->err_off = off;
+    if (p->err && p->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(p->err, p->errlen, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* "after 'payload.temp > 3'" context: the source before off, trailing blanks trimmed and
+ * long prefixes shortened to their last 40 bytes so the message stays one readable line. */
+static void context_before(const parser *p, size_t off, char *buf, size_t cap)
+{
+    size_t end = off, start = 0;
+
+    while (end > 0 && (p->src[end - 1] == ' ' || p->src[end - 1] == '\t' ||
+                       p->src[end - 1] == '\n' || p->src[end - 1] == '\r'))
+        end--;
+    if (end == 0) {
+        snprintf(buf, cap, "at the start");
+        return;
+    }
+    if (end > 40)
+        start = end - 40;
+    snprintf(buf, cap, "after '%s%.*s'", start ? "..." : "", (int)(end - start), p->src + start);
+}
+
+static void describe_tok(const parser *p, char *buf, size_t cap)
+{
+    size_t n = p->te - p->ts;
+
+    if (p->tt == T_END)
+        snprintf(buf, cap, "end of expression");
+    else
+        snprintf(buf, cap, "'%.*s'", (int)(n > 32 ? 32 : n), p->src + p->ts);
+}
+
+static void fail_expected(parser *p, const char *what)
+{
+    char ctx[64], tok[48];
+
+    context_before(p, p->ts, ctx, sizeof(ctx));
+    describe_tok(p, tok, sizeof(tok));
+    fail(p, p->ts, "expected %s %s, found %s", what, ctx, tok);
+}
+
+static int is_ident_start(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int is_ident_char(char c)
+{
+    return is_ident_start(c) || (c >= '0' && c <= '9');
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static void lex_string(parser *p)
+{
+    char quote = p->src[p->pos];
+    size_t i = p->pos + 1;
+    char *out = p->e->pool + p->pool_used;
+    size_t n = 0;
+
+    while (i < p->len && p->src[i] != quote) {
+        char c = p->src[i];
+        if (c == '\\') {
+            if (i + 1 >= p->len)
+                break;
+            switch (p->src[i + 1]) {
+            case '\\':
+                c = '\\';
+                break;
+            case '"':
+                c = '"';
+                break;
+            case '\'':
+                c = '\'';
+                break;
+            case '/':
+                c = '/';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            default:
+                fail(p, i, "unknown escape '\\%c' in string (use \\\\ \\\" \\' \\n \\t \\r)",
+                     p->src[i + 1]);
+                p->tt = T_BAD;
+                return;
+            }
+            i++;
+        }
+        out[n++] = c;
+        i++;
+    }
+    if (i >= p->len) {
+        fail(p, p->pos, "unterminated string starting at '%.*s'",
+             (int)(p->len - p->pos > 20 ? 20 : p->len - p->pos), p->src + p->pos);
+        p->tt = T_BAD;
+        return;
+    }
+    out[n] = '\0';
+    p->str = out;
+    p->str_len = n;
+    p->pool_used += n + 1;
+    p->tt = T_STR;
+    p->pos = i + 1;
+}
+
+static void lex_number(parser *p)
+{
+    size_t i = p->pos;
+    char buf[80];
+
+    while (i < p->len && is_digit(p->src[i]))
+        i++;
+    if (i < p->len && p->src[i] == '.') {
+        i++;
+        if (i >= p->len || !is_digit(p->src[i])) {
+            fail(p, i, "expected a digit after '.' in number '%.*s'", (int)(i - p->pos),
+                 p->src + p->pos);
+            p->tt = T_BAD;
+            return;
+        }
+        while (i < p->len && is_digit(p->src[i]))
+            i++;
+    }
+    if (i < p->len && (p->src[i] == 'e' || p->src[i] == 'E')) {
+        size_t j = i + 1;
+        if (j < p->len && (p->src[j] == '+' || p->src[j] == '-'))
+            j++;
+        if (j < p->len && is_digit(p->src[j])) {
+            while (j < p->len && is_digit(p->src[j]))
+                j++;
+            i = j;
+        }
+    }
+    if (i < p->len && is_ident_char(p->src[i])) {
+        fail(p, p->pos, "malformed number '%.*s'", (int)(i + 1 - p->pos), p->src + p->pos);
+        p->tt = T_BAD;
+        return;
+    }
+    if (i - p->pos >= sizeof(buf)) {
+        fail(p, p->pos, "number too long");
+        p->tt = T_BAD;
+        return;
+    }
+    memcpy(buf, p->src + p->pos, i - p->pos);
+    buf[i - p->pos] = '\0';
+    p->num = strtod(buf, NULL);
+    p->tt = T_NUM;
+    p->pos = i;
+}
+
+/* Scans the token at pos into the current token. */
+static void next(parser *p)
+{
+    const char *s = p->src;
+    char c, d;
+
+    while (p->pos < p->len &&
+           (s[p->pos] == ' ' || s[p->pos] == '\t' || s[p->pos] == '\n' || s[p->pos] == '\r'))
+        p->pos++;
+    p->ts = p->pos;
+    if (p->pos >= p->len) {
+        p->tt = T_END;
+        p->te = p->pos;
+        return;
+    }
+    c = s[p->pos];
+    d = p->pos + 1 < p->len ? s[p->pos + 1] : '\0';
+    if (c == '"' || c == '\'') {
+        lex_string(p);
+    } else if (is_digit(c)) {
+        lex_number(p);
+    } else if (is_ident_start(c)) {
+        size_t i = p->pos;
+        while (i < p->len && is_ident_char(s[i]))
+            i++;
+        p->pos = i;
+        p->tt = T_IDENT;
+        if (i - p->ts == 3 && !memcmp(s + p->ts, "not", 3))
+            p->tt = T_NOT;
+        else if (i - p->ts == 3 && !memcmp(s + p->ts, "and", 3))
+            p->tt = T_AND;
+        else if (i - p->ts == 2 && !memcmp(s + p->ts, "or", 2))
+            p->tt = T_OR;
+    } else {
+        size_t w = 1;
+        switch (c) {
+        case '(':
+            p->tt = T_LPAREN;
+            break;
+        case ')':
+            p->tt = T_RPAREN;
+            break;
+        case '[':
+            p->tt = T_LBRACK;
+            break;
+        case ']':
+            p->tt = T_RBRACK;
+            break;
+        case '.':
+            p->tt = T_DOT;
+            break;
+        case '*':
+            p->tt = T_STAR;
+            break;
+        case '/':
+            p->tt = T_SLASH;
+            break;
+        case '+':
+            p->tt = T_PLUS;
+            break;
+        case '-':
+            p->tt = T_MINUS;
+            break;
+        case '<':
+            p->tt = d == '=' ? T_LE : T_LT;
+            w = d == '=' ? 2 : 1;
+            break;
+        case '>':
+            p->tt = d == '=' ? T_GE : T_GT;
+            w = d == '=' ? 2 : 1;
+            break;
+        case '!':
+            p->tt = d == '=' ? T_NE : T_NOT;
+            w = d == '=' ? 2 : 1;
+            break;
+        case '=':
+            if (d != '=') {
+                fail(p, p->pos, "'=' is not an operator (use '==' to compare)");
+                p->tt = T_BAD;
+                break;
+            }
+            p->tt = T_EQ;
+            w = 2;
+            break;
+        case '&':
+        case '|':
+            if (d != c) {
+                fail(p, p->pos, "'%c' is not an operator (use '%c%c')", c, c, c);
+                p->tt = T_BAD;
+                break;
+            }
+            p->tt = c == '&' ? T_AND : T_OR;
+            w = 2;
+            break;
+        default:
+            if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
+                fail(p, p->pos, "unexpected character '%c'", c);
+            else
+                fail(p, p->pos, "unexpected byte 0x%02x", (unsigned char)c);
+            p->tt = T_BAD;
+            break;
+        }
+        if (p->tt != T_BAD)
+            p->pos += w;
+    }
+    p->te = p->tt == T_BAD ? p->ts + 1 : p->pos;
+}
+
+/* ---- parser ---- */
+
+static int new_node(parser *p, enum node_op op, int a, int b)
+{
+    node *n;
+
+    /* cannot overflow: every node consumes at least one source byte (see the file comment) */
+    if (p->e->n_nodes >= p->nodes_cap) {
+        fail(p, p->ts, "expression too complex");
+        return -1;
+    }
+    n = &p->e->nodes[p->e->n_nodes];
+    memset(n, 0, sizeof(*n));
+    n->op = op;
+    n->a = a;
+    n->b = b;
+    return (int)p->e->n_nodes++;
+}
+
+static int parse_or(parser *p);
+
+static int parse_payload(parser *p)
+{
+    int id = new_node(p, N_PAYLOAD, -1, -1);
+    expr *e = p->e;
+
+    if (id < 0)
+        return -1;
+    p->e->uses_payload = 1;
+    e->nodes[id].seg_first = e->n_segs;
+    next(p);
+    for (;;) {
+        seg *sg;
+        if (p->tt == T_DOT) {
+            size_t i = p->pos;
+            char *key = e->pool + p->pool_used;
+            while (i < p->len && is_ident_char(p->src[i]))
+                i++;
+            if (i == p->pos) {
+                fail(p, p->pos, "expected a field name after '%.*s'", (int)p->pos, p->src);
+                return -1;
+            }
+            memcpy(key, p->src + p->pos, i - p->pos);
+            key[i - p->pos] = '\0';
+            p->pool_used += i - p->pos + 1;
+            sg = &e->segs[e->n_segs++];
+            sg->is_index = 0;
+            sg->key = key;
+            p->pos = i;
+            next(p);
+        } else if (p->tt == T_LBRACK) {
+            next(p);
+            sg = &e->segs[e->n_segs];
+            if (p->tt == T_STR) {
+                sg->is_index = 0;
+                sg->key = p->str;
+            } else if (p->tt == T_NUM && p->num == floor(p->num) && p->num < 1e9) {
+                sg->is_index = 1;
+                sg->index = (size_t)p->num;
+            } else {
+                if (!p->failed)
+                    fail_expected(p, "an array index or a \"key\"");
+                return -1;
+            }
+            e->n_segs++;
+            next(p);
+            if (p->tt != T_RBRACK) {
+                if (!p->failed)
+                    fail_expected(p, "']'");
+                return -1;
+            }
+            next(p);
+        } else {
+            break;
+        }
+        e->nodes[id].n_segs++;
+    }
+    return p->failed ? -1 : id;
+}
+
+static int parse_topic(parser *p)
+{
+    int id;
+
+    next(p);
+    if (p->tt != T_LBRACK)
+        return new_node(p, N_TOPIC, -1, -1);
+    next(p);
+    if (p->tt != T_NUM || p->num != floor(p->num) || p->num > EXPR_MAX_LEVEL) {
+        if (!p->failed)
+            fail_expected(p, "a topic level number (0-based)");
+        return -1;
+    }
+    id = new_node(p, N_LEVEL, -1, -1);
+    if (id < 0)
+        return -1;
+    p->e->nodes[id].level = (size_t)p->num;
+    next(p);
+    if (p->tt != T_RBRACK) {
+        if (!p->failed)
+            fail_expected(p, "']'");
+        return -1;
+    }
+    next(p);
+    return id;
+}
+
+static int lit_node(parser *p, val v)
+{
+    int id = new_node(p, N_LIT, -1, -1);
+
+    if (id >= 0)
+        p->e->nodes[id].lit = v;
+    next(p);
+    return p->failed ? -1 : id;
+}
+
+static int parse_primary(parser *p)
+{
+    val v = {.t = V_NULL};
+    int id;
+
+    switch (p->tt) {
+    case T_NUM:
+        v.t = V_NUM;
+        v.n = p->num;
+        return lit_node(p, v);
+    case T_STR:
+        v.t = V_STR;
+        v.s = p->str;
+        v.len = p->str_len;
+        return lit_node(p, v);
+    case T_LPAREN:
+        if (++p->depth > EXPR_MAX_DEPTH) {
+            fail(p, p->ts, "nesting deeper than %d", EXPR_MAX_DEPTH);
+            return -1;
+        }
+        next(p);
+        id = parse_or(p);
+        if (id < 0)
+            return -1;
+        if (p->tt != T_RPAREN) {
+            fail_expected(p, "')'");
+            return -1;
+        }
+        p->depth--;
+        next(p);
+        return p->failed ? -1 : id;
+    case T_IDENT: {
+        size_t n = p->te - p->ts;
+        const char *w = p->src + p->ts;
+        if (n == 7 && !memcmp(w, "payload", 7))
+            return parse_payload(p);
+        if (n == 5 && !memcmp(w, "topic", 5))
+            return parse_topic(p);
+        if (n == 4 && !memcmp(w, "true", 4)) {
+            v.t = V_BOOL;
+            v.b = 1;
+            return lit_node(p, v);
+        }
+        if (n == 5 && !memcmp(w, "false", 5)) {
+            v.t = V_BOOL;
+            return lit_node(p, v);
+        }
+        if (n == 4 && !memcmp(w, "null", 4))
+            return lit_node(p, v);
+        fail(p, p->ts,
+             "unknown name '%.*s' (expected payload, topic, true, false, null or a literal)",
+             (int)(n > 32 ? 32 : n), w);
+        return -1;
+    }
+    case T_BAD:
+        return -1; /* the lexer has reported it */
+    default:
+        fail_expected(p, "a value");
+        return -1;
+    }
+}
+
+static int parse_unary(parser *p)
+{
+    enum tok_type tt = p->tt;
+    int a, id;
+
+    if (tt != T_NOT && tt != T_MINUS)
+        return parse_primary(p);
+    if (++p->depth > EXPR_MAX_DEPTH) {
+        fail(p, p->ts, "nesting deeper than %d", EXPR_MAX_DEPTH);
+        return -1;
+    }
+    next(p);
+    a = parse_unary(p);
+    p->depth--;
+    if (a < 0)
+        return -1;
+    /* fold "-3.5" into a literal: the common case costs no node at run time */
+    if (tt == T_MINUS && p->e->nodes[a].op == N_LIT && p->e->nodes[a].lit.t == V_NUM) {
+        p->e->nodes[a].lit.n = -p->e->nodes[a].lit.n;
+        return a;
+    }
+    id = new_node(p, tt == T_NOT ? N_NOT : N_NEG, a, -1);
+    return id;
+}
+
+/* One left-associative binary level: operand (op operand)*. Iterative, so long chains such
+ * as a+b+c+... do not deepen the parser's recursion. */
+typedef int (*parse_fn)(parser *p);
+
+static int binop_of(enum tok_type tt, const enum tok_type *tts, const enum node_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tts[i] == tt)
+            return (int)ops[i];
+    return -1;
+}
+
+static int parse_level(parser *p, parse_fn sub, const enum tok_type *tts, const enum node_op *ops,
+                       size_t n)
+{
+    int left = sub(p);
+
+    while (left >= 0) {
+        int op = binop_of(p->tt, tts, ops, n), right;
+        if (op < 0)
+            break;
+        next(p);
+        right = sub(p);
+        if (right < 0)
+            return -1;
+        left = new_node(p, (enum node_op)op, left, right);
+    }
+    return left;
+}
+
+static int parse_mul(parser *p)
+{
+    static const enum tok_type t[] = {T_STAR, T_SLASH};
+    static const enum node_op o[] = {N_MUL, N_DIV};
+    return parse_level(p, parse_unary, t, o, 2);
+}
+
+static int parse_add(parser *p)
+{
+    static const enum tok_type t[] = {T_PLUS, T_MINUS};
+    static const enum node_op o[] = {N_ADD, N_SUB};
+    return parse_level(p, parse_mul, t, o, 2);
+}
+
+static int parse_rel(parser *p)
+{
+    static const enum tok_type t[] = {T_LT, T_LE, T_GT, T_GE};
+    static const enum node_op o[] = {N_LT, N_LE, N_GT, N_GE};
+    return parse_level(p, parse_add, t, o, 4);
+}
+
+static int parse_eq(parser *p)
+{
+    static const enum tok_type t[] = {T_EQ, T_NE};
+    static const enum node_op o[] = {N_EQ, N_NE};
+    return parse_level(p, parse_rel, t, o, 2);
+}
+
+static int parse_and(parser *p)
+{
+    static const enum tok_type t[] = {T_AND};
+    static const enum node_op o[] = {N_AND};
+    return parse_level(p, parse_eq, t, o, 1);
+}
+
+static int parse_or(parser *p)
+{
+    static const enum tok_type t[] = {T_OR};
+    static const enum node_op o[] = {N_OR};
+    return parse_level(p, parse_and, t, o, 1);
+}
+
+int expr_compile(const char *src, expr **out, char *err, size_t errlen, size_t *err_off)
+{
+    parser p = {0};
+    expr *e = NULL;
+    size_t len;
+    int ret = -EINVAL;
+
+    *out = NULL;
+    if (err && errlen)
+        err[0] = '\0';
+    if (err_off)
+        *err_off = 0;
+    p.err = err;
+    p.errlen = errlen;
+    len = src ? strlen(src) : 0;
+    if (len > EXPR_MAX_SRC) {
+        fail(&p, EXPR_MAX_SRC, "expression longer than %d bytes", EXPR_MAX_SRC);
+        goto fail_parse;
+    }
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    p.src = src ? src : "";
+    p.len = len;
+    p.e = e;
+    p.nodes_cap = len + 1;
+    p.segs_cap = len + 1;
+    p.pool_cap = len + 1;
+    e->nodes = malloc(p.nodes_cap * sizeof(*e->nodes));
+    e->segs = malloc(p.segs_cap * sizeof(*e->segs));
+    e->pool = malloc(p.pool_cap);
+    if (!e->nodes || !e->segs || !e->pool) {
+        ret = -ENOMEM;
+        goto fail_alloc;
+    }
+    next(&p);
+    if (p.tt == T_END) {
+        fail(&p, 0, "empty expression");
+        goto fail_parse;
+    }
+    e->root = parse_or(&p);
+    if (e->root >= 0 && !p.failed && p.tt != T_END)
+        fail_expected(&p, "an operator or the end");
+    if (e->root < 0 || p.failed)
+        goto fail_parse;
+    *out = e;
+    return 0;
+
+fail_parse:
+    if (!p.failed)
+        fail(&p, p.ts, "invalid expression");
+    if (err_off)
+        *err_off = p.err_off;
+fail_alloc:
+    expr_destroy(e);
+    return ret;
+}
+
+void expr_destroy(expr *e)
+{
+    if (!e)
+        return;
+    free(e->nodes);
+    free(e->segs);
+    free(e->pool);
+    free(e);
+}
+
+int expr_uses_payload(const expr *e)
+{
+    return e && e->uses_payload;
+}
+
+/* ---- evaluation ---- */
+
+typedef struct ectx {
+    const expr *e;
+    const char *topic;
+    const char *payload;
+    size_t payload_len;
+    json_t *root;
+    int json_tried;
+} ectx;
+
+static val mk_null(void)
+{
+    val v = {.t = V_NULL};
+    return v;
+}
+
+static val mk_bool(int b)
+{
+    val v = {.t = V_BOOL, .b = !!b};
+    return v;
+}
+
+static val mk_num(double n)
+{
+    val v = {.t = V_NUM, .n = n};
+    return v;
+}
+
+static int truthy(val v)
+{
+    switch (v.t) {
+    case V_BOOL:
+        return v.b;
+    case V_NUM:
+        return v.n != 0 && !isnan(v.n);
+    case V_STR:
+        return v.len > 0;
+    case V_OTHER:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The whole payload: a number when it is exactly one (JSON number syntax, blanks around
+ * allowed), otherwise its bytes as a string. strtod alone would also take "inf", "nan" and
+ * hex, which a sensor payload "nan" must not turn into a number. */
+static val whole_payload(const ectx *c)
+{
+    val v = {.t = V_STR, .s = c->payload ? c->payload : "", .len = c->payload_len};
+    const char *s = v.s;
+    size_t b = 0, e = c->payload_len;
+    char buf[128], *end;
+
+    while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\n' || s[b] == '\r'))
+        b++;
+    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\n' || s[e - 1] == '\r'))
+        e--;
+    if (b == e || e - b >= sizeof(buf))
+        return v;
+    for (size_t i = b; i < e; i++) {
+        char ch = s[i];
+        if (!is_digit(ch) && ch != '.' && ch != '-' && ch != '+' && ch != 'e' && ch != 'E')
+            return v;
+    }
+    memcpy(buf, s + b, e - b);
+    buf[e - b] = '\0';
+    {
+        double n = strtod(buf, &end);
+        if (end != buf + (e - b))
+            return v;
+        return mk_num(n);
+    }
+}
+
+static val from_json(json_t *j)
+{
+    val v = {.t = V_NULL};
+
+    if (!j)
+        return v;
+    switch (json_typeof(j)) {
+    case JSON_INTEGER:
+        return mk_num((double)json_integer_value(j));
+    case JSON_REAL:
+        return mk_num(json_real_value(j));
+    case JSON_TRUE:
+        return mk_bool(1);
+    case JSON_FALSE:
+        return mk_bool(0);
+    case JSON_STRING:
+        v.t = V_STR;
+        v.s = json_string_value(j);
+        v.len = json_string_length(j);
+        return v;
+    case JSON_OBJECT:
+    case JSON_ARRAY:
+        v.t = V_OTHER;
+        return v;
+    default:
+        return v;
+    }
+}
+
+static val payload_field(ectx *c, const node *n)
+{
+    json_t *j;
+
+    if (n->n_segs == 0)
+        return whole_payload(c);
+    if (!c->json_tried) {
+        c->json_tried = 1;
+        /* a payload that is not JSON simply has no fields: no error, no log (per message) */
+        if (c->payload)
+            c->root = json_loadb(c->payload, c->payload_len, JSON_DECODE_ANY, NULL);
+    }
+    j = c->root;
+    for (size_t i = 0; j && i < n->n_segs; i++) {
+        const seg *sg = &c->e->segs[n->seg_first + i];
+        if (sg->is_index)
+            j = json_is_array(j) ? json_array_get(j, sg->index) : NULL;
+        else
+            j = json_is_object(j) ? json_object_get(j, sg->key) : NULL;
+    }
+    return from_json(j);
+}
+
+static val topic_level(const ectx *c, size_t level)
+{
+    const char *s = c->topic, *slash;
+    val v = {.t = V_STR};
+
+    for (size_t i = 0; i < level; i++) {
+        slash = strchr(s, '/');
+        if (!slash)
+            return mk_null();
+        s = slash + 1;
+    }
+    slash = strchr(s, '/');
+    v.s = s;
+    v.len = slash ? (size_t)(slash - s) : strlen(s);
+    return v;
+}
+
+static int vals_equal(val a, val b)
+{
+    if (a.t != b.t)
+        return 0;
+    switch (a.t) {
+    case V_NULL:
+        return 1;
+    case V_BOOL:
+        return a.b == b.b;
+    case V_NUM:
+        return a.n == b.n;
+    case V_STR:
+        return a.len == b.len && !memcmp(a.s, b.s, a.len);
+    default:
+        return 0; /* objects and arrays are not compared structurally */
+    }
+}
+
+/* <0, 0, >0, or 2 when the values are not ordered (null, mixed types, NaN). */
+static int vals_order(val a, val b)
+{
+    if (a.t == V_NUM && b.t == V_NUM) {
+        if (a.n < b.n)
+            return -1;
+        if (a.n > b.n)
+            return 1;
+        return a.n == b.n ? 0 : 2;
+    }
+    if (a.t == V_STR && b.t == V_STR) {
+        size_t m = a.len < b.len ? a.len : b.len;
+        int r = memcmp(a.s, b.s, m);
+        if (r)
+            return r < 0 ? -1 : 1;
+        return a.len < b.len ? -1 : a.len > b.len ? 1 : 0;
+    }
+    return 2;
+}
+
+static val eval_node(ectx *c, int id)
+{
+    const node *n = &c->e->nodes[id];
+    val a, b;
+    int o;
+
+    switch (n->op) {
+    case N_LIT:
+        return n->lit;
+    case N_PAYLOAD:
+        return payload_field(c, n);
+    case N_TOPIC: {
+        val v = {.t = V_STR, .s = c->topic, .len = strlen(c->topic)};
+        return v;
+    }
+    case N_LEVEL:
+        return topic_level(c, n->level);
+    case N_NOT:
+        return mk_bool(!truthy(eval_node(c, n->a)));
+    case N_NEG:
+        a = eval_node(c, n->a);
+        return a.t == V_NUM ? mk_num(-a.n) : mk_null();
+    case N_AND:
+        if (!truthy(eval_node(c, n->a)))
+            return mk_bool(0);
+        return mk_bool(truthy(eval_node(c, n->b)));
+    case N_OR:
+        if (truthy(eval_node(c, n->a)))
+            return mk_bool(1);
+        return mk_bool(truthy(eval_node(c, n->b)));
+    default:
+        break;
+    }
+    a = eval_node(c, n->a);
+    b = eval_node(c, n->b);
+    switch (n->op) {
+    case N_EQ:
+        return mk_bool(vals_equal(a, b));
+    case N_NE:
+        return mk_bool(!vals_equal(a, b));
+    case N_LT:
+        o = vals_order(a, b);
+        return mk_bool(o != 2 && o < 0);
+    case N_LE:
+        o = vals_order(a, b);
+        return mk_bool(o != 2 && o <= 0);
+    case N_GT:
+        o = vals_order(a, b);
+        return mk_bool(o != 2 && o > 0);
+    case N_GE:
+        o = vals_order(a, b);
+        return mk_bool(o != 2 && o >= 0);
+    default:
+        break;
+    }
+    /* arithmetic: numbers only; anything else (or a division by zero) gives null, which then
+     * compares false, rather than inventing string arithmetic or infinities */
+    if (a.t != V_NUM || b.t != V_NUM)
+        return mk_null();
+    switch (n->op) {
+    case N_MUL:
+        return mk_num(a.n * b.n);
+    case N_DIV:
+        return b.n == 0 ? mk_null() : mk_num(a.n / b.n);
+    case N_ADD:
+        return mk_num(a.n + b.n);
+    case N_SUB:
+        return mk_num(a.n - b.n);
+    default:
+        return mk_null();
+    }
+}
+
+int expr_eval(const expr *e, const char *topic, const void *payload, size_t payload_len)
+{
+    ectx c = {.e = e,
+              .topic = topic ? topic : "",
+              .payload = payload,
+              .payload_len = payload ? payload_len : 0};
+    int r;
+
+    if (!e)
+        return 0;
+    r = truthy(eval_node(&c, e->root));
+    json_decref(c.root);
+    return r;
+}
