@@ -1,0 +1,259 @@
+/* cfg_yaml: libyaml's event stream -> cfg_node tree, with the input limits of cfg.h.
+ *
+ * Why events and not yaml_parser_load (libyaml's document API): the document API expands
+ * nothing but builds the whole tree before we can look at it, so a 10,000-deep nesting or an
+ * alias bomb would be fully materialised before being refused. With events every limit is
+ * checked the moment it is crossed and parsing stops there.
+ */
+#include "cfg_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+static cfg_pos mark_pos(yaml_mark_t m)
+{
+    /* libyaml marks are 0-based; editors and our messages are 1-based */
+    return (cfg_pos){(int)m.line + 1, (int)m.column + 1};
+}
+
+void cfg_node_free(cfg_node *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->n; i++)
+        cfg_node_free(n->items[i]);
+    free(n->items);
+    free(n->str);
+    free(n);
+}
+
+static int node_append(cfg_node *parent, cfg_node *child)
+{
+    if (parent->n == parent->cap) {
+        size_t cap = parent->cap ? parent->cap * 2 : 8;
+        cfg_node **items = realloc(parent->items, cap * sizeof(*items));
+        if (!items)
+            return -ENOMEM;
+        parent->items = items;
+        parent->cap = cap;
+    }
+    parent->items[parent->n++] = child;
+    return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    const cfg_node *ka = *(cfg_node *const *)a, *kb = *(cfg_node *const *)b;
+    int r = strcmp(ka->str, kb->str);
+    if (r)
+        return r;
+    /* equal keys: file order, so the later occurrence is the one reported */
+    if (ka->pos.line != kb->pos.line)
+        return ka->pos.line < kb->pos.line ? -1 : 1;
+    return (ka->pos.col > kb->pos.col) - (ka->pos.col < kb->pos.col);
+}
+
+/* Duplicate keys, checked once per completed mapping by sorting the keys: O(n log n), where
+ * comparing each new key with every earlier one would be quadratic on a hostile 4 MiB file
+ * of one-character keys. Reports the first duplicate in sort order; one is enough to fix. */
+static int check_duplicates(const char *name, const cfg_node *map, cfg_diag *d)
+{
+    size_t np = map->n / 2;
+    if (np < 2)
+        return 0;
+    cfg_node **keys = malloc(np * sizeof(*keys));
+    if (!keys)
+        return -ENOMEM;
+    for (size_t i = 0; i < np; i++)
+        keys[i] = map->items[2 * i];
+    qsort(keys, np, sizeof(*keys), key_cmp);
+    int r = 0;
+    for (size_t i = 1; i < np; i++) {
+        if (strcmp(keys[i - 1]->str, keys[i]->str) == 0) {
+            cfg_diag_add(d, false, name, keys[i]->pos, NULL,
+                         "duplicate key \"%s\" (first at line %d)", keys[i]->str,
+                         keys[i - 1]->pos.line);
+            r = -EINVAL;
+            break;
+        }
+    }
+    free(keys);
+    return r;
+}
+
+static bool is_null_text(const char *s)
+{
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+int cfg_yaml_parse(const char *name, const char *data, size_t len, cfg_node **root, cfg_diag *d)
+{
+    *root = NULL;
+    if (len > CFG_MAX_FILE) {
+        cfg_diag_add(d, false, name, (cfg_pos){0, 0}, NULL,
+                     "file is %zu bytes, more than the limit of %u", len, CFG_MAX_FILE);
+        return -EINVAL;
+    }
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        return -ENOMEM;
+    yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
+
+    /* stack[0..depth) are the open collections; the top one receives the next node */
+    cfg_node *stack[CFG_MAX_DEPTH + 1];
+    int depth = 0, docs = 0, r = 0;
+    cfg_node *top = NULL;
+    bool done = false;
+
+    while (!done && r == 0) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            cfg_pos pos = mark_pos(p.problem_mark);
+            if (p.error == YAML_MEMORY_ERROR) {
+                r = -ENOMEM;
+            } else if (p.context) {
+                cfg_diag_add(d, false, name, pos, NULL, "YAML syntax error: %s %s", p.problem,
+                             p.context);
+                r = -EINVAL;
+            } else {
+                cfg_diag_add(d, false, name, pos, NULL, "YAML syntax error: %s",
+                             p.problem ? p.problem : "unknown");
+                r = -EINVAL;
+            }
+            break;
+        }
+        cfg_pos pos = mark_pos(ev.start_mark);
+        cfg_node *n = NULL;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        case YAML_DOCUMENT_START_EVENT:
+            if (++docs > 1) {
+                cfg_diag_add(d, false, name, pos, NULL,
+                             "only one YAML document is allowed in a configuration");
+                r = -EINVAL;
+            }
+            break;
+        case YAML_ALIAS_EVENT:
+            /* CFG_MAX_ALIASES == 0: refusing the first alias defeats "billion laughs" before
+             * any expansion, and a configuration never needs one */
+            cfg_diag_add(d, false, name, pos, NULL,
+                         "YAML aliases (*%s) are not allowed in a configuration",
+                         (const char *)ev.data.alias.anchor);
+            r = -EINVAL;
+            break;
+        case YAML_SCALAR_EVENT:
+            if (ev.data.scalar.length > CFG_MAX_SCALAR) {
+                cfg_diag_add(d, false, name, pos, NULL,
+                             "value is %zu bytes long, more than the limit of %d",
+                             ev.data.scalar.length, CFG_MAX_SCALAR);
+                r = -EINVAL;
+                break;
+            }
+            if (memchr(ev.data.scalar.value, 0, ev.data.scalar.length)) {
+                cfg_diag_add(d, false, name, pos, NULL, "value contains a NUL byte");
+                r = -EINVAL;
+                break;
+            }
+            n = calloc(1, sizeof(*n));
+            if (!n ||
+                !(n->str = strndup((const char *)ev.data.scalar.value, ev.data.scalar.length))) {
+                free(n);
+                n = NULL;
+                r = -ENOMEM;
+                break;
+            }
+            n->len = ev.data.scalar.length;
+            n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+            n->type = n->plain && is_null_text(n->str) ? CFG_NODE_NULL : CFG_NODE_SCALAR;
+            n->pos = pos;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (depth >= CFG_MAX_DEPTH) {
+                cfg_diag_add(d, false, name, pos, NULL, "nesting deeper than %d levels",
+                             CFG_MAX_DEPTH);
+                r = -EINVAL;
+                break;
+            }
+            n = calloc(1, sizeof(*n));
+            if (!n) {
+                r = -ENOMEM;
+                break;
+            }
+            n->type = ev.type == YAML_SEQUENCE_START_EVENT ? CFG_NODE_SEQ : CFG_NODE_MAP;
+            n->pos = pos;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            if (stack[depth]->type == CFG_NODE_MAP)
+                r = check_duplicates(name, stack[depth], d);
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+        if (!n)
+            continue;
+        if (depth == 0) {
+            top = n;
+        } else {
+            cfg_node *parent = stack[depth - 1];
+            /* keys sit at even indices of a mapping: only scalars make sense there */
+            if (parent->type == CFG_NODE_MAP && parent->n % 2 == 0 &&
+                (n->type == CFG_NODE_SEQ || n->type == CFG_NODE_MAP)) {
+                cfg_diag_add(d, false, name, n->pos, NULL, "a mapping key must be a string");
+                cfg_node_free(n);
+                r = -EINVAL;
+                break;
+            }
+            if (node_append(parent, n) < 0) {
+                cfg_node_free(n);
+                r = -ENOMEM;
+                break;
+            }
+        }
+        if (n->type == CFG_NODE_SEQ || n->type == CFG_NODE_MAP)
+            stack[depth++] = n;
+    }
+    yaml_parser_delete(&p);
+    if (r < 0) {
+        cfg_node_free(top);
+        return r;
+    }
+    *root = top;
+    return 0;
+}
+
+bool cfg_node_is_null(const cfg_node *n)
+{
+    return !n || n->type == CFG_NODE_NULL;
+}
+
+const cfg_node *cfg_node_get(const cfg_node *map, const char *key)
+{
+    if (!map || map->type != CFG_NODE_MAP)
+        return NULL;
+    for (size_t i = 0; i + 1 < map->n; i += 2)
+        if (!strcmp(map->items[i]->str, key))
+            return cfg_node_is_null(map->items[i + 1]) ? NULL : map->items[i + 1];
+    return NULL;
+}
+
+const char *cfg_node_kind(const cfg_node *n)
+{
+    if (cfg_node_is_null(n))
+        return "nothing";
+    switch (n->type) {
+    case CFG_NODE_SEQ:
+        return "a list";
+    case CFG_NODE_MAP:
+        return "a mapping";
+    default:
+        return "a string";
+    }
+}
