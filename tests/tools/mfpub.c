@@ -1,0 +1,380 @@
+/* mfpub: the test publisher of the integration, fault and benchmark tests (paho MQTTAsync).
+ *
+ * Publishes N messages of S bytes, round-robin over one or more topics, each carrying a test
+ * payload (testlib.h: source id, per-source sequence 0..N-1, monotonic send time, checksum),
+ * either as fast as possible with a bounded in-flight window counted through
+ * onSuccess/onFailure (BASELINES pitfall 1: an unbounded paho queue collapses QoS 1), or at a
+ * fixed rate. Waits for every completion (PUBACK at QoS 1) before it exits.
+ *
+ * usage: mfpub [-H host] [-p port] [-c client_id] [-t topic]... [-T prefix -k K] [-n N]
+ *              [-s size] [-q qos] [-r rate] [-w window] [-i source_id] [-R] [-W secs]
+ *              [-j [-J field] [-V v1,v2,...]]
+ * Last line: RESULT sent=.. ok=.. fail=.. secs=.. rate=..; exit 0 when all N were completed.
+ */
+#include "testlib.h"
+
+#include <MQTTAsync.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#define MAX_TOPICS 4096
+
+/* Shared with paho's threads; everything under mu. */
+typedef struct pub_state {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    long ok, fail;
+    int connected, conn_failed, disconnected;
+} pub_state;
+
+static void cv_wait_ms(pub_state *st, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+}
+
+static void bump(pub_state *st, long *counter)
+{
+    pthread_mutex_lock(&st->mu);
+    (*counter)++;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void on_pub_ok(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    pub_state *st = ctx;
+    bump(st, &st->ok);
+}
+
+static void on_pub_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    pub_state *st = ctx;
+    static int logged;
+    if (!logged++)
+        fprintf(stderr, "mfpub: publish failed rc=%d\n", r ? r->code : -1);
+    bump(st, &st->fail);
+}
+
+static void set_flag(pub_state *st, int *flag)
+{
+    pthread_mutex_lock(&st->mu);
+    *flag = 1;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void on_conn_ok(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    pub_state *st = ctx;
+    set_flag(st, &st->connected);
+}
+
+static void on_conn_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    pub_state *st = ctx;
+    fprintf(stderr, "mfpub: connect failed rc=%d %s\n", r ? r->code : -1,
+            r && r->message ? r->message : "");
+    set_flag(st, &st->conn_failed);
+}
+
+static void on_disc(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    pub_state *st = ctx;
+    set_flag(st, &st->disconnected);
+}
+
+static void on_disc_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    (void)r;
+    pub_state *st = ctx;
+    set_flag(st, &st->disconnected);
+}
+
+static void conn_lost(void *ctx, char *cause)
+{
+    (void)ctx;
+    fprintf(stderr, "mfpub: connection lost: %s\n", cause ? cause : "?");
+}
+
+static int msg_arrived(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
+{
+    (void)ctx;
+    (void)tlen;
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: mfpub [-H host] [-p port] [-c client_id] [-t topic]... [-T prefix -k K]\n"
+            "             [-n N] [-s size>=%d] [-q 0|1|2] [-r msg/s (0: window)] [-w window]\n"
+            "             [-i source_id] [-R (retain)] [-W max_secs]\n"
+            "             [-j (JSON payload) [-J value_field] [-V v1,v2,... (values, cycled)]]\n",
+            TESTLIB_MIN_PAYLOAD);
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "127.0.0.1", *cid = NULL, *prefix = NULL, *vfield = "v";
+    char *values = NULL;
+    const char *topics[MAX_TOPICS];
+    size_t n_topics = 0;
+    long n = 1000, size = 64, window = 500, k = 0;
+    int port = 1883, qos = 0, retain = 0, json = 0, opt;
+    uint32_t src = 0;
+    double rate = 0, max_secs = 120;
+
+    while ((opt = getopt(argc, argv, "H:p:c:t:T:k:n:s:q:r:w:i:RW:jJ:V:h")) != -1) {
+        switch (opt) {
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 'c':
+            cid = optarg;
+            break;
+        case 't':
+            if (n_topics == MAX_TOPICS) {
+                fprintf(stderr, "mfpub: too many topics\n");
+                return 2;
+            }
+            topics[n_topics++] = optarg;
+            break;
+        case 'T':
+            prefix = optarg;
+            break;
+        case 'k':
+            k = atol(optarg);
+            break;
+        case 'n':
+            n = atol(optarg);
+            break;
+        case 's':
+            size = atol(optarg);
+            break;
+        case 'q':
+            qos = atoi(optarg);
+            break;
+        case 'r':
+            rate = atof(optarg);
+            break;
+        case 'w':
+            window = atol(optarg);
+            break;
+        case 'i':
+            src = (uint32_t)strtoul(optarg, NULL, 0);
+            break;
+        case 'R':
+            retain = 1;
+            break;
+        case 'W':
+            max_secs = atof(optarg);
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'J':
+            vfield = optarg;
+            break;
+        case 'V':
+            values = optarg;
+            break;
+        default:
+            usage();
+            return 2;
+        }
+    }
+    /* -T prefix -k K: K generated topics; they are kept in one heap block for the run */
+    char *gen = NULL;
+    if (prefix) {
+        if (k < 1 || (size_t)k + n_topics > MAX_TOPICS) {
+            fprintf(stderr, "mfpub: -T needs -k 1..%d\n", MAX_TOPICS);
+            return 2;
+        }
+        size_t each = strlen(prefix) + 24;
+        gen = malloc(each * (size_t)k);
+        if (!gen)
+            return 1;
+        for (long i = 0; i < k; i++) {
+            snprintf(gen + each * (size_t)i, each, "%s%ld", prefix, i);
+            topics[n_topics++] = gen + each * (size_t)i;
+        }
+    }
+    if (n_topics == 0)
+        topics[n_topics++] = "test/mfpub";
+    if ((!json && size < TESTLIB_MIN_PAYLOAD) || qos < 0 || qos > 2 || n < 0 || window < 1) {
+        usage();
+        free(gen);
+        return 2;
+    }
+
+    /* -V: comma-separated values inserted verbatim as the JSON value field, cycled */
+    char *vals[256];
+    size_t n_vals = 0;
+    if (values) {
+        for (char *save = NULL, *v = strtok_r(values, ",", &save); v && n_vals < 256;
+             v = strtok_r(NULL, ",", &save))
+            vals[n_vals++] = v;
+    }
+
+    char uri[300], idbuf[64];
+    snprintf(uri, sizeof uri, "tcp://%s:%d", host, port);
+    if (!cid) {
+        snprintf(idbuf, sizeof idbuf, "mfpub-%d", (int)getpid());
+        cid = idbuf;
+    }
+
+    pub_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    MQTTAsync c;
+    /* plain MQTTAsync_create: createWithOptions' default maxBufferedMessages=100 also caps
+     * queued publishes while connected (BASELINES pitfall 3) */
+    if (MQTTAsync_create(&c, uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS) {
+        fprintf(stderr, "mfpub: MQTTAsync_create(%s) failed\n", uri);
+        free(gen);
+        return 1;
+    }
+    MQTTAsync_setCallbacks(c, &st, conn_lost, msg_arrived, NULL);
+
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    co.keepAliveInterval = 60;
+    co.cleansession = 1;
+    co.maxInflight = window > 65535 ? 65535 : (int)(window < 10 ? 10 : window);
+    co.onSuccess = on_conn_ok;
+    co.onFailure = on_conn_fail;
+    co.context = &st;
+    co.connectTimeout = 5;
+    int rc = MQTTAsync_connect(c, &co);
+    if (rc != MQTTASYNC_SUCCESS) {
+        fprintf(stderr, "mfpub: MQTTAsync_connect rc=%d\n", rc);
+        MQTTAsync_destroy(&c);
+        free(gen);
+        return 1;
+    }
+    uint64_t t_conn = testlib_now_ns();
+    pthread_mutex_lock(&st.mu);
+    while (!st.connected && !st.conn_failed && testlib_now_ns() - t_conn < 10000000000ull)
+        cv_wait_ms(&st, 50);
+    int connected = st.connected;
+    pthread_mutex_unlock(&st.mu);
+    if (!connected) {
+        fprintf(stderr, "mfpub: not connected to %s\n", uri);
+        printf("RESULT sent=0 ok=0 fail=0 secs=0 rate=0\n");
+        MQTTAsync_destroy(&c);
+        free(gen);
+        return 1;
+    }
+    if (testlib_nodelay_peer_port(port) < 1)
+        fprintf(stderr, "mfpub: could not set TCP_NODELAY\n");
+
+    size_t cap = json ? 512 : (size_t)size;
+    unsigned char *buf = calloc(1, cap);
+    if (!buf) {
+        MQTTAsync_destroy(&c);
+        free(gen);
+        return 1;
+    }
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_pub_ok;
+    ro.onFailure = on_pub_fail;
+    ro.context = &st;
+
+    uint64_t t0 = testlib_now_ns();
+    uint64_t deadline = t0 + (uint64_t)(max_secs * 1e9);
+    double period_ns = rate > 0 ? 1e9 / rate : 0;
+    long sent = 0, send_err = 0;
+    int timed_out = 0;
+
+    for (long i = 0; i < n; i++) {
+        if (rate > 0)
+            testlib_sleep_until_ns(t0 + (uint64_t)(period_ns * (double)i));
+        pthread_mutex_lock(&st.mu);
+        while (sent - st.ok - st.fail >= window && testlib_now_ns() < deadline)
+            cv_wait_ms(&st, 10);
+        pthread_mutex_unlock(&st.mu);
+        if (testlib_now_ns() >= deadline) {
+            timed_out = 1;
+            break;
+        }
+        MQTTAsync_message m = MQTTAsync_message_initializer;
+        m.qos = qos;
+        m.retained = retain;
+        m.payload = buf;
+        uint64_t now = testlib_now_ns();
+        if (json) {
+            char vbuf[32];
+            const char *v = vbuf;
+            if (n_vals)
+                v = vals[(size_t)i % n_vals];
+            else
+                snprintf(vbuf, sizeof vbuf, "%ld", i);
+            int len =
+                snprintf((char *)buf, cap, "{\"src\":%u,\"seq\":%ld,\"t\":%" PRIu64 ",\"%s\":%s}",
+                         src, i, now, vfield, v);
+            m.payloadlen = len < (int)cap ? len : (int)cap - 1;
+        } else {
+            testlib_fill(buf, cap, src, (uint64_t)i, now);
+            m.payloadlen = (int)cap;
+        }
+        const char *topic = topics[(size_t)i % n_topics];
+        int tries = 0;
+        while ((rc = MQTTAsync_sendMessage(c, topic, &m, &ro)) != MQTTASYNC_SUCCESS) {
+            /* a full paho queue (rare with the window) is retried; anything else ends it */
+            if (rc == MQTTASYNC_DISCONNECTED || ++tries > 1000 || testlib_now_ns() >= deadline)
+                break;
+            usleep(1000);
+        }
+        if (rc != MQTTASYNC_SUCCESS) {
+            if (!send_err++)
+                fprintf(stderr, "mfpub: sendMessage rc=%d at seq %ld\n", rc, i);
+            if (rc == MQTTASYNC_DISCONNECTED)
+                break;
+            continue;
+        }
+        sent++;
+    }
+
+    /* every submitted message completes (PUBACK, or written for QoS 0) or fails */
+    pthread_mutex_lock(&st.mu);
+    while (sent - st.ok - st.fail > 0 && testlib_now_ns() < deadline + 10000000000ull)
+        cv_wait_ms(&st, 10);
+    long ok = st.ok, fail = st.fail;
+    pthread_mutex_unlock(&st.mu);
+    double secs = (double)(testlib_now_ns() - t0) / 1e9;
+
+    printf("RESULT sent=%ld ok=%ld fail=%ld send_err=%ld timed_out=%d secs=%.3f rate=%.0f "
+           "qos=%d size=%ld topics=%zu src=%u\n",
+           sent, ok, fail, send_err, timed_out, secs, secs > 0 ? (double)ok / secs : 0.0, qos,
+           json ? 0 : size, n_topics, src);
+    fflush(stdout);
+
+    MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
+    dopt.timeout = 2000;
+    dopt.onSuccess = on_disc;
+    dopt.onFailure = on_disc_fail;
+    dopt.context = &st;
+    if (MQTTAsync_disconnect(c, &dopt) == MQTTASYNC_SUCCESS) {
+        uint64_t t_d = testlib_now_ns();
+        pthread_mutex_lock(&st.mu);
+        while (!st.disconnected && testlib_now_ns() - t_d < 3000000000ull)
+            cv_wait_ms(&st, 20);
+        pthread_mutex_unlock(&st.mu);
+    }
+    MQTTAsync_destroy(&c);
+    free(buf);
+    free(gen);
+    return (ok == n && fail == 0) ? 0 : 1;
+}
