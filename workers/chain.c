@@ -1,0 +1,319 @@
+#include "chain.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain_int.h"
+#include "clock.h"
+#include "log.h"
+
+#define COMP "worker"
+
+struct chain_set {
+    const ctx_env *env;
+    const loader *ld;
+    chain_rule *rules; /* one per cfg rule; n == 0 for a simple callback rule */
+    size_t n_rules;
+    int err; /* first callback error of the chain_run / close in progress */
+};
+
+static const char *kind_name(enum cfg_step_kind k)
+{
+    switch (k) {
+    case CFG_STEP_SAMPLER:
+        return "sampler";
+    case CFG_STEP_CUSTOM_PROCESSOR:
+        return "custom_processor";
+    case CFG_STEP_RELAY:
+        return "relay";
+    case CFG_STEP_FORMAT:
+        return "format";
+    case CFG_STEP_FILTER:
+        return "filter";
+    case CFG_STEP_BATCH:
+        return "batch";
+    case CFG_STEP_THROTTLE:
+        return "throttle";
+    case CFG_STEP_ON_CHANGE:
+        return "on_change";
+    case CFG_STEP_AGGREGATE:
+        return "aggregate";
+    }
+    return "?";
+}
+
+const char *chain_client_name(const chain_rule *cr, int client)
+{
+    const cfg *c = cr->env->c;
+    if (client < 0 || (size_t)client >= c->n_clients)
+        return "";
+    return c->clients[client].client_id;
+}
+
+void chain_note_error(chain_rule *cr, int rc)
+{
+    if (rc != 0 && cr->cs->err == 0)
+        cr->cs->err = rc;
+}
+
+int chain_buf_put(chain_buf *b, const void *data, size_t len)
+{
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return -ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (len)
+        memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+int chain_buf_nul(chain_buf *b)
+{
+    int rc = chain_buf_put(b, "", 0); /* guarantees room for the NUL */
+    if (rc == 0)
+        b->p[b->len] = '\0';
+    return rc;
+}
+
+void chain_buf_fini(chain_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+static int publish_source(chain_rule *cr, const ctx_origin *o, const mf_msg *m)
+{
+    /* the rule's source client, or the message's when the rule listens to every client */
+    int client = cr->r->source_client >= 0 ? cr->r->source_client : o->client;
+    int rc = ctx_write(cr->env, cr->rule, cr->n ? (int)cr->n - 1 : -1, o, client, m->topic,
+                       m->payload, m->payload_len, o->qos, o->retain);
+    if (rc < 0) {
+        log_error(COMP,
+                  "rule %s: end of chain: cannot publish on client %s topic \"%s\" (%zu "
+                  "bytes): %s",
+                  cr->r->name, chain_client_name(cr, client), m->topic, m->payload_len,
+                  strerror(-rc));
+        if (cr->env->slot)
+            stats_add(&cr->env->slot->errors, 1);
+    }
+    return rc;
+}
+
+int chain_feed(chain_rule *cr, size_t i, const ctx_origin *o, const mf_msg *m)
+{
+    if (i >= cr->n)
+        return publish_source(cr, o, m);
+    chain_step *s = &cr->steps[i];
+    switch (s->cfg->kind) {
+    case CFG_STEP_SAMPLER:
+        return step_sampler_process(s, o, m);
+    case CFG_STEP_CUSTOM_PROCESSOR:
+        return step_custom_processor_process(s, o, m);
+    case CFG_STEP_RELAY:
+        return step_relay_process(s, o, m);
+    case CFG_STEP_FORMAT:
+        return step_format_process(s, o, m);
+    case CFG_STEP_FILTER:
+        return step_filter_process(s, o, m);
+    default:
+        break;
+    }
+    return -ENOTSUP; /* refused by chain_set_create */
+}
+
+int chain_emit_next(mf_ctx *x, const char *topic, const void *payload, size_t len)
+{
+    chain_step *s = x->next_arg;
+    mf_msg m = {
+        .topic = topic,
+        .payload = payload,
+        .payload_len = len,
+        .qos = x->origin.qos,
+        .retain = x->origin.retain,
+        .client_id = chain_client_name(s->cr, x->origin.client),
+        .received_ns = x->origin.received_ns,
+    };
+    int rc = chain_feed(s->cr, s->index + 1, &x->origin, &m);
+    /* mf_emit reports only what is about this emit; a failure further down was logged */
+    return rc == -ENOSPC ? -ENOSPC : rc < 0 ? -EINVAL : 0;
+}
+
+static void fini_rule(chain_rule *cr)
+{
+    for (size_t i = 0; i < cr->n; i++) {
+        chain_step *s = &cr->steps[i];
+        step_sampler_fini(s);
+        step_format_fini(s);
+        step_filter_fini(s);
+    }
+    free(cr->steps);
+}
+
+void chain_set_destroy(chain_set *cs)
+{
+    if (!cs)
+        return;
+    for (size_t i = 0; i < cs->n_rules; i++)
+        fini_rule(&cs->rules[i]);
+    free(cs->rules);
+    free(cs);
+}
+
+static int build_rule(chain_set *cs, chain_rule *cr, int rule)
+{
+    const cfg *c = cs->env->c;
+    const cfg_rule *r = &c->rules[rule];
+
+    cr->cs = cs;
+    cr->env = cs->env;
+    cr->rule = rule;
+    cr->r = r;
+    if (r->chain < 0 || (size_t)r->chain >= c->n_chains)
+        return 0;
+    const cfg_chain *ch = &c->chains[r->chain];
+    cr->steps = calloc(ch->n_steps ? ch->n_steps : 1, sizeof(*cr->steps));
+    if (!cr->steps)
+        return -ENOMEM;
+    cr->n = ch->n_steps;
+    for (size_t i = 0; i < ch->n_steps; i++) {
+        chain_step *s = &cr->steps[i];
+        int rc = 0;
+        s->cr = cr;
+        s->index = i;
+        s->cfg = &ch->steps[i];
+        if (s->cfg->callback >= 0) {
+            s->cb = loader_fn(cs->ld, s->cfg->callback);
+            s->cb_name = c->callbacks[s->cfg->callback].name;
+        }
+        switch (s->cfg->kind) {
+        case CFG_STEP_SAMPLER:
+            rc = step_sampler_init(s);
+            break;
+        case CFG_STEP_FILTER:
+            rc = step_filter_init(s);
+            break;
+        case CFG_STEP_CUSTOM_PROCESSOR:
+        case CFG_STEP_RELAY:
+        case CFG_STEP_FORMAT:
+            break;
+        default:
+            log_error(COMP,
+                      "rule %s, chain %s, step %zu: step kind %s is not implemented by "
+                      "this worker",
+                      r->name, ch->name, i, kind_name(s->cfg->kind));
+            rc = -EINVAL;
+        }
+        if (rc == 0 &&
+            (s->cfg->kind == CFG_STEP_SAMPLER || s->cfg->kind == CFG_STEP_CUSTOM_PROCESSOR) &&
+            !s->cb) {
+            log_error(COMP, "rule %s, chain %s, step %zu (%s): no callback", r->name, ch->name, i,
+                      kind_name(s->cfg->kind));
+            rc = -EINVAL;
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int chain_set_create(const ctx_env *env, const loader *ld, chain_set **out)
+{
+    const cfg *c = env->c;
+    int rc = 0;
+
+    *out = NULL;
+    chain_set *cs = calloc(1, sizeof(*cs));
+    if (!cs)
+        return -ENOMEM;
+    cs->env = env;
+    cs->ld = ld;
+    cs->rules = calloc(c->n_rules ? c->n_rules : 1, sizeof(*cs->rules));
+    if (!cs->rules) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    cs->n_rules = c->n_rules;
+    for (size_t i = 0; i < c->n_rules; i++) {
+        int r = build_rule(cs, &cs->rules[i], (int)i);
+        if (r < 0 && rc == 0)
+            rc = r; /* keep going: report every bad step */
+    }
+    if (rc < 0)
+        goto fail;
+    *out = cs;
+    return 0;
+fail:
+    chain_set_destroy(cs);
+    return rc;
+}
+
+int chain_run(chain_set *cs, int rule, const ctx_origin *o, const mf_msg *m)
+{
+    if (rule < 0 || (size_t)rule >= cs->n_rules)
+        return -EINVAL;
+    chain_rule *cr = &cs->rules[rule];
+    const cfg_rule *r = cr->r;
+
+    cs->err = 0;
+    if (r->chain >= 0) {
+        chain_feed(cr, 0, o, m); /* output failures are logged and counted where they happen */
+        return cs->err;
+    }
+    mf_callback fn = loader_fn(cs->ld, r->callback);
+    if (!fn)
+        return -EINVAL;
+    mf_ctx x;
+    ctx_init_call(&x, cs->env, rule, -1, cs->env->c->callbacks[r->callback].name, NULL, 0,
+                  ctx_next_publish_source, NULL, o);
+    return ctx_call(&x, fn, m, 1);
+}
+
+uint64_t chain_next_deadline(const chain_set *cs)
+{
+    uint64_t best = UINT64_MAX;
+    for (size_t i = 0; i < cs->n_rules; i++) {
+        const chain_rule *cr = &cs->rules[i];
+        for (size_t j = 0; j < cr->n; j++)
+            if (cr->steps[j].win) {
+                uint64_t d = window_deadline(cr->steps[j].win);
+                if (d < best)
+                    best = d;
+            }
+    }
+    return best;
+}
+
+static void close_windows(chain_set *cs, uint64_t now_ns)
+{
+    /* in step order, so a window closing into a later sampler adds to it before that one is
+     * looked at */
+    for (size_t i = 0; i < cs->n_rules; i++) {
+        chain_rule *cr = &cs->rules[i];
+        for (size_t j = 0; j < cr->n; j++) {
+            chain_step *s = &cr->steps[j];
+            if (s->win && window_deadline(s->win) <= now_ns) {
+                cs->err = 0;
+                step_sampler_close(s);
+            }
+        }
+    }
+}
+
+void chain_tick(chain_set *cs, uint64_t now_ns)
+{
+    close_windows(cs, now_ns);
+}
+
+void chain_close_all(chain_set *cs)
+{
+    /* WINDOW_CLOSED is UINT64_MAX, so this closes exactly the open ones */
+    close_windows(cs, UINT64_MAX - 1);
+}

@@ -1,0 +1,45 @@
+/* chain: runs the rules of one worker process: a simple callback rule calls its function on
+ * the message; a chain rule feeds the message through its processing chain step by step
+ * (DESIGN §3, §4). Steps live in step_*.c; their state (sampler windows, format buffers,
+ * compiled filter conditions) is kept per rule and step, so two rules sharing a chain never
+ * mix their windows.
+ *
+ * Message flow inside a chain: each step hands what it produces to the next step at once (a
+ * callback's mf_emit recurses into the next step before it returns), so a message is fully
+ * processed, outputs written through ctx_env.publish, when chain_run returns. The end of a
+ * chain publishes on the source client (topic as given, origin's QoS/retain); a relay step
+ * publishes on its target and ends the message's way.
+ *
+ * Time: sampler windows close on time, not on the next message: the caller waits at most
+ * until chain_next_deadline and then calls chain_tick. One thread.
+ */
+#ifndef MF_WORKERS_CHAIN_H
+#define MF_WORKERS_CHAIN_H
+
+#include <stdint.h>
+
+#include "ctx.h"
+#include "loader.h"
+
+typedef struct chain_set chain_set;
+
+/* Builds the state of every rule of env->c with functions from ld (both outlive the set).
+ * 0 and *out; -ENOMEM; -EINVAL (a step that cannot be built, e.g. a bad filter condition, or
+ * a step kind this worker does not implement: logged, a configuration problem). */
+int chain_set_create(const ctx_env *env, const loader *ld, chain_set **out);
+/* Frees everything without closing windows (call chain_close_all first to flush them). */
+void chain_set_destroy(chain_set *cs);
+
+/* Runs rule on m (from origin o). Returns 0, -EINVAL when rule is out of range, or the first
+ * non-zero value a callback returned (already logged and counted). Outputs that could not be
+ * written (too large, bad topic) are logged and counted as errors. */
+int chain_run(chain_set *cs, int rule, const ctx_origin *o, const mf_msg *m);
+
+/* Monotonic ns of the earliest open sampler window's close, or UINT64_MAX. */
+uint64_t chain_next_deadline(const chain_set *cs);
+/* Closes every window whose deadline is <= now_ns: runs its callback with its messages. */
+void chain_tick(chain_set *cs, uint64_t now_ns);
+/* Closes every open window now (stop: run their callbacks with what they hold). */
+void chain_close_all(chain_set *cs);
+
+#endif

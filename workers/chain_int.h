@@ -1,0 +1,75 @@
+/* chain_int: what chain.c and the step_*.c files share (STYLE 4); nothing else includes it.
+ *
+ * A chain_rule is one rule's chain: its steps in order, each with the state its kind needs.
+ * Every step kind implements process (take one message from the previous step) and may have
+ * init/fini; process hands its output to chain_feed(cr, index + 1, ...). chain_feed at
+ * index == n publishes on the source client.
+ */
+#ifndef MF_WORKERS_CHAIN_INT_H
+#define MF_WORKERS_CHAIN_INT_H
+
+#include <stddef.h>
+
+#include "chain.h"
+#include "expr.h"
+#include "window.h"
+
+typedef struct chain_rule chain_rule;
+
+/* A growable scratch buffer (format step); reused from one message to the next. */
+typedef struct chain_buf {
+    char *p;
+    size_t len, cap;
+} chain_buf;
+
+typedef struct chain_step {
+    chain_rule *cr;
+    size_t index;
+    const cfg_step *cfg;
+    mf_callback cb; /* sampler, custom_processor */
+    const char *cb_name;
+    window *win;              /* sampler */
+    expr *cond;               /* filter */
+    chain_buf topic, payload; /* format */
+} chain_step;
+
+struct chain_rule {
+    chain_set *cs;
+    const ctx_env *env;
+    int rule;
+    const cfg_rule *r;
+    chain_step *steps;
+    size_t n;
+};
+
+/* Hands m (from origin o) to step i; i == cr->n publishes on the source client. 0, or the
+ * -errno of an output that could not be written (already logged and counted). */
+int chain_feed(chain_rule *cr, size_t i, const ctx_origin *o, const mf_msg *m);
+/* The mf_emit target of a callback run by a step (next_arg = the chain_step). */
+int chain_emit_next(mf_ctx *x, const char *topic, const void *payload, size_t len);
+/* Records a callback's non-zero return as the result of the chain_run in progress. */
+void chain_note_error(chain_rule *cr, int rc);
+/* The name of client i ("" when out of range), for mf_msg.client_id. */
+const char *chain_client_name(const chain_rule *cr, int client);
+
+/* chain_buf helpers: 0 or -ENOMEM. */
+int chain_buf_put(chain_buf *b, const void *data, size_t len);
+int chain_buf_nul(chain_buf *b); /* NUL-terminates without counting it in len */
+void chain_buf_fini(chain_buf *b);
+
+/* step kinds */
+int step_sampler_init(chain_step *s);
+int step_sampler_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
+/* Runs the window's callback if it holds messages, then empties it. */
+void step_sampler_close(chain_step *s);
+void step_sampler_fini(chain_step *s);
+
+int step_custom_processor_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
+int step_relay_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
+int step_format_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
+void step_format_fini(chain_step *s);
+int step_filter_init(chain_step *s);
+int step_filter_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
+void step_filter_fini(chain_step *s);
+
+#endif

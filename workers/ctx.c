@@ -1,0 +1,178 @@
+#include "ctx.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define COMP "worker"
+
+void ctx_init_module(mf_ctx *x, const ctx_env *env, const char *module)
+{
+    memset(x, 0, sizeof(*x));
+    x->env = env;
+    x->rule = -1;
+    x->step = -1;
+    x->callback = "mf_init";
+    x->module = module;
+    x->origin.client = -1;
+}
+
+void ctx_init_call(mf_ctx *x, const ctx_env *env, int rule, int step, const char *callback,
+                   const cfg_param *params, size_t n_params, ctx_next_fn next, void *next_arg,
+                   const ctx_origin *origin)
+{
+    x->env = env;
+    x->rule = rule;
+    x->step = step;
+    x->callback = callback;
+    x->module = NULL;
+    x->params = params;
+    x->n_params = n_params;
+    x->next = next;
+    x->next_arg = next_arg;
+    x->origin = *origin;
+    x->emitted = 0;
+}
+
+const char *ctx_rule_name(const ctx_env *env, int rule)
+{
+    if (rule < 0 || (size_t)rule >= env->c->n_rules)
+        return "?";
+    return env->c->rules[rule].name;
+}
+
+int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int client,
+              const char *topic, const void *payload, size_t len, int qos, int retain)
+{
+    const cfg *c = env->c;
+
+    if (client < 0 || (size_t)client >= c->n_clients || (unsigned)client >= REC_NONE)
+        return -EINVAL;
+    if (qos < 0 || qos > 2 || (retain != 0 && retain != 1))
+        return -EINVAL;
+    if (!topic || !cfg_topic_name_is_valid(topic))
+        return -EINVAL;
+    if (len > c->runtime.max_payload || len > UINT32_MAX || (len > 0 && !payload))
+        return -EINVAL;
+
+    rec_hdr h;
+    memset(&h, 0, sizeof(h));
+    h.seq = o->seq;
+    h.received_ns = o->received_ns;
+    h.client = (uint16_t)client;
+    h.rule = rule >= 0 ? (uint16_t)rule : REC_NONE;
+    h.step = step >= 0 ? (uint16_t)step : REC_NONE;
+    h.kind = REC_PUBLISH;
+    h.qos = (uint8_t)qos;
+    h.retain = (uint8_t)retain;
+    h.src_client = o->client >= 0 ? (uint32_t)o->client : REC_NONE;
+
+    int rc = env->publish(env->publish_arg, &h, topic, len ? payload : "", len);
+    if (rc == -EMSGSIZE)
+        return -EINVAL; /* the API promises -EINVAL for "too large" */
+    if (rc == 0 && env->slot)
+        stats_add(&env->slot->out, 1);
+    return rc;
+}
+
+/* Shared checks of mf_emit and mf_publish: a message is being processed and the invocation
+ * is under its output limit. */
+static int admit(mf_ctx *x)
+{
+    if (!x || !x->next)
+        return -EINVAL;
+    if (x->emitted >= CTX_MAX_EMITS)
+        return -ENOSPC;
+    return 0;
+}
+
+int mf_emit(mf_ctx *x, const char *topic, const void *payload, size_t len)
+{
+    int rc = admit(x);
+    if (rc < 0)
+        return rc;
+    /* checked here too (not only when published) so that a bad emit fails in the callback
+     * that made it, whatever the steps after it would do with the message */
+    if (!topic || !cfg_topic_name_is_valid(topic) || len > x->env->c->runtime.max_payload ||
+        (len > 0 && !payload))
+        return -EINVAL;
+    x->emitted++;
+    return x->next(x, topic, len ? payload : "", len);
+}
+
+int mf_publish(mf_ctx *x, const char *client_id, const char *topic, const void *payload, size_t len,
+               int qos, int retain)
+{
+    int rc = admit(x);
+    if (rc < 0)
+        return rc;
+    if (!client_id || qos < 0 || qos > 1)
+        return -EINVAL;
+    int client = cfg_client_index(x->env->c, client_id);
+    if (client < 0)
+        return -EINVAL;
+    rc = ctx_write(x->env, x->rule, x->step, &x->origin, client, topic, payload, len, qos, retain);
+    if (rc == 0)
+        x->emitted++;
+    return rc;
+}
+
+int ctx_next_publish_source(mf_ctx *x, const char *topic, const void *payload, size_t len)
+{
+    return ctx_write(x->env, x->rule, x->step, &x->origin, x->origin.client, topic, payload, len,
+                     x->origin.qos, x->origin.retain);
+}
+
+void mf_log(mf_ctx *x, int level, const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX];
+    va_list ap;
+
+    if (!log_enabled(level, "callback"))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt ? fmt : "", ap);
+    va_end(ap);
+    if (!x)
+        log_msg(level, "callback", "%s", line);
+    else if (x->rule < 0)
+        log_msg(level, "callback", "module %s: %s", x->module ? x->module : "?", line);
+    else
+        log_msg(level, "callback", "rule %s, callback %s: %s", ctx_rule_name(x->env, x->rule),
+                x->callback, line);
+}
+
+const char *mf_param(mf_ctx *x, const char *key)
+{
+    if (!x || !key)
+        return NULL;
+    for (size_t i = 0; i < x->n_params; i++)
+        if (x->params[i].key && strcmp(x->params[i].key, key) == 0)
+            return x->params[i].value;
+    return NULL;
+}
+
+int ctx_call(mf_ctx *x, mf_callback cb, const mf_msg *msgs, size_t n)
+{
+    stats_slot *slot = x->env->slot;
+
+    /* a callback may run inside another one (a processor fed by a processor's mf_emit): the
+     * outermost start is what the supervisor's timeout measures */
+    uint64_t outer = slot ? stats_get(&slot->busy_since_ns) : 1;
+    if (!outer)
+        stats_set(&slot->busy_since_ns, clock_mono_ns());
+    int rc = cb(x, msgs, n);
+    if (!outer)
+        stats_set(&slot->busy_since_ns, 0);
+    if (rc != 0) {
+        log_error(COMP, "rule %s: callback %s returned %d", ctx_rule_name(x->env, x->rule),
+                  x->callback, rc);
+        if (slot)
+            stats_add(&slot->errors, 1);
+    }
+    return rc;
+}

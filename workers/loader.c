@@ -1,0 +1,181 @@
+#include "loader.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define COMP "worker"
+
+typedef struct module {
+    const char *path; /* cfg's string */
+    void *handle;
+    bool inited; /* mf_init ran and succeeded: mf_fini is owed */
+} module;
+
+struct loader {
+    const ctx_env *env;
+    module *mods;
+    size_t n_mods;
+    mf_callback *fns; /* per cfg callback index */
+    size_t n_fns;
+};
+
+mf_callback loader_fn(const loader *l, int i)
+{
+    if (!l || i < 0 || (size_t)i >= l->n_fns)
+        return NULL;
+    return l->fns[i];
+}
+
+/* dlsym returns a void *; converting it to a function pointer is what POSIX guarantees works,
+ * done through memcpy so that -Wpedantic builds stay quiet too. */
+static void *sym(void *h, const char *name)
+{
+    dlerror();
+    return dlsym(h, name);
+}
+
+static int open_module(module *m)
+{
+    m->handle = dlopen(m->path, RTLD_NOW | RTLD_LOCAL);
+    if (!m->handle) {
+        const char *e = dlerror();
+        log_error(COMP, "dlopen of callback module %s: %s", m->path, e ? e : "failed");
+        return -ENOENT;
+    }
+    const int *ver = sym(m->handle, "mf_api_version");
+    if (!ver) {
+        log_error(COMP,
+                  "callback module %s has no mf_api_version: not built with mqttflow.h, refused",
+                  m->path);
+        return -EPROTO;
+    }
+    if (*ver != MF_API_VERSION) {
+        log_error(COMP,
+                  "callback module %s was built for callback API version %d, this worker "
+                  "implements version %d: refused (rebuild it against this mqttflow.h)",
+                  m->path, *ver, MF_API_VERSION);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static void fini_modules(loader *l)
+{
+    for (size_t i = l->n_mods; i-- > 0;) {
+        module *m = &l->mods[i];
+        if (m->handle && m->inited) {
+            mf_fini_fn fini;
+            void *p = sym(m->handle, "mf_fini");
+            if (p) {
+                memcpy(&fini, &p, sizeof(fini));
+                mf_ctx x;
+                ctx_init_module(&x, l->env, m->path);
+                x.callback = "mf_fini";
+                fini(&x);
+            }
+        }
+        m->inited = false;
+    }
+}
+
+void loader_destroy(loader *l)
+{
+    if (!l)
+        return;
+    fini_modules(l);
+    /* closed after every mf_fini, since a module may call into another one it links to */
+    for (size_t i = l->n_mods; i-- > 0;)
+        if (l->mods[i].handle)
+            dlclose(l->mods[i].handle);
+    free(l->mods);
+    free(l->fns);
+    free(l);
+}
+
+static module *find_module(loader *l, const char *path)
+{
+    for (size_t i = 0; i < l->n_mods; i++)
+        if (strcmp(l->mods[i].path, path) == 0)
+            return &l->mods[i];
+    return NULL;
+}
+
+int loader_create(const ctx_env *env, loader **out)
+{
+    const cfg *c = env->c;
+    int rc = 0;
+    loader *l = calloc(1, sizeof(*l));
+
+    *out = NULL;
+    if (!l)
+        return -ENOMEM;
+    l->env = env;
+    l->n_fns = c->n_callbacks;
+    l->fns = calloc(c->n_callbacks ? c->n_callbacks : 1, sizeof(*l->fns));
+    l->mods = calloc(c->n_callbacks ? c->n_callbacks : 1, sizeof(*l->mods));
+    if (!l->fns || !l->mods) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+
+    /* open each module once; keep going after a failure so every problem is reported */
+    for (size_t i = 0; i < c->n_callbacks; i++) {
+        const cfg_callback *cb = &c->callbacks[i];
+        if (find_module(l, cb->module))
+            continue;
+        module *m = &l->mods[l->n_mods++];
+        m->path = cb->module;
+        int r = open_module(m);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+
+    for (size_t i = 0; i < c->n_callbacks; i++) {
+        const cfg_callback *cb = &c->callbacks[i];
+        module *m = find_module(l, cb->module);
+        if (!m->handle)
+            continue;
+        void *p = sym(m->handle, cb->function);
+        if (!p) {
+            log_error(COMP, "callback %s: function %s not found in module %s", cb->name,
+                      cb->function, cb->module);
+            if (rc == 0)
+                rc = -ENOENT;
+            continue;
+        }
+        memcpy(&l->fns[i], &p, sizeof(l->fns[i]));
+    }
+    if (rc < 0)
+        goto fail;
+
+    for (size_t i = 0; i < l->n_mods; i++) {
+        module *m = &l->mods[i];
+        void *p = sym(m->handle, "mf_init");
+        if (!p) {
+            m->inited = true; /* no hook: mf_fini (if any) is still owed */
+            continue;
+        }
+        mf_init_fn init;
+        memcpy(&init, &p, sizeof(init));
+        mf_ctx x;
+        ctx_init_module(&x, env, m->path);
+        int r = init(&x);
+        if (r != 0) {
+            log_error(COMP, "callback module %s: mf_init returned %d, refusing to start", m->path,
+                      r);
+            rc = -ECANCELED;
+            goto fail;
+        }
+        m->inited = true;
+    }
+    *out = l;
+    return 0;
+
+fail:
+    loader_destroy(l);
+    return rc;
+}

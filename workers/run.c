@@ -1,0 +1,234 @@
+#include "run.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chain.h"
+#include "clock.h"
+#include "ctx.h"
+#include "loader.h"
+#include "log.h"
+#include "names.h"
+#include "out.h"
+#include "rec.h"
+#include "ring.h"
+#include "shm.h"
+#include "stage.h"
+#include "stats.h"
+
+#define COMP "worker"
+
+struct run {
+    const cfg *c;
+    size_t worker;
+    ctx_env env;
+    loader *ld;
+    chain_set *cs;
+    ring *in, *outr;
+    out o;
+    stats *st;
+    stats_slot local_slot; /* counters when no stats segment exists (worker run by hand) */
+};
+
+int run_create(const cfg *c, size_t worker, run **out_r)
+{
+    int rc;
+    run *r = calloc(1, sizeof(*r));
+
+    *out_r = NULL;
+    if (!r)
+        return -ENOMEM;
+    r->c = c;
+    r->worker = worker;
+    r->env.c = c;
+    r->env.publish = out_publish;
+    r->env.publish_arg = &r->o;
+    r->env.slot = &r->local_slot;
+    if ((rc = loader_create(&r->env, &r->ld)) < 0)
+        goto fail;
+    if ((rc = chain_set_create(&r->env, r->ld, &r->cs)) < 0)
+        goto fail;
+    *out_r = r;
+    return 0;
+fail:
+    run_destroy(r);
+    return rc;
+}
+
+int run_attach(run *r)
+{
+    char name[SHM_NAME_MAX];
+    const char *inst = r->c->runtime.instance;
+    int rc;
+
+    if ((rc = names_worker_out(name, sizeof(name), inst, r->worker)) < 0 ||
+        (rc = ring_attach(name, RING_PRODUCER, &r->outr)) < 0) {
+        log_error(COMP, "attach of output ring %s as producer: %s", name, strerror(-rc));
+        return rc;
+    }
+    out_init(&r->o, r->outr);
+    if ((rc = names_worker_in(name, sizeof(name), inst, r->worker)) < 0 ||
+        (rc = ring_attach(name, RING_CONSUMER, &r->in)) < 0) {
+        log_error(COMP, "attach of input ring %s as consumer: %s", name, strerror(-rc));
+        return rc;
+    }
+    if ((rc = names_stats(name, sizeof(name), inst)) < 0)
+        return rc;
+    rc = stats_attach(name, &r->st);
+    if (rc == -ENOENT) {
+        /* run by hand without a supervisor: count locally */
+        log_warn(COMP, "no stats segment %s: counters are not shared", name);
+    } else if (rc < 0) {
+        log_error(COMP, "attach of stats segment %s: %s", name, strerror(-rc));
+        return rc;
+    } else {
+        size_t idx = stats_slot_index(STATS_WORKER, r->worker, cfg_ingress_count(r->c));
+        if (idx >= stats_slot_count(r->st)) {
+            log_error(COMP, "stats segment %s has %zu slots, worker %zu needs slot %zu", name,
+                      stats_slot_count(r->st), r->worker, idx);
+            return -EPROTO;
+        }
+        r->env.slot = stats_slot_at(r->st, idx);
+    }
+    stats_set(&r->env.slot->pid, (uint64_t)getpid());
+    stats_set(&r->env.slot->busy_since_ns, 0);
+    return 0;
+}
+
+void run_destroy(run *r)
+{
+    if (!r)
+        return;
+    if (r->outr)
+        ring_flush(r->outr);
+    if (r->st && r->env.slot != &r->local_slot)
+        stats_set(&r->env.slot->pid, 0);
+    chain_set_destroy(r->cs);
+    loader_destroy(r->ld);
+    stats_detach(r->st);
+    ring_detach(r->in);
+    ring_detach(r->outr);
+    free(r);
+}
+
+/* What a rule runs, for logs: its callback's or its chain's name. */
+static const char *rule_target(const cfg *c, const cfg_rule *rule)
+{
+    if (rule->callback >= 0 && (size_t)rule->callback < c->n_callbacks)
+        return c->callbacks[rule->callback].name;
+    if (rule->chain >= 0 && (size_t)rule->chain < c->n_chains)
+        return c->chains[rule->chain].name;
+    return "?";
+}
+
+static void handle(run *r, const void *buf, size_t len)
+{
+    const cfg *c = r->c;
+    stats_slot *slot = r->env.slot;
+    rec_view v;
+    unsigned att = ring_begin(r->in);
+    int rc = rec_decode(buf, len, &v);
+
+    stats_add(&slot->in, 1);
+    if (rc < 0) {
+        log_error(COMP, "input record of %zu bytes is malformed, skipped", len);
+        stats_add(&slot->errors, 1);
+        goto done;
+    }
+    if (v.h.kind != REC_MSG || v.h.rule >= c->n_rules) {
+        log_error(COMP,
+                  "input record kind %u for rule %u: not a message of a known rule, "
+                  "skipped",
+                  v.h.kind, v.h.rule);
+        stats_add(&slot->errors, 1);
+        goto done;
+    }
+    const cfg_rule *rule = &c->rules[v.h.rule];
+    if (c->runtime.max_attempts > 0 && att > (unsigned)c->runtime.max_attempts) {
+        /* its processing killed this worker max_attempts times: skip it so the rest flows */
+        log_error(COMP,
+                  "dead message: rule %s, callback %s, topic \"%s\" (%u bytes): it "
+                  "killed the worker %u times",
+                  rule->name, rule_target(c, rule), v.topic, v.h.payload_len, att - 1);
+        stats_add(&slot->dead, 1);
+        goto done;
+    }
+    if (att > 1)
+        log_warn(COMP, "rule %s, topic \"%s\": attempt %u (the worker died running it)", rule->name,
+                 v.topic, att);
+
+    int client = v.h.client < c->n_clients ? v.h.client : -1;
+    mf_msg m = {
+        .topic = v.topic,
+        .payload = v.payload,
+        .payload_len = v.h.payload_len,
+        .qos = v.h.qos,
+        .retain = v.h.retain,
+        .client_id = client >= 0 ? c->clients[client].client_id : "",
+        .received_ns = v.h.received_ns,
+    };
+    ctx_origin o = {
+        .client = client,
+        .qos = v.h.qos,
+        .retain = v.h.retain,
+        .seq = v.h.seq,
+        .received_ns = v.h.received_ns,
+    };
+    chain_run(r->cs, v.h.rule, &o, &m);
+done:
+    ring_end(r->in);
+    ring_advance(r->in);
+}
+
+static int wait_ms(const run *r, uint64_t now)
+{
+    uint64_t d = chain_next_deadline(r->cs);
+    if (d == UINT64_MAX)
+        return RUN_WAIT_MS;
+    if (d <= now)
+        return 0;
+    uint64_t ms = (d - now + 999999) / 1000000;
+    return ms < RUN_WAIT_MS ? (int)ms : RUN_WAIT_MS;
+}
+
+int run_loop(run *r)
+{
+    stats_slot *slot = r->env.slot;
+    int rc = 0;
+
+    for (;;) {
+        /* read before draining: once seen, take what the ring holds, then leave */
+        int stopping = stage_stop_flag;
+        uint64_t now = clock_mono_ns();
+        const void *buf;
+        size_t len, n = 0;
+
+        stats_set(&slot->heartbeat_ns, now);
+        chain_tick(r->cs, now);
+        while (n < RUN_BATCH && (rc = ring_peek(r->in, &buf, &len)) == 0) {
+            handle(r, buf, len);
+            n++;
+        }
+        /* outputs first, then the inputs they came from (at-least-once) */
+        out_flush(&r->o);
+        if (n)
+            ring_release(r->in);
+        if (rc == -EBADMSG) {
+            log_error(COMP, "input ring of worker %zu is corrupt: stopping", r->worker);
+            return rc;
+        }
+        if (n == RUN_BATCH)
+            continue;
+        if (stopping)
+            break;
+        rc = ring_wait_data(r->in, wait_ms(r, clock_mono_ns()));
+        (void)rc; /* data, timeout or a signal: the next turn looks at all three */
+    }
+    /* stopping: the input ring is drained; close windows early rather than lose them */
+    chain_close_all(r->cs);
+    out_flush(&r->o);
+    ring_release(r->in);
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* run: one worker process's state and its loop (DESIGN §1, §5).
+ *
+ * run_create loads the callback modules and builds every rule's chain (configuration
+ * problems); run_attach maps the worker's input ring (router -> worker, as consumer), its
+ * output ring (worker -> relay, as producer) and its stats slot (runtime problems, worth a
+ * restart). run_loop then takes records from the input ring in batches, runs each record's
+ * rule, flushes the outputs and only then releases the batch (at-least-once); records whose
+ * processing killed the worker more than runtime.max_attempts times are skipped as dead. On
+ * stage_stop_flag it drains the input ring, closes open sampler windows early, flushes and
+ * returns. One thread; signals only set stage.h flags.
+ */
+#ifndef MF_WORKERS_RUN_H
+#define MF_WORKERS_RUN_H
+
+#include <stddef.h>
+
+#include "cfg.h"
+
+#define RUN_BATCH   64  /* input records per release */
+#define RUN_WAIT_MS 200 /* longest wait, so a missed signal is still seen */
+
+typedef struct run run;
+
+/* Loads modules and builds chains for worker `worker` of c (c outlives the run). 0 and *out;
+ * any failure (logged) is a configuration error: -ENOENT, -EPROTO, -ECANCELED, -EINVAL,
+ * -ENOMEM. */
+int run_create(const cfg *c, size_t worker, run **out);
+/* Attaches rings and stats. 0 or -errno (logged, naming the segment). */
+int run_attach(run *r);
+/* Runs until stage_stop_flag, then drains. 0, or -EBADMSG when the input ring is corrupt. */
+int run_loop(run *r);
+/* Detaches and unloads (mf_fini runs); accepts NULL. */
+void run_destroy(run *r);
+
+#endif

@@ -1,0 +1,72 @@
+/* step_sampler: a tumbling window of `duration` seconds per rule; when it closes, its
+ * callback runs once with every message the window holds, and what the callback emits goes
+ * to the next step. A window that received nothing does not call the callback (n == 0 would
+ * only wake every sampler of every idle rule for nothing). See window.h for the state. */
+#include <errno.h>
+#include <string.h>
+
+#include "chain_int.h"
+#include "clock.h"
+#include "log.h"
+
+#define COMP "worker"
+
+int step_sampler_init(chain_step *s)
+{
+    double d = s->cfg->duration;
+    if (!(d > 0) || d > 1e9) {
+        log_error(COMP,
+                  "rule %s, step %zu (sampler): duration %g is not a positive number of "
+                  "seconds",
+                  s->cr->r->name, s->index, d);
+        return -EINVAL;
+    }
+    uint32_t max = s->cfg->max_messages ? s->cfg->max_messages : 10000;
+    return window_create((uint64_t)(d * 1e9), max, &s->win);
+}
+
+void step_sampler_fini(chain_step *s)
+{
+    window_destroy(s->win);
+    s->win = NULL;
+}
+
+int step_sampler_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+{
+    int rc = window_add(s->win, m, o, clock_mono_ns());
+    if (rc == -ENOSPC) {
+        /* logged once per window, counted every time */
+        if (s->cr->env->slot)
+            stats_add(&s->cr->env->slot->dropped, 1);
+        uint64_t drops = window_drops(s->win);
+        if ((drops & (drops - 1)) == 0)
+            log_warn(COMP,
+                     "rule %s, step %zu (sampler): window full (%u messages), %llu "
+                     "messages dropped so far",
+                     s->cr->r->name, s->index, (unsigned)s->cfg->max_messages,
+                     (unsigned long long)drops);
+        return 0;
+    }
+    if (rc < 0) {
+        log_error(COMP, "rule %s, step %zu (sampler): cannot keep a message: %s", s->cr->r->name,
+                  s->index, strerror(-rc));
+        if (s->cr->env->slot)
+            stats_add(&s->cr->env->slot->errors, 1);
+    }
+    return rc;
+}
+
+void step_sampler_close(chain_step *s)
+{
+    const mf_msg *msgs;
+    ctx_origin o;
+    size_t n = window_msgs(s->win, &msgs, &o);
+
+    if (n > 0) {
+        mf_ctx x;
+        ctx_init_call(&x, s->cr->env, s->cr->rule, (int)s->index, s->cb_name, s->cfg->params,
+                      s->cfg->n_params, chain_emit_next, s, &o);
+        chain_note_error(s->cr, ctx_call(&x, s->cb, msgs, n));
+    }
+    window_reset(s->win);
+}
