@@ -124,12 +124,15 @@ static void load_rule(cfg_ctx *x, cfg_rule *r, const cfg_node *m)
     r->chain = resolve(x, m, "action", "processing chain", cfg_chain_index);
 
     const cfg_node *cb = cfg_node_get(m, "callback"), *act = cfg_node_get(m, "action");
-    if (cb && act)
+    if (cb && act) {
+        size_t old = cfg_path_key(x, "action");
         cfg_err(x, act, "a rule has either callback or action, not both");
-    else if (!cb && !act)
+        cfg_path_pop(x, old);
+    } else if (!cb && !act) {
         cfg_err(x, m,
                 "a rule needs a callback (a name under callbacks) or an action (a name "
                 "under processing_chains)");
+    }
 
     const cfg_node *v;
     if (r->topic && !cfg_topic_filter_is_valid(r->topic)) {

@@ -30,8 +30,8 @@ void cfg_print_summary(const cfg *c, FILE *f)
     }
     fprintf(f, "callbacks (%zu):\n", c->n_callbacks);
     for (size_t i = 0; i < c->n_callbacks; i++)
-        fprintf(f, "  %s = %s:%s\n", c->callbacks[i].name, c->callbacks[i].function,
-                c->callbacks[i].module);
+        fprintf(f, "  %s = %s:%s\n", c->callbacks[i].name, c->callbacks[i].module,
+                c->callbacks[i].function);
     fprintf(f, "rules (%zu):\n", c->n_rules);
     for (size_t i = 0; i < c->n_rules; i++) {
         const cfg_rule *r = &c->rules[i];
@@ -49,7 +49,7 @@ void cfg_print_summary(const cfg *c, FILE *f)
         fprintf(f, "  %s%s:", ch->name, ch->stateful ? " (stateful)" : "");
         for (size_t s = 0; s < ch->n_steps; s++) {
             const cfg_step *st = &ch->steps[s];
-            fprintf(f, "%s%s", s ? " ->" : " ", cfg_step_kind_name(st->kind));
+            fprintf(f, "%s%s", s ? " -> " : " ", cfg_step_kind_name(st->kind));
             if (st->callback >= 0)
                 fprintf(f, "(%s)", c->callbacks[st->callback].name);
             else if (st->kind == CFG_STEP_RELAY)

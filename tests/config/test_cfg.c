@@ -1,0 +1,1119 @@
+/* Tests of the configuration loader: every section and its defaults, the example config, and
+ * bad configs with their exact "file:line:col: path: message". Each test runs in a fresh
+ * temporary folder (the process's cwd), so messages name "config.yaml" as a user would see. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <time.h>
+
+#include "cfg.h"
+#include "mqttflow.h"
+
+static char tmpdir[PATH_MAX];
+static char srcdir[PATH_MAX]; /* the repository root, for the example config */
+
+static void write_file(const char *name, const char *text, mode_t mode)
+{
+    char *slash = strrchr(name, '/');
+    if (slash) {
+        char d[PATH_MAX];
+        snprintf(d, sizeof(d), "%.*s", (int)(slash - name), name);
+        mkdir(d, 0700);
+    }
+    FILE *f = fopen(name, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(name, mode), 0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_cfg.XXXXXX");
+    if (!mkdtemp(tmpdir) || chdir(tmpdir) < 0)
+        return -1;
+    /* without CFG_LOAD_CHECK_MODULES only the modules' existence is checked */
+    write_file("cb/a.so", "", 0644);
+    write_file("cb/b.so", "", 0644);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[PATH_MAX + 16];
+    if (chdir("/") < 0)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void dump(const cfg_diag *d)
+{
+    for (size_t i = 0; i < d->n_errors; i++)
+        fprintf(stderr, "  error: %s\n", d->errors[i]);
+    for (size_t i = 0; i < d->n_warnings; i++)
+        fprintf(stderr, "  warning: %s\n", d->warnings[i]);
+}
+
+static cfg *load_ok(const char *yaml, cfg_diag *d)
+{
+    write_file("config.yaml", yaml, 0644);
+    cfg *c = NULL;
+    int r = cfg_load("config.yaml", 0, &c, d);
+    if (r != 0)
+        dump(d);
+    assert_int_equal(r, 0);
+    assert_non_null(c);
+    return c;
+}
+
+static bool has_line(char **v, size_t n, const char *want)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i], want))
+            return true;
+    return false;
+}
+
+/* Loads yaml and asserts that it fails with exactly the given error among its errors. */
+static void expect_error(const char *yaml, const char *want)
+{
+    write_file("config.yaml", yaml, 0644);
+    cfg *c = (cfg *)1;
+    cfg_diag d = {0};
+    int r = cfg_load("config.yaml", 0, &c, &d);
+    if (r != -EINVAL || !has_line(d.errors, d.n_errors, want)) {
+        fprintf(stderr, "want: %s\n", want);
+        dump(&d);
+    }
+    assert_int_equal(r, -EINVAL);
+    assert_null(c);
+    assert_true(has_line(d.errors, d.n_errors, want));
+    cfg_diag_fini(&d);
+}
+
+#define CLIENTS                                                                                    \
+    "mqtt_clients:\n"                                                                              \
+    "  - client_id: c1\n"                                                                          \
+    "    broker_url: mqtt://localhost\n"                                                           \
+    "    topics:\n"                                                                                \
+    "      - name: a/b\n"
+#define CALLBACKS                                                                                  \
+    "callbacks:\n"                                                                                 \
+    "  cb_a: {module: cb/a.so, function: fa}\n"                                                    \
+    "  cb_b: {module: cb/b.so, function: fb}\n"
+/* CLIENTS + CALLBACKS are lines 1..8; what a test appends starts on line 9 */
+
+static const char full_yaml[] =
+    "mqtt_clients:\n"
+    "  - client_id: \"client1\"\n"
+    "    broker_url: \"mqtt://127.0.0.1\"\n"
+    "    port: 1883\n"
+    "    username: alice\n"
+    "    password_env: TEST_CFG_PASSWORD\n"
+    "    keepalive: 30\n"
+    "    clean_session: false\n"
+    "    mqtt_version: 5\n"
+    "    shared_group: g1\n"
+    "    will: {topic: status/c1, payload: gone, qos: 1, retain: true}\n"
+    "    reconnect: {min_delay: 0.5, max_delay: 10}\n"
+    "    topics:\n"
+    "      - name: \"sensors/+/temperature\"\n"
+    "        qos: 1\n"
+    "      - sensors/#\n"
+    "  - client_id: client2\n"
+    "    broker_url: mqtts://broker.example:9999/\n"
+    "    password_file: secret.txt\n"
+    "    mqtt_version: \"3.1.1\"\n"
+    "    tls: {ca: ca.pem, verify: false, alpn: mqtt}\n"
+    "  - client_id: client3\n"
+    "    broker_url: ws://[::1]:8080/mqtt\n"
+    "callbacks:\n"
+    "  alert:\n"
+    "    module: cb/a.so\n"
+    "    function: alert_if_high\n"
+    "  sample: {module: ./cb/b.so, function: on_window}\n"
+    "rules:\n"
+    "  - rule: r1\n"
+    "    source_client_id: client1\n"
+    "    topic: sensors/+/temperature\n"
+    "    regex: '^sensors/(kitchen|hall)/'\n"
+    "    condition: payload.temp > 30 && topic[1] == \"kitchen\"\n"
+    "    callback: alert\n"
+    "    execution_mode: per_topic\n"
+    "    on_error: dead_letter\n"
+    "  - rule: r2\n"
+    "    action: chain1\n"
+    "processing_chains:\n"
+    "  chain1:\n"
+    "    - step: sampler\n"
+    "      config: {duration: 500ms, callback: sample, window_label: hot, limit: 3}\n"
+    "    - step: format\n"
+    "      config: {topic_prefix: out/, topic_suffix: /x, payload_template: '{\"v\": 1}'}\n"
+    "    - step: filter\n"
+    "      config: {condition: payload.v == 1}\n"
+    "    - step: batch\n"
+    "      config: {count: 10}\n"
+    "    - step: throttle\n"
+    "      config: {rate: 2.5}\n"
+    "    - step: on_change\n"
+    "      config: {field: temp}\n"
+    "    - step: aggregate\n"
+    "      config: {field: a.b, fn: max, interval: 1m}\n"
+    "    - step: relay\n"
+    "      config: {target_client_id: client2, target_topic: processed/t, qos: 1, retain: no}\n"
+    "runtime:\n"
+    "  instance: plant-7\n"
+    "  workers: 4\n"
+    "  cpus: {ingress: 0, router: 1, relay: 1, supervisor: 0, workers: [0, 1]}\n"
+    "  ring_size: 64KiB\n"
+    "  max_payload: 1024\n"
+    "  max_attempts: 5\n"
+    "  callback_timeout_ms: 250\n"
+    "  overflow: drop\n"
+    "  spool_dir: spool\n"
+    "  dead_letter: {dir: /var/dead, topic: dead/letters, client_id: client2}\n"
+    "  control_socket: /run/mf.sock\n"
+    "  stats_interval: 10\n"
+    "  spool_max_bytes: 10MB\n"
+    "logging:\n"
+    "  default_level: DEBUG\n"
+    "  router: WARNING\n"
+    "  levels: {relay: ERROR}\n";
+
+static void test_cfg_full_config_values(void **state)
+{
+    (void)state;
+    setenv("TEST_CFG_PASSWORD", "s3cret", 1);
+    write_file("secret.txt", "filepw\n", 0600);
+    write_file("ca.pem", "x", 0644);
+    cfg_diag d = {0};
+    cfg *c = load_ok(full_yaml, &d);
+    assert_int_equal(d.n_warnings, 0);
+
+    assert_int_equal(c->n_clients, 3);
+    const cfg_client *c1 = &c->clients[0], *c2 = &c->clients[1], *c3 = &c->clients[2];
+    assert_string_equal(c1->client_id, "client1");
+    assert_string_equal(c1->host, "127.0.0.1");
+    assert_int_equal(c1->port, 1883);
+    assert_string_equal(c1->uri, "tcp://127.0.0.1:1883");
+    assert_string_equal(c1->username, "alice");
+    assert_string_equal(c1->password, "s3cret");
+    assert_int_equal(c1->keepalive, 30);
+    assert_false(c1->clean_session);
+    assert_int_equal(c1->mqtt_version, 5);
+    assert_string_equal(c1->shared_group, "g1");
+    assert_true(c1->will.enabled);
+    assert_string_equal(c1->will.topic, "status/c1");
+    assert_string_equal(c1->will.payload, "gone");
+    assert_int_equal(c1->will.qos, 1);
+    assert_true(c1->will.retain);
+    assert_true(c1->reconnect_min == 0.5 && c1->reconnect_max == 10);
+    assert_false(c1->tls.enabled);
+    assert_int_equal(c1->n_topics, 2);
+    assert_string_equal(c1->topics[0].name, "sensors/+/temperature");
+    assert_int_equal(c1->topics[0].qos, 1);
+    assert_int_equal(c1->topics[0].pos.line, 14);
+    assert_string_equal(c1->topics[1].name, "sensors/#");
+    assert_int_equal(c1->topics[1].qos, 0);
+
+    assert_int_equal(c2->scheme, CFG_MQTTS);
+    assert_int_equal(c2->port, 9999);
+    assert_string_equal(c2->uri, "ssl://broker.example:9999");
+    assert_string_equal(c2->password, "filepw");
+    assert_int_equal(c2->mqtt_version, 4);
+    assert_true(c2->tls.enabled);
+    assert_false(c2->tls.verify);
+    assert_string_equal(c2->tls.alpn, "mqtt");
+    char want[PATH_MAX + 16];
+    snprintf(want, sizeof(want), "%s/ca.pem", tmpdir);
+    assert_string_equal(c2->tls.ca, want);
+    assert_int_equal(c2->n_topics, 0);
+    assert_int_equal(c2->keepalive, 60);
+    assert_true(c2->clean_session);
+    assert_true(c2->reconnect_min == 0.1 && c2->reconnect_max == 30);
+
+    assert_int_equal(c3->scheme, CFG_WS);
+    assert_string_equal(c3->host, "::1");
+    assert_string_equal(c3->uri, "ws://[::1]:8080/mqtt");
+    assert_int_equal(cfg_ingress_count(c), 1);
+    assert_int_equal(cfg_ingress_client(c, 0), 0);
+    assert_int_equal(cfg_ingress_client(c, 1), -1);
+
+    assert_int_equal(c->n_callbacks, 2);
+    snprintf(want, sizeof(want), "%s/cb/a.so", tmpdir);
+    assert_string_equal(c->callbacks[0].module, want);
+    assert_string_equal(c->callbacks[0].function, "alert_if_high");
+    snprintf(want, sizeof(want), "%s/cb/b.so", tmpdir);
+    assert_string_equal(c->callbacks[1].module, want);
+    assert_int_equal(cfg_callback_index(c, "sample"), 1);
+
+    assert_int_equal(c->n_rules, 2);
+    const cfg_rule *r1 = &c->rules[0], *r2 = &c->rules[1];
+    assert_string_equal(r1->name, "r1");
+    assert_int_equal(r1->source_client, 0);
+    assert_string_equal(r1->topic, "sensors/+/temperature");
+    assert_string_equal(r1->regex, "^sensors/(kitchen|hall)/");
+    assert_non_null(strstr(r1->condition, "payload.temp > 30"));
+    assert_int_equal(r1->callback, 0);
+    assert_int_equal(r1->chain, -1);
+    assert_int_equal(r1->exec_mode, CFG_EXEC_PER_TOPIC);
+    assert_int_equal(r1->on_error, CFG_ON_ERROR_DEAD_LETTER);
+    assert_int_equal(r2->source_client, -1);
+    assert_null(r2->topic);
+    assert_int_equal(r2->callback, -1);
+    assert_int_equal(r2->chain, 0);
+    assert_int_equal(r2->exec_mode, CFG_EXEC_SEQUENTIAL);
+    assert_int_equal(r2->on_error, CFG_ON_ERROR_LOG);
+
+    assert_int_equal(c->n_chains, 1);
+    const cfg_chain *ch = &c->chains[0];
+    assert_true(ch->stateful);
+    assert_int_equal(ch->n_steps, 8);
+    const cfg_step *s = ch->steps;
+    assert_int_equal(s[0].kind, CFG_STEP_SAMPLER);
+    assert_true(s[0].duration == 0.5);
+    assert_int_equal(s[0].callback, 1);
+    assert_int_equal(s[0].max_messages, 10000);
+    assert_int_equal(s[0].n_params, 4);
+    assert_string_equal(s[0].params[0].key, "duration");
+    assert_string_equal(s[0].params[0].value, "500ms");
+    assert_string_equal(s[0].params[3].key, "limit");
+    assert_string_equal(s[0].params[3].value, "3");
+    assert_int_equal(s[1].kind, CFG_STEP_FORMAT);
+    assert_string_equal(s[1].topic_prefix, "out/");
+    assert_string_equal(s[1].topic_suffix, "/x");
+    assert_null(s[1].topic_template);
+    assert_string_equal(s[1].payload_template, "{\"v\": 1}");
+    assert_int_equal(s[2].kind, CFG_STEP_FILTER);
+    assert_string_equal(s[2].condition, "payload.v == 1");
+    assert_int_equal(s[3].kind, CFG_STEP_BATCH);
+    assert_int_equal(s[3].batch_count, 10);
+    assert_true(s[3].interval == 0);
+    assert_int_equal(s[4].kind, CFG_STEP_THROTTLE);
+    assert_true(s[4].rate == 2.5);
+    assert_int_equal(s[5].kind, CFG_STEP_ON_CHANGE);
+    assert_string_equal(s[5].field, "temp");
+    assert_int_equal(s[6].kind, CFG_STEP_AGGREGATE);
+    assert_int_equal(s[6].agg_fn, CFG_AGG_MAX);
+    assert_true(s[6].interval == 60);
+    assert_string_equal(s[6].field, "a.b");
+    assert_int_equal(s[7].kind, CFG_STEP_RELAY);
+    assert_int_equal(s[7].target_client, 1);
+    assert_string_equal(s[7].target_topic, "processed/t");
+    assert_int_equal(s[7].qos, 1);
+    assert_int_equal(s[7].retain, 0);
+    assert_int_equal(s[7].callback, -1);
+
+    const cfg_runtime *rt = &c->runtime;
+    assert_string_equal(rt->instance, "plant-7");
+    assert_int_equal(rt->workers, 4);
+    assert_int_equal(rt->cpu_ingress, 0);
+    assert_int_equal(rt->cpu_router, 1);
+    assert_int_equal(rt->cpu_relay, 1);
+    assert_int_equal(rt->cpu_supervisor, 0);
+    assert_int_equal(rt->n_cpu_workers, 2);
+    assert_int_equal(rt->cpu_workers[1], 1);
+    assert_int_equal(rt->ring_size, 65536);
+    assert_int_equal(rt->max_payload, 1024);
+    assert_int_equal(rt->max_attempts, 5);
+    assert_int_equal(rt->callback_timeout_ms, 250);
+    assert_int_equal(rt->overflow, CFG_OVERFLOW_DROP);
+    snprintf(want, sizeof(want), "%s/spool", tmpdir);
+    assert_string_equal(rt->spool_dir, want);
+    assert_string_equal(rt->dead_letter_dir, "/var/dead");
+    assert_string_equal(rt->dead_letter_topic, "dead/letters");
+    assert_int_equal(rt->dead_letter_client, 1);
+    assert_string_equal(rt->control_socket, "/run/mf.sock");
+    assert_true(rt->stats_interval == 10);
+    assert_int_equal(rt->spool_max_bytes, 10000000);
+
+    assert_int_equal(c->logging.default_level, MF_LOG_DEBUG);
+    assert_int_equal(c->logging.n_levels, 2);
+    assert_string_equal(c->logging.levels[0].key, "router");
+    assert_string_equal(c->logging.levels[0].value, "WARNING");
+    assert_string_equal(c->logging.levels[1].key, "relay");
+
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_defaults(void **state)
+{
+    (void)state;
+    cfg_diag d = {0};
+    unsetenv("XDG_RUNTIME_DIR");
+    cfg *c = load_ok(CLIENTS CALLBACKS "rules:\n"
+                                       "  - rule: r\n"
+                                       "    callback: cb_a\n",
+                     &d);
+    const cfg_client *cl = &c->clients[0];
+    assert_int_equal(cl->port, 1883);
+    assert_string_equal(cl->uri, "tcp://localhost:1883");
+    assert_null(cl->username);
+    assert_null(cl->password);
+    assert_int_equal(cl->keepalive, 60);
+    assert_true(cl->clean_session);
+    assert_int_equal(cl->mqtt_version, 4);
+    assert_false(cl->will.enabled);
+    assert_false(cl->tls.enabled);
+    assert_true(cl->tls.verify);
+    assert_null(cl->shared_group);
+    const cfg_runtime *rt = &c->runtime;
+    assert_string_equal(rt->instance, "default");
+    assert_int_equal(rt->workers, 2);
+    assert_int_equal(rt->cpu_ingress, -1);
+    assert_int_equal(rt->cpu_router, -1);
+    assert_int_equal(rt->n_cpu_workers, 0);
+    assert_int_equal(rt->ring_size, 4u << 20);
+    assert_int_equal(rt->max_payload, 256u << 10);
+    assert_int_equal(rt->max_attempts, 3);
+    assert_int_equal(rt->callback_timeout_ms, 5000);
+    assert_int_equal(rt->overflow, CFG_OVERFLOW_BLOCK);
+    assert_string_equal(rt->spool_dir, "/var/tmp/mqttflow/default/spool");
+    assert_string_equal(rt->dead_letter_dir, "/var/tmp/mqttflow/default/dead");
+    assert_null(rt->dead_letter_topic);
+    assert_int_equal(rt->dead_letter_client, -1);
+    assert_string_equal(rt->control_socket, "/tmp/mqttflow-default.sock");
+    assert_true(rt->stats_interval == 0);
+    assert_int_equal(rt->spool_max_bytes, 1u << 30);
+    assert_int_equal(c->logging.default_level, MF_LOG_INFO);
+    assert_int_equal(c->logging.n_levels, 0);
+    /* cb_b is declared but unused */
+    assert_int_equal(d.n_warnings, 1);
+    assert_string_equal(d.warnings[0],
+                        "config.yaml:8:3: callbacks: callback \"cb_b\" is not used by any rule or "
+                        "step");
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_url_schemes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *uri;
+        int port;
+    } cases[] = {
+        {"mqtt://h", "tcp://h:1883", 1883},
+        {"tcp://h:1999", "tcp://h:1999", 1999},
+        {"mqtts://h", "ssl://h:8883", 8883},
+        {"ssl://h:1", "ssl://h:1", 1},
+        {"ws://h", "ws://h:80", 80},
+        {"wss://h/mqtt", "wss://h:443/mqtt", 443},
+        {"broker.local", "tcp://broker.local:1883", 1883},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml), "mqtt_clients:\n  - {client_id: x, broker_url: \"%s\"}\n",
+                 cases[i].url);
+        cfg_diag d = {0};
+        cfg *c = load_ok(yaml, &d);
+        assert_string_equal(c->clients[0].uri, cases[i].uri);
+        assert_int_equal(c->clients[0].port, cases[i].port);
+        cfg_destroy(c);
+        cfg_diag_fini(&d);
+    }
+}
+
+static void test_cfg_example_config(void **state)
+{
+    (void)state;
+    /* the example in a copy, next to stand-ins for the modules a teammate builds */
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "cp '%s/config/examples/config.yaml' ex.yaml", srcdir);
+    assert_int_equal(system(cmd), 0);
+    write_file("callbacks/temperature_alerts.so", "", 0644);
+    write_file("callbacks/humidity.so", "", 0644);
+    write_file("callbacks/temperature_processing.so", "", 0644);
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    int r = cfg_load("ex.yaml", 0, &c, &d);
+    if (r)
+        dump(&d);
+    assert_int_equal(r, 0);
+    assert_int_equal(d.n_warnings, 0);
+    assert_int_equal(c->n_clients, 2);
+    assert_int_equal(c->clients[0].port, 1883);
+    assert_int_equal(c->clients[1].port, 1884);
+    assert_int_equal(c->n_rules, 3);
+    assert_string_equal(c->rules[0].topic, "sensors/temperature");
+    assert_string_equal(c->rules[1].topic, "sensors/humidity");
+    assert_int_equal(c->rules[1].exec_mode, CFG_EXEC_PARALLEL);
+    int ch = cfg_chain_index(c, "temperature_sampling_and_processing_chain");
+    assert_int_equal(c->rules[2].chain, ch);
+    assert_int_equal(c->chains[ch].steps[0].kind, CFG_STEP_SAMPLER);
+    assert_true(c->chains[ch].steps[0].duration == 1);
+    assert_int_equal(c->chains[ch].steps[2].target_client, 1);
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    cfg_print_summary(c, f);
+    fclose(f);
+    assert_non_null(strstr(buf, "client1 -> tcp://127.0.0.1:1883"));
+    assert_non_null(strstr(buf, "subscribes sensors/temperature (qos 1)"));
+    assert_non_null(strstr(buf, "simple_temperature_alert: sensors/temperature from client1 -> "
+                                "callback handle_temperature_alert [sequential]"));
+    assert_non_null(strstr(buf, "sampler(sample_temperature_collection) -> "
+                                "custom_processor(process_sampled_temperature) -> "
+                                "relay(client2 processed/temperature)"));
+    assert_non_null(strstr(buf, "2 workers"));
+    free(buf);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
+/* ---- bad configs: one test per concern, each with its exact message ---- */
+
+static void test_cfg_error_unknown_keys(void **state)
+{
+    (void)state;
+    expect_error(CLIENTS "rule:\n  - rule: x\n",
+                 "config.yaml:6:1: rule: unknown key (did you mean \"rules\"?)");
+    expect_error("mqtt_clients:\n  - client_id: c1\n    brokr_url: mqtt://h\n",
+                 "config.yaml:3:5: mqtt_clients[0].brokr_url: unknown key (did you mean "
+                 "\"broker_url\"?)");
+    expect_error(CLIENTS "runtime:\n  colour: blue\n",
+                 "config.yaml:7:3: runtime.colour: unknown key (allowed: instance, workers, cpus, "
+                 "ring_size, max_payload, max_attempts, callback_timeout_ms, overflow, "
+                 "spool_dir, dead_letter, control_socket, stats_interval, spool_max_bytes)");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: relay\n"
+                                   "      config: {target_client_id: c1, qoss: 1}\n",
+                 "config.yaml:12:38: processing_chains.ch[0].config.qoss: unknown key (did you "
+                 "mean \"qos\"?)");
+}
+
+static void test_cfg_error_types_and_ranges(void **state)
+{
+    (void)state;
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, port: abc}\n",
+                 "config.yaml:2:49: mqtt_clients[0].port: expected an integer, got \"abc\"");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, port: 70000}\n",
+                 "config.yaml:2:49: mqtt_clients[0].port: 70000 is out of range 1..65535");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, clean_session: 2}\n",
+                 "config.yaml:2:58: mqtt_clients[0].clean_session: expected true or false, got "
+                 "\"2\"");
+    expect_error("mqtt_clients: {client_id: c1}\n",
+                 "config.yaml:1:15: mqtt_clients: expected a list of clients, got a mapping");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, topics: [{name: a, "
+                 "qos: 3}]}\n",
+                 "config.yaml:2:67: mqtt_clients[0].topics[0].qos: 3 is out of range 0..2");
+    expect_error(CLIENTS "runtime: {workers: 0}\n",
+                 "config.yaml:6:20: runtime.workers: 0 is out of range 1..64");
+    expect_error(CLIENTS "runtime: {ring_size: 100000}\n",
+                 "config.yaml:6:22: runtime.ring_size: 100000 is not a power of two (try "
+                 "131072)");
+    expect_error(CLIENTS "runtime: {ring_size: 4XB}\n",
+                 "config.yaml:6:22: runtime.ring_size: expected a size in bytes (like 65536, "
+                 "\"64KiB\" or \"4MiB\"), got \"4XB\"");
+    expect_error(CLIENTS "runtime: {ring_size: 32KiB}\n",
+                 "config.yaml:6:22: runtime.ring_size: 32KiB is out of range 65536..1.07374e+09");
+    expect_error(CLIENTS "runtime: {instance: \"a b\"}\n",
+                 "config.yaml:6:21: runtime.instance: \"a b\" is not a valid instance name (1 to "
+                 "32 of A-Z a-z 0-9 _ -)");
+    expect_error(CLIENTS "runtime: {overflow: spill}\n",
+                 "config.yaml:6:21: runtime.overflow: expected block | drop, got \"spill\"");
+    expect_error(CLIENTS "runtime: {cpus: {workers: [0, x]}}\n",
+                 "config.yaml:6:31: runtime.cpus.workers[1]: expected a CPU number 0..4095");
+    expect_error(CLIENTS "logging: {default_level: LOUD}\n",
+                 "config.yaml:6:26: logging.default_level: expected DEBUG, INFO, WARNING or "
+                 "ERROR, got \"LOUD\"");
+    expect_error(CLIENTS "logging: {levels: {router: 7}}\n",
+                 "config.yaml:6:28: logging.levels.router: expected DEBUG, INFO, WARNING or "
+                 "ERROR, got \"7\"");
+}
+
+static void test_cfg_error_clients(void **state)
+{
+    (void)state;
+    expect_error("mqtt_clients:\n  - broker_url: mqtt://h\n",
+                 "config.yaml:2:5: mqtt_clients[0]: missing required key \"client_id\"");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"http://h\"}\n",
+                 "config.yaml:2:33: mqtt_clients[0].broker_url: unsupported scheme in "
+                 "\"http://h\" (expected mqtt://, tcp://, mqtts://, ssl://, ws:// or wss://)");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://h:99999\"}\n",
+                 "config.yaml:2:33: mqtt_clients[0].broker_url: bad port in \"mqtt://h:99999\" "
+                 "(expected 1..65535)");
+    expect_error("mqtt_clients:\n"
+                 "  - {client_id: c1, broker_url: mqtt://h}\n"
+                 "  - {client_id: c1, broker_url: mqtt://h}\n",
+                 "config.yaml:3:17: mqtt_clients[1].client_id: duplicate client_id \"c1\" "
+                 "(first at line 2)");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, topics: [a/#/b]}\n",
+                 "config.yaml:2:52: mqtt_clients[0].topics[0]: malformed topic filter \"a/#/b\" "
+                 "(+ and # must fill a whole level, # only last)");
+    expect_error("mqtt_clients:\n"
+                 "  - client_id: c1\n"
+                 "    broker_url: mqtt://h\n"
+                 "    topics:\n"
+                 "      - name: a+/b\n",
+                 "config.yaml:5:15: mqtt_clients[0].topics[0].name: malformed topic filter "
+                 "\"a+/b\" (+ and # must fill a whole level, # only last)");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, mqtt_version: 4.0}\n",
+                 "config.yaml:2:57: mqtt_clients[0].mqtt_version: expected \"3.1.1\" or 5, got "
+                 "\"4.0\"");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, will: {qos: 1}}\n",
+                 "config.yaml:2:49: mqtt_clients[0].will: missing required key \"topic\"");
+    char want[PATH_MAX + 100];
+    snprintf(want, sizeof(want),
+             "config.yaml:2:53: mqtt_clients[0].tls.ca: cannot read %s/nope.pem: No such file "
+             "or directory",
+             tmpdir);
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, tls: {ca: nope.pem}}\n",
+                 want);
+}
+
+static void test_cfg_error_password(void **state)
+{
+    (void)state;
+    expect_error("mqtt_clients:\n"
+                 "  - client_id: c1\n"
+                 "    broker_url: mqtt://h\n"
+                 "    password: hunter2\n",
+                 "config.yaml:4:15: mqtt_clients[0].password: a password is never read from the "
+                 "YAML; use password_env (an environment variable) or password_file (a file "
+                 "readable only by you)");
+    unsetenv("TEST_CFG_UNSET");
+    expect_error("mqtt_clients:\n"
+                 "  - client_id: c1\n"
+                 "    broker_url: mqtt://h\n"
+                 "    password_env: TEST_CFG_UNSET\n",
+                 "config.yaml:4:19: mqtt_clients[0].password_env: environment variable "
+                 "TEST_CFG_UNSET is not set");
+    char want[PATH_MAX + 200];
+    snprintf(want, sizeof(want),
+             "config.yaml:4:20: mqtt_clients[0].password_file: cannot read password file "
+             "%s/nope.txt: No such file or directory",
+             tmpdir);
+    expect_error("mqtt_clients:\n"
+                 "  - client_id: c1\n"
+                 "    broker_url: mqtt://h\n"
+                 "    password_file: nope.txt\n",
+                 want);
+}
+
+static void test_cfg_password_never_from_yaml(void **state)
+{
+    (void)state;
+    /* even with a valid password_env beside it, the YAML password is refused, not used */
+    setenv("TEST_CFG_PW2", "fromenv", 1);
+    write_file("config.yaml",
+               "mqtt_clients:\n"
+               "  - {client_id: c1, broker_url: mqtt://h, password: inyaml, "
+               "password_env: TEST_CFG_PW2}\n",
+               0644);
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    assert_null(c);
+    assert_int_equal(d.n_errors, 1);
+    assert_null(strstr(d.errors[0], "inyaml"));
+    cfg_diag_fini(&d);
+
+    cfg_diag d2 = {0};
+    c = load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, password_env: "
+                "TEST_CFG_PW2}\n",
+                &d2);
+    assert_string_equal(c->clients[0].password, "fromenv");
+    cfg_destroy(c);
+    cfg_diag_fini(&d2);
+}
+
+static void test_cfg_warning_password_file_readable(void **state)
+{
+    (void)state;
+    write_file("pw.txt", "abc\n", 0644);
+    cfg_diag d = {0};
+    cfg *c = load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, password_file: "
+                     "pw.txt}\n",
+                     &d);
+    assert_string_equal(c->clients[0].password, "abc");
+    char want[PATH_MAX + 100];
+    snprintf(want, sizeof(want),
+             "config.yaml:2:58: mqtt_clients[0].password_file: password file %s/pw.txt is "
+             "readable by others (chmod 600 it)",
+             tmpdir);
+    assert_int_equal(d.n_warnings, 1);
+    assert_string_equal(d.warnings[0], want);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_error_callbacks(void **state)
+{
+    (void)state;
+    char want[PATH_MAX + 100];
+    snprintf(want, sizeof(want),
+             "config.yaml:8:13: callbacks.x.module: module file %s/cb/missing.so does not exist",
+             tmpdir);
+    expect_error(CLIENTS "callbacks:\n"
+                         "  x:\n"
+                         "    module: cb/missing.so\n"
+                         "    function: f\n",
+                 want);
+    expect_error(CLIENTS "callbacks:\n  x: {module: cb/a.so}\n",
+                 "config.yaml:7:6: callbacks.x: missing required key \"function\"");
+    expect_error(CLIENTS "callbacks:\n  x: cb/a.so\n",
+                 "config.yaml:7:6: callbacks.x: expected a mapping, got a string");
+}
+
+static void test_cfg_error_rules(void **state)
+{
+    (void)state;
+    expect_error(CLIENTS CALLBACKS "rules:\n"
+                                   "  - rule: r1\n"
+                                   "    topic: a/b\n"
+                                   "    callback: \"handle_temprature_alert\"\n",
+                 "config.yaml:12:15: rules[0].callback: no callback named "
+                 "\"handle_temprature_alert\"");
+    expect_error(CLIENTS CALLBACKS "rules:\n"
+                                   "  - {rule: r1, callback: cb_a}\n"
+                                   "  - {rule: r1, callback: cb_b}\n",
+                 "config.yaml:11:12: rules[1].rule: duplicate rule name \"r1\" (first at line "
+                 "10)");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch: [{step: format}]\n"
+                                   "rules:\n"
+                                   "  - {rule: r1, callback: cb_a, action: ch}\n",
+                 "config.yaml:12:40: rules[0].action: a rule has either callback or action, not "
+                 "both");
+    expect_error(CLIENTS CALLBACKS "rules:\n"
+                                   "  - rule: r1\n"
+                                   "    topic: a/b\n",
+                 "config.yaml:10:5: rules[0]: a rule needs a callback (a name under callbacks) or "
+                 "an action (a name under processing_chains)");
+    expect_error(CLIENTS CALLBACKS "rules:\n  - {rule: r1, action: nochain}\n",
+                 "config.yaml:10:24: rules[0].action: no processing chain named \"nochain\"");
+    expect_error(CLIENTS CALLBACKS "rules:\n  - {rule: r1, source_client_id: c9, callback: cb_a}\n",
+                 "config.yaml:10:34: rules[0].source_client_id: no client named \"c9\"");
+    expect_error(CLIENTS CALLBACKS "rules:\n  - {rule: r1, topic: a/b#, callback: cb_a}\n",
+                 "config.yaml:10:23: rules[0].topic: malformed topic filter \"a/b#\" (+ and # "
+                 "must fill a whole level, # only last)");
+    expect_error(CLIENTS CALLBACKS "rules:\n  - {rule: r1, regex: \"a(b\", callback: cb_a}\n",
+                 "config.yaml:10:27: rules[0].regex: bad regex: missing closing parenthesis at "
+                 "offset 3");
+    expect_error(CLIENTS CALLBACKS "rules:\n  - {rule: r1, execution_mode: async, callback: "
+                                   "cb_a}\n",
+                 "config.yaml:10:32: rules[0].execution_mode: expected sequential | threaded | "
+                 "parallel | per_topic, got \"async\"");
+    expect_error(CLIENTS CALLBACKS "rules:\n  - {rule: r1, on_error: retry, callback: cb_a}\n",
+                 "config.yaml:10:26: rules[0].on_error: expected log | dead_letter, got \"retry\"");
+}
+
+static void test_cfg_error_condition_column(void **state)
+{
+    (void)state;
+    /* the column points into the expression, where expr_compile stopped */
+    write_file("config.yaml",
+               CLIENTS CALLBACKS "rules:\n  - {rule: r1, condition: \"payload.t > \", callback: "
+                                 "cb_a}\n",
+               0644);
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    /* the value starts at column 27 (its quote); the problem is at its end, 12 bytes in */
+    assert_non_null(strstr(d.errors[0], "config.yaml:10:40: rules[0].condition: bad condition: "));
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_error_chains(void **state)
+{
+    (void)state;
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n  empty: []\n",
+                 "config.yaml:10:10: processing_chains.empty: a processing chain needs at least "
+                 "one step");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n  ch:\n    - step: teleport\n",
+                 "config.yaml:11:13: processing_chains.ch[0].step: unknown step \"teleport\" "
+                 "(expected sampler, custom_processor, relay, format, filter, batch, throttle, "
+                 "on_change or aggregate)");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: sampler\n"
+                                   "      config: {callback: cb_a}\n",
+                 "config.yaml:12:15: processing_chains.ch[0].config: missing required key "
+                 "\"duration\"");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: sampler\n"
+                                   "      config: {duration: 0}\n",
+                 "config.yaml:12:26: processing_chains.ch[0].config.duration: must be greater "
+                 "than 0 seconds");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: custom_processor\n"
+                                   "      config: {callback: nope}\n",
+                 "config.yaml:12:26: processing_chains.ch[0].config.callback: no callback named "
+                 "\"nope\"");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: relay\n"
+                                   "      config: {target_client_id: c7}\n",
+                 "config.yaml:12:34: processing_chains.ch[0].config.target_client_id: no client "
+                 "named \"c7\"");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: relay\n"
+                                   "      config: {target_topic: out/+}\n",
+                 "config.yaml:12:30: processing_chains.ch[0].config.target_topic: \"out/+\" is "
+                 "not a valid topic name (no + or # when publishing)");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: batch\n"
+                                   "      config: {}\n",
+                 "config.yaml:12:15: processing_chains.ch[0].config: a batch needs count, "
+                 "interval or both");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: throttle\n"
+                                   "      config: {rate: 1, interval: 2}\n",
+                 "config.yaml:12:15: processing_chains.ch[0].config: a throttle needs exactly one "
+                 "of rate (messages per second) or interval (seconds between messages)");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: aggregate\n"
+                                   "      config: {fn: median, interval: 5}\n",
+                 "config.yaml:12:20: processing_chains.ch[0].config.fn: expected count | min | "
+                 "max | avg | sum, got \"median\"");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: filter\n",
+                 "config.yaml:11:7: processing_chains.ch[0].config: missing required key "
+                 "\"condition\"");
+    expect_error(CLIENTS CALLBACKS "processing_chains:\n"
+                                   "  ch:\n"
+                                   "    - step: sampler\n"
+                                   "      config: {duration: 1, extra: [1, 2]}\n",
+                 "config.yaml:12:36: processing_chains.ch[0].config.extra: expected a string or a "
+                 "number (a callback reads parameters as text with mf_param), got a list");
+}
+
+static void test_cfg_error_yaml_level(void **state)
+{
+    (void)state;
+    expect_error(CLIENTS "runtime:\n  workers: 2\n  workers: 3\n",
+                 "config.yaml:8:3: duplicate key \"workers\" (first at line 7)");
+    expect_error("mqtt_clients:\n  - &c {client_id: c1, broker_url: mqtt://h}\n  - *c\n",
+                 "config.yaml:3:5: YAML aliases (*c) are not allowed in a configuration");
+    expect_error("mqtt_clients: [\n", "config.yaml:2:1: YAML syntax error: did not find expected "
+                                      "node content while parsing a flow node");
+    expect_error("- a\n- b\n", "config.yaml:1:1: expected a mapping, got a list");
+    expect_error("", "config.yaml:1:1: expected a mapping, got nothing");
+    expect_error("callbacks: {}\n", "config.yaml:1:1: missing required key \"mqtt_clients\"");
+    expect_error("a: 1\n---\nb: 2\n",
+                 "config.yaml:2:1: only one YAML document is allowed in a configuration");
+}
+
+static void test_cfg_warning_stateful_chain_threaded(void **state)
+{
+    (void)state;
+    cfg_diag d = {0};
+    cfg *c = load_ok(CLIENTS CALLBACKS "processing_chains:\n"
+                                       "  ch:\n"
+                                       "    - step: sampler\n"
+                                       "      config: {duration: 1, callback: cb_a}\n"
+                                       "    - step: custom_processor\n"
+                                       "      config: {callback: cb_b}\n"
+                                       "rules:\n"
+                                       "  - rule: r\n"
+                                       "    action: ch\n"
+                                       "    execution_mode: threaded\n",
+                     &d);
+    assert_true(c->chains[0].stateful);
+    assert_int_equal(c->rules[0].exec_mode, CFG_EXEC_PARALLEL);
+    assert_int_equal(d.n_warnings, 1);
+    assert_string_equal(
+        d.warnings[0], "config.yaml:18:21: rules[0].execution_mode: chain \"ch\" keeps state "
+                       "(sampler, batch, throttle, on_change or aggregate) but runs threaded: each "
+                       "worker sees only part of the messages; use sequential or per_topic");
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_many_errors_reported_at_once(void **state)
+{
+    (void)state;
+    write_file("config.yaml",
+               CLIENTS CALLBACKS "rules:\n"
+                                 "  - {rule: a, callback: x1}\n"
+                                 "  - {rule: b, callback: x2}\n"
+                                 "runtime: {workers: 99}\n",
+               0644);
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 3);
+    cfg_diag_fini(&d);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_cfg_hostile_inputs_rejected_fast(void **state)
+{
+    (void)state;
+    /* billion laughs: 9 levels of 9 aliases each */
+    char bomb[4096];
+    size_t n = (size_t)snprintf(bomb, sizeof(bomb), "a0: &a0 [lol]\n");
+    for (int i = 1; i < 10; i++) {
+        n += (size_t)snprintf(bomb + n, sizeof(bomb) - n, "a%d: &a%d [", i, i);
+        for (int j = 0; j < 9; j++)
+            n += (size_t)snprintf(bomb + n, sizeof(bomb) - n, "%s*a%d", j ? ", " : "", i - 1);
+        n += (size_t)snprintf(bomb + n, sizeof(bomb) - n, "]\n");
+    }
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    double t0 = now_s();
+    assert_int_equal(cfg_load_buffer("bomb.yaml", tmpdir, bomb, n, 0, &c, &d), -EINVAL);
+    assert_true(now_s() - t0 < 1.0);
+    assert_int_equal(d.n_errors, 1);
+    assert_string_equal(d.errors[0],
+                        "bomb.yaml:2:10: YAML aliases (*a0) are not allowed in a configuration");
+    cfg_diag_fini(&d);
+
+    /* 10,000-deep nesting, flow and block style */
+    size_t depth = 10000;
+    char *deep = malloc(4 * depth + 16);
+    assert_non_null(deep);
+    memset(deep, '[', depth);
+    memset(deep + depth, ']', depth);
+    t0 = now_s();
+    assert_int_equal(cfg_load_buffer("deep.yaml", tmpdir, deep, 2 * depth, 0, &c, &d), -EINVAL);
+    assert_true(now_s() - t0 < 1.0);
+    assert_string_equal(d.errors[0], "deep.yaml:1:33: nesting deeper than 32 levels");
+    cfg_diag_fini(&d);
+    n = 0;
+    for (size_t i = 0; i < depth; i++)
+        n += (size_t)sprintf(deep + n, "- ");
+    n += (size_t)sprintf(deep + n, "x\n");
+    t0 = now_s();
+    assert_int_equal(cfg_load_buffer("deep.yaml", tmpdir, deep, n, 0, &c, &d), -EINVAL);
+    assert_true(now_s() - t0 < 1.0);
+    assert_string_equal(d.errors[0], "deep.yaml:1:65: nesting deeper than 32 levels");
+    cfg_diag_fini(&d);
+    free(deep);
+
+    /* one oversized scalar, and an oversized file */
+    size_t big = CFG_MAX_SCALAR + 10;
+    char *s = malloc(big + 8);
+    assert_non_null(s);
+    memcpy(s, "a: ", 3);
+    memset(s + 3, 'x', big);
+    assert_int_equal(cfg_load_buffer("big.yaml", tmpdir, s, big + 3, 0, &c, &d), -EINVAL);
+    assert_string_equal(d.errors[0], "big.yaml:1:4: value is 65546 bytes long, more than the "
+                                     "limit of 65536");
+    cfg_diag_fini(&d);
+    free(s);
+    assert_int_equal(cfg_load_buffer("huge.yaml", tmpdir, "", CFG_MAX_FILE + 1, 0, &c, &d),
+                     -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    cfg_diag_fini(&d);
+
+    /* many keys in one mapping: the duplicate check must not be quadratic */
+    size_t keys = 200000;
+    char *m = malloc(keys * 12 + 16);
+    assert_non_null(m);
+    n = 0;
+    for (size_t i = 0; i < keys; i++)
+        n += (size_t)sprintf(m + n, "k%zu: 1\n", i);
+    n += (size_t)sprintf(m + n, "k7: 1\n");
+    t0 = now_s();
+    assert_int_equal(cfg_load_buffer("keys.yaml", tmpdir, m, n, 0, &c, &d), -EINVAL);
+    assert_true(now_s() - t0 < 1.0);
+    assert_string_equal(d.errors[0], "keys.yaml:200001:1: duplicate key \"k7\" (first at line 8)");
+    cfg_diag_fini(&d);
+    free(m);
+}
+
+static void test_cfg_load_missing_file(void **state)
+{
+    (void)state;
+    cfg *c = (cfg *)1;
+    cfg_diag d = {0};
+    assert_int_equal(cfg_load("nope.yaml", 0, &c, &d), -ENOENT);
+    assert_null(c);
+    assert_int_equal(d.n_errors, 1);
+    assert_string_equal(d.errors[0], "nope.yaml: cannot read: No such file or directory");
+    cfg_diag_fini(&d);
+    /* diag is optional */
+    assert_int_equal(cfg_load("nope.yaml", 0, &c, NULL), -ENOENT);
+}
+
+static bool build_module(const char *name, const char *src)
+{
+    char cmd[1024];
+    write_file("mod.c", src, 0644);
+    snprintf(cmd, sizeof(cmd), "cc -shared -fPIC -o %s mod.c 2>/dev/null", name);
+    return system(cmd) == 0;
+}
+
+static void test_cfg_module_check(void **state)
+{
+    (void)state;
+    if (!build_module("good.so", "const int mf_api_version = 1;\n"
+                                 "int handle(void *c, const void *m, unsigned long n)\n"
+                                 "{ (void)c; (void)m; (void)n; return 0; }\n") ||
+        !build_module("old.so", "const int mf_api_version = 99;\n"
+                                "int handle(void) { return 0; }\n") ||
+        !build_module("bare.so", "int handle(void) { return 0; }\n"))
+        skip();
+    write_file("notelf.so", "not a shared object\n", 0644);
+    static const char yaml[] = "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
+                               "callbacks:\n"
+                               "  %s: {module: %s, function: %s}\n"
+                               "rules:\n  - {rule: r, callback: %s}\n";
+    char buf[512];
+    cfg *c = NULL;
+    cfg_diag d = {0};
+
+    snprintf(buf, sizeof(buf), yaml, "ok", "good.so", "handle", "ok");
+    write_file("config.yaml", buf, 0644);
+    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), 0);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+
+    snprintf(buf, sizeof(buf), yaml, "ok", "good.so", "handel", "ok");
+    write_file("config.yaml", buf, 0644);
+    /* without the flag only existence is checked */
+    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), 0);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+    char want[PATH_MAX + 200];
+    snprintf(want, sizeof(want),
+             "config.yaml:4:35: callbacks.ok.function: function \"handel\" not found in "
+             "%s/good.so",
+             tmpdir);
+    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    assert_string_equal(d.errors[0], want);
+    cfg_diag_fini(&d);
+
+    snprintf(buf, sizeof(buf), yaml, "ok", "old.so", "handle", "ok");
+    write_file("config.yaml", buf, 0644);
+    snprintf(want, sizeof(want),
+             "config.yaml:4:16: callbacks.ok.module: %s/old.so was built for callback API "
+             "version 99, this mqttflow has 1",
+             tmpdir);
+    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), -EINVAL);
+    assert_string_equal(d.errors[0], want);
+    cfg_diag_fini(&d);
+
+    snprintf(buf, sizeof(buf), yaml, "ok", "bare.so", "handle", "ok");
+    write_file("config.yaml", buf, 0644);
+    snprintf(want, sizeof(want),
+             "config.yaml:4:16: callbacks.ok.module: %s/bare.so does not export mf_api_version "
+             "(build it with #include \"mqttflow.h\")",
+             tmpdir);
+    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), -EINVAL);
+    assert_string_equal(d.errors[0], want);
+    cfg_diag_fini(&d);
+
+    snprintf(buf, sizeof(buf), yaml, "ok", "notelf.so", "handle", "ok");
+    write_file("config.yaml", buf, 0644);
+    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    assert_non_null(strstr(d.errors[0], "config.yaml:4:16: callbacks.ok.module: cannot load "
+                                        "module: "));
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_topic_validity(void **state)
+{
+    (void)state;
+    assert_true(cfg_topic_filter_is_valid("a/b"));
+    assert_true(cfg_topic_filter_is_valid("#"));
+    assert_true(cfg_topic_filter_is_valid("+"));
+    assert_true(cfg_topic_filter_is_valid("a/+/b/#"));
+    assert_true(cfg_topic_filter_is_valid("/"));
+    assert_true(cfg_topic_filter_is_valid("+/+"));
+    assert_false(cfg_topic_filter_is_valid(""));
+    assert_false(cfg_topic_filter_is_valid(NULL));
+    assert_false(cfg_topic_filter_is_valid("a/#/b"));
+    assert_false(cfg_topic_filter_is_valid("a#"));
+    assert_false(cfg_topic_filter_is_valid("a/b+"));
+    assert_false(cfg_topic_filter_is_valid("++"));
+    assert_true(cfg_topic_name_is_valid("a/b"));
+    assert_false(cfg_topic_name_is_valid("a/+"));
+    assert_false(cfg_topic_name_is_valid("#"));
+    char *longt = malloc(CFG_MAX_TOPIC + 2);
+    assert_non_null(longt);
+    memset(longt, 'a', CFG_MAX_TOPIC);
+    longt[CFG_MAX_TOPIC] = 0;
+    assert_true(cfg_topic_name_is_valid(longt));
+    longt[CFG_MAX_TOPIC] = 'a';
+    longt[CFG_MAX_TOPIC + 1] = 0;
+    assert_false(cfg_topic_name_is_valid(longt));
+    free(longt);
+}
+
+static void test_cfg_destroy_and_fini_accept_null(void **state)
+{
+    (void)state;
+    cfg_destroy(NULL);
+    cfg_diag_fini(NULL);
+    cfg_diag d = {0};
+    cfg_diag_fini(&d);
+    assert_int_equal(d.n_errors, 0);
+}
+
+int main(void)
+{
+    if (!getcwd(srcdir, sizeof(srcdir)))
+        return 1;
+    /* run from anywhere below the repository: find config/examples/config.yaml upwards */
+    for (int i = 0; i < 4; i++) {
+        char probe[PATH_MAX + 40];
+        snprintf(probe, sizeof(probe), "%s/config/examples/config.yaml", srcdir);
+        if (access(probe, R_OK) == 0)
+            break;
+        char *slash = strrchr(srcdir, '/');
+        if (slash && slash != srcdir)
+            *slash = 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cfg_full_config_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_url_schemes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_example_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_unknown_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_types_and_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_password, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_password_never_from_yaml, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_warning_password_file_readable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_condition_column, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_chains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_yaml_level, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_warning_stateful_chain_threaded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_many_errors_reported_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_hostile_inputs_rejected_fast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_load_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_module_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_topic_validity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_destroy_and_fini_accept_null, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
