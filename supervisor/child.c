@@ -1,0 +1,283 @@
+/* child: state-by-event table of one supervised stage (see child.h). */
+#include "child.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "exitcode.h"
+
+/* A second SIGKILL is sent this long after the first if no exit was seen: the first can only
+ * be lost if the pid was not ours any more, so this is a safety net, not a policy. */
+#define REKILL_NS 1000000000ull
+
+typedef enum child_action (*handler)(child *c, int wstatus, uint64_t now);
+
+static void set_reason(child *c, const char *fmt, const char *what)
+{
+    snprintf(c->reason, sizeof(c->reason), fmt, what);
+}
+
+static enum child_action spawn_now(child *c)
+{
+    /* STARTING with no pid until child_spawned; a spawn failure comes back as an EXIT. */
+    c->state = CHILD_STARTING;
+    c->pid = 0;
+    c->restart_requested = 0;
+    c->stop_requested = 0;
+    return CHILD_ACT_SPAWN;
+}
+
+static enum child_action term_now(child *c, uint64_t now)
+{
+    c->state = CHILD_STOPPING;
+    c->deadline_ns = now + CHILD_STOP_TIMEOUT_NS;
+    return CHILD_ACT_TERM;
+}
+
+static unsigned recent_in_window(const child *c, uint64_t now)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->n_recent; i++)
+        if (now - c->recent[i] < CHILD_WINDOW_NS)
+            n++;
+    return n;
+}
+
+static void recent_add(child *c, uint64_t now)
+{
+    const unsigned cap = sizeof(c->recent) / sizeof(c->recent[0]);
+    c->recent[c->recent_next] = now;
+    c->recent_next = (c->recent_next + 1) % cap;
+    if (c->n_recent < cap)
+        c->n_recent++;
+}
+
+/* An exit nobody asked for (STARTING or RUNNING): fail, or back off and respawn. */
+static enum child_action on_crash(child *c, int wstatus, uint64_t now)
+{
+    char what[48];
+
+    c->last_status = wstatus;
+    c->pid = 0;
+    child_describe_status(wstatus, what, sizeof(what));
+    if (wstatus != -1 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == MF_EXIT_CONFIG) {
+        c->state = CHILD_FAILED;
+        set_reason(c, "%s: configuration error, not restarted", what);
+        return CHILD_ACT_NONE;
+    }
+    if (wstatus != -1 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == MF_EXIT_EXEC) {
+        c->state = CHILD_FAILED;
+        set_reason(c, "%s: stage binary could not be executed", what);
+        return CHILD_ACT_NONE;
+    }
+    if (c->started_ns && now - c->started_ns >= CHILD_STABLE_NS)
+        c->backoff_ns = CHILD_BACKOFF_MIN_NS;
+    if (recent_in_window(c, now) >= CHILD_MAX_RESTARTS) {
+        c->state = CHILD_FAILED;
+        snprintf(c->reason, sizeof(c->reason),
+                 "restart intensity: more than %d restarts in %llu s (last: %s)",
+                 CHILD_MAX_RESTARTS, (unsigned long long)(CHILD_WINDOW_NS / 1000000000ull), what);
+        return CHILD_ACT_NONE;
+    }
+    recent_add(c, now);
+    c->state = CHILD_BACKOFF;
+    c->deadline_ns = now + c->backoff_ns;
+    c->backoff_ns *= 2;
+    if (c->backoff_ns > CHILD_BACKOFF_MAX_NS)
+        c->backoff_ns = CHILD_BACKOFF_MAX_NS;
+    set_reason(c, "%s", what);
+    return CHILD_ACT_NONE;
+}
+
+static enum child_action ignore(child *c, int wstatus, uint64_t now)
+{
+    (void)c;
+    (void)wstatus;
+    (void)now;
+    return CHILD_ACT_NONE;
+}
+
+static enum child_action start(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    (void)now;
+    c->reason[0] = '\0';
+    return spawn_now(c);
+}
+
+static enum child_action stop_idle(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    (void)now;
+    c->state = CHILD_STOPPED;
+    return CHILD_ACT_NONE;
+}
+
+static enum child_action ready(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    (void)now;
+    c->state = CHILD_RUNNING;
+    c->reason[0] = '\0';
+    return CHILD_ACT_NONE;
+}
+
+static enum child_action ready_timeout(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    if (c->pid == 0)
+        return CHILD_ACT_NONE;
+    snprintf(c->reason, sizeof(c->reason), "no ready notification within %llu s",
+             (unsigned long long)(CHILD_READY_TIMEOUT_NS / 1000000000ull));
+    c->deadline_ns = now + REKILL_NS;
+    return CHILD_ACT_KILL;
+}
+
+static enum child_action request_term(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    c->restart_requested = 1;
+    return term_now(c, now);
+}
+
+static enum child_action stop_term(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    if (c->pid == 0) { /* spawn in flight cannot happen: the loop acts synchronously */
+        c->state = CHILD_STOPPED;
+        return CHILD_ACT_NONE;
+    }
+    c->stop_requested = 1;
+    return term_now(c, now);
+}
+
+static enum child_action stopping_exit(child *c, int wstatus, uint64_t now)
+{
+    (void)now;
+    c->last_status = wstatus;
+    c->pid = 0;
+    if (c->stop_requested) {
+        c->state = CHILD_STOPPED;
+        return CHILD_ACT_NONE;
+    }
+    c->restarts++;
+    return spawn_now(c);
+}
+
+static enum child_action stopping_timeout(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    c->deadline_ns = now + REKILL_NS;
+    return CHILD_ACT_KILL;
+}
+
+static enum child_action stopping_stop(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    (void)now;
+    c->stop_requested = 1; /* a restart in progress becomes a stop */
+    return CHILD_ACT_NONE;
+}
+
+static enum child_action backoff_expired(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    (void)now;
+    c->restarts++;
+    return spawn_now(c);
+}
+
+static enum child_action backoff_restart(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    (void)now;
+    c->restarts++;
+    c->reason[0] = '\0';
+    return spawn_now(c);
+}
+
+static enum child_action failed_restart(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    (void)now;
+    /* the operator asks for it: a fresh start, the old failures are forgiven */
+    c->n_recent = 0;
+    c->recent_next = 0;
+    c->backoff_ns = CHILD_BACKOFF_MIN_NS;
+    c->restarts++;
+    c->reason[0] = '\0';
+    return spawn_now(c);
+}
+
+/* Rows: states; columns: events. Every cell is filled, so a missing case is a compile-time
+ * visible hole rather than a default branch. */
+static const handler table[CHILD_N_STATES][CHILD_N_EVENTS] = {
+    /*                START   READY   EXIT           TIMER             RESTART          STOP */
+    [CHILD_IDLE] = {start, ignore, ignore, ignore, start, stop_idle},
+    [CHILD_STARTING] = {ignore, ready, on_crash, ready_timeout, ignore, stop_term},
+    [CHILD_RUNNING] = {ignore, ignore, on_crash, ignore, request_term, stop_term},
+    [CHILD_STOPPING] = {ignore, ignore, stopping_exit, stopping_timeout, ignore, stopping_stop},
+    [CHILD_BACKOFF] = {ignore, ignore, ignore, backoff_expired, backoff_restart, stop_idle},
+    [CHILD_FAILED] = {ignore, ignore, ignore, ignore, failed_restart, ignore},
+    [CHILD_STOPPED] = {ignore, ignore, ignore, ignore, ignore, ignore},
+};
+
+void child_init(child *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->state = CHILD_IDLE;
+    c->backoff_ns = CHILD_BACKOFF_MIN_NS;
+    c->last_status = -1;
+}
+
+enum child_action child_event(child *c, enum child_event ev, int wstatus, uint64_t now_ns)
+{
+    if ((unsigned)c->state >= CHILD_N_STATES || (unsigned)ev >= CHILD_N_EVENTS)
+        return CHILD_ACT_NONE;
+    return table[c->state][ev](c, wstatus, now_ns);
+}
+
+void child_spawned(child *c, pid_t pid, uint64_t now_ns)
+{
+    c->state = CHILD_STARTING;
+    c->pid = pid;
+    c->started_ns = now_ns;
+    c->deadline_ns = now_ns + CHILD_READY_TIMEOUT_NS;
+}
+
+int child_has_deadline(const child *c)
+{
+    return c->state == CHILD_STARTING || c->state == CHILD_STOPPING || c->state == CHILD_BACKOFF;
+}
+
+int child_is_down(const child *c)
+{
+    return c->state == CHILD_IDLE || c->state == CHILD_STOPPED || c->state == CHILD_FAILED;
+}
+
+const char *child_state_name(enum child_state s)
+{
+    static const char *const names[CHILD_N_STATES] = {
+        [CHILD_IDLE] = "idle",         [CHILD_STARTING] = "starting", [CHILD_RUNNING] = "running",
+        [CHILD_STOPPING] = "stopping", [CHILD_BACKOFF] = "backoff",   [CHILD_FAILED] = "failed",
+        [CHILD_STOPPED] = "stopped",
+    };
+    if ((unsigned)s >= CHILD_N_STATES)
+        return "?";
+    return names[s];
+}
+
+void child_describe_status(int wstatus, char *buf, size_t len)
+{
+    if (wstatus == -1)
+        snprintf(buf, len, "spawn failed");
+    else if (WIFEXITED(wstatus))
+        snprintf(buf, len, "exit %d", WEXITSTATUS(wstatus));
+    else if (WIFSIGNALED(wstatus))
+        snprintf(buf, len, "killed by SIG%s",
+                 sigabbrev_np(WTERMSIG(wstatus)) ? sigabbrev_np(WTERMSIG(wstatus)) : "?");
+    else
+        snprintf(buf, len, "status 0x%x", (unsigned)wstatus);
+}

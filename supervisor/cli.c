@@ -1,0 +1,301 @@
+/* cli: `mqttflow` subcommands (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "ctl.h"
+#include "exitcode.h"
+#include "log.h"
+#include "loop.h"
+
+#define STATUS_TIMEOUT_MS  10000
+#define RESTART_TIMEOUT_MS 120000 /* per stage: a stop deadline plus a ready deadline */
+#define STOP_TIMEOUT_MS    300000
+#define GONE_TIMEOUT_MS    10000
+
+void cli_usage(FILE *f)
+{
+    fputs("usage:\n"
+          "  mqttflow check CONFIG\n"
+          "  mqttflow run CONFIG\n"
+          "  mqttflow status [--prom] [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n"
+          "  mqttflow restart [-c CONFIG | -i INSTANCE | -s SOCKET] worker N | workers | router"
+          " | relay | ingress CLIENT_ID | ingresses\n"
+          "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n",
+          f);
+}
+
+/* Loads path, printing every error (and, with warnings set, every warning) to stderr.
+ * NULL when it did not load. */
+static cfg *load(const char *path, unsigned flags, int warnings)
+{
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    int rc = cfg_load(path, flags, &c, &d);
+    for (size_t i = 0; i < d.n_errors; i++)
+        fprintf(stderr, "%s\n", d.errors[i]);
+    if (rc < 0 && d.n_errors == 0)
+        fprintf(stderr, "%s: %s\n", path, strerror(-rc));
+    if (rc == 0 && warnings)
+        for (size_t i = 0; i < d.n_warnings; i++)
+            fprintf(stderr, "%s\n", d.warnings[i]);
+    cfg_diag_fini(&d);
+    if (rc < 0) {
+        cfg_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+int cli_check(int argc, char **argv)
+{
+    if (argc != 2) {
+        cli_usage(stderr);
+        return MF_EXIT_CONFIG;
+    }
+    cfg *c = load(argv[1], CFG_LOAD_CHECK_MODULES, 1);
+    if (!c)
+        return MF_EXIT_CONFIG;
+    cfg_print_summary(c, stdout);
+    cfg_destroy(c);
+    return MF_EXIT_OK;
+}
+
+static void setup_logging(const cfg *c)
+{
+    log_init("mqttflow");
+    log_set_default(c->logging.default_level);
+    for (size_t i = 0; i < c->logging.n_levels; i++) {
+        int lv = log_parse_level(c->logging.levels[i].value);
+        if (lv >= 0)
+            log_set_level(c->logging.levels[i].key, lv);
+    }
+}
+
+int cli_run(int argc, char **argv)
+{
+    if (argc != 2) {
+        cli_usage(stderr);
+        return MF_EXIT_CONFIG;
+    }
+    cfg *c = load(argv[1], CFG_LOAD_CHECK_MODULES, 1);
+    if (!c)
+        return MF_EXIT_CONFIG;
+    setup_logging(c);
+    loop *l = NULL;
+    int rc = loop_create(c, &l);
+    if (rc < 0) {
+        cfg_destroy(c);
+        /* already running, or the segments cannot be made: neither is fixed by a respawn */
+        return rc == -EEXIST ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
+    }
+    int code = loop_run(l);
+    loop_destroy(l);
+    cfg_destroy(c);
+    return code;
+}
+
+/* ---- talking to a running supervisor ---- */
+
+typedef struct target {
+    char instance[64];
+    char sock[PATH_MAX];
+    int prom;
+    char **words; /* positional words left over */
+    int n_words;
+} target;
+
+/* Parses [-c CONFIG] [-i INSTANCE] [-s SOCKET] [--prom] and positionals. With
+ * config_positional, a single positional is taken as CONFIG. 0, or an exit code. */
+static int parse_target(int argc, char **argv, int config_positional, int allow_prom, target *t)
+{
+    const char *config = NULL, *instance = NULL, *sock = NULL;
+    memset(t, 0, sizeof(*t));
+    t->words = calloc((size_t)argc + 1, sizeof(char *));
+    if (!t->words)
+        return MF_EXIT_FAILED;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-c") || !strcmp(a, "-i") || !strcmp(a, "-s")) && i + 1 < argc) {
+            const char *v = argv[++i];
+            if (a[1] == 'c')
+                config = v;
+            else if (a[1] == 'i')
+                instance = v;
+            else
+                sock = v;
+        } else if (allow_prom && !strcmp(a, "--prom")) {
+            t->prom = 1;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "mqttflow %s: unknown option %s\n", argv[0], a);
+            cli_usage(stderr);
+            return MF_EXIT_CONFIG;
+        } else {
+            t->words[t->n_words++] = argv[i];
+        }
+    }
+    if (config_positional && t->n_words == 1 && !config) {
+        config = t->words[0];
+        t->n_words = 0;
+    }
+    if (config_positional && t->n_words > 0) {
+        cli_usage(stderr);
+        return MF_EXIT_CONFIG;
+    }
+    if (config) {
+        cfg *c = load(config, 0, 0);
+        if (!c)
+            return MF_EXIT_CONFIG;
+        snprintf(t->instance, sizeof(t->instance), "%s", c->runtime.instance);
+        if (!sock && c->runtime.control_socket)
+            snprintf(t->sock, sizeof(t->sock), "%s", c->runtime.control_socket);
+        cfg_destroy(c);
+    } else {
+        snprintf(t->instance, sizeof(t->instance), "%s", instance ? instance : "default");
+    }
+    if (sock)
+        snprintf(t->sock, sizeof(t->sock), "%s", sock);
+    if (!t->sock[0] && ctl_default_path(t->instance, t->sock, sizeof(t->sock)) < 0) {
+        fprintf(stderr, "mqttflow: instance name too long\n");
+        return MF_EXIT_CONFIG;
+    }
+    return 0;
+}
+
+static void target_fini(target *t)
+{
+    free(t->words);
+}
+
+static int not_running(const target *t, int rc)
+{
+    if (rc == -ENOENT || rc == -ECONNREFUSED)
+        fprintf(stderr, "instance %s is not running (no supervisor at %s)\n", t->instance, t->sock);
+    else
+        fprintf(stderr, "instance %s: control socket %s: %s\n", t->instance, t->sock,
+                strerror(-rc));
+    return MF_EXIT_FAILED;
+}
+
+/* Prints a reply: an "ERR " first line goes to stderr without the prefix and fails. */
+static int print_reply(const char *reply)
+{
+    if (!strncmp(reply, CTL_ERR, strlen(CTL_ERR))) {
+        fputs(reply + strlen(CTL_ERR), stderr);
+        return MF_EXIT_FAILED;
+    }
+    fputs(reply, stdout);
+    return MF_EXIT_OK;
+}
+
+static int request(int argc, char **argv, int config_positional, int allow_prom,
+                   const char *line_fmt)
+{
+    target t;
+    int code = parse_target(argc, argv, config_positional, allow_prom, &t);
+    if (code) {
+        target_fini(&t);
+        return code;
+    }
+    char line[CTL_LINE_MAX], *reply = NULL;
+    snprintf(line, sizeof(line), line_fmt, t.prom ? " prom" : "");
+    int rc = ctl_request(t.sock, line, STATUS_TIMEOUT_MS, &reply, NULL);
+    code = rc < 0 ? not_running(&t, rc) : print_reply(reply);
+    free(reply);
+    target_fini(&t);
+    return code;
+}
+
+int cli_status(int argc, char **argv)
+{
+    return request(argc, argv, 1, 1, "status%s");
+}
+
+int cli_restart(int argc, char **argv)
+{
+    target t;
+    int code = parse_target(argc, argv, 0, 0, &t);
+    if (code) {
+        target_fini(&t);
+        return code;
+    }
+    if (t.n_words < 1 || t.n_words > 2) {
+        cli_usage(stderr);
+        target_fini(&t);
+        return MF_EXIT_CONFIG;
+    }
+    char line[CTL_LINE_MAX], *reply = NULL;
+    snprintf(line, sizeof(line), "restart %s%s%s", t.words[0], t.n_words == 2 ? " " : "",
+             t.n_words == 2 ? t.words[1] : "");
+    /* "workers" restarts them one by one: allow each its own stop and ready deadlines */
+    int timeout = RESTART_TIMEOUT_MS * (1 + CFG_MAX_WORKERS * !strcmp(t.words[0], "workers"));
+    int rc = ctl_request(t.sock, line, timeout, &reply, NULL);
+    code = rc < 0 ? not_running(&t, rc) : print_reply(reply);
+    free(reply);
+    target_fini(&t);
+    return code;
+}
+
+static void print_chunk(const char *data, size_t len)
+{
+    fwrite(data, 1, len, stdout);
+    fflush(stdout);
+}
+
+/* Waits until process pid is gone (it is not our child: a pidfd tells when it exits). */
+static int wait_gone(long pid)
+{
+    if (pid <= 0)
+        return 0;
+    int fd = pidfd_open((pid_t)pid, 0);
+    if (fd < 0)
+        return errno == ESRCH ? 0 : -errno;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, GONE_TIMEOUT_MS);
+    close(fd);
+    return n == 1 ? 0 : -ETIMEDOUT;
+}
+
+int cli_stop(int argc, char **argv)
+{
+    target t;
+    int code = parse_target(argc, argv, 1, 0, &t);
+    if (code) {
+        target_fini(&t);
+        return code;
+    }
+    char *reply = NULL;
+    /* The supervisor answers "stopping ..." at once and "stopped" when everything is down;
+     * the connection ends when it exits. */
+    int rc = ctl_request(t.sock, "stop", STOP_TIMEOUT_MS, &reply, print_chunk);
+    if (rc < 0) {
+        code = not_running(&t, rc);
+    } else if (!strncmp(reply, CTL_ERR, strlen(CTL_ERR))) {
+        code = MF_EXIT_FAILED;
+    } else {
+        const char *p = strstr(reply, "supervisor pid ");
+        long pid = p ? strtol(p + 15, NULL, 10) : 0;
+        if (!strstr(reply, "stopped")) {
+            fprintf(stderr,
+                    "instance %s: the supervisor went away without confirming the "
+                    "stop\n",
+                    t.instance);
+            code = MF_EXIT_FAILED;
+        } else if (wait_gone(pid) < 0) {
+            fprintf(stderr, "instance %s: supervisor pid %ld still exists\n", t.instance, pid);
+            code = MF_EXIT_FAILED;
+        } else {
+            code = MF_EXIT_OK;
+        }
+    }
+    free(reply);
+    target_fini(&t);
+    return code;
+}

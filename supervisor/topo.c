@@ -1,0 +1,234 @@
+/* topo: create and remove an instance's segments (see topo.h). */
+#include "topo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "names.h"
+#include "rec.h"
+#include "ring.h"
+#include "shm.h"
+
+struct topo {
+    char *instance;
+    size_t n_ingress, n_workers;
+    ring **ingress; /* n_ingress observers */
+    ring **w_in;    /* n_workers */
+    ring **w_out;   /* n_workers */
+    stats *st;
+};
+
+typedef int (*name_fn)(char *, size_t, const char *, size_t);
+
+size_t topo_max_record(size_t ring_size, size_t max_payload)
+{
+    size_t want = rec_size(CFG_MAX_TOPIC, max_payload);
+    size_t cap = ring_size / 4;
+    size_t m = want < cap ? want : cap;
+    return m & ~(size_t)(RING_ALIGN - 1);
+}
+
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* The owner pid recorded in an existing segment's header, 0 when unreadable. Read raw: the
+ * segment belongs to another supervisor, and only its shm_hdr is of interest. */
+static long owner_of(const char *name)
+{
+    char path[SHM_NAME_MAX + 16];
+    shm_hdr h;
+    snprintf(path, sizeof(path), "/dev/shm/%s", name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = pread(fd, &h, sizeof(h), 0);
+    close(fd);
+    if (n != (ssize_t)sizeof(h) || h.magic != SHM_MAGIC)
+        return 0;
+    return (long)h.owner_pid;
+}
+
+static void unlink_set(const char *instance, name_fn fn, size_t n)
+{
+    char name[SHM_NAME_MAX];
+    for (size_t i = 0; i < n; i++)
+        if (fn(name, sizeof(name), instance, i) == 0)
+            (void)ring_unlink(name);
+}
+
+static void detach_set(ring **rs, size_t n)
+{
+    for (size_t i = 0; rs && i < n; i++)
+        ring_detach(rs[i]);
+    free(rs);
+}
+
+/* Creates n rings named by fn into rs[]; on failure rs[] holds what was created. */
+static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, char *err,
+                      size_t errlen)
+{
+    char name[SHM_NAME_MAX];
+    size_t max_rec = topo_max_record(c->runtime.ring_size, c->runtime.max_payload);
+    for (size_t i = 0; i < n; i++) {
+        int rc = fn(name, sizeof(name), t->instance, i);
+        if (rc == 0)
+            rc = ring_create(name, c->runtime.ring_size, max_rec, &rs[i]);
+        if (rc == -EEXIST) {
+            fail(err, errlen, "instance %s is already running (pid %ld)", t->instance,
+                 owner_of(name));
+            return rc;
+        }
+        if (rc < 0) {
+            fail(err, errlen, "ring_create(%s, %zu bytes, max record %zu): %s", name,
+                 c->runtime.ring_size, max_rec, strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int topo_create(const cfg *c, topo **out, char *err, size_t errlen)
+{
+    char name[SHM_NAME_MAX];
+    int rc;
+    topo *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->n_ingress = cfg_ingress_count(c);
+    t->n_workers = (size_t)c->runtime.workers;
+    t->instance = strdup(c->runtime.instance);
+    t->ingress = calloc(t->n_ingress ? t->n_ingress : 1, sizeof(ring *));
+    t->w_in = calloc(t->n_workers ? t->n_workers : 1, sizeof(ring *));
+    t->w_out = calloc(t->n_workers ? t->n_workers : 1, sizeof(ring *));
+    if (!t->instance || !t->ingress || !t->w_in || !t->w_out) {
+        rc = -ENOMEM;
+        fail(err, errlen, "out of memory");
+        goto err_free;
+    }
+
+    /* The stats segment first: it is the cheapest place to find a live instance, and
+     * nothing else has been created yet when that is the answer. */
+    rc = names_stats(name, sizeof(name), t->instance);
+    if (rc == 0)
+        rc = stats_create(name, stats_slot_total(t->n_ingress, t->n_workers), &t->st);
+    if (rc == -EEXIST) {
+        fail(err, errlen, "instance %s is already running (pid %ld)", t->instance, owner_of(name));
+        goto err_free;
+    }
+    if (rc < 0) {
+        fail(err, errlen, "stats_create(%s): %s", name, strerror(-rc));
+        goto err_free;
+    }
+    if ((rc = create_set(t, c, names_ingress_ring, t->n_ingress, t->ingress, err, errlen)) ||
+        (rc = create_set(t, c, names_worker_in, t->n_workers, t->w_in, err, errlen)) ||
+        (rc = create_set(t, c, names_worker_out, t->n_workers, t->w_out, err, errlen)))
+        goto err_unlink;
+    *out = t;
+    return 0;
+
+err_unlink:
+    /* Only names this call created: a set's first -EEXIST stops creation there. */
+    for (size_t i = 0; i < t->n_ingress; i++)
+        if (t->ingress[i] && names_ingress_ring(name, sizeof(name), t->instance, i) == 0)
+            (void)ring_unlink(name);
+    for (size_t i = 0; i < t->n_workers; i++) {
+        if (t->w_in[i] && names_worker_in(name, sizeof(name), t->instance, i) == 0)
+            (void)ring_unlink(name);
+        if (t->w_out[i] && names_worker_out(name, sizeof(name), t->instance, i) == 0)
+            (void)ring_unlink(name);
+    }
+    if (names_stats(name, sizeof(name), t->instance) == 0)
+        (void)shm_unlink_name(name);
+err_free:
+    detach_set(t->ingress, t->n_ingress);
+    detach_set(t->w_in, t->n_workers);
+    detach_set(t->w_out, t->n_workers);
+    stats_detach(t->st);
+    free(t->instance);
+    free(t);
+    return rc;
+}
+
+void topo_destroy(topo *t)
+{
+    char name[SHM_NAME_MAX];
+    if (!t)
+        return;
+    unlink_set(t->instance, names_ingress_ring, t->n_ingress);
+    unlink_set(t->instance, names_worker_in, t->n_workers);
+    unlink_set(t->instance, names_worker_out, t->n_workers);
+    for (size_t i = 0; i < t->n_workers; i++)
+        if (names_worker_state(name, sizeof(name), t->instance, i) == 0)
+            (void)shm_unlink_name(name);
+    if (names_stats(name, sizeof(name), t->instance) == 0)
+        (void)shm_unlink_name(name);
+    detach_set(t->ingress, t->n_ingress);
+    detach_set(t->w_in, t->n_workers);
+    detach_set(t->w_out, t->n_workers);
+    stats_detach(t->st);
+    free(t->instance);
+    free(t);
+}
+
+stats *topo_stats(topo *t)
+{
+    return t->st;
+}
+
+static int pct(size_t used, size_t cap)
+{
+    if (cap == 0)
+        return -1;
+    size_t p = (used * 100 + cap - 1) / cap; /* round up: a non-empty ring never shows 0% */
+    return p > 100 ? 100 : (int)p;
+}
+
+static int fill_sum(ring *const *rs, size_t n)
+{
+    size_t used = 0, cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        used += ring_used(rs[i]);
+        cap += ring_capacity(rs[i]);
+    }
+    return pct(used, cap);
+}
+
+int topo_fill_pct(const topo *t, enum stats_stage kind, size_t idx)
+{
+    switch (kind) {
+    case STATS_INGRESS:
+        return idx < t->n_ingress ? fill_sum(&t->ingress[idx], 1) : -1;
+    case STATS_ROUTER:
+        return fill_sum(t->ingress, t->n_ingress);
+    case STATS_WORKER:
+        return idx < t->n_workers ? fill_sum(&t->w_in[idx], 1) : -1;
+    case STATS_RELAY:
+        return fill_sum(t->w_out, t->n_workers);
+    default:
+        return -1;
+    }
+}
+
+size_t topo_bytes_queued(const topo *t)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < t->n_ingress; i++)
+        used += ring_used(t->ingress[i]);
+    for (size_t i = 0; i < t->n_workers; i++)
+        used += ring_used(t->w_in[i]) + ring_used(t->w_out[i]);
+    return used;
+}
