@@ -1,0 +1,376 @@
+/* route: the router loop (see route.h). */
+#include "route.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "dispatch.h"
+#include "futex.h"
+#include "log.h"
+#include "names.h"
+#include "rec.h"
+#include "ring.h"
+#include "rule.h"
+#include "shm.h"
+#include "stage.h"
+#include "stats.h"
+
+#define ROUTE_STOP_BLOCK_MS 5000 /* stopping: how long a full worker ring may block the drain */
+
+static const char COMP[] = "router";
+
+struct route {
+    const cfg *c;
+    rule_set *rules;
+    dispatch *disp;
+    size_t n_in, n_out;
+    ring **in;
+    char **in_names;
+    unsigned char *in_broken; /* a corrupt segment: no longer read */
+    unsigned char *in_moved;  /* records advanced this turn, to release */
+    ring **out;
+    size_t *pending; /* bytes committed to out[w] since its last flush (parallel load) */
+    unsigned char *dirty;
+    uint16_t *matched; /* rule_set_match output, n_rules entries */
+    size_t start;      /* round-robin: first ingress ring of the next turn */
+    stats *st;
+    stats_slot *slot;
+    stats_slot local_slot; /* when the stats segment is missing (run by hand) */
+};
+
+static void route_detach_all(route *r)
+{
+    for (size_t i = 0; r->in && i < r->n_in; i++)
+        ring_detach(r->in[i]);
+    for (size_t i = 0; r->in_names && i < r->n_in; i++)
+        free(r->in_names[i]);
+    for (size_t w = 0; r->out && w < r->n_out; w++) {
+        if (r->out[w])
+            ring_flush(r->out[w]);
+        ring_detach(r->out[w]);
+    }
+    stats_detach(r->st);
+}
+
+void route_destroy(route *r)
+{
+    if (!r)
+        return;
+    route_detach_all(r);
+    rule_set_destroy(r->rules);
+    dispatch_destroy(r->disp);
+    free(r->in);
+    free(r->in_names);
+    free(r->in_broken);
+    free(r->in_moved);
+    free(r->out);
+    free(r->pending);
+    free(r->dirty);
+    free(r->matched);
+    free(r);
+}
+
+static int attach_rings(route *r)
+{
+    const char *inst = r->c->runtime.instance;
+    char name[SHM_NAME_MAX];
+    int rc;
+
+    for (size_t i = 0; i < r->n_in; i++) {
+        rc = names_ingress_ring(name, sizeof(name), inst, i);
+        if (rc < 0)
+            return rc;
+        r->in_names[i] = strdup(name);
+        if (!r->in_names[i])
+            return -ENOMEM;
+        rc = ring_attach(name, RING_CONSUMER, &r->in[i]);
+        if (rc < 0) {
+            log_error(COMP, "ring_attach(%s, consumer): %s", name, strerror(-rc));
+            return rc;
+        }
+    }
+    for (size_t w = 0; w < r->n_out; w++) {
+        rc = names_worker_in(name, sizeof(name), inst, w);
+        if (rc < 0)
+            return rc;
+        rc = ring_attach(name, RING_PRODUCER, &r->out[w]);
+        if (rc < 0) {
+            log_error(COMP, "ring_attach(%s, producer): %s", name, strerror(-rc));
+            return rc;
+        }
+    }
+    rc = names_stats(name, sizeof(name), inst);
+    if (rc == 0)
+        rc = stats_attach(name, &r->st);
+    if (rc == 0)
+        r->slot = stats_slot_at(r->st, stats_slot_index(STATS_ROUTER, 0, r->n_in));
+    if (!r->slot) {
+        /* counters are for observation only; routing works without them */
+        log_warn(COMP, "stats segment %s not available (%s): counters not published", name,
+                 strerror(rc < 0 ? -rc : ERANGE));
+        r->slot = &r->local_slot;
+    }
+    stats_set(&r->slot->pid, (uint64_t)getpid());
+    return 0;
+}
+
+int route_create(const cfg *c, route **out)
+{
+    route *r;
+    char err[256];
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    r->c = c;
+    r->n_in = cfg_ingress_count(c);
+    r->n_out = c->runtime.workers > 0 ? (size_t)c->runtime.workers : 1;
+    r->in = calloc(r->n_in + 1, sizeof(*r->in));
+    r->in_names = calloc(r->n_in + 1, sizeof(*r->in_names));
+    r->in_broken = calloc(r->n_in + 1, 1);
+    r->in_moved = calloc(r->n_in + 1, 1);
+    r->out = calloc(r->n_out, sizeof(*r->out));
+    r->pending = calloc(r->n_out, sizeof(*r->pending));
+    r->dirty = calloc(r->n_out, 1);
+    r->matched = calloc(c->n_rules + 1, sizeof(*r->matched));
+    if (!r->in || !r->in_names || !r->in_broken || !r->in_moved || !r->out || !r->pending ||
+        !r->dirty || !r->matched)
+        goto fail;
+    rc = rule_set_create(c, &r->rules, err, sizeof(err));
+    if (rc < 0) {
+        if (rc == -EINVAL)
+            log_error(COMP, "%s: %s", c->path ? c->path : "config", err);
+        goto fail;
+    }
+    rc = dispatch_create(c, r->n_out, &r->disp);
+    if (rc < 0)
+        goto fail;
+    rc = attach_rings(r);
+    if (rc < 0)
+        goto fail;
+    log_info(COMP, "%zu ingress ring(s), %zu worker(s), %zu rule(s)%s", r->n_in, r->n_out,
+             rule_set_count(r->rules), rule_set_uses_jit(r->rules) ? "" : " (regex without JIT)");
+    *out = r;
+    return 0;
+
+fail:
+    route_destroy(r);
+    return rc;
+}
+
+static void heartbeat(route *r)
+{
+    stats_set(&r->slot->heartbeat_ns, clock_mono_ns());
+}
+
+/* Logs the 1st, 2nd, 4th, 8th... occurrence: a stream of bad records must not flood the log. */
+static int log_worthy(uint64_t count)
+{
+    return (count & (count - 1)) == 0;
+}
+
+/* Counts a bad record or copy; whether to log it (rate-limited by log_worthy). */
+static int count_error(route *r)
+{
+    stats_add(&r->slot->errors, 1);
+    return log_worthy(stats_get(&r->slot->errors));
+}
+
+static void flush_out(route *r)
+{
+    for (size_t w = 0; w < r->n_out; w++) {
+        if (!r->dirty[w])
+            continue;
+        ring_flush(r->out[w]);
+        r->dirty[w] = 0;
+        r->pending[w] = 0;
+    }
+}
+
+static size_t worker_load(void *ctx, size_t w)
+{
+    route *r = ctx;
+
+    return ring_used(r->out[w]) + r->pending[w];
+}
+
+/* Reserves room for len bytes in worker ring w, waiting while it is full. 0; -EMSGSIZE (the
+ * record can never fit); -ETIMEDOUT (stopping and the ring stayed full too long). */
+static int reserve_out(route *r, size_t w, size_t len, void **dst)
+{
+    uint64_t stop_since = 0;
+    int rc;
+
+    for (;;) {
+        rc = ring_reserve(r->out[w], len, dst);
+        if (rc != -EAGAIN)
+            return rc;
+        /* every worker gets what it is owed before we block on one of them */
+        flush_out(r);
+        rc = ring_wait_space(r->out[w], len, ROUTE_WAIT_MS);
+        heartbeat(r);
+        if (rc == 0 || !stage_stop_flag)
+            continue;
+        if (!stop_since) {
+            stop_since = clock_mono_ns();
+            log_info(COMP, "stopping: waiting for worker %zu to make room", w);
+        } else if (clock_mono_ns() - stop_since > ROUTE_STOP_BLOCK_MS * 1000000ull) {
+            return -ETIMEDOUT;
+        }
+    }
+}
+
+/* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT. */
+static int route_one(route *r, const void *buf, size_t len)
+{
+    rec_view v;
+    rec_hdr h;
+    size_t n;
+
+    if (rec_decode(buf, len, &v) < 0) {
+        if (count_error(r))
+            log_warn(COMP, "undecodable ingress record of %zu bytes skipped", len);
+        return 0;
+    }
+    if (v.h.kind != REC_MSG) {
+        if (count_error(r))
+            log_warn(COMP, "ingress record of kind %u skipped", (unsigned)v.h.kind);
+        return 0;
+    }
+    stats_add(&r->slot->in, 1);
+    n = rule_set_match(r->rules, v.h.client, v.topic, v.h.topic_len, v.payload, v.h.payload_len,
+                       r->matched);
+    if (n == 0) {
+        stats_add(&r->slot->dropped, 1);
+        stats_add(&r->slot->extra[0], 1);
+        return 0;
+    }
+    memcpy(&h, buf, sizeof(h));
+    for (size_t i = 0; i < n; i++) {
+        size_t w = dispatch_pick(r->disp, r->matched[i], v.topic, v.h.topic_len, worker_load, r);
+        void *dst;
+        int rc = reserve_out(r, w, len, &dst);
+        if (rc == -EMSGSIZE) {
+            if (count_error(r))
+                log_warn(COMP, "record of %zu bytes exceeds worker %zu's max_record: skipped", len,
+                         w);
+            continue;
+        }
+        if (rc < 0)
+            return rc;
+        h.rule = r->matched[i];
+        memcpy(dst, &h, sizeof(h));
+        memcpy((unsigned char *)dst + sizeof(h), (const unsigned char *)buf + sizeof(h),
+               len - sizeof(h));
+        ring_commit(r->out[w], len);
+        r->pending[w] += len;
+        r->dirty[w] = 1;
+        stats_add(&r->slot->out, 1);
+    }
+    return 0;
+}
+
+/* One turn: up to ROUTE_BATCH records from each ingress ring, then flush every worker ring,
+ * then release what was consumed. *taken = records consumed. 0 or -ETIMEDOUT. */
+static int route_turn(route *r, size_t *taken)
+{
+    int rc = 0;
+
+    *taken = 0;
+    for (size_t k = 0; k < r->n_in && rc == 0; k++) {
+        size_t i = (r->start + k) % r->n_in, got = 0;
+        while (got < ROUTE_BATCH && !r->in_broken[i]) {
+            const void *buf;
+            size_t len;
+            int prc = ring_peek(r->in[i], &buf, &len);
+            if (prc == -EAGAIN)
+                break;
+            if (prc < 0) {
+                r->in_broken[i] = 1;
+                stats_add(&r->slot->errors, 1);
+                log_error(COMP, "ring_peek(%s): %s: ring no longer read", r->in_names[i],
+                          strerror(-prc));
+                break;
+            }
+            rc = route_one(r, buf, len);
+            if (rc < 0)
+                break;
+            ring_advance(r->in[i]);
+            got++;
+        }
+        if (got)
+            r->in_moved[i] = 1;
+        *taken += got;
+    }
+    if (r->n_in)
+        r->start = (r->start + 1) % r->n_in;
+    if (rc < 0)
+        return rc; /* the unfinished batch stays unreleased: re-read on the next run */
+    /* at-least-once: copies are published before the ingress records are let go */
+    flush_out(r);
+    for (size_t i = 0; i < r->n_in; i++) {
+        if (r->in_moved[i]) {
+            ring_release(r->in[i]);
+            r->in_moved[i] = 0;
+        }
+    }
+    return 0;
+}
+
+static void wait_input(route *r)
+{
+    size_t n = r->n_in;
+
+    if (n == 0) {
+        poll(NULL, 0, ROUTE_WAIT_MS); /* nothing to read: just wait for the stop flag */
+        return;
+    }
+    if (n <= FUTEX_WAITV_MAX_WORDS) {
+        ring_wait_any(r->in, n, NULL, 0, ROUTE_WAIT_MS);
+        return;
+    }
+    /* more rings than futex_waitv takes: park on a rotating window with a short timeout, so
+     * rings outside it are looked at within a few milliseconds */
+    for (size_t i = 0; i < n; i++)
+        ring_release(r->in[i]);
+    {
+        size_t off = r->start % (n - FUTEX_WAITV_MAX_WORDS + 1);
+        ring_wait_any(r->in + off, FUTEX_WAITV_MAX_WORDS, NULL, 0, 5);
+    }
+}
+
+int route_run(route *r)
+{
+    for (;;) {
+        /* read before the turn: a turn that then finds every ring empty proves the drain
+         * is complete (the ingresses were stopped before us) */
+        int stopping = stage_stop_flag;
+        size_t taken;
+        int rc = route_turn(r, &taken);
+
+        heartbeat(r);
+        if (rc < 0) {
+            log_error(COMP,
+                      "stopping with a worker ring full for %d ms: unrouted records "
+                      "stay in the ingress rings",
+                      ROUTE_STOP_BLOCK_MS);
+            return rc;
+        }
+        if (taken)
+            continue;
+        if (stopping) {
+            log_info(COMP, "ingress rings drained: %llu in, %llu out, %llu unmatched",
+                     (unsigned long long)stats_get(&r->slot->in),
+                     (unsigned long long)stats_get(&r->slot->out),
+                     (unsigned long long)stats_get(&r->slot->extra[0]));
+            return 0;
+        }
+        wait_input(r);
+    }
+}
