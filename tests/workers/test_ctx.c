@@ -1,0 +1,205 @@
+/* workers/ctx: mf_param, mf_emit (origin inheritance, topic/size checks, per-invocation
+ * limit), mf_publish (client lookup), contexts of mf_init, error counting in ctx_call. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "wtest.h"
+
+static cfg *two_clients(void)
+{
+    cfg *c = wt_cfg("mqtt_clients:\n"
+                    "  - client_id: c1\n"
+                    "    broker_url: mqtt://127.0.0.1\n"
+                    "    topics: [{name: \"in/#\"}]\n"
+                    "  - client_id: c2\n"
+                    "    broker_url: mqtt://127.0.0.1\n"
+                    "callbacks:\n"
+                    "  a: {module: \"%s\", function: echo}\n"
+                    "rules:\n"
+                    "  - {rule: r0, topic: \"in/#\", callback: a}\n"
+                    "  - {rule: r1, topic: \"in/#\", callback: a}\n"
+                    "runtime: {max_payload: 1000}\n",
+                    wt_cb("echo"));
+    assert_non_null(c);
+    return c;
+}
+
+typedef struct fx {
+    cfg *c;
+    ctx_env env;
+    wt_sink sink;
+    stats_slot slot;
+    ctx_origin o;
+    mf_ctx x;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    f->c = two_clients();
+    wt_env(&f->env, f->c, &f->sink, &f->slot);
+    f->o = (ctx_origin){.client = 0, .qos = 1, .retain = 1, .seq = 77, .received_ns = 123};
+    ctx_init_call(&f->x, &f->env, 1, -1, "a", NULL, 0, ctx_next_publish_source, NULL, &f->o);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    cfg_destroy(f->c);
+    free(f);
+    return 0;
+}
+
+static void test_ctx_param_returns_step_values(void **state)
+{
+    fx *f = *state;
+    cfg_param params[] = {{"threshold", "42"}, {"name", "kitchen"}};
+    mf_ctx x;
+    ctx_init_call(&x, &f->env, 0, 2, "a", params, 2, ctx_next_publish_source, NULL, &f->o);
+    assert_string_equal(mf_param(&x, "threshold"), "42");
+    assert_string_equal(mf_param(&x, "name"), "kitchen");
+    assert_null(mf_param(&x, "missing"));
+    assert_null(mf_param(&x, NULL));
+    assert_null(mf_param(&f->x, "threshold")); /* a simple rule has no step config */
+    mf_ctx init;
+    ctx_init_module(&init, &f->env, "/x.so");
+    assert_null(mf_param(&init, "threshold"));
+}
+
+static void test_ctx_emit_publishes_on_source_with_origin_flags(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(mf_emit(&f->x, "out/a", "hello", 5), 0);
+    assert_int_equal(f->sink.n, 1);
+    const wt_rec *r = &f->sink.recs[0];
+    assert_int_equal(r->h.kind, REC_PUBLISH);
+    assert_int_equal(r->h.client, 0);
+    assert_int_equal(r->h.src_client, 0);
+    assert_int_equal(r->h.rule, 1);
+    assert_int_equal(r->h.step, REC_NONE);
+    assert_int_equal(r->h.qos, 1);
+    assert_int_equal(r->h.retain, 1);
+    assert_int_equal(r->h.seq, 77);
+    assert_int_equal(r->h.received_ns, 123);
+    assert_string_equal(r->topic, "out/a");
+    assert_string_equal(r->payload, "hello");
+    assert_int_equal(f->slot.out, 1);
+    /* an empty payload may be NULL */
+    assert_int_equal(mf_emit(&f->x, "out/b", NULL, 0), 0);
+    assert_int_equal(f->sink.recs[1].len, 0);
+}
+
+static void test_ctx_emit_rejects_bad_topics_and_sizes(void **state)
+{
+    fx *f = *state;
+    static char big[1001];
+    assert_int_equal(mf_emit(&f->x, "a/+/b", "x", 1), -EINVAL);
+    assert_int_equal(mf_emit(&f->x, "a/#", "x", 1), -EINVAL);
+    assert_int_equal(mf_emit(&f->x, "", "x", 1), -EINVAL);
+    assert_int_equal(mf_emit(&f->x, NULL, "x", 1), -EINVAL);
+    assert_int_equal(mf_emit(&f->x, "ok", NULL, 3), -EINVAL);
+    assert_int_equal(mf_emit(&f->x, "ok", big, sizeof(big)), -EINVAL); /* > max_payload */
+    assert_int_equal(mf_emit(&f->x, "ok", big, 1000), 0);              /* == max_payload */
+    assert_int_equal(f->sink.total, 1);
+}
+
+static void test_ctx_emit_limit_per_invocation(void **state)
+{
+    fx *f = *state;
+    for (unsigned i = 0; i < CTX_MAX_EMITS; i++)
+        assert_int_equal(mf_emit(&f->x, "t", "x", 1), 0);
+    assert_int_equal(mf_emit(&f->x, "t", "x", 1), -ENOSPC);
+    assert_int_equal(mf_publish(&f->x, "c2", "t", "x", 1, 0, 0), -ENOSPC);
+    assert_int_equal(f->sink.total, CTX_MAX_EMITS);
+    /* the next invocation starts afresh */
+    ctx_init_call(&f->x, &f->env, 1, -1, "a", NULL, 0, ctx_next_publish_source, NULL, &f->o);
+    assert_int_equal(mf_emit(&f->x, "t", "x", 1), 0);
+}
+
+static void test_ctx_publish_by_client_id(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(mf_publish(&f->x, "nobody", "t", "x", 1, 0, 0), -EINVAL);
+    assert_int_equal(mf_publish(&f->x, NULL, "t", "x", 1, 0, 0), -EINVAL);
+    assert_int_equal(mf_publish(&f->x, "c2", "t", "x", 1, 2, 0), -EINVAL); /* qos 0 or 1 */
+    assert_int_equal(mf_publish(&f->x, "c2", "t", "x", 1, 0, 5), -EINVAL);
+    assert_int_equal(mf_publish(&f->x, "c2", "t/+", "x", 1, 0, 0), -EINVAL);
+    assert_int_equal(f->sink.total, 0);
+    assert_int_equal(mf_publish(&f->x, "c2", "t/x", "pay", 3, 0, 1), 0);
+    assert_int_equal(f->sink.n, 1);
+    const wt_rec *r = &f->sink.recs[0];
+    assert_int_equal(r->h.client, 1);
+    assert_int_equal(r->h.src_client, 0);
+    assert_int_equal(r->h.qos, 0);
+    assert_int_equal(r->h.retain, 1);
+    assert_string_equal(r->topic, "t/x");
+    assert_string_equal(r->payload, "pay");
+}
+
+static void test_ctx_module_context_refuses_outputs(void **state)
+{
+    fx *f = *state;
+    mf_ctx x;
+    ctx_init_module(&x, &f->env, "/some/module.so");
+    assert_int_equal(mf_emit(&x, "t", "x", 1), -EINVAL);
+    assert_int_equal(mf_publish(&x, "c1", "t", "x", 1, 0, 0), -EINVAL);
+    mf_log(&x, MF_LOG_INFO, "logging from mf_init works: %d", 1);
+    assert_int_equal(f->sink.total, 0);
+}
+
+static int returns_seven(mf_ctx *x, const mf_msg *m, size_t n)
+{
+    (void)m;
+    (void)n;
+    mf_log(x, MF_LOG_INFO, "about to fail");
+    return 7;
+}
+
+static int checks_busy(mf_ctx *x, const mf_msg *m, size_t n)
+{
+    (void)m;
+    (void)n;
+    return stats_get(&x->env->slot->busy_since_ns) != 0 ? 0 : 1;
+}
+
+static void test_ctx_call_logs_and_counts_errors(void **state)
+{
+    fx *f = *state;
+    mf_msg m = {.topic = "in/x", .payload = "", .client_id = "c1"};
+    wt_capture cap;
+    char log[4096];
+    wt_capture_start(&cap);
+    int rc = ctx_call(&f->x, returns_seven, &m, 1);
+    wt_capture_end(&cap, log, sizeof(log));
+    assert_int_equal(rc, 7);
+    assert_int_equal(f->slot.errors, 1);
+    assert_non_null(strstr(log, "rule r1: callback a returned 7"));
+    assert_non_null(strstr(log, "rule r1, callback a: about to fail"));
+    assert_int_equal(ctx_call(&f->x, checks_busy, &m, 1), 0);
+    assert_int_equal(f->slot.busy_since_ns, 0);
+    assert_int_equal(f->slot.errors, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_ctx_param_returns_step_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctx_emit_publishes_on_source_with_origin_flags, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ctx_emit_rejects_bad_topics_and_sizes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ctx_emit_limit_per_invocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctx_publish_by_client_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctx_module_context_refuses_outputs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctx_call_logs_and_counts_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,129 @@
+/* wtest: helpers shared by the worker tests (header-only: the Makefile builds one binary per
+ * test_*.c). Paths of the built test callback modules ($BUILD, default "build"), configs from
+ * YAML text, a recording ctx_publish_fn, and capture of this process's stderr (log lines). */
+#ifndef MF_TESTS_WTEST_H
+#define MF_TESTS_WTEST_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "workers/ctx.h"
+
+static inline const char *wt_build(void)
+{
+    const char *b = getenv("BUILD");
+    return b && *b ? b : "build";
+}
+
+/* Absolute path of $BUILD/tests/callbacks/<name>.so (a few rotating static buffers). */
+static inline const char *wt_cb(const char *name)
+{
+    static char bufs[8][PATH_MAX];
+    static int next;
+    char rel[PATH_MAX];
+    char *out = bufs[next++ % 8];
+    snprintf(rel, sizeof(rel), "%s/tests/callbacks/%s.so", wt_build(), name);
+    if (!realpath(rel, out)) {
+        fprintf(stderr, "test callback module %s not built (make BUILD=%s)\n", rel, wt_build());
+        snprintf(out, PATH_MAX, "%s", rel);
+    }
+    return out;
+}
+
+/* Loads a config from printf-formatted YAML; NULL (errors printed) when it does not load. */
+__attribute__((format(printf, 1, 2))) static inline cfg *wt_cfg(const char *fmt, ...)
+{
+    char *yaml = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&yaml, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    int rc = cfg_load_buffer("test.yaml", "/tmp", yaml, (size_t)n, 0, &c, &d);
+    if (rc < 0) {
+        for (size_t i = 0; i < d.n_errors; i++)
+            fprintf(stderr, "%s\n", d.errors[i]);
+        fprintf(stderr, "--- yaml:\n%s\n", yaml);
+    }
+    cfg_diag_fini(&d);
+    free(yaml);
+    return c;
+}
+
+/* A recording publish target. */
+typedef struct wt_rec {
+    rec_hdr h;
+    char topic[512];
+    char payload[8192];
+    size_t len;
+} wt_rec;
+
+typedef struct wt_sink {
+    wt_rec recs[64];
+    size_t n;
+    unsigned long total; /* records published, including those beyond recs[] */
+} wt_sink;
+
+static inline int wt_publish(void *arg, const rec_hdr *h, const char *topic, const void *payload,
+                             size_t len)
+{
+    wt_sink *s = arg;
+    s->total++;
+    if (s->n < sizeof(s->recs) / sizeof(s->recs[0])) {
+        wt_rec *r = &s->recs[s->n++];
+        r->h = *h;
+        snprintf(r->topic, sizeof(r->topic), "%s", topic);
+        r->len = len < sizeof(r->payload) - 1 ? len : sizeof(r->payload) - 1;
+        memcpy(r->payload, payload, r->len);
+        r->payload[r->len] = '\0';
+    }
+    return 0;
+}
+
+static inline void wt_env(ctx_env *env, const cfg *c, wt_sink *sink, stats_slot *slot)
+{
+    memset(sink, 0, sizeof(*sink));
+    memset(slot, 0, sizeof(*slot));
+    env->c = c;
+    env->publish = wt_publish;
+    env->publish_arg = sink;
+    env->slot = slot;
+}
+
+/* stderr capture: everything written to fd 2 between start and end lands in buf. */
+typedef struct wt_capture {
+    int saved;
+    FILE *f;
+} wt_capture;
+
+static inline void wt_capture_start(wt_capture *cap)
+{
+    fflush(stderr);
+    cap->f = tmpfile();
+    cap->saved = dup(2);
+    dup2(fileno(cap->f), 2);
+}
+
+static inline void wt_capture_end(wt_capture *cap, char *buf, size_t len)
+{
+    fflush(stderr);
+    dup2(cap->saved, 2);
+    close(cap->saved);
+    rewind(cap->f);
+    size_t n = fread(buf, 1, len - 1, cap->f);
+    buf[n] = '\0';
+    fclose(cap->f);
+    fputs(buf, stderr); /* keep it in the test log */
+}
+
+#endif
