@@ -1,0 +1,179 @@
+/* mqttflow-ingress CONFIG INGRESS_INDEX: one MQTT client's subscriptions -> its ingress ring.
+ *
+ * Wiring only (STYLE 13): load the config, attach the ring and the stats slot the supervisor
+ * created, connect the subscriber (ingress/subscriber) whose messages go through intake
+ * (ingress/intake) into the ring, report ready once subscribed, then keep the heartbeat and
+ * the connection state until SIGTERM; on stop disconnect first (nothing more arrives), then
+ * flush and detach. Exit codes: common/exitcode.h.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "clock.h"
+#include "exitcode.h"
+#include "intake.h"
+#include "log.h"
+#include "names.h"
+#include "ring.h"
+#include "shm.h"
+#include "stage.h"
+#include "stats.h"
+#include "subscriber.h"
+
+#define LOG_COMP     "ingress"
+#define LOOP_MS      200  /* bounds how late a missed stop signal is seen */
+#define STOP_WAIT_MS 3000 /* broker's answer to DISCONNECT */
+
+typedef struct ingress_app {
+    cfg *conf;
+    size_t index; /* ingress index (ring in<index>) */
+    int client;   /* cfg client index */
+    ring *r;
+    stats *st;
+    stats_slot *slot;
+    intake *in;
+    subscriber *sub;
+} ingress_app;
+
+static int on_message(void *arg, const char *topic, size_t topic_len, const void *payload,
+                      size_t payload_len, int qos, int retain)
+{
+    ingress_app *app = arg;
+    return intake_message(app->in, topic, topic_len, payload, payload_len, qos, retain);
+}
+
+static int load_config(ingress_app *app, const char *path, const char *index_arg)
+{
+    cfg_diag diag = {0};
+    int rc = cfg_load(path, 0, &app->conf, &diag);
+    for (size_t i = 0; i < diag.n_errors; i++)
+        log_error(LOG_COMP, "%s", diag.errors[i]);
+    cfg_diag_fini(&diag);
+    if (rc < 0) {
+        log_error(LOG_COMP, "cannot load %s: %s", path, strerror(-rc));
+        return MF_EXIT_CONFIG;
+    }
+    log_set_default(app->conf->logging.default_level);
+    for (size_t i = 0; i < app->conf->logging.n_levels; i++) {
+        int lv = log_parse_level(app->conf->logging.levels[i].value);
+        if (lv >= 0)
+            log_set_level(app->conf->logging.levels[i].key, lv);
+    }
+    char *end;
+    errno = 0;
+    unsigned long idx = strtoul(index_arg, &end, 10);
+    if (errno || *end || end == index_arg || idx >= cfg_ingress_count(app->conf)) {
+        log_error(LOG_COMP, "ingress index \"%s\": the config has %zu client(s) with topics",
+                  index_arg, cfg_ingress_count(app->conf));
+        return MF_EXIT_CONFIG;
+    }
+    app->index = idx;
+    app->client = cfg_ingress_client(app->conf, idx);
+    return 0;
+}
+
+static int attach_segments(ingress_app *app)
+{
+    const char *inst = app->conf->runtime.instance;
+    char name[SHM_NAME_MAX];
+    int rc = names_ingress_ring(name, sizeof(name), inst, app->index);
+    if (rc == 0 && (rc = ring_attach(name, RING_PRODUCER, &app->r)) < 0)
+        log_error(LOG_COMP, "ring_attach(%s) as producer: %s", name, strerror(-rc));
+    if (rc < 0)
+        return rc;
+    rc = names_stats(name, sizeof(name), inst);
+    if (rc == 0 && (rc = stats_attach(name, &app->st)) < 0)
+        log_error(LOG_COMP, "stats_attach(%s): %s", name, strerror(-rc));
+    if (rc < 0)
+        return rc;
+    size_t slot = stats_slot_index(STATS_INGRESS, app->index, cfg_ingress_count(app->conf));
+    if (slot >= stats_slot_count(app->st)) {
+        log_error(LOG_COMP, "stats segment %s has %zu slots, ingress %zu needs slot %zu", name,
+                  stats_slot_count(app->st), app->index, slot);
+        return -EPROTO;
+    }
+    app->slot = stats_slot_at(app->st, slot);
+    stats_set(&app->slot->pid, (uint64_t)getpid());
+    return 0;
+}
+
+/* Until stopped: report ready once subscribed, keep heartbeat and connection state. */
+static void run(ingress_app *app)
+{
+    int ready_sent = 0;
+    while (!stage_stop_flag) {
+        subscriber_poll(app->sub, LOOP_MS);
+        if (!ready_sent && subscriber_is_ready(app->sub)) {
+            int rc = stage_ready();
+            if (rc < 0)
+                log_warn(LOG_COMP, "stage_ready: %s", strerror(-rc));
+            ready_sent = 1;
+        }
+        stats_set(&app->slot->connected, subscriber_is_connected(app->sub) ? 1 : 0);
+        stats_set(&app->slot->heartbeat_ns, clock_mono_ns());
+    }
+}
+
+int main(int argc, char **argv)
+{
+    ingress_app app = {0};
+    int code = MF_EXIT_FAILED, rc;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s CONFIG INGRESS_INDEX\n", argv[0]);
+        return MF_EXIT_CONFIG;
+    }
+    char pname[32];
+    snprintf(pname, sizeof(pname), "ingress %.20s", argv[2]);
+    if ((rc = stage_init(pname)) < 0) {
+        log_error(LOG_COMP, "stage_init: %s", strerror(-rc));
+        return MF_EXIT_FAILED;
+    }
+    if ((code = load_config(&app, argv[1], argv[2])) != 0)
+        goto out_cfg;
+    code = MF_EXIT_FAILED;
+    stage_pin(app.conf->runtime.cpu_ingress);
+    if (attach_segments(&app) < 0)
+        goto out_segments;
+    const cfg_client *cl = &app.conf->clients[app.client];
+    rc = intake_create(app.r, app.slot, (size_t)app.client, app.conf->runtime.max_payload,
+                       app.conf->runtime.overflow, &app.in);
+    if (rc < 0) {
+        log_error(LOG_COMP, "intake_create: %s", strerror(-rc));
+        goto out_segments;
+    }
+    rc = subscriber_create(cl, on_message, &app, &app.sub);
+    if (rc < 0) {
+        code = rc == -ENOTSUP ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
+        goto out_intake;
+    }
+    subscriber_start(app.sub); /* a failure is retried by subscriber_poll */
+    run(&app);
+
+    log_info(LOG_COMP, "stopping: disconnecting %s", cl->client_id);
+    if (subscriber_stop(app.sub, STOP_WAIT_MS) < 0)
+        log_warn(LOG_COMP, "no answer to DISCONNECT from %s within %d ms", cl->uri, STOP_WAIT_MS);
+    subscriber_destroy(app.sub); /* waits for a message still being written */
+    app.sub = NULL;
+    ring_flush(app.r);
+    stats_set(&app.slot->connected, 0);
+    log_info(LOG_COMP, "stopped after %llu record(s) in this ring",
+             (unsigned long long)intake_next_seq(app.in));
+    code = MF_EXIT_OK;
+
+out_intake:
+    subscriber_destroy(app.sub);
+    intake_destroy(app.in);
+out_segments:
+    if (app.slot)
+        stats_set(&app.slot->pid, 0);
+    stats_detach(app.st);
+    ring_detach(app.r);
+out_cfg:
+    cfg_destroy(app.conf);
+    return code;
+}

@@ -1,0 +1,505 @@
+#include "subscriber.h"
+
+#include <MQTTAsync.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define LOG_COMP        "ingress"
+#define CONNECT_TIMEOUT 10 /* seconds paho waits for CONNACK */
+#define SUBACK_FAILURE  0x80
+
+/* Connection states. Every transition happens under mu; paho callbacks move the state
+ * forward, the main thread (subscriber_poll) starts attempts when a DOWN/SUB_FAILED state's
+ * backoff has expired. */
+enum sub_state {
+    ST_DOWN,        /* not connected; connect at next_ns */
+    ST_CONNECTING,  /* MQTTAsync_connect issued */
+    ST_SUBSCRIBING, /* connected, SUBSCRIBE sent */
+    ST_SUB_FAILED,  /* connected, the broker refused a subscription; retry at next_ns */
+    ST_READY,       /* connected and subscribed */
+    ST_STOPPING,    /* subscriber_stop: no more attempts */
+};
+
+struct subscriber {
+    MQTTAsync h;
+    const cfg_client *c;
+    subscriber_msg_fn fn;
+    void *arg;
+    char **filters; /* topic filters as subscribed ($share/<group>/ prefixed) */
+    int *qos;
+    int n_filters;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    enum sub_state st;
+    bool connected;
+    bool disconnected; /* subscriber_stop's DISCONNECT completed */
+    uint64_t next_ns;  /* monotonic time of the next attempt */
+    double delay_s;    /* current backoff */
+    uint64_t ready_count;
+    unsigned failures; /* consecutive failed attempts, to quiet repeated log lines */
+};
+
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
+
+/* paho creates its threads inside some of its calls; they inherit the caller's signal mask,
+ * so those calls run with the stop signals blocked (see subscriber.h) */
+static void block_signals(sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+        sigaddset(&set, stop_signals[i]);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void restore_signals(const sigset_t *old)
+{
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* Sets TCP_NODELAY on every socket of this process connected to remote port `port`: paho
+ * offers no hook for its socket (BASELINES pitfall 5). The ingress process has exactly one
+ * broker connection, so matching on the peer port is unambiguous. Returns how many. */
+static int set_nodelay_peer_port(int port)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (fd < 3 || fd == dirfd(d))
+            continue;
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+            continue;
+        int p = -1;
+        if (ss.ss_family == AF_INET)
+            p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        if (p != port)
+            continue;
+        int one = 1;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Under mu: schedule the next attempt after the current backoff, then double it. */
+static void schedule_retry(subscriber *s)
+{
+    s->next_ns = clock_mono_ns() + (uint64_t)(s->delay_s * 1e9);
+    s->delay_s *= 2;
+    if (s->delay_s > s->c->reconnect_max)
+        s->delay_s = s->c->reconnect_max;
+    s->failures++;
+}
+
+static void set_state(subscriber *s, enum sub_state st)
+{
+    s->st = st;
+    pthread_cond_broadcast(&s->cv);
+}
+
+/* ---- paho callbacks (paho's threads) ---- */
+
+static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+    subscriber *s = ctx;
+    size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+    s->fn(s->arg, topic, tl, m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0, m->qos,
+          m->retained);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1; /* 0 would park the message inside paho (BASELINES pitfall 2) */
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+    subscriber *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->connected = false;
+    if (s->st != ST_STOPPING) {
+        log_warn(LOG_COMP, "connection of %s to %s lost (%s); reconnecting in %.1fs",
+                 s->c->client_id, s->c->uri, cause ? cause : "no cause given", s->delay_s);
+        schedule_retry(s);
+        set_state(s, ST_DOWN);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_sub_ok(void *ctx, MQTTAsync_successData *r)
+{
+    subscriber *s = ctx;
+    int refused = 0;
+    for (int i = 0; i < s->n_filters && r; i++) {
+        int granted = s->n_filters == 1 ? r->alt.qos : r->alt.qosList ? r->alt.qosList[i] : -1;
+        if (granted == SUBACK_FAILURE) {
+            log_error(LOG_COMP, "broker %s refused the subscription of %s to \"%s\"", s->c->uri,
+                      s->c->client_id, s->filters[i]);
+            refused++;
+        } else if (granted >= 0 && granted < s->qos[i]) {
+            log_warn(LOG_COMP, "broker %s granted QoS %d instead of %d on \"%s\"", s->c->uri,
+                     granted, s->qos[i], s->filters[i]);
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->st == ST_SUBSCRIBING) {
+        if (refused) {
+            schedule_retry(s);
+            set_state(s, ST_SUB_FAILED);
+        } else {
+            s->delay_s = s->c->reconnect_min;
+            s->failures = 0;
+            s->ready_count++;
+            log_info(LOG_COMP, "%s subscribed to %d topic(s) on %s", s->c->client_id, s->n_filters,
+                     s->c->uri);
+            set_state(s, ST_READY);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_sub_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    subscriber *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    if (s->st == ST_SUBSCRIBING) {
+        log_error(LOG_COMP, "subscribe of %s on %s failed (paho rc %d%s%s); retrying in %.1fs",
+                  s->c->client_id, s->c->uri, r ? r->code : 0, r && r->message ? ": " : "",
+                  r && r->message ? r->message : "", s->delay_s);
+        schedule_retry(s);
+        set_state(s, ST_SUB_FAILED);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Sends SUBSCRIBE for every filter; state SUBSCRIBING. Called without mu: paho may hold its
+ * own mutex while it runs our callbacks, which take mu, so holding mu across a paho call could
+ * deadlock (lock order: paho's, then ours; never the reverse). */
+static void subscribe_all(subscriber *s)
+{
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_sub_ok;
+    ro.onFailure = on_sub_fail;
+    ro.context = s;
+    int rc = MQTTAsync_subscribeMany(s->h, s->n_filters, s->filters, s->qos, &ro);
+    if (rc != MQTTASYNC_SUCCESS) {
+        pthread_mutex_lock(&s->mu);
+        if (s->st == ST_SUBSCRIBING) {
+            log_error(LOG_COMP, "MQTTAsync_subscribeMany(%d topics) on %s: paho rc %d",
+                      s->n_filters, s->c->uri, rc);
+            schedule_retry(s);
+            set_state(s, ST_SUB_FAILED);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    subscriber *s = ctx;
+    if (set_nodelay_peer_port(s->c->port) < 1)
+        log_warn(LOG_COMP, "could not set TCP_NODELAY on the socket to %s", s->c->uri);
+    pthread_mutex_lock(&s->mu);
+    s->connected = true;
+    bool go = s->st == ST_CONNECTING;
+    if (go) {
+        log_info(LOG_COMP, "%s connected to %s", s->c->client_id, s->c->uri);
+        set_state(s, ST_SUBSCRIBING);
+    }
+    pthread_mutex_unlock(&s->mu);
+    /* subscribe again on every connection: a clean session (or a broker restart without
+     * persistence) has forgotten the subscriptions */
+    if (go)
+        subscribe_all(s);
+}
+
+static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    subscriber *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    if (s->st == ST_CONNECTING) {
+        /* the first failure and then every 10th: a broker down for long must not flood logs */
+        if (s->failures % 10 == 0)
+            log_warn(LOG_COMP, "connect of %s to %s failed (paho rc %d%s%s); retrying in %.1fs",
+                     s->c->client_id, s->c->uri, r ? r->code : 0, r && r->message ? ": " : "",
+                     r && r->message ? r->message : "", s->delay_s);
+        schedule_retry(s);
+        set_state(s, ST_DOWN);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_disconnect_done(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    subscriber *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->disconnected = true;
+    s->connected = false;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_disconnect_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    (void)r;
+    on_disconnect_done(ctx, NULL);
+}
+
+/* ---- main thread ---- */
+
+static void free_filters(subscriber *s)
+{
+    for (int i = 0; s->filters && i < s->n_filters; i++)
+        free(s->filters[i]);
+    free(s->filters);
+    free(s->qos);
+}
+
+int subscriber_create(const cfg_client *c, subscriber_msg_fn fn, void *arg, subscriber **out)
+{
+    int err = 0;
+    if (!c || !fn || c->n_topics == 0 || c->n_topics > INT32_MAX)
+        return -EINVAL;
+    if (c->tls.enabled) {
+        log_error(LOG_COMP,
+                  "client %s needs TLS (%s), which this build's ingress does not support yet",
+                  c->client_id, c->broker_url);
+        return -ENOTSUP;
+    }
+    subscriber *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->c = c;
+    s->fn = fn;
+    s->arg = arg;
+    s->st = ST_DOWN;
+    s->delay_s = c->reconnect_min > 0 ? c->reconnect_min : 0.1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    s->n_filters = (int)c->n_topics;
+    s->filters = calloc(c->n_topics, sizeof(*s->filters));
+    s->qos = calloc(c->n_topics, sizeof(*s->qos));
+    if (!s->filters || !s->qos) {
+        err = -ENOMEM;
+        goto err_filters;
+    }
+    for (size_t i = 0; i < c->n_topics; i++) {
+        const char *name = c->topics[i].name;
+        int n = c->shared_group ? asprintf(&s->filters[i], "$share/%s/%s", c->shared_group, name)
+                                : asprintf(&s->filters[i], "%s", name);
+        if (n < 0) {
+            s->filters[i] = NULL;
+            err = -ENOMEM;
+            goto err_filters;
+        }
+        s->qos[i] = c->topics[i].qos;
+    }
+    if (c->mqtt_version == 5)
+        log_warn(LOG_COMP,
+                 "client %s: mqtt_version 5 is not supported by the ingress yet; "
+                 "connecting with MQTT 3.1.1",
+                 c->client_id);
+
+    /* plain MQTTAsync_create: createWithOptions' default maxBufferedMessages=100 (BASELINES
+     * pitfall 3); this client never publishes anyway */
+    sigset_t old;
+    block_signals(&old);
+    int rc = MQTTAsync_create(&s->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    if (rc == MQTTASYNC_SUCCESS)
+        rc = MQTTAsync_setCallbacks(s->h, s, on_connection_lost, on_message, NULL);
+    restore_signals(&old);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_error(LOG_COMP, "MQTTAsync_create(%s, %s): paho rc %d", c->uri, c->client_id, rc);
+        err = -EINVAL;
+        goto err_client;
+    }
+    *out = s;
+    return 0;
+
+err_client:
+    if (s->h)
+        MQTTAsync_destroy(&s->h);
+err_filters:
+    free_filters(s);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return err;
+}
+
+/* Issues MQTTAsync_connect; called without mu (see subscribe_all) in state CONNECTING. */
+static int connect_now(subscriber *s)
+{
+    const cfg_client *c = s->c;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    co.keepAliveInterval = c->keepalive;
+    co.cleansession = c->clean_session;
+    co.connectTimeout = CONNECT_TIMEOUT;
+    co.automaticReconnect = 0; /* ours: sub-second min_delay, resubscribe (see subscriber.h) */
+    co.MQTTVersion = MQTTVERSION_3_1_1;
+    co.username = c->username;
+    co.password = c->password;
+    if (c->will.enabled) {
+        will.topicName = c->will.topic;
+        will.message = c->will.payload ? c->will.payload : "";
+        will.qos = c->will.qos;
+        will.retained = c->will.retain;
+        co.will = &will;
+    }
+    co.onSuccess = on_connect_ok;
+    co.onFailure = on_connect_fail;
+    co.context = s;
+    sigset_t old;
+    block_signals(&old);
+    int rc = MQTTAsync_connect(s->h, &co);
+    restore_signals(&old);
+    if (rc != MQTTASYNC_SUCCESS) {
+        pthread_mutex_lock(&s->mu);
+        if (s->st == ST_CONNECTING) {
+            log_error(LOG_COMP, "MQTTAsync_connect(%s): paho rc %d; retrying in %.1fs", c->uri, rc,
+                      s->delay_s);
+            schedule_retry(s);
+            set_state(s, ST_DOWN);
+        }
+        pthread_mutex_unlock(&s->mu);
+        return -EIO;
+    }
+    return 0;
+}
+
+int subscriber_start(subscriber *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool go = s->st == ST_DOWN;
+    if (go)
+        set_state(s, ST_CONNECTING);
+    pthread_mutex_unlock(&s->mu);
+    return go ? connect_now(s) : 0;
+}
+
+void subscriber_poll(subscriber *s, int timeout_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t now = clock_mono_ns();
+    uint64_t until = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
+    bool waiting = s->st == ST_DOWN || s->st == ST_SUB_FAILED;
+    if (waiting && s->next_ns < until)
+        until = s->next_ns;
+    if (until > now) {
+        struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+        enum sub_state before = s->st;
+        /* one wait: any state change (broadcast) or the deadline ends it */
+        while (s->st == before && clock_mono_ns() < until)
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+                break;
+    }
+    now = clock_mono_ns();
+    enum sub_state next = s->st;
+    if (s->st == ST_DOWN && now >= s->next_ns)
+        next = ST_CONNECTING;
+    else if (s->st == ST_SUB_FAILED && now >= s->next_ns)
+        next = ST_SUBSCRIBING;
+    bool act = next != s->st;
+    if (act)
+        set_state(s, next);
+    pthread_mutex_unlock(&s->mu);
+    if (act && next == ST_CONNECTING)
+        connect_now(s);
+    else if (act)
+        subscribe_all(s);
+}
+
+bool subscriber_is_ready(const subscriber *s)
+{
+    subscriber *m = (subscriber *)s; /* locking does not change the observable state */
+    pthread_mutex_lock(&m->mu);
+    bool r = m->st == ST_READY;
+    pthread_mutex_unlock(&m->mu);
+    return r;
+}
+
+bool subscriber_is_connected(const subscriber *s)
+{
+    subscriber *m = (subscriber *)s;
+    pthread_mutex_lock(&m->mu);
+    bool r = m->connected;
+    pthread_mutex_unlock(&m->mu);
+    return r;
+}
+
+uint64_t subscriber_ready_count(const subscriber *s)
+{
+    subscriber *m = (subscriber *)s;
+    pthread_mutex_lock(&m->mu);
+    uint64_t r = m->ready_count;
+    pthread_mutex_unlock(&m->mu);
+    return r;
+}
+
+int subscriber_stop(subscriber *s, int timeout_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    set_state(s, ST_STOPPING);
+    pthread_mutex_unlock(&s->mu);
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = timeout_ms;
+    d.onSuccess = on_disconnect_done;
+    d.onFailure = on_disconnect_fail;
+    d.context = s;
+    int err = 0;
+    /* not connected (or a connect in flight): paho answers MQTTASYNC_DISCONNECTED and the
+     * destroy that follows closes whatever is half-open */
+    int rc = MQTTAsync_disconnect(s->h, &d);
+    pthread_mutex_lock(&s->mu);
+    if (rc == MQTTASYNC_SUCCESS) {
+        uint64_t until = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+        struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
+        while (!s->disconnected)
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT) {
+                err = -ETIMEDOUT;
+                break;
+            }
+    }
+    s->connected = false;
+    pthread_mutex_unlock(&s->mu);
+    return err;
+}
+
+void subscriber_destroy(subscriber *s)
+{
+    if (!s)
+        return;
+    MQTTAsync_destroy(&s->h);
+    free_filters(s);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
