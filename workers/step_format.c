@@ -130,8 +130,14 @@ static int expand(chain_buf *b, expand_in *in, const char *client_id, const char
         rc = put_placeholder(b, in, client_id, open + 1, (size_t)(close - open - 1));
         if (rc < 0)
             return rc;
-        if (rc == 1 && (rc = chain_buf_put(b, open, (size_t)(close - open + 1))) < 0)
-            return rc;
+        if (rc == 1) {
+            /* not a placeholder: keep the brace as text and look again right after it, so
+             * "{\"t\":{payload.t}}" still finds the inner one */
+            if ((rc = chain_buf_put(b, open, 1)) < 0)
+                return rc;
+            p = open + 1;
+            continue;
+        }
         p = close + 1;
     }
     return 0;

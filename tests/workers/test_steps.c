@@ -1,0 +1,295 @@
+/* workers/chain and step_*: format templates, relay output records, sampler windows closing on
+ * time with the right messages, custom_processor, filter, callback errors, emit limits. Each
+ * test builds a real config and loads the real test callback modules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "clock.h"
+#include "wtest.h"
+#include "workers/chain.h"
+
+typedef struct fx {
+    cfg *c;
+    ctx_env env;
+    wt_sink sink;
+    stats_slot slot;
+    loader *ld;
+    chain_set *cs;
+} fx;
+
+#define HEAD                                                                                       \
+    "mqtt_clients:\n"                                                                              \
+    "  - client_id: c1\n"                                                                          \
+    "    broker_url: mqtt://127.0.0.1\n"                                                           \
+    "    topics: [{name: \"in/#\"}]\n"                                                             \
+    "  - client_id: c2\n"                                                                          \
+    "    broker_url: mqtt://127.0.0.1\n"                                                           \
+    "callbacks:\n"                                                                                 \
+    "  echo: {module: \"%s\", function: echo}\n"                                                   \
+    "  join: {module: \"%s\", function: join}\n"                                                   \
+    "  fail: {module: \"%s\", function: fail}\n"                                                   \
+    "  many: {module: \"%s\", function: emit_many}\n"                                              \
+    "rules:\n"                                                                                     \
+    "  - {rule: r0, source_client_id: c1, topic: \"in/#\", action: ch}\n"                          \
+    "processing_chains:\n"                                                                         \
+    "  ch:\n"
+
+/* Builds a fixture for a chain given as YAML steps (indented by 4). */
+static fx *make(const char *steps)
+{
+    fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    const char *e = wt_cb("echo");
+    f->c = wt_cfg(HEAD "%s", e, e, e, e, steps);
+    assert_non_null(f->c);
+    wt_env(&f->env, f->c, &f->sink, &f->slot);
+    assert_int_equal(loader_create(&f->env, &f->ld), 0);
+    assert_int_equal(chain_set_create(&f->env, f->ld, &f->cs), 0);
+    return f;
+}
+
+static void destroy(fx *f)
+{
+    chain_set_destroy(f->cs);
+    loader_destroy(f->ld);
+    cfg_destroy(f->c);
+    free(f);
+}
+
+static int feed(fx *f, const char *topic, const char *payload, int qos, int retain)
+{
+    ctx_origin o = {.client = 0, .qos = qos, .retain = retain, .seq = 5, .received_ns = 9};
+    mf_msg m = {.topic = topic,
+                .payload = payload,
+                .payload_len = strlen(payload),
+                .qos = qos,
+                .retain = retain,
+                .client_id = "c1",
+                .received_ns = 9};
+    return chain_run(f->cs, 0, &o, &m);
+}
+
+static void test_steps_format_templates(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: format\n"
+                 "      config:\n"
+                 "        topic_prefix: \"pre/\"\n"
+                 "        topic_template: \"{topic[1]}/{client_id}/{topic}\"\n"
+                 "        topic_suffix: \"/suf\"\n"
+                 "        payload_template: >-\n"
+                 "          {\"t\":{payload.temp},\"room\":\"{payload.where.room}\",\"first\":"
+                 "{payload.list[0]},\"lvl0\":\"{topic[0]}\",\"none\":\"{payload.nope}{topic[9]}\","
+                 "\"obj\":{payload.where},\"keep\":\"{unknown}\"}\n");
+    assert_int_equal(feed(f, "in/kitchen",
+                          "{\"temp\": 21.5, \"where\": {\"room\": \"k1\"}, \"list\": [3, 4]}", 1,
+                          0),
+                     0);
+    assert_int_equal(f->sink.n, 1);
+    const wt_rec *r = &f->sink.recs[0];
+    assert_string_equal(r->topic, "pre/kitchen/c1/in/kitchen/suf");
+    assert_string_equal(r->payload, "{\"t\":21.5,\"room\":\"k1\",\"first\":3,\"lvl0\":\"in\","
+                                    "\"none\":\"\",\"obj\":{\"room\":\"k1\"},"
+                                    "\"keep\":\"{unknown}\"}");
+    assert_int_equal(r->h.client, 0); /* end of chain: the source client */
+    assert_int_equal(r->h.qos, 1);
+    destroy(f);
+}
+
+static void test_steps_format_whole_payload_and_bad_topic(void **state)
+{
+    (void)state;
+    fx *f = make(
+        "    - step: format\n"
+        "      config: {topic_template: \"x/{payload}\", payload_template: \"<{payload}>\"}\n");
+    assert_int_equal(feed(f, "in/a", "abc", 0, 0), 0);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].topic, "x/abc");
+    assert_string_equal(f->sink.recs[0].payload, "<abc>");
+    /* a payload that makes the topic a filter: dropped, counted */
+    assert_int_equal(feed(f, "in/a", "+", 0, 0), 0);
+    assert_int_equal(f->sink.n, 1);
+    assert_int_equal(f->slot.errors, 1);
+    destroy(f);
+}
+
+static void test_steps_relay_output_record_fields(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: format\n"
+                 "      config: {topic_prefix: \"f/\"}\n"
+                 "    - step: relay\n"
+                 "      config: {target_client_id: c2, target_topic: \"out/t\", qos: 0, "
+                 "retain: true}\n"
+                 "    - step: format\n"
+                 "      config: {topic_prefix: \"never/\"}\n");
+    assert_int_equal(feed(f, "in/a", "p", 1, 0), 0);
+    assert_int_equal(f->sink.n, 1); /* the relay ends the message's way */
+    const wt_rec *r = &f->sink.recs[0];
+    assert_int_equal(r->h.kind, REC_PUBLISH);
+    assert_int_equal(r->h.client, 1);
+    assert_int_equal(r->h.src_client, 0);
+    assert_int_equal(r->h.rule, 0);
+    assert_int_equal(r->h.step, 1);
+    assert_int_equal(r->h.qos, 0);
+    assert_int_equal(r->h.retain, 1);
+    assert_int_equal(r->h.seq, 5);
+    assert_string_equal(r->topic, "out/t");
+    assert_string_equal(r->payload, "p");
+    destroy(f);
+}
+
+static void test_steps_relay_inherits_topic_qos_retain(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: relay\n"
+                 "      config: {target_client_id: c2}\n");
+    assert_int_equal(feed(f, "in/b", "q", 1, 1), 0);
+    assert_int_equal(f->sink.n, 1);
+    const wt_rec *r = &f->sink.recs[0];
+    assert_int_equal(r->h.client, 1);
+    assert_int_equal(r->h.qos, 1);
+    assert_int_equal(r->h.retain, 1);
+    assert_string_equal(r->topic, "in/b");
+    destroy(f);
+}
+
+static void test_steps_sampler_closes_on_time_with_its_messages(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: sampler\n"
+                 "      config: {duration: 0.3, callback: join, topic: \"win\"}\n"
+                 "    - step: relay\n"
+                 "      config: {target_client_id: c2}\n");
+    assert_int_equal(chain_next_deadline(f->cs), UINT64_MAX); /* nothing held: no wake-up */
+    uint64_t t0 = clock_mono_ns();
+    assert_int_equal(feed(f, "in/a", "a", 0, 0), 0);
+    assert_int_equal(feed(f, "in/a", "b", 1, 0), 0);
+    assert_int_equal(feed(f, "in/a", "c", 0, 1), 0);
+    assert_int_equal(f->sink.n, 0);
+    uint64_t d = chain_next_deadline(f->cs);
+    assert_true(d >= t0 + 300000000ull && d <= clock_mono_ns() + 300000000ull);
+
+    /* no further message: ticks alone close it, not before the deadline */
+    uint64_t limit = clock_mono_ns() + 5000000000ull, closed_at = 0;
+    while (f->sink.n == 0 && clock_mono_ns() < limit) {
+        uint64_t now = clock_mono_ns();
+        chain_tick(f->cs, now);
+        if (f->sink.n) {
+            closed_at = now;
+            break;
+        }
+        usleep(2000); /* a stand-in for the worker loop's timed wait, not for an event */
+    }
+    assert_int_equal(f->sink.n, 1);
+    assert_true(closed_at >= t0 + 300000000ull);
+    const wt_rec *r = &f->sink.recs[0];
+    assert_string_equal(r->topic, "win");
+    assert_string_equal(r->payload, "3:a,b,c");
+    assert_int_equal(r->h.client, 1);
+    assert_int_equal(r->h.qos, 1);    /* highest of the window */
+    assert_int_equal(r->h.retain, 0); /* a summary is never retained */
+    assert_int_equal(r->h.step, 1);
+
+    /* closed and empty: no deadline, no empty call */
+    assert_int_equal(chain_next_deadline(f->cs), UINT64_MAX);
+    chain_tick(f->cs, UINT64_MAX - 1);
+    assert_int_equal(f->sink.n, 1);
+
+    /* the next window holds only the messages after the close */
+    assert_int_equal(feed(f, "in/a", "d", 0, 0), 0);
+    chain_close_all(f->cs);
+    assert_int_equal(f->sink.n, 2);
+    assert_string_equal(f->sink.recs[1].payload, "1:d");
+    destroy(f);
+}
+
+static void test_steps_sampler_caps_window_and_counts_drops(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: sampler\n"
+                 "      config: {duration: 60, max_messages: 2, callback: join}\n");
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(feed(f, "in/a", i % 2 ? "y" : "x", 0, 0), 0);
+    assert_int_equal(f->slot.dropped, 3);
+    chain_close_all(f->cs);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].payload, "2:x,y");
+    assert_string_equal(f->sink.recs[0].topic, "joined"); /* end of chain: source client */
+    assert_int_equal(f->sink.recs[0].h.client, 0);
+    destroy(f);
+}
+
+static void test_steps_custom_processor_emits_to_next_step(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: custom_processor\n"
+                 "      config: {callback: echo, prefix: \"p/\"}\n"
+                 "    - step: format\n"
+                 "      config: {topic_suffix: \"/s\"}\n");
+    assert_int_equal(feed(f, "in/x", "v", 1, 0), 0);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].topic, "p/in/x/s");
+    assert_string_equal(f->sink.recs[0].payload, "v");
+    assert_int_equal(f->sink.recs[0].h.qos, 1);
+    destroy(f);
+}
+
+static void test_steps_filter_passes_only_matching(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: filter\n"
+                 "      config: {condition: \"payload.temp > 30 && topic[1] == 'kitchen'\"}\n");
+    assert_int_equal(feed(f, "in/kitchen", "{\"temp\": 31}", 0, 0), 0);
+    assert_int_equal(feed(f, "in/kitchen", "{\"temp\": 29}", 0, 0), 0);
+    assert_int_equal(feed(f, "in/garage", "{\"temp\": 35}", 0, 0), 0);
+    assert_int_equal(feed(f, "in/kitchen", "not json", 0, 0), 0);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].payload, "{\"temp\": 31}");
+    destroy(f);
+}
+
+static void test_steps_callback_error_is_returned_and_counted(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: custom_processor\n"
+                 "      config: {callback: fail, rc: 9}\n");
+    assert_int_equal(feed(f, "in/x", "v", 0, 0), 9);
+    assert_int_equal(f->slot.errors, 1);
+    assert_int_equal(f->sink.n, 0);
+    destroy(f);
+}
+
+static void test_steps_emit_limit_applies_in_chains(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: custom_processor\n"
+                 "      config: {callback: many, client: c2}\n");
+    /* CTX_MAX_EMITS emits went on, the next was refused, and so is the callback's final
+     * mf_publish, whose -ENOSPC it returns */
+    assert_int_equal(feed(f, "in/x", "v", 0, 0), -ENOSPC);
+    assert_int_equal(f->sink.total, CTX_MAX_EMITS);
+    assert_int_equal(f->slot.errors, 1);
+    destroy(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_steps_format_templates),
+        cmocka_unit_test(test_steps_format_whole_payload_and_bad_topic),
+        cmocka_unit_test(test_steps_relay_output_record_fields),
+        cmocka_unit_test(test_steps_relay_inherits_topic_qos_retain),
+        cmocka_unit_test(test_steps_sampler_closes_on_time_with_its_messages),
+        cmocka_unit_test(test_steps_sampler_caps_window_and_counts_drops),
+        cmocka_unit_test(test_steps_custom_processor_emits_to_next_step),
+        cmocka_unit_test(test_steps_filter_passes_only_matching),
+        cmocka_unit_test(test_steps_callback_error_is_returned_and_counted),
+        cmocka_unit_test(test_steps_emit_limit_applies_in_chains),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
