@@ -16,6 +16,22 @@ static const cfg_field callback_fields[] = {
     {"function", CFG_F_STR, offsetof(cfg_callback, function), NULL, CFG_REQUIRED, 0, 0, NULL},
 };
 
+/* Whether dlopen failed only because of a function of the callback API (common/mqttflow.h). */
+static bool needs_worker_api(const char *err)
+{
+    static const char *const api[] = {"mf_emit", "mf_publish", "mf_log", "mf_param"};
+    const char *u = strstr(err, "undefined symbol: ");
+    if (!u)
+        return false;
+    u += strlen("undefined symbol: ");
+    for (size_t i = 0; i < sizeof(api) / sizeof(api[0]); i++) {
+        size_t n = strlen(api[i]);
+        if (!strncmp(u, api[i], n) && (u[n] == 0 || u[n] == ' ' || u[n] == ','))
+            return true;
+    }
+    return false;
+}
+
 /* dlopen with RTLD_LOCAL so that checking several modules cannot make one resolve symbols of
  * another (the worker loads them the same way); RTLD_NOW so that an unresolved symbol shows
  * up here and not in the middle of a message. */
@@ -27,9 +43,19 @@ static void check_module(cfg_ctx *x, const cfg_callback *cb, const cfg_node *m)
     void *h = dlopen(cb->module, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *e = dlerror();
-        cfg_err(x, mod, "cannot load module: %s", e ? e : "unknown dlopen error");
-        cfg_path_pop(x, old);
-        return;
+        if (e && needs_worker_api(e)) {
+            /* The module calls mf_emit & co., which the worker executable exports and this
+             * process (the CLI) does not: the first one stops RTLD_NOW. Binding lazily lets
+             * the rest be checked; the cost is that another unresolved function would only
+             * show up when the worker loads the module (it uses RTLD_NOW and refuses it). */
+            h = dlopen(cb->module, RTLD_LAZY | RTLD_LOCAL);
+            e = h ? NULL : dlerror();
+        }
+        if (!h) {
+            cfg_err(x, mod, "cannot load module: %s", e ? e : "unknown dlopen error");
+            cfg_path_pop(x, old);
+            return;
+        }
     }
     const int *ver = dlsym(h, "mf_api_version");
     if (!ver)

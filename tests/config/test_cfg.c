@@ -1038,6 +1038,68 @@ static void test_cfg_module_check(void **state)
     cfg_diag_fini(&d);
 }
 
+static void test_cfg_module_check_api_and_undefined_symbols(void **state)
+{
+    (void)state;
+    /* a module calling the callback API loads although this process does not export it; one
+     * needing any other missing function is refused by name */
+    if (!build_module("api.so", "const int mf_api_version = 1;\n"
+                                "int mf_emit(void *, const char *, const void *, unsigned long);\n"
+                                "int handle(void *c) { return mf_emit(c, \"t\", 0, 0); }\n") ||
+        !build_module("undef.so", "const int mf_api_version = 1;\n"
+                                  "int nosuch_fn(void);\n"
+                                  "int handle(void) { return nosuch_fn(); }\n"))
+        skip();
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    write_file("config.yaml",
+               "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
+               "callbacks:\n  a: {module: api.so, function: handle}\n"
+               "rules:\n  - {rule: r, callback: a}\n",
+               0644);
+    int r = cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d);
+    if (r)
+        dump(&d);
+    assert_int_equal(r, 0);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+    write_file("config.yaml",
+               "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
+               "callbacks:\n  a: {module: undef.so, function: handle}\n"
+               "rules:\n  - {rule: r, callback: a}\n",
+               0644);
+    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    assert_non_null(strstr(d.errors[0], "config.yaml:4:15: callbacks.a.module: cannot load "
+                                        "module: "));
+    assert_non_null(strstr(d.errors[0], "undefined symbol: nosuch_fn"));
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_example_with_real_modules(void **state)
+{
+    (void)state;
+    /* the example callbacks built by `make` (config/examples/callbacks/*.so) */
+    char path[PATH_MAX + 64];
+    static const char *const mods[] = {"temperature_alerts", "humidity", "temperature_processing"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/config/examples/callbacks/%s.so", srcdir, mods[i]);
+        if (access(path, R_OK) < 0)
+            skip();
+    }
+    snprintf(path, sizeof(path), "%s/config/examples/config.yaml", srcdir);
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    int r = cfg_load(path, CFG_LOAD_CHECK_MODULES, &c, &d);
+    if (r)
+        dump(&d);
+    assert_int_equal(r, 0);
+    assert_int_equal(d.n_errors, 0);
+    assert_int_equal(c->n_callbacks, 4);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
 static void test_cfg_topic_validity(void **state)
 {
     (void)state;
@@ -1112,6 +1174,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cfg_hostile_inputs_rejected_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_load_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_module_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_module_check_api_and_undefined_symbols, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_example_with_real_modules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_topic_validity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_destroy_and_fini_accept_null, setup, teardown),
     };
