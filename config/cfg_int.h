@@ -138,6 +138,9 @@ void cfg_runtime_fini(cfg_runtime *rt);
 void cfg_logging_load(cfg_ctx *x, const cfg_node *m); /* m may be NULL */
 void cfg_logging_fini(cfg_logging *lg);
 
+/* Whether one topic name can match both MQTT filters (cfg_topic.c). */
+bool cfg_topic_filters_overlap(const char *a, const char *b);
+
 /* Shared checks (cfg_rule.c). An expression that does not compile is an error at the column
  * where expr_compile stopped. */
 void cfg_check_condition(cfg_ctx *x, const cfg_node *v);

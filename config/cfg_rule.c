@@ -112,6 +112,36 @@ int cfg_resolve_callback(cfg_ctx *x, const cfg_node *m, const char *key)
     return resolve(x, m, key, "callback", cfg_callback_index);
 }
 
+/* A rule whose topic no subscription can deliver never runs: almost always a typo. Only
+ * clients that subscribe to something are considered (the rule's source client, or all). */
+static void warn_unsubscribed(cfg_ctx *x, const cfg_rule *r, const cfg_node *at)
+{
+    const cfg *c = x->c;
+    size_t subs = 0;
+    for (size_t i = 0; i < c->n_clients; i++) {
+        if (r->source_client >= 0 && (int)i != r->source_client)
+            continue;
+        for (size_t t = 0; t < c->clients[i].n_topics; t++) {
+            const char *f = c->clients[i].topics[t].name;
+            if (!f || !cfg_topic_filter_is_valid(f))
+                return; /* already an error; do not pile a warning on it */
+            subs++;
+            if (cfg_topic_filters_overlap(f, r->topic))
+                return;
+        }
+    }
+    if (!subs)
+        return;
+    size_t old = cfg_path_key(x, "topic");
+    if (r->source_client >= 0)
+        cfg_warn(x, at, "no subscription of client \"%s\" matches \"%s\": the rule never runs",
+                 c->clients[r->source_client].client_id, r->topic);
+    else
+        cfg_warn(x, at, "no client subscribes to a topic matching \"%s\": the rule never runs",
+                 r->topic);
+    cfg_path_pop(x, old);
+}
+
 static void load_rule(cfg_ctx *x, cfg_rule *r, const cfg_node *m)
 {
     r->pos = m->pos;
@@ -142,6 +172,8 @@ static void load_rule(cfg_ctx *x, cfg_rule *r, const cfg_node *m)
                 r->topic);
         cfg_path_pop(x, old);
     }
+    if (r->topic && cfg_topic_filter_is_valid(r->topic))
+        warn_unsubscribed(x, r, cfg_node_get(m, "topic"));
     if (r->regex && (v = cfg_node_get(m, "regex"))) {
         size_t old = cfg_path_key(x, "regex");
         check_regex(x, v);

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "cfg.h"
+#include "cfg_int.h" /* cfg_topic_filters_overlap */
 #include "mqttflow.h"
 
 static char tmpdir[PATH_MAX];
@@ -1079,7 +1080,7 @@ static void test_cfg_module_check_api_and_undefined_symbols(void **state)
 static void test_cfg_example_with_real_modules(void **state)
 {
     (void)state;
-    /* the example callbacks built by `make` (config/examples/callbacks/*.so) */
+    /* the example callbacks built by `make` (config/examples/callbacks/NAME.so) */
     char path[PATH_MAX + 64];
     static const char *const mods[] = {"temperature_alerts", "humidity", "temperature_processing"};
     for (size_t i = 0; i < 3; i++) {
@@ -1127,6 +1128,37 @@ static void test_cfg_topic_validity(void **state)
     longt[CFG_MAX_TOPIC + 1] = 0;
     assert_false(cfg_topic_name_is_valid(longt));
     free(longt);
+}
+
+static void test_cfg_topic_filters_overlap(void **state)
+{
+    (void)state;
+    assert_true(cfg_topic_filters_overlap("a/b", "a/b"));
+    assert_true(cfg_topic_filters_overlap("a/+", "a/b"));
+    assert_true(cfg_topic_filters_overlap("#", "x/y/z"));
+    assert_true(cfg_topic_filters_overlap("a/#", "a"));
+    assert_true(cfg_topic_filters_overlap("a/+/c", "+/b/#"));
+    assert_false(cfg_topic_filters_overlap("a/b", "a/c"));
+    assert_false(cfg_topic_filters_overlap("a/+", "a/b/c"));
+    assert_false(cfg_topic_filters_overlap("a", "a/b"));
+    assert_false(cfg_topic_filters_overlap("a/+", "a"));
+}
+
+static void test_cfg_warning_rule_topic_not_subscribed(void **state)
+{
+    (void)state;
+    cfg_diag d = {0};
+    cfg *c = load_ok(CLIENTS CALLBACKS "rules:\n"
+                                       "  - {rule: r1, topic: a/+, callback: cb_a}\n"
+                                       "  - {rule: r2, source_client_id: c1, topic: sensors/temp, "
+                                       "callback: cb_b}\n",
+                     &d);
+    assert_int_equal(d.n_warnings, 1);
+    assert_string_equal(d.warnings[0], "config.yaml:11:45: rules[1].topic: no subscription of "
+                                       "client \"c1\" matches \"sensors/temp\": the rule never "
+                                       "runs");
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
 }
 
 static void test_cfg_destroy_and_fini_accept_null(void **state)
@@ -1178,6 +1210,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cfg_example_with_real_modules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_topic_validity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_topic_filters_overlap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_warning_rule_topic_not_subscribed, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_cfg_destroy_and_fini_accept_null, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
