@@ -158,7 +158,12 @@ static void parse_url(cfg_ctx *x, cfg_client *cl, const cfg_node *v, char **path
 
 static void load_password(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
 {
-    const cfg_node *pw = cfg_node_get(m, "password");
+    /* `password:` is refused even when empty: the key alone says someone meant to put a
+     * secret in the file */
+    const cfg_node *pw = NULL;
+    for (size_t i = 0; i + 1 < m->n && !pw; i += 2)
+        if (!strcmp(m->items[i]->str, "password"))
+            pw = m->items[i + 1];
     const cfg_node *env = cfg_node_get(m, "password_env");
     const cfg_node *file = cfg_node_get(m, "password_file");
     if (pw) {

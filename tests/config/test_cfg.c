@@ -591,6 +591,13 @@ static void test_cfg_error_password(void **state)
                  "config.yaml:4:15: mqtt_clients[0].password: a password is never read from the "
                  "YAML; use password_env (an environment variable) or password_file (a file "
                  "readable only by you)");
+    expect_error("mqtt_clients:\n"
+                 "  - client_id: c1\n"
+                 "    broker_url: mqtt://h\n"
+                 "    password:\n",
+                 "config.yaml:4:14: mqtt_clients[0].password: a password is never read from the "
+                 "YAML; use password_env (an environment variable) or password_file (a file "
+                 "readable only by you)");
     unsetenv("TEST_CFG_UNSET");
     expect_error("mqtt_clients:\n"
                  "  - client_id: c1\n"
