@@ -1,0 +1,473 @@
+/* conn: the relay's paho MQTTAsync connection to one target client; see conn.h. */
+#include "conn.h"
+
+#include <MQTTAsync.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+#define COMP "relay"
+/* How long a replaced paho handle is kept before MQTTAsync_destroy: paho calls
+ * connectionLost and then still touches its client struct on the way out of the callback. */
+#define ZOMBIE_NS         1000000000ull
+#define CONNECT_TIMEOUT_S 10
+
+struct conn {
+    const cfg_client *cl;
+    const char *instance;
+    cq *q;
+    uint16_t index;
+    int v5;
+    enum conn_state state;
+    int first_done;
+    MQTTAsync h;
+    MQTTAsync zombie;
+    uint64_t zombie_until;
+    uint64_t retry_at;   /* CONN_DOWN: when to connect again */
+    uint64_t backoff_ns; /* the next delay after a failure */
+    uint64_t min_ns, max_ns;
+    unsigned failures; /* consecutive failed attempts, for log rate limiting */
+    char client_id[512];
+    unsigned char alpn[256]; /* ALPN wire format: length-prefixed protocol name */
+    unsigned alpn_len;
+};
+
+/* ---- paho callbacks: paho's threads; they only post to the completion queue ---- */
+
+static void on_conn_ok(void *ctx, MQTTAsync_successData *d)
+{
+    (void)d;
+    cq_conn_event(ctx, CQ_EV_UP, 0);
+}
+
+static void on_conn_fail(void *ctx, MQTTAsync_failureData *d)
+{
+    cq_conn_event(ctx, CQ_EV_CONNFAIL, d && d->code ? d->code : MQTTASYNC_FAILURE);
+}
+
+static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *d)
+{
+    (void)d;
+    cq_conn_event(ctx, CQ_EV_UP, 0);
+}
+
+static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+    int code = MQTTASYNC_FAILURE;
+    if (d)
+        code = d->code ? d->code : (int)d->reasonCode;
+    cq_conn_event(ctx, CQ_EV_CONNFAIL, code);
+}
+
+static void on_lost(void *ctx, char *cause)
+{
+    (void)cause; /* always NULL in paho 1.3 */
+    cq_conn_event(ctx, CQ_EV_LOST, 0);
+}
+
+static void on_disc_ok(void *ctx, MQTTAsync_successData *d)
+{
+    (void)d;
+    cq_conn_event(ctx, CQ_EV_DISC, 0);
+}
+
+static void on_disc_fail(void *ctx, MQTTAsync_failureData *d)
+{
+    (void)d;
+    cq_conn_event(ctx, CQ_EV_DISC, 0);
+}
+
+static void on_disc_ok5(void *ctx, MQTTAsync_successData5 *d)
+{
+    (void)d;
+    cq_conn_event(ctx, CQ_EV_DISC, 0);
+}
+
+static void on_disc_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+    (void)d;
+    cq_conn_event(ctx, CQ_EV_DISC, 0);
+}
+
+static void on_pub_ok(void *ctx, MQTTAsync_successData *d)
+{
+    (void)d;
+    cq_complete(ctx, 1);
+}
+
+static void on_pub_fail(void *ctx, MQTTAsync_failureData *d)
+{
+    (void)d;
+    cq_complete(ctx, 0);
+}
+
+static void on_pub_ok5(void *ctx, MQTTAsync_successData5 *d)
+{
+    (void)d;
+    cq_complete(ctx, 1);
+}
+
+static void on_pub_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+    (void)d;
+    cq_complete(ctx, 0);
+}
+
+/* paho requires a messageArrived callback; the relay subscribes to nothing */
+static int on_msg(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+    (void)ctx;
+    (void)topic_len;
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+/* ---- main loop ---- */
+
+/* TCP_NODELAY on every TCP socket of this process: paho's only (BASELINES pitfall 5).
+ * setsockopt fails harmlessly on the fds that are not TCP sockets. Runs once per connect,
+ * so the /proc walk is no hot-path cost. Returns how many were set. */
+static int set_nodelay_all(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (fd < 3 || fd == dirfd(d))
+            continue;
+        int type = 0;
+        socklen_t tl = sizeof(type);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM)
+            continue;
+        int one = 1;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static uint64_t secs_to_ns(double s)
+{
+    if (s <= 0)
+        return 1000000; /* 1 ms floor: never a hot reconnect loop */
+    return (uint64_t)(s * 1e9);
+}
+
+static int make_handle(conn *c, MQTTAsync *out)
+{
+    int rc;
+    MQTTAsync h = NULL;
+    if (c->v5) {
+        /* createWithOptions defaults maxBufferedMessages to 100, which also applies while
+         * connected (BASELINES pitfall 3): lift it; cq bounds what is outstanding */
+        MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+        co.maxBufferedMessages = INT_MAX;
+        rc = MQTTAsync_createWithOptions(&h, c->cl->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+                                         NULL, &co);
+    } else {
+        /* MQTTAsync_create: no buffered-message cap at all (pitfall 3) */
+        rc = MQTTAsync_create(&h, c->cl->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    }
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_error(COMP, "MQTTAsync_create(%s, client id %s): paho error %d", c->cl->uri,
+                  c->client_id, rc);
+        return -EINVAL;
+    }
+    rc = MQTTAsync_setCallbacks(h, cq_conn_ctx(c->q, c->index), on_lost, on_msg, NULL);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_error(COMP, "MQTTAsync_setCallbacks(%s): paho error %d", c->client_id, rc);
+        MQTTAsync_destroy(&h);
+        return -EINVAL;
+    }
+    *out = h;
+    return 0;
+}
+
+int conn_create(const cfg_client *cl, uint16_t index, const char *instance, cq *q, conn **out)
+{
+    *out = NULL;
+    conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->cl = cl;
+    c->instance = instance;
+    c->q = q;
+    c->index = index;
+    c->v5 = cl->mqtt_version == 5;
+    c->state = CONN_DOWN;
+    c->min_ns = secs_to_ns(cl->reconnect_min);
+    c->max_ns = secs_to_ns(cl->reconnect_max);
+    if (c->max_ns < c->min_ns)
+        c->max_ns = c->min_ns;
+    c->backoff_ns = c->min_ns;
+    int n = snprintf(c->client_id, sizeof(c->client_id), "%s-relay-%s", cl->client_id, instance);
+    if (n < 0 || (size_t)n >= sizeof(c->client_id)) {
+        log_error(COMP, "client %s: relay client id too long", cl->client_id);
+        free(c);
+        return -EINVAL;
+    }
+    if (cl->tls.alpn) {
+        size_t len = strlen(cl->tls.alpn);
+        if (len > 0 && len < sizeof(c->alpn)) {
+            c->alpn[0] = (unsigned char)len;
+            memcpy(c->alpn + 1, cl->tls.alpn, len);
+            c->alpn_len = (unsigned)len + 1;
+        }
+    }
+    int rc = make_handle(c, &c->h);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void conn_destroy(conn *c)
+{
+    if (!c)
+        return;
+    if (c->zombie)
+        MQTTAsync_destroy(&c->zombie);
+    if (c->h)
+        MQTTAsync_destroy(&c->h);
+    free(c);
+}
+
+static void schedule_retry(conn *c, uint64_t now, uint64_t delay)
+{
+    c->state = CONN_DOWN;
+    c->retry_at = now + delay;
+}
+
+static void fail_attempt(conn *c, uint64_t now, int code)
+{
+    c->first_done = 1;
+    c->failures++;
+    /* the first failure and then every 10th: a broker down for an hour is one line a minute
+     * at the default 30 s backoff, not one per attempt */
+    if (c->failures == 1 || c->failures % 10 == 0)
+        log_warn(COMP,
+                 "client %s: connect to %s failed (paho code %d, attempt %u); retrying in %.1f s",
+                 c->cl->client_id, c->cl->uri, code, c->failures, (double)c->backoff_ns / 1e9);
+    schedule_retry(c, now, c->backoff_ns);
+    c->backoff_ns *= 2;
+    if (c->backoff_ns > c->max_ns)
+        c->backoff_ns = c->max_ns;
+}
+
+static void connect_now(conn *c, uint64_t now)
+{
+    MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions o5 = MQTTAsync_connectOptions_initializer5;
+    MQTTAsync_connectOptions *opt = c->v5 ? &o5 : &o;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    void *ctx = cq_conn_ctx(c->q, c->index);
+
+    opt->keepAliveInterval = c->cl->keepalive;
+    if (c->v5) {
+        opt->cleanstart = c->cl->clean_session;
+        opt->MQTTVersion = MQTTVERSION_5;
+        opt->onSuccess5 = on_conn_ok5;
+        opt->onFailure5 = on_conn_fail5;
+    } else {
+        opt->cleansession = c->cl->clean_session;
+        opt->MQTTVersion = MQTTVERSION_3_1_1;
+        opt->onSuccess = on_conn_ok;
+        opt->onFailure = on_conn_fail;
+    }
+    opt->context = ctx;
+    opt->connectTimeout = CONNECT_TIMEOUT_S;
+    opt->automaticReconnect = 0; /* ours: see conn.h */
+    opt->username = c->cl->username;
+    opt->password = c->cl->password;
+    if (c->cl->tls.enabled) {
+        ssl.trustStore = c->cl->tls.ca;
+        ssl.keyStore = c->cl->tls.cert;
+        ssl.privateKey = c->cl->tls.key;
+        ssl.enableServerCertAuth = c->cl->tls.verify;
+        ssl.verify = c->cl->tls.verify;
+        if (c->alpn_len) {
+            ssl.protos = c->alpn;
+            ssl.protos_len = c->alpn_len;
+        }
+        opt->ssl = &ssl;
+    }
+    int rc = MQTTAsync_connect(c->h, opt);
+    if (rc != MQTTASYNC_SUCCESS) {
+        fail_attempt(c, now, rc);
+        return;
+    }
+    c->state = CONN_CONNECTING;
+}
+
+void conn_start(conn *c, uint64_t now_ns)
+{
+    connect_now(c, now_ns);
+}
+
+static void on_up(conn *c)
+{
+    c->first_done = 1;
+    c->state = CONN_UP;
+    c->backoff_ns = c->min_ns;
+    int n = set_nodelay_all();
+    log_info(COMP, "client %s: connected to %s as %s%s (TCP_NODELAY on %d socket%s)",
+             c->cl->client_id, c->cl->uri, c->client_id,
+             c->failures ? " after failed attempts" : "", n, n == 1 ? "" : "s");
+    c->failures = 0;
+}
+
+static void on_connection_lost(conn *c, uint64_t now)
+{
+    /* every publish paho still holds on this handle is given up and published again later,
+     * in ring order, on a fresh handle */
+    cq_fail_conn(c->q, c->index);
+    cq_conn_next_epoch(c->q, c->index);
+    if (c->zombie)
+        MQTTAsync_destroy(&c->zombie);
+    MQTTAsync fresh = NULL;
+    if (make_handle(c, &fresh) == 0) {
+        c->zombie = c->h;
+        c->zombie_until = now + ZOMBIE_NS;
+        c->h = fresh;
+    }
+    /* else: keep the old handle; reconnecting on it still works, only ordering after a
+     * loss is weaker */
+    log_warn(COMP, "client %s: connection to %s lost; reconnecting", c->cl->client_id, c->cl->uri);
+    schedule_retry(c, now, c->min_ns);
+    c->backoff_ns = c->min_ns * 2 > c->max_ns ? c->max_ns : c->min_ns * 2;
+}
+
+void conn_handle_events(conn *c, unsigned ev, uint64_t now_ns)
+{
+    if (c->state == CONN_CLOSING || c->state == CONN_CLOSED) {
+        if (ev & (CQ_EV_DISC | CQ_EV_LOST)) {
+            cq_fail_conn(c->q, c->index);
+            c->state = CONN_CLOSED;
+        }
+        return;
+    }
+    /* within one turn the order is fixed by construction: UP may be followed by LOST; a
+     * CONNFAIL excludes both (see cq.h) */
+    if (ev & CQ_EV_UP)
+        on_up(c);
+    if (ev & CQ_EV_LOST)
+        on_connection_lost(c, now_ns);
+    if ((ev & CQ_EV_CONNFAIL) && c->state == CONN_CONNECTING)
+        fail_attempt(c, now_ns, cq_conn_code(c->q, c->index));
+}
+
+void conn_tick(conn *c, uint64_t now_ns)
+{
+    if (c->zombie && now_ns >= c->zombie_until)
+        MQTTAsync_destroy(&c->zombie);
+    if (c->state == CONN_DOWN && now_ns >= c->retry_at)
+        connect_now(c, now_ns);
+}
+
+uint64_t conn_next_timer(const conn *c)
+{
+    uint64_t t = UINT64_MAX;
+    if (c->zombie)
+        t = c->zombie_until;
+    if (c->state == CONN_DOWN && c->retry_at < t)
+        t = c->retry_at;
+    return t;
+}
+
+enum conn_state conn_get_state(const conn *c)
+{
+    return c->state;
+}
+
+int conn_is_up(const conn *c)
+{
+    return c->state == CONN_UP;
+}
+
+int conn_first_attempt_done(const conn *c)
+{
+    return c->first_done;
+}
+
+const char *conn_name(const conn *c)
+{
+    return c->cl->client_id;
+}
+
+int conn_publish(conn *c, const char *topic, const void *payload, size_t len, int qos, int retain,
+                 void *ctx)
+{
+    if (c->state != CONN_UP)
+        return -ENOTCONN;
+    if (len > INT_MAX)
+        return -EINVAL;
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    m.payload = (void *)(uintptr_t)payload; /* paho copies it; the cast drops const only */
+    m.payloadlen = (int)len;
+    m.qos = qos;
+    m.retained = retain;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    if (c->v5) {
+        ro.onSuccess5 = on_pub_ok5;
+        ro.onFailure5 = on_pub_fail5;
+    } else {
+        ro.onSuccess = on_pub_ok;
+        ro.onFailure = on_pub_fail;
+    }
+    ro.context = ctx;
+    int rc = MQTTAsync_sendMessage(c->h, topic, &m, &ro);
+    switch (rc) {
+    case MQTTASYNC_SUCCESS:
+        return 0;
+    case MQTTASYNC_DISCONNECTED:
+        return -ENOTCONN;
+    case MQTTASYNC_MAX_MESSAGES_INFLIGHT:
+    case MQTTASYNC_NO_MORE_MSGIDS:
+    case MQTTASYNC_MAX_BUFFERED_MESSAGES:
+    case MQTTASYNC_MAX_BUFFERED:
+        return -EAGAIN;
+    default:
+        return -EINVAL;
+    }
+}
+
+int conn_disconnect(conn *c, int timeout_ms)
+{
+    if (c->state != CONN_UP) {
+        c->state = CONN_CLOSED;
+        return 1;
+    }
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    MQTTAsync_disconnectOptions d5 = MQTTAsync_disconnectOptions_initializer5;
+    MQTTAsync_disconnectOptions *opt = c->v5 ? &d5 : &d;
+    opt->timeout = timeout_ms;
+    if (c->v5) {
+        opt->onSuccess5 = on_disc_ok5;
+        opt->onFailure5 = on_disc_fail5;
+    } else {
+        opt->onSuccess = on_disc_ok;
+        opt->onFailure = on_disc_fail;
+    }
+    opt->context = cq_conn_ctx(c->q, c->index);
+    if (MQTTAsync_disconnect(c->h, opt) != MQTTASYNC_SUCCESS) {
+        c->state = CONN_CLOSED;
+        return 1;
+    }
+    c->state = CONN_CLOSING;
+    return 0;
+}

@@ -1,0 +1,506 @@
+/* pump: the relay's main loop; see pump.h for the contract.
+ *
+ * One turn: apply connection events, run connection timers, apply finished publishes to the
+ * windows, service every ring (publish again what must be, then read and publish new records
+ * while the outstanding bound and the window allow), release each ring up to its window's
+ * finished prefix (one ring_release_to per ring per turn), then either loop (something
+ * happened) or wait.
+ */
+#include "pump.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "cq.h"
+#include "exitcode.h"
+#include "log.h"
+#include "rec.h"
+#include "stage.h"
+#include "inflight.h"
+
+#define COMP               "relay"
+#define WAIT_MAX_MS        200
+#define HOLD_AGAIN_NS      5000000ull   /* paho out of ids/buffer: try that ring again in 5 ms */
+#define HOLD_FAIL_NS       100000000ull /* a publish failed on a live connection: 100 ms */
+#define DISCONNECT_MS      1000
+#define DISCONNECT_WAIT_NS 2000000000ull
+
+enum send_result { SEND_OK, SEND_REJECTED, SEND_DOWN, SEND_AGAIN, SEND_NO_CREDIT };
+
+struct pump {
+    const cfg *cfg;
+    ring *const *rings;
+    size_t n_rings;
+    inflight **win;
+    uint64_t *hold_until; /* per ring: do not publish before this time (0: no hold) */
+    uint8_t *broken;      /* per ring: a corrupt length was found; the ring is left alone */
+    uint8_t *blocked;     /* per ring: this turn stopped at a record for a down target */
+    ring **waitset;
+    conn **conns;
+    size_t n_conns;
+    cq *q;
+    cq_done *done;
+    size_t done_cap;
+    unsigned *ev;
+    stats_slot *st;
+    uint64_t dead_seen;
+    uint64_t rejects; /* for log rate limiting */
+    int ready;
+    size_t rr;
+};
+
+static void add_stat(pump *p, size_t off, uint64_t n)
+{
+    if (p->st)
+        stats_add((uint64_t *)((char *)p->st + off), n);
+}
+#define ADD(p, f, n) add_stat((p), offsetof(stats_slot, f), (n))
+
+/* The first 10 rejects, then one in 1000: a stream of bad records must not flood the log. */
+static int should_log_reject(pump *p)
+{
+    p->rejects++;
+    return p->rejects <= 10 || p->rejects % 1000 == 0;
+}
+
+int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *slot, pump **out)
+{
+    int rc = -ENOMEM;
+    *out = NULL;
+    if (c->n_clients > CQ_MAX_CONNS || n_rings > UINT16_MAX)
+        return -EINVAL;
+    pump *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    p->cfg = c;
+    p->rings = rings;
+    p->n_rings = n_rings;
+    p->st = slot;
+    p->n_conns = c->n_clients;
+
+    size_t outstanding = PUMP_MAX_OUTSTANDING;
+    const char *env = getenv("MQTTFLOW_RELAY_OUTSTANDING");
+    if (env && *env) {
+        long v = strtol(env, NULL, 10);
+        if (v >= 1 && v <= (long)CQ_MAX_SLOTS)
+            outstanding = (size_t)v;
+    }
+
+    p->win = calloc(n_rings ? n_rings : 1, sizeof(*p->win));
+    p->hold_until = calloc(n_rings ? n_rings : 1, sizeof(*p->hold_until));
+    p->broken = calloc(n_rings ? n_rings : 1, 1);
+    p->blocked = calloc(n_rings ? n_rings : 1, 1);
+    p->waitset = calloc(n_rings ? n_rings : 1, sizeof(*p->waitset));
+    p->conns = calloc(p->n_conns ? p->n_conns : 1, sizeof(*p->conns));
+    p->ev = calloc(p->n_conns ? p->n_conns : 1, sizeof(*p->ev));
+    p->done_cap = outstanding;
+    p->done = calloc(outstanding, sizeof(*p->done));
+    if (!p->win || !p->hold_until || !p->broken || !p->blocked || !p->waitset || !p->conns ||
+        !p->ev || !p->done)
+        goto err;
+    for (size_t i = 0; i < n_rings; i++)
+        if ((rc = inflight_create(PUMP_WINDOW, &p->win[i])) != 0)
+            goto err;
+    if ((rc = cq_create(outstanding, p->n_conns, &p->q)) != 0)
+        goto err;
+    for (size_t i = 0; i < p->n_conns; i++)
+        if ((rc = conn_create(&c->clients[i], (uint16_t)i, c->runtime.instance, p->q,
+                              &p->conns[i])) != 0)
+            goto err;
+    *out = p;
+    return 0;
+
+err:
+    pump_destroy(p);
+    return rc;
+}
+
+void pump_destroy(pump *p)
+{
+    if (!p)
+        return;
+    /* connections first: once their paho handles are gone nothing calls into the cq */
+    if (p->conns)
+        for (size_t i = 0; i < p->n_conns; i++)
+            conn_destroy(p->conns[i]);
+    cq_destroy(p->q);
+    if (p->win)
+        for (size_t i = 0; i < p->n_rings; i++)
+            inflight_destroy(p->win[i]);
+    free(p->done);
+    free(p->ev);
+    free(p->conns);
+    free(p->waitset);
+    free(p->blocked);
+    free(p->broken);
+    free(p->hold_until);
+    free(p->win);
+    free(p);
+}
+
+/* Fills e from a record read from the ring; e->state is PENDING when it is to be published,
+ * DONE when it is to be released as it is (counted and logged here). */
+static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_entry *e)
+{
+    rec_view v;
+    e->state = INFLIGHT_DONE;
+    if (rec_decode(buf, len, &v) != 0) {
+        ADD(p, errors, 1);
+        if (should_log_reject(p))
+            log_error(COMP, "ring %zu: corrupt record of %zu bytes skipped", ri, len);
+        return;
+    }
+    switch (v.h.kind) {
+    case REC_PUBLISH:
+        if (v.h.client >= p->n_conns) {
+            ADD(p, errors, 1);
+            if (should_log_reject(p))
+                log_error(COMP, "ring %zu: record for unknown client index %u skipped", ri,
+                          (unsigned)v.h.client);
+            return;
+        }
+        if (!cfg_topic_name_is_valid(v.topic)) {
+            /* a broker disconnects a client that publishes to a filter: that record would
+             * take the connection down on every retry */
+            ADD(p, errors, 1);
+            if (should_log_reject(p))
+                log_error(COMP, "client %s: invalid topic name \"%s\": record skipped",
+                          conn_name(p->conns[v.h.client]), v.topic);
+            return;
+        }
+        e->topic = v.topic;
+        e->payload = v.payload;
+        e->payload_len = v.h.payload_len;
+        e->conn = v.h.client;
+        e->qos = v.h.qos;
+        e->retain = v.h.retain ? 1 : 0;
+        e->state = INFLIGHT_PENDING;
+        return;
+    case REC_DEAD:
+        /* the dead-letter store is not there yet: count and release */
+        p->dead_seen++;
+        if (p->st)
+            stats_set(&p->st->extra[1], p->dead_seen);
+        return;
+    default:
+        ADD(p, errors, 1);
+        if (should_log_reject(p))
+            log_error(COMP, "ring %zu: unexpected record kind %u skipped", ri, (unsigned)v.h.kind);
+        return;
+    }
+}
+
+static enum send_result send_entry(pump *p, size_t ri, uint64_t seq, inflight_entry *e)
+{
+    conn *c = p->conns[e->conn];
+    if (!conn_is_up(c))
+        return SEND_DOWN;
+    void *ctx;
+    if (cq_acquire(p->q, (uint16_t)ri, seq, e->conn, &ctx) != 0)
+        return SEND_NO_CREDIT;
+    int rc = conn_publish(c, e->topic, e->payload, e->payload_len, e->qos, e->retain, ctx);
+    if (rc == 0) {
+        inflight_sent(p->win[ri], seq);
+        return SEND_OK;
+    }
+    cq_cancel(p->q, ctx);
+    if (rc == -ENOTCONN)
+        return SEND_DOWN;
+    if (rc == -EAGAIN)
+        return SEND_AGAIN;
+    ADD(p, errors, 1);
+    if (should_log_reject(p))
+        log_error(COMP,
+                  "client %s: paho refused a publish to \"%s\" (%zu bytes, qos %u): "
+                  "record skipped",
+                  conn_name(c), e->topic, (size_t)e->payload_len, (unsigned)e->qos);
+    inflight_done(p->win[ri], seq);
+    return SEND_REJECTED;
+}
+
+/* Publishes what ring ri has pending, then reads and publishes new records. Returns how
+ * many records it handled (0: nothing to do or blocked). */
+static size_t service_ring(pump *p, size_t ri, uint64_t now)
+{
+    inflight *w = p->win[ri];
+    ring *r = p->rings[ri];
+    size_t n = 0;
+    inflight_entry *e;
+    uint64_t seq;
+
+    p->blocked[ri] = 0;
+    if (p->hold_until[ri]) {
+        if (now < p->hold_until[ri])
+            return 0;
+        p->hold_until[ri] = 0;
+    }
+    while ((e = inflight_next_pending(w, &seq)) != NULL) {
+        enum send_result s = send_entry(p, ri, seq, e);
+        if (s == SEND_OK || s == SEND_REJECTED) {
+            n++;
+            continue;
+        }
+        if (s == SEND_DOWN)
+            p->blocked[ri] = 1;
+        else if (s == SEND_AGAIN)
+            p->hold_until[ri] = now + HOLD_AGAIN_NS;
+        return n;
+    }
+
+    while (!p->broken[ri] && !inflight_is_full(w) && cq_free_slots(p->q) > 0) {
+        const void *buf;
+        size_t len;
+        int rc = ring_peek(r, &buf, &len);
+        if (rc == -EAGAIN)
+            break;
+        if (rc != 0) {
+            /* a corrupt length: nothing past it can be found; leave the ring alone (its
+             * records stay for a later relay after the bug is fixed) */
+            p->broken[ri] = 1;
+            ADD(p, errors, 1);
+            log_error(COMP,
+                      "ring %zu: corrupt record header at position %llu: ring no longer "
+                      "read",
+                      ri, (unsigned long long)ring_read_pos(r));
+            break;
+        }
+        ring_advance(r);
+        ADD(p, in, 1);
+        inflight_entry ne;
+        memset(&ne, 0, sizeof(ne));
+        ne.end_pos = ring_read_pos(r);
+        classify(p, ri, buf, len, &ne);
+        seq = inflight_push(w, &ne);
+        n++;
+        if (ne.state != INFLIGHT_PENDING)
+            continue;
+        enum send_result s = send_entry(p, ri, seq, inflight_at(w, seq));
+        if (s == SEND_OK || s == SEND_REJECTED)
+            continue;
+        if (s == SEND_DOWN)
+            p->blocked[ri] = 1;
+        else if (s == SEND_AGAIN)
+            p->hold_until[ri] = now + HOLD_AGAIN_NS;
+        break;
+    }
+    return n;
+}
+
+static void apply_done(pump *p, size_t n, uint64_t now)
+{
+    uint64_t ok = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cq_done *d = &p->done[i];
+        inflight *w = p->win[d->ring];
+        if (d->result == CQ_OK) {
+            inflight_done(w, d->seq);
+            ok++;
+            continue;
+        }
+        inflight_retry(w, d->seq);
+        if (d->result == CQ_FAIL) {
+            failed++;
+            /* a failure on a live connection (a v5 reason code, a timeout): do not hammer */
+            p->hold_until[d->ring] = now + HOLD_FAIL_NS;
+        }
+    }
+    if (ok)
+        ADD(p, out, ok);
+    if (failed) {
+        ADD(p, errors, failed);
+        if (should_log_reject(p))
+            log_warn(COMP, "%llu publish%s failed; publishing again", (unsigned long long)failed,
+                     failed == 1 ? "" : "es");
+    }
+}
+
+static void handle_events(pump *p, uint64_t now)
+{
+    if (cq_take_events(p->q, p->ev) == 0)
+        return;
+    uint64_t mask = 0;
+    for (size_t i = 0; i < p->n_conns; i++) {
+        if (p->ev[i])
+            conn_handle_events(p->conns[i], p->ev[i], now);
+        if (i < 64 && conn_is_up(p->conns[i]))
+            mask |= 1ull << i;
+    }
+    if (p->st)
+        stats_set(&p->st->connected, mask);
+}
+
+static void release_rings(pump *p)
+{
+    for (size_t i = 0; i < p->n_rings; i++) {
+        uint64_t pos;
+        if (inflight_release(p->win[i], &pos))
+            ring_release_to(p->rings[i], pos);
+    }
+}
+
+static int all_drained(pump *p)
+{
+    for (size_t i = 0; i < p->n_rings; i++) {
+        if (!inflight_is_empty(p->win[i]))
+            return 0;
+        if (!p->broken[i] && !ring_is_empty(p->rings[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static void check_ready(pump *p)
+{
+    if (p->ready)
+        return;
+    size_t up = 0;
+    for (size_t i = 0; i < p->n_conns; i++) {
+        if (!conn_first_attempt_done(p->conns[i]))
+            return;
+        up += conn_is_up(p->conns[i]) != 0;
+    }
+    p->ready = 1;
+    int rc = stage_ready();
+    if (rc)
+        log_warn(COMP, "stage_ready: %s", strerror(-rc));
+    log_info(COMP, "ready: %zu ring%s, %zu of %zu target%s connected", p->n_rings,
+             p->n_rings == 1 ? "" : "s", up, p->n_conns, p->n_conns == 1 ? "" : "s");
+}
+
+/* Parks until a ring with an empty window has data, a completion or event arrives, or the
+ * next timer. Rings with records in flight are left out (see pump.h); they are looked at
+ * again when their completions wake us. */
+static void wait_idle(pump *p, uint64_t now, uint64_t deadline)
+{
+    uint64_t next = deadline;
+    for (size_t i = 0; i < p->n_conns; i++) {
+        uint64_t t = conn_next_timer(p->conns[i]);
+        if (t < next)
+            next = t;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_rings; i++) {
+        if (p->hold_until[i] && p->hold_until[i] < next)
+            next = p->hold_until[i];
+        if (!p->broken[i] && !p->blocked[i] && !p->hold_until[i] && inflight_is_empty(p->win[i]) &&
+            cq_free_slots(p->q) > 0)
+            p->waitset[n++] = p->rings[i];
+    }
+    int timeout = WAIT_MAX_MS;
+    if (next != UINT64_MAX) {
+        uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
+        if (ms < (uint64_t)timeout)
+            timeout = (int)ms;
+    }
+    uint32_t seen;
+    if (cq_prepare_wait(p->q, &seen) != 0)
+        return;
+    if (timeout > 0) {
+        int rc = ring_wait_any(p->waitset, n, cq_word(p->q), seen, timeout);
+        (void)rc; /* every outcome (data, wake, timeout, EINTR) leads to the next turn */
+    }
+    cq_end_wait(p->q);
+}
+
+/* Disconnects every connection, waiting a bounded time for paho to finish. */
+static void shutdown_conns(pump *p)
+{
+    size_t pending = 0;
+    for (size_t i = 0; i < p->n_conns; i++)
+        pending += conn_disconnect(p->conns[i], DISCONNECT_MS) == 0;
+    uint64_t end = clock_mono_ns() + DISCONNECT_WAIT_NS;
+    while (pending > 0) {
+        uint64_t now = clock_mono_ns();
+        if (now >= end) {
+            log_warn(COMP, "%zu connection%s did not finish disconnecting", pending,
+                     pending == 1 ? "" : "s");
+            break;
+        }
+        if (cq_take_events(p->q, p->ev) > 0) {
+            pending = 0;
+            for (size_t i = 0; i < p->n_conns; i++) {
+                if (p->ev[i])
+                    conn_handle_events(p->conns[i], p->ev[i], now);
+                pending += conn_get_state(p->conns[i]) == CONN_CLOSING;
+            }
+            continue;
+        }
+        uint32_t seen;
+        if (cq_prepare_wait(p->q, &seen) == 0) {
+            ring_wait_any(NULL, 0, cq_word(p->q), seen, 50);
+            cq_end_wait(p->q);
+        }
+    }
+    /* whatever finished meanwhile still counts (and is released) */
+    size_t n;
+    while ((n = cq_drain(p->q, p->done, p->done_cap)) > 0)
+        apply_done(p, n, clock_mono_ns());
+    release_rings(p);
+    if (p->st)
+        stats_set(&p->st->connected, 0);
+}
+
+int pump_run(pump *p)
+{
+    uint64_t now = clock_mono_ns();
+    int stopping = 0;
+    uint64_t stop_deadline = UINT64_MAX;
+
+    for (size_t i = 0; i < p->n_conns; i++)
+        conn_start(p->conns[i], now);
+
+    for (;;) {
+        now = clock_mono_ns();
+        if (p->st)
+            stats_set(&p->st->heartbeat_ns, now);
+        size_t progress = 0;
+
+        handle_events(p, now);
+        for (size_t i = 0; i < p->n_conns; i++)
+            conn_tick(p->conns[i], now);
+        size_t n = cq_drain(p->q, p->done, p->done_cap);
+        if (n) {
+            apply_done(p, n, now);
+            progress += n;
+        }
+        check_ready(p);
+
+        for (size_t k = 0; k < p->n_rings; k++)
+            progress += service_ring(p, (p->rr + k) % p->n_rings, now);
+        p->rr++;
+        release_rings(p);
+
+        if (stage_stop_flag && !stopping) {
+            stopping = 1;
+            stop_deadline = now + (uint64_t)PUMP_STOP_MS * 1000000ull;
+            log_info(COMP, "stopping: draining the rings and outstanding publishes");
+        }
+        if (stopping) {
+            if (all_drained(p))
+                break;
+            if (now >= stop_deadline) {
+                log_warn(COMP,
+                         "stop: %d ms passed with records not yet published; they stay "
+                         "in the rings",
+                         PUMP_STOP_MS);
+                break;
+            }
+        }
+        if (progress)
+            continue;
+        wait_idle(p, now, stop_deadline);
+    }
+
+    shutdown_conns(p);
+    log_info(COMP, "stopped: in %llu, out %llu, errors %llu",
+             (unsigned long long)(p->st ? stats_get(&p->st->in) : 0),
+             (unsigned long long)(p->st ? stats_get(&p->st->out) : 0),
+             (unsigned long long)(p->st ? stats_get(&p->st->errors) : 0));
+    return MF_EXIT_OK;
+}
