@@ -555,9 +555,13 @@ static int stress_producer(const char *name, uint64_t n)
         size_t len = len_of(s, max);
         void *buf;
         int rc;
-        while ((rc = ring_reserve(p, len, &buf)) == -EAGAIN)
+        while ((rc = ring_reserve(p, len, &buf)) == -EAGAIN) {
+            uint64_t t0 = clock_mono_ns();
             if ((rc = ring_wait_space(p, len, 10000)) != 0)
                 return 21;
+            if (clock_mono_ns() - t0 > 2000000000ull)
+                return 23; /* a lost wake-up: only the timeout got us out */
+        }
         if (rc != 0)
             return 22;
         fill_rec(buf, len, s);
@@ -578,9 +582,13 @@ static int stress_consumer(const char *name, uint64_t n)
         const void *buf;
         size_t len;
         int rc;
-        while ((rc = ring_peek(c, &buf, &len)) == -EAGAIN)
+        while ((rc = ring_peek(c, &buf, &len)) == -EAGAIN) {
+            uint64_t t0 = clock_mono_ns();
             if ((rc = ring_wait_data(c, 10000)) != 0)
                 return 31;
+            if (clock_mono_ns() - t0 > 2000000000ull)
+                return 33; /* a lost wake-up: only the timeout got us out */
+        }
         if (rc != 0)
             return 32;
         if ((rc = check_rec(buf, len, s)) != REC_OK)
