@@ -71,7 +71,10 @@ static int parse_ll(const char *s, long long *out)
 {
     char *end;
     errno = 0;
-    long long v = strtoll(s, &end, 0);
+    /* decimal, or 0x hex; not C's octal: "010" in a port or a count means ten */
+    const char *digits = s + (*s == '-' || *s == '+');
+    int base = digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X') ? 16 : 10;
+    long long v = strtoll(s, &end, base);
     if (end == s || *end || isspace((unsigned char)*s))
         return -EINVAL;
     if (errno == ERANGE)
@@ -266,8 +269,12 @@ static bool in_range(const cfg_field *f, double v)
 
 static void range_error(cfg_ctx *x, const cfg_node *v, const cfg_field *f, const char *what)
 {
+    /* whole bounds print as integers: "65536..1073741824", not "65536..1.07374e+09" */
+    bool whole = f->min == (double)(long long)f->min && f->max == (double)(long long)f->max;
     if (f->max >= 1e18)
         cfg_err(x, v, "%s must be at least %g", what, f->min);
+    else if (whole)
+        cfg_err(x, v, "%s is out of range %lld..%lld", what, (long long)f->min, (long long)f->max);
     else
         cfg_err(x, v, "%s is out of range %g..%g", what, f->min, f->max);
 }

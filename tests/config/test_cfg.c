@@ -430,6 +430,28 @@ static void test_cfg_url_schemes(void **state)
     }
 }
 
+static void test_cfg_numbers_decimal_hex_and_units(void **state)
+{
+    (void)state;
+    cfg_diag d = {0};
+    cfg *c = load_ok(CLIENTS "runtime:\n"
+                             "  workers: 08\n"
+                             "  max_attempts: 0x10\n"
+                             "  ring_size: \"1MiB\"\n"
+                             "  max_payload: 64 KiB\n"
+                             "  stats_interval: 1.5m\n"
+                             "  callback_timeout_ms: 0\n",
+                     &d);
+    assert_int_equal(c->runtime.workers, 8);
+    assert_int_equal(c->runtime.max_attempts, 16);
+    assert_int_equal(c->runtime.ring_size, 1u << 20);
+    assert_int_equal(c->runtime.max_payload, 64u << 10);
+    assert_true(c->runtime.stats_interval == 90);
+    assert_int_equal(c->runtime.callback_timeout_ms, 0);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
 static void test_cfg_example_config(void **state)
 {
     (void)state;
@@ -525,7 +547,12 @@ static void test_cfg_error_types_and_ranges(void **state)
                  "config.yaml:6:22: runtime.ring_size: expected a size in bytes (like 65536, "
                  "\"64KiB\" or \"4MiB\"), got \"4XB\"");
     expect_error(CLIENTS "runtime: {ring_size: 32KiB}\n",
-                 "config.yaml:6:22: runtime.ring_size: 32KiB is out of range 65536..1.07374e+09");
+                 "config.yaml:6:22: runtime.ring_size: 32KiB is out of range 65536..1073741824");
+    expect_error(CLIENTS "runtime: {max_attempts: 08x}\n",
+                 "config.yaml:6:25: runtime.max_attempts: expected an integer, got \"08x\"");
+    expect_error(CLIENTS "runtime: {stats_interval: 5 parsecs}\n",
+                 "config.yaml:6:27: runtime.stats_interval: expected a duration (seconds, or "
+                 "500ms/2s/1m/1h), got \"5 parsecs\"");
     expect_error(CLIENTS "runtime: {instance: \"a b\"}\n",
                  "config.yaml:6:21: runtime.instance: \"a b\" is not a valid instance name (1 to "
                  "32 of A-Z a-z 0-9 _ -)");
@@ -1196,6 +1223,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cfg_full_config_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_url_schemes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_numbers_decimal_hex_and_units, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_example_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_error_unknown_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_error_types_and_ranges, setup, teardown),
