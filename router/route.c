@@ -298,7 +298,18 @@ static int route_turn(route *r, size_t *taken)
                           strerror(-prc));
                 break;
             }
-            rc = route_one(r, buf, len);
+            /* the router runs no user code, but a record that crashes it (our bug, or
+             * hostile input we did not foresee) must not crash it forever: after
+             * max_attempts deaths on the same record it is skipped */
+            if (ring_begin(r->in[i]) > (unsigned)r->c->runtime.max_attempts) {
+                stats_add(&r->slot->dead, 1);
+                stats_add(&r->slot->errors, 1);
+                log_error(COMP, "%s: record of %zu bytes killed the router %d times: skipped",
+                          r->in_names[i], len, r->c->runtime.max_attempts);
+            } else {
+                rc = route_one(r, buf, len);
+            }
+            ring_end(r->in[i]); /* it did not kill us, whatever rc says */
             if (rc < 0)
                 break;
             ring_advance(r->in[i]);

@@ -17,7 +17,9 @@
  * Bad input never crashes the router: a record that does not decode or is not a message is
  * counted in errors and skipped; a copy larger than a worker ring's max_record is counted
  * and skipped; an ingress ring whose segment is corrupt is counted, logged and no longer
- * read (its records stay for inspection).
+ * read (its records stay for inspection). Each record is marked (ring_begin) while it is
+ * routed, so a record that kills the router runtime.max_attempts times is skipped on the
+ * next start (counted in errors and dead, logged) instead of crashing it forever.
  *
  * One thread; route_create attaches everything, route_run loops, route_destroy detaches.
  */

@@ -156,7 +156,8 @@ static void start_router(env *e)
         fail_msg("router did not report ready (read %zd bytes)", n);
 }
 
-static void env_start(env *e, const char *rules_yaml, size_t n_in, size_t n_w, size_t ring_size)
+/* Writes the config and creates the segments, without starting the router. */
+static void env_setup(env *e, const char *rules_yaml, size_t n_in, size_t n_w, size_t ring_size)
 {
     char name[SHM_NAME_MAX];
 
@@ -180,6 +181,11 @@ static void env_start(env *e, const char *rules_yaml, size_t n_in, size_t n_w, s
     }
     names_stats(name, sizeof(name), e->inst);
     assert_int_equal(stats_create(name, stats_slot_total(n_in, n_w), &e->st), 0);
+}
+
+static void env_start(env *e, const char *rules_yaml, size_t n_in, size_t n_w, size_t ring_size)
+{
+    env_setup(e, rules_yaml, n_in, n_w, ring_size);
     start_router(e);
 }
 
@@ -613,6 +619,35 @@ static void test_route_bad_records_counted_and_skipped(void **state)
     assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
 }
 
+static void test_route_poison_record_skipped_after_max_attempts(void **state)
+{
+    env *e = *state;
+    char name[SHM_NAME_MAX];
+    ring *c;
+    const void *buf;
+    size_t len;
+
+    env_setup(e, "  - rule: all\n    topic: \"#\"\n    callback: cb\n", 1, 1, 65536);
+    push(e, 0, "poison/1", "boom", 1);
+    push(e, 0, "ok/2", "fine", 2);
+    flush_in(e);
+    /* three consumers died while routing the first record (max_attempts defaults to 3) */
+    names_ingress_ring(name, sizeof(name), e->inst, 0);
+    for (unsigned k = 1; k <= 3; k++) {
+        assert_int_equal(ring_attach(name, RING_CONSUMER, &c), 0);
+        assert_int_equal(ring_peek(c, &buf, &len), 0);
+        assert_int_equal(ring_begin(c), k);
+        ring_detach(c);
+    }
+    start_router(e);
+    wait_got(e, 1);
+    assert_int_equal(e->n_got, 1);
+    assert_string_equal(e->got[0].topic, "ok/2");
+    wait_counter(&router_slot(e)->dead, 1, "dead");
+    assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
+    assert_int_equal(e->n_got, 1);
+}
+
 static void test_route_missing_ring_fails_without_ready(void **state)
 {
     env *e = *state;
@@ -659,6 +694,7 @@ int main(void)
         T(test_route_parallel_uses_every_worker),
         T(test_route_sigterm_drains_every_record),
         T(test_route_bad_records_counted_and_skipped),
+        T(test_route_poison_record_skipped_after_max_attempts),
         T(test_route_missing_ring_fails_without_ready),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
