@@ -136,12 +136,18 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
         cfg_err(x, cfg_node_get(m, "ring_size"), "%zu is not a power of two (try %zu)",
                 rt->ring_size, (size_t)1 << (64 - __builtin_clzll(rt->ring_size)));
         cfg_path_pop(x, o2);
-    } else if (rt->max_payload > rt->ring_size / 4 && (v = cfg_node_get(m, "max_payload"))) {
-        /* a record must fit a ring several times over or one message stalls the pipeline */
-        size_t o2 = cfg_path_key(x, "max_payload");
-        cfg_err(x, v, "%zu bytes is more than a quarter of ring_size (%zu)", rt->max_payload,
-                rt->ring_size);
-        cfg_path_pop(x, o2);
+    } else if (rt->max_payload > rt->ring_size / 4) {
+        /* a record must fit a ring several times over or one message stalls the pipeline
+         * (ring.h: records <= capacity / 4). A default that does not fit a small ring shrinks
+         * with it; a value the user wrote is an error. */
+        if ((v = cfg_node_get(m, "max_payload"))) {
+            size_t o2 = cfg_path_key(x, "max_payload");
+            cfg_err(x, v, "%zu bytes is more than a quarter of ring_size (%zu)", rt->max_payload,
+                    rt->ring_size);
+            cfg_path_pop(x, o2);
+        } else {
+            rt->max_payload = rt->ring_size / 4;
+        }
     }
     if ((v = cfg_node_get(m, "cpus")))
         load_cpus(x, rt, v);

@@ -450,6 +450,11 @@ static void test_cfg_numbers_decimal_hex_and_units(void **state)
     assert_int_equal(c->runtime.callback_timeout_ms, 0);
     cfg_destroy(c);
     cfg_diag_fini(&d);
+    /* the default max_payload shrinks to fit a small ring */
+    c = load_ok(CLIENTS "runtime: {ring_size: 64KiB}\n", &d);
+    assert_int_equal(c->runtime.max_payload, 16384);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
 }
 
 static void test_cfg_example_config(void **state)
@@ -553,6 +558,9 @@ static void test_cfg_error_types_and_ranges(void **state)
     expect_error(CLIENTS "runtime: {stats_interval: 5 parsecs}\n",
                  "config.yaml:6:27: runtime.stats_interval: expected a duration (seconds, or "
                  "500ms/2s/1m/1h), got \"5 parsecs\"");
+    expect_error(CLIENTS "runtime: {ring_size: 64KiB, max_payload: 32KiB}\n",
+                 "config.yaml:6:42: runtime.max_payload: 32768 bytes is more than a quarter of "
+                 "ring_size (65536)");
     expect_error(CLIENTS "runtime: {instance: \"a b\"}\n",
                  "config.yaml:6:21: runtime.instance: \"a b\" is not a valid instance name (1 to "
                  "32 of A-Z a-z 0-9 _ -)");
