@@ -284,7 +284,9 @@ static int teardown(void **state)
         ring_unlink(f->ring_name);
     if (f->stats_name[0])
         shm_unlink_name(f->stats_name);
-    if (f->dir[0]) {
+    if (f->dir[0] && getenv("MF_TEST_KEEP")) {
+        fprintf(stderr, "kept %s\n", f->dir);
+    } else if (f->dir[0]) {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
         if (system(cmd) != 0)
@@ -518,6 +520,25 @@ static void test_ingress_reconnects_and_resubscribes(void **state)
     assert_int_equal(th.src, 77);
 }
 
+static void test_ingress_sigterm_while_disconnected_exits_zero(void **state)
+{
+    fixture *f = *state;
+    kill_wait(&f->broker);
+    uint64_t end = clock_mono_ns() + 5000000000ull;
+    while (stats_get(&f->slot->connected) != 0 && clock_mono_ns() < end)
+        sleep_ms(10);
+    assert_int_equal(stats_get(&f->slot->connected), 0);
+    /* it keeps retrying (heartbeat moves) until told to stop, then stops promptly */
+    uint64_t hb = stats_get(&f->slot->heartbeat_ns);
+    assert_true(wait_counter(&f->slot->heartbeat_ns, hb + 1, 2000) > hb);
+    assert_int_equal(kill(f->ingress, SIGTERM), 0);
+    int st = wait_exit(f->ingress, 5000);
+    assert_int_not_equal(st, -1);
+    f->ingress = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,6 +551,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingress_full_ring_drops_qos0, setup_small_drop,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingress_reconnects_and_resubscribes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_sigterm_while_disconnected_exits_zero, setup,
+                                        teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests_name("ingress", tests, NULL, NULL);

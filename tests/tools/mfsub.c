@@ -15,7 +15,8 @@
  *   RESULT recv=.. unique=.. lost=.. dup=.. reorder=.. badsum=.. other=.. p50_us=.. p99_us=..
  *          max_us=.. rate=..
  * Exit 0 when it got its N (or when -n was not given), 1 otherwise, 2 on bad usage.
- * It survives broker restarts (paho automatic reconnect, resubscribing every time).
+ * It survives broker restarts (paho automatic reconnect, 1-2 s retry, resubscribing every
+ * time); the -R file is written again after each successful (re)subscribe.
  */
 #include "testlib.h"
 
@@ -260,7 +261,9 @@ static void on_sub_ok(void *ctx, MQTTAsync_successData *r)
     if (failed) {
         st->sub_failed = 1;
         fprintf(stderr, "mfsub: subscription refused by the broker\n");
-    } else if (!st->subscribed) {
+    } else {
+        /* rewritten on every (re)subscribe: a test deletes it and waits for it again to know
+         * that mfsub is back after a broker restart */
         st->subscribed = 1;
         if (st->ready_file)
             write_ready(st->ready_file);
