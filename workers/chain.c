@@ -89,6 +89,59 @@ void chain_buf_fini(chain_buf *b)
     memset(b, 0, sizeof(*b));
 }
 
+json_t *chain_json_path(json_t *v, const char *path, size_t len)
+{
+    size_t i = 0;
+    while (v && i < len) {
+        if (path[i] == '.') {
+            i++;
+            continue;
+        }
+        if (path[i] == '[') {
+            char *end;
+            unsigned long idx = strtoul(path + i + 1, &end, 10);
+            if (end == path + i + 1 || (size_t)(end - path) >= len || *end != ']')
+                return NULL;
+            v = json_is_array(v) ? json_array_get(v, idx) : NULL;
+            i = (size_t)(end - path) + 1;
+            continue;
+        }
+        size_t j = i;
+        while (j < len && path[j] != '.' && path[j] != '[')
+            j++;
+        v = json_is_object(v) ? json_object_getn(v, path + i, j - i) : NULL;
+        i = j;
+    }
+    return v;
+}
+
+json_t *chain_json_field(const mf_msg *m, const char *field)
+{
+    json_t *root = json_loadb(m->payload, m->payload_len, JSON_DECODE_ANY, NULL);
+    if (!root || !field)
+        return root;
+    if (strncmp(field, "payload.", 8) == 0)
+        field += 8;
+    else if (strcmp(field, "payload") == 0)
+        return root;
+    json_t *v = chain_json_path(root, field, strlen(field));
+    json_incref(v);
+    json_decref(root);
+    return v;
+}
+
+void chain_count_drop(chain_rule *cr)
+{
+    if (cr->env->slot)
+        stats_add(&cr->env->slot->dropped, 1);
+}
+
+void chain_count_error(chain_rule *cr)
+{
+    if (cr->env->slot)
+        stats_add(&cr->env->slot->errors, 1);
+}
+
 static int publish_source(chain_rule *cr, const ctx_origin *o, const mf_msg *m)
 {
     /* the rule's source client, or the message's when the rule listens to every client */
@@ -123,10 +176,16 @@ int chain_feed(chain_rule *cr, size_t i, const ctx_origin *o, const mf_msg *m)
         return step_format_process(s, o, m);
     case CFG_STEP_FILTER:
         return step_filter_process(s, o, m);
-    default:
-        break;
+    case CFG_STEP_BATCH:
+        return step_batch_process(s, o, m);
+    case CFG_STEP_THROTTLE:
+        return step_throttle_process(s, o, m);
+    case CFG_STEP_ON_CHANGE:
+        return step_on_change_process(s, o, m);
+    case CFG_STEP_AGGREGATE:
+        return step_aggregate_process(s, o, m);
     }
-    return -ENOTSUP; /* refused by chain_set_create */
+    return -ENOTSUP; /* a kind this worker does not know: refused by chain_set_create */
 }
 
 int chain_emit_next(mf_ctx *x, const char *topic, const void *payload, size_t len)
@@ -153,6 +212,9 @@ static void fini_rule(chain_rule *cr)
         step_sampler_fini(s);
         step_format_fini(s);
         step_filter_fini(s);
+        step_throttle_fini(s);
+        step_on_change_fini(s);
+        step_aggregate_fini(s);
     }
     free(cr->steps);
 }
@@ -200,11 +262,23 @@ static int build_rule(chain_set *cs, chain_rule *cr, int rule)
         case CFG_STEP_FILTER:
             rc = step_filter_init(s);
             break;
+        case CFG_STEP_BATCH:
+            rc = step_batch_init(s);
+            break;
+        case CFG_STEP_THROTTLE:
+            rc = step_throttle_init(s);
+            break;
+        case CFG_STEP_ON_CHANGE:
+            rc = step_on_change_init(s);
+            break;
+        case CFG_STEP_AGGREGATE:
+            rc = step_aggregate_init(s);
+            break;
         case CFG_STEP_CUSTOM_PROCESSOR:
         case CFG_STEP_RELAY:
         case CFG_STEP_FORMAT:
             break;
-        default:
+        default: /* a kind added to cfg.h that this worker predates */
             log_error(COMP,
                       "rule %s, chain %s, step %zu: step kind %s is not implemented by "
                       "this worker",
@@ -276,32 +350,68 @@ int chain_run(chain_set *cs, int rule, const ctx_origin *o, const mf_msg *m)
     return ctx_call(&x, fn, m, 1);
 }
 
+/* When a step's held state must be emitted: a window's close, or UINT64_MAX. */
+static uint64_t step_deadline(const chain_step *s)
+{
+    if (s->win)
+        return window_deadline(s->win);
+    if (s->cfg->kind == CFG_STEP_AGGREGATE)
+        return step_aggregate_deadline(s);
+    return UINT64_MAX;
+}
+
+/* Whether the step holds messages that a stop must flush. */
+static bool step_holds(const chain_step *s)
+{
+    if (s->win)
+        return window_count(s->win) > 0;
+    if (s->cfg->kind == CFG_STEP_AGGREGATE)
+        return step_aggregate_deadline(s) != UINT64_MAX;
+    return false;
+}
+
+static void step_close(chain_step *s)
+{
+    switch (s->cfg->kind) {
+    case CFG_STEP_SAMPLER:
+        step_sampler_close(s);
+        break;
+    case CFG_STEP_BATCH:
+        step_batch_close(s);
+        break;
+    case CFG_STEP_AGGREGATE:
+        step_aggregate_close(s);
+        break;
+    default:
+        break;
+    }
+}
+
 uint64_t chain_next_deadline(const chain_set *cs)
 {
     uint64_t best = UINT64_MAX;
     for (size_t i = 0; i < cs->n_rules; i++) {
         const chain_rule *cr = &cs->rules[i];
-        for (size_t j = 0; j < cr->n; j++)
-            if (cr->steps[j].win) {
-                uint64_t d = window_deadline(cr->steps[j].win);
-                if (d < best)
-                    best = d;
-            }
+        for (size_t j = 0; j < cr->n; j++) {
+            uint64_t d = step_deadline(&cr->steps[j]);
+            if (d < best)
+                best = d;
+        }
     }
     return best;
 }
 
-static void close_windows(chain_set *cs, uint64_t now_ns)
+static void close_steps(chain_set *cs, uint64_t now_ns, bool all)
 {
-    /* in step order, so a window closing into a later sampler adds to it before that one is
-     * looked at */
+    /* in step order, so a window closing into a later window adds to it before that one is
+     * looked at (and, when stopping, closed too) */
     for (size_t i = 0; i < cs->n_rules; i++) {
         chain_rule *cr = &cs->rules[i];
         for (size_t j = 0; j < cr->n; j++) {
             chain_step *s = &cr->steps[j];
-            if (s->win && window_deadline(s->win) <= now_ns) {
+            if (all ? step_holds(s) : step_deadline(s) <= now_ns) {
                 cs->err = 0;
-                step_sampler_close(s);
+                step_close(s);
             }
         }
     }
@@ -309,11 +419,10 @@ static void close_windows(chain_set *cs, uint64_t now_ns)
 
 void chain_tick(chain_set *cs, uint64_t now_ns)
 {
-    close_windows(cs, now_ns);
+    close_steps(cs, now_ns, false);
 }
 
 void chain_close_all(chain_set *cs)
 {
-    /* WINDOW_CLOSED is UINT64_MAX, so this closes exactly the open ones */
-    close_windows(cs, UINT64_MAX - 1);
+    close_steps(cs, 0, true);
 }

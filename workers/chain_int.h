@@ -11,6 +11,8 @@
 #include <stddef.h>
 
 #include "chain.h"
+#include <jansson.h>
+
 #include "expr.h"
 #include "window.h"
 
@@ -28,7 +30,8 @@ typedef struct chain_step {
     const cfg_step *cfg;
     mf_callback cb; /* sampler, custom_processor */
     const char *cb_name;
-    window *win;              /* sampler */
+    window *win;              /* sampler, batch */
+    void *state;              /* throttle, on_change, aggregate: the kind's own state */
     expr *cond;               /* filter */
     chain_buf topic, payload; /* format */
 } chain_step;
@@ -52,6 +55,17 @@ void chain_note_error(chain_rule *cr, int rc);
 /* The name of client i ("" when out of range), for mf_msg.client_id. */
 const char *chain_client_name(const chain_rule *cr, int client);
 
+/* The value at field of m's JSON payload ("a.b[2]"; a leading "payload." is allowed; NULL =
+ * the whole payload), as a new reference, or NULL when the payload is not JSON or the field
+ * is missing. */
+json_t *chain_json_field(const mf_msg *m, const char *field);
+/* Follows "a.b[2].c" (len bytes) from v; a borrowed reference or NULL. */
+json_t *chain_json_path(json_t *v, const char *path, size_t len);
+/* Counts one message dropped on purpose by a step (throttle, full window). */
+void chain_count_drop(chain_rule *cr);
+/* Counts and logs a message lost to an error in a step. */
+void chain_count_error(chain_rule *cr);
+
 /* chain_buf helpers: 0 or -ENOMEM. */
 int chain_buf_put(chain_buf *b, const void *data, size_t len);
 int chain_buf_nul(chain_buf *b); /* NUL-terminates without counting it in len */
@@ -62,12 +76,32 @@ int step_sampler_init(chain_step *s);
 int step_sampler_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
 /* Runs the window's callback if it holds messages, then empties it. */
 void step_sampler_close(chain_step *s);
-void step_sampler_fini(chain_step *s);
+void step_sampler_fini(chain_step *s); /* destroys s->win: sampler and batch */
 
 int step_custom_processor_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
 int step_relay_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
 int step_format_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
 void step_format_fini(chain_step *s);
+/* batch: a window closed by count or interval, emitted as one JSON array */
+int step_batch_init(chain_step *s);
+int step_batch_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
+void step_batch_close(chain_step *s);
+/* throttle: at most `rate` messages per second (bursts of up to max(1, rate)), or one per
+ * `interval`; the rest are dropped and counted */
+int step_throttle_init(chain_step *s);
+int step_throttle_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
+/* on_change: per topic, passes a message only when its field (or payload) changed */
+int step_on_change_init(chain_step *s);
+int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
+/* aggregate: count/min/max/avg/sum of a numeric field over an interval */
+int step_aggregate_init(chain_step *s);
+int step_aggregate_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
+uint64_t step_aggregate_deadline(const chain_step *s);
+void step_aggregate_close(chain_step *s);
+/* each fini accepts a step of any kind and frees only what its own kind holds */
+void step_throttle_fini(chain_step *s);
+void step_on_change_fini(chain_step *s);
+void step_aggregate_fini(chain_step *s);
 int step_filter_init(chain_step *s);
 int step_filter_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
 void step_filter_fini(chain_step *s);

@@ -45,40 +45,13 @@ static int put_level(chain_buf *b, const char *topic, unsigned long n)
     return chain_buf_put(b, p, e ? (size_t)(e - p) : strlen(p));
 }
 
-/* Follows "a.b[2].c" from v; NULL when a part is missing. */
-static json_t *json_path(json_t *v, const char *path, size_t len)
-{
-    size_t i = 0;
-    while (v && i < len) {
-        if (path[i] == '.') {
-            i++;
-            continue;
-        }
-        if (path[i] == '[') {
-            char *end;
-            unsigned long idx = strtoul(path + i + 1, &end, 10);
-            if (end == path + i + 1 || (size_t)(end - path) >= len || *end != ']')
-                return NULL;
-            v = json_is_array(v) ? json_array_get(v, idx) : NULL;
-            i = (size_t)(end - path) + 1;
-            continue;
-        }
-        size_t j = i;
-        while (j < len && path[j] != '.' && path[j] != '[')
-            j++;
-        v = json_is_object(v) ? json_object_getn(v, path + i, j - i) : NULL;
-        i = j;
-    }
-    return v;
-}
-
 static int put_field(chain_buf *b, expand_in *in, const char *path, size_t len)
 {
     if (!in->json_tried) {
         in->json_tried = true;
         in->json = json_loadb(in->m->payload, in->m->payload_len, JSON_DECODE_ANY, NULL);
     }
-    json_t *v = in->json ? json_path(in->json, path, len) : NULL;
+    json_t *v = in->json ? chain_json_path(in->json, path, len) : NULL;
     if (!v)
         return 0;
     if (json_is_string(v))

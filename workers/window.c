@@ -14,7 +14,7 @@ typedef struct held {
 struct window {
     uint64_t duration_ns;
     uint32_t max;
-    uint64_t deadline; /* WINDOW_CLOSED when n == 0 */
+    uint64_t deadline; /* WINDOW_CLOSED when n == 0 or duration_ns == 0 */
     uint64_t drops;
     size_t n, cap;
     held **items;
@@ -24,7 +24,7 @@ struct window {
 int window_create(uint64_t duration_ns, uint32_t max_messages, window **out)
 {
     *out = NULL;
-    if (duration_ns == 0 || max_messages == 0)
+    if (max_messages == 0)
         return -EINVAL;
     window *w = calloc(1, sizeof(*w));
     if (!w)
@@ -100,7 +100,7 @@ int window_add(window *w, const mf_msg *m, const ctx_origin *o, uint64_t now_ns)
     memcpy(p, cid, cl + 1);
 
     w->items[w->n++] = h;
-    if (w->deadline == WINDOW_CLOSED)
+    if (w->n == 1 && w->duration_ns)
         w->deadline = now_ns + w->duration_ns;
     return 0;
 }
@@ -108,6 +108,11 @@ int window_add(window *w, const mf_msg *m, const ctx_origin *o, uint64_t now_ns)
 uint64_t window_deadline(const window *w)
 {
     return w->deadline;
+}
+
+size_t window_count(const window *w)
+{
+    return w->n;
 }
 
 uint64_t window_drops(const window *w)

@@ -27,7 +27,8 @@
 
 typedef struct window window;
 
-/* duration_ns > 0; max_messages > 0. 0 and *out, or -EINVAL, -ENOMEM. */
+/* max_messages > 0; duration_ns 0 means no time limit (a batch closed by count only).
+ * 0 and *out, or -EINVAL, -ENOMEM. */
 int window_create(uint64_t duration_ns, uint32_t max_messages, window **out);
 void window_destroy(window *w); /* accepts NULL */
 
@@ -35,8 +36,11 @@ void window_destroy(window *w); /* accepts NULL */
  * if it was closed. 0; -ENOSPC when the window holds max_messages (counted as a drop);
  * -ENOMEM (nothing added). */
 int window_add(window *w, const mf_msg *m, const ctx_origin *o, uint64_t now_ns);
-/* Monotonic ns at which the open window closes, or WINDOW_CLOSED when nothing is held. */
+/* Monotonic ns at which the open window closes, or WINDOW_CLOSED when nothing is held or the
+ * window has no time limit. */
 uint64_t window_deadline(const window *w);
+/* Messages held. */
+size_t window_count(const window *w);
 /* The held messages (*msgs valid until window_reset), their count as the return value, and
  * in *o the origin the window's output inherits: the source client, sequence number and
  * received time of the last message, the highest QoS, retain 0 (a window's summary is not a

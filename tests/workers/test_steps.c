@@ -277,6 +277,103 @@ static void test_steps_emit_limit_applies_in_chains(void **state)
     destroy(f);
 }
 
+static void test_steps_batch_by_count_as_json_array(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: batch\n"
+                 "      config: {count: 3}\n");
+    assert_int_equal(feed(f, "in/a", "{\"v\": 1}", 0, 0), 0);
+    assert_int_equal(feed(f, "in/a", "2", 1, 0), 0);
+    assert_int_equal(f->sink.n, 0);
+    assert_int_equal(chain_next_deadline(f->cs), UINT64_MAX); /* count only: no timer */
+    assert_int_equal(feed(f, "in/b", "plain \"text\"", 0, 0), 0);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].payload, "[{\"v\":1},2,\"plain \\\"text\\\"\"]");
+    assert_string_equal(f->sink.recs[0].topic, "in/b");
+    assert_int_equal(f->sink.recs[0].h.qos, 1);
+    /* a partial batch is flushed at stop */
+    assert_int_equal(feed(f, "in/c", "4", 0, 0), 0);
+    chain_close_all(f->cs);
+    assert_int_equal(f->sink.n, 2);
+    assert_string_equal(f->sink.recs[1].payload, "[4]");
+    destroy(f);
+}
+
+static void test_steps_batch_by_interval_closes_on_time(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: batch\n"
+                 "      config: {interval: 0.05}\n");
+    assert_int_equal(feed(f, "in/a", "1", 0, 0), 0);
+    assert_int_equal(feed(f, "in/a", "2", 0, 0), 0);
+    uint64_t d = chain_next_deadline(f->cs);
+    assert_true(d != UINT64_MAX);
+    chain_tick(f->cs, d - 1);
+    assert_int_equal(f->sink.n, 0);
+    chain_tick(f->cs, d);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].payload, "[1,2]");
+    destroy(f);
+}
+
+static void test_steps_throttle_drops_over_rate(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: throttle\n"
+                 "      config: {rate: 3}\n");
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(feed(f, "in/a", "x", 0, 0), 0);
+    /* a burst of 3 passes at once (plus at most one token refilled meanwhile) */
+    assert_true(f->sink.n >= 3 && f->sink.n <= 4);
+    assert_int_equal(f->slot.dropped, 20 - f->sink.n);
+    destroy(f);
+}
+
+static void test_steps_on_change_drops_repeats_per_topic(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: on_change\n"
+                 "      config: {field: temp}\n");
+    const char *seq[][2] = {
+        {"in/k", "{\"temp\": 20, \"n\": 1}"}, {"in/k", "{\"temp\": 20, \"n\": 2}"},
+        {"in/g", "{\"temp\": 20}"},           {"in/k", "{\"temp\": 21}"},
+        {"in/k", "{\"temp\": 21.0}"},         {"in/k", "{\"temp\": 20}"},
+        {"in/k", "{\"other\": 1}"},           {"in/k", "{\"other\": 2}"},
+    };
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++)
+        assert_int_equal(feed(f, seq[i][0], seq[i][1], 0, 0), 0);
+    /* passes: k 20(n1), g 20, k 21, k 20, k missing; 21.0 is a repeat of 21 only if JSON
+     * says so: jansson keeps 21 (integer) and 21.0 (real) apart, so it passes too */
+    assert_int_equal(f->sink.n, 6);
+    assert_string_equal(f->sink.recs[0].payload, "{\"temp\": 20, \"n\": 1}");
+    assert_string_equal(f->sink.recs[1].topic, "in/g");
+    assert_string_equal(f->sink.recs[5].payload, "{\"other\": 1}");
+    destroy(f);
+}
+
+static void test_steps_aggregate_avg_over_interval(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: aggregate\n"
+                 "      config: {field: temp, fn: avg, interval: 60}\n"
+                 "    - step: relay\n"
+                 "      config: {target_client_id: c2, target_topic: \"agg\"}\n");
+    assert_int_equal(feed(f, "in/a", "{\"temp\": 10}", 0, 0), 0);
+    assert_int_equal(feed(f, "in/a", "{\"temp\": \"hot\"}", 0, 0), 0); /* not a number */
+    assert_int_equal(feed(f, "in/a", "{\"temp\": 20}", 1, 0), 0);
+    assert_int_equal(feed(f, "in/a", "{\"temp\": 30}", 0, 0), 0);
+    assert_true(chain_next_deadline(f->cs) != UINT64_MAX);
+    assert_int_equal(f->sink.n, 0);
+    chain_close_all(f->cs);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].payload,
+                        "{\"fn\":\"avg\",\"field\":\"temp\",\"value\":20,\"count\":3}");
+    assert_int_equal(f->sink.recs[0].h.client, 1);
+    assert_int_equal(f->sink.recs[0].h.qos, 1);
+    assert_int_equal(chain_next_deadline(f->cs), UINT64_MAX);
+    destroy(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +387,11 @@ int main(void)
         cmocka_unit_test(test_steps_filter_passes_only_matching),
         cmocka_unit_test(test_steps_callback_error_is_returned_and_counted),
         cmocka_unit_test(test_steps_emit_limit_applies_in_chains),
+        cmocka_unit_test(test_steps_batch_by_count_as_json_array),
+        cmocka_unit_test(test_steps_batch_by_interval_closes_on_time),
+        cmocka_unit_test(test_steps_throttle_drops_over_rate),
+        cmocka_unit_test(test_steps_on_change_drops_repeats_per_topic),
+        cmocka_unit_test(test_steps_aggregate_avg_over_interval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
