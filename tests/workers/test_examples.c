@@ -1,0 +1,134 @@
+/* The example callbacks of config/examples/callbacks, loaded through the example config
+ * config/examples/config.yaml exactly as a worker loads them (run from the repository root;
+ * `make` builds the modules next to their sources). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "wtest.h"
+#include "workers/chain.h"
+
+#define EXAMPLE "config/examples/config.yaml"
+
+typedef struct fx {
+    cfg *c;
+    ctx_env env;
+    wt_sink sink;
+    stats_slot slot;
+    loader *ld;
+    chain_set *cs;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    cfg_diag d = {0};
+    if (!f)
+        return -1;
+    int rc = cfg_load(EXAMPLE, CFG_LOAD_CHECK_MODULES, &f->c, &d);
+    for (size_t i = 0; i < d.n_errors; i++)
+        fprintf(stderr, "%s\n", d.errors[i]);
+    cfg_diag_fini(&d);
+    if (rc < 0)
+        return -1;
+    wt_env(&f->env, f->c, &f->sink, &f->slot);
+    if (loader_create(&f->env, &f->ld) < 0 || chain_set_create(&f->env, f->ld, &f->cs) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    chain_set_destroy(f->cs);
+    loader_destroy(f->ld);
+    cfg_destroy(f->c);
+    free(f);
+    return 0;
+}
+
+static int rule(const fx *f, const char *name)
+{
+    for (size_t i = 0; i < f->c->n_rules; i++)
+        if (strcmp(f->c->rules[i].name, name) == 0)
+            return (int)i;
+    fail_msg("no rule %s in %s", name, EXAMPLE);
+    return -1;
+}
+
+static int feed(fx *f, const char *rule_name, const char *topic, const char *payload)
+{
+    ctx_origin o = {.client = 0, .qos = 1, .seq = 1, .received_ns = 1700000000000000000ull};
+    mf_msg m = {.topic = topic,
+                .payload = payload,
+                .payload_len = strlen(payload),
+                .qos = 1,
+                .client_id = "client1",
+                .received_ns = o.received_ns};
+    return chain_run(f->cs, rule(f, rule_name), &o, &m);
+}
+
+static void test_examples_temperature_alert_above_threshold(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(feed(f, "simple_temperature_alert", "sensors/temperature", "25"), 0);
+    assert_int_equal(f->sink.n, 0);
+    assert_int_equal(feed(f, "simple_temperature_alert", "sensors/temperature", "35.5"), 0);
+    assert_int_equal(feed(f, "simple_temperature_alert", "sensors/temperature",
+                          "{\"temp\": 31, \"room\": \"k\"}"),
+                     0);
+    assert_int_equal(feed(f, "simple_temperature_alert", "sensors/temperature", "garbage"), 0);
+    assert_int_equal(f->sink.n, 2);
+    assert_string_equal(f->sink.recs[0].topic, "alerts/temperature");
+    assert_int_equal(f->sink.recs[0].h.client, 0); /* published on the source client */
+    assert_non_null(strstr(f->sink.recs[0].payload, "\"temperature\":35.5"));
+    assert_non_null(strstr(f->sink.recs[0].payload, "\"threshold\":30"));
+    assert_non_null(strstr(f->sink.recs[1].payload, "\"temperature\":31"));
+    assert_int_equal(f->slot.errors, 0);
+}
+
+static void test_examples_humidity_classes(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(feed(f, "humidity_analysis", "sensors/humidity", "10"), 0);
+    assert_int_equal(feed(f, "humidity_analysis", "sensors/humidity", "{\"humidity\": 45}"), 0);
+    assert_int_equal(feed(f, "humidity_analysis", "sensors/humidity", "70.5"), 0);
+    assert_int_equal(f->sink.n, 3);
+    assert_string_equal(f->sink.recs[0].topic, "analysis/humidity");
+    assert_string_equal(f->sink.recs[0].payload, "{\"humidity\":10,\"class\":\"dry\"}");
+    assert_string_equal(f->sink.recs[1].payload, "{\"humidity\":45,\"class\":\"comfortable\"}");
+    assert_string_equal(f->sink.recs[2].payload, "{\"humidity\":70.5,\"class\":\"humid\"}");
+}
+
+static void test_examples_sampling_chain_relays_summary(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(feed(f, "temperature_sampling", "sensors/temperature", "20"), 0);
+    assert_int_equal(
+        feed(f, "temperature_sampling", "sensors/temperature", "{\"temperature\": 22}"), 0);
+    assert_int_equal(feed(f, "temperature_sampling", "sensors/temperature", "24"), 0);
+    assert_int_equal(f->sink.n, 0); /* the sampler holds them until its window closes */
+    chain_close_all(f->cs);
+    assert_int_equal(f->sink.n, 1);
+    const wt_rec *r = &f->sink.recs[0];
+    assert_string_equal(r->topic, "processed/temperature");
+    assert_int_equal(r->h.client, cfg_client_index(f->c, "client2"));
+    assert_string_equal(r->payload, "{\"count\":3,\"avg\":22.000,\"min\":20,\"max\":24,"
+                                    "\"processed_at\":1700000000000000000}");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_examples_temperature_alert_above_threshold, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_examples_humidity_classes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_examples_sampling_chain_relays_summary, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
