@@ -132,17 +132,17 @@ void mf_log(mf_ctx *x, int level, const char *fmt, ...)
     char line[LOG_LINE_MAX];
     va_list ap;
 
-    if (!log_enabled(level, "callback"))
+    if (!log_enabled(level, "callbacks"))
         return;
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt ? fmt : "", ap);
     va_end(ap);
     if (!x)
-        log_msg(level, "callback", "%s", line);
+        log_msg(level, "callbacks", "%s", line);
     else if (x->rule < 0)
-        log_msg(level, "callback", "module %s: %s", x->module ? x->module : "?", line);
+        log_msg(level, "callbacks", "module %s: %s", x->module ? x->module : "?", line);
     else
-        log_msg(level, "callback", "rule %s, callback %s: %s", ctx_rule_name(x->env, x->rule),
+        log_msg(level, "callbacks", "rule %s, callback %s: %s", ctx_rule_name(x->env, x->rule),
                 x->callback, line);
 }
 

@@ -14,10 +14,13 @@
 static void set_log_levels(const cfg *c)
 {
     log_set_default(c->logging.default_level);
+    /* components of this process: "worker" (alias "workers") and "callbacks" (mf_log) */
     for (size_t i = 0; i < c->logging.n_levels; i++) {
+        const char *comp = c->logging.levels[i].key;
         int lvl = log_parse_level(c->logging.levels[i].value);
-        if (lvl >= 0)
-            log_set_level(c->logging.levels[i].key, lvl);
+        if (lvl < 0)
+            continue;
+        log_set_level(strcmp(comp, "workers") == 0 ? "worker" : comp, lvl);
     }
 }
 

@@ -146,6 +146,15 @@ static void handle(run *r, const void *buf, size_t len)
         goto done;
     }
     const cfg_rule *rule = &c->rules[v.h.rule];
+    if (v.h.payload_len > c->runtime.max_payload) {
+        /* the ingress refuses these; one that got here anyway is not given to a callback */
+        log_error(COMP,
+                  "dead message: rule %s, topic \"%s\": payload of %u bytes exceeds "
+                  "runtime.max_payload (%zu)",
+                  rule->name, v.topic, v.h.payload_len, c->runtime.max_payload);
+        stats_add(&slot->dead, 1);
+        goto done;
+    }
     if (c->runtime.max_attempts > 0 && att > (unsigned)c->runtime.max_attempts) {
         /* its processing killed this worker max_attempts times: skip it so the rest flows */
         log_error(COMP,
