@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -258,7 +259,8 @@ static const char fake_stage[] =
     "echo ready >&\"$MQTTFLOW_READY_FD\"\n"
     "eval \"exec $MQTTFLOW_READY_FD>&-\"\n"
     "[ -e \"$dir/crash.$name\" ] && exit 1\n"
-    "while :; do sleep 0.05; done\n";
+    "# a real stage dies with its supervisor (PR_SET_PDEATHSIG); this one notices it\n"
+    "while kill -0 $PPID 2>/dev/null; do sleep 0.05; done\n";
 
 static void write_config(fx *f, int port, int workers)
 {
@@ -341,21 +343,30 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Starts `mqttflow run` (fake stages unless real) with stderr into f->err. */
+/* Starts `mqttflow run` (fake stages unless real) with stderr into f->err. fork rather than
+ * posix_spawn so the supervisor gets PR_SET_PDEATHSIG: if this test is killed (timeout), the
+ * supervisor receives SIGTERM and stops its stages instead of running on. */
 static void start_supervisor(fx *f, int real)
 {
-    char *argv[] = {mqttflow, "run", f->cfg, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, f->err, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     if (real)
         unsetenv("MQTTFLOW_STAGE_DIR");
     else
         setenv("MQTTFLOW_STAGE_DIR", f->fake, 1);
     setenv("FAKE_LOG", f->fake_log, 1);
-    assert_int_equal(posix_spawn(&f->sup, mqttflow, &fa, NULL, argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(f->err, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || null < 0 || dup2(fd, 2) < 0 || dup2(null, 1) < 0)
+            _exit(127);
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+            _exit(127);
+        execl(mqttflow, mqttflow, "run", f->cfg, (char *)NULL);
+        _exit(127);
+    }
+    f->sup = pid;
 }
 
 /* The order of "start ..." / "stop ..." lines of the fake log, as "a,b,c". */
