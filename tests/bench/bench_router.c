@@ -1,0 +1,221 @@
+/* bench_router: records/s through the real mqttflow-router process.
+ *
+ *   bench_router [RECORDS]     (default 1000000)
+ *
+ * One thread of this process is the ingress (pushes RECORDS records of a 64-byte payload
+ * into one ingress ring), the main thread is both workers (drains their input rings); the
+ * router runs as its own process with 100 rules (wildcards, one condition) of which a
+ * message matches one or two. Prints records in, copies out and the rate, measured from the
+ * first push to the last copy read. On a 2-CPU machine the three parties share two CPUs, so
+ * the figure is a floor.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "names.h"
+#include "rec.h"
+#include "ring.h"
+#include "shm.h"
+#include "stats.h"
+
+#define RING_SIZE (4u << 20)
+#define N_WORKERS 2
+
+static char dir[64], cfgpath[128], inst[32], bin[PATH_MAX + 32];
+
+static void die(const char *what, int err)
+{
+    fprintf(stderr, "bench_router: %s: %s\n", what, strerror(err));
+    exit(1);
+}
+
+typedef struct feeder {
+    ring *in;
+    size_t n;
+} feeder;
+
+static void *feed(void *arg)
+{
+    feeder *f = arg;
+    char payload[65];
+    rec_hdr h = {0};
+
+    memset(payload, 'x', 64);
+    payload[64] = '\0';
+    h.kind = REC_MSG;
+    h.client = 0;
+    h.rule = REC_NONE;
+    h.step = REC_NONE;
+    for (size_t k = 0; k < f->n; k++) {
+        char topic[48];
+        int tl = snprintf(topic, sizeof(topic), "site%zu/dev%zu/temp", k % 50, k % 1000);
+        size_t sz = rec_size((size_t)tl, 64);
+        void *buf;
+        h.seq = k;
+        while (ring_reserve(f->in, sz, &buf) == -EAGAIN)
+            ring_wait_space(f->in, sz, 100);
+        rec_encode(buf, sz, &h, topic, (size_t)tl, payload, 64);
+        ring_commit(f->in, sz);
+    }
+    ring_flush(f->in);
+    return NULL;
+}
+
+static void write_config(void)
+{
+    FILE *f;
+    char path[160];
+
+    snprintf(path, sizeof(path), "%s/cb.so", dir);
+    f = fopen(path, "w");
+    if (!f)
+        die("fopen cb.so", errno);
+    fclose(f);
+    f = fopen(cfgpath, "w");
+    if (!f)
+        die("fopen config", errno);
+    fprintf(f, "mqtt_clients:\n  - client_id: c0\n    broker_url: mqtt://127.0.0.1\n"
+               "    topics:\n      - name: \"#\"\n"
+               "callbacks:\n  cb:\n    module: cb.so\n    function: f\n"
+               "rules:\n");
+    /* 100 rules; a topic site<s>/dev<d>/temp matches "site<s>/+/temp" (s < 50: one rule) and
+     * half of the topics also match the per_topic rule with a condition */
+    for (int i = 0; i < 100; i++) {
+        if (i < 50)
+            fprintf(f, "  - rule: r%d\n    topic: \"site%d/+/temp\"\n    callback: cb\n", i, i);
+        else if (i == 50)
+            fprintf(f,
+                    "  - rule: r%d\n    topic: \"+/+/temp\"\n    regex: \"dev[0-9]*[02468]/\"\n"
+                    "    execution_mode: per_topic\n    callback: cb\n",
+                    i);
+        else
+            fprintf(f, "  - rule: r%d\n    topic: \"other%d/#\"\n    callback: cb\n", i, i);
+    }
+    fprintf(f,
+            "runtime:\n  instance: \"%s\"\n  workers: %d\n  ring_size: %u\n"
+            "logging:\n  default_level: WARNING\n",
+            inst, N_WORKERS, RING_SIZE);
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000, got = 0;
+    char name[SHM_NAME_MAX], self[PATH_MAX];
+    ring *in_obs, *in, *out_obs[N_WORKERS], *out[N_WORKERS];
+    stats *st;
+    pthread_t th;
+    feeder fd;
+    pid_t pid;
+    int pfd[2], rc, status;
+    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    uint64_t t0, t1, want;
+
+    if (len <= 0)
+        die("readlink", errno);
+    self[len] = '\0';
+    for (int i = 0; i < 3; i++)
+        *strrchr(self, '/') = '\0';
+    snprintf(bin, sizeof(bin), "%s/bin/mqttflow-router", self);
+    snprintf(inst, sizeof(inst), "br%d", (int)getpid());
+    snprintf(dir, sizeof(dir), "/tmp/mf-bench-router-XXXXXX");
+    if (!mkdtemp(dir))
+        die("mkdtemp", errno);
+    snprintf(cfgpath, sizeof(cfgpath), "%s/config.yaml", dir);
+    write_config();
+
+    names_ingress_ring(name, sizeof(name), inst, 0);
+    if ((rc = ring_create(name, RING_SIZE, RING_SIZE / 4, &in_obs)) < 0 ||
+        (rc = ring_attach(name, RING_PRODUCER, &in)) < 0)
+        die("ingress ring", -rc);
+    for (int w = 0; w < N_WORKERS; w++) {
+        names_worker_in(name, sizeof(name), inst, (size_t)w);
+        if ((rc = ring_create(name, RING_SIZE, RING_SIZE / 4, &out_obs[w])) < 0 ||
+            (rc = ring_attach(name, RING_CONSUMER, &out[w])) < 0)
+            die("worker ring", -rc);
+    }
+    names_stats(name, sizeof(name), inst);
+    if ((rc = stats_create(name, stats_slot_total(1, N_WORKERS), &st)) < 0)
+        die("stats", -rc);
+
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        die("pipe", errno);
+    pid = fork();
+    if (pid == 0) {
+        char fds[16];
+        snprintf(fds, sizeof(fds), "%d", dup(pfd[1]));
+        setenv("MQTTFLOW_READY_FD", fds, 1);
+        execl(bin, bin, cfgpath, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    {
+        char b[8];
+        if (read(pfd[0], b, sizeof(b)) <= 0)
+            die("router did not get ready", EPIPE);
+        close(pfd[0]);
+    }
+
+    /* expected copies: every topic matches its site rule; even devices also match r50 */
+    want = n;
+    for (size_t k = 0; k < n; k++)
+        want += (k % 1000) % 2 == 0;
+    t0 = clock_mono_ns();
+    fd.in = in;
+    fd.n = n;
+    pthread_create(&th, NULL, feed, &fd);
+    while (got < want) {
+        size_t before = got;
+        for (int w = 0; w < N_WORKERS; w++) {
+            const void *b;
+            size_t l;
+            while (ring_peek(out[w], &b, &l) == 0) {
+                ring_advance(out[w]);
+                got++;
+            }
+            ring_release(out[w]);
+        }
+        if (got == before && ring_wait_any(out, N_WORKERS, NULL, 0, 2000) == -ETIMEDOUT)
+            break;
+    }
+    t1 = clock_mono_ns();
+    pthread_join(th, NULL);
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    {
+        double secs = (double)(t1 - t0) / 1e9;
+        printf("| records in | copies out | expected | seconds | records/s | copies/s |\n");
+        printf("|---:|---:|---:|---:|---:|---:|\n");
+        printf("| %zu | %zu | %llu | %.3f | %.0f | %.0f |\n", n, got, (unsigned long long)want,
+               secs, (double)n / secs, (double)got / secs);
+    }
+
+    ring_detach(in);
+    ring_detach(in_obs);
+    names_ingress_ring(name, sizeof(name), inst, 0);
+    ring_unlink(name);
+    for (int w = 0; w < N_WORKERS; w++) {
+        ring_detach(out[w]);
+        ring_detach(out_obs[w]);
+        names_worker_in(name, sizeof(name), inst, (size_t)w);
+        ring_unlink(name);
+    }
+    stats_detach(st);
+    names_stats(name, sizeof(name), inst);
+    shm_unlink_name(name);
+    snprintf(self, sizeof(self), "%s/cb.so", dir);
+    unlink(self);
+    unlink(cfgpath);
+    rmdir(dir);
+    return got == want && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
