@@ -7,7 +7,8 @@
 struct dispatch {
     const cfg *c;
     size_t n_workers;
-    size_t rr; /* parallel: where the next least-loaded scan starts */
+    size_t rr;     /* parallel: where the next least-loaded scan starts */
+    size_t *fixed; /* sequential: the worker of each rule */
 };
 
 int dispatch_create(const cfg *c, size_t n_workers, dispatch **out)
@@ -22,12 +23,25 @@ int dispatch_create(const cfg *c, size_t n_workers, dispatch **out)
         return -ENOMEM;
     d->c = c;
     d->n_workers = n_workers;
+    d->fixed = calloc(c->n_rules + 1, sizeof(*d->fixed));
+    if (!d->fixed) {
+        free(d);
+        return -ENOMEM;
+    }
+    /* the k-th sequential rule goes to worker k mod n: "rule index mod n" would stack
+     * sequential rules on a few workers when other modes sit between them in the list */
+    for (size_t i = 0, k = 0; i < c->n_rules; i++)
+        if (c->rules[i].exec_mode == CFG_EXEC_SEQUENTIAL)
+            d->fixed[i] = k++ % n_workers;
     *out = d;
     return 0;
 }
 
 void dispatch_destroy(dispatch *d)
 {
+    if (!d)
+        return;
+    free(d->fixed);
     free(d);
 }
 
@@ -72,6 +86,6 @@ size_t dispatch_pick(dispatch *d, size_t rule, const char *topic, size_t topic_l
         return (size_t)(dispatch_topic_hash(topic, topic_len) % d->n_workers);
     case CFG_EXEC_SEQUENTIAL:
     default:
-        return rule % d->n_workers;
+        return d->fixed[rule];
     }
 }

@@ -1,13 +1,16 @@
 /* dispatch: which worker runs one copy of a message for one rule (DESIGN §5).
  *
- *   sequential  every message of a rule goes to one worker (rule index mod workers), so the
- *               rule sees its messages in arrival order and its stateful steps see them all;
+ *   sequential  every message of a rule goes to one worker (the k-th sequential rule of the
+ *               config to worker k mod workers), so the rule sees its messages in arrival
+ *               order and its stateful steps see them all; a restart with the same config
+ *               keeps the assignment;
  *   parallel    (threaded) the worker whose input ring holds the fewest bytes, ties broken
  *               round-robin, so every worker is used and a slow one gets less;
  *   per_topic   FNV-1a of the topic mod workers: each topic keeps its order on one worker,
  *               different topics spread.
  *
- * Used by the router's one thread; the parallel round-robin cursor is the only state.
+ * Used by the router's one thread; the parallel round-robin cursor is the only state that
+ * changes after dispatch_create.
  */
 #ifndef MF_ROUTER_DISPATCH_H
 #define MF_ROUTER_DISPATCH_H
