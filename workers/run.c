@@ -123,6 +123,21 @@ static const char *rule_target(const cfg *c, const cfg_rule *rule)
     return "?";
 }
 
+/* Hands the original message to the relay as REC_DEAD. The record may not fit the output
+ * ring (an oversized payload): then the log line and the count are all that is left. */
+static void dead_letter(run *r, const rec_view *v, enum run_dead_reason why)
+{
+    rec_hdr h = v->h;
+    h.kind = REC_DEAD;
+    h.aux = (uint16_t)why;
+    h.step = REC_NONE;
+    h.src_client = v->h.client;
+    int rc = r->env.publish(r->env.publish_arg, &h, v->topic, v->payload, v->h.payload_len);
+    if (rc < 0)
+        log_warn(COMP, "dead message on topic \"%s\" (%u bytes) not handed to the relay: %s",
+                 v->topic, v->h.payload_len, strerror(-rc));
+}
+
 static void handle(run *r, const void *buf, size_t len)
 {
     const cfg *c = r->c;
@@ -153,6 +168,7 @@ static void handle(run *r, const void *buf, size_t len)
                   "runtime.max_payload (%zu)",
                   rule->name, v.topic, v.h.payload_len, c->runtime.max_payload);
         stats_add(&slot->dead, 1);
+        dead_letter(r, &v, RUN_DEAD_TOO_LARGE);
         goto done;
     }
     if (c->runtime.max_attempts > 0 && att > (unsigned)c->runtime.max_attempts) {
@@ -162,6 +178,7 @@ static void handle(run *r, const void *buf, size_t len)
                   "killed the worker %u times",
                   rule->name, rule_target(c, rule), v.topic, v.h.payload_len, att - 1);
         stats_add(&slot->dead, 1);
+        dead_letter(r, &v, RUN_DEAD_CRASHED);
         goto done;
     }
     if (att > 1)
@@ -185,7 +202,11 @@ static void handle(run *r, const void *buf, size_t len)
         .seq = v.h.seq,
         .received_ns = v.h.received_ns,
     };
-    chain_run(r->cs, v.h.rule, &o, &m);
+    rc = chain_run(r->cs, v.h.rule, &o, &m);
+    if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
+        stats_add(&slot->dead, 1);
+        dead_letter(r, &v, RUN_DEAD_CALLBACK_ERROR);
+    }
 done:
     ring_end(r->in);
     ring_advance(r->in);

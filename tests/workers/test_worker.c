@@ -27,6 +27,7 @@
 #include "ring.h"
 #include "shm.h"
 #include "stats.h"
+#include "workers/run.h"
 #include "wtest.h"
 
 #define RING_BYTES (1u << 16)
@@ -60,12 +61,15 @@ static const char *config_fmt =
     "  echo: {module: \"%s\", function: echo}\n"
     "  segv: {module: \"%s\", function: segv_every}\n"
     "  join: {module: \"%s\", function: join}\n"
+    "  fail: {module: \"%s\", function: fail}\n"
     "  %s\n"
     "rules:\n"
     "  - {rule: r_echo, source_client_id: c1, topic: \"in/#\", callback: echo}\n"
     "  - {rule: r_segv, source_client_id: c1, topic: \"in/#\", callback: segv}\n"
     "  - {rule: r_slow, source_client_id: c1, topic: \"in/#\", action: slow}\n"
     "  - {rule: r_fast, source_client_id: c1, topic: \"in/#\", action: fast}\n"
+    "  - {rule: r_fail, source_client_id: c1, topic: \"in/#\", callback: fail, on_error: "
+    "dead_letter}\n"
     "processing_chains:\n"
     "  slow:\n"
     "    - step: sampler\n"
@@ -79,14 +83,14 @@ static const char *config_fmt =
     "      config: {target_client_id: c2}\n"
     "runtime: {instance: \"%s\", workers: 1, max_attempts: 2, ring_size: 65536}\n";
 
-enum { R_ECHO = 0, R_SEGV = 1, R_SLOW = 2, R_FAST = 3 };
+enum { R_ECHO = 0, R_SEGV = 1, R_SLOW = 2, R_FAST = 3, R_FAIL = 4 };
 
 static int write_config(fx *f, const char *extra_callback)
 {
     FILE *cf = fopen(f->yaml, "w");
     if (!cf)
         return -1;
-    fprintf(cf, config_fmt, wt_cb("echo"), wt_cb("segv_every"), wt_cb("echo"),
+    fprintf(cf, config_fmt, wt_cb("echo"), wt_cb("segv_every"), wt_cb("echo"), wt_cb("echo"),
             extra_callback ? extra_callback : "", f->instance);
     return fclose(cf);
 }
@@ -316,15 +320,27 @@ static void test_worker_crash_is_retried_then_skipped_as_dead(void **state)
 
     /* max_attempts is 2: the third worker skips it, and what surrounds it comes out */
     assert_true(spawn(f));
-    int seen_a = 0, seen_b = 0;
+    int seen_a = 0, seen_b = 0, dead = 0;
     wt_rec r;
     while (!seen_b && next_out(f, &r, 10000) == 0) {
+        if (r.h.kind == REC_DEAD) {
+            /* handed to the relay for the dead-letter store, as it came in */
+            dead++;
+            assert_string_equal(r.topic, "in/c");
+            assert_string_equal(r.payload, "CRASH");
+            assert_int_equal(r.h.aux, RUN_DEAD_CRASHED);
+            assert_int_equal(r.h.rule, R_SEGV);
+            assert_int_equal(r.h.src_client, 0);
+            continue;
+        }
+        assert_int_equal(r.h.kind, REC_PUBLISH);
         seen_a += strcmp(r.payload, "A") == 0;
         seen_b += strcmp(r.payload, "B") == 0;
         assert_string_not_equal(r.payload, "CRASH");
     }
     assert_true(seen_a >= 1); /* at-least-once: A may come out again after a crash */
     assert_int_equal(seen_b, 1);
+    assert_int_equal(dead, 1);
     assert_int_equal(stats_get(&f->slot->dead), 1);
     assert_non_null(
         strstr(read_log(f), "dead message: rule r_segv, callback segv, topic \"in/c\""));
@@ -460,6 +476,27 @@ static void test_worker_sustained_load_keeps_order_under_backpressure(void **sta
     assert_int_equal(stats_get(&f->slot->out), N);
 }
 
+static void test_worker_failed_callback_goes_to_dead_letter(void **state)
+{
+    fx *f = *state;
+    assert_true(spawn(f));
+    push(f, R_FAIL, "in/f", "bad");
+    push(f, R_ECHO, "in/e", "after");
+    wt_rec r;
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_int_equal(r.h.kind, REC_DEAD);
+    assert_int_equal(r.h.aux, RUN_DEAD_CALLBACK_ERROR);
+    assert_string_equal(r.payload, "bad");
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_int_equal(r.h.kind, REC_PUBLISH);
+    assert_string_equal(r.payload, "after");
+    kill(f->pid, SIGTERM);
+    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+    assert_int_equal(stats_get(&f->slot->errors), 1);
+    assert_int_equal(stats_get(&f->slot->dead), 1);
+    assert_non_null(strstr(read_log(f), "rule r_fail: callback fail returned 7"));
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -472,6 +509,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_window_closes_on_time_without_input, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_refuses_module_of_other_version, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_worker_failed_callback_goes_to_dead_letter, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_sustained_load_keeps_order_under_backpressure,
                                         setup, teardown),
