@@ -550,6 +550,47 @@ static void test_route_parallel_uses_every_worker(void **state)
     assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
 }
 
+static void test_route_reads_ingress_rings_fairly(void **state)
+{
+    env *e = *state;
+    const size_t N = 4000;
+    size_t from[3] = {0, 0, 0}, longest = 0, run = 0;
+
+    env_start(e,
+              "  - rule: all\n"
+              "    topic: \"#\"\n"
+              "    callback: cb\n",
+              3, 1, 1u << 20);
+    /* all three rings are full of work before the router looks at any of them */
+    assert_int_equal(kill(e->pid, SIGSTOP), 0);
+    for (size_t i = 0; i < 3; i++)
+        for (size_t k = 0; k < N; k++)
+            push(e, i, "f/t", "fair", k);
+    flush_in(e);
+    assert_int_equal(kill(e->pid, SIGCONT), 0);
+    wait_got(e, 3 * N);
+    /* the one worker sees the router's processing order: no ring waits for another to be
+     * empty, and no ring gets more than one batch in a row */
+    for (size_t i = 0; i < e->n_got; i++) {
+        size_t src = e->got[i].h.client - 1u;
+        assert_true(src < 3);
+        from[src]++;
+        run = i > 0 && e->got[i - 1].h.client == e->got[i].h.client ? run + 1 : 1;
+        if (run > longest)
+            longest = run;
+        if (i == 3 * 64 * 2) {
+            assert_true(from[0] > 0);
+            assert_true(from[1] > 0);
+            assert_true(from[2] > 0);
+        }
+    }
+    assert_true(longest <= 64);
+    assert_int_equal(from[0], N);
+    assert_int_equal(from[1], N);
+    assert_int_equal(from[2], N);
+    assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
+}
+
 static void test_route_sigterm_drains_every_record(void **state)
 {
     env *e = *state;
@@ -749,6 +790,7 @@ int main(void)
         T(test_route_sequential_order_10000),
         T(test_route_per_topic_order),
         T(test_route_parallel_uses_every_worker),
+        T(test_route_reads_ingress_rings_fairly),
         T(test_route_sigterm_drains_every_record),
         T(test_route_bad_records_counted_and_skipped),
         T(test_route_poison_record_skipped_after_max_attempts),
