@@ -23,9 +23,9 @@ void cfg_print_summary(const cfg *c, FILE *f)
         if (!cl->n_topics)
             fprintf(f, ", publish only");
         for (size_t t = 0; t < cl->n_topics; t++)
-            fprintf(f, "%s%s%s%s (qos %d)", t ? ", " : "; subscribes ",
+            fprintf(f, "%s%s%s%s%s (qos %d)", t ? ", " : "; subscribes ",
                     cl->shared_group ? "$share/" : "", cl->shared_group ? cl->shared_group : "",
-                    cl->topics[t].name, cl->topics[t].qos);
+                    cl->shared_group ? "/" : "", cl->topics[t].name, cl->topics[t].qos);
         fputc('\n', f);
     }
     fprintf(f, "callbacks (%zu):\n", c->n_callbacks);

@@ -506,6 +506,40 @@ static void test_cfg_example_config(void **state)
     cfg_diag_fini(&d);
 }
 
+static void test_cfg_reference_config(void **state)
+{
+    (void)state;
+    /* the annotated reference documents every key; it must stay a valid file */
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "cp '%s/config/examples/reference.yaml' ref.yaml", srcdir);
+    assert_int_equal(system(cmd), 0);
+    write_file("callbacks/temperature_alerts.so", "", 0644);
+    write_file("callbacks/temperature_processing.so", "", 0644);
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    int r = cfg_load("ref.yaml", 0, &c, &d);
+    if (r || d.n_warnings)
+        dump(&d);
+    assert_int_equal(r, 0);
+    assert_int_equal(d.n_warnings, 0);
+    assert_string_equal(c->clients[0].shared_group, "plant");
+    assert_int_equal(c->chains[0].n_steps, 8);
+    assert_string_equal(c->chains[0].steps[0].params[3].key, "unit");
+
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    cfg_print_summary(c, f);
+    fclose(f);
+    assert_non_null(strstr(buf, "subscribes $share/plant/sensors/+/temperature (qos 1)"));
+    assert_non_null(strstr(buf, "kitchen_alert: sensors/+/temperature from client1 -> callback "
+                                "alert [per_topic, errors dead-lettered]"));
+    free(buf);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
 /* ---- bad configs: one test per concern, each with its exact message ---- */
 
 static void test_cfg_error_unknown_keys(void **state)
@@ -1233,6 +1267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cfg_url_schemes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_numbers_decimal_hex_and_units, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_example_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_reference_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_error_unknown_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_error_types_and_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_error_clients, setup, teardown),
