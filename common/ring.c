@@ -39,7 +39,6 @@ struct ring {
     size_t p_res_len;      /* reservation: reserved length, 0 when none outstanding */
     unsigned p_pending;    /* commits since the last publication */
     uint64_t p_records_in; /* records committed, counting from the segment's value */
-    uint64_t p_pub_records;
 
     /* consumer */
     uint64_t c_read;       /* read cursor: records before it are finished */
@@ -93,8 +92,8 @@ int ring_create(const char *name, size_t capacity, size_t max_record, ring **out
 
     *out = NULL;
     if (!is_pow2(capacity) || capacity < RING_MIN_SIZE || capacity > ((size_t)1 << 40) ||
-        max_record == 0 || max_record > capacity / 4)
-        return -EINVAL;
+        max_record == 0 || max_record > capacity / 4 || max_record > UINT32_MAX / 2)
+        return -EINVAL; /* record headers hold 32-bit lengths */
     rc = shm_create(name, SHM_KIND_RING, RING_LAYOUT_VERSION, RING_DATA_OFFSET + capacity, &seg);
     if (rc < 0)
         return rc;
@@ -149,7 +148,7 @@ int ring_attach(const char *name, enum ring_role role, ring **out)
         r->p_head = r->p_pub = atom_load_relaxed(&ctl->head);
         /* P3 pairs with C2: the consumer's reads of released bytes precede our reuse */
         r->p_tail = atom_load_acquire(&ctl->tail);
-        r->p_records_in = r->p_pub_records = atom_load_relaxed(&ctl->records_in);
+        r->p_records_in = atom_load_relaxed(&ctl->records_in);
         /* a producer that died parked leaves its flag set: harmless, but clear it */
         atom_store_relaxed(&ctl->prod_waiting, 0);
     } else if (role == RING_CONSUMER) {
@@ -241,6 +240,7 @@ static void publish(ring *r)
     ring_ctl *c = r->ctl;
     /* relaxed: counters for observers; the head release below orders them for readers that
      * acquire head */
+    r->p_records_in += r->p_pending;
     atom_store_relaxed(&c->records_in, r->p_records_in);
     /* P1 pairs with C1: record bytes and headers written before are visible with head */
     atom_store_release(&c->head, r->p_head);
@@ -279,13 +279,10 @@ void ring_commit(ring *r, size_t len)
         pad->len = (uint32_t)r->p_res_pad;
         pad->kind = RING_REC_PAD;
     }
-    ring_rec_hdr *h = hdr_at(r, r->p_res_pos);
-    h->len = (uint32_t)len;
-    h->kind = RING_REC_DATA;
     /* plain stores: nothing is visible before the P1 release in publish() */
+    *hdr_at(r, r->p_res_pos) = (ring_rec_hdr){.len = (uint32_t)len, .kind = RING_REC_DATA};
     r->p_head = r->p_res_pos + slot_size(len);
     r->p_res_len = 0;
-    r->p_records_in++;
     if (++r->p_pending >= RING_BATCH)
         publish(r);
 }
@@ -378,24 +375,25 @@ int ring_peek(ring *r, const void **buf, size_t *len)
                 return -EAGAIN;
         }
         const ring_rec_hdr *h = hdr_at(r, pos);
-        uint64_t avail = r->c_head - pos;
-        if (h->kind == RING_REC_PAD) {
-            if (h->len != r->cap - (pos & r->mask) || h->len > avail)
+        uint64_t avail = r->c_head - pos, to_end = r->cap - (pos & r->mask);
+        ring_rec_hdr hv = *h; /* one load: the producer wrote it once, before P1 */
+        if (hv.kind == RING_REC_DATA) {
+            uint64_t slot = slot_size(hv.len);
+            /* a corrupt length must not send us past the data area or the published head */
+            if ((uint64_t)hv.len - 1 >= r->max_rec || slot > avail || slot > to_end)
                 return -EBADMSG;
-            /* a pad is no record: skip it for good (ring_read_pos never points at one) */
-            pos += h->len;
-            r->c_read = pos;
-            continue;
+            r->c_cur = pos;
+            r->c_cur_end = pos + slot;
+            r->c_peeked = 1;
+            *buf = h + 1;
+            *len = hv.len;
+            return 0;
         }
-        if (h->kind != RING_REC_DATA || h->len == 0 || h->len > r->max_rec ||
-            slot_size(h->len) > avail || slot_size(h->len) > r->cap - (pos & r->mask))
+        if (hv.kind != RING_REC_PAD || hv.len != to_end || hv.len > avail)
             return -EBADMSG;
-        r->c_cur = pos;
-        r->c_cur_end = pos + slot_size(h->len);
-        r->c_peeked = 1;
-        *buf = h + 1;
-        *len = h->len;
-        return 0;
+        /* a pad is no record: skip it for good (ring_read_pos never points at one) */
+        pos += hv.len;
+        r->c_read = pos;
     }
 }
 

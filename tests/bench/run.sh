@@ -7,4 +7,4 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 
 echo "## bench_ring ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, kernel $(uname -r))"
-"$BUILD"/tests/bench/bench_ring "${BENCH_RING_REPS:-5}"
+"$BUILD"/tests/bench/bench_ring "${BENCH_RING_REPS:-7}"
