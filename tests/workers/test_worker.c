@@ -497,6 +497,50 @@ static void test_worker_failed_callback_goes_to_dead_letter(void **state)
     assert_non_null(strstr(read_log(f), "rule r_fail: callback fail returned 7"));
 }
 
+static void test_worker_stop_waits_for_room_in_a_full_output_ring(void **state)
+{
+    fx *f = *state;
+    assert_true(spawn(f));
+    /* fill the input ring while nobody reads the output: the worker blocks on a full output
+     * ring with input records it has not released */
+    int sent = 0;
+    uint64_t limit = clock_mono_ns() + 10000000000ull;
+    while (clock_mono_ns() < limit) {
+        char p[32];
+        snprintf(p, sizeof(p), "%d", sent);
+        if (try_push(f, R_ECHO, "in/full", p) == 0) {
+            sent++;
+            continue;
+        }
+        ring_flush(f->in);
+        ring_stats in_st, out_st;
+        ring_get_stats(f->in_obs, &in_st);
+        ring_get_stats(f->out_obs, &out_st);
+        /* both rings full: the input is not drained further, the output holds what it can */
+        if (out_st.head - out_st.tail > RING_BYTES - 256 &&
+            in_st.head - in_st.tail > RING_BYTES - 256)
+            break;
+        ring_wait_space(f->in, 256, 10);
+    }
+    ring_flush(f->in);
+    assert_true(sent > 1000);
+    kill(f->pid, SIGTERM);
+    /* it must not give up the records it holds: still running a while later */
+    usleep(300000); /* waiting for the absence of an event: nothing to poll for */
+    assert_int_equal(waitpid(f->pid, NULL, WNOHANG), 0);
+    /* now read everything: every input comes out once, in order, and then it exits 0 */
+    int got = 0;
+    wt_rec r;
+    while (got < sent && next_out(f, &r, 10000) == 0) {
+        assert_int_equal(atoi(r.payload), got);
+        got++;
+    }
+    assert_int_equal(got, sent);
+    int st = wait_exit(f);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -512,6 +556,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_failed_callback_goes_to_dead_letter, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_worker_stop_waits_for_room_in_a_full_output_ring,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_sustained_load_keeps_order_under_backpressure,
                                         setup, teardown),
     };
