@@ -337,7 +337,7 @@ park:
             return -ETIMEDOUT;
         }
         int rc = futex_wait(&c->prod_wake, seq, deadline);
-        if (rc == -EINTR || rc == -ETIMEDOUT) {
+        if (rc < 0) { /* -EINTR, -ETIMEDOUT (or a futex error: never spin on it) */
             atom_store_relaxed(&c->prod_waiting, 0);
             return fits(r, need) ? 0 : rc;
         }
@@ -556,7 +556,7 @@ park:
             return -ETIMEDOUT;
         }
         int rc = futex_wait(&c->cons_wake, seq, deadline);
-        if (rc == -EINTR || rc == -ETIMEDOUT) {
+        if (rc < 0) { /* -EINTR, -ETIMEDOUT (or a futex error: never spin on it) */
             atom_store_relaxed(&c->cons_waiting, 0);
             return have_data(r) ? 0 : rc;
         }

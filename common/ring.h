@@ -40,6 +40,10 @@
  * segment; the other side makes the FUTEX_WAKE syscall only when it sees the parked flag.
  * Under load the producer publishes the head once per batch (ring_commit publishes every
  * RING_BATCH records, ring_flush at once); it must flush before it idles or blocks.
+ * A wait returns -EINTR only for a signal whose handler was installed without SA_RESTART
+ * (with SA_RESTART the kernel resumes the futex wait; blocked signals never interrupt it), so
+ * a stage that must notice a signal while parked either installs its handler that way, uses a
+ * timeout, or has the signal bump an extra word given to ring_wait_any.
  */
 #ifndef MF_RING_H
 #define MF_RING_H
@@ -47,9 +51,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RING_ALIGN     8
-#define RING_MIN_SIZE  4096u
-#define RING_BATCH     32 /* records per head publication in ring_commit */
+#define RING_ALIGN    8
+#define RING_MIN_SIZE 4096u
+#define RING_BATCH    32 /* records per head publication in ring_commit */
 
 typedef struct ring ring; /* process-local handle over a mapped ring segment */
 
@@ -133,12 +137,12 @@ void ring_wake_word(uint32_t *word);
 
 /* ---- counters (any role, relaxed snapshots) ---- */
 typedef struct ring_stats {
-    uint64_t head, tail;        /* published positions */
-    uint64_t records_in;        /* records published by the producer */
-    uint64_t records_out;       /* records released by the consumer */
-    uint64_t producer_waits;    /* times the producer parked on a full ring */
-    uint64_t consumer_waits;    /* times the consumer parked on an empty ring */
-    uint64_t drops;             /* records a producer chose to drop (ring_count_drop) */
+    uint64_t head, tail;     /* published positions */
+    uint64_t records_in;     /* records published by the producer */
+    uint64_t records_out;    /* records released by the consumer */
+    uint64_t producer_waits; /* times the producer parked on a full ring */
+    uint64_t consumer_waits; /* times the consumer parked on an empty ring */
+    uint64_t drops;          /* records a producer chose to drop (ring_count_drop) */
 } ring_stats;
 void ring_get_stats(const ring *r, ring_stats *st);
 /* Producer: counts a record dropped on a full ring (runtime.overflow: drop). */
