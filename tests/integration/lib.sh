@@ -125,9 +125,12 @@ wait_file() {
 }
 
 # broker_start [NAME=MQTT] [PORT] [EXTRA_CONF_LINE...]: start mosquitto on 127.0.0.1, on PORT
-# or a free port; sets ${NAME}_PORT, ${NAME}_PID, ${NAME}_CONF, ${NAME}_LOG and waits (10 s)
-# until it accepts connections. Extra lines are appended to the config (e.g.
-# "max_inflight_messages 100"). Returns 1 when it did not come up.
+# (or a free port when empty); sets ${NAME}_PORT, ${NAME}_PID, ${NAME}_CONF, ${NAME}_LOG and
+# waits (10 s) until it accepts connections. Extra lines are appended to the config and
+# override the defaults, e.g. for a broker whose sessions and queued messages survive
+# broker_restart:
+#   broker_start MQTT "" "persistence true" "persistence_location $LIB_TMP/"
+# Returns 1 when it did not come up.
 broker_start() {
     local name=${1:-MQTT} port=${2:-} conf log pid
     shift 2 2>/dev/null || shift $#
@@ -144,6 +147,9 @@ broker_start() {
         echo "log_dest stderr"
         echo "log_type error"
         echo "log_type warning"
+        # as root, mosquitto would switch to user "mosquitto", which cannot write into our
+        # 0700 temp dir (persistence_location for restart tests)
+        [[ $EUID != 0 ]] || echo "user root"
         local l
         for l in "$@"; do echo "$l"; done
     } >"$conf"

@@ -7,9 +7,13 @@
  * fixed rate. Waits for every completion (PUBACK at QoS 1) before it exits.
  *
  * usage: mfpub [-H host] [-p port] [-c client_id] [-t topic]... [-T prefix -k K] [-n N]
- *              [-s size] [-q qos] [-r rate] [-w window] [-i source_id] [-R] [-W secs]
+ *              [-s size] [-q qos] [-r rate] [-w window] [-i source_id] [-R] [-W secs] [-A]
  *              [-j [-J field] [-V v1,v2,...]]
- * Last line: RESULT sent=.. ok=.. fail=.. secs=.. rate=..; exit 0 when all N were completed.
+ * -A (broker restart tests): paho reconnects automatically (1-2 s) and every message whose
+ * publish failed or was refused while disconnected is published again (same sequence number,
+ * new send time), so the subscriber sees each of 0..N-1 at least once; `resent` counts them.
+ * Last line: RESULT sent=.. ok=.. fail=.. send_err=.. resent=.. timed_out=.. secs=.. rate=..;
+ * exit 0 when all N were completed (PUBACKed at QoS 1) within -W seconds (default 120).
  */
 #include "testlib.h"
 
@@ -25,9 +29,20 @@
 typedef struct pub_state {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    long ok, fail;
+    long ok, fail, requeued;
     int connected, conn_failed, disconnected;
+    int online;  /* connected now (-A: between connectionLost and the reconnect) */
+    int autore;  /* -A: reconnect and publish failed messages again */
+    long *retry; /* -A: sequence numbers whose publish failed, to send again */
+    size_t n_retry, cap_retry;
+    int port;
 } pub_state;
+
+/* Per-message context of paho's callbacks: which sequence number completed. */
+typedef struct msg_ctx {
+    pub_state *st;
+    long seq;
+} msg_ctx;
 
 static void cv_wait_ms(pub_state *st, int ms)
 {
@@ -50,17 +65,40 @@ static void bump(pub_state *st, long *counter)
 static void on_pub_ok(void *ctx, MQTTAsync_successData *r)
 {
     (void)r;
-    pub_state *st = ctx;
-    bump(st, &st->ok);
+    msg_ctx *m = ctx;
+    bump(m->st, &m->st->ok);
+}
+
+/* Under mu: queue seq to be published again (-A). 0, or -1 when out of memory. */
+static int requeue(pub_state *st, long seq)
+{
+    if (st->n_retry == st->cap_retry) {
+        size_t cap = st->cap_retry ? st->cap_retry * 2 : 256;
+        long *p = realloc(st->retry, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        st->retry = p;
+        st->cap_retry = cap;
+    }
+    st->retry[st->n_retry++] = seq;
+    return 0;
 }
 
 static void on_pub_fail(void *ctx, MQTTAsync_failureData *r)
 {
-    pub_state *st = ctx;
+    msg_ctx *m = ctx;
+    pub_state *st = m->st;
     static int logged;
+    pthread_mutex_lock(&st->mu);
     if (!logged++)
-        fprintf(stderr, "mfpub: publish failed rc=%d\n", r ? r->code : -1);
-    bump(st, &st->fail);
+        fprintf(stderr, "mfpub: publish of seq %ld failed rc=%d%s\n", m->seq, r ? r->code : -1,
+                st->autore ? " (will publish it again)" : "");
+    if (st->autore && requeue(st, m->seq) == 0)
+        st->requeued++;
+    else
+        st->fail++;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
 }
 
 static void set_flag(pub_state *st, int *flag)
@@ -75,7 +113,21 @@ static void on_conn_ok(void *ctx, MQTTAsync_successData *r)
 {
     (void)r;
     pub_state *st = ctx;
-    set_flag(st, &st->connected);
+    testlib_nodelay_peer_port(st->port);
+    pthread_mutex_lock(&st->mu);
+    st->connected = st->online = 1;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* After every connect, the first included (paho's automatic reconnect under -A). */
+static void on_connected(void *ctx, char *cause)
+{
+    (void)cause;
+    pub_state *st = ctx;
+    /* a new socket: Nagle is back on (BASELINES pitfall 5) */
+    testlib_nodelay_peer_port(st->port);
+    set_flag(st, &st->online);
 }
 
 static void on_conn_fail(void *ctx, MQTTAsync_failureData *r)
@@ -102,8 +154,13 @@ static void on_disc_fail(void *ctx, MQTTAsync_failureData *r)
 
 static void conn_lost(void *ctx, char *cause)
 {
-    (void)ctx;
-    fprintf(stderr, "mfpub: connection lost: %s\n", cause ? cause : "?");
+    pub_state *st = ctx;
+    fprintf(stderr, "mfpub: connection lost: %s%s\n", cause ? cause : "?",
+            st->autore ? " (reconnecting)" : "");
+    pthread_mutex_lock(&st->mu);
+    st->online = 0;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
 }
 
 static int msg_arrived(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
@@ -121,6 +178,7 @@ static void usage(void)
             "usage: mfpub [-H host] [-p port] [-c client_id] [-t topic]... [-T prefix -k K]\n"
             "             [-n N] [-s size>=%d] [-q 0|1|2] [-r msg/s (0: window)] [-w window]\n"
             "             [-i source_id] [-R (retain)] [-W max_secs]\n"
+            "             [-A (reconnect and publish failed messages again)]\n"
             "             [-j (JSON payload) [-J value_field] [-V v1,v2,... (values, cycled)]]\n",
             TESTLIB_MIN_PAYLOAD);
 }
@@ -132,11 +190,11 @@ int main(int argc, char **argv)
     const char *topics[MAX_TOPICS];
     size_t n_topics = 0;
     long n = 1000, size = 64, window = 500, k = 0;
-    int port = 1883, qos = 0, retain = 0, json = 0, opt;
+    int port = 1883, qos = 0, retain = 0, json = 0, autore = 0, opt;
     uint32_t src = 0;
     double rate = 0, max_secs = 120;
 
-    while ((opt = getopt(argc, argv, "H:p:c:t:T:k:n:s:q:r:w:i:RW:jJ:V:h")) != -1) {
+    while ((opt = getopt(argc, argv, "H:p:c:t:T:k:n:s:q:r:w:i:RW:jJ:V:Ah")) != -1) {
         switch (opt) {
         case 'H':
             host = optarg;
@@ -193,6 +251,9 @@ int main(int argc, char **argv)
         case 'V':
             values = optarg;
             break;
+        case 'A':
+            autore = 1;
+            break;
         default:
             usage();
             return 2;
@@ -238,7 +299,10 @@ int main(int argc, char **argv)
         cid = idbuf;
     }
 
-    pub_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    pub_state st = {.mu = PTHREAD_MUTEX_INITIALIZER,
+                    .cv = PTHREAD_COND_INITIALIZER,
+                    .autore = autore,
+                    .port = port};
     MQTTAsync c;
     /* plain MQTTAsync_create: createWithOptions' default maxBufferedMessages=100 also caps
      * queued publishes while connected (BASELINES pitfall 3) */
@@ -248,6 +312,7 @@ int main(int argc, char **argv)
         return 1;
     }
     MQTTAsync_setCallbacks(c, &st, conn_lost, msg_arrived, NULL);
+    MQTTAsync_setConnected(c, &st, on_connected);
 
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
     co.keepAliveInterval = 60;
@@ -257,6 +322,11 @@ int main(int argc, char **argv)
     co.onFailure = on_conn_fail;
     co.context = &st;
     co.connectTimeout = 5;
+    if (autore) {
+        co.automaticReconnect = 1;
+        co.minRetryInterval = 1; /* paho's unit is whole seconds */
+        co.maxRetryInterval = 2;
+    }
     int rc = MQTTAsync_connect(c, &co);
     if (rc != MQTTASYNC_SUCCESS) {
         fprintf(stderr, "mfpub: MQTTAsync_connect rc=%d\n", rc);
@@ -277,8 +347,6 @@ int main(int argc, char **argv)
         free(gen);
         return 1;
     }
-    if (testlib_nodelay_peer_port(port) < 1)
-        fprintf(stderr, "mfpub: could not set TCP_NODELAY\n");
 
     size_t cap = json ? 512 : (size_t)size;
     unsigned char *buf = calloc(1, cap);
@@ -287,28 +355,54 @@ int main(int argc, char **argv)
         free(gen);
         return 1;
     }
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = on_pub_ok;
-    ro.onFailure = on_pub_fail;
-    ro.context = &st;
-
+    msg_ctx *ctxs = calloc(n > 0 ? (size_t)n : 1, sizeof(*ctxs));
+    if (!ctxs) {
+        MQTTAsync_destroy(&c);
+        free(buf);
+        free(gen);
+        return 1;
+    }
     uint64_t t0 = testlib_now_ns();
     uint64_t deadline = t0 + (uint64_t)(max_secs * 1e9);
     double period_ns = rate > 0 ? 1e9 / rate : 0;
-    long sent = 0, send_err = 0;
-    int timed_out = 0;
+    long sent = 0, send_err = 0, next = 0, resent = 0;
+    int timed_out = 0, gave_up = 0;
 
-    for (long i = 0; i < n; i++) {
-        if (rate > 0)
-            testlib_sleep_until_ns(t0 + (uint64_t)(period_ns * (double)i));
+    /* Each sequence number ends as ok, fail (no -A) or send_err (no -A); with -A a failed one
+     * goes back into st.retry and is published again after the reconnect. */
+    for (;;) {
+        long seq;
         pthread_mutex_lock(&st.mu);
-        while (sent - st.ok - st.fail >= window && testlib_now_ns() < deadline)
+        for (;;) {
+            long final = st.ok + st.fail + send_err;
+            long outstanding = sent - st.ok - st.fail - st.requeued;
+            if (final >= n || gave_up) {
+                seq = -1;
+                break;
+            }
+            if (testlib_now_ns() >= deadline) {
+                timed_out = 1;
+                seq = -1;
+                break;
+            }
+            int can_send = outstanding < window && (st.online || !autore);
+            if (can_send && st.n_retry > 0) {
+                seq = st.retry[--st.n_retry];
+                resent++;
+                break;
+            }
+            if (can_send && next < n) {
+                seq = next++;
+                break;
+            }
             cv_wait_ms(&st, 10);
-        pthread_mutex_unlock(&st.mu);
-        if (testlib_now_ns() >= deadline) {
-            timed_out = 1;
-            break;
         }
+        pthread_mutex_unlock(&st.mu);
+        if (seq < 0)
+            break;
+        if (rate > 0 && seq == next - 1)
+            testlib_sleep_until_ns(t0 + (uint64_t)(period_ns * (double)seq));
+
         MQTTAsync_message m = MQTTAsync_message_initializer;
         m.qos = qos;
         m.retained = retain;
@@ -318,18 +412,24 @@ int main(int argc, char **argv)
             char vbuf[32];
             const char *v = vbuf;
             if (n_vals)
-                v = vals[(size_t)i % n_vals];
+                v = vals[(size_t)seq % n_vals];
             else
-                snprintf(vbuf, sizeof vbuf, "%ld", i);
+                snprintf(vbuf, sizeof vbuf, "%ld", seq);
             int len =
                 snprintf((char *)buf, cap, "{\"src\":%u,\"seq\":%ld,\"t\":%" PRIu64 ",\"%s\":%s}",
-                         src, i, now, vfield, v);
+                         src, seq, now, vfield, v);
             m.payloadlen = len < (int)cap ? len : (int)cap - 1;
         } else {
-            testlib_fill(buf, cap, src, (uint64_t)i, now);
+            testlib_fill(buf, cap, src, (uint64_t)seq, now);
             m.payloadlen = (int)cap;
         }
-        const char *topic = topics[(size_t)i % n_topics];
+        const char *topic = topics[(size_t)seq % n_topics];
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        ro.onSuccess = on_pub_ok;
+        ro.onFailure = on_pub_fail;
+        ctxs[seq].st = &st;
+        ctxs[seq].seq = seq;
+        ro.context = &ctxs[seq];
         int tries = 0;
         while ((rc = MQTTAsync_sendMessage(c, topic, &m, &ro)) != MQTTASYNC_SUCCESS) {
             /* a full paho queue (rare with the window) is retried; anything else ends it */
@@ -337,28 +437,34 @@ int main(int argc, char **argv)
                 break;
             usleep(1000);
         }
-        if (rc != MQTTASYNC_SUCCESS) {
-            if (!send_err++)
-                fprintf(stderr, "mfpub: sendMessage rc=%d at seq %ld\n", rc, i);
-            if (rc == MQTTASYNC_DISCONNECTED)
-                break;
+        if (rc == MQTTASYNC_SUCCESS) {
+            sent++;
             continue;
         }
-        sent++;
+        pthread_mutex_lock(&st.mu);
+        if (autore && rc == MQTTASYNC_DISCONNECTED && requeue(&st, seq) == 0) {
+            st.online = 0; /* wait for on_connected */
+        } else {
+            if (!send_err++)
+                fprintf(stderr, "mfpub: sendMessage rc=%d at seq %ld\n", rc, seq);
+            if (rc == MQTTASYNC_DISCONNECTED)
+                gave_up = 1;
+        }
+        pthread_mutex_unlock(&st.mu);
     }
 
     /* every submitted message completes (PUBACK, or written for QoS 0) or fails */
     pthread_mutex_lock(&st.mu);
-    while (sent - st.ok - st.fail > 0 && testlib_now_ns() < deadline + 10000000000ull)
+    while (sent - st.ok - st.fail - st.requeued > 0 && testlib_now_ns() < deadline + 10000000000ull)
         cv_wait_ms(&st, 10);
     long ok = st.ok, fail = st.fail;
     pthread_mutex_unlock(&st.mu);
     double secs = (double)(testlib_now_ns() - t0) / 1e9;
 
-    printf("RESULT sent=%ld ok=%ld fail=%ld send_err=%ld timed_out=%d secs=%.3f rate=%.0f "
-           "qos=%d size=%ld topics=%zu src=%u\n",
-           sent, ok, fail, send_err, timed_out, secs, secs > 0 ? (double)ok / secs : 0.0, qos,
-           json ? 0 : size, n_topics, src);
+    printf("RESULT sent=%ld ok=%ld fail=%ld send_err=%ld resent=%ld timed_out=%d secs=%.3f "
+           "rate=%.0f qos=%d size=%ld topics=%zu src=%u\n",
+           sent, ok, fail, send_err, resent, timed_out, secs, secs > 0 ? (double)ok / secs : 0.0,
+           qos, json ? 0 : size, n_topics, src);
     fflush(stdout);
 
     MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
@@ -374,6 +480,8 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&st.mu);
     }
     MQTTAsync_destroy(&c);
+    free(ctxs);
+    free(st.retry);
     free(buf);
     free(gen);
     return (ok == n && fail == 0) ? 0 : 1;
