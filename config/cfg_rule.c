@@ -74,7 +74,8 @@ static void check_regex(cfg_ctx *x, const cfg_node *v)
 {
     int code;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)v->str, v->len, PCRE2_UTF, &code, &off, NULL);
+    /* the same options as router/rule.c, so what passes here compiles there */
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)v->str, v->len, 0, &code, &off, NULL);
     if (re) {
         pcre2_code_free(re);
         return;
