@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034
 # lib.sh: helpers shared by the integration and fault tests (source it; bash only).
 #
 #   . "$(dirname "$0")/lib.sh"          # sets -u, a private temp dir and an EXIT trap
@@ -9,7 +9,7 @@
 #   "$MFSUB" -H 127.0.0.1 -p "$MQTT_PORT" -t 'out/#' -n 1000 -R "$LIB_TMP/sub.ready" ... &
 #   wait_file "$LIB_TMP/sub.ready" 10   # event, not sleep
 #
-# Cleanup (trap on EXIT, INT, TERM) kills only the processes this script started through
+# Works with or without `set -e` in the test. Cleanup (trap on EXIT, INT, TERM) kills only the processes this script started through
 # lib_spawn / broker_start / lib_track (TERM, then KILL after 3 s), and removes $LIB_TMP
 # unless KEEP_TMP=1. Nothing here uses pkill/killall.
 #
@@ -51,7 +51,9 @@ lib_track() {
 # process's exit status when it was our child, else 0.
 lib_stop_pid() {
     local pid=$1 secs=${2:-3} i rc=0
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return $?; }
+    if ! kill -0 "$pid" 2>/dev/null; then
+        wait "$pid" 2>/dev/null && return 0 || return $?
+    fi
     kill -TERM "$pid" 2>/dev/null
     for ((i = 0; i < secs * 20; i++)); do
         kill -0 "$pid" 2>/dev/null || break
@@ -63,13 +65,13 @@ lib_stop_pid() {
         lib_log "pid $pid ignored SIGTERM for ${secs}s: SIGKILL"
         kill -KILL "$pid" 2>/dev/null
     fi
-    wait "$pid" 2>/dev/null
-    rc=$?
+    wait "$pid" 2>/dev/null && rc=0 || rc=$?
     return $rc
 }
 
 lib_cleanup() {
     local rc=$? pid
+    set +e # a test may run with -e: the cleanup must always get through every pid
     trap - EXIT INT TERM
     for ((i = ${#LIB_PIDS[@]} - 1; i >= 0; i--)); do
         pid=${LIB_PIDS[i]}
@@ -178,7 +180,7 @@ broker_stop() {
     local name=${1:-MQTT} pidvar
     pidvar=${name}_PID
     [[ -n ${!pidvar:-} ]] || return 0
-    lib_stop_pid "${!pidvar}" 5
+    lib_stop_pid "${!pidvar}" 5 || true
     printf -v "$pidvar" '%s' ""
     return 0
 }
@@ -188,8 +190,8 @@ broker_kill() {
     local name=${1:-MQTT} pidvar
     pidvar=${name}_PID
     [[ -n ${!pidvar:-} ]] || return 0
-    kill -KILL "${!pidvar}" 2>/dev/null
-    wait "${!pidvar}" 2>/dev/null
+    kill -KILL "${!pidvar}" 2>/dev/null || true
+    wait "${!pidvar}" 2>/dev/null || true
     printf -v "$pidvar" '%s' ""
     return 0
 }
