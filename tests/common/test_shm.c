@@ -190,6 +190,68 @@ static void test_shm_rejects_bad_names(void **state)
     assert_int_equal(shm_unlink_name(g_name), -ENOENT);
 }
 
+/* Several processes find the same stale segment at once: exactly one re-creates it, the
+ * others then see a live owner; nobody unlinks the winner's fresh segment. */
+static void test_shm_concurrent_reclaim_has_one_winner(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    int go[2], res[2], done[2];
+    pid_t kids[N];
+    shm *s;
+
+    assert_int_equal(shm_create(g_name, SHM_KIND_RING, 1, 4096, &s), 0);
+    ((shm_hdr *)shm_base(s))->owner_start += 1; /* its owner is now "dead" */
+    shm_detach(s);
+    assert_int_equal(pipe(go), 0);
+    assert_int_equal(pipe(res), 0);
+    assert_int_equal(pipe(done), 0);
+    for (int i = 0; i < N; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            char b;
+            close(go[1]);
+            close(done[1]);
+            if (read(go[0], &b, 1) != 0) /* EOF: everybody starts at once */
+                _exit(1);
+            shm *c = NULL;
+            int rc = shm_create(g_name, SHM_KIND_RING, 1, 4096, &c);
+            b = rc == 0 ? 'W' : rc == -EEXIST ? 'E' : 'X';
+            if (write(res[1], &b, 1) != 1)
+                _exit(1);
+            if (read(done[0], &b, 1) != 0) /* stay alive (a live owner) until told */
+                _exit(1);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(go[1]);
+    close(res[1]);
+    close(done[0]);
+    int winners = 0, exists = 0;
+    for (int i = 0; i < N; i++) {
+        char b;
+        assert_int_equal(read(res[0], &b, 1), 1);
+        winners += b == 'W';
+        exists += b == 'E';
+    }
+    assert_int_equal(winners, 1);
+    assert_int_equal(exists, N - 1);
+    /* the winner's segment is the one under the name, intact */
+    shm *a;
+    assert_int_equal(shm_attach(g_name, SHM_KIND_RING, 1, &a), 0);
+    assert_true(shm_owner_is_alive(shm_base(a)));
+    shm_detach(a);
+    close(done[1]);
+    for (int i = 0; i < N; i++) {
+        int st;
+        assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    close(res[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +262,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shm_attach_checks_kind_version_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shm_rejects_bad_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_concurrent_reclaim_has_one_winner, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
