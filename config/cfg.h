@@ -22,13 +22,20 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CFG_MAX_FILE     (4u << 20) /* bytes of YAML */
-#define CFG_MAX_DEPTH    32         /* nesting of mappings/sequences */
-#define CFG_MAX_SCALAR   65536      /* bytes of one scalar */
-#define CFG_MAX_ALIASES  0          /* YAML aliases are refused: none is needed, bombs are avoided */
-#define CFG_MAX_CLIENTS  256
-#define CFG_MAX_WORKERS  64
-#define CFG_MAX_TOPIC    65535      /* MQTT limit on a topic's length */
+#define CFG_MAX_FILE    (4u << 20) /* bytes of YAML */
+#define CFG_MAX_DEPTH   32         /* nesting of mappings/sequences */
+#define CFG_MAX_SCALAR  65536      /* bytes of one scalar */
+#define CFG_MAX_ALIASES 0          /* YAML aliases are refused: none is needed, bombs are avoided */
+#define CFG_MAX_CLIENTS 256
+#define CFG_MAX_WORKERS 64
+#define CFG_MAX_TOPIC   65535 /* MQTT limit on a topic's length */
+/* Counts: records carry rule and client indices in 16 bits (rec.h), and lookups by name are
+ * linear, so a hostile file with 100,000 rules must be refused, not resolved. */
+#define CFG_MAX_RULES     4096
+#define CFG_MAX_CALLBACKS 4096
+#define CFG_MAX_CHAINS    4096
+#define CFG_MAX_STEPS     256  /* per chain */
+#define CFG_MAX_TOPICS    4096 /* subscriptions per client */
 
 typedef struct cfg_pos {
     int line, col; /* 1-based place in the file, 0 when the value is a default */
@@ -49,17 +56,17 @@ typedef struct cfg_topic {
 
 typedef struct cfg_client {
     char *client_id;
-    char *broker_url;   /* as written */
+    char *broker_url; /* as written */
     enum cfg_scheme scheme;
-    char *host;         /* parsed from broker_url */
-    int port;           /* `port`, else the URL's port, else 1883/8883 */
-    char *uri;          /* "tcp://host:port" / "ssl://..." / "ws://..." for paho */
-    char *username;     /* NULL when absent */
-    char *password;     /* read from password_env / password_file at load; never from YAML */
+    char *host;     /* parsed from broker_url */
+    int port;       /* `port`, else the URL's port, else 1883/8883 */
+    char *uri;      /* "tcp://host:port" / "ssl://..." / "ws://..." for paho */
+    char *username; /* NULL when absent */
+    char *password; /* read from password_env / password_file at load; never from YAML */
     struct {
-        bool enabled;   /* a tls: section is present or the scheme is mqtts/wss */
+        bool enabled;                 /* a tls: section is present or the scheme is mqtts/wss */
         char *ca, *cert, *key, *alpn; /* paths resolved against the YAML's folder */
-        bool verify;    /* default true */
+        bool verify;                  /* default true */
     } tls;
     int keepalive;      /* seconds, default 60 */
     bool clean_session; /* default true */
@@ -71,7 +78,7 @@ typedef struct cfg_client {
         bool retain;
     } will;
     double reconnect_min, reconnect_max; /* seconds, defaults 0.1 and 30 */
-    char *shared_group; /* subscribe as $share/<group>/<topic> when set */
+    char *shared_group;                  /* subscribe as $share/<group>/<topic> when set */
     cfg_topic *topics;
     size_t n_topics;
     cfg_pos pos;
@@ -79,7 +86,7 @@ typedef struct cfg_client {
 
 typedef struct cfg_callback {
     char *name;
-    char *module;       /* absolute path of the shared object (resolved against the YAML's folder) */
+    char *module; /* absolute path of the shared object (resolved against the YAML's folder) */
     char *function;
     cfg_pos pos;
 } cfg_callback;
@@ -100,28 +107,28 @@ enum cfg_agg_fn { CFG_AGG_COUNT, CFG_AGG_MIN, CFG_AGG_MAX, CFG_AGG_AVG, CFG_AGG_
 
 typedef struct cfg_step {
     enum cfg_step_kind kind;
-    int callback;           /* sampler, custom_processor: index into cfg.callbacks, else -1 */
+    int callback; /* sampler, custom_processor: index into cfg.callbacks, else -1 */
     /* sampler */
-    double duration;        /* seconds, > 0 */
-    uint32_t max_messages;  /* cap per window, default 10000 */
+    double duration;       /* seconds, > 0 */
+    uint32_t max_messages; /* cap per window, default 10000 */
     /* relay */
-    int target_client;      /* index into cfg.clients, -1 = the rule's source client */
-    char *target_topic;     /* NULL: keep the message's topic */
-    int qos;                /* -1 = inherit */
-    int retain;             /* -1 = inherit */
+    int target_client;  /* index into cfg.clients, -1 = the rule's source client */
+    char *target_topic; /* NULL: keep the message's topic */
+    int qos;            /* -1 = inherit */
+    int retain;         /* -1 = inherit */
     /* format */
     char *topic_prefix, *topic_suffix, *topic_template, *payload_template;
     /* filter (and on_change/aggregate field) */
-    char *condition;        /* expression source, see common/expr.h */
+    char *condition; /* expression source, see common/expr.h */
     /* batch */
-    uint32_t batch_count;   /* flush after N messages, 0 = no count limit */
-    double interval;        /* batch/throttle/aggregate window in seconds, 0 = none */
+    uint32_t batch_count; /* flush after N messages, 0 = no count limit */
+    double interval;      /* batch/throttle/aggregate window in seconds, 0 = none */
     /* throttle */
-    double rate;            /* messages per second allowed through */
+    double rate; /* messages per second allowed through */
     /* on_change, aggregate */
-    char *field;            /* JSON field path ("temp", "a.b"); NULL = whole payload */
+    char *field; /* JSON field path ("temp", "a.b"); NULL = whole payload */
     enum cfg_agg_fn agg_fn;
-    cfg_param *params;      /* the whole `config:` map as text, for mf_param */
+    cfg_param *params; /* the whole `config:` map as text, for mf_param */
     size_t n_params;
     cfg_pos pos;
 } cfg_step;
@@ -130,7 +137,7 @@ typedef struct cfg_chain {
     char *name;
     cfg_step *steps;
     size_t n_steps;
-    bool stateful;          /* has a sampler/batch/throttle/on_change/aggregate step */
+    bool stateful; /* has a sampler/batch/throttle/on_change/aggregate step */
     cfg_pos pos;
 } cfg_chain;
 
@@ -139,12 +146,12 @@ enum cfg_on_error { CFG_ON_ERROR_LOG, CFG_ON_ERROR_DEAD_LETTER };
 
 typedef struct cfg_rule {
     char *name;
-    int source_client;      /* index into cfg.clients, -1 = any client */
-    char *topic;            /* MQTT filter; NULL = every topic */
-    char *regex;            /* PCRE2 on the topic, NULL = none */
-    char *condition;        /* expression, NULL = none */
-    int callback;           /* index into cfg.callbacks, or -1 */
-    int chain;              /* index into cfg.chains, or -1 (exactly one of the two is set) */
+    int source_client;            /* index into cfg.clients, -1 = any client */
+    char *topic;                  /* MQTT filter; NULL = every topic */
+    char *regex;                  /* PCRE2 on the topic, NULL = none */
+    char *condition;              /* expression, NULL = none */
+    int callback;                 /* index into cfg.callbacks, or -1 */
+    int chain;                    /* index into cfg.chains, or -1 (exactly one of the two is set) */
     enum cfg_exec_mode exec_mode; /* default sequential */
     enum cfg_on_error on_error;   /* default log */
     cfg_pos pos;
@@ -153,36 +160,36 @@ typedef struct cfg_rule {
 enum cfg_overflow { CFG_OVERFLOW_BLOCK, CFG_OVERFLOW_DROP };
 
 typedef struct cfg_runtime {
-    char *instance;          /* default "default"; [A-Za-z0-9_-]{1,32} */
-    int workers;             /* default 2, 1..CFG_MAX_WORKERS */
+    char *instance; /* default "default"; [A-Za-z0-9_-]{1,32} */
+    int workers;    /* default 2, 1..CFG_MAX_WORKERS */
     /* CPU pinning per stage; -1 = not pinned. cpus: {ingress: 0, router: 1, relay: 1,
      * workers: [0, 1], supervisor: 0}; workers[i % n_cpu_workers] for worker i. */
     int cpu_ingress, cpu_router, cpu_relay, cpu_supervisor;
     int *cpu_workers;
     size_t n_cpu_workers;
-    size_t ring_size;        /* bytes per ring, power of two, default 4 MiB */
-    size_t max_payload;      /* bytes, default 256 KiB; larger messages are dead-lettered */
-    int max_attempts;        /* default 3 */
-    int callback_timeout_ms; /* default 5000, 0 = none */
+    size_t ring_size;           /* bytes per ring, power of two, default 4 MiB */
+    size_t max_payload;         /* bytes, default 256 KiB; larger messages are dead-lettered */
+    int max_attempts;           /* default 3 */
+    int callback_timeout_ms;    /* default 5000, 0 = none */
     enum cfg_overflow overflow; /* default block */
-    char *spool_dir;         /* default /var/tmp/mqttflow/<instance>/spool */
-    char *dead_letter_dir;   /* default /var/tmp/mqttflow/<instance>/dead */
-    char *dead_letter_topic; /* NULL = none */
-    int dead_letter_client;  /* index, -1 = none */
-    char *control_socket;    /* default $XDG_RUNTIME_DIR or /tmp: mqttflow-<instance>.sock */
-    double stats_interval;   /* seconds between stats log lines, 0 = off (default) */
-    size_t spool_max_bytes;  /* default 1 GiB */
+    char *spool_dir;            /* default /var/tmp/mqttflow/<instance>/spool */
+    char *dead_letter_dir;      /* default /var/tmp/mqttflow/<instance>/dead */
+    char *dead_letter_topic;    /* NULL = none */
+    int dead_letter_client;     /* index, -1 = none */
+    char *control_socket;       /* default $XDG_RUNTIME_DIR or /tmp: mqttflow-<instance>.sock */
+    double stats_interval;      /* seconds between stats log lines, 0 = off (default) */
+    size_t spool_max_bytes;     /* default 1 GiB */
 } cfg_runtime;
 
 typedef struct cfg_logging {
-    int default_level;       /* MF_LOG_* of mqttflow.h, default MF_LOG_INFO */
-    cfg_param *levels;       /* component -> level name, validated */
+    int default_level; /* MF_LOG_* of mqttflow.h, default MF_LOG_INFO */
+    cfg_param *levels; /* component -> level name, validated */
     size_t n_levels;
 } cfg_logging;
 
 typedef struct cfg {
-    char *path;              /* as given to cfg_load */
-    char *dir;               /* absolute folder of the file */
+    char *path; /* as given to cfg_load */
+    char *dir;  /* absolute folder of the file */
     cfg_client *clients;
     size_t n_clients;
     cfg_callback *callbacks;
@@ -213,9 +220,9 @@ enum {
  * the caller frees it with cfg_diag_fini whatever the result. */
 int cfg_load(const char *path, unsigned flags, cfg **out, cfg_diag *diag);
 /* The same from a buffer; name is used in messages and dir resolves relative paths. */
-int cfg_load_buffer(const char *name, const char *dir, const char *data, size_t len,
-                    unsigned flags, cfg **out, cfg_diag *diag);
-void cfg_destroy(cfg *c);      /* accepts NULL */
+int cfg_load_buffer(const char *name, const char *dir, const char *data, size_t len, unsigned flags,
+                    cfg **out, cfg_diag *diag);
+void cfg_destroy(cfg *c);        /* accepts NULL */
 void cfg_diag_fini(cfg_diag *d); /* accepts NULL; leaves it empty */
 
 /* Lookups by name: index or -1. */

@@ -82,6 +82,10 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
                 cfg_node_kind(map));
         goto out;
     }
+    if (map->n / 2 > CFG_MAX_CALLBACKS) {
+        cfg_err(x, map, "%zu callbacks, more than the limit of %d", map->n / 2, CFG_MAX_CALLBACKS);
+        goto out;
+    }
     c->callbacks = calloc(map->n / 2 + 1, sizeof(*c->callbacks));
     if (!c->callbacks) {
         cfg_err(x, map, "out of memory");

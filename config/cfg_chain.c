@@ -235,6 +235,10 @@ static void load_chain(cfg_ctx *x, cfg_chain *ch, const cfg_node *seq)
         cfg_err(x, seq, "a processing chain needs at least one step");
         return;
     }
+    if (seq->n > CFG_MAX_STEPS) {
+        cfg_err(x, seq, "%zu steps, more than the limit of %d", seq->n, CFG_MAX_STEPS);
+        return;
+    }
     ch->steps = calloc(seq->n, sizeof(*ch->steps));
     if (!ch->steps) {
         cfg_err(x, seq, "out of memory");
@@ -257,6 +261,10 @@ void cfg_chains_load(cfg_ctx *x, const cfg_node *map)
     size_t old = cfg_path_key(x, "processing_chains");
     if (map->type != CFG_NODE_MAP) {
         cfg_err(x, map, "expected a mapping of name -> list of steps, got %s", cfg_node_kind(map));
+        goto out;
+    }
+    if (map->n / 2 > CFG_MAX_CHAINS) {
+        cfg_err(x, map, "%zu chains, more than the limit of %d", map->n / 2, CFG_MAX_CHAINS);
         goto out;
     }
     c->chains = calloc(map->n / 2 + 1, sizeof(*c->chains));

@@ -266,6 +266,10 @@ static void load_topics(cfg_ctx *x, cfg_client *cl, const cfg_node *seq)
         cfg_err(x, seq, "expected a list of {name, qos}, got %s", cfg_node_kind(seq));
         goto out;
     }
+    if (seq->n > CFG_MAX_TOPICS) {
+        cfg_err(x, seq, "%zu subscriptions, more than the limit of %d", seq->n, CFG_MAX_TOPICS);
+        goto out;
+    }
     cl->topics = calloc(seq->n ? seq->n : 1, sizeof(*cl->topics));
     if (!cl->topics) {
         cfg_err(x, seq, "out of memory");

@@ -205,6 +205,10 @@ void cfg_rules_load(cfg_ctx *x, const cfg_node *seq)
         cfg_err(x, seq, "expected a list of rules, got %s", cfg_node_kind(seq));
         goto out;
     }
+    if (seq->n > CFG_MAX_RULES) {
+        cfg_err(x, seq, "%zu rules, more than the limit of %d", seq->n, CFG_MAX_RULES);
+        goto out;
+    }
     c->rules = calloc(seq->n + 1, sizeof(*c->rules));
     if (!c->rules) {
         cfg_err(x, seq, "out of memory");

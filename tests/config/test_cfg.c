@@ -1020,6 +1020,16 @@ static void test_cfg_hostile_inputs_rejected_fast(void **state)
     assert_true(now_s() - t0 < 1.0);
     assert_string_equal(d.errors[0], "keys.yaml:50001:1: duplicate key \"k7\" (first at line 8)");
     cfg_diag_fini(&d);
+
+    /* too many rules: refused by count before any name is resolved */
+    n = (size_t)sprintf(m, "mqtt_clients: [{client_id: c, broker_url: h}]\nrules:\n");
+    for (size_t i = 0; i <= CFG_MAX_RULES; i++)
+        n += (size_t)sprintf(m + n, "- {rule: r%zu, callback: x}\n", i);
+    assert_int_equal(cfg_load_buffer("rules.yaml", tmpdir, m, n, 0, &c, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    assert_string_equal(d.errors[0], "rules.yaml:3:1: rules: 4097 rules, more than the limit of "
+                                     "4096");
+    cfg_diag_fini(&d);
     free(m);
 }
 
