@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "atom.h"
 #include "clock.h"
 #include "log.h"
 
@@ -163,8 +164,15 @@ int ctx_call(mf_ctx *x, mf_callback cb, const mf_msg *msgs, size_t n)
     /* a callback may run inside another one (a processor fed by a processor's mf_emit): the
      * outermost start is what the supervisor's timeout measures */
     uint64_t outer = slot ? stats_get(&slot->busy_since_ns) : 1;
-    if (!outer)
+    if (!outer) {
+        ctx_busy *b = x->env->busy;
+        if (b) {
+            /* relaxed: a watchdog that reads a stale name only mislabels its log line */
+            atom_store_relaxed(&b->rule, x->rule);
+            atom_store_relaxed(&b->callback, x->callback);
+        }
         stats_set(&slot->busy_since_ns, clock_mono_ns());
+    }
     int rc = cb(x, msgs, n);
     if (!outer)
         stats_set(&slot->busy_since_ns, 0);

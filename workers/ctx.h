@@ -37,11 +37,19 @@ typedef int (*ctx_publish_fn)(void *arg, const rec_hdr *h, const char *topic, co
                               size_t len);
 
 /* What every context of one worker shares; owned by the caller, outlives every ctx. */
+/* The callback running now, for the watchdog's log line (workers/watchdog.h). Written by
+ * ctx_call on the worker thread, read by the watchdog thread. */
+typedef struct ctx_busy {
+    int rule;             /* -1 when idle */
+    const char *callback; /* cfg-owned name, lives as long as the process */
+} ctx_busy;
+
 typedef struct ctx_env {
     const cfg *c;
     ctx_publish_fn publish;
     void *publish_arg;
-    stats_slot *slot; /* this worker's counters, or NULL */
+    stats_slot *slot; /* this worker's counters (busy_since_ns included), or NULL */
+    ctx_busy *busy;   /* or NULL */
 } ctx_env;
 
 /* The message being processed: what outputs inherit (DESIGN §4). */

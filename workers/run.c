@@ -17,6 +17,7 @@
 #include "shm.h"
 #include "stage.h"
 #include "stats.h"
+#include "watchdog.h"
 
 #define COMP "worker"
 
@@ -30,6 +31,8 @@ struct run {
     out o;
     stats *st;
     stats_slot local_slot; /* counters when no stats segment exists (worker run by hand) */
+    ctx_busy busy;
+    watchdog *wd;
 };
 
 int run_create(const cfg *c, size_t worker, run **out_r)
@@ -46,6 +49,8 @@ int run_create(const cfg *c, size_t worker, run **out_r)
     r->env.publish = out_publish;
     r->env.publish_arg = &r->o;
     r->env.slot = &r->local_slot;
+    r->busy.rule = -1;
+    r->env.busy = &r->busy;
     if ((rc = loader_create(&r->env, &r->ld)) < 0)
         goto fail;
     if ((rc = chain_set_create(&r->env, r->ld, &r->cs)) < 0)
@@ -93,14 +98,18 @@ int run_attach(run *r)
         r->env.slot = stats_slot_at(r->st, idx);
     }
     stats_set(&r->env.slot->pid, (uint64_t)getpid());
-    stats_set(&r->env.slot->busy_since_ns, 0);
-    return 0;
+    stats_set(&r->env.slot->busy_since_ns, 0); /* a dead predecessor may have left it set */
+    rc = watchdog_start(&r->env, r->c->runtime.callback_timeout_ms, &r->wd);
+    if (rc < 0)
+        log_error(COMP, "pthread_create of the callback watchdog: %s", strerror(-rc));
+    return rc;
 }
 
 void run_destroy(run *r)
 {
     if (!r)
         return;
+    watchdog_stop(r->wd);
     if (r->outr)
         ring_flush(r->outr);
     if (r->st && r->env.slot != &r->local_slot)

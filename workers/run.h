@@ -10,7 +10,8 @@
  * source client, rule; aux = enum run_dead_reason), as are records of rules with
  * `on_error: dead_letter` whose callback failed. On
  * stage_stop_flag it drains the input ring, closes open sampler windows early, flushes and
- * returns. One thread; signals only set stage.h flags.
+ * returns. One thread runs everything; a watchdog thread (watchdog.h) only watches for a
+ * callback past runtime.callback_timeout_ms. Signals only set stage.h flags.
  */
 #ifndef MF_WORKERS_RUN_H
 #define MF_WORKERS_RUN_H

@@ -62,6 +62,7 @@ static const char *config_fmt =
     "  segv: {module: \"%s\", function: segv_every}\n"
     "  join: {module: \"%s\", function: join}\n"
     "  fail: {module: \"%s\", function: fail}\n"
+    "  hang: {module: \"%s\", function: hang_on}\n"
     "  %s\n"
     "rules:\n"
     "  - {rule: r_echo, source_client_id: c1, topic: \"in/#\", callback: echo}\n"
@@ -70,6 +71,7 @@ static const char *config_fmt =
     "  - {rule: r_fast, source_client_id: c1, topic: \"in/#\", action: fast}\n"
     "  - {rule: r_fail, source_client_id: c1, topic: \"in/#\", callback: fail, on_error: "
     "dead_letter}\n"
+    "  - {rule: r_hang, source_client_id: c1, topic: \"in/#\", callback: hang}\n"
     "processing_chains:\n"
     "  slow:\n"
     "    - step: sampler\n"
@@ -81,9 +83,10 @@ static const char *config_fmt =
     "      config: {duration: 0.3, callback: join, topic: \"win/fast\"}\n"
     "    - step: relay\n"
     "      config: {target_client_id: c2}\n"
-    "runtime: {instance: \"%s\", workers: 1, max_attempts: 2, ring_size: 65536}\n";
+    "runtime: {instance: \"%s\", workers: 1, max_attempts: 2, ring_size: 65536, "
+    "callback_timeout_ms: 400}\n";
 
-enum { R_ECHO = 0, R_SEGV = 1, R_SLOW = 2, R_FAST = 3, R_FAIL = 4 };
+enum { R_ECHO = 0, R_SEGV = 1, R_SLOW = 2, R_FAST = 3, R_FAIL = 4, R_HANG = 5 };
 
 static int write_config(fx *f, const char *extra_callback)
 {
@@ -91,7 +94,7 @@ static int write_config(fx *f, const char *extra_callback)
     if (!cf)
         return -1;
     fprintf(cf, config_fmt, wt_cb("echo"), wt_cb("segv_every"), wt_cb("echo"), wt_cb("echo"),
-            extra_callback ? extra_callback : "", f->instance);
+            wt_cb("hang_on"), extra_callback ? extra_callback : "", f->instance);
     return fclose(cf);
 }
 
@@ -541,6 +544,31 @@ static void test_worker_stop_waits_for_room_in_a_full_output_ring(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+static void test_worker_hung_callback_is_killed_then_dead_lettered(void **state)
+{
+    fx *f = *state;
+    push(f, R_HANG, "in/h", "HANG");
+    push(f, R_ECHO, "in/e", "after");
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        assert_true(spawn(f));
+        int st = wait_exit(f); /* the watchdog, 400 ms into the callback */
+        assert_true(WIFSIGNALED(st));
+        assert_int_equal(WTERMSIG(st), SIGKILL);
+    }
+    assert_non_null(strstr(read_log(f), "rule r_hang: callback hang has run for"));
+    assert_non_null(strstr(read_log(f), "past runtime.callback_timeout_ms (400)"));
+    assert_true(spawn(f));
+    wt_rec r;
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_int_equal(r.h.kind, REC_DEAD);
+    assert_string_equal(r.payload, "HANG");
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_int_equal(r.h.kind, REC_PUBLISH);
+    assert_string_equal(r.payload, "after");
+    kill(f->pid, SIGTERM);
+    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -557,6 +585,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_failed_callback_goes_to_dead_letter, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_stop_waits_for_room_in_a_full_output_ring,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_hung_callback_is_killed_then_dead_lettered,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_sustained_load_keeps_order_under_backpressure,
                                         setup, teardown),

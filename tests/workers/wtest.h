@@ -92,6 +92,7 @@ static inline int wt_publish(void *arg, const rec_hdr *h, const char *topic, con
 
 static inline void wt_env(ctx_env *env, const cfg *c, wt_sink *sink, stats_slot *slot)
 {
+    memset(env, 0, sizeof(*env));
     memset(sink, 0, sizeof(*sink));
     memset(slot, 0, sizeof(*slot));
     env->c = c;
