@@ -1,0 +1,227 @@
+# shellcheck shell=bash
+# 39-pipeline-lib.sh: helpers of the whole-pipeline tests (20-3x), on top of lib.sh.
+#
+# Sourced by those tests (`. "$(dirname "$0")/39-pipeline-lib.sh"`, which also sources lib.sh).
+# Run directly (tests/run.sh runs every [0-9]*.sh), it is the smoke test of these helpers: one
+# echo rule through the real pipeline, one message in and out, `mqttflow status`, `mqttflow
+# stop`, exit 0 and no shared-memory segment left.
+#
+#   it_runtime WORKERS [EXTRA_LINE...]  print a runtime: section (unique instance it<pid>_<n>,
+#                                       control socket, spool and dead-letter dirs in $LIB_TMP)
+#   it_start CONF [SECS=30]             mqttflow run CONF (lib_spawn "mf"; $mf_PID, log
+#                                       $LIB_TMP/mf.log); waits until status says "running"
+#   it_status CONF / it_prom CONF       the status table / Prometheus text
+#   it_metric CONF METRIC STAGE [ID]    one value of the Prometheus text (e.g. it_metric "$c"
+#                                       mqttflow_stage_in_total worker 0)
+#   it_sub NAME ARGS...                 mfsub ARGS -R ready in the background (log
+#                                       $LIB_TMP/NAME.log, $NAME_PID), waits for its ready file
+#   it_wait_exit PID SECS               waits for our child PID to end: 0 and $IT_RC, or 1 on
+#                                       timeout
+#   it_stop CONF                        mqttflow stop CONF, then asserts the supervisor exits 0
+#                                       and leaves no /dev/shm/mqttflow.<instance>.* behind
+#   it_shm_left INSTANCE                prints the number of segments of INSTANCE
+# Needs $IT_INSTANCE set by it_runtime (one instance per test script).
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+IT_CB=$IT_ROOT/$BUILD/tests/callbacks
+[[ $BUILD == /* ]] && IT_CB=$BUILD/tests/callbacks
+IT_EXAMPLES=$IT_ROOT/config/examples
+IT_INSTANCE=""
+IT_RC=0
+IT_N=0
+
+# skip (77) unless the binaries, tools and mosquitto exist
+it_require() {
+    local f
+    for f in "$MQTTFLOW" "$MF_INGRESS" "$MF_ROUTER" "$MF_WORKER" "$MF_RELAY" "$MFPUB" "$MFSUB" \
+        "$MOSQUITTO" "$@"; do
+        if [[ ! -x $f && ! -e $f ]]; then
+            echo "SKIP: $f not built or not installed"
+            exit 77
+        fi
+    done
+}
+
+it_runtime() {
+    local workers=$1 l
+    shift
+    IT_N=$((IT_N + 1))
+    IT_INSTANCE="it$$_$IT_N"
+    mkdir -p "$LIB_TMP/spool" "$LIB_TMP/dead"
+    echo "runtime:"
+    echo "  instance: \"$IT_INSTANCE\""
+    echo "  workers: $workers"
+    echo "  control_socket: \"$LIB_TMP/ctl.sock\""
+    echo "  spool_dir: \"$LIB_TMP/spool\""
+    echo "  dead_letter: { dir: \"$LIB_TMP/dead\" }"
+    for l in "$@"; do echo "  $l"; done
+}
+
+it_status() {
+    "$MQTTFLOW" status "$1" 2>&1
+}
+
+it_prom() {
+    "$MQTTFLOW" status --prom "$1" 2>&1
+}
+
+# it_metric CONF METRIC STAGE [ID]: the value, or empty
+it_metric() {
+    local id=${4:-}
+    it_prom "$1" | awk -v m="$2" -v s="stage=\"$3\"" -v i="id=\"$id\"" \
+        'index($0, m "{") == 1 && index($0, s) && index($0, i) { print $NF; exit }'
+}
+
+it_shm_left() {
+    local n=0 f
+    for f in /dev/shm/mqttflow."$1".*; do
+        [[ -e $f ]] && n=$((n + 1))
+    done
+    echo "$n"
+}
+
+# status answers and its first line says "instance <name>: running"
+it_is_running() {
+    it_status "$1" | head -n 1 | grep -q "^instance $IT_INSTANCE: running"
+}
+
+it_start() {
+    local conf=$1 secs=${2:-30} end
+    [[ -n $IT_INSTANCE ]] || lib_fail "it_start: no it_runtime in the config"
+    lib_spawn mf "$MQTTFLOW" run "$conf"
+    end=$((SECONDS + secs))
+    until it_is_running "$conf"; do
+        if ! kill -0 "$mf_PID" 2>/dev/null; then
+            wait "$mf_PID"
+            lib_log "mqttflow run exited with $? before it was running; its log:"
+            cat "$LIB_TMP/mf.log" >&2
+            lib_fail "the pipeline did not start"
+        fi
+        if ((SECONDS >= end)); then
+            cat "$LIB_TMP/mf.log" >&2
+            it_status "$conf" >&2
+            lib_fail "the pipeline was not running after ${secs}s"
+        fi
+        sleep 0.1
+    done
+    lib_log "pipeline $IT_INSTANCE running (supervisor pid $mf_PID)"
+}
+
+it_sub() {
+    local name=$1
+    shift
+    rm -f "$LIB_TMP/$name.ready"
+    lib_spawn "$name" "$MFSUB" "$@" -R "$LIB_TMP/$name.ready"
+    wait_file "$LIB_TMP/$name.ready" 15 || {
+        cat "$LIB_TMP/$name.log" >&2
+        lib_fail "mfsub $name did not subscribe"
+    }
+}
+
+# it_wait_exit PID SECS: our child ended within SECS: 0 and IT_RC = its status; 1 on timeout
+it_wait_exit() {
+    local pid=$1 secs=$2 end
+    end=$((SECONDS + secs))
+    while kill -0 "$pid" 2>/dev/null && [[ $(ps -o stat= -p "$pid" 2>/dev/null) != Z* ]]; do
+        ((SECONDS >= end)) && return 1
+        sleep 0.05
+    done
+    wait "$pid"
+    IT_RC=$?
+    return 0
+}
+
+# it_assert_clean_exit [SECS=60]: the supervisor ($mf_PID) exits 0 within SECS, no segment left
+it_assert_clean_exit() {
+    local secs=${1:-60} left
+    it_wait_exit "$mf_PID" "$secs" || {
+        tail -n 30 "$LIB_TMP/mf.log" >&2
+        lib_fail "the supervisor did not exit within ${secs}s of the stop"
+    }
+    if [[ $IT_RC != 0 ]]; then
+        tail -n 30 "$LIB_TMP/mf.log" >&2
+        lib_fail "the supervisor exited with $IT_RC, want 0"
+    fi
+    left=$(it_shm_left "$IT_INSTANCE")
+    [[ $left == 0 ]] || {
+        ls -l /dev/shm/mqttflow."$IT_INSTANCE".* >&2
+        lib_fail "$left /dev/shm/mqttflow.$IT_INSTANCE.* segment(s) left after the stop"
+    }
+    if grep -E 'Sanitizer|runtime error:' "$LIB_TMP/mf.log" >&2; then
+        lib_fail "sanitizer report in the pipeline's log"
+    fi
+}
+
+it_stop() {
+    local out
+    out=$("$MQTTFLOW" stop "$1" 2>&1) || lib_fail "mqttflow stop failed: $out"
+    it_assert_clean_exit 60
+}
+
+# it_mfpub NAME ARGS...: run mfpub in the foreground (log $LIB_TMP/NAME.log), fail unless it
+# completed every message
+it_mfpub() {
+    local name=$1
+    shift
+    "$MFPUB" "$@" >"$LIB_TMP/$name.log" 2>&1 || {
+        cat "$LIB_TMP/$name.log" >&2
+        lib_fail "mfpub $name did not complete"
+    }
+}
+
+# it_sub_result NAME SECS: wait for mfsub NAME to end (it ends on -n or idle); prints its RESULT
+it_sub_result() {
+    local name=$1 secs=$2 pidvar
+    pidvar=${name}_PID
+    it_wait_exit "${!pidvar}" "$secs" || lib_fail "mfsub $name still running after ${secs}s"
+    grep '^RESULT ' "$LIB_TMP/$name.log" | tail -n 1
+}
+
+# ---- run directly: the smoke test of the helpers ----
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    it_require "$IT_CB/echo.so"
+    broker_start || lib_fail "no broker"
+    conf=$LIB_TMP/conf.yaml
+    {
+        cat <<EOF
+mqtt_clients:
+  - client_id: "c1"
+    broker_url: "mqtt://127.0.0.1"
+    port: $MQTT_PORT
+    topics:
+      - name: "in/#"
+        qos: 1
+callbacks:
+  echo:
+    module: "$IT_CB/echo.so"
+    function: "echo"
+rules:
+  - rule: "echo_all"
+    topic: "in/#"
+    action: "echo_chain"
+processing_chains:
+  echo_chain:
+    - step: "custom_processor"
+      config: {callback: "echo", prefix: "out/"}
+EOF
+        it_runtime 1
+    } >"$conf"
+    "$MQTTFLOW" check "$conf" >"$LIB_TMP/check.log" 2>&1 || {
+        cat "$LIB_TMP/check.log" >&2
+        lib_fail "mqttflow check refused the config"
+    }
+    it_start "$conf"
+    [[ $(it_shm_left "$IT_INSTANCE") -gt 0 ]] || lib_fail "no segment of $IT_INSTANCE while running"
+    it_sub sub -p "$MQTT_PORT" -t 'out/#' -q 1 -n 100 -I 10
+    it_mfpub pub -p "$MQTT_PORT" -t in/a -n 100 -q 1 -i 7
+    res=$(it_sub_result sub 30)
+    lib_log "mfsub: $res"
+    expect_eq "unique" "$(result_field "$LIB_TMP/sub.log" unique)" 100
+    expect_eq "lost" "$(result_field "$LIB_TMP/sub.log" lost)" 0
+    expect_eq "reorder" "$(result_field "$LIB_TMP/sub.log" reorder)" 0
+    expect_eq "router in" "$(it_metric "$conf" mqttflow_stage_in_total router)" 100
+    it_stop "$conf"
+    lib_log "PASS"
+fi
