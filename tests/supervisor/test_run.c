@@ -248,6 +248,17 @@ static int shm_left(const char *instance)
     return n;
 }
 
+/* The supervisor's log must not hold a sanitizer report (ASan/UBSan builds). */
+static void assert_no_sanitizer_report(fx *f)
+{
+    char *s = slurp(f->err);
+    int bad = strstr(s, "Sanitizer") != NULL || strstr(s, "runtime error:") != NULL;
+    if (bad)
+        fprintf(stderr, "supervisor log:\n%s\n", s);
+    free(s);
+    assert_false(bad);
+}
+
 static const char fake_stage[] =
     "#!/bin/bash\n"
     "# fake stage: the stage contract of common/stage.h, with switches for faults\n"
@@ -416,6 +427,7 @@ static void test_run_starts_in_reverse_order_and_stops_in_pipeline_order(void **
     free(out);
     assert_int_equal(wait_exit(f->sup, 10000), 0);
     f->sup = 0;
+    assert_no_sanitizer_report(f);
     log_order(f, "stop", order, sizeof(order));
     /* ingress, router, then both workers (either order), then relay */
     assert_true(!strcmp(order, "ingress0,router,worker0,worker1,relay") ||
@@ -464,6 +476,7 @@ static void test_run_status_kill9_restart_and_stop(void **state)
     free(out);
     assert_int_equal(wait_exit(f->sup, 10000), 0);
     f->sup = 0;
+    assert_no_sanitizer_report(f);
     assert_int_equal(shm_left(f->instance), 0);
     /* once it is gone, the CLI says so */
     assert_int_equal(cli(f, &out, "status", NULL, NULL), 1);
@@ -488,6 +501,7 @@ static void test_run_refuses_a_second_instance(void **state)
     kill(f->sup, SIGTERM);
     assert_int_equal(wait_exit(f->sup, 10000), 0);
     f->sup = 0;
+    assert_no_sanitizer_report(f);
     assert_int_equal(shm_left(f->instance), 0);
 }
 
@@ -500,6 +514,7 @@ static void test_run_stage_config_error_fails_the_start_with_exit_2(void **state
     start_supervisor(f, 0);
     assert_int_equal(wait_exit(f->sup, 15000), 2);
     f->sup = 0;
+    assert_no_sanitizer_report(f);
     assert_int_equal(wait_text(f->err, "worker 1 (pid", 100), 0);
     assert_int_equal(wait_text(f->err, "configuration error", 100), 0);
     char *s = slurp(f->fake_log);
@@ -532,6 +547,38 @@ static void test_run_crash_loop_ends_failed_with_reason(void **state)
     kill(f->sup, SIGINT);
     assert_int_equal(wait_exit(f->sup, 10000), 0);
     f->sup = 0;
+    assert_no_sanitizer_report(f);
+    assert_int_equal(shm_left(f->instance), 0);
+}
+
+static void test_run_reclaims_a_killed_instance(void **state)
+{
+    fx *f = *state;
+    start_supervisor(f, 0);
+    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
+    long relay = 0;
+    assert_int_equal(wait_stage(f, "relay", "running", 0, &relay, 5000), 0);
+    /* the supervisor dies without cleaning up: segments and the socket file stay behind */
+    kill(f->sup, SIGKILL);
+    assert_int_equal(wait_exit(f->sup, 5000), 128 + SIGKILL);
+    f->sup = 0;
+    assert_true(shm_left(f->instance) >= 6);
+    assert_int_equal(access(f->sock, F_OK), 0);
+    char *out = NULL;
+    assert_int_equal(cli(f, &out, "status", NULL, NULL), 1);
+    free(out);
+    /* the fake stages notice (real ones get SIGKILL from PR_SET_PDEATHSIG) */
+    uint64_t end = now_ms() + 5000;
+    while (kill((pid_t)relay, 0) == 0 && now_ms() < end)
+        nap_ms(20);
+    /* a new supervisor reclaims the stale segments and socket */
+    start_supervisor(f, 0);
+    assert_int_equal(wait_stage(f, "relay", "running", 0, NULL, 15000), 0);
+    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
+    free(out);
+    assert_int_equal(wait_exit(f->sup, 10000), 0);
+    f->sup = 0;
+    assert_no_sanitizer_report(f);
     assert_int_equal(shm_left(f->instance), 0);
 }
 
@@ -625,6 +672,7 @@ static void test_run_real_stages_with_mosquitto(void **state)
     free(out);
     assert_int_equal(wait_exit(f->sup, 30000), 0);
     f->sup = 0;
+    assert_no_sanitizer_report(f);
     assert_int_equal(shm_left(f->instance), 0);
     for (int i = 0; i < 5; i++)
         assert_true(kill((pid_t)pids[i], 0) < 0 || i == 2);
@@ -655,6 +703,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_crash_loop_ends_failed_with_reason, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_run_reclaims_a_killed_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_real_stages_with_mosquitto, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
