@@ -271,8 +271,8 @@ void cfg_logging_load(cfg_ctx *x, const cfg_node *m)
                     if (!cfg_node_is_null(v->items[j + 1]))
                         add_level(x, v->items[j], v->items[j + 1]);
             cfg_path_pop(x, o2);
-        } else {
-            add_level(x, k, v);
+        } else if (cfg_schema_has(logging_keys, CFG_NFIELDS(logging_keys), k->str)) {
+            add_level(x, k, v); /* a component named directly; unknown keys are reported */
         }
     }
 out:

@@ -650,6 +650,67 @@ static void test_cfg_error_clients(void **state)
                  want);
 }
 
+static void test_cfg_error_client_details(void **state)
+{
+    (void)state;
+    write_file("cert.pem", "x", 0644);
+    expect_error(
+        "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, tls: {cert: cert.pem}}\n",
+        "config.yaml:2:48: mqtt_clients[0].tls: a client certificate needs both cert and "
+        "key");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, will: {topic: a/+}}\n",
+                 "config.yaml:2:57: mqtt_clients[0].will.topic: \"a/+\" is not a valid topic name "
+                 "(no wildcards)");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, reconnect: {min_delay: "
+                 "5, max_delay: 1}}\n",
+                 "config.yaml:2:54: mqtt_clients[0].reconnect: min_delay (5) is larger than "
+                 "max_delay (1)");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, shared_group: a/b}\n",
+                 "config.yaml:2:57: mqtt_clients[0].shared_group: a shared group name must be "
+                 "non-empty without '/', '+' or '#'");
+    expect_error("mqtt_clients:\n  - {client_id: \"\", broker_url: mqtt://h}\n",
+                 "config.yaml:2:17: mqtt_clients[0].client_id: must not be empty");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://\"}\n",
+                 "config.yaml:2:33: mqtt_clients[0].broker_url: no host in \"mqtt://\"");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://h/path\"}\n",
+                 "config.yaml:2:33: mqtt_clients[0].broker_url: a path in \"mqtt://h/path\" only "
+                 "makes sense with ws:// or wss://");
+    setenv("TEST_CFG_SET", "x", 1);
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, password_env: "
+                 "TEST_CFG_SET, password_file: b}\n",
+                 "config.yaml:2:86: mqtt_clients[0].password_file: give password_env or "
+                 "password_file, not both");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, topics: [\"a\\0b\"]}\n",
+                 "config.yaml:2:52: value contains a NUL byte");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
+                 "runtime: {dead_letter: {topic: dead}}\n",
+                 "config.yaml:3:24: runtime.dead_letter: a dead_letter topic needs client_id (the "
+                 "client to publish on)");
+    /* an unknown key under logging: is reported once, as unknown */
+    write_file("config.yaml",
+               "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
+               "logging: {level: warning, bogus: 1}\n",
+               0644);
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    assert_string_equal(d.errors[0],
+                        "config.yaml:3:27: logging.bogus: unknown key (allowed: default_level, "
+                        "level, levels, ingress, router, worker, workers, relay, supervisor, "
+                        "config, callbacks)");
+    cfg_diag_fini(&d);
+    /* level: is an alias of default_level; cpus.workers may be one number */
+    c = load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
+                "logging: {level: warning}\nruntime: {cpus: {workers: 3}}\n",
+                &d);
+    assert_int_equal(c->logging.default_level, MF_LOG_WARNING);
+    assert_int_equal(c->runtime.n_cpu_workers, 1);
+    assert_int_equal(c->runtime.cpu_workers[0], 3);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
 static void test_cfg_error_password(void **state)
 {
     (void)state;
@@ -1281,6 +1342,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cfg_error_unknown_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_error_types_and_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_error_clients, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_client_details, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_error_password, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_password_never_from_yaml, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_warning_password_file_readable, setup, teardown),
