@@ -142,6 +142,8 @@ static void parse_url(cfg_ctx *x, cfg_client *cl, const cfg_node *v, char **path
         }
         if (!cl->port)
             cl->port = (int)p;
+        else if (cl->port != p)
+            cfg_warn(x, v, "port %d overrides the port %ld of the URL", cl->port, p);
         after = end;
     } else if (*after && *after != '/') {
         cfg_err(x, v, "malformed broker URL \"%s\"", u);

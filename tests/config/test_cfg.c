@@ -700,6 +700,14 @@ static void test_cfg_error_client_details(void **state)
                         "level, levels, ingress, router, worker, workers, relay, supervisor, "
                         "config, callbacks)");
     cfg_diag_fini(&d);
+    /* a port key beside a different port in the URL wins, with a warning */
+    c = load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://h:1\", port: 2}\n", &d);
+    assert_int_equal(c->clients[0].port, 2);
+    assert_int_equal(d.n_warnings, 1);
+    assert_string_equal(d.warnings[0], "config.yaml:2:33: mqtt_clients[0].broker_url: port 2 "
+                                       "overrides the port 1 of the URL");
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
     /* level: is an alias of default_level; cpus.workers may be one number */
     c = load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
                 "logging: {level: warning}\nruntime: {cpus: {workers: 3}}\n",
