@@ -285,9 +285,7 @@ static int build_rule(chain_set *cs, chain_rule *cr, int rule)
                       r->name, ch->name, i, kind_name(s->cfg->kind));
             rc = -EINVAL;
         }
-        if (rc == 0 &&
-            (s->cfg->kind == CFG_STEP_SAMPLER || s->cfg->kind == CFG_STEP_CUSTOM_PROCESSOR) &&
-            !s->cb) {
+        if (rc == 0 && s->cfg->kind == CFG_STEP_CUSTOM_PROCESSOR && !s->cb) {
             log_error(COMP, "rule %s, chain %s, step %zu (%s): no callback", r->name, ch->name, i,
                       kind_name(s->cfg->kind));
             rc = -EINVAL;

@@ -1,7 +1,9 @@
 /* step_sampler: a tumbling window of `duration` seconds per rule; when it closes, its
  * callback runs once with every message the window holds, and what the callback emits goes
  * to the next step. A window that received nothing does not call the callback (n == 0 would
- * only wake every sampler of every idle rule for nothing). See window.h for the state. */
+ * only wake every sampler of every idle rule for nothing). Without a callback (it is optional
+ * in the config) the sampler samples: the window's last message goes on, the others are
+ * dropped (not counted: thinning out is the point). See window.h for the state. */
 #include <errno.h>
 #include <string.h>
 
@@ -62,7 +64,9 @@ void step_sampler_close(chain_step *s)
     ctx_origin o;
     size_t n = window_msgs(s->win, &msgs, &o);
 
-    if (n > 0) {
+    if (n > 0 && !s->cb) {
+        chain_feed(s->cr, s->index + 1, &o, &msgs[n - 1]);
+    } else if (n > 0) {
         mf_ctx x;
         ctx_init_call(&x, s->cr->env, s->cr->rule, (int)s->index, s->cb_name, s->cfg->params,
                       s->cfg->n_params, chain_emit_next, s, &o);

@@ -121,6 +121,39 @@ static void test_examples_sampling_chain_relays_summary(void **state)
                                     "\"processed_at\":1700000000000000000}");
 }
 
+/* config/examples/reference.yaml uses every step kind: the worker must build all of them,
+ * and a window closing at stop must run through the whole chain in one pass. */
+static void test_examples_reference_chain_runs_every_step_kind(void **state)
+{
+    (void)state;
+    fx f = {0};
+    cfg_diag d = {0};
+    int rc = cfg_load("config/examples/reference.yaml", CFG_LOAD_CHECK_MODULES, &f.c, &d);
+    for (size_t i = 0; i < d.n_errors; i++)
+        fprintf(stderr, "%s\n", d.errors[i]);
+    cfg_diag_fini(&d);
+    assert_int_equal(rc, 0);
+    wt_env(&f.env, f.c, &f.sink, &f.slot);
+    assert_int_equal(loader_create(&f.env, &f.ld), 0);
+    assert_int_equal(chain_set_create(&f.env, f.ld, &f.cs), 0);
+
+    assert_int_equal(feed(&f, "averages", "sensors/kitchen/temperature", "{\"temp\": 20}"), 0);
+    assert_int_equal(feed(&f, "averages", "sensors/kitchen/temperature", "{\"temp\": 30}"), 0);
+    assert_int_equal(f.sink.n, 0);
+    chain_close_all(f.cs);
+    assert_int_equal(f.sink.n, 1);
+    const wt_rec *r = &f.sink.recs[0];
+    assert_string_equal(r->topic, "processed/temperature");
+    assert_int_equal(r->h.client, cfg_client_index(f.c, "client2"));
+    /* sampler avg 25 -> filter -> on_change -> aggregate max -> batch of one -> relay */
+    assert_string_equal(r->payload, "[{\"fn\":\"max\",\"field\":\"avg\",\"value\":25,"
+                                    "\"count\":1}]");
+    assert_int_equal(chain_next_deadline(f.cs), UINT64_MAX);
+    chain_set_destroy(f.cs);
+    loader_destroy(f.ld);
+    cfg_destroy(f.c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -129,6 +162,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_examples_humidity_classes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_examples_sampling_chain_relays_summary, setup,
                                         teardown),
+        cmocka_unit_test(test_examples_reference_chain_runs_every_step_kind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

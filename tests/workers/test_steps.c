@@ -374,6 +374,22 @@ static void test_steps_aggregate_avg_over_interval(void **state)
     destroy(f);
 }
 
+static void test_steps_sampler_without_callback_passes_the_last_message(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: sampler\n"
+                 "      config: {duration: 60}\n");
+    assert_int_equal(feed(f, "in/a", "1", 0, 0), 0);
+    assert_int_equal(feed(f, "in/b", "2", 1, 0), 0);
+    assert_int_equal(feed(f, "in/c", "3", 0, 0), 0);
+    chain_close_all(f->cs);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].topic, "in/c");
+    assert_string_equal(f->sink.recs[0].payload, "3");
+    assert_int_equal(f->sink.recs[0].h.qos, 1); /* the window's highest */
+    destroy(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_steps_relay_inherits_topic_qos_retain),
         cmocka_unit_test(test_steps_sampler_closes_on_time_with_its_messages),
         cmocka_unit_test(test_steps_sampler_caps_window_and_counts_drops),
+        cmocka_unit_test(test_steps_sampler_without_callback_passes_the_last_message),
         cmocka_unit_test(test_steps_custom_processor_emits_to_next_step),
         cmocka_unit_test(test_steps_filter_passes_only_matching),
         cmocka_unit_test(test_steps_callback_error_is_returned_and_counted),
