@@ -83,19 +83,19 @@ stats_slot *stats_slot_at(stats *s, size_t idx)
 
 size_t stats_slot_index(enum stats_stage kind, size_t idx, size_t n_ingress)
 {
+    /* singletons first, so no caller needs the worker count */
     switch (kind) {
     case STATS_SUPERVISOR:
         return 0;
-    case STATS_INGRESS:
-        return 1 + idx;
     case STATS_ROUTER:
-        return 1 + n_ingress;
-    case STATS_WORKER:
-        return 2 + n_ingress + idx;
+        return 1;
     case STATS_RELAY:
+        return 2;
+    case STATS_INGRESS:
+        return 3 + idx;
+    case STATS_WORKER:
     default:
-        /* the relay follows the workers; idx carries the worker count for it */
-        return 2 + n_ingress + idx;
+        return 3 + n_ingress + idx;
     }
 }
 

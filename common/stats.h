@@ -45,8 +45,8 @@ size_t stats_slot_count(const stats *s);
 /* The slot at idx (< stats_slot_count), valid until stats_detach. */
 stats_slot *stats_slot_at(stats *s, size_t idx);
 
-/* Slot layout: 0 supervisor, 1..n_ingress ingress, router, workers, relay. idx is the ingress
- * or worker index; for STATS_RELAY pass idx = the number of workers (runtime.workers). */
+/* Slot layout: 0 supervisor, 1 router, 2 relay, then the ingresses, then the workers. idx is
+ * the ingress or worker index (ignored for the singletons). */
 size_t stats_slot_index(enum stats_stage kind, size_t idx, size_t n_ingress);
 size_t stats_slot_total(size_t n_ingress, size_t n_workers);
 
