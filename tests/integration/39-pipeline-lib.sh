@@ -20,6 +20,12 @@
 #   it_stop CONF                        mqttflow stop CONF, then asserts the supervisor exits 0
 #                                       and leaves no /dev/shm/mqttflow.<instance>.* behind
 #   it_shm_left INSTANCE                prints the number of segments of INSTANCE
+#   it_msub NAME PORT PROBE FILTER...   mosquitto_sub -v -q 1 on FILTERs (one "topic payload" line
+#                                       per message in $LIB_TMP/NAME.out); ready once a probe
+#                                       published on topic PROBE came back
+#   it_until SECS 'EXPR'                like wait_for, but EXPR (shell text) is evaluated again on
+#                                       every try (wait_for's arguments are expanded once)
+#   it_lines NAME TOPIC                 the payloads NAME received on TOPIC, one a line
 # Needs $IT_INSTANCE set by it_runtime (one instance per test script).
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -29,6 +35,8 @@ IT_CB=$IT_ROOT/$BUILD/tests/callbacks
 [[ $BUILD == /* ]] && IT_CB=$BUILD/tests/callbacks
 IT_EXAMPLES=$IT_ROOT/config/examples
 IT_INSTANCE=""
+MOSQUITTO_PUB=${MOSQUITTO_PUB:-$(command -v mosquitto_pub || echo /usr/bin/mosquitto_pub)}
+MOSQUITTO_SUB=${MOSQUITTO_SUB:-$(command -v mosquitto_sub || echo /usr/bin/mosquitto_sub)}
 IT_RC=0
 IT_N=0
 
@@ -177,6 +185,34 @@ it_sub_result() {
     pidvar=${name}_PID
     it_wait_exit "${!pidvar}" "$secs" || lib_fail "mfsub $name still running after ${secs}s"
     grep '^RESULT ' "$LIB_TMP/$name.log" | tail -n 1
+}
+
+it_msub() {
+    local name=$1 port=$2 probe=$3 end
+    shift 3
+    local args=() f
+    for f in "$@"; do args+=(-t "$f"); done
+    : >"$LIB_TMP/$name.out"
+    "$MOSQUITTO_SUB" -h 127.0.0.1 -p "$port" -q 1 -v "${args[@]}" >"$LIB_TMP/$name.out" \
+        2>"$LIB_TMP/$name.err" &
+    lib_track $!
+    printf -v "${name}_PID" '%s' "$!"
+    end=$((SECONDS + 15))
+    until grep -q "^$probe probe" "$LIB_TMP/$name.out"; do
+        ((SECONDS >= end)) && lib_fail "mosquitto_sub $name: no probe back on $probe"
+        "$MOSQUITTO_PUB" -h 127.0.0.1 -p "$port" -q 1 -t "$probe" -m probe
+        sleep 0.2
+    done
+}
+
+it_until() {
+    local secs=$1
+    shift
+    wait_for "$secs" eval "$*"
+}
+
+it_lines() {
+    awk -v t="$2" 'index($0, t " ") == 1 { print substr($0, length(t) + 2) }' "$LIB_TMP/$1.out"
 }
 
 # ---- run directly: the smoke test of the helpers ----
