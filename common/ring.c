@@ -253,7 +253,7 @@ int ring_reserve(ring *r, size_t len, void **buf)
 {
     uint64_t pad;
 
-    if (len == 0 || len > r->max_rec)
+    if ((uint64_t)len - 1 >= r->max_rec) /* 0 wraps to the maximum: one compare for both */
         return -EMSGSIZE;
     uint64_t need = need_at(r, r->p_head, len, &pad);
     if (!fits(r, need)) {
@@ -272,8 +272,8 @@ int ring_reserve(ring *r, size_t len, void **buf)
 
 void ring_commit(ring *r, size_t len)
 {
-    if (len == 0 || len > r->p_res_len)
-        abort(); /* caller bug: no reservation, or a length beyond it */
+    if ((uint64_t)len - 1 >= r->p_res_len)
+        abort(); /* caller bug: no reservation, a length of 0 or beyond the reservation */
     if (r->p_res_pad) {
         ring_rec_hdr *pad = hdr_at(r, r->p_head);
         pad->len = (uint32_t)r->p_res_pad;
