@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -112,6 +113,46 @@ typedef struct target {
     int n_words;
 } target;
 
+/* Without -c/-i/-s: the one instance whose socket answers in the default folder
+ * ($XDG_RUNTIME_DIR or /tmp), else "default". Several live ones: the user must choose. 0 or
+ * an exit code. */
+static int guess_instance(target *t)
+{
+    char dir[PATH_MAX], pattern[PATH_MAX + 32];
+    glob_t g;
+    int n_live = 0;
+
+    snprintf(t->instance, sizeof(t->instance), "default");
+    if (ctl_default_path("x", dir, sizeof(dir)) < 0)
+        return 0;
+    *strrchr(dir, '/') = '\0';
+    snprintf(pattern, sizeof(pattern), "%s/mqttflow-*.sock", dir);
+    if (glob(pattern, 0, NULL, &g) != 0)
+        return 0;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        char *reply = NULL;
+        /* a dead instance's socket file refuses the connection: not a candidate */
+        if (ctl_request(g.gl_pathv[i], "status", 2000, &reply, NULL) < 0)
+            continue;
+        free(reply);
+        const char *base = strrchr(g.gl_pathv[i], '/') + 1 + strlen("mqttflow-");
+        size_t len = strlen(base) - strlen(".sock");
+        if (++n_live == 1) {
+            snprintf(t->instance, sizeof(t->instance), "%.*s", (int)len, base);
+        } else {
+            if (n_live == 2)
+                fprintf(stderr, "several instances are running: %s", t->instance);
+            fprintf(stderr, ", %.*s", (int)len, base);
+        }
+    }
+    globfree(&g);
+    if (n_live > 1) {
+        fprintf(stderr, "; choose one with -i INSTANCE or -c CONFIG\n");
+        return MF_EXIT_FAILED;
+    }
+    return 0;
+}
+
 /* Parses [-c CONFIG] [-i INSTANCE] [-s SOCKET] [--prom] and positionals. With
  * config_positional, a single positional is taken as CONFIG. 0, or an exit code. */
 static int parse_target(int argc, char **argv, int config_positional, int allow_prom, target *t)
@@ -158,7 +199,13 @@ static int parse_target(int argc, char **argv, int config_positional, int allow_
             snprintf(t->sock, sizeof(t->sock), "%s", c->runtime.control_socket);
         cfg_destroy(c);
     } else {
-        snprintf(t->instance, sizeof(t->instance), "%s", instance ? instance : "default");
+        if (!instance && !sock) {
+            int rc = guess_instance(t);
+            if (rc)
+                return rc;
+        } else {
+            snprintf(t->instance, sizeof(t->instance), "%s", instance ? instance : "default");
+        }
     }
     if (sock)
         snprintf(t->sock, sizeof(t->sock), "%s", sock);
