@@ -43,6 +43,7 @@ typedef struct fixture {
     char stats_name[SHM_NAME_MAX];
     char yaml[256];
     int port;
+    const char *broker_extra; /* appended to mosquitto.conf */
     pid_t broker, ingress;
     ring *owner; /* the creator's observer handle (keeps the segment) */
     ring *cons;
@@ -146,8 +147,10 @@ static int start_broker(fixture *f)
         return -1;
     fprintf(c,
             "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-            "set_tcp_nodelay true\npersistence false\n",
-            f->port);
+            "set_tcp_nodelay true\npersistence false\n%s%s",
+            f->port,
+            /* as root mosquitto would become user "mosquitto", who cannot read our 0700 dir */
+            geteuid() == 0 ? "user root\n" : "", f->broker_extra ? f->broker_extra : "");
     fclose(c);
     char *argv[] = {"/usr/sbin/mosquitto", "-c", conf, NULL};
     f->broker = spawn(argv, -1, log);
@@ -186,14 +189,38 @@ static int start_ingress(fixture *f)
 
 static int teardown(void **state);
 
-static int setup_with(void **state, const char *runtime_extra, size_t ring_cap)
+/* Per-test variations of the fixture. */
+typedef struct setup_opts {
+    const char *runtime_extra; /* YAML lines under runtime: */
+    const char *client_extra;  /* YAML lines under the client */
+    const char *broker_extra;  /* mosquitto.conf lines; "@DIR@" is not substituted */
+    size_t ring_cap;
+    int with_passwd; /* write DIR/passwd with user "ingress", password "s3cret" */
+} setup_opts;
+
+static int setup_opts_run(void **state, const setup_opts *o)
 {
     fixture *f = calloc(1, sizeof(*f));
+    char broker_extra[512] = "";
     if (!f)
         return -1;
     snprintf(f->dir, sizeof(f->dir), "/tmp/mf-test-ingress.XXXXXX");
     if (!mkdtemp(f->dir))
         goto fail;
+    if (o->with_passwd) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "mosquitto_passwd -b -c '%s/passwd' ingress s3cret", f->dir);
+        if (system(cmd) != 0)
+            goto fail;
+        snprintf(broker_extra, sizeof(broker_extra),
+                 "allow_anonymous false\npassword_file %s/passwd\n", f->dir);
+        /* read by the ingress through password_env; the child inherits it */
+        setenv("MF_TEST_INGRESS_PW", "s3cret", 1);
+    }
+    if (o->broker_extra)
+        snprintf(broker_extra + strlen(broker_extra), sizeof(broker_extra) - strlen(broker_extra),
+                 "%s", o->broker_extra);
+    f->broker_extra = broker_extra;
     snprintf(f->instance, sizeof(f->instance), "ti%d%ld", (int)getpid(),
              (long)(clock_mono_ns() % 100000));
     f->port = free_port();
@@ -209,6 +236,7 @@ static int setup_with(void **state, const char *runtime_extra, size_t ring_cap)
             "    broker_url: \"mqtt://127.0.0.1\"\n"
             "    port: %d\n"
             "    reconnect: {min_delay: 0.1, max_delay: 0.5}\n"
+            "%s"
             "    topics:\n"
             "      - name: \"t/a\"\n"
             "        qos: 1\n"
@@ -218,7 +246,8 @@ static int setup_with(void **state, const char *runtime_extra, size_t ring_cap)
             "  instance: \"%s\"\n"
             "  max_payload: 1024\n"
             "%s",
-            f->instance, f->port, f->instance, runtime_extra);
+            f->instance, f->port, o->client_extra ? o->client_extra : "", f->instance,
+            o->runtime_extra ? o->runtime_extra : "");
     fclose(y);
     /* the config must be valid for the real loader, or the ingress would exit 2 */
     cfg *c = NULL;
@@ -234,7 +263,7 @@ static int setup_with(void **state, const char *runtime_extra, size_t ring_cap)
     if (names_ingress_ring(f->ring_name, sizeof(f->ring_name), f->instance, 0) < 0 ||
         names_stats(f->stats_name, sizeof(f->stats_name), f->instance) < 0)
         goto fail;
-    if (ring_create(f->ring_name, ring_cap, ring_cap / 4, &f->owner) < 0)
+    if (ring_create(f->ring_name, o->ring_cap, o->ring_cap / 4, &f->owner) < 0)
         goto fail;
     if (stats_create(f->stats_name, stats_slot_total(1, 2), &f->st) < 0)
         goto fail;
@@ -245,6 +274,7 @@ static int setup_with(void **state, const char *runtime_extra, size_t ring_cap)
         fprintf(stderr, "ingress did not report ready (log in %s)\n", f->dir);
         goto fail;
     }
+    f->broker_extra = NULL; /* a restart reuses the conf file as written */
     *state = f;
     return 0;
 fail:
@@ -257,17 +287,43 @@ fail:
 
 static int setup(void **state)
 {
-    return setup_with(state, "", 1u << 20);
+    setup_opts o = {.ring_cap = 1u << 20};
+    return setup_opts_run(state, &o);
 }
 
 static int setup_small_drop(void **state)
 {
-    return setup_with(state, "  overflow: drop\n", 8192);
+    setup_opts o = {.runtime_extra = "  overflow: drop\n", .ring_cap = 8192};
+    return setup_opts_run(state, &o);
 }
 
 static int setup_small_block(void **state)
 {
-    return setup_with(state, "", 8192);
+    setup_opts o = {.ring_cap = 8192};
+    return setup_opts_run(state, &o);
+}
+
+static int setup_auth(void **state)
+{
+    setup_opts o = {.client_extra = "    username: \"ingress\"\n"
+                                    "    password_env: \"MF_TEST_INGRESS_PW\"\n",
+                    .ring_cap = 1u << 20,
+                    .with_passwd = 1};
+    return setup_opts_run(state, &o);
+}
+
+static int setup_will(void **state)
+{
+    setup_opts o = {.client_extra =
+                        "    will: {topic: \"status/ingress\", payload: \"gone\", qos: 1}\n",
+                    .ring_cap = 1u << 20};
+    return setup_opts_run(state, &o);
+}
+
+static int setup_shared(void **state)
+{
+    setup_opts o = {.client_extra = "    shared_group: \"g\"\n", .ring_cap = 1u << 20};
+    return setup_opts_run(state, &o);
 }
 
 static int teardown(void **state)
@@ -323,6 +379,56 @@ static void expect_exit0(pid_t pid, int timeout_ms)
     assert_int_not_equal(st, -1);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Starts mfsub with stdout to DIR/<name>.out and -R DIR/<name>.ready, waits for the ready
+ * file. Extra arguments are NULL-terminated. */
+static pid_t mfsub_start(fixture *f, const char *name, const char *first, ...)
+{
+    char bin[256], port[16], ready[256], out[256];
+    snprintf(bin, sizeof(bin), "%s/tests/tools/mfsub", build_dir());
+    snprintf(port, sizeof(port), "%d", f->port);
+    snprintf(ready, sizeof(ready), "%s/%s.ready", f->dir, name);
+    snprintf(out, sizeof(out), "%s/%s.out", f->dir, name);
+    const char *argv[40] = {bin, "-p", port, "-R", ready};
+    int n = 5;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < 39; a = va_arg(ap, const char *))
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    pid_t pid = spawn((char *const *)argv, -1, out);
+    uint64_t end = clock_mono_ns() + 10000000000ull;
+    while (access(ready, F_OK) != 0 && clock_mono_ns() < end)
+        sleep_ms(10);
+    assert_int_equal(access(ready, F_OK), 0);
+    return pid;
+}
+
+/* The whole output of mfsub <name> (static buffer). */
+static const char *mfsub_output(fixture *f, const char *name)
+{
+    static char buf[65536];
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s.out", f->dir, name);
+    FILE *in = fopen(path, "r");
+    size_t n = in ? fread(buf, 1, sizeof(buf) - 1, in) : 0;
+    if (in)
+        fclose(in);
+    buf[n] = 0;
+    return buf;
+}
+
+/* KEY=value from the RESULT line of mfsub <name>, or -1. */
+static long mfsub_result(fixture *f, const char *name, const char *key)
+{
+    const char *out = mfsub_output(f, name);
+    const char *r = strstr(out, "RESULT ");
+    char pat[64];
+    snprintf(pat, sizeof(pat), " %s=", key);
+    const char *k = r ? strstr(r, pat) : NULL;
+    return k ? atol(k + strlen(pat)) : -1;
 }
 
 /* Reads one record from the ring (waiting up to timeout_ms): 0 and *v (valid until the next
@@ -446,9 +552,18 @@ static void test_ingress_sigterm_exits_zero(void **state)
 static void test_ingress_full_ring_blocks_without_loss(void **state)
 {
     fixture *f = *state;
-    /* an 8 KiB ring holds ~50 of these records: the ingress must wait for the consumer */
+    /* an 8 KiB ring holds 64 of these records: nobody reads until the ingress has parked on
+     * the full ring, then every message must still come out, in order, none dropped */
     pid_t pub = mfpub_start(f, "-t", "t/a", "-n", "1000", "-s", "64", "-q", "1", "-w", "50", "-i",
                             "4", NULL);
+    ring_stats rs;
+    uint64_t end = clock_mono_ns() + 10000000000ull;
+    do {
+        sleep_ms(10);
+        ring_get_stats(f->cons, &rs);
+    } while (rs.producer_waits == 0 && clock_mono_ns() < end);
+    assert_true(rs.producer_waits > 0);
+    assert_true(ring_used(f->cons) > ring_capacity(f->cons) - 256);
     uint64_t want = 0;
     for (int i = 0; i < 1000; i++) {
         rec_view v;
@@ -462,10 +577,10 @@ static void test_ingress_full_ring_blocks_without_loss(void **state)
     }
     ring_release(f->cons);
     expect_exit0(pub, 20000);
-    ring_stats rs;
-    ring_get_stats(f->cons, &rs);
-    assert_true(rs.producer_waits > 0); /* it really was full */
+    rec_view v;
+    assert_int_equal(next_record(f, &v, 300), -1);
     assert_int_equal(stats_get(&f->slot->dropped), 0);
+    assert_int_equal(stats_get(&f->slot->in), 1000);
 }
 
 static void test_ingress_full_ring_drops_qos0(void **state)
@@ -539,6 +654,67 @@ static void test_ingress_sigterm_while_disconnected_exits_zero(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+static void test_ingress_authenticates_with_username_password(void **state)
+{
+    fixture *f = *state;
+    /* the broker refuses anonymous clients (mfpub has no credentials)... */
+    pid_t anon = mfpub_start(f, "-t", "t/a", "-n", "1", "-q", "1", NULL);
+    int st = wait_exit(anon, 15000);
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0);
+    /* ...yet the ingress got ready, so it connected and subscribed with username/password;
+     * prove the subscription is live with an authenticated publisher (mosquitto_pub) */
+    char port[16];
+    snprintf(port, sizeof(port), "%d", f->port);
+    char *argv[] = {"/usr/bin/mosquitto_pub",
+                    "-p",
+                    port,
+                    "-u",
+                    "ingress",
+                    "-P",
+                    "s3cret",
+                    "-t",
+                    "t/a",
+                    "-q",
+                    "1",
+                    "-m",
+                    "hello",
+                    NULL};
+    expect_exit0(spawn(argv, -1, NULL), 10000);
+    rec_view v;
+    assert_int_equal(next_record(f, &v, 5000), 0);
+    assert_string_equal(v.topic, "t/a");
+    assert_int_equal(v.h.payload_len, 5);
+    assert_memory_equal(v.payload, "hello", 6); /* with its NUL */
+}
+
+static void test_ingress_will_published_when_killed(void **state)
+{
+    fixture *f = *state;
+    pid_t sub = mfsub_start(f, "will", "-t", "status/ingress", "-q", "1", "-n", "1", "-D", "-I",
+                            "10", NULL);
+    kill_wait(&f->ingress); /* SIGKILL: no DISCONNECT, so the broker sends the will */
+    expect_exit0(sub, 15000);
+    assert_non_null(strstr(mfsub_output(f, "will"), "status/ingress\tgone\n"));
+}
+
+static void test_ingress_shared_group_splits_messages(void **state)
+{
+    fixture *f = *state;
+    /* a second member of group "g": the broker must share t/a between it and the ingress */
+    pid_t sub = mfsub_start(f, "peer", "-t", "$share/g/t/a", "-q", "1", "-I", "2", NULL);
+    expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "100", "-q", "1", "-i", "3", NULL), 10000);
+    int st = wait_exit(sub, 15000);
+    assert_int_not_equal(st, -1);
+    long peer = mfsub_result(f, "peer", "unique");
+    long got = 0;
+    rec_view v;
+    while (next_record(f, &v, 500) == 0)
+        got++;
+    assert_true(peer > 0);
+    assert_true(got > 0);
+    assert_int_equal(got + peer, 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,7 +729,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingress_reconnects_and_resubscribes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_sigterm_while_disconnected_exits_zero, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_authenticates_with_username_password,
+                                        setup_auth, teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_will_published_when_killed, setup_will,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_shared_group_splits_messages, setup_shared,
+                                        teardown),
     };
     signal(SIGPIPE, SIG_IGN);
+    if (getenv("MF_TEST_FILTER")) /* e.g. MF_TEST_FILTER='*full_ring*' */
+        cmocka_set_test_filter(getenv("MF_TEST_FILTER"));
     return cmocka_run_group_tests_name("ingress", tests, NULL, NULL);
 }

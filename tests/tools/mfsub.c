@@ -10,7 +10,8 @@
  *
  * usage: mfsub [-H host] [-p port] [-c client_id] [-t filter]... [-q qos] [-P] [-R ready_file]
  *              [-n N] [-I idle_secs] [-T total_secs] [-g] [-v] [-D]
- * It ends when N distinct messages arrived, after -I seconds without a message (default 5),
+ * It ends when N distinct messages arrived (unique test payloads, plus every payload that is
+ * not a test payload, e.g. text for -D tests), after -I seconds without a message (default 5),
  * or after -T seconds in total. Last line:
  *   RESULT recv=.. unique=.. lost=.. dup=.. reorder=.. badsum=.. other=.. p50_us=.. p99_us=..
  *          max_us=.. rate=..
@@ -455,7 +456,7 @@ int main(int argc, char **argv)
     pthread_mutex_lock(&st.mu);
     for (;;) {
         uint64_t now = testlib_now_ns();
-        if (want >= 0 && st.unique >= (uint64_t)want)
+        if (want >= 0 && st.unique + st.other >= (uint64_t)want)
             break;
         uint64_t last = st.t_last > t_sub ? st.t_last : t_sub;
         if (idle_secs > 0 && now - last >= idle_ns)
@@ -469,8 +470,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < st.n_srcs; i++)
         lost_gaps += st.srcs[i].max_seq + 1 - st.srcs[i].unique;
     uint64_t lost = lost_gaps;
-    if (want > 0 && st.unique < (uint64_t)want && (uint64_t)want - st.unique > lost)
-        lost = (uint64_t)want - st.unique;
+    uint64_t distinct = st.unique + st.other;
+    if (want > 0 && distinct < (uint64_t)want && (uint64_t)want - distinct > lost)
+        lost = (uint64_t)want - distinct;
     int64_t p50 = 0, p99 = 0, pmax = 0;
     if (st.n_lat) {
         qsort(st.lat, st.n_lat, sizeof *st.lat, cmp_i64);
@@ -479,7 +481,7 @@ int main(int argc, char **argv)
         pmax = st.lat[st.n_lat - 1];
     }
     double secs = st.t_last > st.t_first ? (double)(st.t_last - st.t_first) / 1e9 : 0;
-    int got = want < 0 || st.unique >= (uint64_t)want;
+    int got = want < 0 || distinct >= (uint64_t)want;
     fflush(stdout);
     printf("RESULT recv=%" PRIu64 " unique=%" PRIu64 " lost=%" PRIu64 " dup=%" PRIu64
            " reorder=%" PRIu64 " badsum=%" PRIu64 " other=%" PRIu64 " p50_us=%" PRId64
