@@ -14,7 +14,7 @@
 # c2 home/garden/temp 60, misc/x 10 (no rule). Asserted: each output's exact unique count,
 # sources and no duplicates; cond's messages all have temp 40; the router's counters in
 # `mqttflow status`: in 310, out 360 (one message -> 2 records for plus+hash), unmatched
-# (DROPPED) 50.
+# (DROPPED) 50; the workers took in 360 and the relay published 360.
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"
@@ -119,6 +119,8 @@ expect_eq "router IN" "$r_in" 310
 expect_eq "router OUT (plus+hash copies)" "$r_out" 360
 expect_eq "router DROPPED (unmatched)" "$r_drop" 50
 expect_eq "router ERRORS" "$r_err" 0
+expect_eq "workers IN (sum)" "$(awk '$1 == "worker" { s += $8 } END { print s + 0 }' <<<"$status")" 360
+expect_eq "relay OUT" "$(awk '$1 == "relay" { print $8 }' <<<"$status")" 360
 
 it_stop "$conf"
 lib_log "PASS"
