@@ -73,6 +73,10 @@ static int load_config(ingress_app *app, const char *path, const char *index_arg
     }
     app->index = idx;
     app->client = cfg_ingress_client(app->conf, idx);
+    /* name lines after the client, as the supervisor does ("ingress src"); no thread runs yet */
+    char pname[64];
+    snprintf(pname, sizeof(pname), "ingress %.48s", app->conf->clients[app->client].client_id);
+    log_init(pname);
     return 0;
 }
 
@@ -154,7 +158,7 @@ int main(int argc, char **argv)
     subscriber_start(app.sub); /* a failure is retried by subscriber_poll */
     run(&app);
 
-    log_info(LOG_COMP, "stopping: disconnecting %s", cl->client_id);
+    log_info(LOG_COMP, "stopping: disconnecting from %s", cl->uri);
     if (subscriber_stop(app.sub, STOP_WAIT_MS) < 0)
         log_warn(LOG_COMP, "no answer to DISCONNECT from %s within %d ms", cl->uri, STOP_WAIT_MS);
     subscriber_destroy(app.sub); /* waits for a message still being written */

@@ -224,7 +224,7 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
     s->connected = true;
     bool go = s->st == ST_CONNECTING;
     if (go) {
-        log_info(LOG_COMP, "%s connected to %s", s->c->client_id, s->c->uri);
+        log_info(LOG_COMP, "connected to %s", s->c->uri);
         set_state(s, ST_SUBSCRIBING);
     }
     pthread_mutex_unlock(&s->mu);
