@@ -170,8 +170,7 @@ static void on_sub_ok(void *ctx, MQTTAsync_successData *r)
             s->delay_s = s->c->reconnect_min;
             s->failures = 0;
             s->ready_count++;
-            log_info(LOG_COMP, "%s subscribed to %d topic(s) on %s", s->c->client_id, s->n_filters,
-                     s->c->uri);
+            log_info(LOG_COMP, "subscribed to %d topic(s) on %s", s->n_filters, s->c->uri);
             set_state(s, ST_READY);
         }
     }
