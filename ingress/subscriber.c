@@ -48,7 +48,6 @@ struct subscriber {
     bool disconnected; /* subscriber_stop's DISCONNECT completed */
     uint64_t next_ns;  /* monotonic time of the next attempt */
     double delay_s;    /* current backoff */
-    uint64_t ready_count;
     unsigned failures; /* consecutive failed attempts, to quiet repeated log lines */
 };
 
@@ -169,7 +168,6 @@ static void on_sub_ok(void *ctx, MQTTAsync_successData *r)
         } else {
             s->delay_s = s->c->reconnect_min;
             s->failures = 0;
-            s->ready_count++;
             log_info(LOG_COMP, "subscribed to %d topic(s) on %s", s->n_filters, s->c->uri);
             set_state(s, ST_READY);
         }
@@ -450,15 +448,6 @@ bool subscriber_is_connected(const subscriber *s)
     subscriber *m = (subscriber *)s;
     pthread_mutex_lock(&m->mu);
     bool r = m->connected;
-    pthread_mutex_unlock(&m->mu);
-    return r;
-}
-
-uint64_t subscriber_ready_count(const subscriber *s)
-{
-    subscriber *m = (subscriber *)s;
-    pthread_mutex_lock(&m->mu);
-    uint64_t r = m->ready_count;
     pthread_mutex_unlock(&m->mu);
     return r;
 }

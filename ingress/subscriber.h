@@ -56,8 +56,6 @@ void subscriber_poll(subscriber *s, int timeout_ms);
 /* Connected and every subscription acknowledged by the broker. */
 bool subscriber_is_ready(const subscriber *s);
 bool subscriber_is_connected(const subscriber *s);
-/* How many times the subscriber became ready (1 after the first connect, +1 per reconnect). */
-uint64_t subscriber_ready_count(const subscriber *s);
 /* Disconnects cleanly (no new message function call starts once it returned 0; one already
  * running, blocked on a full ring, finishes) and stops reconnecting. Waits
  * up to timeout_ms for the broker's side; 0, or -ETIMEDOUT (the connection is dropped
