@@ -230,6 +230,37 @@ static void sample(loop *l, uint64_t now)
     l->last_sample_ns = now;
     l->next_sample_ns = now + SAMPLE_NS;
 }
+
+/* Backstop of the workers' own callback watchdog (workers/watchdog.c): a worker whose
+ * callback has run past runtime.callback_timeout_ms plus a grace period is SIGKILLed from
+ * here. The worker's thread normally acts first (and names the rule); this catches the case
+ * where the callback has corrupted the worker badly enough that its watchdog cannot run.
+ * The kill looks like any crash: respawn, retry, dead letter after max_attempts. */
+static void check_callbacks(loop *l, uint64_t now)
+{
+    int timeout_ms = l->c->runtime.callback_timeout_ms;
+    if (timeout_ms <= 0)
+        return;
+    uint64_t limit = (uint64_t)timeout_ms * 1000000ull + CALLBACK_GRACE_NS;
+    for (size_t i = 0; i < l->n_procs; i++) {
+        proc *p = &l->procs[i];
+        if (p->kind != STATS_WORKER || p->ch.state != CHILD_RUNNING)
+            continue;
+        uint64_t since = stats_get(&stats_slot_at(l->st, p->slot)->busy_since_ns);
+        /* since < spawned: a value the dead predecessor left, until the new one clears it */
+        if (since == 0 || since < p->spawned_ns || now < since || now - since <= limit)
+            continue;
+        char name[96];
+        loop_proc_name(p, name, sizeof(name));
+        log_error(COMP,
+                  "%s (pid %d): a callback has run for %llu ms, past runtime.callback_timeout_ms "
+                  "(%d) and the worker's own watchdog: sending SIGKILL",
+                  name, (int)p->ch.pid, (unsigned long long)((now - since) / 1000000ull),
+                  timeout_ms);
+        send_signal(l, p, SIGKILL);
+    }
+}
+
 static void log_stats(loop *l)
 {
     char line[LOG_LINE_MAX];
@@ -372,8 +403,10 @@ static void on_timer(loop *l)
         if (child_has_deadline(c) && c->deadline_ns <= now)
             loop_dispatch(l, i, CHILD_EV_TIMER, 0);
     }
-    if (now >= l->next_sample_ns)
+    if (now >= l->next_sample_ns) {
         sample(l, now);
+        check_callbacks(l, now);
+    }
     double every = l->c->runtime.stats_interval;
     if (every > 0 && l->phase == PH_RUNNING && now >= l->next_stats_log_ns) {
         log_stats(l);

@@ -24,6 +24,8 @@
 #define MAX_CONNS     16
 #define REPLY_TIMEOUT 2000 /* ms a control client gets to take its reply */
 #define N_STOP_GROUPS 4
+/* a callback past callback_timeout_ms by this much is killed by the supervisor too */
+#define CALLBACK_GRACE_NS 2000000000ull
 
 /* epoll tags: the source in the high half, an index (stage or connection) in the low half */
 enum src { SRC_SIGNAL = 1, SRC_TIMER, SRC_LISTEN, SRC_PIDFD, SRC_READY, SRC_CONN };

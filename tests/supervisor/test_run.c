@@ -36,6 +36,11 @@
 
 #include <cmocka.h>
 
+#include "clock.h"
+#include "names.h"
+#include "shm.h"
+#include "stats.h"
+
 extern char **environ;
 
 static char bindir[PATH_MAX + 8];    /* $(BUILD)/bin */
@@ -49,6 +54,7 @@ typedef struct fx {
     char err[128]; /* supervisor's stderr */
     char fake_log[128];
     char instance[32];
+    const char *extra_runtime; /* more lines of the runtime: section */
     pid_t sup;
     pid_t broker;
 } fx;
@@ -299,8 +305,9 @@ static void write_config(fx *f, int port, int workers)
              "  ring_size: 65536\n"
              "  control_socket: \"%s\"\n"
              "  spool_dir: \"%s/spool\"\n"
-             "  dead_letter: { dir: \"%s/dead\" }\n",
-             port, f->instance, workers, f->sock, f->dir, f->dir);
+             "  dead_letter: { dir: \"%s/dead\" }\n"
+             "%s",
+             port, f->instance, workers, f->sock, f->dir, f->dir, f->extra_runtime);
     write_file(f->cfg, text, 0644);
 }
 
@@ -310,6 +317,7 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof(*f));
     if (!f)
         return -1;
+    f->extra_runtime = "";
     snprintf(f->dir, sizeof(f->dir), "/tmp/test_run.XXXXXX");
     if (!mkdtemp(f->dir))
         return -1;
@@ -582,6 +590,46 @@ static void test_run_reclaims_a_killed_instance(void **state)
     assert_int_equal(shm_left(f->instance), 0);
 }
 
+static void test_run_kills_a_worker_stuck_in_a_callback(void **state)
+{
+    fx *f = *state;
+    f->extra_runtime = "  callback_timeout_ms: 100\n";
+    write_config(f, 1883, 2);
+    start_supervisor(f, 0);
+    long pid = 0;
+    assert_int_equal(wait_stage(f, "worker 1", "running", 0, &pid, 15000), 0);
+    /* play a worker whose callback never returns and whose own watchdog is dead: mark it
+     * busy in its stats slot, as ctx_call does, and never clear it */
+    char name[SHM_NAME_MAX];
+    stats *st = NULL;
+    assert_int_equal(names_stats(name, sizeof(name), f->instance), 0);
+    assert_int_equal(stats_attach(name, &st), 0);
+    stats_slot *slot = stats_slot_at(st, stats_slot_index(STATS_WORKER, 1, 1));
+    stats_set(&slot->busy_since_ns, clock_mono_ns());
+    /* 100 ms + the 2 s grace, seen at the next 1 s sample: killed and respawned */
+    long newpid = 0;
+    assert_int_equal(wait_stage(f, "worker 1", "running", 1, &newpid, 8000), 0);
+    assert_true(newpid != pid);
+    assert_int_equal(wait_text(f->err, "past runtime.callback_timeout_ms", 1000), 0);
+    /* the mark now predates the new worker (which, being fake, never clears it): the new
+     * one must not be killed for it. Two samples past the limit are enough to see that. */
+    uint64_t end = now_ms() + 3500;
+    while (now_ms() < end) {
+        long p2 = 0;
+        assert_int_equal(wait_stage(f, "worker 1", "running", 1, &p2, 1000), 0);
+        assert_int_equal(p2, newpid);
+        nap_ms(200);
+    }
+    stats_detach(st);
+    assert_int_equal(wait_stage(f, "worker 0", "running", 0, NULL, 1000), 0);
+    char *out = NULL;
+    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
+    free(out);
+    assert_int_equal(wait_exit(f->sup, 10000), 0);
+    f->sup = 0;
+    assert_no_sanitizer_report(f);
+}
+
 /* ---- the real stages against a real mosquitto ---- */
 
 static int free_port(void)
@@ -704,6 +752,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_crash_loop_ends_failed_with_reason, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_run_reclaims_a_killed_instance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_kills_a_worker_stuck_in_a_callback, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_run_real_stages_with_mosquitto, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
