@@ -271,6 +271,7 @@ static const char fake_stage[] =
     "name=\"$(basename \"$0\")${2:+ $2}\"\n"
     "dir=$(dirname \"$0\")\n"
     "trap 'echo \"stop $name\" >> \"$FAKE_LOG\"; exit 0' TERM\n"
+    "[ -e \"$dir/hang.$name\" ] && trap 'echo \"ignore $name\" >> \"$FAKE_LOG\"' TERM\n"
     "echo \"start $name $$ $*\" >> \"$FAKE_LOG\"\n"
     "[ -e \"$dir/exit2.$name\" ] && exit 2\n"
     "echo ready >&\"$MQTTFLOW_READY_FD\"\n"
@@ -472,6 +473,15 @@ static void test_run_status_kill9_restart_and_stop(void **state)
     assert_int_equal(wait_text(f->fake_log, "stop mqttflow-worker 0", 1000), 0);
 
     /* unknown stage: an error reply, exit 1 */
+    /* all workers, one after the other */
+    assert_int_equal(cli(f, &out, "restart", "workers", NULL), 0);
+    char *w0 = strstr(out, "restarted worker 0: pid "),
+         *w1 = strstr(out, "restarted worker 1: pid ");
+    assert_non_null(w0);
+    assert_non_null(w1);
+    assert_true(w0 < w1);
+    free(out);
+    assert_int_equal(wait_stage(f, "worker 1", "running", 2, NULL, 5000), 0);
     assert_int_equal(cli(f, &out, "restart", "worker", "7"), 1);
     free(out);
     /* Prometheus text */
@@ -586,6 +596,28 @@ static void test_run_reclaims_a_killed_instance(void **state)
     free(out);
     assert_int_equal(wait_exit(f->sup, 10000), 0);
     f->sup = 0;
+    assert_no_sanitizer_report(f);
+    assert_int_equal(shm_left(f->instance), 0);
+}
+
+static void test_run_second_signal_kills_a_stage_that_does_not_stop(void **state)
+{
+    fx *f = *state;
+    char path[256];
+    snprintf(path, sizeof(path), "%s/hang.mqttflow-ingress 0", f->fake);
+    write_file(path, "", 0644);
+    start_supervisor(f, 0);
+    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
+    kill(f->sup, SIGTERM);
+    /* the ingress ignores SIGTERM: the stop waits for it (up to its 10 s deadline)... */
+    assert_int_equal(wait_text(f->fake_log, "ignore mqttflow-ingress 0", 5000), 0);
+    /* ...until a second signal, which kills every stage at once */
+    uint64_t t0 = now_ms();
+    kill(f->sup, SIGTERM);
+    assert_int_equal(wait_exit(f->sup, 5000), 0);
+    f->sup = 0;
+    assert_true(now_ms() - t0 < 3000);
+    assert_int_equal(wait_text(f->err, "second stop signal", 100), 0);
     assert_no_sanitizer_report(f);
     assert_int_equal(shm_left(f->instance), 0);
 }
@@ -752,6 +784,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_run_crash_loop_ends_failed_with_reason, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_run_reclaims_a_killed_instance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_second_signal_kills_a_stage_that_does_not_stop,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_kills_a_worker_stuck_in_a_callback, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_run_real_stages_with_mosquitto, setup, teardown),
