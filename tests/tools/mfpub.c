@@ -8,7 +8,8 @@
  *
  * usage: mfpub [-H host] [-p port] [-c client_id] [-t topic]... [-T prefix -k K] [-n N]
  *              [-s size] [-q qos] [-r rate] [-w window] [-i source_id] [-R] [-W secs] [-A]
- *              [-j [-J field] [-V v1,v2,...]]
+ *              [-j [-J field] [-V v1,v2,...]] [-m text] [-u user:password]
+ * -m: every payload is this text (no test header: mfsub counts it as "other").
  * -A (broker restart tests): paho reconnects automatically (1-2 s) and every message whose
  * publish failed or was refused while disconnected is published again (same sequence number,
  * new send time), so the subscriber sees each of 0..N-1 at least once; `resent` counts them.
@@ -179,14 +180,15 @@ static void usage(void)
             "             [-n N] [-s size>=%d] [-q 0|1|2] [-r msg/s (0: window)] [-w window]\n"
             "             [-i source_id] [-R (retain)] [-W max_secs]\n"
             "             [-A (reconnect and publish failed messages again)]\n"
+            "             [-u user:password] [-m text (literal payload, no test header)]\n"
             "             [-j (JSON payload) [-J value_field] [-V v1,v2,... (values, cycled)]]\n",
             TESTLIB_MIN_PAYLOAD);
 }
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *cid = NULL, *prefix = NULL, *vfield = "v";
-    char *values = NULL;
+    const char *host = "127.0.0.1", *cid = NULL, *prefix = NULL, *vfield = "v", *text = NULL;
+    char *values = NULL, *user = NULL;
     const char *topics[MAX_TOPICS];
     size_t n_topics = 0;
     long n = 1000, size = 64, window = 500, k = 0;
@@ -194,7 +196,7 @@ int main(int argc, char **argv)
     uint32_t src = 0;
     double rate = 0, max_secs = 120;
 
-    while ((opt = getopt(argc, argv, "H:p:c:t:T:k:n:s:q:r:w:i:RW:jJ:V:Ah")) != -1) {
+    while ((opt = getopt(argc, argv, "H:p:c:t:T:k:n:s:q:r:w:i:RW:jJ:V:Au:m:h")) != -1) {
         switch (opt) {
         case 'H':
             host = optarg;
@@ -204,6 +206,9 @@ int main(int argc, char **argv)
             break;
         case 'c':
             cid = optarg;
+            break;
+        case 'u': /* user:password */
+            user = optarg;
             break;
         case 't':
             if (n_topics == MAX_TOPICS) {
@@ -254,6 +259,9 @@ int main(int argc, char **argv)
         case 'A':
             autore = 1;
             break;
+        case 'm':
+            text = optarg;
+            break;
         default:
             usage();
             return 2;
@@ -277,7 +285,8 @@ int main(int argc, char **argv)
     }
     if (n_topics == 0)
         topics[n_topics++] = "test/mfpub";
-    if ((!json && size < TESTLIB_MIN_PAYLOAD) || qos < 0 || qos > 2 || n < 0 || window < 1) {
+    if ((!json && !text && size < TESTLIB_MIN_PAYLOAD) || qos < 0 || qos > 2 || n < 0 ||
+        window < 1) {
         usage();
         free(gen);
         return 2;
@@ -315,6 +324,11 @@ int main(int argc, char **argv)
     MQTTAsync_setConnected(c, &st, on_connected);
 
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    char *password = user ? strchr(user, ':') : NULL;
+    if (password)
+        *password++ = 0;
+    co.username = user;
+    co.password = password;
     co.keepAliveInterval = 60;
     co.cleansession = 1;
     co.maxInflight = window > 65535 ? 65535 : (int)(window < 10 ? 10 : window);
@@ -342,13 +356,15 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&st.mu);
     if (!connected) {
         fprintf(stderr, "mfpub: not connected to %s\n", uri);
-        printf("RESULT sent=0 ok=0 fail=0 secs=0 rate=0\n");
+        printf("RESULT sent=0 ok=0 fail=0 send_err=0 resent=0 timed_out=0 secs=0 rate=0 qos=%d "
+               "size=0 topics=%zu src=%u\n",
+               qos, n_topics, src);
         MQTTAsync_destroy(&c);
         free(gen);
         return 1;
     }
 
-    size_t cap = json ? 512 : (size_t)size;
+    size_t cap = text ? strlen(text) + 1 : json ? 512 : (size_t)size;
     unsigned char *buf = calloc(1, cap);
     if (!buf) {
         MQTTAsync_destroy(&c);
@@ -408,7 +424,10 @@ int main(int argc, char **argv)
         m.retained = retain;
         m.payload = buf;
         uint64_t now = testlib_now_ns();
-        if (json) {
+        if (text) {
+            memcpy(buf, text, cap);
+            m.payloadlen = (int)(cap - 1);
+        } else if (json) {
             char vbuf[32];
             const char *v = vbuf;
             if (n_vals)
@@ -464,7 +483,11 @@ int main(int argc, char **argv)
     printf("RESULT sent=%ld ok=%ld fail=%ld send_err=%ld resent=%ld timed_out=%d secs=%.3f "
            "rate=%.0f qos=%d size=%ld topics=%zu src=%u\n",
            sent, ok, fail, send_err, resent, timed_out, secs, secs > 0 ? (double)ok / secs : 0.0,
-           qos, json ? 0 : size, n_topics, src);
+           qos,
+           text   ? (long)strlen(text)
+           : json ? 0
+                  : size,
+           n_topics, src);
     fflush(stdout);
 
     MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;

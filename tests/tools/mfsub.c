@@ -9,7 +9,7 @@
  * publisher's monotonic send time against the arrival time (same host).
  *
  * usage: mfsub [-H host] [-p port] [-c client_id] [-t filter]... [-q qos] [-P] [-R ready_file]
- *              [-n N] [-I idle_secs] [-T total_secs] [-g] [-v] [-D]
+ *              [-n N] [-I idle_secs] [-T total_secs] [-g] [-v] [-D] [-u user:password]
  * It ends when N distinct messages arrived (unique test payloads, plus every payload that is
  * not a test payload, e.g. text for -D tests), after -I seconds without a message (default 5),
  * or after -T seconds in total. Last line:
@@ -329,12 +329,14 @@ static void usage(void)
 {
     fprintf(stderr, "usage: mfsub [-H host] [-p port] [-c client_id] [-t filter]... [-q qos]\n"
                     "             [-P (persistent session)] [-R ready_file] [-n N]\n"
-                    "             [-I idle_secs=5] [-T total_secs] [-g] [-v] [-D]\n");
+                    "             [-I idle_secs=5] [-T total_secs] [-g] [-v] [-D]\n"
+                    "             [-u user:password]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *cid = NULL;
+    char *user = NULL;
     char *filters[MAX_FILTERS];
     int n_filters = 0, port = 1883, qos = 0, persistent = 0, opt;
     long want = -1;
@@ -342,7 +344,7 @@ int main(int argc, char **argv)
     sub_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-    while ((opt = getopt(argc, argv, "H:p:c:t:q:PR:n:I:T:gvDh")) != -1) {
+    while ((opt = getopt(argc, argv, "H:p:c:t:q:PR:n:I:T:gvDu:h")) != -1) {
         switch (opt) {
         case 'H':
             host = optarg;
@@ -352,6 +354,9 @@ int main(int argc, char **argv)
             break;
         case 'c':
             cid = optarg;
+            break;
+        case 'u': /* user:password */
+            user = optarg;
             break;
         case 't':
             if (n_filters == MAX_FILTERS) {
@@ -420,6 +425,11 @@ int main(int argc, char **argv)
     MQTTAsync_setConnected(st.client, &st, on_connected);
 
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    char *password = user ? strchr(user, ':') : NULL;
+    if (password)
+        *password++ = 0;
+    co.username = user;
+    co.password = password;
     co.keepAliveInterval = 30;
     co.cleansession = !persistent;
     co.automaticReconnect = 1;
