@@ -46,7 +46,9 @@ cleanup() {
     local rc=$? i
     trap - EXIT INT TERM
     if [[ -n $SUP_PID ]] && kill -0 "$SUP_PID" 2>/dev/null; then
-        kill -TERM "$SUP_PID" 2>/dev/null
+        # `stop` rather than a signal: after a Ctrl-C the supervisor already has its SIGINT,
+        # and a second signal would make it kill its stages instead of draining them
+        "$MQTTFLOW" stop -s "$TMP/mqttflow.sock" >/dev/null 2>&1 || kill -TERM "$SUP_PID" 2>/dev/null
         wait "$SUP_PID" 2>/dev/null
     fi
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
