@@ -1,0 +1,233 @@
+/* Unit tests of supervisor/topo.c: the segments of an instance, created and removed from a
+ * config, live-instance refusal, stale reclaim and ring fill levels. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cfg.h"
+#include "names.h"
+#include "rec.h"
+#include "ring.h"
+#include "shm.h"
+#include "supervisor/topo.h"
+
+typedef struct fx {
+    cfg *c;
+    char instance[40];
+} fx;
+
+static int seg_exists(const char *name)
+{
+    char path[SHM_NAME_MAX + 16];
+    snprintf(path, sizeof(path), "/dev/shm/%s", name);
+    return access(path, F_OK) == 0;
+}
+
+static int setup(void **state)
+{
+    static int seq;
+    fx *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    snprintf(f->instance, sizeof(f->instance), "ttopo%d_%d", (int)getpid(), seq++);
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "mqtt_clients:\n"
+             "  - client_id: \"a\"\n"
+             "    broker_url: \"mqtt://127.0.0.1\"\n"
+             "    topics: [{name: \"in/#\"}]\n"
+             "  - client_id: \"b\"\n"
+             "    broker_url: \"mqtt://127.0.0.1\"\n"
+             "    topics: [{name: \"in2/#\"}]\n"
+             "  - client_id: \"out\"\n"
+             "    broker_url: \"mqtt://127.0.0.1\"\n"
+             "processing_chains:\n"
+             "  fwd:\n"
+             "    - step: \"relay\"\n"
+             "      config: { target_client_id: \"out\" }\n"
+             "rules:\n"
+             "  - rule: \"r\"\n"
+             "    topic: \"#\"\n"
+             "    action: \"fwd\"\n"
+             "runtime:\n"
+             "  instance: \"%s\"\n"
+             "  workers: 3\n"
+             "  ring_size: 65536\n",
+             f->instance);
+    cfg_diag d = {0};
+    int rc = cfg_load_buffer("topo.yaml", "/tmp", yaml, strlen(yaml), 0, &f->c, &d);
+    for (size_t i = 0; i < d.n_errors; i++)
+        fprintf(stderr, "%s\n", d.errors[i]);
+    cfg_diag_fini(&d);
+    if (rc < 0) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    cfg_destroy(f->c);
+    free(f);
+    return 0;
+}
+
+static void test_topo_max_record(void **state)
+{
+    (void)state;
+    /* large rings: the largest possible record (longest topic, max payload) */
+    size_t want = rec_size(CFG_MAX_TOPIC, 256 * 1024) & ~(size_t)7;
+    assert_int_equal(topo_max_record(4u << 20, 256 * 1024), want);
+    /* small rings: a quarter of the ring */
+    assert_int_equal(topo_max_record(65536, 256 * 1024), 16384);
+    assert_int_equal(topo_max_record(65536, 256 * 1024) % RING_ALIGN, 0);
+}
+
+static void test_topo_creates_and_removes_every_segment(void **state)
+{
+    fx *f = *state;
+    topo *t = NULL;
+    char err[256] = "", name[SHM_NAME_MAX];
+    assert_int_equal(topo_create(f->c, &t, err, sizeof(err)), 0);
+    assert_int_equal(cfg_ingress_count(f->c), 2);
+    for (size_t i = 0; i < 2; i++) {
+        names_ingress_ring(name, sizeof(name), f->instance, i);
+        assert_true(seg_exists(name));
+    }
+    for (size_t w = 0; w < 3; w++) {
+        names_worker_in(name, sizeof(name), f->instance, w);
+        assert_true(seg_exists(name));
+        names_worker_out(name, sizeof(name), f->instance, w);
+        assert_true(seg_exists(name));
+    }
+    names_stats(name, sizeof(name), f->instance);
+    assert_true(seg_exists(name));
+    stats *st = topo_stats(t);
+    assert_non_null(st);
+    assert_int_equal(stats_slot_count(st), stats_slot_total(2, 3));
+    /* the ring geometry comes from the config */
+    ring *r = NULL;
+    names_worker_in(name, sizeof(name), f->instance, 2);
+    assert_int_equal(ring_attach(name, RING_OBSERVER, &r), 0);
+    assert_int_equal(ring_capacity(r), 65536);
+    assert_int_equal(ring_max_record(r), 16384);
+    ring_detach(r);
+
+    /* a worker's own state segment goes too */
+    shm *state_seg = NULL;
+    names_worker_state(name, sizeof(name), f->instance, 1);
+    assert_int_equal(shm_create(name, SHM_KIND_STATE, 1, 4096, &state_seg), 0);
+    shm_detach(state_seg);
+
+    topo_destroy(t);
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "mqttflow.%s.", f->instance);
+    FILE *p = popen("ls /dev/shm", "r");
+    assert_non_null(p);
+    char line[256];
+    while (fgets(line, sizeof(line), p))
+        assert_true(strncmp(line, prefix, strlen(prefix)) != 0);
+    pclose(p);
+}
+
+static void test_topo_refuses_a_live_instance(void **state)
+{
+    fx *f = *state;
+    topo *t = NULL, *t2 = NULL;
+    char err[256] = "", want[128];
+    assert_int_equal(topo_create(f->c, &t, err, sizeof(err)), 0);
+    /* the owner (this process) is alive: a second creation fails, naming the owner */
+    assert_int_equal(topo_create(f->c, &t2, err, sizeof(err)), -EEXIST);
+    assert_null(t2);
+    snprintf(want, sizeof(want), "instance %s is already running (pid %d)", f->instance,
+             (int)getpid());
+    assert_string_equal(err, want);
+    /* and did not remove the live instance's segments */
+    char name[SHM_NAME_MAX];
+    names_ingress_ring(name, sizeof(name), f->instance, 1);
+    assert_true(seg_exists(name));
+    topo_destroy(t);
+}
+
+static void test_topo_reclaims_a_dead_instance(void **state)
+{
+    fx *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        topo *t = NULL;
+        char err[256];
+        _exit(topo_create(f->c, &t, err, sizeof(err)) == 0 ? 0 : 1); /* dies holding them */
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char name[SHM_NAME_MAX];
+    names_stats(name, sizeof(name), f->instance);
+    assert_true(seg_exists(name));
+    topo *t = NULL;
+    char err[256] = "";
+    assert_int_equal(topo_create(f->c, &t, err, sizeof(err)), 0);
+    topo_destroy(t);
+}
+
+static void test_topo_fill_levels(void **state)
+{
+    fx *f = *state;
+    topo *t = NULL;
+    char err[256] = "", name[SHM_NAME_MAX];
+    assert_int_equal(topo_create(f->c, &t, err, sizeof(err)), 0);
+    assert_int_equal(topo_fill_pct(t, STATS_INGRESS, 0), 0);
+    assert_int_equal(topo_fill_pct(t, STATS_ROUTER, 0), 0);
+    assert_int_equal(topo_fill_pct(t, STATS_SUPERVISOR, 0), -1);
+    assert_int_equal(topo_fill_pct(t, STATS_WORKER, 9), -1);
+    assert_int_equal(topo_bytes_queued(t), 0);
+
+    /* a producer fills half of ingress ring 1 */
+    ring *p = NULL;
+    names_ingress_ring(name, sizeof(name), f->instance, 1);
+    assert_int_equal(ring_attach(name, RING_PRODUCER, &p), 0);
+    char rec[1024];
+    memset(rec, 'x', sizeof(rec));
+    size_t pushed = 0;
+    while (pushed < 65536 / 2) {
+        assert_int_equal(ring_push(p, rec, sizeof(rec) - 8), 0);
+        pushed += sizeof(rec);
+    }
+    ring_flush(p);
+    int pct = topo_fill_pct(t, STATS_INGRESS, 1);
+    assert_true(pct >= 49 && pct <= 51);
+    assert_int_equal(topo_fill_pct(t, STATS_INGRESS, 0), 0);
+    /* the router consumes both ingress rings: a quarter of their total */
+    pct = topo_fill_pct(t, STATS_ROUTER, 0);
+    assert_true(pct >= 24 && pct <= 26);
+    assert_int_equal(topo_fill_pct(t, STATS_RELAY, 0), 0);
+    assert_true(topo_bytes_queued(t) >= 65536 / 2);
+    ring_detach(p);
+    topo_destroy(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_topo_max_record),
+        cmocka_unit_test_setup_teardown(test_topo_creates_and_removes_every_segment, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_topo_refuses_a_live_instance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_topo_reclaims_a_dead_instance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_topo_fill_levels, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
