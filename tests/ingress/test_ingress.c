@@ -767,6 +767,31 @@ static void test_ingress_persistent_session_survives_keepalive_timeout(void **st
     assert_int_equal(stats_get(&f->slot->connected), 1);
 }
 
+static void test_ingress_retained_flag_kept(void **state)
+{
+    fixture *f = *state;
+    /* a retained message is flagged only when a new subscription receives it: publish it,
+     * drain the live copy, then start a fresh ingress that subscribes again */
+    expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "1", "-q", "1", "-R", "-m", "kept", NULL),
+                 10000);
+    rec_view v;
+    assert_int_equal(next_record(f, &v, 5000), 0);
+    assert_int_equal(v.h.retain, 0);
+    ring_release(f->cons);
+    assert_int_equal(kill(f->ingress, SIGTERM), 0);
+    int st = wait_exit(f->ingress, 5000);
+    f->ingress = 0;
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(start_ingress(f), 0);
+    assert_int_equal(next_record(f, &v, 5000), 0);
+    assert_string_equal(v.topic, "t/a");
+    assert_int_equal(v.h.retain, 1);
+    assert_int_equal(v.h.qos, 1);
+    assert_memory_equal(v.payload, "kept", 5);
+    /* sequence numbers continue across the restart of the ingress */
+    assert_int_equal(v.h.seq, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -789,6 +814,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingress_persistent_session_survives_keepalive_timeout,
                                         setup_persistent_block, teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_retained_flag_kept, setup, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("MF_TEST_FILTER")) /* e.g. MF_TEST_FILTER='*full_ring*' */
