@@ -1,0 +1,95 @@
+# 27-kill-every-stage: SIGKILL of each stage in turn (router, relay, worker 0, ingress c1)
+# while QoS 1 messages stream through: the supervisor restarts it and nothing is lost
+# (DESIGN §5: "Nothing is lost on a crash of any single stage").
+#
+# Same pipeline as 26 (2 workers, a sequential and a threaded echo rule, QoS 1 out, c1 with
+# clean_session: false so the broker redelivers what the killed ingress had not acknowledged).
+# Two publishers at 1,000 msg/s each, 8,000 each. Each kill happens once the router has taken
+# 1,000 more messages; the next one waits until the killed stage runs again with a new pid.
+# Asserted: each killed stage's RESTARTS grows and it runs again, the supervisor's log says it
+# died of SIGKILL, lost 0 on both rules (duplicates and reordering after a crash are reported;
+# the sequential rule's order is asserted), clean stop.
+. "$(dirname "$0")/39-pipeline-lib.sh"
+
+it_require "$IT_CB/echo.so"
+broker_start || lib_fail "broker did not start"
+
+conf=$LIB_TMP/conf.yaml
+{
+    cat <<EOF
+mqtt_clients:
+  - client_id: "c1"
+    broker_url: "mqtt://127.0.0.1"
+    port: $MQTT_PORT
+    clean_session: false
+    topics: [{name: "in/#", qos: 1}]
+callbacks:
+  echo: {module: "$IT_CB/echo.so", function: "echo"}
+rules:
+  - {rule: "seq", topic: "in/seq/#", action: "echo_out", execution_mode: "sequential"}
+  - {rule: "par", topic: "in/par/#", action: "echo_out", execution_mode: "threaded"}
+processing_chains:
+  echo_out:
+    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
+    - {step: "relay", config: {qos: 1}}
+EOF
+    it_runtime 2
+} >"$conf"
+it_start "$conf"
+
+N=8000
+it_sub s_seq -p "$MQTT_PORT" -t 'out/in/seq/#' -q 1 -n $N -I 20 -T 58
+it_sub s_par -p "$MQTT_PORT" -t 'out/in/par/#' -q 1 -n $N -I 20 -T 58
+"$MFPUB" -p "$MQTT_PORT" -q 1 -i 1 -n $N -r 1000 -t in/seq/a >"$LIB_TMP/pub_seq.log" 2>&1 &
+pub_seq=$!
+lib_track "$pub_seq"
+"$MFPUB" -p "$MQTT_PORT" -q 1 -i 2 -n $N -r 1000 -T in/par/t -k 4 >"$LIB_TMP/pub_par.log" 2>&1 &
+pub_par=$!
+lib_track "$pub_par"
+
+mark=0
+kill_one() { # STAGE [ID]
+    local pid newpid before
+    mark=$((mark + 1000))
+    it_until 20 '[[ $(it_metric "$conf" mqttflow_stage_in_total router) -ge $mark ]]' ||
+        lib_fail "the router did not reach $mark messages"
+    pid=$(it_metric "$conf" mqttflow_stage_pid "$@")
+    before=$(it_metric "$conf" mqttflow_stage_restarts_total "$@")
+    [[ -n $pid && $pid -gt 0 ]] || lib_fail "no pid for $* in the status"
+    # the stage is the supervisor's child, not ours: make sure the pid is that stage's
+    grep -q mqttflow "/proc/$pid/cmdline" 2>/dev/null || lib_fail "pid $pid of $* is not a stage"
+    kill -KILL "$pid"
+    lib_log "SIGKILL $* (pid $pid) at router in $(it_metric "$conf" mqttflow_stage_in_total router)"
+    killed=("$@") # it_until evaluates in another function: "$@" would not be ours there
+    it_until 20 '[[ $(it_metric "$conf" mqttflow_stage_up "${killed[@]}") == 1 &&
+                    $(it_metric "$conf" mqttflow_stage_pid "${killed[@]}") != "$pid" ]]' ||
+        lib_fail "$* did not run again after SIGKILL: $(it_status "$conf")"
+    newpid=$(it_metric "$conf" mqttflow_stage_pid "$@")
+    [[ $(it_metric "$conf" mqttflow_stage_restarts_total "$@") -gt ${before:-0} ]] ||
+        lib_fail "$*: RESTARTS did not grow"
+    grep -q "(pid $pid) died: killed by SIGKILL" "$LIB_TMP/mf.log" ||
+        lib_fail "the supervisor's log does not say that $* (pid $pid) died of SIGKILL"
+    lib_log "$* runs again as pid $newpid"
+}
+kill_one router
+kill_one relay
+kill_one worker 0
+kill_one ingress c1
+
+wait "$pub_seq" || lib_fail "mfpub (seq) did not complete: $(tail -n 2 "$LIB_TMP/pub_seq.log")"
+wait "$pub_par" || lib_fail "mfpub (par) did not complete: $(tail -n 2 "$LIB_TMP/pub_par.log")"
+for s in s_seq s_par; do
+    res=$(it_sub_result "$s" 60)
+    lib_log "$s: $res"
+done
+it_status "$conf" >&2
+for s in s_seq s_par; do
+    f=$LIB_TMP/$s.log
+    expect_eq "$s lost" "$(result_field "$f" lost)" 0
+    expect_eq "$s unique" "$(result_field "$f" unique)" $N
+    expect_eq "$s badsum" "$(result_field "$f" badsum)" 0
+    lib_log "$s duplicates (allowed after a crash): $(result_field "$f" dup)"
+done
+expect_eq "sequential rule reordered" "$(result_field "$LIB_TMP/s_seq.log" reorder)" 0
+it_stop "$conf"
+lib_log "PASS"
