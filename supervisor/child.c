@@ -8,16 +8,11 @@
 
 #include "exitcode.h"
 
-/* A second SIGKILL is sent this long after the first if no exit was seen: the first can only
- * be lost if the pid was not ours any more, so this is a safety net, not a policy. */
+/* A second SIGKILL is sent this long after the first if no exit was seen. A SIGKILL is not
+ * lost, so this is a safety net against a missed exit notice, not a policy. */
 #define REKILL_NS 1000000000ull
 
 typedef enum child_action (*handler)(child *c, int wstatus, uint64_t now);
-
-static void set_reason(child *c, const char *fmt, const char *what)
-{
-    snprintf(c->reason, sizeof(c->reason), fmt, what);
-}
 
 static enum child_action spawn_now(child *c)
 {
@@ -64,12 +59,12 @@ static enum child_action on_crash(child *c, int wstatus, uint64_t now)
     child_describe_status(wstatus, what, sizeof(what));
     if (wstatus != -1 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == MF_EXIT_CONFIG) {
         c->state = CHILD_FAILED;
-        set_reason(c, "%s: configuration error, not restarted", what);
+        snprintf(c->reason, sizeof(c->reason), "%s: configuration error, not restarted", what);
         return CHILD_ACT_NONE;
     }
     if (wstatus != -1 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == MF_EXIT_EXEC) {
         c->state = CHILD_FAILED;
-        set_reason(c, "%s: stage binary could not be executed", what);
+        snprintf(c->reason, sizeof(c->reason), "%s: stage binary could not be executed", what);
         return CHILD_ACT_NONE;
     }
     if (c->started_ns && now - c->started_ns >= CHILD_STABLE_NS)
@@ -87,7 +82,7 @@ static enum child_action on_crash(child *c, int wstatus, uint64_t now)
     c->backoff_ns *= 2;
     if (c->backoff_ns > CHILD_BACKOFF_MAX_NS)
         c->backoff_ns = CHILD_BACKOFF_MAX_NS;
-    set_reason(c, "%s", what);
+    snprintf(c->reason, sizeof(c->reason), "%s", what);
     return CHILD_ACT_NONE;
 }
 
@@ -211,18 +206,20 @@ static enum child_action failed_restart(child *c, int wstatus, uint64_t now)
     return spawn_now(c);
 }
 
-/* Rows: states; columns: events. Every cell is filled, so a missing case is a compile-time
- * visible hole rather than a default branch. */
+/* Rows: states; columns: events. Every cell is filled, so a missing case is a visible hole
+ * rather than a default branch. (Kept out of clang-format so it reads as a table.) */
+/* clang-format off */
 static const handler table[CHILD_N_STATES][CHILD_N_EVENTS] = {
-    /*                START   READY   EXIT           TIMER             RESTART          STOP */
-    [CHILD_IDLE] = {start, ignore, ignore, ignore, start, stop_idle},
-    [CHILD_STARTING] = {ignore, ready, on_crash, ready_timeout, ignore, stop_term},
-    [CHILD_RUNNING] = {ignore, ignore, on_crash, ignore, request_term, stop_term},
-    [CHILD_STOPPING] = {ignore, ignore, stopping_exit, stopping_timeout, ignore, stopping_stop},
-    [CHILD_BACKOFF] = {ignore, ignore, ignore, backoff_expired, backoff_restart, stop_idle},
-    [CHILD_FAILED] = {ignore, ignore, ignore, ignore, failed_restart, ignore},
-    [CHILD_STOPPED] = {ignore, ignore, ignore, ignore, ignore, ignore},
+    /*                  START   READY   EXIT           TIMER             RESTART          STOP */
+    [CHILD_IDLE]     = {start,  ignore, ignore,        ignore,           start,           stop_idle},
+    [CHILD_STARTING] = {ignore, ready,  on_crash,      ready_timeout,    ignore,          stop_term},
+    [CHILD_RUNNING]  = {ignore, ignore, on_crash,      ignore,           request_term,    stop_term},
+    [CHILD_STOPPING] = {ignore, ignore, stopping_exit, stopping_timeout, ignore,          stopping_stop},
+    [CHILD_BACKOFF]  = {ignore, ignore, ignore,        backoff_expired,  backoff_restart, stop_idle},
+    [CHILD_FAILED]   = {ignore, ignore, ignore,        ignore,           failed_restart,  ignore},
+    [CHILD_STOPPED]  = {ignore, ignore, ignore,        ignore,           ignore,          ignore},
 };
+/* clang-format on */
 
 void child_init(child *c)
 {
