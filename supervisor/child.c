@@ -148,7 +148,7 @@ static enum child_action stop_term(child *c, int wstatus, uint64_t now)
     return term_now(c, now);
 }
 
-static enum child_action stopping_exit(child *c, int wstatus, uint64_t now)
+static enum child_action stop_exit(child *c, int wstatus, uint64_t now)
 {
     (void)now;
     c->last_status = wstatus;
@@ -161,14 +161,14 @@ static enum child_action stopping_exit(child *c, int wstatus, uint64_t now)
     return spawn_now(c);
 }
 
-static enum child_action stopping_timeout(child *c, int wstatus, uint64_t now)
+static enum child_action stop_timeout(child *c, int wstatus, uint64_t now)
 {
     (void)wstatus;
     c->deadline_ns = now + REKILL_NS;
     return CHILD_ACT_KILL;
 }
 
-static enum child_action stopping_stop(child *c, int wstatus, uint64_t now)
+static enum child_action stop_again(child *c, int wstatus, uint64_t now)
 {
     (void)wstatus;
     (void)now;
@@ -176,7 +176,7 @@ static enum child_action stopping_stop(child *c, int wstatus, uint64_t now)
     return CHILD_ACT_NONE;
 }
 
-static enum child_action backoff_expired(child *c, int wstatus, uint64_t now)
+static enum child_action backoff_over(child *c, int wstatus, uint64_t now)
 {
     (void)wstatus;
     (void)now;
@@ -210,14 +210,14 @@ static enum child_action failed_restart(child *c, int wstatus, uint64_t now)
  * rather than a default branch. (Kept out of clang-format so it reads as a table.) */
 /* clang-format off */
 static const handler table[CHILD_N_STATES][CHILD_N_EVENTS] = {
-    /*                  START   READY   EXIT           TIMER             RESTART          STOP */
-    [CHILD_IDLE]     = {start,  ignore, ignore,        ignore,           start,           stop_idle},
-    [CHILD_STARTING] = {ignore, ready,  on_crash,      ready_timeout,    ignore,          stop_term},
-    [CHILD_RUNNING]  = {ignore, ignore, on_crash,      ignore,           request_term,    stop_term},
-    [CHILD_STOPPING] = {ignore, ignore, stopping_exit, stopping_timeout, ignore,          stopping_stop},
-    [CHILD_BACKOFF]  = {ignore, ignore, ignore,        backoff_expired,  backoff_restart, stop_idle},
-    [CHILD_FAILED]   = {ignore, ignore, ignore,        ignore,           failed_restart,  ignore},
-    [CHILD_STOPPED]  = {ignore, ignore, ignore,        ignore,           ignore,          ignore},
+    /*                  START   READY   EXIT       TIMER          RESTART          STOP */
+    [CHILD_IDLE]     = {start,  ignore, ignore,    ignore,        start,           stop_idle},
+    [CHILD_STARTING] = {ignore, ready,  on_crash,  ready_timeout, ignore,          stop_term},
+    [CHILD_RUNNING]  = {ignore, ignore, on_crash,  ignore,        request_term,    stop_term},
+    [CHILD_STOPPING] = {ignore, ignore, stop_exit, stop_timeout,  ignore,          stop_again},
+    [CHILD_BACKOFF]  = {ignore, ignore, ignore,    backoff_over,  backoff_restart, stop_idle},
+    [CHILD_FAILED]   = {ignore, ignore, ignore,    ignore,        failed_restart,  ignore},
+    [CHILD_STOPPED]  = {ignore, ignore, ignore,    ignore,        ignore,          ignore},
 };
 /* clang-format on */
 
