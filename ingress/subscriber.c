@@ -39,7 +39,9 @@ struct subscriber {
     void *arg;
     char **filters; /* topic filters as subscribed ($share/<group>/ prefixed) */
     int *qos;
+    int *granted; /* scratch for the SUBACK (one SUBSCRIBE is outstanding at a time) */
     int n_filters;
+    bool v5; /* mqtt_version: 5 */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -145,19 +147,19 @@ static void on_connection_lost(void *ctx, char *cause)
     pthread_mutex_unlock(&s->mu);
 }
 
-static void on_sub_ok(void *ctx, MQTTAsync_successData *r)
+/* The SUBACK: granted[i] is the granted QoS of filter i (MQTT 5: the reason code), a value
+ * >= SUBACK_FAILURE when refused, or -1 when paho did not report it. */
+static void sub_acked(subscriber *s, const int *granted)
 {
-    subscriber *s = ctx;
     int refused = 0;
-    for (int i = 0; i < s->n_filters && r; i++) {
-        int granted = s->n_filters == 1 ? r->alt.qos : r->alt.qosList ? r->alt.qosList[i] : -1;
-        if (granted == SUBACK_FAILURE) {
-            log_error(LOG_COMP, "broker %s refused the subscription of %s to \"%s\"", s->c->uri,
-                      s->c->client_id, s->filters[i]);
+    for (int i = 0; i < s->n_filters; i++) {
+        if (granted[i] >= SUBACK_FAILURE) {
+            log_error(LOG_COMP, "broker %s refused the subscription of %s to \"%s\" (code 0x%x)",
+                      s->c->uri, s->c->client_id, s->filters[i], (unsigned)granted[i]);
             refused++;
-        } else if (granted >= 0 && granted < s->qos[i]) {
+        } else if (granted[i] >= 0 && granted[i] < s->qos[i]) {
             log_warn(LOG_COMP, "broker %s granted QoS %d instead of %d on \"%s\"", s->c->uri,
-                     granted, s->qos[i], s->filters[i]);
+                     granted[i], s->qos[i], s->filters[i]);
         }
     }
     pthread_mutex_lock(&s->mu);
@@ -175,18 +177,55 @@ static void on_sub_ok(void *ctx, MQTTAsync_successData *r)
     pthread_mutex_unlock(&s->mu);
 }
 
-static void on_sub_fail(void *ctx, MQTTAsync_failureData *r)
+static void sub_failed(subscriber *s, int code, const char *message)
 {
-    subscriber *s = ctx;
     pthread_mutex_lock(&s->mu);
     if (s->st == ST_SUBSCRIBING) {
         log_error(LOG_COMP, "subscribe of %s on %s failed (paho rc %d%s%s); retrying in %.1fs",
-                  s->c->client_id, s->c->uri, r ? r->code : 0, r && r->message ? ": " : "",
-                  r && r->message ? r->message : "", s->delay_s);
+                  s->c->client_id, s->c->uri, code, message ? ": " : "", message ? message : "",
+                  s->delay_s);
         schedule_retry(s);
         set_state(s, ST_SUB_FAILED);
     }
     pthread_mutex_unlock(&s->mu);
+}
+
+static void on_sub_ok(void *ctx, MQTTAsync_successData *r)
+{
+    subscriber *s = ctx;
+    for (int i = 0; i < s->n_filters; i++) {
+        int g = -1;
+        if (r && s->n_filters == 1)
+            g = r->alt.qos;
+        else if (r && r->alt.qosList)
+            g = r->alt.qosList[i];
+        s->granted[i] = g;
+    }
+    sub_acked(s, s->granted);
+}
+
+static void on_sub_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+    subscriber *s = ctx;
+    for (int i = 0; i < s->n_filters; i++) {
+        int g = -1;
+        if (r && s->n_filters == 1)
+            g = (int)r->reasonCode;
+        else if (r && i < r->alt.sub.reasonCodeCount && r->alt.sub.reasonCodes)
+            g = (int)r->alt.sub.reasonCodes[i];
+        s->granted[i] = g;
+    }
+    sub_acked(s, s->granted);
+}
+
+static void on_sub_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    sub_failed(ctx, r ? r->code : 0, r ? r->message : NULL);
+}
+
+static void on_sub_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+    sub_failed(ctx, r ? r->code : 0, r ? r->message : NULL);
 }
 
 /* Sends SUBSCRIBE for every filter; state SUBSCRIBING. Called without mu: paho may hold its
@@ -195,8 +234,13 @@ static void on_sub_fail(void *ctx, MQTTAsync_failureData *r)
 static void subscribe_all(subscriber *s)
 {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = on_sub_ok;
-    ro.onFailure = on_sub_fail;
+    if (s->v5) {
+        ro.onSuccess5 = on_sub_ok5;
+        ro.onFailure5 = on_sub_fail5;
+    } else {
+        ro.onSuccess = on_sub_ok;
+        ro.onFailure = on_sub_fail;
+    }
     ro.context = s;
     int rc = MQTTAsync_subscribeMany(s->h, s->n_filters, s->filters, s->qos, &ro);
     if (rc != MQTTASYNC_SUCCESS) {
@@ -211,17 +255,15 @@ static void subscribe_all(subscriber *s)
     }
 }
 
-static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
+static void connected(subscriber *s)
 {
-    (void)r;
-    subscriber *s = ctx;
     if (set_nodelay_peer_port(s->c->port) < 1)
         log_warn(LOG_COMP, "could not set TCP_NODELAY on the socket to %s", s->c->uri);
     pthread_mutex_lock(&s->mu);
     s->connected = true;
     bool go = s->st == ST_CONNECTING;
     if (go) {
-        log_info(LOG_COMP, "connected to %s", s->c->uri);
+        log_info(LOG_COMP, "connected to %s (MQTT %s)", s->c->uri, s->v5 ? "5" : "3.1.1");
         set_state(s, ST_SUBSCRIBING);
     }
     pthread_mutex_unlock(&s->mu);
@@ -231,20 +273,41 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
         subscribe_all(s);
 }
 
-static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
+static void connect_failed(subscriber *s, int code, const char *message)
 {
-    subscriber *s = ctx;
     pthread_mutex_lock(&s->mu);
     if (s->st == ST_CONNECTING) {
         /* the first failure and then every 10th: a broker down for long must not flood logs */
         if (s->failures % 10 == 0)
             log_warn(LOG_COMP, "connect of %s to %s failed (paho rc %d%s%s); retrying in %.1fs",
-                     s->c->client_id, s->c->uri, r ? r->code : 0, r && r->message ? ": " : "",
-                     r && r->message ? r->message : "", s->delay_s);
+                     s->c->client_id, s->c->uri, code, message ? ": " : "", message ? message : "",
+                     s->delay_s);
         schedule_retry(s);
         set_state(s, ST_DOWN);
     }
     pthread_mutex_unlock(&s->mu);
+}
+
+static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    connected(ctx);
+}
+
+static void on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+    (void)r;
+    connected(ctx);
+}
+
+static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    connect_failed(ctx, r ? r->code : 0, r ? r->message : NULL);
+}
+
+static void on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+    connect_failed(ctx, r ? r->code : 0, r ? r->message : NULL);
 }
 
 static void on_disconnect_done(void *ctx, MQTTAsync_successData *r)
@@ -272,6 +335,7 @@ static void free_filters(subscriber *s)
         free(s->filters[i]);
     free(s->filters);
     free(s->qos);
+    free(s->granted);
 }
 
 int subscriber_create(const cfg_client *c, subscriber_msg_fn fn, void *arg, subscriber **out)
@@ -303,7 +367,8 @@ int subscriber_create(const cfg_client *c, subscriber_msg_fn fn, void *arg, subs
     s->n_filters = (int)c->n_topics;
     s->filters = calloc(c->n_topics, sizeof(*s->filters));
     s->qos = calloc(c->n_topics, sizeof(*s->qos));
-    if (!s->filters || !s->qos) {
+    s->granted = calloc(c->n_topics, sizeof(*s->granted));
+    if (!s->filters || !s->qos || !s->granted) {
         err = -ENOMEM;
         goto err_filters;
     }
@@ -318,17 +383,23 @@ int subscriber_create(const cfg_client *c, subscriber_msg_fn fn, void *arg, subs
         }
         s->qos[i] = c->topics[i].qos;
     }
-    if (c->mqtt_version == 5)
-        log_warn(LOG_COMP,
-                 "client %s: mqtt_version 5 is not supported by the ingress yet; "
-                 "connecting with MQTT 3.1.1",
-                 c->client_id);
+    s->v5 = c->mqtt_version == 5;
 
     /* plain MQTTAsync_create: createWithOptions' default maxBufferedMessages=100 (BASELINES
      * pitfall 3); this client never publishes anyway */
     sigset_t old;
     block_signals(&old);
-    int rc = MQTTAsync_create(&s->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    int rc;
+    if (s->v5) {
+        /* MQTT 5 needs createWithOptions; lift its default cap of 100 buffered messages
+         * (BASELINES pitfall 3) even though this client never publishes */
+        MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+        co.maxBufferedMessages = 65535;
+        rc = MQTTAsync_createWithOptions(&s->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+                                         NULL, &co);
+    } else {
+        rc = MQTTAsync_create(&s->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    }
     if (rc == MQTTASYNC_SUCCESS)
         rc = MQTTAsync_setCallbacks(s->h, s, on_connection_lost, on_message, NULL);
     restore_signals(&old);
@@ -356,12 +427,31 @@ static int connect_now(subscriber *s)
 {
     const cfg_client *c = s->c;
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
     MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    MQTTProperties props = MQTTProperties_initializer;
+    if (s->v5) {
+        co = co5;
+        co.cleanstart = c->clean_session;
+        if (!c->clean_session) {
+            /* MQTT 5 ends a session at disconnect unless it has an expiry: keep it as 3.1.1
+             * clean_session: false would (0xFFFFFFFF = never expires) */
+            MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+            p.value.integer4 = 0xFFFFFFFFu;
+            MQTTProperties_add(&props, &p);
+            co.connectProperties = &props;
+        }
+        co.onSuccess5 = on_connect_ok5;
+        co.onFailure5 = on_connect_fail5;
+    } else {
+        co.cleansession = c->clean_session;
+        co.MQTTVersion = MQTTVERSION_3_1_1;
+        co.onSuccess = on_connect_ok;
+        co.onFailure = on_connect_fail;
+    }
     co.keepAliveInterval = c->keepalive;
-    co.cleansession = c->clean_session;
     co.connectTimeout = CONNECT_TIMEOUT;
     co.automaticReconnect = 0; /* ours: sub-second min_delay, resubscribe (see subscriber.h) */
-    co.MQTTVersion = MQTTVERSION_3_1_1;
     co.username = c->username;
     co.password = c->password;
     if (c->will.enabled) {
@@ -371,13 +461,12 @@ static int connect_now(subscriber *s)
         will.retained = c->will.retain;
         co.will = &will;
     }
-    co.onSuccess = on_connect_ok;
-    co.onFailure = on_connect_fail;
     co.context = s;
     sigset_t old;
     block_signals(&old);
     int rc = MQTTAsync_connect(s->h, &co);
     restore_signals(&old);
+    MQTTProperties_free(&props); /* paho copied them */
     if (rc != MQTTASYNC_SUCCESS) {
         pthread_mutex_lock(&s->mu);
         if (s->st == ST_CONNECTING) {

@@ -1,6 +1,11 @@
 /* subscriber: the ingress's broker connection (paho.mqtt.c MQTTAsync): connect, subscribe to
  * every configured topic, reconnect with backoff, resubscribe, disconnect on stop.
  *
+ * MQTT 3.1.1 (default) or 5 (mqtt_version: 5). With MQTT 5, clean_session maps to clean start
+ * and clean_session: false also sets a session expiry of "never", so the broker keeps the
+ * session across our disconnects as a 3.1.1 persistent session would. No TLS yet: the build
+ * links the non-TLS paho library (libpaho-mqtt3a); a client with TLS is refused (-ENOTSUP).
+ *
  * Threads: the ingress's main thread calls every function here; paho's receive thread calls
  * the message function given to subscriber_create, one message at a time, and the
  * subscriber's internal connection callbacks. Connection state moves under a mutex; the main

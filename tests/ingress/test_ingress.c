@@ -792,6 +792,45 @@ static void test_ingress_retained_flag_kept(void **state)
     assert_int_equal(v.h.seq, 1);
 }
 
+static int setup_v5(void **state)
+{
+    setup_opts o = {.client_extra = "    mqtt_version: 5\n    clean_session: false\n",
+                    .ring_cap = 1u << 20};
+    return setup_opts_run(state, &o);
+}
+
+static void test_ingress_mqtt5_session_receives_in_order(void **state)
+{
+    fixture *f = *state;
+    /* the broker saw an MQTT 5 client without clean start ("p5, c0") */
+    assert_true(broker_log_has(f, "(p5, c0"));
+    expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "50", "-q", "1", "-i", "5", NULL), 10000);
+    for (uint64_t i = 0; i < 50; i++) {
+        rec_view v;
+        assert_int_equal(next_record(f, &v, 5000), 0);
+        testlib_hdr th;
+        assert_int_equal(testlib_parse(v.payload, v.h.payload_len, &th), 0);
+        assert_int_equal(th.seq, i);
+        assert_int_equal(v.h.qos, 1);
+    }
+    /* reconnects with the session kept (session expiry set): the subscription survives a
+     * restart of the ingress and what was published meanwhile is delivered */
+    assert_int_equal(kill(f->ingress, SIGTERM), 0);
+    int st = wait_exit(f->ingress, 5000);
+    f->ingress = 0;
+    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "10", "-q", "1", "-i", "6", NULL), 10000);
+    assert_int_equal(start_ingress(f), 0);
+    for (uint64_t i = 0; i < 10; i++) {
+        rec_view v;
+        assert_int_equal(next_record(f, &v, 5000), 0);
+        testlib_hdr th;
+        assert_int_equal(testlib_parse(v.payload, v.h.payload_len, &th), 0);
+        assert_int_equal(th.src, 6);
+        assert_int_equal(th.seq, i);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -815,6 +854,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingress_persistent_session_survives_keepalive_timeout,
                                         setup_persistent_block, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_retained_flag_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_mqtt5_session_receives_in_order, setup_v5,
+                                        teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("MF_TEST_FILTER")) /* e.g. MF_TEST_FILTER='*full_ring*' */
