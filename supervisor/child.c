@@ -71,9 +71,13 @@ static enum child_action on_crash(child *c, int wstatus, uint64_t now)
         c->backoff_ns = CHILD_BACKOFF_MIN_NS;
     if (recent_in_window(c, now) >= CHILD_MAX_RESTARTS) {
         c->state = CHILD_FAILED;
+        c->cooldown = 1;
+        c->deadline_ns = now + CHILD_COOLDOWN_NS;
         snprintf(c->reason, sizeof(c->reason),
-                 "restart intensity: more than %d restarts in %llu s (last: %s)",
-                 CHILD_MAX_RESTARTS, (unsigned long long)(CHILD_WINDOW_NS / 1000000000ull), what);
+                 "restart intensity: more than %d restarts in %llu s (last: %s); next try in "
+                 "%llu s",
+                 CHILD_MAX_RESTARTS, (unsigned long long)(CHILD_WINDOW_NS / 1000000000ull), what,
+                 (unsigned long long)(CHILD_COOLDOWN_NS / 1000000000ull));
         return CHILD_ACT_NONE;
     }
     recent_add(c, now);
@@ -193,17 +197,34 @@ static enum child_action backoff_restart(child *c, int wstatus, uint64_t now)
     return spawn_now(c);
 }
 
+static enum child_action failed_stop(child *c, int wstatus, uint64_t now)
+{
+    (void)wstatus;
+    (void)now;
+    c->cooldown = 0; /* stays FAILED; no retry during or after a stop */
+    return CHILD_ACT_NONE;
+}
+
 static enum child_action failed_restart(child *c, int wstatus, uint64_t now)
 {
     (void)wstatus;
     (void)now;
-    /* the operator asks for it: a fresh start, the old failures are forgiven */
+    /* the operator asks for it, or the cool-down of a crash loop is over: a fresh start,
+     * the old failures are forgiven */
+    c->cooldown = 0;
     c->n_recent = 0;
     c->recent_next = 0;
     c->backoff_ns = CHILD_BACKOFF_MIN_NS;
     c->restarts++;
     c->reason[0] = '\0';
     return spawn_now(c);
+}
+
+static enum child_action failed_retry(child *c, int wstatus, uint64_t now)
+{
+    if (!c->cooldown)
+        return CHILD_ACT_NONE; /* exit 2 / 127: only a request brings it back */
+    return failed_restart(c, wstatus, now);
 }
 
 /* Rows: states; columns: events. Every cell is filled, so a missing case is a visible hole
@@ -216,7 +237,7 @@ static const handler table[CHILD_N_STATES][CHILD_N_EVENTS] = {
     [CHILD_RUNNING]  = {ignore, ignore, on_crash,  ignore,        request_term,    stop_term},
     [CHILD_STOPPING] = {ignore, ignore, stop_exit, stop_timeout,  ignore,          stop_again},
     [CHILD_BACKOFF]  = {ignore, ignore, ignore,    backoff_over,  backoff_restart, stop_idle},
-    [CHILD_FAILED]   = {ignore, ignore, ignore,    ignore,        failed_restart,  ignore},
+    [CHILD_FAILED]   = {ignore, ignore, ignore,    failed_retry,  failed_restart,  failed_stop},
     [CHILD_STOPPED]  = {ignore, ignore, ignore,    ignore,        ignore,          ignore},
 };
 /* clang-format on */
@@ -246,7 +267,8 @@ void child_spawned(child *c, pid_t pid, uint64_t now_ns)
 
 int child_has_deadline(const child *c)
 {
-    return c->state == CHILD_STARTING || c->state == CHILD_STOPPING || c->state == CHILD_BACKOFF;
+    return c->state == CHILD_STARTING || c->state == CHILD_STOPPING || c->state == CHILD_BACKOFF ||
+           (c->state == CHILD_FAILED && c->cooldown);
 }
 
 int child_is_down(const child *c)

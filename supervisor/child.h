@@ -8,7 +8,10 @@
  *   - a stage that dies on its own is respawned after a backoff of 100 ms, doubling up to 5 s;
  *     the backoff starts again at 100 ms once a stage has stayed up for CHILD_STABLE_NS;
  *   - restart intensity: more than CHILD_MAX_RESTARTS restarts within CHILD_WINDOW_NS puts
- *     the child in FAILED, with the reason kept for `mqttflow status`;
+ *     the child in FAILED, with the reason kept for `mqttflow status`. It is tried again
+ *     after CHILD_COOLDOWN_NS: a worker that a burst of poison messages crash-looped must not
+ *     stay down for good, since the router would then block on its full input ring and stall
+ *     every rule (the poison records are dead-lettered after max_attempts meanwhile);
  *   - exit code 2 (MF_EXIT_CONFIG) and 127 (MF_EXIT_EXEC) are never respawned: FAILED at once;
  *   - a requested restart (CHILD_EV_RESTART) respawns at once, without backoff, and does not
  *     count against the intensity limit;
@@ -30,6 +33,7 @@
 #define CHILD_STABLE_NS        10000000000ull /* up this long: the backoff starts over */
 #define CHILD_MAX_RESTARTS     5              /* more than this many within the window: failed */
 #define CHILD_WINDOW_NS        10000000000ull /* 10 s */
+#define CHILD_COOLDOWN_NS      30000000000ull /* FAILED by intensity: tried again after this */
 #define CHILD_READY_TIMEOUT_NS 30000000000ull /* spawn -> ready, else SIGKILL */
 #define CHILD_STOP_TIMEOUT_NS  10000000000ull /* SIGTERM -> exit, else SIGKILL */
 #define CHILD_REASON_MAX       160
@@ -40,7 +44,8 @@ enum child_state {
     CHILD_RUNNING,  /* ready */
     CHILD_STOPPING, /* SIGTERM sent (stop or requested restart), waiting for the exit */
     CHILD_BACKOFF,  /* died; respawn when the deadline passes */
-    CHILD_FAILED,   /* will not be respawned (reason says why) until a requested restart */
+    CHILD_FAILED,   /* not respawned (reason says why): exit 2/127 until a requested restart,
+                       a crash loop until its cool-down is over */
     CHILD_STOPPED,  /* exited after a stop */
     CHILD_N_STATES
 };
@@ -74,6 +79,7 @@ typedef struct child {
     unsigned recent_next;          /* where the next one goes */
     int restart_requested;         /* STOPPING because of CHILD_EV_RESTART: respawn at once */
     int stop_requested;            /* STOPPING because of CHILD_EV_STOP: end in STOPPED */
+    int cooldown;                  /* FAILED by restart intensity: retried at deadline_ns */
     int last_status;               /* last wait status (-1: none yet, or a failed spawn) */
     char reason[CHILD_REASON_MAX]; /* why it is FAILED/BACKOFF, or "" */
 } child;

@@ -87,8 +87,38 @@ static void test_child_intensity_fails_after_five_quick_restarts(void **state)
     assert_non_null(strstr(c.reason, "restart intensity"));
     assert_non_null(strstr(c.reason, "SIGSEGV"));
     assert_int_equal(c.restarts, CHILD_MAX_RESTARTS);
-    /* nothing but a request brings it back */
-    assert_int_equal(child_event(&c, CHILD_EV_TIMER, 0, t + 60 * S), CHILD_ACT_NONE);
+    /* it stays failed for the cool-down, then gets a fresh start */
+    assert_true(child_has_deadline(&c));
+    assert_int_equal(c.deadline_ns, t + CHILD_COOLDOWN_NS);
+    assert_int_equal(child_event(&c, CHILD_EV_TIMER, 0, t + CHILD_COOLDOWN_NS), CHILD_ACT_SPAWN);
+    assert_int_equal(c.state, CHILD_STARTING);
+    assert_int_equal(c.restarts, CHILD_MAX_RESTARTS + 1);
+    child_spawned(&c, 300, t + CHILD_COOLDOWN_NS);
+    child_event(&c, CHILD_EV_READY, 0, t + CHILD_COOLDOWN_NS);
+    /* the old crashes are forgiven: the next one backs off 100 ms again */
+    uint64_t t2 = t + CHILD_COOLDOWN_NS + 10 * MS;
+    child_event(&c, CHILD_EV_EXIT, exited(1), t2);
+    assert_int_equal(c.state, CHILD_BACKOFF);
+    assert_int_equal(c.deadline_ns - t2, CHILD_BACKOFF_MIN_NS);
+}
+
+static void test_child_stop_cancels_the_cooldown(void **state)
+{
+    (void)state;
+    child c;
+    child_init(&c);
+    run_at(&c, 100, 0);
+    uint64_t t = 10 * MS;
+    for (int i = 0; i <= CHILD_MAX_RESTARTS; i++) {
+        child_event(&c, CHILD_EV_EXIT, exited(1), t);
+        if (c.state != CHILD_BACKOFF)
+            break;
+        t = respawn(&c, 101 + i) + 10 * MS;
+    }
+    assert_int_equal(c.state, CHILD_FAILED);
+    assert_int_equal(child_event(&c, CHILD_EV_STOP, 0, t + S), CHILD_ACT_NONE);
+    assert_false(child_has_deadline(&c));
+    assert_int_equal(child_event(&c, CHILD_EV_TIMER, 0, t + CHILD_COOLDOWN_NS), CHILD_ACT_NONE);
     assert_int_equal(c.state, CHILD_FAILED);
 }
 
@@ -119,6 +149,9 @@ static void test_child_exit_config_is_not_respawned(void **state)
     assert_non_null(strstr(c.reason, "exit 2"));
     assert_non_null(strstr(c.reason, "configuration"));
     assert_int_equal(c.restarts, 0);
+    /* never on its own, however long we wait */
+    assert_int_equal(child_event(&c, CHILD_EV_TIMER, 0, 3600 * S), CHILD_ACT_NONE);
+    assert_int_equal(c.state, CHILD_FAILED);
     /* also when it happens during start-up */
     child_init(&c);
     child_event(&c, CHILD_EV_START, 0, 0);
@@ -304,6 +337,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_child_backoff_doubles_to_cap),
         cmocka_unit_test(test_child_intensity_fails_after_five_quick_restarts),
+        cmocka_unit_test(test_child_stop_cancels_the_cooldown),
         cmocka_unit_test(test_child_restarts_spread_over_time_never_fail),
         cmocka_unit_test(test_child_exit_config_is_not_respawned),
         cmocka_unit_test(test_child_exec_failure_is_not_respawned),
