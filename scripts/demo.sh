@@ -13,7 +13,7 @@
 #   BUILD=build       the build folder to take the binaries from (built when missing)
 #   KEEP_TMP=1        keep the temporary folder (config, logs) afterwards
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
 BUILD=${BUILD:-build}
 SECONDS_TO_RUN=${DEMO_SECONDS:-20}
@@ -124,7 +124,9 @@ sed -e "s|^\(    port: \)1883\$|\1$P1|" \
   spool_dir: \"$TMP/spool\"\\
   dead_letter: { dir: \"$TMP/dead\" }|" \
     config/examples/config.yaml >"$CFG"
-grep -q "port: $P1" "$CFG" && grep -q "port: $P2" "$CFG" || die "could not patch the example config"
+if ! grep -q "port: $P1" "$CFG" || ! grep -q "port: $P2" "$CFG"; then
+    die "could not patch the example config"
+fi
 
 say "mqttflow check $CFG"
 "$MQTTFLOW" check "$CFG" || die "the config does not check"
@@ -188,7 +190,7 @@ say "mqttflow stop"
 wait "$SUP_PID"
 rc=$?
 SUP_PID=
-left=$(ls /dev/shm 2>/dev/null | grep -c "^mqttflow\.$INSTANCE\." || true)
+left=$(compgen -G "/dev/shm/mqttflow.$INSTANCE.*" | wc -l)
 total=$(wc -l <"$TMP/received.txt" 2>/dev/null || echo 0)
 alerts=$(grep -c ' alerts/' "$TMP/received.txt" 2>/dev/null || true)
 analysis=$(grep -c ' analysis/' "$TMP/received.txt" 2>/dev/null || true)
