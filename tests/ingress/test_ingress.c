@@ -196,6 +196,7 @@ typedef struct setup_opts {
     const char *broker_extra;  /* mosquitto.conf lines; "@DIR@" is not substituted */
     size_t ring_cap;
     int with_passwd; /* write DIR/passwd with user "ingress", password "s3cret" */
+    int websockets;  /* the ingress connects to a second, websockets listener (ws://) */
 } setup_opts;
 
 static int setup_opts_run(void **state, const setup_opts *o)
@@ -224,7 +225,13 @@ static int setup_opts_run(void **state, const setup_opts *o)
     snprintf(f->instance, sizeof(f->instance), "ti%d%ld", (int)getpid(),
              (long)(clock_mono_ns() % 100000));
     f->port = free_port();
-    if (f->port <= 0 || start_broker(f) < 0)
+    int client_port = f->port;
+    if (o->websockets) {
+        client_port = free_port();
+        snprintf(broker_extra + strlen(broker_extra), sizeof(broker_extra) - strlen(broker_extra),
+                 "listener %d 127.0.0.1\nprotocol websockets\n", client_port);
+    }
+    if (f->port <= 0 || client_port <= 0 || start_broker(f) < 0)
         goto fail;
     snprintf(f->yaml, sizeof(f->yaml), "%s/config.yaml", f->dir);
     FILE *y = fopen(f->yaml, "w");
@@ -233,7 +240,7 @@ static int setup_opts_run(void **state, const setup_opts *o)
     fprintf(y,
             "mqtt_clients:\n"
             "  - client_id: \"ingress-test-%s\"\n"
-            "    broker_url: \"mqtt://127.0.0.1\"\n"
+            "    broker_url: \"%s://127.0.0.1\"\n"
             "    port: %d\n"
             "    reconnect: {min_delay: 0.1, max_delay: 0.5}\n"
             "%s"
@@ -246,7 +253,8 @@ static int setup_opts_run(void **state, const setup_opts *o)
             "  instance: \"%s\"\n"
             "  max_payload: 1024\n"
             "%s",
-            f->instance, f->port, o->client_extra ? o->client_extra : "", f->instance,
+            f->instance, o->websockets ? "ws" : "mqtt", client_port,
+            o->client_extra ? o->client_extra : "", f->instance,
             o->runtime_extra ? o->runtime_extra : "");
     fclose(y);
     /* the config must be valid for the real loader, or the ingress would exit 2 */
@@ -831,6 +839,27 @@ static void test_ingress_mqtt5_session_receives_in_order(void **state)
     }
 }
 
+static int setup_ws(void **state)
+{
+    setup_opts o = {.websockets = 1, .ring_cap = 1u << 20};
+    return setup_opts_run(state, &o);
+}
+
+static void test_ingress_websockets_url(void **state)
+{
+    fixture *f = *state;
+    /* ready means connected and subscribed over ws://; messages published over TCP arrive */
+    expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "20", "-q", "1", "-i", "8", NULL), 10000);
+    for (uint64_t i = 0; i < 20; i++) {
+        rec_view v;
+        assert_int_equal(next_record(f, &v, 5000), 0);
+        testlib_hdr th;
+        assert_int_equal(testlib_parse(v.payload, v.h.payload_len, &th), 0);
+        assert_int_equal(th.src, 8);
+        assert_int_equal(th.seq, i);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -856,6 +885,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingress_retained_flag_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_mqtt5_session_receives_in_order, setup_v5,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_websockets_url, setup_ws, teardown),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("MF_TEST_FILTER")) /* e.g. MF_TEST_FILTER='*full_ring*' */
