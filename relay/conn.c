@@ -35,6 +35,8 @@ struct conn {
     uint64_t backoff_ns; /* the next delay after a failure */
     uint64_t min_ns, max_ns;
     unsigned failures; /* consecutive failed attempts, for log rate limiting */
+    int recv_max;      /* QoS>0 publishes the server accepts in flight (MQTT 5 CONNACK) */
+    int qos_out;       /* QoS>0 publishes handed to paho and not finished */
     char client_id[512];
     unsigned char alpn[256]; /* ALPN wire format: length-prefixed protocol name */
     unsigned alpn_len;
@@ -55,8 +57,14 @@ static void on_conn_fail(void *ctx, MQTTAsync_failureData *d)
 
 static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *d)
 {
-    (void)d;
-    cq_conn_event(ctx, CQ_EV_UP, 0);
+    /* the server's Receive Maximum (default 65535): paho holds back QoS>0 publishes beyond
+     * it, and a held-back one blocks every later publish of the client in paho's queue, QoS 0
+     * included; the conn never hands paho more than this (see conn_publish) */
+    int rm =
+        d ? MQTTProperties_getNumericValue(&d->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM) : 0;
+    if (rm <= 0 || rm > 65535)
+        rm = 65535;
+    cq_conn_event(ctx, CQ_EV_UP, rm);
 }
 
 static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
@@ -323,6 +331,9 @@ static void on_up(conn *c)
 {
     c->first_done = 1;
     c->state = CONN_UP;
+    c->recv_max = c->v5 ? cq_conn_code(c->q, c->index) : 65535;
+    if (c->recv_max <= 0)
+        c->recv_max = 65535;
     c->backoff_ns = c->min_ns;
     int n = set_nodelay_all();
     log_info(COMP, "client %s: connected to %s as %s%s (TCP_NODELAY on %d socket%s)",
@@ -414,6 +425,8 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
 {
     if (c->state != CONN_UP)
         return -ENOTCONN;
+    if (qos > 0 && c->qos_out >= c->recv_max)
+        return -EBUSY;
     if (len > INT_MAX)
         return -EINVAL;
     MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -433,6 +446,8 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
     int rc = MQTTAsync_sendMessage(c->h, topic, &m, &ro);
     switch (rc) {
     case MQTTASYNC_SUCCESS:
+        if (qos > 0)
+            c->qos_out++;
         return 0;
     case MQTTASYNC_DISCONNECTED:
         return -ENOTCONN;
@@ -444,6 +459,12 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
     default:
         return -EINVAL;
     }
+}
+
+void conn_qos_done(conn *c)
+{
+    if (c->qos_out > 0)
+        c->qos_out--;
 }
 
 int conn_disconnect(conn *c, int timeout_ms)

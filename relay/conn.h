@@ -63,11 +63,15 @@ const char *conn_name(const conn *c); /* the client_id of the config */
 
 /* Publishes topic/payload (copied by paho before it returns) with ctx (from cq_acquire) as
  * the callback context. 0: handed to paho, a cq completion will follow.
- * -ENOTCONN: not connected (retry after CQ_EV_UP). -EAGAIN: paho is out of message ids or
- * buffer room (retry soon). -EINVAL: paho refused this message for good (bad UTF-8, QoS, ...).
- * No completion follows an error. */
+ * -ENOTCONN: not connected (retry after CQ_EV_UP). -EBUSY: as many QoS>0 publishes are in
+ * flight as the server's Receive Maximum allows (MQTT 5; retry after a completion). -EAGAIN:
+ * paho is out of message ids or buffer room (retry soon). -EINVAL: paho refused this message
+ * for good (bad UTF-8, QoS, ...). No completion follows an error. */
 int conn_publish(conn *c, const char *topic, const void *payload, size_t len, int qos, int retain,
                  void *ctx);
+/* A QoS>0 publish of this connection finished (any cq result): frees its Receive Maximum
+ * slot. */
+void conn_qos_done(conn *c);
 
 /* Starts a clean disconnect waiting up to timeout_ms for paho's in-flight work. Returns 1 when
  * the conn is already closed, 0 when CQ_EV_DISC will report the end. */

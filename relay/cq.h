@@ -81,9 +81,10 @@ void cq_complete(void *ctx, int ok);
 void *cq_conn_ctx(cq *q, uint16_t conn);
 void cq_conn_next_epoch(cq *q, uint16_t conn);
 /* paho threads: event (a CQ_EV_* bit) for the connection behind ctx (from cq_conn_ctx), with
- * paho's return code when it has one (connect failure), else 0. */
+ * a value when it has one (kept when not 0): paho's return code of a connect failure, the
+ * server's Receive Maximum of an MQTT 5 connect. */
 void cq_conn_event(void *ctx, unsigned ev, int code);
-/* Main loop: the code of the last event of conn that carried one. */
+/* Main loop: the value of the last event of conn that carried one. */
 int cq_conn_code(cq *q, uint16_t conn);
 
 /* Main loop: moves up to max finished publishes into out (freeing their slots) and returns

@@ -212,6 +212,8 @@ static enum send_result send_entry(pump *p, size_t ri, uint64_t seq, inflight_en
     cq_cancel(p->q, ctx);
     if (rc == -ENOTCONN)
         return SEND_DOWN;
+    if (rc == -EBUSY)
+        return SEND_NO_CREDIT; /* this connection's completions wake the loop */
     if (rc == -EAGAIN)
         return SEND_AGAIN;
     ADD(p, errors, 1);
@@ -298,6 +300,9 @@ static void apply_done(pump *p, size_t n, uint64_t now)
     for (size_t i = 0; i < n; i++) {
         const cq_done *d = &p->done[i];
         inflight *w = p->win[d->ring];
+        const inflight_entry *e = inflight_at(w, d->seq);
+        if (e && e->qos > 0)
+            conn_qos_done(p->conns[d->conn]);
         if (d->result == CQ_OK) {
             inflight_done(w, d->seq);
             ok++;

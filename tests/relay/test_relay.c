@@ -2,11 +2,11 @@
  *
  * Each test starts a mosquitto on a free 127.0.0.1 port from a test-local config, creates the
  * instance's two worker output rings and the stats segment itself (as the supervisor would),
- * writes a YAML with two clients ("a-*" and "b-*", both on that broker), spawns the relay with
- * MQTTFLOW_READY_FD and waits for "ready", subscribes with paho to "t/#" at QoS 1, then writes
- * REC_PUBLISH records into the rings as the workers would. Every record has its own payload
- * (binary, with NULs); each topic is fed by one ring and one target connection, so the order
- * of arrival per topic must be the order of the ring. Binaries are found under $BUILD.
+ * writes a YAML with two clients ("a-*" MQTT 3.1.1 and "b-*" MQTT 5, both on that broker), spawns
+ * the relay with MQTTFLOW_READY_FD and waits for "ready", subscribes with paho to "t/#" at QoS 1,
+ * then writes REC_PUBLISH records into the rings as the workers would. Every record has its own
+ * payload (binary, with NULs); each topic is fed by one ring and one target connection, so the
+ * order of arrival per topic must be the order of the ring. Binaries are found under $BUILD.
  */
 #include <MQTTAsync.h>
 #include <arpa/inet.h>
@@ -416,6 +416,7 @@ static int setup_with(void **state, int with_broker, int persistent)
             "  - client_id: \"b-%s\"\n"
             "    broker_url: \"mqtt://127.0.0.1\"\n"
             "    port: %d\n"
+            "    mqtt_version: 5\n"
             "    reconnect: {min_delay: 0.05, max_delay: 0.2}\n"
             "runtime:\n"
             "  instance: \"%s\"\n"
