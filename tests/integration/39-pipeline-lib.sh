@@ -8,8 +8,9 @@
 #
 #   it_runtime WORKERS [EXTRA_LINE...]  print a runtime: section (unique instance it<pid>_<n>,
 #                                       control socket, spool and dead-letter dirs in $LIB_TMP)
-#   it_start CONF [SECS=30]             mqttflow run CONF (lib_spawn "mf"; $mf_PID, log
-#                                       $LIB_TMP/mf.log); waits until status says "running"
+#   it_start CONF [SECS=30] [NAME=mf]   mqttflow run CONF (lib_spawn NAME; $mf_PID, log
+#                                       $IT_LOG = $LIB_TMP/NAME.log); waits until status says
+#                                       "running". Another NAME keeps the log of an earlier run
 #   it_status CONF / it_prom CONF       the status table / Prometheus text
 #   it_metric CONF METRIC STAGE [ID]    one value of the Prometheus text (e.g. it_metric "$c"
 #                                       mqttflow_stage_in_total worker 0)
@@ -39,6 +40,7 @@ MOSQUITTO_PUB=${MOSQUITTO_PUB:-$(command -v mosquitto_pub || echo /usr/bin/mosqu
 MOSQUITTO_SUB=${MOSQUITTO_SUB:-$(command -v mosquitto_sub || echo /usr/bin/mosquitto_sub)}
 IT_RC=0
 IT_N=0
+IT_LOG=$LIB_TMP/mf.log
 
 # skip (77) unless the binaries, tools and mosquitto exist
 it_require() {
@@ -61,7 +63,7 @@ it_runtime() {
     echo "runtime:"
     echo "  instance: \"$IT_INSTANCE\""
     echo "  workers: $workers"
-    echo "  control_socket: \"$LIB_TMP/ctl.sock\""
+    echo "  control_socket: \"$LIB_TMP/$IT_INSTANCE.sock\""
     echo "  spool_dir: \"$LIB_TMP/spool\""
     echo "  dead_letter: { dir: \"$LIB_TMP/dead\" }"
     for l in "$@"; do echo "  $l"; done
@@ -96,19 +98,22 @@ it_is_running() {
 }
 
 it_start() {
-    local conf=$1 secs=${2:-30} end
+    local conf=$1 secs=${2:-30} name=${3:-mf} end pidvar
     [[ -n $IT_INSTANCE ]] || lib_fail "it_start: no it_runtime in the config"
-    lib_spawn mf "$MQTTFLOW" run "$conf"
+    lib_spawn "$name" "$MQTTFLOW" run "$conf"
+    pidvar=${name}_PID
+    mf_PID=${!pidvar}
+    IT_LOG=$LIB_TMP/$name.log
     end=$((SECONDS + secs))
     until it_is_running "$conf"; do
         if ! kill -0 "$mf_PID" 2>/dev/null; then
             wait "$mf_PID"
             lib_log "mqttflow run exited with $? before it was running; its log:"
-            cat "$LIB_TMP/mf.log" >&2
+            cat "$IT_LOG" >&2
             lib_fail "the pipeline did not start"
         fi
         if ((SECONDS >= end)); then
-            cat "$LIB_TMP/mf.log" >&2
+            cat "$IT_LOG" >&2
             it_status "$conf" >&2
             lib_fail "the pipeline was not running after ${secs}s"
         fi
@@ -145,11 +150,11 @@ it_wait_exit() {
 it_assert_clean_exit() {
     local secs=${1:-60} left
     it_wait_exit "$mf_PID" "$secs" || {
-        tail -n 30 "$LIB_TMP/mf.log" >&2
+        tail -n 30 "$IT_LOG" >&2
         lib_fail "the supervisor did not exit within ${secs}s of the stop"
     }
     if [[ $IT_RC != 0 ]]; then
-        tail -n 30 "$LIB_TMP/mf.log" >&2
+        tail -n 30 "$IT_LOG" >&2
         lib_fail "the supervisor exited with $IT_RC, want 0"
     fi
     left=$(it_shm_left "$IT_INSTANCE")
@@ -157,7 +162,7 @@ it_assert_clean_exit() {
         ls -l /dev/shm/mqttflow."$IT_INSTANCE".* >&2
         lib_fail "$left /dev/shm/mqttflow.$IT_INSTANCE.* segment(s) left after the stop"
     }
-    if grep -E 'Sanitizer|runtime error:' "$LIB_TMP/mf.log" >&2; then
+    if grep -E 'Sanitizer|runtime error:' "$IT_LOG" >&2; then
         lib_fail "sanitizer report in the pipeline's log"
     fi
 }
