@@ -7,7 +7,8 @@
 # stop`, exit 0 and no shared-memory segment left.
 #
 #   it_runtime WORKERS [EXTRA_LINE...]  print a runtime: section (unique instance it<pid>_<n>,
-#                                       control socket, spool and dead-letter dirs in $LIB_TMP)
+#                                       control socket, spool and dead-letter dirs in $LIB_TMP;
+#                                       $IT_DEAD_LETTER replaces the dead_letter: mapping)
 #   it_start CONF [SECS=30] [NAME=mf]   mqttflow run CONF (lib_spawn NAME; $mf_PID, log
 #                                       $IT_LOG = $LIB_TMP/NAME.log); waits until status says
 #                                       "running". Another NAME keeps the log of an earlier run
@@ -65,7 +66,7 @@ it_runtime() {
     echo "  workers: $workers"
     echo "  control_socket: \"$LIB_TMP/$IT_INSTANCE.sock\""
     echo "  spool_dir: \"$LIB_TMP/spool\""
-    echo "  dead_letter: { dir: \"$LIB_TMP/dead\" }"
+    echo "  dead_letter: ${IT_DEAD_LETTER:-"{ dir: \"$LIB_TMP/dead\" }"}"
     for l in "$@"; do echo "  $l"; done
 }
 
