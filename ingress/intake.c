@@ -20,6 +20,8 @@ struct intake {
     size_t max_payload;
     enum cfg_overflow overflow;
     uint64_t seq;
+    uint64_t last_refusal_log_ns; /* rate limit of the oversized-message line */
+    uint64_t refusals_unlogged;
     stats_slot own; /* counted into when the caller has no stats slot (tests) */
 };
 
@@ -57,15 +59,24 @@ int intake_message(intake *in, const char *topic, size_t topic_len, const void *
                    size_t payload_len, int qos, int retain)
 {
     size_t len = rec_size(topic_len, payload_len);
-    if (payload_len > in->max_payload || len > ring_max_record(in->r) ||
-        topic_len > CFG_MAX_TOPIC) {
+    if (payload_len > in->max_payload || len > ring_max_record(in->r)) {
         stats_add(&in->slot->errors, 1);
         stats_add(&in->slot->dead, 1);
-        log_warn(LOG_COMP,
-                 "message on \"%.*s\" of %zu bytes refused: above max_payload %zu or the ring's "
-                 "max record %zu (record %zu bytes)",
-                 (int)(topic_len > 200 ? 200 : topic_len), topic, payload_len, in->max_payload,
-                 ring_max_record(in->r), len);
+        /* one line per second at most: a publisher flooding oversized messages must not turn
+         * into a log flood; the counters keep the exact number */
+        uint64_t now = clock_mono_ns();
+        if (now - in->last_refusal_log_ns >= 1000000000ull || in->last_refusal_log_ns == 0) {
+            log_warn(LOG_COMP,
+                     "message on \"%.*s\" of %zu bytes refused: above max_payload %zu or the "
+                     "ring's max record %zu (record %zu bytes); %llu more refused since the "
+                     "last such line",
+                     (int)(topic_len > 200 ? 200 : topic_len), topic, payload_len, in->max_payload,
+                     ring_max_record(in->r), len, (unsigned long long)in->refusals_unlogged);
+            in->last_refusal_log_ns = now;
+            in->refusals_unlogged = 0;
+        } else {
+            in->refusals_unlogged++;
+        }
         return -EMSGSIZE;
     }
 
