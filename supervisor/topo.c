@@ -1,6 +1,7 @@
 /* topo: create and remove an instance's segments (see topo.h). */
 #include "topo.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -77,6 +78,34 @@ static void detach_set(ring **rs, size_t n)
     free(rs);
 }
 
+/* Removes every segment of the instance (but its stats segment when keep_stats); returns how
+ * many. At creation it runs once this process has created the stats segment exclusively: no
+ * live supervisor owns the instance, so whatever else carries its name was left by a dead
+ * one. ring_create would reclaim the rings of the current topology anyway; this also takes
+ * the workers' state segments (a new instance starts with fresh windows, as its rings start
+ * empty) and the segments of stages a previous configuration had and this one has not. */
+static size_t sweep(const char *instance, int keep_stats)
+{
+    char prefix[SHM_NAME_MAX], stats_name[SHM_NAME_MAX];
+    size_t n = 0;
+    snprintf(prefix, sizeof(prefix), "mqttflow.%s.", instance);
+    if (names_stats(stats_name, sizeof(stats_name), instance) < 0)
+        return 0;
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) ||
+            (keep_stats && !strcmp(e->d_name, stats_name)))
+            continue;
+        if (shm_unlink_name(e->d_name) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
 /* Creates n rings named by fn into rs[]; on failure rs[] holds what was created. */
 static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, char *err,
                       size_t errlen)
@@ -133,6 +162,10 @@ int topo_create(const cfg *c, topo **out, char *err, size_t errlen)
         fail(err, errlen, "stats_create(%s): %s", name, strerror(-rc));
         goto err_free;
     }
+    size_t stale = sweep(t->instance, 1);
+    if (stale)
+        log_info("supervisor", "removed %zu segment(s) left by a dead instance %s", stale,
+                 t->instance);
     if ((rc = create_set(t, c, names_ingress_ring, t->n_ingress, t->ingress, err, errlen)) ||
         (rc = create_set(t, c, names_worker_in, t->n_workers, t->w_in, err, errlen)) ||
         (rc = create_set(t, c, names_worker_out, t->n_workers, t->w_out, err, errlen)))
@@ -171,11 +204,10 @@ void topo_destroy(topo *t)
     unlink_set(t->instance, names_ingress_ring, t->n_ingress);
     unlink_set(t->instance, names_worker_in, t->n_workers);
     unlink_set(t->instance, names_worker_out, t->n_workers);
-    for (size_t i = 0; i < t->n_workers; i++)
-        if (names_worker_state(name, sizeof(name), t->instance, i) == 0)
-            (void)shm_unlink_name(name);
     if (names_stats(name, sizeof(name), t->instance) == 0)
         (void)shm_unlink_name(name);
+    /* and what the stages created themselves (the workers' state segments) */
+    (void)sweep(t->instance, 0);
     detach_set(t->ingress, t->n_ingress);
     detach_set(t->w_in, t->n_workers);
     detach_set(t->w_out, t->n_workers);

@@ -4,11 +4,17 @@
  * per worker (names_worker_in/out), all of runtime.ring_size bytes, and the stats segment
  * with stats_slot_total slots. Creation follows shm_create: a segment left by a dead instance
  * is reclaimed, one owned by a live supervisor fails the whole creation with -EEXIST and the
- * message "instance X is already running (pid N)". The supervisor keeps every ring attached
- * as RING_OBSERVER only, to read fill levels (it never touches records).
+ * message "instance X is already running (pid N)". Once the stats segment is ours, any other
+ * segment with the instance's name is a dead instance's and is removed first (the workers'
+ * state segments included: a new instance starts empty). The supervisor keeps every ring
+ * attached as RING_OBSERVER only, to read fill levels (it never touches records).
  *
- * topo_destroy unlinks every segment of the instance (including the workers' state segments,
- * which the workers create) and detaches. Single-threaded (the supervisor).
+ * Workers' state segments (names_worker_state) are the workers' own: a worker should attach
+ * an existing one and create it only when absent (shm_create would reclaim it, since its
+ * creator, a previous worker process, is dead), so that it survives the worker's restarts.
+ *
+ * topo_destroy unlinks every segment of the instance (whoever created it) and detaches.
+ * Single-threaded (the supervisor).
  */
 #ifndef MF_SUPERVISOR_TOPO_H
 #define MF_SUPERVISOR_TOPO_H

@@ -168,8 +168,18 @@ static void test_topo_reclaims_a_dead_instance(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         topo *t = NULL;
-        char err[256];
-        _exit(topo_create(f->c, &t, err, sizeof(err)) == 0 ? 0 : 1); /* dies holding them */
+        char err[256], name[SHM_NAME_MAX];
+        shm *s1 = NULL, *s2 = NULL;
+        if (topo_create(f->c, &t, err, sizeof(err)) != 0)
+            _exit(1);
+        /* a worker's state, and a segment of a worker a bigger config had */
+        names_worker_state(name, sizeof(name), f->instance, 1);
+        if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s1) != 0)
+            _exit(1);
+        names_worker_in(name, sizeof(name), f->instance, 9);
+        if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s2) != 0)
+            _exit(1);
+        _exit(0); /* dies holding them */
     }
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -180,7 +190,15 @@ static void test_topo_reclaims_a_dead_instance(void **state)
     topo *t = NULL;
     char err[256] = "";
     assert_int_equal(topo_create(f->c, &t, err, sizeof(err)), 0);
+    /* the leftovers are gone, the current topology is there */
+    names_worker_state(name, sizeof(name), f->instance, 1);
+    assert_false(seg_exists(name));
+    names_worker_in(name, sizeof(name), f->instance, 9);
+    assert_false(seg_exists(name));
+    names_worker_in(name, sizeof(name), f->instance, 2);
+    assert_true(seg_exists(name));
     topo_destroy(t);
+    assert_false(seg_exists(name));
 }
 
 static void test_topo_fill_levels(void **state)
