@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
 #include <poll.h>
@@ -80,12 +81,23 @@ static void setup_logging(const cfg *c)
     }
 }
 
+/* Opens /dev/null on any of fds 0-2 that is closed (a daemonizer may close them): otherwise
+ * the first pipe the supervisor makes could land there, and a stage would inherit a ready
+ * pipe as its stdout or stderr. */
+static void ensure_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF)
+            (void)open("/dev/null", O_RDWR); /* the lowest free fd: this one */
+}
+
 int cli_run(int argc, char **argv)
 {
     if (argc != 2) {
         cli_usage(stderr);
         return MF_EXIT_CONFIG;
     }
+    ensure_std_fds();
     cfg *c = load(argv[1], CFG_LOAD_CHECK_MODULES, 1);
     if (!c)
         return MF_EXIT_CONFIG;
