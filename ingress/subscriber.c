@@ -50,7 +50,7 @@ struct subscriber {
     bool disconnected; /* subscriber_stop's DISCONNECT completed */
     uint64_t next_ns;  /* monotonic time of the next attempt */
     double delay_s;    /* current backoff */
-    unsigned failures; /* consecutive failed attempts, to quiet repeated log lines */
+    unsigned failures; /* consecutive failed connects, to quiet repeated log lines */
 };
 
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
@@ -111,7 +111,6 @@ static void schedule_retry(subscriber *s)
     s->delay_s *= 2;
     if (s->delay_s > s->c->reconnect_max)
         s->delay_s = s->c->reconnect_max;
-    s->failures++;
 }
 
 static void set_state(subscriber *s, enum sub_state st)
@@ -278,10 +277,11 @@ static void connect_failed(subscriber *s, int code, const char *message)
     pthread_mutex_lock(&s->mu);
     if (s->st == ST_CONNECTING) {
         /* the first failure and then every 10th: a broker down for long must not flood logs */
-        if (s->failures % 10 == 0)
-            log_warn(LOG_COMP, "connect of %s to %s failed (paho rc %d%s%s); retrying in %.1fs",
+        if (s->failures++ % 10 == 0)
+            log_warn(LOG_COMP,
+                     "connect of %s to %s failed (paho rc %d%s%s; failure %u); retrying in %.1fs",
                      s->c->client_id, s->c->uri, code, message ? ": " : "", message ? message : "",
-                     s->delay_s);
+                     s->failures, s->delay_s);
         schedule_retry(s);
         set_state(s, ST_DOWN);
     }

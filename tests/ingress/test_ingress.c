@@ -439,6 +439,19 @@ static long mfsub_result(fixture *f, const char *name, const char *key)
     return k ? atol(k + strlen(pat)) : -1;
 }
 
+/* Whether DIR/name contains text (logs of the broker and the ingress). */
+static int file_has(fixture *f, const char *name, const char *text)
+{
+    char path[256], buf[65536];
+    snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+    FILE *in = fopen(path, "r");
+    size_t n = in ? fread(buf, 1, sizeof(buf) - 1, in) : 0;
+    if (in)
+        fclose(in);
+    buf[n] = 0;
+    return strstr(buf, text) != NULL;
+}
+
 /* Reads one record from the ring (waiting up to timeout_ms): 0 and *v (valid until the next
  * read, which releases it), or -1 on timeout. */
 static int next_record(fixture *f, rec_view *v, int timeout_ms)
@@ -623,7 +636,11 @@ static void test_ingress_reconnects_and_resubscribes(void **state)
     assert_int_equal(stats_get(&f->slot->connected), 0);
     /* the process stays up while the broker is away */
     assert_int_equal(waitpid(f->ingress, NULL, WNOHANG), 0);
-    sleep_ms(300); /* let at least one reconnect attempt fail */
+    /* at least one reconnect attempt fails (logged) before the broker is back */
+    end = clock_mono_ns() + 5000000000ull;
+    while (!file_has(f, "ingress.log", "failed (paho rc") && clock_mono_ns() < end)
+        sleep_ms(10);
+    assert_true(file_has(f, "ingress.log", "failed (paho rc"));
     assert_int_equal(start_broker(f), 0);
     end = clock_mono_ns() + 10000000000ull;
     while (stats_get(&f->slot->connected) != 1 && clock_mono_ns() < end)
@@ -730,19 +747,6 @@ static int setup_persistent_block(void **state)
     return setup_opts_run(state, &o);
 }
 
-/* Whether the broker's log contains text. */
-static int broker_log_has(fixture *f, const char *text)
-{
-    char path[256], buf[65536];
-    snprintf(path, sizeof(path), "%s/mosquitto.log", f->dir);
-    FILE *in = fopen(path, "r");
-    size_t n = in ? fread(buf, 1, sizeof(buf) - 1, in) : 0;
-    if (in)
-        fclose(in);
-    buf[n] = 0;
-    return strstr(buf, text) != NULL;
-}
-
 static void test_ingress_persistent_session_survives_keepalive_timeout(void **state)
 {
     fixture *f = *state;
@@ -753,9 +757,9 @@ static void test_ingress_persistent_session_survives_keepalive_timeout(void **st
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "1000", "-s", "64", "-q", "1", "-i", "4", NULL),
                  20000);
     uint64_t end = clock_mono_ns() + 15000000000ull;
-    while (!broker_log_has(f, "exceeded timeout") && clock_mono_ns() < end)
+    while (!file_has(f, "mosquitto.log", "exceeded timeout") && clock_mono_ns() < end)
         sleep_ms(50);
-    assert_true(broker_log_has(f, "exceeded timeout"));
+    assert_true(file_has(f, "mosquitto.log", "exceeded timeout"));
     static char seen[1000];
     memset(seen, 0, sizeof(seen));
     int uniq = 0, dups = 0;
@@ -811,7 +815,7 @@ static void test_ingress_mqtt5_session_receives_in_order(void **state)
 {
     fixture *f = *state;
     /* the broker saw an MQTT 5 client without clean start ("p5, c0") */
-    assert_true(broker_log_has(f, "(p5, c0"));
+    assert_true(file_has(f, "mosquitto.log", "(p5, c0"));
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "50", "-q", "1", "-i", "5", NULL), 10000);
     for (uint64_t i = 0; i < 50; i++) {
         rec_view v;
