@@ -83,6 +83,10 @@ static void do_spawn(loop *l, size_t i)
     req.args[0] = l->cfg_path;
     if (p->kind == STATS_INGRESS || p->kind == STATS_WORKER)
         req.args[1] = p->idx_arg;
+    /* before the spawn: the new process may write these as soon as it runs */
+    stats_slot *s = stats_slot_at(l->st, p->slot);
+    stats_set(&s->heartbeat_ns, 0);
+    stats_set(&s->busy_since_ns, 0);
     int rc = spawn_stage(&req, &sc);
     if (rc < 0) {
         log_error(COMP, "cannot start %s (%s): %s", name, p->binary, strerror(-rc));
@@ -97,11 +101,8 @@ static void do_spawn(loop *l, size_t i)
     if (loop_watch(l, p->pidfd, TAG(SRC_PIDFD, i)) < 0 ||
         loop_watch(l, p->ready_fd, TAG(SRC_READY, i)) < 0)
         send_signal(l, p, SIGKILL); /* cannot watch it: its exit path cleans up */
-    stats_slot *s = stats_slot_at(l->st, p->slot);
     stats_set(&s->pid, (uint64_t)sc.pid);
     stats_set(&s->restarts, p->ch.restarts);
-    stats_set(&s->heartbeat_ns, 0);
-    stats_set(&s->busy_since_ns, 0);
     log_debug(COMP, "started %s: pid %d%s", name, (int)sc.pid, p->cpu >= 0 ? ", pinned" : "");
 }
 
@@ -213,6 +214,7 @@ const char *loop_phase_name(enum phase ph)
     static const char *const names[] = {"starting", "running", "stopping", "stopped"};
     return names[ph];
 }
+
 static void sample(loop *l, uint64_t now)
 {
     double dt = (double)(now - l->last_sample_ns) / 1e9;
@@ -277,6 +279,7 @@ static void log_stats(loop *l)
     }
     log_info(COMP, "stats (in/out): %s", line);
 }
+
 /* ---- phases ---- */
 
 void loop_begin_shutdown(loop *l, int code)
