@@ -349,7 +349,8 @@ static void progress(loop *l)
                 proc *p = &l->procs[i];
                 if (p->group != l->stop_group)
                     continue;
-                if (!p->ch.stop_requested && !child_is_down(&p->ch))
+                /* also to a FAILED one: it must not come back from its cool-down */
+                if (!p->ch.stop_requested)
                     loop_dispatch(l, i, CHILD_EV_STOP, 0);
                 if (!child_is_down(&p->ch))
                     all_down = 0;
