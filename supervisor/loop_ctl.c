@@ -132,7 +132,8 @@ void loop_ctl_job_step(loop *l)
                 loop_dispatch(l, jb->list[jb->pos], CHILD_EV_RESTART, 0);
                 break;
             case CHILD_STARTING:
-                break; /* already on its way up: wait for it */
+                jb->old_pid = 0; /* already on its way up: wait for it */
+                break;
             default: {
                 char err[160];
                 snprintf(err, sizeof(err), "%s is %s", name, child_state_name(p->ch.state));
@@ -143,8 +144,11 @@ void loop_ctl_job_step(loop *l)
             jb->waiting = 1;
         }
         if (p->ch.state == CHILD_RUNNING && p->ch.pid != jb->old_pid) {
-            fprintf(jb->out, "restarted %s: pid %d -> %d\n", name, (int)jb->old_pid,
-                    (int)p->ch.pid);
+            if (jb->old_pid > 0)
+                fprintf(jb->out, "restarted %s: pid %d -> %d\n", name, (int)jb->old_pid,
+                        (int)p->ch.pid);
+            else
+                fprintf(jb->out, "started %s: pid %d\n", name, (int)p->ch.pid);
             jb->pos++;
             jb->waiting = 0;
             continue;
