@@ -562,6 +562,15 @@ static void test_run_crash_loop_ends_failed_with_reason(void **state)
     free(out);
     /* the rest keeps running */
     assert_int_equal(wait_stage(f, "worker 0", "running", -1, NULL, 1000), 0);
+    /* the cause is fixed; the operator brings it back at once (no wait for the cool-down) */
+    unlink(path);
+    assert_int_equal(cli(f, &out, "restart", "router", NULL), 0);
+    assert_non_null(strstr(out, "started router: pid "));
+    free(out);
+    assert_int_equal(wait_stage(f, "router", "running", -1, NULL, 1000), 0);
+    assert_int_equal(cli(f, &out, "status", NULL, NULL), 0);
+    assert_null(strstr(out, "router: failed"));
+    free(out);
     kill(f->sup, SIGINT);
     assert_int_equal(wait_exit(f->sup, 10000), 0);
     f->sup = 0;
