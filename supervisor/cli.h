@@ -9,9 +9,10 @@
  *
  * status, restart and stop talk to a running supervisor through its control socket (ctl.h);
  * without any option they use the one instance running with a default socket path (or
- * "default" when none runs, and ask to choose when several do). Each function takes the subcommand's
- * argv (argv[0] is the subcommand's name) and returns the process exit code: 0, 1 (failed,
- * or the instance is not running), 2 (usage or configuration error). Called from main only.
+ * "default" when none runs, and ask to choose when several do). Each function takes the
+ * subcommand's argv (argv[0] is the subcommand's name) and returns the process exit code: 0, 1
+ * (failed, or the instance is not running), 2 (usage or configuration error). Called from main
+ * only.
  */
 #ifndef MF_SUPERVISOR_CLI_H
 #define MF_SUPERVISOR_CLI_H
