@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -141,10 +142,12 @@ static int on_msg(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 
 /* ---- main loop ---- */
 
-/* TCP_NODELAY on every TCP socket of this process: paho's only (BASELINES pitfall 5).
- * setsockopt fails harmlessly on the fds that are not TCP sockets. Runs once per connect,
- * so the /proc walk is no hot-path cost. Returns how many were set. */
-static int set_nodelay_all(void)
+/* TCP_NODELAY on this process's TCP sockets connected to remote port `port`: paho's sockets
+ * to this broker (BASELINES pitfall 5; paho has no hook to set it). Sockets of other clients
+ * on the same port get it too, which they want anyway; sockets inherited from the parent that
+ * lead elsewhere are left alone. Runs once per connect, so the /proc walk is no hot-path
+ * cost. Returns how many were set. */
+static int set_nodelay_port(int port)
 {
     int n = 0;
     DIR *d = opendir("/proc/self/fd");
@@ -155,9 +158,16 @@ static int set_nodelay_all(void)
         int fd = atoi(e->d_name);
         if (fd < 3 || fd == dirfd(d))
             continue;
-        int type = 0;
-        socklen_t tl = sizeof(type);
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM)
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+            continue;
+        int p = -1;
+        if (ss.ss_family == AF_INET)
+            p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        if (p != port)
             continue;
         int one = 1;
         if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
@@ -335,7 +345,7 @@ static void on_up(conn *c)
     if (c->recv_max <= 0)
         c->recv_max = 65535;
     c->backoff_ns = c->min_ns;
-    int n = set_nodelay_all();
+    int n = set_nodelay_port(c->cl->port);
     log_info(COMP, "client %s: connected to %s as %s%s (TCP_NODELAY on %d socket%s)",
              c->cl->client_id, c->cl->uri, c->client_id,
              c->failures ? " after failed attempts" : "", n, n == 1 ? "" : "s");

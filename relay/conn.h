@@ -14,7 +14,7 @@
  * way on the same handle (paho refuses publishes while disconnected, so it holds none).
  *
  * TCP_NODELAY (BASELINES pitfall 5): paho never sets it; after every successful connect the
- * conn sets it on every TCP socket of the process (they are all paho's broker sockets).
+ * conn sets it on the process's TCP sockets connected to the broker's port.
  *
  * No will message is set: the ingress connection of the same client carries the user's will;
  * a second copy on the relay connection would fire twice.

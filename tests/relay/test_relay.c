@@ -610,6 +610,21 @@ static size_t check_delivery(fixture *f)
     return bad;
 }
 
+/* Waits until ring ri's tail reached its head (the relay released everything). */
+static int wait_released_ring(fixture *f, int ri, int timeout_ms)
+{
+    uint64_t end = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    for (;;) {
+        ring_stats rs;
+        ring_get_stats(f->owner[ri], &rs);
+        if (rs.tail == rs.head && rs.head > 0)
+            return 0;
+        if (clock_mono_ns() >= end)
+            return -1;
+        sleep_ms(10);
+    }
+}
+
 /* Waits until every ring's tail reached its head (the relay released everything). */
 static int wait_released(fixture *f, int timeout_ms)
 {
@@ -833,6 +848,65 @@ static void test_relay_broker_restart_midstream_loses_nothing(void **state)
     assert_int_equal(missing, 0);
 }
 
+/* Writes raw bytes as one ring record (not remembered as an expected delivery). */
+static void push_raw(fixture *f, int ri, const void *data, size_t len)
+{
+    int rc;
+    while ((rc = ring_push(f->prod[ri], data, len)) == -EAGAIN)
+        assert_int_not_equal(ring_wait_space(f->prod[ri], len, 10000), -ETIMEDOUT);
+    assert_int_equal(rc, 0);
+}
+
+/* Encodes a record that is not to be delivered. */
+static void push_bad(fixture *f, int ri, uint8_t kind, uint16_t client, const char *topic)
+{
+    unsigned char buf[256];
+    rec_hdr h;
+    memset(&h, 0, sizeof(h));
+    h.kind = kind;
+    h.client = client;
+    h.rule = REC_NONE;
+    h.step = REC_NONE;
+    h.qos = 1;
+    long n = rec_encode(buf, sizeof(buf), &h, topic, strlen(topic), "x", 1);
+    assert_true(n > 0);
+    push_raw(f, ri, buf, (size_t)n);
+}
+
+static void test_relay_skips_unpublishable_records(void **state)
+{
+    fixture *f = *state;
+    char id[80];
+    snprintf(id, sizeof(id), "sub-%s", f->instance);
+    assert_int_equal(sub_open(&f->s, f->port, id, 1, "#"), 0);
+    assert_int_equal(start_relay(f), 0);
+
+    unsigned char pl[MAX_PAYLOAD];
+    size_t len = make_payload(pl, 0, 0);
+    push_rec(f, 0, 0, "t/good", pl, len, 1, 0);
+    push_bad(f, 0, REC_PUBLISH, 7, "t/unknown-client"); /* no client 7 */
+    push_bad(f, 0, REC_PUBLISH, 0, "t/+/wildcard");     /* not a topic name */
+    push_bad(f, 0, REC_MSG, 0, "t/msg");                /* not for the relay */
+    push_bad(f, 0, REC_DEAD, 0, "t/dead");              /* dead letter: counted */
+    unsigned char junk[64];
+    memset(junk, 0xa5, sizeof(junk));
+    push_raw(f, 0, junk, sizeof(junk)); /* not a record at all */
+    len = make_payload(pl, 0, 1);
+    push_rec(f, 0, 1, "t/good", pl, len, 1, 0);
+    ring_flush(f->prod[0]);
+
+    assert_int_equal(sub_wait_count(&f->s, 2, 10000), 2);
+    assert_int_equal(wait_released_ring(f, 0, 5000), 0);
+    assert_int_equal(check_delivery(f), 0);
+    assert_int_equal(stats_get(&f->slot->in), 7);
+    assert_int_equal(stats_get(&f->slot->out), 2);
+    assert_int_equal(stats_get(&f->slot->errors), 4);
+    assert_int_equal(stats_get(&f->slot->extra[1]), 1);
+    /* nothing else went out (the bad records were not published) */
+    sleep_ms(200);
+    assert_int_equal(sub_count(&f->s), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -844,6 +918,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_relay_broker_restart_midstream_loses_nothing,
                                         setup_persistent, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_skips_unpublishable_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
