@@ -39,6 +39,23 @@ if ((missing)); then
     make -s BUILD="$BUILD" "${need[@]}" || die "build failed"
 fi
 
+# wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds (the event we wait for)
+wait_for() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        ((SECONDS < end)) || return 1
+        sleep 0.05
+    done
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+none_alive() { # PID...: none of them (default: every process we started) runs any more
+    local p
+    for p in "${@:-${PIDS[@]}}"; do kill -0 "$p" 2>/dev/null && return 1; done
+    return 0
+}
+in_file() { grep -q -- "$2" "$1" 2>/dev/null; }
+
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/mqttflow-demo.XXXXXX")
 PIDS=()
 SUP_PID=
@@ -54,6 +71,8 @@ cleanup() {
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         kill -TERM "${PIDS[i]}" 2>/dev/null
     done
+    # a client that keeps retrying a dead broker may sit on SIGTERM: 3 s, then SIGKILL
+    wait_for 3 none_alive || kill -KILL "${PIDS[@]}" 2>/dev/null
     for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
         wait "${PIDS[i]}" 2>/dev/null
     done
@@ -73,18 +92,6 @@ free_port() {
     done
     return 1
 }
-
-# wait_for SECONDS CMD...: poll CMD every 50 ms until it succeeds (the event we wait for)
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        ((SECONDS < end)) || return 1
-        sleep 0.05
-    done
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-in_file() { grep -q -- "$2" "$1" 2>/dev/null; }
 
 start_broker() { # NAME PORT
     cat >"$TMP/$1.conf" <<EOF
@@ -168,11 +175,16 @@ PUB_H=$!
 PIDS+=("$PUB_T" "$PUB_H")
 
 # half-way: the status table (the publishers keep going meanwhile)
-sleep "$half" # the demo's pace: let readings flow for a while
+# the demo's pace: let readings flow for a while (in the background, so that a Ctrl-C
+# interrupts the wait at once and the trap cleans up)
+sleep "$half" &
+wait $!
 say "mqttflow status (half-way)"
 "$MQTTFLOW" status -s "$TMP/mqttflow.sock" | sed 's/^/    /'
 
-wait "$PUB_T" "$PUB_H" 2>/dev/null
+# the publishers end with their input; one that cannot reach the broker would wait forever
+wait_for $((SECONDS_TO_RUN - half + 10)) none_alive "$PUB_T" "$PUB_H" ||
+    die "the publishers did not finish (broker gone?)"
 # the last readings may still be in flight: wait until the relay has published everything
 # the workers produced (the status' relay IN stops moving), at most 5 s
 last=

@@ -215,9 +215,9 @@ static int parse_target(int argc, char **argv, int config_positional, int allow_
             int rc = guess_instance(t);
             if (rc)
                 return rc;
-        } else {
-            snprintf(t->instance, sizeof(t->instance), "%s", instance ? instance : "default");
-        }
+        } else if (instance) {
+            snprintf(t->instance, sizeof(t->instance), "%s", instance);
+        } /* else only a socket: the instance's name is unknown here, and stays "" */
     }
     if (sock)
         snprintf(t->sock, sizeof(t->sock), "%s", sock);
@@ -233,12 +233,23 @@ static void target_fini(target *t)
     free(t->words);
 }
 
+/* "instance NAME", or "the instance" when only its socket is known, for messages. */
+static const char *who(const target *t, char *buf, size_t len)
+{
+    if (t->instance[0])
+        snprintf(buf, len, "instance %s", t->instance);
+    else
+        snprintf(buf, len, "the instance");
+    return buf;
+}
+
 static int not_running(const target *t, int rc)
 {
+    char w[96];
     if (rc == -ENOENT || rc == -ECONNREFUSED)
-        fprintf(stderr, "instance %s is not running (no supervisor at %s)\n", t->instance, t->sock);
+        fprintf(stderr, "%s is not running (no supervisor at %s)\n", who(t, w, sizeof(w)), t->sock);
     else
-        fprintf(stderr, "instance %s: control socket %s: %s\n", t->instance, t->sock,
+        fprintf(stderr, "%s: control socket %s: %s\n", who(t, w, sizeof(w)), t->sock,
                 strerror(-rc));
     return MF_EXIT_FAILED;
 }
@@ -325,6 +336,7 @@ static int wait_gone(long pid)
 int cli_stop(int argc, char **argv)
 {
     target t;
+    char w[96];
     int code = parse_target(argc, argv, 1, 0, &t);
     if (code) {
         target_fini(&t);
@@ -342,13 +354,11 @@ int cli_stop(int argc, char **argv)
         const char *p = strstr(reply, "supervisor pid ");
         long pid = p ? strtol(p + 15, NULL, 10) : 0;
         if (!strstr(reply, "stopped")) {
-            fprintf(stderr,
-                    "instance %s: the supervisor went away without confirming the "
-                    "stop\n",
-                    t.instance);
+            fprintf(stderr, "%s: the supervisor went away without confirming the stop\n",
+                    who(&t, w, sizeof(w)));
             code = MF_EXIT_FAILED;
         } else if (wait_gone(pid) < 0) {
-            fprintf(stderr, "instance %s: supervisor pid %ld still exists\n", t.instance, pid);
+            fprintf(stderr, "%s: supervisor pid %ld still exists\n", who(&t, w, sizeof(w)), pid);
             code = MF_EXIT_FAILED;
         } else {
             code = MF_EXIT_OK;
