@@ -75,9 +75,9 @@ it_start "$conf"
 
 # no -n: each ends 6 s after its last message, so extra messages would be counted too
 for p in plus hash regex c2; do
-    it_sub "s_$p" -p "$MQTT_PORT" -t "$p/#" -q 1 -I 6 -T 50
+    it_sub "s_$p" -p "$MQTT_PORT" -t "$p/#" -q 1 -I 8 -T 50
 done
-it_sub s_cond -p "$MQTT_PORT" -t "cond/#" -q 1 -I 6 -T 50 -D
+it_sub s_cond -p "$MQTT_PORT" -t "cond/#" -q 1 -I 8 -T 50 -D
 
 it_mfpub p1 -p "$MQTT_PORT" -q 1 -i 1 -n 100 -t home/kitchen/temp
 it_mfpub p2 -p "$MQTT_PORT" -q 1 -i 2 -n 50 -t home/kitchen/humidity
