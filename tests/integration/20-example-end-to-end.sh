@@ -12,6 +12,7 @@
 #    processed_at; a single reading after it gives one more window of count 1 (so nothing
 #    else came out between them);
 #  - mqttflow stop: exit 0, no shared-memory segment left.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_EXAMPLES/callbacks/temperature_alerts.so" "$IT_EXAMPLES/callbacks/humidity.so" \

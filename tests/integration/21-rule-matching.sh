@@ -15,6 +15,7 @@
 # sources and no duplicates; cond's messages all have temp 40; the router's counters in
 # `mqttflow status`: in 310, out 360 (one message -> 2 records for plus+hash), unmatched
 # (DROPPED) 50; the workers took in 360 and the relay published 360.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"

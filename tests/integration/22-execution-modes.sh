@@ -10,6 +10,7 @@
 #    dup 0, reorder 0.
 # Run 2, runtime.workers 3: 3,000 messages to par: all arrive, each of the 3 workers took some.
 # Each run stops with mqttflow stop: exit 0, no segment left.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"

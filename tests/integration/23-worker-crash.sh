@@ -11,6 +11,7 @@
 #    (duplicates of messages re-run after a crash are allowed and reported), seq 100 never,
 #    and the worker's dead counter (mqttflow status --prom) is 1;
 #  - exactly one worker restarted; every stage is running again; clean stop.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so" "$IT_CB/segv_every.so"

@@ -7,6 +7,7 @@
 # command answers "restarted worker 0: pid A -> B" with A != B, worker 0's RESTARTS in status
 # is >= 1 and its pid changed, 0 lost on both rules (duplicates allowed and reported), the
 # sequential rule kept its order, clean stop.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"

@@ -13,6 +13,7 @@
 #     gap-free prefix (lost 0) of at least K messages (each one the ingress acknowledged to
 #     the broker must come out; a message the broker had not yet handed to the ingress when
 #     it disconnected is the broker's to drop with a clean session).
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/it_slow.so"

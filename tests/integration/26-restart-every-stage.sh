@@ -7,6 +7,7 @@
 # once the router has taken 1,000 more messages. Asserted: each restart answers "restarted
 # ...", its RESTARTS count in status grows, nothing is lost on either rule (duplicates
 # allowed and reported), the sequential rule kept its order, clean stop.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"

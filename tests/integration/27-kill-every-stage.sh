@@ -9,6 +9,7 @@
 # Asserted: each killed stage's RESTARTS grows and it runs again, the supervisor's log says it
 # died of SIGKILL, lost 0 on both rules (duplicates and reordering after a crash are reported;
 # the sequential rule's order is asserted), clean stop.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"

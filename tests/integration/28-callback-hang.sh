@@ -9,6 +9,7 @@
 #  - hangy: its worker was killed and restarted (RESTARTS >= 1), the hanging message was
 #    dead-lettered (dead counter 1) and never came out, every other one (0..49, 51..99) did;
 #  - `mqttflow status` answered while the worker hung; clean stop.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so" "$IT_CB/hang_on.so"

@@ -10,6 +10,7 @@
 #  B. broker 1 is restarted; once the ingress has subscribed again (its log), 2,000 more
 #     messages all arrive: the ingress reconnected and resubscribed by itself.
 # Clean stop at the end.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"

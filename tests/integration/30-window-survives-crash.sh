@@ -9,6 +9,7 @@
 # same 3 s. Asserted: the first window that comes out holds all 5 readings (count 5, avg
 # 22.100, min 20, max 24.5), and a single reading published after it makes exactly one more
 # window (count 1): no partial window of 3 or 2 readings came out.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_EXAMPLES/callbacks/temperature_processing.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"

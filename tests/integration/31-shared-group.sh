@@ -8,6 +8,7 @@
 # member of the group), both instances took a share (router IN > 0 each) and the shares add up
 # to 4,000; neither ingress lost its broker connection to the other (same client_id in both
 # files); both stop cleanly.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"

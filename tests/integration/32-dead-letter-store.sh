@@ -9,6 +9,7 @@
 # Asserted: keep-1 and keep-2 come out; the workers' dead counters add up to 3; a message
 # carrying each of ABORT-poison, fail-1 and fail-2 arrives on dead/letters, and each of them
 # is found in a file under the dead-letter dir.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so" "$IT_CB/abort_on.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"

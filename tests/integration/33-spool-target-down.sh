@@ -11,6 +11,7 @@
 #  - the spool dir holds data while broker 2 is down;
 #  - broker 2 started again: all 1,000 of "dn" arrive, in order, none lost;
 #  - clean stop.
+# shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"

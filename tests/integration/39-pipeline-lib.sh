@@ -30,6 +30,7 @@
 #   it_lines NAME TOPIC                 the payloads NAME received on TOPIC, one a line
 # Needs $IT_INSTANCE set by it_runtime (one instance per test script).
 
+# shellcheck source=tests/integration/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
