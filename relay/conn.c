@@ -200,8 +200,12 @@ static int make_handle(conn *c, MQTTAsync *out)
         rc = MQTTAsync_create(&h, c->cl->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
     }
     if (rc != MQTTASYNC_SUCCESS) {
-        log_error(COMP, "MQTTAsync_create(%s, client id %s): paho error %d", c->cl->uri,
-                  c->client_id, rc);
+        log_error(COMP, "MQTTAsync_create(%s, client id %s): paho error %d%s", c->cl->uri,
+                  c->client_id, rc,
+                  rc == MQTTASYNC_BAD_PROTOCOL || rc == MQTTASYNC_SSL_NOT_SUPPORTED
+                      ? " (this paho library has no TLS: it must be built against "
+                        "libpaho-mqtt3as)"
+                      : "");
         return -EINVAL;
     }
     rc = MQTTAsync_setCallbacks(h, cq_conn_ctx(c->q, c->index), on_lost, on_msg, NULL);
