@@ -459,6 +459,11 @@ static int setup(void **state)
     return setup_with(state, 1, 0);
 }
 
+static int setup_no_broker(void **state)
+{
+    return setup_with(state, 0, 0);
+}
+
 static int setup_persistent(void **state)
 {
     return setup_with(state, 1, 1);
@@ -888,6 +893,35 @@ static void test_relay_sigkill_restart_loses_nothing(void **state)
     assert_int_equal(wrong, 0);
 }
 
+static void test_relay_sigterm_with_target_down_keeps_records(void **state)
+{
+    fixture *f = *state;
+    /* no broker at all: the relay starts, cannot publish, and on SIGTERM gives up waiting
+     * after its bounded drain, leaving every record in the rings for the next relay */
+    assert_int_equal(start_relay(f), 0);
+    push_mix(f, 100, 1);
+    uint64_t end = clock_mono_ns() + 5000000000ull;
+    while (stats_get(&f->slot->in) < N_RINGS && clock_mono_ns() < end)
+        sleep_ms(5);
+    assert_int_equal(stats_get(&f->slot->in), N_RINGS); /* one record read per ring, stuck */
+    uint64_t t0 = clock_mono_ns();
+    assert_int_equal(kill(f->relay, SIGTERM), 0);
+    int st = wait_exit(f->relay, 15000);
+    assert_int_not_equal(st, -1);
+    f->relay = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_true(clock_mono_ns() - t0 < 10000000000ull);
+    for (int i = 0; i < N_RINGS; i++) {
+        ring_stats rs;
+        ring_get_stats(f->owner[i], &rs);
+        assert_true(rs.head > 0);
+        assert_int_equal(rs.tail, 0);
+    }
+    assert_int_equal(stats_get(&f->slot->out), 0);
+    assert_int_equal(stats_get(&f->slot->connected), 0);
+}
+
 /* Writes raw bytes as one ring record (not remembered as an expected delivery). */
 static void push_raw(fixture *f, int ri, const void *data, size_t len)
 {
@@ -960,6 +994,8 @@ int main(void)
                                         setup_persistent, teardown),
         cmocka_unit_test_setup_teardown(test_relay_sigkill_restart_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_skips_unpublishable_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_sigterm_with_target_down_keeps_records,
+                                        setup_no_broker, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
