@@ -58,6 +58,10 @@ static cfg *load(const char *path, unsigned flags, int warnings)
 
 int cli_check(int argc, char **argv)
 {
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        cli_usage(stdout);
+        return MF_EXIT_OK;
+    }
     if (argc != 2) {
         cli_usage(stderr);
         return MF_EXIT_CONFIG;
@@ -93,6 +97,10 @@ static void ensure_std_fds(void)
 
 int cli_run(int argc, char **argv)
 {
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        cli_usage(stdout);
+        return MF_EXIT_OK;
+    }
     if (argc != 2) {
         cli_usage(stderr);
         return MF_EXIT_CONFIG;
@@ -165,8 +173,9 @@ static int guess_instance(target *t)
     return 0;
 }
 
-/* Parses [-c CONFIG] [-i INSTANCE] [-s SOCKET] [--prom] and positionals. With
- * config_positional, a single positional is taken as CONFIG. 0, or an exit code. */
+/* Parses [-c CONFIG] [-i INSTANCE] [-s SOCKET] [--prom] [-h] and positionals. With
+ * config_positional, a single positional is taken as CONFIG. 0, an exit code, or -1 when
+ * the usage was asked for and printed. */
 static int parse_target(int argc, char **argv, int config_positional, int allow_prom, target *t)
 {
     const char *config = NULL, *instance = NULL, *sock = NULL;
@@ -184,6 +193,9 @@ static int parse_target(int argc, char **argv, int config_positional, int allow_
                 instance = v;
             else
                 sock = v;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            cli_usage(stdout);
+            return -1; /* handled: the caller exits 0 */
         } else if (allow_prom && !strcmp(a, "--prom")) {
             t->prom = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
@@ -272,7 +284,7 @@ static int request(int argc, char **argv, int config_positional, int allow_prom,
     int code = parse_target(argc, argv, config_positional, allow_prom, &t);
     if (code) {
         target_fini(&t);
-        return code;
+        return code < 0 ? MF_EXIT_OK : code;
     }
     char line[CTL_LINE_MAX], *reply = NULL;
     snprintf(line, sizeof(line), line_fmt, t.prom ? " prom" : "");
@@ -294,7 +306,7 @@ int cli_restart(int argc, char **argv)
     int code = parse_target(argc, argv, 0, 0, &t);
     if (code) {
         target_fini(&t);
-        return code;
+        return code < 0 ? MF_EXIT_OK : code;
     }
     if (t.n_words < 1 || t.n_words > 2) {
         cli_usage(stderr);
@@ -340,7 +352,7 @@ int cli_stop(int argc, char **argv)
     int code = parse_target(argc, argv, 1, 0, &t);
     if (code) {
         target_fini(&t);
-        return code;
+        return code < 0 ? MF_EXIT_OK : code;
     }
     char *reply = NULL;
     /* The supervisor answers "stopping ..." at once and "stopped" when everything is down;

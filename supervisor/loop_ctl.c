@@ -28,7 +28,8 @@ static void fill_rows(loop *l, status_row *rows)
                            .pid = (long)getpid(),
                            .cpu = l->c->runtime.cpu_supervisor,
                            .state = "running",
-                           .fill_pct = -1};
+                           .fill_pct = -1,
+                           .connected = -1};
     for (size_t i = 0; i < l->n_procs; i++) {
         proc *p = &l->procs[i];
         stats_slot *s = stats_slot_at(l->st, p->slot);
@@ -47,6 +48,10 @@ static void fill_rows(loop *l, status_row *rows)
             .errors = stats_get(&s->errors),
             .dropped = stats_get(&s->dropped),
             .dead = stats_get(&s->dead),
+            /* a bitmask by target: the number of links up */
+            .connected = p->kind == STATS_INGRESS || p->kind == STATS_RELAY
+                             ? __builtin_popcountll(stats_get(&s->connected))
+                             : -1,
             .in_rate = p->in_rate,
             .out_rate = p->out_rate,
             .reason = p->ch.reason,

@@ -22,8 +22,9 @@ void status_format(FILE *f, const status_head *h, const status_row *rows, size_t
 {
     fprintf(f, "instance %s: %s, supervisor pid %ld, up %.0f s (rates over the last %.1f s)\n",
             h->instance, h->phase, h->pid, h->uptime_s, h->interval_s);
-    fprintf(f, "%-24s %8s %4s %-9s %8s %5s %12s %12s %10s %10s %8s %8s\n", "STAGE", "PID", "CPU",
-            "STATE", "RESTARTS", "RING", "IN", "OUT", "IN/S", "OUT/S", "ERRORS", "DROPPED");
+    fprintf(f, "%-24s %8s %4s %-9s %8s %5s %12s %12s %10s %10s %8s %8s %8s %4s\n", "STAGE", "PID",
+            "CPU", "STATE", "RESTARTS", "RING", "IN", "OUT", "IN/S", "OUT/S", "ERRORS", "DROPPED",
+            "DEAD", "CONN");
     for (size_t i = 0; i < n; i++) {
         const status_row *r = &rows[i];
         char name[64], pid[24], cpu[16], fill[16];
@@ -40,10 +41,17 @@ void status_format(FILE *f, const status_head *h, const status_row *rows, size_t
             snprintf(fill, sizeof(fill), "%d%%", r->fill_pct);
         else
             snprintf(fill, sizeof(fill), "-");
-        fprintf(f, "%-24s %8s %4s %-9s %8llu %5s %12llu %12llu %10.1f %10.1f %8llu %8llu\n", name,
-                pid, cpu, r->state, (unsigned long long)r->restarts, fill,
+        char conn[16];
+        if (r->connected >= 0)
+            snprintf(conn, sizeof(conn), "%d", r->connected);
+        else
+            snprintf(conn, sizeof(conn), "-");
+        fprintf(f,
+                "%-24s %8s %4s %-9s %8llu %5s %12llu %12llu %10.1f %10.1f %8llu %8llu %8llu %4s\n",
+                name, pid, cpu, r->state, (unsigned long long)r->restarts, fill,
                 (unsigned long long)r->in, (unsigned long long)r->out, r->in_rate, r->out_rate,
-                (unsigned long long)r->errors, (unsigned long long)r->dropped);
+                (unsigned long long)r->errors, (unsigned long long)r->dropped,
+                (unsigned long long)r->dead, conn);
     }
     for (size_t i = 0; i < n; i++) {
         const status_row *r = &rows[i];
@@ -68,7 +76,7 @@ static void label(FILE *f, const char *v)
     }
 }
 
-enum { F_UP, F_PID, F_RESTARTS, F_FILL, F_IN, F_OUT, F_ERR, F_DROP, F_DEAD, F_N };
+enum { F_UP, F_PID, F_RESTARTS, F_FILL, F_IN, F_OUT, F_ERR, F_DROP, F_DEAD, F_CONN, F_N };
 
 static const struct {
     const char *name, *type, *help;
@@ -82,6 +90,7 @@ static const struct {
     [F_ERR] = {"mqttflow_stage_errors_total", "counter", "errors"},
     [F_DROP] = {"mqttflow_stage_dropped_total", "counter", "dropped by policy or unmatched"},
     [F_DEAD] = {"mqttflow_stage_dead_total", "counter", "dead-lettered"},
+    [F_CONN] = {"mqttflow_stage_connections", "gauge", "broker connections up (ingress, relay)"},
 };
 
 static double value_of(const status_row *r, int m)
@@ -103,8 +112,10 @@ static double value_of(const status_row *r, int m)
         return (double)r->errors;
     case F_DROP:
         return (double)r->dropped;
-    default:
+    case F_DEAD:
         return (double)r->dead;
+    default:
+        return (double)r->connected;
     }
 }
 
@@ -115,7 +126,7 @@ void status_format_prom(FILE *f, const status_head *h, const status_row *rows, s
                 metrics[m].name, metrics[m].type);
         for (size_t i = 0; i < n; i++) {
             const status_row *r = &rows[i];
-            if (m == F_FILL && r->fill_pct < 0)
+            if ((m == F_FILL && r->fill_pct < 0) || (m == F_CONN && r->connected < 0))
                 continue;
             fprintf(f, "%s{instance=\"", metrics[m].name);
             label(f, h->instance);

@@ -21,6 +21,7 @@ typedef struct status_row {
     uint64_t restarts;
     int fill_pct; /* fill of the stage's ring(s), 0..100, -1 = none */
     uint64_t in, out, errors, dropped, dead;
+    int connected;            /* ingress/relay: broker connections up, -1 = not applicable */
     double in_rate, out_rate; /* per second over the last interval */
     const char *reason;       /* why failed/backing off, or NULL/"" */
 } status_row;
@@ -37,7 +38,7 @@ typedef struct status_head {
  * Never fails (stdio errors stay in f). */
 void status_format(FILE *f, const status_head *h, const status_row *rows, size_t n);
 /* Prometheus text: mqttflow_stage_{up,pid,restarts_total,ring_fill_ratio,in_total,out_total,
- * errors_total,dropped_total,dead_total} with labels instance, stage, id. */
+ * errors_total,dropped_total,dead_total,connections} with labels instance, stage, id. */
 void status_format_prom(FILE *f, const status_head *h, const status_row *rows, size_t n);
 /* (now - before) / seconds, 0 when seconds <= 0 or the counter went backwards. */
 double status_rate(uint64_t now, uint64_t before, double seconds);

@@ -30,7 +30,8 @@ static int setup(void **state)
                            .out = 990,
                            .in_rate = 250.5,
                            .out_rate = 249,
-                           .reason = ""};
+                           .reason = "",
+                           .connected = 1};
     rows[1] = (status_row){.kind = "worker",
                            .id = "1",
                            .pid = 0,
@@ -41,6 +42,7 @@ static int setup(void **state)
                            .in = 7,
                            .errors = 2,
                            .dropped = 1,
+                           .connected = -1,
                            .reason = "restart intensity: more than 5 restarts in 10 s"};
     rows[2] = (status_row){.kind = "relay",
                            .id = "",
@@ -48,7 +50,8 @@ static int setup(void **state)
                            .cpu = 1,
                            .state = "running",
                            .fill_pct = -1,
-                           .dead = 4};
+                           .dead = 4,
+                           .connected = 2};
     return 0;
 }
 
@@ -117,7 +120,17 @@ static void test_status_table_lists_every_stage(void **state)
     assert_string_equal(st, "failed");
     assert_int_equal(restarts, 5);
     assert_non_null(line_of(t, "relay ", line, sizeof(line)));
-    assert_non_null(strstr(line, " - ")); /* the relay row has no ring figure here */
+    unsigned long long err, drop, dead;
+    char fillr[8], conn[8];
+    assert_int_equal(sscanf(line, "relay %ld %d %15s %llu %7s %llu %llu %lf %lf %llu %llu %llu %7s",
+                            &pid, &cpu, st, &restarts, fillr, &in, &out, &inr, &outr, &err, &drop,
+                            &dead, conn),
+                     13);
+    assert_string_equal(fillr, "-"); /* no ring figure given for it here */
+    assert_int_equal(dead, 4);
+    assert_string_equal(conn, "2");
+    assert_non_null(line_of(t, "worker 1", line, sizeof(line)));
+    assert_true(line[strlen(line) - 1] == '-'); /* no connections column for a worker */
 
     /* the reason of a failed stage gets its own line */
     assert_non_null(line_of(t, "worker 1: failed: restart intensity", line, sizeof(line)));
@@ -139,6 +152,9 @@ static void test_status_prom_is_exposition_format(void **state)
         strstr(t, "mqttflow_stage_up{instance=\"demo\",stage=\"worker\",id=\"1\"} 0\n"));
     assert_non_null(strstr(t, "mqttflow_stage_ring_fill_ratio{instance=\"demo\",stage=\"ingress\","
                               "id=\"client1\"} 0.03\n"));
+    assert_non_null(
+        strstr(t, "mqttflow_stage_connections{instance=\"demo\",stage=\"relay\",id=\"\"} 2\n"));
+    assert_null(strstr(t, "mqttflow_stage_connections{instance=\"demo\",stage=\"worker\""));
     /* a stage without a ring has no fill sample */
     assert_null(strstr(t, "mqttflow_stage_ring_fill_ratio{instance=\"demo\",stage=\"relay\""));
     /* every sample line is NAME{labels} VALUE */
