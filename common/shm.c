@@ -304,6 +304,57 @@ err_close:
     return rc;
 }
 
+int shm_adopt(const char *name, uint32_t kind, uint32_t version, size_t size, shm **out)
+{
+    char path[SHM_NAME_MAX + 2];
+    uint64_t self_start;
+    int rc;
+
+    *out = NULL;
+    if ((rc = shm_path(name, path, sizeof(path))) < 0)
+        return rc;
+    if ((rc = proc_start_time(getpid(), &self_start)) < 0)
+        return rc;
+    int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0)
+        return errno == ENOENT ? shm_create(name, kind, version, size, out) : -errno;
+    /* the same lock reclaimers take (unlink_if_same): nobody unlinks it while we judge it */
+    if (flock(fd, LOCK_EX) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    enum existing_state state = SEG_INCOMPLETE;
+    shm *s = NULL;
+    rc = judge_existing(fd, &state);
+    if (rc == 0 && state == SEG_LIVE) {
+        rc = -EEXIST;
+    } else if (rc == 0 && state == SEG_INCOMPLETE) {
+        rc = -EPROTO; /* nothing worth keeping: shm_create below reclaims it */
+    } else if (rc == 0 && (rc = shm_attach(name, kind, version, &s)) == 0 &&
+               shm_size(s) != page_round(size)) {
+        shm_detach(s);
+        s = NULL;
+        rc = -EPROTO;
+    }
+    if (rc == 0) {
+        shm_hdr *h = shm_base(s);
+        /* relaxed: the magic stays set, so a reader judging liveness right now may see the old
+         * or the new owner; both mean "owned" once this process runs (we hold the flock) */
+        atom_store_relaxed(&h->owner_pid, (uint64_t)getpid());
+        atom_store_relaxed(&h->owner_start, self_start);
+        log_info("shm", "segment %s of a dead owner adopted with its contents", path + 1);
+    }
+    flock(fd, LOCK_UN);
+    close(fd);
+    if (rc == 0) {
+        *out = s;
+        return 1;
+    }
+    /* another kind, version or size: the dead owner's segment is reclaimed and made anew */
+    return rc == -EPROTO ? shm_create(name, kind, version, size, out) : rc;
+}
+
 void shm_detach(shm *s)
 {
     if (!s)

@@ -21,12 +21,12 @@
 
 /* Layout of the first 64 bytes of every segment (a *_layout.h exception to opacity). */
 typedef struct shm_hdr {
-    uint64_t magic;        /* SHM_MAGIC, written last at creation (release) */
-    uint32_t version;      /* layout version of the kind */
-    uint32_t kind;         /* SHM_KIND_* */
-    uint64_t size;         /* total bytes of the segment */
-    uint64_t owner_pid;    /* supervisor that created it */
-    uint64_t owner_start;  /* its start time (/proc/<pid>/stat field 22), against pid reuse */
+    uint64_t magic;       /* SHM_MAGIC, written last at creation (release) */
+    uint32_t version;     /* layout version of the kind */
+    uint32_t kind;        /* SHM_KIND_* */
+    uint64_t size;        /* total bytes of the segment */
+    uint64_t owner_pid;   /* supervisor that created it */
+    uint64_t owner_start; /* its start time (/proc/<pid>/stat field 22), against pid reuse */
     uint64_t reserved[3];
 } shm_hdr;
 _Static_assert(sizeof(shm_hdr) == 64, "shm_hdr is one cache line");
@@ -39,6 +39,12 @@ typedef struct shm shm;
  * header filled in and this process as owner. If it exists and its owner is dead, it is
  * unlinked and created anew (logged); if its owner lives: -EEXIST. Other errors: -errno. */
 int shm_create(const char *name, uint32_t kind, uint32_t version, size_t size, shm **out);
+/* Creates the segment, or takes over an existing one whose owner is dead when its kind,
+ * version and size match (its contents are kept: rings with queued records, a worker's open
+ * windows); this process becomes the owner. Returns 1 when an existing segment was adopted,
+ * 0 when it was created (zeroed; an existing one of another geometry is reclaimed as in
+ * shm_create), -EEXIST when its owner lives, other -errno. size is rounded as in shm_create. */
+int shm_adopt(const char *name, uint32_t kind, uint32_t version, size_t size, shm **out);
 /* Maps an existing segment after checking magic, kind, version and size (-EPROTO on a
  * mismatch, -ENOENT when absent). */
 int shm_attach(const char *name, uint32_t kind, uint32_t version, shm **out);

@@ -252,6 +252,61 @@ static void test_shm_concurrent_reclaim_has_one_winner(void **state)
     close(res[0]);
 }
 
+/* a dead owner's segment child: creates it, marks its contents, dies without unlinking */
+static void create_and_die(size_t size)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shm *c;
+        if (shm_create(g_name, SHM_KIND_STATE, 1, size, &c) != 0)
+            _exit(1);
+        memset((char *)shm_base(c) + 64, 0xcd, 64);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_shm_adopt_keeps_contents_of_dead_owner(void **state)
+{
+    (void)state;
+    create_and_die(4096);
+    shm *s, *t;
+    assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 1, 4096, &s), 1);
+    assert_int_equal(((unsigned char *)shm_base(s))[100], 0xcd);
+    assert_int_equal(((const shm_hdr *)shm_base(s))->owner_pid, (uint64_t)getpid());
+    /* now owned by a live process (us): nobody else may adopt or create it */
+    assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 1, 4096, &t), -EEXIST);
+    shm_detach(s);
+}
+
+static void test_shm_adopt_other_geometry_starts_anew(void **state)
+{
+    (void)state;
+    create_and_die(4096);
+    shm *s;
+    assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 1, 8192, &s), 0);
+    assert_int_equal(shm_size(s), 8192);
+    assert_int_equal(((unsigned char *)shm_base(s))[100], 0);
+    shm_detach(s);
+    shm_unlink_name(g_name);
+    create_and_die(4096);
+    assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 2, 4096, &s), 0); /* other version */
+    assert_int_equal(((unsigned char *)shm_base(s))[100], 0);
+    shm_detach(s);
+}
+
+static void test_shm_adopt_creates_when_absent(void **state)
+{
+    (void)state;
+    shm *s;
+    assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 1, 4096, &s), 0);
+    assert_int_equal(((const shm_hdr *)shm_base(s))->owner_pid, (uint64_t)getpid());
+    shm_detach(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +317,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shm_attach_checks_kind_version_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shm_rejects_bad_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_adopt_keeps_contents_of_dead_owner, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_shm_adopt_other_geometry_starts_anew, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_adopt_creates_when_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shm_concurrent_reclaim_has_one_winner, setup,
                                         teardown),
     };
