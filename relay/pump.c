@@ -272,17 +272,33 @@ static size_t service_ring(pump *p, size_t ri, uint64_t now)
                       ri, (unsigned long long)ring_read_pos(r));
             break;
         }
+        /* the attempt mark (DESIGN §2): decoding and handing a record to paho is this
+         * stage's "run"; a record that killed max_attempts relays is skipped */
+        unsigned attempt = ring_begin(r);
+        uint64_t start = ring_read_pos(r); /* the record's own position (pads skipped) */
         ring_advance(r);
         ADD(p, in, 1);
         inflight_entry ne;
         memset(&ne, 0, sizeof(ne));
         ne.end_pos = ring_read_pos(r);
-        classify(p, ri, buf, len, &ne);
+        if (attempt > (unsigned)p->cfg->runtime.max_attempts) {
+            ADD(p, dead, 1);
+            log_error(COMP,
+                      "ring %zu: the record at position %llu killed the relay %u times: "
+                      "skipped (%zu bytes)",
+                      ri, (unsigned long long)start, attempt - 1, len);
+            ne.state = INFLIGHT_DONE;
+        } else {
+            classify(p, ri, buf, len, &ne);
+        }
         seq = inflight_push(w, &ne);
         n++;
-        if (ne.state != INFLIGHT_PENDING)
+        if (ne.state != INFLIGHT_PENDING) {
+            ring_end(r);
             continue;
+        }
         enum send_result s = send_entry(p, ri, seq, inflight_at(w, seq));
+        ring_end(r);
         if (s == SEND_OK || s == SEND_REJECTED)
             continue;
         if (s == SEND_DOWN)

@@ -24,7 +24,9 @@
  *
  * Records that can never be published (corrupt, unknown target, invalid topic, refused by
  * paho) are counted as errors, logged and released; REC_DEAD records are counted (stats
- * extra[1]) and released until the dead-letter store exists.
+ * extra[1]) and released until the dead-letter store exists. Poison records: reading and
+ * handing a record to paho is bracketed by ring_begin/ring_end, so a record that killed
+ * runtime.max_attempts relays is skipped (logged, counted in stats `dead`) by the next one.
  *
  * Ready: stage_ready once every connection has connected or failed its first attempt, so a
  * pipeline starts even with a target broker down. Stop (stage_stop_flag): keeps reading until

@@ -922,6 +922,42 @@ static void test_relay_sigterm_with_target_down_keeps_records(void **state)
     assert_int_equal(stats_get(&f->slot->connected), 0);
 }
 
+static void test_relay_skips_record_that_killed_it_max_attempts_times(void **state)
+{
+    fixture *f = *state;
+    char id[80];
+    snprintf(id, sizeof(id), "sub-%s", f->instance);
+    assert_int_equal(sub_open(&f->s, f->port, id, 1, "t/#"), 0);
+
+    unsigned char pl[MAX_PAYLOAD];
+    size_t len = make_payload(pl, 0, 0);
+    push_rec(f, 0, 0, "t/poison", pl, len, 1, 0);
+    f->n_pushed--; /* not expected to arrive: the next push takes its place in the list */
+    len = make_payload(pl, 0, 1);
+    push_rec(f, 0, 0, "t/good", pl, len, 1, 0);
+    ring_flush(f->prod[0]);
+    /* three consumers "die" while running the first record (begun, never ended), as three
+     * relays would that crashed on it (runtime.max_attempts defaults to 3) */
+    for (unsigned i = 1; i <= 3; i++) {
+        ring *c = NULL;
+        const void *buf;
+        size_t n;
+        assert_int_equal(ring_attach(f->ring_name[0], RING_CONSUMER, &c), 0);
+        assert_int_equal(ring_peek(c, &buf, &n), 0);
+        assert_int_equal(ring_begin(c), i);
+        ring_detach(c);
+    }
+
+    assert_int_equal(start_relay(f), 0);
+    assert_int_equal(sub_wait_count(&f->s, 1, 10000), 1);
+    assert_int_equal(wait_released_ring(f, 0, 5000), 0);
+    assert_int_equal(check_delivery(f), 0);
+    assert_int_equal(stats_get(&f->slot->dead), 1);
+    assert_int_equal(stats_get(&f->slot->out), 1);
+    sleep_ms(200);
+    assert_int_equal(sub_count(&f->s), 1); /* the poison record was not published */
+}
+
 /* Writes raw bytes as one ring record (not remembered as an expected delivery). */
 static void push_raw(fixture *f, int ri, const void *data, size_t len)
 {
@@ -994,6 +1030,8 @@ int main(void)
                                         setup_persistent, teardown),
         cmocka_unit_test_setup_teardown(test_relay_sigkill_restart_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_skips_unpublishable_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_skips_record_that_killed_it_max_attempts_times,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_sigterm_with_target_down_keeps_records,
                                         setup_no_broker, teardown),
     };
