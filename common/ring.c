@@ -16,6 +16,7 @@
 #include "atom.h"
 #include "clock.h"
 #include "futex.h"
+#include "log.h"
 #include "ring_layout.h"
 #include "shm.h"
 
@@ -85,18 +86,16 @@ static int is_pow2(uint64_t v)
     return v && !(v & (v - 1));
 }
 
-int ring_create(const char *name, size_t capacity, size_t max_record, ring **out)
+static int geometry_ok(size_t capacity, size_t max_record)
 {
-    shm *seg;
-    int rc;
+    /* record headers hold 32-bit lengths */
+    return is_pow2(capacity) && capacity >= RING_MIN_SIZE && capacity <= ((size_t)1 << 40) &&
+           max_record > 0 && max_record <= capacity / 4 && max_record <= UINT32_MAX / 2;
+}
 
-    *out = NULL;
-    if (!is_pow2(capacity) || capacity < RING_MIN_SIZE || capacity > ((size_t)1 << 40) ||
-        max_record == 0 || max_record > capacity / 4 || max_record > UINT32_MAX / 2)
-        return -EINVAL; /* record headers hold 32-bit lengths */
-    rc = shm_create(name, SHM_KIND_RING, RING_LAYOUT_VERSION, RING_DATA_OFFSET + capacity, &seg);
-    if (rc < 0)
-        return rc;
+/* Fills in the geometry of a freshly created (zeroed) segment and maps it as an observer. */
+static int init_created(const char *name, shm *seg, size_t capacity, size_t max_record, ring **out)
+{
     ring_ctl *ctl = shm_base(seg);
     /* written before anybody attaches: the supervisor creates rings before it starts the
      * stages, and the exec of a stage orders these plain stores before its loads */
@@ -104,10 +103,96 @@ int ring_create(const char *name, size_t capacity, size_t max_record, ring **out
     ctl->max_record = max_record;
     ctl->data_offset = RING_DATA_OFFSET;
     shm_detach(seg);
-    rc = ring_attach(name, RING_OBSERVER, out);
+    int rc = ring_attach(name, RING_OBSERVER, out);
     if (rc < 0)
         shm_unlink_name(name);
     return rc;
+}
+
+int ring_create(const char *name, size_t capacity, size_t max_record, ring **out)
+{
+    shm *seg;
+    int rc;
+
+    *out = NULL;
+    if (!geometry_ok(capacity, max_record))
+        return -EINVAL;
+    rc = shm_create(name, SHM_KIND_RING, RING_LAYOUT_VERSION, RING_DATA_OFFSET + capacity, &seg);
+    if (rc < 0)
+        return rc;
+    return init_created(name, seg, capacity, max_record, out);
+}
+
+/* Whether the published records of an adopted ring can be read back: positions in order and
+ * within one capacity, every header between tail and head a valid DATA or PAD record that
+ * ends exactly at head. Anything else means the segment was damaged (it is then reclaimed,
+ * not fed to a consumer). Nobody else maps the segment while this runs. */
+static int adopted_ring_sane(const ring_ctl *ctl, const unsigned char *data, uint64_t cap,
+                             uint64_t max_rec)
+{
+    uint64_t head = ctl->head, tail = ctl->tail, mask = cap - 1;
+    if (tail > head || head - tail > cap || head % RING_ALIGN || tail % RING_ALIGN)
+        return 0;
+    for (uint64_t pos = tail; pos != head;) {
+        const ring_rec_hdr *h = (const ring_rec_hdr *)(data + (pos & mask));
+        uint64_t to_end = cap - (pos & mask), step;
+        if (h->kind == RING_REC_PAD && h->len == to_end)
+            step = to_end;
+        else if (h->kind == RING_REC_DATA && h->len >= 1 && h->len <= max_rec &&
+                 slot_size(h->len) <= to_end)
+            step = slot_size(h->len);
+        else
+            return 0;
+        if (head - pos < step)
+            return 0;
+        pos += step;
+    }
+    return 1;
+}
+
+int ring_adopt(const char *name, size_t capacity, size_t max_record, ring **out)
+{
+    shm *seg;
+    int rc;
+
+    *out = NULL;
+    if (!geometry_ok(capacity, max_record))
+        return -EINVAL;
+    rc = shm_adopt(name, SHM_KIND_RING, RING_LAYOUT_VERSION, RING_DATA_OFFSET + capacity, &seg);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return init_created(name, seg, capacity, max_record, out);
+
+    /* Adopted: its owner and both of its sides are dead, this process alone maps it now. */
+    ring_ctl *ctl = shm_base(seg);
+    const unsigned char *data = (const unsigned char *)ctl + RING_DATA_OFFSET;
+    const char *why = NULL;
+    if (ctl->capacity != capacity || ctl->max_record != max_record ||
+        ctl->data_offset != RING_DATA_OFFSET)
+        why = "of another geometry";
+    else if (!adopted_ring_sane(ctl, data, capacity, max_record))
+        why = "with damaged positions or records";
+    if (why) {
+        /* a size match with another record limit, or a damaged ring: start it empty. We own
+         * it now, so shm_create would see a live owner; remove the name first. */
+        log_warn("ring", "ring %s %s: reclaimed empty", name, why);
+        shm_detach(seg);
+        shm_unlink_name(name);
+        rc = ring_create(name, capacity, max_record, out);
+        return rc < 0 ? rc : 0;
+    }
+    /* Parked flags of the dead sides: the next producer and consumer clear their own on
+     * attach too, but an observer or a side attaching later must not see a parked peer that
+     * no longer exists and make a useless FUTEX_WAKE for it. The futex words keep their values
+     * (a waiter compares against what it reads). Relaxed: no other process maps the ring yet,
+     * and the stages it starts are exec'ed after this store. The attempt mark stays: a record
+     * that was killing consumers keeps its count across the restart. */
+    atom_store_relaxed(&ctl->prod_waiting, 0);
+    atom_store_relaxed(&ctl->cons_waiting, 0);
+    shm_detach(seg);
+    rc = ring_attach(name, RING_OBSERVER, out);
+    return rc < 0 ? rc : 1;
 }
 
 int ring_attach(const char *name, enum ring_role role, ring **out)

@@ -1,10 +1,10 @@
 /* ring: a single-producer single-consumer ring of variable-length records in a shared-memory
  * segment (DESIGN §2). Every queue between two mqttflow processes is one of these.
  *
- * Who calls what: the supervisor creates and unlinks rings (ring_create / ring_unlink) and may
- * attach as an observer (fill level, counters); exactly one producer process and exactly one
- * consumer process attach at a time. Producer functions are called only by the producer,
- * consumer functions only by the consumer, each from one thread.
+ * Who calls what: the supervisor creates, adopts and unlinks rings (ring_create, ring_adopt,
+ * ring_unlink) and may attach as an observer (fill level, counters); exactly one producer
+ * process and exactly one consumer process attach at a time. Producer functions are called only by
+ * the producer, consumer functions only by the consumer, each from one thread.
  *
  * Records: 1 .. max_record bytes, 8-byte aligned, never split across the wrap (a pad record
  * fills the end of the buffer instead). A record is invisible until the producer publishes the
@@ -63,6 +63,14 @@ enum ring_role { RING_PRODUCER = 1, RING_CONSUMER = 2, RING_OBSERVER = 3 };
  * of capacity bytes (a power of two >= RING_MIN_SIZE) for records of at most max_record bytes
  * (<= capacity / 4), and maps it as an observer. 0, -EINVAL, -EEXIST or -errno. */
 int ring_create(const char *name, size_t capacity, size_t max_record, ring **out);
+/* Supervisor start-up after a crash: takes over the ring `name` left by a dead instance with
+ * its records when its capacity and max_record are the same (see shm_adopt), else creates it
+ * (an existing one of another geometry, layout version or with damaged positions is
+ * reclaimed empty, logged). The dead sides' parked flags are cleared; positions, counters and
+ * the attempt mark are kept, so the next consumer resumes at the released tail and re-reads
+ * what was not released. Maps it as an observer. 1 when adopted with its records, 0 when
+ * created empty, -EINVAL (geometry), -EEXIST (a live owner) or -errno. */
+int ring_adopt(const char *name, size_t capacity, size_t max_record, ring **out);
 /* Maps an existing ring in a role. Checks magic/version/geometry (-EPROTO). Attaching as
  * consumer resumes at the published tail; as producer at the published head (records
  * written but not published by a dead producer are discarded). */
