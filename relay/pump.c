@@ -436,8 +436,12 @@ static void shutdown_conns(pump *p)
     for (size_t i = 0; i < p->n_conns; i++)
         pending += conn_disconnect(p->conns[i], DISCONNECT_MS) == 0;
     uint64_t end = clock_mono_ns() + DISCONNECT_WAIT_NS;
+    size_t n;
     while (pending > 0) {
         uint64_t now = clock_mono_ns();
+        /* completions still count (and must be taken, or the wait below would not sleep) */
+        while ((n = cq_drain(p->q, p->done, p->done_cap)) > 0)
+            apply_done(p, n, now);
         if (now >= end) {
             log_warn(COMP, "%zu connection%s did not finish disconnecting", pending,
                      pending == 1 ? "" : "s");
@@ -459,7 +463,6 @@ static void shutdown_conns(pump *p)
         }
     }
     /* whatever finished meanwhile still counts (and is released) */
-    size_t n;
     while ((n = cq_drain(p->q, p->done, p->done_cap)) > 0)
         apply_done(p, n, clock_mono_ns());
     release_rings(p);
