@@ -634,6 +634,21 @@ int loop_run(loop *l)
     return l->exit_code;
 }
 
+/* Whether the whole instance stopped as asked: every stage that ran exited 0 on its SIGTERM.
+ * Only then are the workers' state segments removed with the rings (topo_destroy). */
+static int stopped_cleanly(const loop *l)
+{
+    if (l->phase != PH_DONE || l->kill_all || l->exit_code != MF_EXIT_OK)
+        return 0;
+    for (size_t i = 0; i < l->n_procs; i++) {
+        const child *c = &l->procs[i].ch;
+        if (c->state != CHILD_STOPPED ||
+            (c->last_status != -1 && !(WIFEXITED(c->last_status) && !WEXITSTATUS(c->last_status))))
+            return 0;
+    }
+    return 1;
+}
+
 void loop_destroy(loop *l)
 {
     if (!l)
@@ -650,12 +665,7 @@ void loop_destroy(loop *l)
         if (p->ready_fd >= 0)
             close(p->ready_fd);
     }
-    if (l->topo) {
-        size_t left = topo_bytes_queued(l->topo);
-        if (left)
-            log_warn(COMP, "%zu bytes of records were still in the rings at stop", left);
-    }
-    topo_destroy(l->topo);
+    topo_destroy(l->topo, stopped_cleanly(l));
     if (l->lfd >= 0) {
         close(l->lfd);
         ctl_unlink(l->sock_path);

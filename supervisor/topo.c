@@ -24,6 +24,7 @@ struct topo {
     ring **w_in;    /* n_workers */
     ring **w_out;   /* n_workers */
     stats *st;
+    uint64_t resumed_records; /* queued records found in adopted rings at creation */
 };
 
 typedef int (*name_fn)(char *, size_t, const char *, size_t);
@@ -63,14 +64,6 @@ static long owner_of(const char *name)
     return (long)h.owner_pid;
 }
 
-static void unlink_set(const char *instance, name_fn fn, size_t n)
-{
-    char name[SHM_NAME_MAX];
-    for (size_t i = 0; i < n; i++)
-        if (fn(name, sizeof(name), instance, i) == 0)
-            (void)ring_unlink(name);
-}
-
 static void detach_set(ring **rs, size_t n)
 {
     for (size_t i = 0; rs && i < n; i++)
@@ -78,35 +71,112 @@ static void detach_set(ring **rs, size_t n)
     free(rs);
 }
 
-/* Removes every segment of the instance (but its stats segment when keep_stats); returns how
- * many. At creation it runs once this process has created the stats segment exclusively: no
- * live supervisor owns the instance, so whatever else carries its name was left by a dead
- * one. ring_create would reclaim the rings of the current topology anyway; this also takes
- * the workers' state segments (a new instance starts with fresh windows, as its rings start
- * empty) and the segments of stages a previous configuration had and this one has not. */
-static size_t sweep(const char *instance, int keep_stats)
+/* Whether name is a worker's state segment of the instance ("mqttflow.<inst>.w<N>.state"). */
+static int is_state_segment(const char *instance, const char *name)
+{
+    char prefix[SHM_NAME_MAX];
+    int n = snprintf(prefix, sizeof(prefix), "mqttflow.%s.w", instance);
+    if (n < 0 || (size_t)n >= sizeof(prefix) || strncmp(name, prefix, (size_t)n))
+        return 0;
+    const char *p = name + n;
+    if (*p < '0' || *p > '9')
+        return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    return strcmp(p, ".state") == 0;
+}
+
+/* Whether name is one of the rings of the current topology (their segments are adopted). */
+static int is_current_ring(const topo *t, const char *name)
+{
+    char want[SHM_NAME_MAX];
+    for (size_t i = 0; i < t->n_ingress; i++)
+        if (names_ingress_ring(want, sizeof(want), t->instance, i) == 0 && !strcmp(want, name))
+            return 1;
+    for (size_t i = 0; i < t->n_workers; i++)
+        if ((names_worker_in(want, sizeof(want), t->instance, i) == 0 && !strcmp(want, name)) ||
+            (names_worker_out(want, sizeof(want), t->instance, i) == 0 && !strcmp(want, name)))
+            return 1;
+    return 0;
+}
+
+/* Records still queued in a ring segment nobody maps (published, not released), 0 when it is
+ * not a readable ring. Read raw, for the log line of a segment about to be removed. */
+static uint64_t queued_in(const char *name)
+{
+    ring *r = NULL;
+    ring_stats st;
+    if (ring_attach(name, RING_OBSERVER, &r) < 0)
+        return 0;
+    ring_get_stats(r, &st);
+    ring_detach(r);
+    return st.records_in > st.records_out ? st.records_in - st.records_out : 0;
+}
+
+/* Removes the segments of the instance a dead one left that this topology has no use for:
+ * rings of stages a previous configuration had and this one has not (their records cannot
+ * reach any stage; counted in the log) and anything else but the stats segment, the rings of
+ * the current topology (adopted by create_set, queued records survive) and the workers' state
+ * segments (each worker adopts its own, so open windows survive too). It runs once this
+ * process has created the stats segment exclusively: no live supervisor owns the instance.
+ * Returns how many were removed. */
+static size_t sweep_stale(const topo *t)
 {
     char prefix[SHM_NAME_MAX], stats_name[SHM_NAME_MAX];
     size_t n = 0;
-    snprintf(prefix, sizeof(prefix), "mqttflow.%s.", instance);
-    if (names_stats(stats_name, sizeof(stats_name), instance) < 0)
+    snprintf(prefix, sizeof(prefix), "mqttflow.%s.", t->instance);
+    if (names_stats(stats_name, sizeof(stats_name), t->instance) < 0)
         return 0;
     DIR *d = opendir("/dev/shm");
     if (!d)
         return 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, strlen(prefix)) ||
-            (keep_stats && !strcmp(e->d_name, stats_name)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) || !strcmp(e->d_name, stats_name) ||
+            is_current_ring(t, e->d_name) || is_state_segment(t->instance, e->d_name))
             continue;
-        if (shm_unlink_name(e->d_name) == 0)
-            n++;
+        uint64_t lost = queued_in(e->d_name);
+        if (shm_unlink_name(e->d_name) < 0)
+            continue;
+        n++;
+        if (lost)
+            log_warn("supervisor",
+                     "removed %s (not in this configuration) with %llu queued record(s): they "
+                     "are lost",
+                     e->d_name, (unsigned long long)lost);
     }
     closedir(d);
     return n;
 }
 
-/* Creates n rings named by fn into rs[]; on failure rs[] holds what was created. */
+/* Removes every segment carrying the instance's name but the rings that still hold records
+ * (a stop that could not deliver everything must not lose it: the next run adopts them) and,
+ * when keep_state, the workers' state segments. Returns how many were kept. */
+static size_t sweep_all(const char *instance, int keep_state)
+{
+    char prefix[SHM_NAME_MAX];
+    size_t kept = 0;
+    snprintf(prefix, sizeof(prefix), "mqttflow.%s.", instance);
+    DIR *d = opendir("/dev/shm");
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)))
+            continue;
+        if ((keep_state && is_state_segment(instance, e->d_name)) || queued_in(e->d_name)) {
+            kept++;
+            continue;
+        }
+        (void)shm_unlink_name(e->d_name);
+    }
+    closedir(d);
+    return kept;
+}
+
+/* Creates n rings named by fn into rs[], adopting those a dead instance left with the same
+ * geometry (their queued records are resumed, and logged). On failure rs[] holds what was
+ * made. */
 static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, char *err,
                       size_t errlen)
 {
@@ -115,16 +185,27 @@ static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, ch
     for (size_t i = 0; i < n; i++) {
         int rc = fn(name, sizeof(name), t->instance, i);
         if (rc == 0)
-            rc = ring_create(name, c->runtime.ring_size, max_rec, &rs[i]);
+            rc = ring_adopt(name, c->runtime.ring_size, max_rec, &rs[i]);
         if (rc == -EEXIST) {
             fail(err, errlen, "instance %s is already running (pid %ld)", t->instance,
                  owner_of(name));
             return rc;
         }
         if (rc < 0) {
-            fail(err, errlen, "ring_create(%s, %zu bytes, max record %zu): %s", name,
+            fail(err, errlen, "ring_adopt(%s, %zu bytes, max record %zu): %s", name,
                  c->runtime.ring_size, max_rec, strerror(-rc));
             return rc;
+        }
+        if (rc == 1) {
+            ring_stats st;
+            ring_get_stats(rs[i], &st);
+            uint64_t q = st.records_in - st.records_out;
+            t->resumed_records += q;
+            if (q)
+                log_info("supervisor", "resuming %llu queued record(s) (%zu bytes) in %s",
+                         (unsigned long long)q, ring_used(rs[i]), name);
+            else
+                log_debug("supervisor", "adopted empty ring %s", name);
         }
     }
     return 0;
@@ -162,26 +243,33 @@ int topo_create(const cfg *c, topo **out, char *err, size_t errlen)
         fail(err, errlen, "stats_create(%s): %s", name, strerror(-rc));
         goto err_free;
     }
-    size_t stale = sweep(t->instance, 1);
+    size_t stale = sweep_stale(t);
     if (stale)
-        log_info("supervisor", "removed %zu segment(s) left by a dead instance %s", stale,
+        log_info("supervisor", "removed %zu segment(s) a dead instance %s left", stale,
                  t->instance);
     if ((rc = create_set(t, c, names_ingress_ring, t->n_ingress, t->ingress, err, errlen)) ||
         (rc = create_set(t, c, names_worker_in, t->n_workers, t->w_in, err, errlen)) ||
         (rc = create_set(t, c, names_worker_out, t->n_workers, t->w_out, err, errlen)))
         goto err_unlink;
+    if (t->resumed_records)
+        log_info("supervisor", "instance %s resumes %llu queued record(s) a dead instance left",
+                 t->instance, (unsigned long long)t->resumed_records);
     *out = t;
     return 0;
 
 err_unlink:
-    /* Only names this call created: a set's first -EEXIST stops creation there. */
+    /* Only names this call created or adopted (a set's first -EEXIST stops there), and only
+     * the empty ones: adopted records stay for the next try. */
     for (size_t i = 0; i < t->n_ingress; i++)
-        if (t->ingress[i] && names_ingress_ring(name, sizeof(name), t->instance, i) == 0)
+        if (t->ingress[i] && !ring_used(t->ingress[i]) &&
+            names_ingress_ring(name, sizeof(name), t->instance, i) == 0)
             (void)ring_unlink(name);
     for (size_t i = 0; i < t->n_workers; i++) {
-        if (t->w_in[i] && names_worker_in(name, sizeof(name), t->instance, i) == 0)
+        if (t->w_in[i] && !ring_used(t->w_in[i]) &&
+            names_worker_in(name, sizeof(name), t->instance, i) == 0)
             (void)ring_unlink(name);
-        if (t->w_out[i] && names_worker_out(name, sizeof(name), t->instance, i) == 0)
+        if (t->w_out[i] && !ring_used(t->w_out[i]) &&
+            names_worker_out(name, sizeof(name), t->instance, i) == 0)
             (void)ring_unlink(name);
     }
     if (names_stats(name, sizeof(name), t->instance) == 0)
@@ -196,24 +284,32 @@ err_free:
     return rc;
 }
 
-void topo_destroy(topo *t)
+void topo_destroy(topo *t, int clean)
 {
     char name[SHM_NAME_MAX];
     if (!t)
         return;
-    unlink_set(t->instance, names_ingress_ring, t->n_ingress);
-    unlink_set(t->instance, names_worker_in, t->n_workers);
-    unlink_set(t->instance, names_worker_out, t->n_workers);
     if (names_stats(name, sizeof(name), t->instance) == 0)
         (void)shm_unlink_name(name);
-    /* and what the stages created themselves (the workers' state segments) */
-    (void)sweep(t->instance, 0);
+    /* the rings, and what the stages created themselves (the workers' state segments) */
+    size_t queued = topo_bytes_queued(t);
+    size_t kept = sweep_all(t->instance, !clean);
+    if (kept)
+        log_warn("supervisor",
+                 "instance %s: kept %zu segment(s) for its next run (%zu bytes of records in "
+                 "its rings%s)",
+                 t->instance, kept, queued, clean ? "" : ", the workers' state");
     detach_set(t->ingress, t->n_ingress);
     detach_set(t->w_in, t->n_workers);
     detach_set(t->w_out, t->n_workers);
     stats_detach(t->st);
     free(t->instance);
     free(t);
+}
+
+uint64_t topo_resumed_records(const topo *t)
+{
+    return t->resumed_records;
 }
 
 stats *topo_stats(topo *t)

@@ -2,24 +2,31 @@
  *
  * From the loaded cfg: one ring per ingress (names_ingress_ring), an input and an output ring
  * per worker (names_worker_in/out), all of runtime.ring_size bytes, and the stats segment
- * with stats_slot_total slots. Creation follows shm_create: a segment left by a dead instance
- * is reclaimed, one owned by a live supervisor fails the whole creation with -EEXIST and the
- * message "instance X is already running (pid N)". Once the stats segment is ours, any other
- * segment with the instance's name is a dead instance's and is removed first (the workers'
- * state segments included: a new instance starts empty). The supervisor keeps every ring
- * attached as RING_OBSERVER only, to read fill levels (it never touches records).
+ * with stats_slot_total slots. A segment owned by a live supervisor fails the whole creation
+ * with -EEXIST and the message "instance X is already running (pid N)".
  *
- * Workers' state segments (names_worker_state) are the workers' own: a worker should attach
- * an existing one and create it only when absent (shm_create would reclaim it, since its
- * creator, a previous worker process, is dead), so that it survives the worker's restarts.
+ * Whole-tree crash (DESIGN §5): the stages die with a killed supervisor (PR_SET_PDEATHSIG),
+ * the segments stay. The next run of the instance adopts every ring of its topology that it
+ * finds with the same ring_size and record limit (ring_adopt), so the records that were
+ * queued are processed after all (logged: "resuming N queued record(s) ... in <ring>"); the
+ * consumers re-read what they had not released, at-least-once. A ring of another geometry or
+ * layout version is reclaimed empty (logged). The stats segment is created anew: its
+ * counters describe this run's processes (a dead instance's is reclaimed). The workers' state
+ * segments (names_worker_state) are left alone: each worker adopts its own. Anything else
+ * with the instance's name (rings of stages a bigger configuration had) is removed, with the
+ * number of records lost that way in the log.
  *
- * topo_destroy unlinks every segment of the instance (whoever created it) and detaches.
+ * The supervisor keeps every ring attached as RING_OBSERVER only, to read fill levels (it
+ * never touches records). topo_destroy removes the segments of the instance but the rings
+ * that still hold records (a stop that could not deliver everything, a failed start), kept
+ * for the next run to adopt; the workers' state segments only after a clean stop.
  * Single-threaded (the supervisor).
  */
 #ifndef MF_SUPERVISOR_TOPO_H
 #define MF_SUPERVISOR_TOPO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cfg.h"
 #include "stats.h"
@@ -30,8 +37,13 @@ typedef struct topo topo;
  * another -errno with a one-line explanation in err. On failure every segment this call
  * created is unlinked again; a live instance's segments are never touched. */
 int topo_create(const cfg *c, topo **out, char *err, size_t errlen);
-/* Unlinks every segment of the instance and frees t. Accepts NULL; cannot fail. */
-void topo_destroy(topo *t);
+/* Unlinks the segments of the instance, whoever created them, and frees t. Rings that still
+ * hold records are kept (logged) for the next run to adopt, and so are the workers' state
+ * segments unless clean (every stage stopped by request with exit 0). Accepts NULL; cannot
+ * fail. */
+void topo_destroy(topo *t, int clean);
+/* Queued records found in the rings adopted at creation (0: a fresh start). */
+uint64_t topo_resumed_records(const topo *t);
 /* The stats segment, valid until topo_destroy. */
 stats *topo_stats(topo *t);
 /* Fill (used / capacity, 0..100) of the ring(s) a stage consumes; for an ingress, the ring it

@@ -131,7 +131,7 @@ static void test_topo_creates_and_removes_every_segment(void **state)
     assert_int_equal(shm_create(name, SHM_KIND_STATE, 1, 4096, &state_seg), 0);
     shm_detach(state_seg);
 
-    topo_destroy(t);
+    topo_destroy(t, 1);
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "mqttflow.%s.", f->instance);
     FILE *p = popen("ls /dev/shm", "r");
@@ -158,10 +158,10 @@ static void test_topo_refuses_a_live_instance(void **state)
     char name[SHM_NAME_MAX];
     names_ingress_ring(name, sizeof(name), f->instance, 1);
     assert_true(seg_exists(name));
-    topo_destroy(t);
+    topo_destroy(t, 1);
 }
 
-static void test_topo_reclaims_a_dead_instance(void **state)
+static void test_topo_adopts_what_a_dead_instance_left(void **state)
 {
     fx *f = *state;
     pid_t pid = fork();
@@ -170,6 +170,7 @@ static void test_topo_reclaims_a_dead_instance(void **state)
         topo *t = NULL;
         char err[256], name[SHM_NAME_MAX];
         shm *s1 = NULL, *s2 = NULL;
+        ring *p = NULL;
         if (topo_create(f->c, &t, err, sizeof(err)) != 0)
             _exit(1);
         /* a worker's state, and a segment of a worker a bigger config had */
@@ -179,6 +180,14 @@ static void test_topo_reclaims_a_dead_instance(void **state)
         names_worker_in(name, sizeof(name), f->instance, 9);
         if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s2) != 0)
             _exit(1);
+        /* 7 records queued for worker 2 */
+        names_worker_in(name, sizeof(name), f->instance, 2);
+        if (ring_attach(name, RING_PRODUCER, &p) != 0)
+            _exit(1);
+        for (int i = 0; i < 7; i++)
+            if (ring_push(p, "queued", 6) != 0)
+                _exit(1);
+        ring_flush(p);
         _exit(0); /* dies holding them */
     }
     int st;
@@ -190,15 +199,72 @@ static void test_topo_reclaims_a_dead_instance(void **state)
     topo *t = NULL;
     char err[256] = "";
     assert_int_equal(topo_create(f->c, &t, err, sizeof(err)), 0);
-    /* the leftovers are gone, the current topology is there */
+    /* the queued records are there for the next consumer */
+    assert_int_equal(topo_resumed_records(t), 7);
+    assert_true(topo_fill_pct(t, STATS_WORKER, 2) > 0);
+    assert_int_equal(topo_fill_pct(t, STATS_WORKER, 1), 0);
+    names_worker_in(name, sizeof(name), f->instance, 2);
+    ring *c = NULL;
+    assert_int_equal(ring_attach(name, RING_CONSUMER, &c), 0);
+    for (int i = 0; i < 7; i++) {
+        const void *buf;
+        size_t len;
+        assert_int_equal(ring_peek(c, &buf, &len), 0);
+        assert_int_equal(len, 6);
+        assert_memory_equal(buf, "queued", 6);
+        ring_advance(c);
+    }
+    assert_int_equal(ring_peek(c, &(const void *){NULL}, &(size_t){0}), -EAGAIN);
+    /* the worker's state is left to the worker; the ring of no current stage is gone */
     names_worker_state(name, sizeof(name), f->instance, 1);
-    assert_false(seg_exists(name));
+    assert_true(seg_exists(name));
     names_worker_in(name, sizeof(name), f->instance, 9);
     assert_false(seg_exists(name));
     names_worker_in(name, sizeof(name), f->instance, 2);
     assert_true(seg_exists(name));
-    topo_destroy(t);
+
+    /* a stop that is not clean keeps the rings with records and the state; the records were
+     * only read, not released, so the ring still holds them */
+    topo_destroy(t, 0);
+    assert_true(seg_exists(name));
+    names_worker_state(name, sizeof(name), f->instance, 1);
+    assert_true(seg_exists(name));
+    names_worker_in(name, sizeof(name), f->instance, 0);
+    assert_false(seg_exists(name)); /* empty */
+    names_stats(name, sizeof(name), f->instance);
     assert_false(seg_exists(name));
+
+    ring_detach(c);
+    names_worker_in(name, sizeof(name), f->instance, 2);
+    assert_int_equal(ring_unlink(name), 0);
+    names_worker_state(name, sizeof(name), f->instance, 1);
+    assert_int_equal(shm_unlink_name(name), 0);
+}
+
+static void test_topo_reclaims_a_ring_of_another_size(void **state)
+{
+    fx *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char name[SHM_NAME_MAX];
+        ring *r = NULL, *p = NULL;
+        names_worker_out(name, sizeof(name), f->instance, 0);
+        if (ring_create(name, 8192, 1024, &r) != 0 || ring_attach(name, RING_PRODUCER, &p) ||
+            ring_push(p, "x", 1))
+            _exit(1);
+        ring_flush(p);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    topo *t = NULL;
+    char err[256] = "";
+    assert_int_equal(topo_create(f->c, &t, err, sizeof(err)), 0);
+    assert_int_equal(topo_resumed_records(t), 0);
+    assert_int_equal(topo_fill_pct(t, STATS_RELAY, 0), 0);
+    topo_destroy(t, 1);
 }
 
 static void test_topo_fill_levels(void **state)
@@ -234,7 +300,11 @@ static void test_topo_fill_levels(void **state)
     assert_int_equal(topo_fill_pct(t, STATS_RELAY, 0), 0);
     assert_true(topo_bytes_queued(t) >= 65536 / 2);
     ring_detach(p);
-    topo_destroy(t);
+    /* a ring holding records outlives even a clean stop: the next run adopts it */
+    topo_destroy(t, 1);
+    names_ingress_ring(name, sizeof(name), f->instance, 1);
+    assert_true(seg_exists(name));
+    assert_int_equal(ring_unlink(name), 0);
 }
 
 int main(void)
@@ -244,7 +314,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_topo_creates_and_removes_every_segment, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_topo_refuses_a_live_instance, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topo_reclaims_a_dead_instance, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_topo_adopts_what_a_dead_instance_left, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_topo_reclaims_a_ring_of_another_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_topo_fill_levels, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
