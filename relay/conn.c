@@ -386,8 +386,8 @@ void conn_handle_events(conn *c, unsigned ev, uint64_t now_ns)
         }
         return;
     }
-    /* within one turn the order is fixed by construction: UP may be followed by LOST; a
-     * CONNFAIL excludes both (see cq.h) */
+    /* the bits of one turn have one possible order: a connect attempt ends in exactly one of
+     * UP or CONNFAIL, LOST only follows UP, and only this loop starts the next attempt */
     if (ev & CQ_EV_UP)
         on_up(c);
     if (ev & CQ_EV_LOST)
