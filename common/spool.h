@@ -5,11 +5,13 @@
  *
  * Threads: one spool is used by one process; every call on it must be serialised by the
  * caller (one thread, or the caller's own mutex). There is one writer position and one reader
- * position. Two processes must never open the same directory (an flock on the directory
- * enforces it: the second open fails with -EBUSY).
+ * position. Two processes must never open the same directory (an flock on the file "lock"
+ * in it enforces it: a second open waits up to 1 s for the first owner to finish exiting,
+ * then fails with -EBUSY).
  *
  * On disk: segment files "<first seq, 16 hex digits>.seg" (mode 0600; directory 0700) of at
- * most segment_bytes each (a batch may end past it, never a single record spans two files),
+ * about segment_bytes each (a batch goes whole into one segment: a new one is started when the
+ * current one reached segment_bytes, so a file ends past it by less than one batch),
  * a 32-byte segment header (magic, version, first seq), then records, each framed as
  *     magic u32 | len u32 | seq u64 | time_ns u64 | crc32c u32 | reserved u32 | len bytes
  * where the CRC32C covers len, seq, time_ns and the data. seq is the spool's own sequence
@@ -107,7 +109,7 @@ int spool_append_batch(spool *s, const struct iovec *recs, size_t n);
 /* One record: spool_append_batch with n = 1. */
 int spool_append(spool *s, const void *data, size_t len);
 
-/* Shows the oldest unconsumed record: 0 with *data/*len (a view valid until the next call on
+/* Shows the oldest unconsumed record: 0 with *data and *len (a view valid until the next call on
  * s) and *seq (may be NULL); -ENODATA when the spool has nothing left to read; -EIO/-errno
  * when reading the segment failed (the reader stays where it was). Expired records are
  * skipped (counted) on the way. */
