@@ -424,7 +424,8 @@ static int recover(spool *s)
             quarantine(s, e->d_name, "segment file with a malformed name");
         }
     }
-    qsort(firsts, n, sizeof *firsts, cmp_u64);
+    if (n)
+        qsort(firsts, n, sizeof *firsts, cmp_u64);
     for (size_t i = 0; i < n; i++) {
         char name[32];
         spool_seg_name(name, sizeof name, firsts[i]);
