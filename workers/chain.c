@@ -1,6 +1,7 @@
 #include "chain.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,9 @@ struct chain_set {
     const loader *ld;
     chain_rule *rules; /* one per cfg rule; n == 0 for a simple callback rule */
     size_t n_rules;
-    int err; /* first callback error of the chain_run / close in progress */
+    wstate *ws;     /* env->state, or own_ws */
+    wstate *own_ws; /* private state when env->state is NULL */
+    int err;        /* first callback error of the chain_run / close in progress */
 };
 
 static const char *kind_name(enum cfg_step_kind k)
@@ -130,6 +133,62 @@ json_t *chain_json_field(const mf_msg *m, const char *field)
     return v;
 }
 
+bool chain_replay(const chain_rule *cr)
+{
+    return wstate_positions_valid(cr->cs->ws);
+}
+
+void chain_flush(chain_rule *cr)
+{
+    if (cr->env->flush)
+        cr->env->flush(cr->env->publish_arg);
+}
+
+bool chain_close_allowed(chain_step *s, unsigned attempts, size_t n_held)
+{
+    int max = s->cr->env->c->runtime.max_attempts;
+    if (attempts > 1)
+        log_warn(COMP, "%s: close attempt %u (the worker died closing it)", s->label, attempts);
+    if (max <= 0 || attempts <= (unsigned)max)
+        return true;
+    log_error(COMP,
+              "%s: closing it killed the worker %u times: given up, %zu held messages "
+              "dropped",
+              s->label, attempts - 1, n_held);
+    if (s->cr->env->slot) {
+        stats_add(&s->cr->env->slot->dropped, n_held);
+        stats_add(&s->cr->env->slot->dead, 1);
+    }
+    return false;
+}
+
+bool chain_window_close_begin(chain_step *s)
+{
+    size_t n = window_count(s->win);
+    if (chain_close_allowed(s, window_begin_close(s->win), n))
+        return true;
+    window_reset(s->win);
+    return false;
+}
+
+size_t chain_state_size(const cfg_step *s)
+{
+    switch (s->kind) {
+    case CFG_STEP_SAMPLER:
+        return window_region_size(s->max_messages ? s->max_messages : 10000);
+    case CFG_STEP_BATCH:
+        return window_region_size(s->batch_count ? s->batch_count : 100000);
+    case CFG_STEP_AGGREGATE:
+        return step_aggregate_state_size();
+    case CFG_STEP_THROTTLE:
+        return step_throttle_state_size();
+    case CFG_STEP_ON_CHANGE:
+        return step_on_change_state_size();
+    default:
+        return 0;
+    }
+}
+
 void chain_count_drop(chain_rule *cr)
 {
     if (cr->env->slot)
@@ -226,6 +285,7 @@ void chain_set_destroy(chain_set *cs)
     for (size_t i = 0; i < cs->n_rules; i++)
         fini_rule(&cs->rules[i]);
     free(cs->rules);
+    wstate_close(cs->own_ws);
     free(cs);
 }
 
@@ -251,6 +311,10 @@ static int build_rule(chain_set *cs, chain_rule *cr, int rule)
         s->cr = cr;
         s->index = i;
         s->cfg = &ch->steps[i];
+        snprintf(s->label, sizeof(s->label), "rule %s, step %zu (%s)", r->name, i,
+                 kind_name(s->cfg->kind));
+        s->region = wstate_region(cs->ws, rule, i, &s->region_len);
+        s->replay.on = false;
         if (s->cfg->callback >= 0) {
             s->cb = loader_fn(cs->ld, s->cfg->callback);
             s->cb_name = c->callbacks[s->cfg->callback].name;
@@ -307,6 +371,12 @@ int chain_set_create(const ctx_env *env, const loader *ld, chain_set **out)
         return -ENOMEM;
     cs->env = env;
     cs->ld = ld;
+    cs->ws = env->state;
+    if (!cs->ws) {
+        if ((rc = wstate_create_private(c, &cs->own_ws)) < 0)
+            goto fail;
+        cs->ws = cs->own_ws;
+    }
     cs->rules = calloc(c->n_rules ? c->n_rules : 1, sizeof(*cs->rules));
     if (!cs->rules) {
         rc = -ENOMEM;

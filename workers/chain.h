@@ -10,6 +10,10 @@
  * chain publishes on the source client (topic as given, origin's QoS/retain); a relay step
  * publishes on its target and ends the message's way.
  *
+ * State: stateful steps keep their state in env->state (wstate.h, the worker's state segment)
+ * when given, else in a private wstate the set owns; so a set built over an adopted segment
+ * carries on with the windows, sums and tables a previous worker left.
+ *
  * Time: sampler windows close on time, not on the next message: the caller waits at most
  * until chain_next_deadline and then calls chain_tick. One thread.
  */
@@ -22,6 +26,10 @@
 #include "loader.h"
 
 typedef struct chain_set chain_set;
+
+/* Bytes of state-segment region a step of this kind and configuration needs (wstate.h);
+ * 0 for a stateless step. Pure. */
+size_t chain_state_size(const cfg_step *s);
 
 /* Builds the state of every rule of env->c with functions from ld (both outlive the set).
  * 0 and *out; -ENOMEM; -EINVAL (a step that cannot be built, e.g. a bad filter condition, or
@@ -39,7 +47,9 @@ int chain_run(chain_set *cs, int rule, const ctx_origin *o, const mf_msg *m);
 uint64_t chain_next_deadline(const chain_set *cs);
 /* Closes every window whose deadline is <= now_ns: runs its callback with its messages. */
 void chain_tick(chain_set *cs, uint64_t now_ns);
-/* Closes every open window now (stop: run their callbacks with what they hold). */
+/* Closes every open window now (runs their callbacks with what they hold): tests, and a stop
+ * that must not leave windows behind. A worker's SIGTERM does not: windows stay in the state
+ * segment for the next worker (window.h). */
 void chain_close_all(chain_set *cs);
 
 #endif

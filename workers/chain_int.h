@@ -15,6 +15,7 @@
 
 #include "expr.h"
 #include "window.h"
+#include "wstate.h"
 
 typedef struct chain_rule chain_rule;
 
@@ -30,8 +31,12 @@ typedef struct chain_step {
     const cfg_step *cfg;
     mf_callback cb; /* sampler, custom_processor */
     const char *cb_name;
-    window *win;              /* sampler, batch */
-    void *state;              /* throttle, on_change, aggregate: the kind's own state */
+    window *win;  /* sampler, batch */
+    void *state;  /* throttle, on_change, aggregate: the kind's own state */
+    void *region; /* the step's region of the state segment (wstate.h), or NULL */
+    size_t region_len;
+    wstate_replay replay;     /* aggregate, on_change: re-reads after a crash */
+    char label[96];           /* "rule R, step I (kind)" for logs */
     expr *cond;               /* filter */
     chain_buf topic, payload; /* format */
 } chain_step;
@@ -66,12 +71,28 @@ void chain_count_drop(chain_rule *cr);
 /* Counts and logs a message lost to an error in a step. */
 void chain_count_error(chain_rule *cr);
 
+/* Whether stored input positions of this worker's state refer to the current input ring. */
+bool chain_replay(const chain_rule *cr);
+/* Makes the outputs written so far visible downstream (before state forgets what made them). */
+void chain_flush(chain_rule *cr);
+/* Counts a close attempt of a step's held state (attempts = what the step counted, this one
+ * included): false, after a log line, when it passed runtime.max_attempts and the held state
+ * must be given up (n_held messages counted as dropped). */
+bool chain_close_allowed(chain_step *s, unsigned attempts, size_t n_held);
+/* Begins the close of a window step: counts the attempt; false when the window was given up
+ * (it is emptied). */
+bool chain_window_close_begin(chain_step *s);
+
 /* chain_buf helpers: 0 or -ENOMEM. */
 int chain_buf_put(chain_buf *b, const void *data, size_t len);
 int chain_buf_nul(chain_buf *b); /* NUL-terminates without counting it in len */
 void chain_buf_fini(chain_buf *b);
 
 /* step kinds */
+/* region sizes (wstate.h), 0 for a stateless kind */
+size_t step_aggregate_state_size(void);
+size_t step_throttle_state_size(void);
+size_t step_on_change_state_size(void);
 int step_sampler_init(chain_step *s);
 int step_sampler_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
 /* Runs the window's callback if it holds messages, then empties it. */

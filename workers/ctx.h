@@ -44,10 +44,18 @@ typedef struct ctx_busy {
     const char *callback; /* cfg-owned name, lives as long as the process */
 } ctx_busy;
 
+struct wstate;
+
 typedef struct ctx_env {
     const cfg *c;
     ctx_publish_fn publish;
     void *publish_arg;
+    /* makes what publish wrote visible downstream (the output ring's flush), or NULL: a window
+     * flushes its output before it forgets its messages (window.h) */
+    void (*flush)(void *publish_arg);
+    /* where stateful steps keep their state (wstate.h); NULL: the chain set makes a private
+     * one */
+    struct wstate *state;
     stats_slot *slot; /* this worker's counters (busy_since_ns included), or NULL */
     ctx_busy *busy;   /* or NULL */
 } ctx_env;
@@ -58,6 +66,8 @@ typedef struct ctx_origin {
     int qos, retain;      /* of the message being processed */
     uint64_t seq;         /* ingress sequence number, copied into outputs for tracing */
     uint64_t received_ns; /* wall clock at ingress */
+    uint64_t pos;         /* input ring position + 1 of the record it came from (replays after
+                           * a crash, wstate.h), 0 when not from an input record */
 } ctx_origin;
 
 /* Where mf_emit goes. Returns what mf_emit returns (0, -EINVAL, -ENOSPC, ...). */

@@ -18,6 +18,8 @@
 #include "stage.h"
 #include "stats.h"
 #include "watchdog.h"
+#include "wstate.h"
+#include "ring_layout.h"
 
 #define COMP "worker"
 
@@ -33,7 +35,13 @@ struct run {
     stats_slot local_slot; /* counters when no stats segment exists (worker run by hand) */
     ctx_busy busy;
     watchdog *wd;
+    wstate *ws; /* the worker's state segment (run_attach) */
 };
+
+static void flush_out(void *arg)
+{
+    out_flush(arg);
+}
 
 int run_create(const cfg *c, size_t worker, run **out_r)
 {
@@ -48,6 +56,7 @@ int run_create(const cfg *c, size_t worker, run **out_r)
     r->env.c = c;
     r->env.publish = out_publish;
     r->env.publish_arg = &r->o;
+    r->env.flush = flush_out;
     r->env.slot = &r->local_slot;
     r->busy.rule = -1;
     r->env.busy = &r->busy;
@@ -59,6 +68,32 @@ int run_create(const cfg *c, size_t worker, run **out_r)
     return 0;
 fail:
     run_destroy(r);
+    return rc;
+}
+
+/* Opens the state segment and rebuilds the chains over it (run_create built them over
+ * private memory to find configuration problems before anything is attached). The input
+ * ring's creator identifies the ring the stored input positions refer to. */
+static int attach_state(run *r, const char *in_name)
+{
+    shm *in_seg = NULL;
+    uint64_t pid = 0, start = 0;
+    int rc = shm_attach(in_name, SHM_KIND_RING, RING_LAYOUT_VERSION, &in_seg);
+    if (rc == 0) {
+        const shm_hdr *h = shm_base(in_seg);
+        pid = h->owner_pid;
+        start = h->owner_start;
+        shm_detach(in_seg);
+    } else {
+        log_warn(COMP, "cannot read the owner of input ring %s: %s", in_name, strerror(-rc));
+    }
+    if ((rc = wstate_open(r->c, r->worker, pid, start, &r->ws)) < 0)
+        return rc;
+    chain_set_destroy(r->cs);
+    r->cs = NULL;
+    r->env.state = r->ws;
+    if ((rc = chain_set_create(&r->env, r->ld, &r->cs)) < 0)
+        log_error(COMP, "chains over the state segment: %s", strerror(-rc));
     return rc;
 }
 
@@ -79,6 +114,8 @@ int run_attach(run *r)
         log_error(COMP, "attach of input ring %s as consumer: %s", name, strerror(-rc));
         return rc;
     }
+    if ((rc = attach_state(r, name)) < 0)
+        return rc;
     if ((rc = names_stats(name, sizeof(name), inst)) < 0)
         return rc;
     rc = stats_attach(name, &r->st);
@@ -115,6 +152,7 @@ void run_destroy(run *r)
     if (r->st && r->env.slot != &r->local_slot)
         stats_set(&r->env.slot->pid, 0);
     chain_set_destroy(r->cs);
+    wstate_close(r->ws);
     loader_destroy(r->ld);
     stats_detach(r->st);
     ring_detach(r->in);
@@ -210,6 +248,7 @@ static void handle(run *r, const void *buf, size_t len)
         .retain = v.h.retain,
         .seq = v.h.seq,
         .received_ns = v.h.received_ns,
+        .pos = ring_read_pos(r->in) + 1, /* the record's own position: not yet advanced */
     };
     rc = chain_run(r->cs, v.h.rule, &o, &m);
     if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
@@ -265,8 +304,9 @@ int run_loop(run *r)
         rc = ring_wait_data(r->in, wait_ms(r, clock_mono_ns()));
         (void)rc; /* data, timeout or a signal: the next turn looks at all three */
     }
-    /* stopping: the input ring is drained; close windows early rather than lose them */
-    chain_close_all(r->cs);
+    /* stopping: the input ring is drained. Open windows stay in the state segment: the next
+     * worker of a live restart closes them on time (the supervisor removes the segment when
+     * the whole instance stops). */
     out_flush(&r->o);
     ring_release(r->in);
     return 0;

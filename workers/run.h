@@ -9,8 +9,10 @@
  * logged, counted, and handed to the relay as a REC_DEAD record (original topic, payload,
  * source client, rule; aux = enum run_dead_reason), as are records of rules with
  * `on_error: dead_letter` whose callback failed. On
- * stage_stop_flag it drains the input ring, closes open sampler windows early, flushes and
- * returns. One thread runs everything; a watchdog thread (watchdog.h) only watches for a
+ * stage_stop_flag it drains the input ring, flushes and returns; open windows stay in the
+ * worker's state segment (wstate.h, window.h), which run_attach adopts (-EEXIST while another
+ * worker of the same index lives), so a restarted worker closes them at their original
+ * deadline. One thread runs everything; a watchdog thread (watchdog.h) only watches for a
  * callback past runtime.callback_timeout_ms. Signals only set stage.h flags.
  */
 #ifndef MF_WORKERS_RUN_H

@@ -16,13 +16,32 @@
 
 #define COMP "worker"
 
+/* The step's state, one double-buffered record in its region of the state segment
+ * (wstate.h): every message publishes a new copy, so a SIGKILL leaves the sums before or after
+ * it. The topic of the last counted message is kept up to WSTATE_TOPIC_MAX bytes; a longer one
+ * is an error (the message is not counted). */
 typedef struct agg {
     uint64_t deadline; /* UINT64_MAX while nothing is held */
     uint64_t count;
     double sum, min, max;
-    ctx_origin o;
-    chain_buf topic; /* of the last counted message */
+    uint64_t attempts; /* closes begun on this content */
+    wstate_applied applied;
+    int32_t client;
+    uint32_t qos;
+    uint64_t seq, received_ns;
+    uint32_t topic_len, pad;
+    char topic[WSTATE_TOPIC_MAX + 1];
 } agg;
+
+size_t step_aggregate_state_size(void)
+{
+    return WSTATE_DB_SIZE(sizeof(agg));
+}
+
+static const agg *cur(const chain_step *s)
+{
+    return wstate_db_cur(s->region, sizeof(agg));
+}
 
 static const char *fn_name(enum cfg_agg_fn fn)
 {
@@ -48,51 +67,68 @@ int step_aggregate_init(chain_step *s)
                   s->index);
         return -EINVAL;
     }
-    agg *a = calloc(1, sizeof(*a));
-    if (!a)
-        return -ENOMEM;
-    a->deadline = UINT64_MAX;
-    s->state = a;
+    if (!s->region || s->region_len < sizeof(agg))
+        return -EINVAL; /* our bug: the plan gave it no region */
+    const agg *a = cur(s);
+    bool fresh = a->count == 0 && a->deadline == 0;
+    bool sane = a->count == 0 || (a->topic_len <= WSTATE_TOPIC_MAX && !a->topic[a->topic_len] &&
+                                  a->deadline != UINT64_MAX && a->qos <= 2);
+    if (fresh || !sane) {
+        if (!sane)
+            log_error(COMP, "%s: state left by the previous worker is corrupt: emptied", s->label);
+        agg *n = wstate_db_next(s->region, sizeof(agg));
+        memset(n, 0, sizeof(*n));
+        n->deadline = UINT64_MAX;
+        wstate_db_publish(s->region);
+    } else if (a->count) {
+        log_info(COMP, "%s: %llu values carried over from the previous worker", s->label,
+                 (unsigned long long)a->count);
+    }
+    s->replay.on = chain_replay(s->cr) && cur(s)->applied.pos != 0;
+    s->state = s->region;
     return 0;
 }
 
 void step_aggregate_fini(chain_step *s)
 {
-    if (!s->cfg || s->cfg->kind != CFG_STEP_AGGREGATE || !s->state)
+    if (!s->cfg || s->cfg->kind != CFG_STEP_AGGREGATE)
         return;
-    agg *a = s->state;
-    chain_buf_fini(&a->topic);
-    free(a);
-    s->state = NULL;
+    s->state = NULL; /* the region stays for the next worker */
 }
 
 uint64_t step_aggregate_deadline(const chain_step *s)
 {
-    const agg *a = s->state;
-    return a ? a->deadline : UINT64_MAX;
+    if (!s->state)
+        return UINT64_MAX;
+    const agg *a = cur(s);
+    return a->count ? a->deadline : UINT64_MAX;
 }
 
 int step_aggregate_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
-    agg *a = s->state;
     json_t *v = chain_json_field(m, s->cfg->field);
     int is_num = json_is_number(v);
     double x = is_num ? json_number_value(v) : 0;
     json_decref(v);
     if (!is_num)
         return 0;
+    if (wstate_replay_skip(&s->replay, &cur(s)->applied, o->pos))
+        return 0; /* counted by the previous worker before it died */
 
-    a->topic.len = 0;
-    if (chain_buf_put(&a->topic, m->topic, strlen(m->topic)) < 0 || chain_buf_nul(&a->topic) < 0) {
+    size_t tl = strlen(m->topic);
+    if (tl > WSTATE_TOPIC_MAX) {
+        log_error(COMP, "%s: topic of %zu bytes is longer than %u: value not counted", s->label, tl,
+                  WSTATE_TOPIC_MAX);
         chain_count_error(s->cr);
-        return -ENOMEM;
+        return -ENAMETOOLONG;
     }
+    agg *a = wstate_db_next(s->region, sizeof(agg));
     if (a->count == 0) {
         a->min = x;
         a->max = x;
         a->sum = 0;
-        a->o = *o;
-        a->o.qos = 0;
+        a->qos = 0;
+        a->attempts = 0;
         a->deadline = clock_mono_ns() + (uint64_t)(s->cfg->interval * 1e9);
     }
     a->count++;
@@ -101,18 +137,29 @@ int step_aggregate_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
         a->min = x;
     if (x > a->max)
         a->max = x;
-    int qos = a->o.qos > m->qos ? a->o.qos : m->qos;
-    a->o = *o;
-    a->o.qos = qos;
-    a->o.retain = 0;
+    if ((uint32_t)m->qos > a->qos && m->qos <= 2)
+        a->qos = (uint32_t)m->qos;
+    a->client = o->client;
+    a->seq = o->seq;
+    a->received_ns = o->received_ns;
+    memcpy(a->topic, m->topic, tl + 1);
+    a->topic_len = (uint32_t)tl;
+    a->applied = wstate_applied_next(a->applied, o->pos);
+    wstate_db_publish(s->region);
     return 0;
 }
 
 void step_aggregate_close(chain_step *s)
 {
-    agg *a = s->state;
+    const agg *a = cur(s);
     if (a->count == 0)
         return;
+    agg *n = wstate_db_next(s->region, sizeof(agg));
+    n->attempts++;
+    wstate_db_publish(s->region);
+    a = cur(s);
+    if (!chain_close_allowed(s, (unsigned)a->attempts, (size_t)a->count))
+        goto reset;
     double value = 0;
     switch (s->cfg->agg_fn) {
     case CFG_AGG_COUNT:
@@ -140,16 +187,26 @@ void step_aggregate_close(chain_step *s)
     if (len < 0 || (size_t)len >= sizeof(out))
         len = (int)strlen(out);
     mf_msg m = {
-        .topic = a->topic.p,
+        .topic = a->topic,
         .payload = out,
         .payload_len = (size_t)len,
-        .qos = a->o.qos,
+        .qos = (int)a->qos,
         .retain = 0,
-        .client_id = chain_client_name(s->cr, a->o.client),
-        .received_ns = a->o.received_ns,
+        .client_id = chain_client_name(s->cr, a->client),
+        .received_ns = a->received_ns,
     };
-    ctx_origin o = a->o;
-    a->count = 0;
-    a->deadline = UINT64_MAX;
+    ctx_origin o = {
+        .client = a->client,
+        .qos = (int)a->qos,
+        .seq = a->seq,
+        .received_ns = a->received_ns,
+    };
     chain_feed(s->cr, s->index + 1, &o, &m);
+    chain_flush(s->cr); /* the output is out before the sums are forgotten */
+reset:
+    n = wstate_db_next(s->region, sizeof(agg));
+    n->count = 0;
+    n->deadline = UINT64_MAX;
+    n->attempts = 0;
+    wstate_db_publish(s->region);
 }

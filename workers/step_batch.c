@@ -2,7 +2,8 @@
  * their payloads, when `count` messages are held or `interval` seconds after the first one,
  * whichever comes first. A payload that is JSON is embedded as it is, anything else as a JSON
  * string. The batch message keeps the topic of its last message. Held messages live in a
- * window (window.h), like a sampler's. */
+ * window (window.h), like a sampler's, in the worker's state segment: a pending batch survives
+ * a crash or restart of the worker, and its close flushes the output before it empties it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,16 +24,25 @@ int step_batch_init(chain_step *s)
     }
     /* without a count, the window's own cap bounds the memory a batch may hold */
     uint32_t max = c->batch_count ? c->batch_count : 100000;
-    return window_create((uint64_t)(c->interval * 1e9), max, &s->win);
+    return window_create(s->region, s->region_len, (uint64_t)(c->interval * 1e9), max,
+                         chain_replay(s->cr), s->label, &s->win);
 }
 
 int step_batch_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     int rc = window_add(s->win, m, o, clock_mono_ns());
-    if (rc == -ENOSPC) {
-        /* an interval-only batch at its cap: close it now and start the next with m */
+    if (rc == 1)
+        return 0; /* added by the previous worker before it died */
+    if (rc == -ENOSPC && window_count(s->win) > 0) {
+        /* a batch at its cap (count or bytes): close it now and start the next with m */
         step_batch_close(s);
         rc = window_add(s->win, m, o, clock_mono_ns());
+    }
+    if (rc == -ENOSPC) {
+        log_error(COMP, "%s: a message of %zu bytes does not fit a batch: dropped", s->label,
+                  m->payload_len);
+        chain_count_drop(s->cr);
+        return 0;
     }
     if (rc < 0) {
         log_error(COMP, "rule %s, step %zu (batch): cannot keep a message: %s", s->cr->r->name,
@@ -49,12 +59,17 @@ void step_batch_close(chain_step *s)
 {
     const mf_msg *msgs;
     ctx_origin o;
+    if (window_count(s->win) == 0 || !chain_window_close_begin(s))
+        return;
     size_t n = window_msgs(s->win, &msgs, &o);
     json_t *arr = n ? json_array() : NULL;
     char *text = NULL;
 
-    if (n == 0)
-        goto out;
+    if (n == 0) {
+        log_error(COMP, "%s: out of memory closing a batch: retried", s->label);
+        chain_count_error(s->cr);
+        return;
+    }
     for (size_t i = 0; arr && i < n; i++) {
         json_t *v = json_loadb(msgs[i].payload, msgs[i].payload_len, JSON_DECODE_ANY, NULL);
         if (!v)
@@ -79,6 +94,7 @@ void step_batch_close(chain_step *s)
     out.qos = o.qos;
     out.retain = 0;
     chain_feed(s->cr, s->index + 1, &o, &out);
+    chain_flush(s->cr); /* the output is out before the batch forgets its messages */
 out:
     free(text);
     json_decref(arr);

@@ -4,155 +4,143 @@
  * always passes. JSON values compare as values ({"a":1} equals { "a" : 1 }); a payload without
  * the field compares as "missing".
  *
- * State: an open-addressing table topic -> last value, in process memory. It is bounded
- * (ON_CHANGE_MAX_TOPICS); when full it is cleared, which only lets one message per topic pass
- * again. */
+ * State: an open-addressing table (topic hash -> value hash) in the step's region of the
+ * worker's state segment (wstate.h), so a restarted worker still knows the last values and
+ * does not let one message per topic through again. 64-bit FNV-1a hashes stand for the topic
+ * and the value (a collision, about 2^-64 per pair, would take a change for a repeat). The
+ * table is bounded (ON_CHANGE_MAX_TOPICS); when full it is cleared, which only lets one
+ * message per topic pass again.
+ *
+ * Crash consistency and re-reads: an entry records the input position of the message that
+ * set it; the position is stored before the value hash (release), so a SIGKILL between the two
+ * leaves the old value and the re-read message passes as a change. A message re-read after a
+ * crash that finds the value it set itself passes again (its output may not have reached the
+ * output ring: at-least-once, like a stateless step); one that was a repeat stays dropped. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "atom.h"
 #include "chain_int.h"
 #include "log.h"
 
 #define COMP                 "worker"
 #define ON_CHANGE_MAX_TOPICS 65536u
+#define ON_CHANGE_SLOTS      (2u * ON_CHANGE_MAX_TOPICS) /* load <= 1/2 */
 
-typedef struct seen {
-    char *topic; /* NULL = empty slot */
-    char *value; /* the compact JSON of the field, or the raw payload */
-    size_t value_len;
-} seen;
+typedef struct oc_slot {
+    uint64_t topic; /* hash | 1; 0 = empty. O1: stored last (release) */
+    uint64_t value; /* hash of the value. O2: stored after pos (release) */
+    uint64_t pos;   /* input position + 1 of the message that set value */
+} oc_slot;
 
-typedef struct table {
-    seen *slots;
-    size_t cap, n; /* cap a power of two; n <= cap / 2 */
-} table;
+typedef struct oc_table {
+    uint64_t n;        /* entries in use (approximate after a crash mid-clear: harmless) */
+    uint64_t last_pos; /* highest input position applied, for replays */
+    uint64_t pad[6];
+    oc_slot slots[ON_CHANGE_SLOTS];
+} oc_table;
+
+size_t step_on_change_state_size(void)
+{
+    return sizeof(oc_table);
+}
 
 int step_on_change_init(chain_step *s)
 {
-    table *t = calloc(1, sizeof(*t));
-    if (!t)
-        return -ENOMEM;
-    t->cap = 64;
-    t->slots = calloc(t->cap, sizeof(*t->slots));
-    if (!t->slots) {
-        free(t);
-        return -ENOMEM;
+    if (!s->region || s->region_len < sizeof(oc_table))
+        return -EINVAL; /* our bug: the plan gave it no region */
+    oc_table *t = s->region;
+    if (t->n > ON_CHANGE_MAX_TOPICS) {
+        log_error(COMP, "%s: state left by the previous worker is corrupt: table emptied",
+                  s->label);
+        memset(t, 0, sizeof(*t));
     }
+    s->replay.on = chain_replay(s->cr) && t->last_pos != 0;
     s->state = t;
     return 0;
 }
 
-static void clear(table *t)
-{
-    for (size_t i = 0; i < t->cap; i++) {
-        free(t->slots[i].topic);
-        free(t->slots[i].value);
-    }
-    memset(t->slots, 0, t->cap * sizeof(*t->slots));
-    t->n = 0;
-}
-
 void step_on_change_fini(chain_step *s)
 {
-    if (!s->cfg || s->cfg->kind != CFG_STEP_ON_CHANGE || !s->state)
+    if (!s->cfg || s->cfg->kind != CFG_STEP_ON_CHANGE)
         return;
-    table *t = s->state;
-    clear(t);
-    free(t->slots);
-    free(t);
-    s->state = NULL;
+    s->state = NULL; /* the region stays for the next worker */
 }
 
-static size_t hash(const char *s)
+static uint64_t fnv(const void *p, size_t n)
 {
-    size_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 1099511628211ull;
     return h;
 }
 
-static seen *find(table *t, const char *topic)
+static oc_slot *find(oc_table *t, uint64_t topic)
 {
-    size_t i = hash(topic) & (t->cap - 1);
-    while (t->slots[i].topic && strcmp(t->slots[i].topic, topic) != 0)
-        i = (i + 1) & (t->cap - 1);
+    size_t i = (size_t)(topic >> 1) & (ON_CHANGE_SLOTS - 1);
+    /* relaxed: this process is the only writer while it runs */
+    while (atom_load_relaxed(&t->slots[i].topic) && t->slots[i].topic != topic)
+        i = (i + 1) & (ON_CHANGE_SLOTS - 1);
     return &t->slots[i];
 }
 
-static int grow(table *t)
-{
-    table bigger = {.cap = t->cap * 2};
-    bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
-    if (!bigger.slots)
-        return -ENOMEM;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i].topic)
-            *find(&bigger, t->slots[i].topic) = t->slots[i];
-    bigger.n = t->n;
-    free(t->slots);
-    *t = bigger;
-    return 0;
-}
-
-/* The value m is compared by: compact JSON of the field, the raw payload, or "" (missing). */
-static char *value_of(const chain_step *s, const mf_msg *m, size_t *len)
+/* The hash m is compared by: of the compact JSON of the field, the raw payload, or "" (the
+ * field is missing). -ENOMEM when the JSON cannot be built. */
+static int value_of(const chain_step *s, const mf_msg *m, uint64_t *h)
 {
     if (!s->cfg->field) {
-        char *v = malloc(m->payload_len + 1);
-        if (v) {
-            memcpy(v, m->payload, m->payload_len);
-            v[m->payload_len] = '\0';
-            *len = m->payload_len;
-        }
-        return v;
+        *h = fnv(m->payload, m->payload_len);
+        return 0;
     }
     json_t *j = chain_json_field(m, s->cfg->field);
-    char *v = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS) : strdup("");
+    char *v = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(j);
-    if (v)
-        *len = strlen(v);
-    return v;
+    if (j && !v)
+        return -ENOMEM;
+    *h = v ? fnv(v, strlen(v)) : fnv("", 0);
+    free(v);
+    return 0;
 }
 
 int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
-    table *t = s->state;
-    size_t len = 0;
-    char *v = value_of(s, m, &len);
-    if (!v)
-        goto oom;
-
-    seen *e = find(t, m->topic);
-    if (e->topic) {
-        if (e->value_len == len && memcmp(e->value, v, len) == 0) {
-            free(v);
-            return 0; /* a repeat */
-        }
-        free(e->value);
-        e->value = v;
-        e->value_len = len;
+    oc_table *t = s->state;
+    uint64_t v;
+    if (value_of(s, m, &v) < 0) {
+        /* without memory for the value, passing the message on is the lesser harm */
+        log_warn(COMP, "%s: out of memory, message passed unchecked", s->label);
         return chain_feed(s->cr, s->index + 1, o, m);
     }
-    if (t->n + 1 > ON_CHANGE_MAX_TOPICS)
-        clear(t);
-    else if ((t->n + 1) * 2 > t->cap && grow(t) < 0) {
-        free(v);
-        goto oom;
+    uint64_t topic = fnv(m->topic, strlen(m->topic)) | 1;
+    bool replaying = s->replay.on && o->pos != 0 && o->pos <= t->last_pos;
+    if (s->replay.on && !replaying && o->pos != 0)
+        s->replay.on = false;
+    if (o->pos > t->last_pos)
+        t->last_pos = o->pos;
+
+    oc_slot *e = find(t, topic);
+    if (e->topic) {
+        if (e->value == v) {
+            if (replaying && e->pos == o->pos)
+                return chain_feed(s->cr, s->index + 1, o, m); /* it set the value itself */
+            return 0;                                         /* a repeat */
+        }
+        atom_store_relaxed(&e->pos, o->pos); /* relaxed: ordered by O2 below */
+        /* O2: the position before the value; a crash between leaves the old value */
+        atom_store_release(&e->value, v);
+        return chain_feed(s->cr, s->index + 1, o, m);
     }
-    e = find(t, m->topic);
-    e->topic = strdup(m->topic);
-    if (!e->topic) {
-        free(v);
-        goto oom;
+    if (t->n + 1 > ON_CHANGE_MAX_TOPICS) {
+        memset(t->slots, 0, sizeof(t->slots));
+        t->n = 0;
+        e = find(t, topic);
     }
     e->value = v;
-    e->value_len = len;
+    e->pos = o->pos;
+    /* O1: a slot is in use once its topic is; value and pos are complete before */
+    atom_store_release(&e->topic, topic);
     t->n++;
-    return chain_feed(s->cr, s->index + 1, o, m);
-oom:
-    /* without memory for the state, passing the message on is the lesser harm */
-    log_warn(COMP, "rule %s, step %zu (on_change): out of memory, message passed unchecked",
-             s->cr->r->name, s->index);
     return chain_feed(s->cr, s->index + 1, o, m);
 }

@@ -1,7 +1,9 @@
 /* step_throttle: lets at most `rate` messages per second through, in bursts of at most
  * max(1, rate) (a token bucket), or, with `interval` only, one message per interval. Messages
  * over the limit are dropped and counted in stats `dropped`. State: the bucket, per rule and
- * step, in process memory. */
+ * step, a double-buffered record in the step's region of the worker's state segment
+ * (wstate.h), so a restarted worker keeps the rate instead of granting a fresh burst. Records
+ * re-read after a crash take tokens again (a throttle drops by design; replays are rare). */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -12,11 +14,20 @@
 #define COMP "worker"
 
 typedef struct bucket {
+    double tokens;
+    uint64_t last_ns; /* 0 in a new region */
+} bucket;
+
+typedef struct throttle {
+    void *region;
     double rate;  /* tokens per second */
     double burst; /* bucket size */
-    double tokens;
-    uint64_t last_ns;
-} bucket;
+} throttle;
+
+size_t step_throttle_state_size(void)
+{
+    return WSTATE_DB_SIZE(sizeof(bucket));
+}
 
 int step_throttle_init(chain_step *s)
 {
@@ -27,14 +38,24 @@ int step_throttle_init(chain_step *s)
                   s->index);
         return -EINVAL;
     }
-    bucket *b = calloc(1, sizeof(*b));
-    if (!b)
+    if (!s->region || s->region_len < sizeof(bucket))
+        return -EINVAL; /* our bug: the plan gave it no region */
+    throttle *t = calloc(1, sizeof(*t));
+    if (!t)
         return -ENOMEM;
-    b->rate = rate;
-    b->burst = rate > 1 ? rate : 1;
-    b->tokens = b->burst;
-    b->last_ns = clock_mono_ns();
-    s->state = b;
+    t->region = s->region;
+    t->rate = rate;
+    t->burst = rate > 1 ? rate : 1;
+    const bucket *b = wstate_db_cur(t->region, sizeof(bucket));
+    uint64_t now = clock_mono_ns();
+    if (b->last_ns == 0 || b->last_ns > now || !(b->tokens >= 0) || b->tokens > t->burst) {
+        /* new, or not a bucket of this configuration: a full one */
+        bucket *n = wstate_db_next(t->region, sizeof(bucket));
+        n->tokens = t->burst;
+        n->last_ns = now;
+        wstate_db_publish(t->region);
+    }
+    s->state = t;
     return 0;
 }
 
@@ -48,16 +69,21 @@ void step_throttle_fini(chain_step *s)
 
 int step_throttle_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
-    bucket *b = s->state;
+    throttle *t = s->state;
+    bucket *b = wstate_db_next(t->region, sizeof(bucket));
     uint64_t now = clock_mono_ns();
-    b->tokens += (double)(now - b->last_ns) * 1e-9 * b->rate;
-    if (b->tokens > b->burst)
-        b->tokens = b->burst;
+    if (now > b->last_ns)
+        b->tokens += (double)(now - b->last_ns) * 1e-9 * t->rate;
+    if (b->tokens > t->burst)
+        b->tokens = t->burst;
     b->last_ns = now;
-    if (b->tokens < 1.0) {
+    int pass = b->tokens >= 1.0;
+    if (pass)
+        b->tokens -= 1.0;
+    wstate_db_publish(t->region);
+    if (!pass) {
         chain_count_drop(s->cr);
         return 0;
     }
-    b->tokens -= 1.0;
     return chain_feed(s->cr, s->index + 1, o, m);
 }

@@ -7,7 +7,9 @@
  * Covered: echo round trip in order; a segfaulting callback kills the worker (SIGSEGV), a
  * restarted worker re-reads the record as attempt 2, and after max_attempts the record is
  * skipped as dead while the records around it still come out; SIGTERM drains the input ring,
- * closes open sampler windows early and exits 0; a window closes on time with no further
+ * leaves open sampler windows to the next worker and exits 0; a SIGKILLed worker's open window
+ * closes at its original deadline in the next worker with every message once, also when the
+ * records were read again after the crash; a window closes on time with no further
  * input; a module built for another API version makes the worker exit 2 (do not respawn). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,6 +41,7 @@ typedef struct fx {
     char log[128];
     char instance[32];
     char in_name[SHM_NAME_MAX], out_name[SHM_NAME_MAX], stats_name[SHM_NAME_MAX];
+    char state_name[SHM_NAME_MAX];
     ring *in_obs, *out_obs; /* creator handles */
     ring *in;               /* we produce into the worker's input */
     ring *out;              /* we consume the worker's output */
@@ -72,10 +75,16 @@ static const char *config_fmt =
     "  - {rule: r_fail, source_client_id: c1, topic: \"in/#\", callback: fail, on_error: "
     "dead_letter}\n"
     "  - {rule: r_hang, source_client_id: c1, topic: \"in/#\", callback: hang}\n"
+    "  - {rule: r_mid, source_client_id: c1, topic: \"in/#\", action: mid}\n"
     "processing_chains:\n"
     "  slow:\n"
     "    - step: sampler\n"
     "      config: {duration: 600, callback: join, topic: \"win/slow\"}\n"
+    "    - step: relay\n"
+    "      config: {target_client_id: c2}\n"
+    "  mid:\n"
+    "    - step: sampler\n"
+    "      config: {duration: 2, callback: join, topic: \"win/mid\"}\n"
     "    - step: relay\n"
     "      config: {target_client_id: c2}\n"
     "  fast:\n"
@@ -86,7 +95,7 @@ static const char *config_fmt =
     "runtime: {instance: \"%s\", workers: 1, max_attempts: 2, ring_size: 65536, "
     "callback_timeout_ms: 400}\n";
 
-enum { R_ECHO = 0, R_SEGV = 1, R_SLOW = 2, R_FAST = 3, R_FAIL = 4, R_HANG = 5 };
+enum { R_ECHO = 0, R_SEGV = 1, R_SLOW = 2, R_FAST = 3, R_FAIL = 4, R_HANG = 5, R_MID = 6 };
 
 static int write_config(fx *f, const char *extra_callback)
 {
@@ -122,6 +131,7 @@ static int setup(void **state)
     names_worker_in(f->in_name, sizeof(f->in_name), f->instance, 0);
     names_worker_out(f->out_name, sizeof(f->out_name), f->instance, 0);
     names_stats(f->stats_name, sizeof(f->stats_name), f->instance);
+    names_worker_state(f->state_name, sizeof(f->state_name), f->instance, 0);
     if (ring_create(f->in_name, RING_BYTES, MAX_REC, &f->in_obs) < 0 ||
         ring_create(f->out_name, RING_BYTES, MAX_REC, &f->out_obs) < 0 ||
         ring_attach(f->in_name, RING_PRODUCER, &f->in) < 0 ||
@@ -154,6 +164,7 @@ static int teardown(void **state)
     ring_unlink(f->out_name);
     stats_detach(f->st);
     shm_unlink_name(f->stats_name);
+    shm_unlink_name(f->state_name); /* the worker leaves it for its successor */
     unlink(f->yaml);
     unlink(f->log);
     rmdir(f->dir);
@@ -353,7 +364,7 @@ static void test_worker_crash_is_retried_then_skipped_as_dead(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
-static void test_worker_sigterm_drains_and_closes_windows(void **state)
+static void test_worker_sigterm_drains_and_keeps_windows(void **state)
 {
     fx *f = *state;
     enum { N = 500 };
@@ -370,19 +381,101 @@ static void test_worker_sigterm_drains_and_closes_windows(void **state)
     int echoes = 0, windows = 0;
     wt_rec r;
     while (next_out(f, &r, 100) == 0) {
-        if (strcmp(r.topic, "in/x") == 0)
-            echoes++;
-        if (strcmp(r.topic, "win/slow") == 0) {
-            windows++;
-            assert_string_equal(r.payload, "2:s1,s2"); /* a 600 s window, closed early */
-            assert_int_equal(r.h.client, 1);
-        }
+        echoes += strcmp(r.topic, "in/x") == 0;
+        windows += strcmp(r.topic, "win/slow") == 0;
     }
     assert_int_equal(echoes, N);
-    assert_int_equal(windows, 1);
+    assert_int_equal(windows, 0); /* the 600 s window stays open for the next worker */
     ring_stats rs;
     ring_get_stats(f->in_obs, &rs);
     assert_int_equal(rs.records_out, N + 2);
+
+    /* a live restart: the next worker carries the window on */
+    assert_true(spawn(f));
+    assert_non_null(strstr(read_log(f), "window of 2 messages carried over"));
+    kill(f->pid, SIGTERM);
+    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+    assert_int_equal(next_out(f, &r, 100), -ETIMEDOUT);
+}
+
+/* Waits (deadline 10 s) until the worker released `n` input records in total. */
+static void wait_released(fx *f, uint64_t n)
+{
+    uint64_t limit = clock_mono_ns() + 10000000000ull;
+    ring_stats rs;
+    for (;;) {
+        ring_get_stats(f->in_obs, &rs);
+        if (rs.records_out >= n)
+            return;
+        if (clock_mono_ns() > limit)
+            fail_msg("worker released %llu of %llu records", (unsigned long long)rs.records_out,
+                     (unsigned long long)n);
+        usleep(2000); /* polling a counter in shared memory: no event to wait on */
+    }
+}
+
+static void test_worker_sigkill_keeps_open_window_and_closes_it_on_time(void **state)
+{
+    fx *f = *state;
+    assert_true(spawn(f));
+    uint64_t t0 = clock_mono_ns();
+    push(f, R_MID, "in/m", "a");
+    push(f, R_MID, "in/m", "b");
+    push(f, R_MID, "in/m", "c");
+    wait_released(f, 3);
+    kill(f->pid, SIGKILL);
+    int st = wait_exit(f);
+    assert_true(WIFSIGNALED(st));
+
+    assert_true(spawn(f));
+    push(f, R_MID, "in/m", "d");
+    push(f, R_MID, "in/m", "e");
+    wt_rec r;
+    assert_int_equal(next_out(f, &r, 6000), 0);
+    uint64_t dt = clock_mono_ns() - t0;
+    assert_string_equal(r.topic, "win/mid");
+    assert_string_equal(r.payload, "5:a,b,c,d,e"); /* every message once, none lost */
+    assert_true(dt >= 2000000000ull);              /* not before the original deadline */
+    assert_true(dt < 3000000000ull);               /* nor much after it */
+    assert_int_equal(next_out(f, &r, 300), -ETIMEDOUT);
+    kill(f->pid, SIGTERM);
+    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+}
+
+static void test_worker_window_records_reread_after_crash_count_once(void **state)
+{
+    fx *f = *state;
+    /* one batch: a and b go into the window, then the crash kills the worker before the
+     * batch is released, so the next worker reads a and b again */
+    push(f, R_MID, "in/m", "a");
+    push(f, R_MID, "in/m", "b");
+    push(f, R_SEGV, "in/c", "CRASH");
+    uint64_t t0 = clock_mono_ns();
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        assert_true(spawn(f));
+        int st = wait_exit(f);
+        assert_true(WIFSIGNALED(st));
+        assert_int_equal(WTERMSIG(st), SIGSEGV);
+    }
+    ring_stats rs;
+    ring_get_stats(f->in_obs, &rs);
+    assert_int_equal(rs.records_out, 0); /* a and b were read three times in all */
+    assert_true(spawn(f));               /* skips CRASH as dead */
+    push(f, R_MID, "in/m", "c");
+    wt_rec r;
+    int windows = 0;
+    while (next_out(f, &r, 4000) == 0) {
+        if (strcmp(r.topic, "win/mid") != 0)
+            continue;
+        windows++;
+        assert_string_equal(r.payload, "3:a,b,c");
+        assert_true(clock_mono_ns() - t0 < 3500000000ull);
+        break;
+    }
+    assert_int_equal(windows, 1);
+    kill(f->pid, SIGTERM);
+    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+    assert_int_equal(next_out(f, &r, 100), -ETIMEDOUT);
 }
 
 static void test_worker_window_closes_on_time_without_input(void **state)
@@ -576,7 +669,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_echo_round_trip_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_crash_is_retried_then_skipped_as_dead, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_worker_sigterm_drains_and_closes_windows, setup,
+        cmocka_unit_test_setup_teardown(test_worker_sigkill_keeps_open_window_and_closes_it_on_time,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_window_records_reread_after_crash_count_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_sigterm_drains_and_keeps_windows, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_window_closes_on_time_without_input, setup,
                                         teardown),
