@@ -3,12 +3,14 @@
 # lives where a worker crash does not erase it ... so a restarted worker closes its open
 # windows as if nothing happened").
 #
-# One sequential rule: sampler (3 s window, the example's handle_temperature_sample: count,
+# One sequential rule: sampler (5 s window, the example's handle_temperature_sample: count,
 # avg, min, max) on sensors/temperature, output on sensors/temperature/sample. Readings 20, 21
 # and 22 open a window; the worker is SIGKILLed and runs again; 23 and 24.5 follow within the
-# same 3 s. Asserted: the first window that comes out holds all 5 readings (count 5, avg
-# 22.100, min 20, max 24.5), and a single reading published after it makes exactly one more
-# window (count 1): no partial window of 3 or 2 readings came out.
+# same 5 s. Asserted: the first window that comes out holds all 5 readings (count 5, avg
+# 22.100, min 20, max 24.5), it comes out on time (5 s after the first reading, not before,
+# and at most 1.5 s late: the restarted worker kept the original deadline), and a single
+# reading published after it makes exactly one more window (count 1): no partial window of 3
+# or 2 readings came out.
 # shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
@@ -31,7 +33,7 @@ rules:
      execution_mode: "sequential"}
 processing_chains:
   window:
-    - {step: "sampler", config: {duration: 3, callback: "sample"}}
+    - {step: "sampler", config: {duration: 5, callback: "sample"}}
 EOF
     it_runtime 1
 } >"$conf"
@@ -45,7 +47,9 @@ pub() {
 windows() { it_lines out sensors/temperature/sample; }
 n_windows() { windows | wc -l; }
 
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 t_open=$SECONDS
+t_open_ms=$(now_ms)
 pub 20 21 22
 it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_in_total worker 0) -ge 3 ]]' ||
     lib_fail "worker 0 did not take the first 3 readings"
@@ -57,9 +61,13 @@ it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_up worker 0) == 1 &&
                 $(it_metric "$conf" mqttflow_stage_pid worker 0) != "$pid" ]]' ||
     lib_fail "worker 0 did not run again"
 pub 23 24.5
-((SECONDS - t_open < 3)) || lib_log "warning: the restart took long; the window may have closed"
+((SECONDS - t_open < 5)) || lib_log "warning: the restart took long; the window may have closed"
 
 it_until 15 '[[ $(n_windows) -ge 1 ]]' || lib_fail "no window came out within 15 s"
+took=$(($(now_ms) - t_open_ms))
+lib_log "first window out ${took} ms after the first reading (window 5000 ms)"
+((took >= 4900)) || lib_fail "the window closed early: ${took} ms after its first reading"
+((took <= 6500)) || lib_fail "the window closed late: ${took} ms after its first reading (5000)"
 pub 10
 it_until 15 '[[ $(windows | grep -c "\"count\":1,\"avg\":10.000") -ge 1 ]]' ||
     lib_fail "no window for the single reading after the first one: $(windows)"
