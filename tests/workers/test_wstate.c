@@ -111,8 +111,7 @@ static const char *held(window *w)
 }
 
 /* Runs fn in a child that then dies of SIGKILL holding the segment. */
-static void crash_after(const fx *f, const cfg *c, void (*fn)(window *w, uint64_t now),
-                        uint64_t now)
+static void crash_after(const cfg *c, void (*fn)(window *w, uint64_t now), uint64_t now)
 {
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -143,7 +142,7 @@ static void test_wstate_adopted_window_keeps_messages_and_deadline(void **state)
     fx *f = *state;
     cfg *c = config(f, 600);
     uint64_t now = clock_mono_ns();
-    crash_after(f, c, add_abc, now);
+    crash_after(c, add_abc, now);
 
     window *w;
     wstate *ws = open_win(c, IN_PID, &w);
@@ -161,7 +160,7 @@ static void test_wstate_readds_by_position_are_skipped(void **state)
     fx *f = *state;
     cfg *c = config(f, 600);
     uint64_t now = clock_mono_ns();
-    crash_after(f, c, add_abc, now);
+    crash_after(c, add_abc, now);
 
     window *w;
     wstate *ws = open_win(c, IN_PID, &w);
@@ -193,7 +192,7 @@ static void test_wstate_record_cut_by_crash_adds_its_missing_part(void **state)
     fx *f = *state;
     cfg *c = config(f, 600);
     uint64_t now = clock_mono_ns();
-    crash_after(f, c, add_ab_partial, now);
+    crash_after(c, add_ab_partial, now);
 
     window *w;
     wstate *ws = open_win(c, IN_PID, &w);
@@ -211,7 +210,7 @@ static void test_wstate_other_input_ring_ignores_positions(void **state)
     fx *f = *state;
     cfg *c = config(f, 600);
     uint64_t now = clock_mono_ns();
-    crash_after(f, c, add_abc, now);
+    crash_after(c, add_abc, now);
 
     window *w;
     wstate *ws = open_win(c, IN_PID + 1, &w); /* a new input ring: positions start over */
@@ -228,7 +227,7 @@ static void test_wstate_changed_config_starts_fresh(void **state)
 {
     fx *f = *state;
     cfg *c = config(f, 600);
-    crash_after(f, c, add_abc, clock_mono_ns());
+    crash_after(c, add_abc, clock_mono_ns());
     cfg_destroy(c);
 
     c = config(f, 300); /* another duration: the old window would be misread */
@@ -262,7 +261,7 @@ static void test_wstate_corrupt_header_starts_fresh(void **state)
 {
     fx *f = *state;
     cfg *c = config(f, 600);
-    crash_after(f, c, add_abc, clock_mono_ns());
+    crash_after(c, add_abc, clock_mono_ns());
     uint64_t junk = 0x1234;
     scribble(f, offsetof(wstate_hdr, magic), &junk, sizeof(junk));
 
@@ -284,7 +283,7 @@ static void test_wstate_corrupt_window_is_emptied(void **state)
 {
     fx *f = *state;
     cfg *c = config(f, 600);
-    crash_after(f, c, add_abc, clock_mono_ns());
+    crash_after(c, add_abc, clock_mono_ns());
     /* the window region is the first region (page 1): its first message's entry claims a
      * huge topic, as a stray write could leave it. The entry table follows the geometry block
      * and the double-buffered commit record; find it by its known offset field instead of
@@ -338,7 +337,7 @@ static void test_wstate_close_attempts_survive(void **state)
 {
     fx *f = *state;
     cfg *c = config(f, 600);
-    crash_after(f, c, begin_close, clock_mono_ns());
+    crash_after(c, begin_close, clock_mono_ns());
     window *w;
     wstate *ws = open_win(c, IN_PID, &w);
     assert_int_equal(window_count(w), 1);
