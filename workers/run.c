@@ -1,6 +1,8 @@
 #include "run.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -260,6 +262,21 @@ done:
     ring_advance(r->in);
 }
 
+/* Whether the router (the producer of the input ring) runs, from its stats slot: the
+ * supervisor clears a slot's pid when its stage exits, and stops the router before the
+ * workers. Without a stats segment (a worker run by hand) nobody will restart this worker
+ * with the windows: treated as not running. */
+static bool router_running(const run *r)
+{
+    if (!r->st)
+        return false;
+    size_t idx = stats_slot_index(STATS_ROUTER, 0, cfg_ingress_count(r->c));
+    if (idx >= stats_slot_count(r->st))
+        return false;
+    uint64_t pid = stats_get(&stats_slot_at(r->st, idx)->pid);
+    return pid != 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
 static int wait_ms(const run *r, uint64_t now)
 {
     uint64_t d = chain_next_deadline(r->cs);
@@ -304,9 +321,15 @@ int run_loop(run *r)
         rc = ring_wait_data(r->in, wait_ms(r, clock_mono_ns()));
         (void)rc; /* data, timeout or a signal: the next turn looks at all three */
     }
-    /* stopping: the input ring is drained. Open windows stay in the state segment: the next
-     * worker of a live restart closes them on time (the supervisor removes the segment when
-     * the whole instance stops). */
+    /* stopping: the input ring is drained. A live restart of this worker leaves open windows
+     * in the state segment for the next worker, which closes them on time. A stop of the whole
+     * instance (the router stopped before the workers) closes them early instead: the
+     * supervisor removes the state segments of a cleanly stopped instance, so waiting would
+     * lose them. */
+    if (!router_running(r)) {
+        log_info(COMP, "the router is not running (the instance stops): closing open windows now");
+        chain_close_all(r->cs);
+    }
     out_flush(&r->o);
     ring_release(r->in);
     return 0;

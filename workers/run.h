@@ -9,10 +9,12 @@
  * logged, counted, and handed to the relay as a REC_DEAD record (original topic, payload,
  * source client, rule; aux = enum run_dead_reason), as are records of rules with
  * `on_error: dead_letter` whose callback failed. On
- * stage_stop_flag it drains the input ring, flushes and returns; open windows stay in the
+ * stage_stop_flag it drains the input ring, flushes and returns. Open windows stay in the
  * worker's state segment (wstate.h, window.h), which run_attach adopts (-EEXIST while another
- * worker of the same index lives), so a restarted worker closes them at their original
- * deadline. One thread runs everything; a watchdog thread (watchdog.h) only watches for a
+ * worker of the same index lives), so a restarted worker (crash, `mqttflow restart worker N`)
+ * closes them at their original deadline; only when the router no longer runs (its stats
+ * slot's pid is 0: the whole instance stops, and the supervisor removes the state segments of
+ * a clean stop) are they closed early, before the exit, rather than lost. One thread runs everything; a watchdog thread (watchdog.h) only watches for a
  * callback past runtime.callback_timeout_ms. Signals only set stage.h flags.
  */
 #ifndef MF_WORKERS_RUN_H

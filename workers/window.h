@@ -31,7 +31,8 @@
  * the caller (logged, its messages counted as dropped).
  *
  * On a stop (SIGTERM) windows stay open in the segment: the next worker of a live restart
- * closes them on time; the supervisor removes the segment when the whole instance stops.
+ * closes them on time. When the whole instance stops (the router stopped first) the worker
+ * closes them early instead, since the supervisor removes the segment of a clean stop (run.h).
  *
  * One thread. The views returned by window_msgs are valid until window_reset/destroy.
  */

@@ -7,7 +7,8 @@
  * Covered: echo round trip in order; a segfaulting callback kills the worker (SIGSEGV), a
  * restarted worker re-reads the record as attempt 2, and after max_attempts the record is
  * skipped as dead while the records around it still come out; SIGTERM drains the input ring,
- * leaves open sampler windows to the next worker and exits 0; a SIGKILLed worker's open window
+ * leaves open sampler windows to the next worker and exits 0 (closes them early when the
+ * router is not running: the instance stops); a SIGKILLed worker's open window
  * closes at its original deadline in the next worker with every message once, also when the
  * records were read again after the crash; a window closes on time with no further
  * input; a module built for another API version makes the worker exit 2 (do not respawn). */
@@ -364,10 +365,18 @@ static void test_worker_crash_is_retried_then_skipped_as_dead(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* Plays a running router in the stats segment (a live restart of one worker), or none. */
+static void router_up(fx *f, int up)
+{
+    stats_slot *rs = stats_slot_at(f->st, stats_slot_index(STATS_ROUTER, 0, 1));
+    stats_set(&rs->pid, up ? (uint64_t)getpid() : 0);
+}
+
 static void test_worker_sigterm_drains_and_keeps_windows(void **state)
 {
     fx *f = *state;
     enum { N = 500 };
+    router_up(f, 1);
     assert_true(spawn(f));
     push(f, R_SLOW, "in/s", "s1");
     push(f, R_SLOW, "in/s", "s2");
@@ -395,6 +404,17 @@ static void test_worker_sigterm_drains_and_keeps_windows(void **state)
     assert_non_null(strstr(read_log(f), "window of 2 messages carried over"));
     kill(f->pid, SIGTERM);
     assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+    assert_int_equal(next_out(f, &r, 100), -ETIMEDOUT);
+
+    /* the whole instance stops (no router): the window is closed early, not lost */
+    router_up(f, 0);
+    assert_true(spawn(f));
+    kill(f->pid, SIGTERM);
+    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+    assert_int_equal(next_out(f, &r, 1000), 0);
+    assert_string_equal(r.topic, "win/slow");
+    assert_string_equal(r.payload, "2:s1,s2");
+    assert_int_equal(r.h.client, 1);
     assert_int_equal(next_out(f, &r, 100), -ETIMEDOUT);
 }
 
