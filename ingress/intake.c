@@ -1,6 +1,7 @@
 #include "intake.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,10 @@
 /* wait slice on a full ring: bounded so a consumer that never wakes us still lets the loop
  * notice progress, not for the stop flag (a blocked write is finished, never abandoned) */
 #define WAIT_SLICE_MS 200
+/* acknowledging the spool costs a checkpoint write + fsync + rename: batch it while draining
+ * (consumed-but-unacknowledged records are re-read after a crash: bounded duplicates) */
+#define ACK_EVERY_NS   (100ull * 1000 * 1000)
+#define ACK_EVERY_RECS 1024
 
 struct intake {
     ring *r;
@@ -23,6 +28,18 @@ struct intake {
     uint64_t last_refusal_log_ns; /* rate limit of the oversized-message line */
     uint64_t refusals_unlogged;
     stats_slot own; /* counted into when the caller has no stats slot (tests) */
+    /* Everything below, and every producer call on r, happens under mu: the ring has one
+     * producer at a time (paho's thread in intake_message, or the main thread in
+     * intake_drain); the mutex's acquire/release orders the producer's private cursor
+     * between the two threads. */
+    pthread_mutex_t mu;
+    spool *sp;         /* NULL: no spool, a full ring blocks (the old behaviour) */
+    int spill_wait_ms; /* how long a full ring is waited for before spilling */
+    uint8_t *scratch;  /* one record, encoded for the spool */
+    size_t scratch_cap;
+    uint64_t unacked; /* spool records consumed into the ring since the last spool_ack */
+    uint64_t last_ack_ns;
+    int spill_failed_logged;
 };
 
 int intake_create(ring *r, stats_slot *slot, size_t client, size_t max_payload,
@@ -41,18 +58,167 @@ int intake_create(ring *r, stats_slot *slot, size_t client, size_t max_payload,
     in->max_payload = max_payload;
     in->overflow = overflow;
     in->seq = st.records_in;
+    pthread_mutex_init(&in->mu, NULL);
     *out = in;
     return 0;
 }
 
 void intake_destroy(intake *in)
 {
+    if (!in)
+        return;
+    pthread_mutex_lock(&in->mu);
+    if (in->sp && in->unacked)
+        (void)spool_ack(in->sp); /* everything consumed was flushed to the ring */
+    pthread_mutex_unlock(&in->mu);
+    pthread_mutex_destroy(&in->mu);
+    free(in->scratch);
     free(in);
 }
 
-uint64_t intake_next_seq(const intake *in)
+int intake_set_spool(intake *in, spool *sp, int spill_wait_ms)
 {
-    return in->seq;
+    size_t cap = ring_max_record(in->r);
+    uint8_t *b = malloc(cap);
+    if (!b)
+        return -ENOMEM;
+    pthread_mutex_lock(&in->mu);
+    free(in->scratch);
+    in->scratch = b;
+    in->scratch_cap = cap;
+    in->sp = sp;
+    in->spill_wait_ms = spill_wait_ms;
+    /* spooled records already carry their sequence numbers; new ones come after them (with
+     * records consumed-not-acknowledged the sum overshoots: a gap, never a repeat) */
+    in->seq += spool_count(sp);
+    pthread_mutex_unlock(&in->mu);
+    return 0;
+}
+
+/* Under mu: moves spooled records into the ring while it has room (never waits), flushes,
+ * and acknowledges the spool now and then. Returns how many records moved. */
+static uint64_t drain_locked(intake *in, int force_ack)
+{
+    uint64_t moved = 0;
+    const void *d;
+    size_t len;
+    int rc;
+    while ((rc = spool_peek(in->sp, &d, &len, NULL)) == 0) {
+        void *buf;
+        int r = ring_reserve(in->r, len, &buf);
+        if (r == -EAGAIN)
+            break;
+        if (r < 0) { /* a spooled record the ring cannot take: written by another geometry */
+            log_error(LOG_COMP,
+                      "spooled record of %zu bytes does not fit the ring: %s; "
+                      "dropped (counted dead)",
+                      len, strerror(-r));
+            stats_add(&in->slot->dead, 1);
+            (void)spool_consume(in->sp);
+            continue;
+        }
+        memcpy(buf, d, len);
+        ring_commit(in->r, len);
+        (void)spool_consume(in->sp);
+        moved++;
+    }
+    if (rc < 0 && rc != -ENODATA)
+        log_error(LOG_COMP, "spool_peek: %s; spooled records wait for the next try", strerror(-rc));
+    if (moved) {
+        ring_flush(in->r); /* before the spool forgets them */
+        in->unacked += moved;
+    }
+    uint64_t now = clock_mono_ns();
+    if (in->unacked && (force_ack || spool_is_empty(in->sp) || in->unacked >= ACK_EVERY_RECS ||
+                        now - in->last_ack_ns >= ACK_EVERY_NS)) {
+        if (spool_ack(in->sp) == 0)
+            in->unacked = 0;
+        in->last_ack_ns = now;
+    }
+    return moved;
+}
+
+int intake_drain(intake *in, uint64_t *left)
+{
+    pthread_mutex_lock(&in->mu);
+    if (in->sp && !spool_is_empty(in->sp))
+        (void)drain_locked(in, 0);
+    else if (in->sp && in->unacked)
+        (void)drain_locked(in, 1);
+    uint64_t n = in->sp ? spool_count(in->sp) : 0;
+    pthread_mutex_unlock(&in->mu);
+    if (left)
+        *left = n;
+    return 0;
+}
+
+uint64_t intake_spooled(intake *in)
+{
+    pthread_mutex_lock(&in->mu);
+    uint64_t n = in->sp ? spool_count(in->sp) : 0;
+    pthread_mutex_unlock(&in->mu);
+    return n;
+}
+
+static void fill_hdr(intake *in, rec_hdr *h, int qos, int retain)
+{
+    memset(h, 0, sizeof(*h));
+    h->seq = in->seq;
+    h->received_ns = clock_wall_ns();
+    h->client = in->client;
+    h->rule = REC_NONE;
+    h->step = REC_NONE;
+    h->kind = REC_MSG;
+    h->qos = (uint8_t)(qos < 0 ? 0 : qos > 2 ? 2 : qos);
+    h->retain = retain ? 1 : 0;
+    h->src_client = in->client;
+}
+
+/* Under mu, with the spool non-empty or the ring full after the bounded wait: the message
+ * goes to the spool and is durable when this returns 0. When the spool refuses (cap reached:
+ * -ENOSPC, or a disk error) the message is owed to the ring in order: drain, then wait for
+ * room as without a spool (this blocks paho's thread: the last resort, logged). */
+static int spill(intake *in, const rec_hdr *h, const char *topic, size_t topic_len,
+                 const void *payload, size_t payload_len)
+{
+    long n = rec_encode(in->scratch, in->scratch_cap, h, topic, topic_len, payload, payload_len);
+    if (n < 0) /* cannot happen: the size was checked against the ring's max record */
+        abort();
+    int rc = spool_append(in->sp, in->scratch, (size_t)n);
+    if (rc == 0) {
+        stats_add(&in->slot->extra[INTAKE_EXTRA_SPOOLED], 1);
+        in->spill_failed_logged = 0;
+        return 0;
+    }
+    if (!in->spill_failed_logged) {
+        log_error(LOG_COMP,
+                  "spool_append: %s; holding the message until the ring has room "
+                  "(the broker connection may time out meanwhile)",
+                  strerror(-rc));
+        in->spill_failed_logged = 1;
+    }
+    for (;;) {
+        if (!spool_is_empty(in->sp))
+            (void)drain_locked(in, 0);
+        if (spool_is_empty(in->sp)) {
+            if (ring_push(in->r, in->scratch, (size_t)n) == 0) {
+                ring_flush(in->r);
+                return 0;
+            }
+        } else if (spool_append(in->sp, in->scratch, (size_t)n) == 0) {
+            stats_add(&in->slot->extra[INTAKE_EXTRA_SPOOLED], 1);
+            return 0;
+        }
+        (void)ring_wait_space(in->r, (size_t)n, WAIT_SLICE_MS);
+    }
+}
+
+uint64_t intake_next_seq(intake *in)
+{
+    pthread_mutex_lock(&in->mu);
+    uint64_t v = in->seq;
+    pthread_mutex_unlock(&in->mu);
+    return v;
 }
 
 int intake_message(intake *in, const char *topic, size_t topic_len, const void *payload,
@@ -82,33 +248,55 @@ int intake_message(intake *in, const char *topic, size_t topic_len, const void *
 
     void *buf;
     int rc;
-    while ((rc = ring_reserve(in->r, len, &buf)) == -EAGAIN) {
+    rec_hdr h;
+    pthread_mutex_lock(&in->mu);
+    if (in->sp && !spool_is_empty(in->sp)) {
+        /* order: what waits in the spool goes first; if it cannot all go, this one follows
+         * it into the spool */
+        (void)drain_locked(in, 0);
+        if (!spool_is_empty(in->sp)) {
+            rc = -EAGAIN;
+            goto full;
+        }
+    }
+    rc = ring_reserve(in->r, len, &buf);
+    if (rc == -EAGAIN && in->sp && !(in->overflow == CFG_OVERFLOW_DROP && qos == 0)) {
+        /* a short wait absorbs a consumer that is only a little behind; well under
+         * keepalive / 2 so paho's thread (which also sends PINGREQ) is back in time */
+        (void)ring_wait_space(in->r, len, in->spill_wait_ms);
+        rc = ring_reserve(in->r, len, &buf);
+    }
+full:
+    while (rc == -EAGAIN) {
         if (in->overflow == CFG_OVERFLOW_DROP && qos == 0) {
             ring_count_drop(in->r);
             stats_add(&in->slot->dropped, 1);
+            pthread_mutex_unlock(&in->mu);
             return INTAKE_DROPPED;
+        }
+        if (in->sp) {
+            fill_hdr(in, &h, qos, retain);
+            rc = spill(in, &h, topic, topic_len, payload, payload_len);
+            if (rc == 0) {
+                in->seq++;
+                stats_add(&in->slot->in, 1);
+            }
+            pthread_mutex_unlock(&in->mu);
+            return rc == 0 ? INTAKE_WRITTEN : rc;
         }
         /* -ETIMEDOUT / -EINTR: the record is still owed to the ring (a QoS 1 message is
          * acknowledged when we return), so keep waiting */
         (void)ring_wait_space(in->r, len, WAIT_SLICE_MS);
+        rc = ring_reserve(in->r, len, &buf);
     }
     if (rc < 0) { /* -EMSGSIZE was checked above; anything else is our bug */
+        pthread_mutex_unlock(&in->mu);
         stats_add(&in->slot->errors, 1);
         log_error(LOG_COMP, "ring_reserve(%zu) on \"%.*s\": %s", len, (int)topic_len, topic,
                   strerror(-rc));
         return rc;
     }
-    rec_hdr h;
-    memset(&h, 0, sizeof(h));
-    h.seq = in->seq;
-    h.received_ns = clock_wall_ns();
-    h.client = in->client;
-    h.rule = REC_NONE;
-    h.step = REC_NONE;
-    h.kind = REC_MSG;
-    h.qos = (uint8_t)(qos < 0 ? 0 : qos > 2 ? 2 : qos);
-    h.retain = retain ? 1 : 0;
-    h.src_client = in->client;
+    fill_hdr(in, &h, qos, retain);
     long n = rec_encode(buf, len, &h, topic, topic_len, payload, payload_len);
     if (n < 0) /* cannot happen: len is rec_size of these lengths */
         abort();
@@ -116,6 +304,7 @@ int intake_message(intake *in, const char *topic, size_t topic_len, const void *
     /* publish before paho acknowledges the message (see intake.h) */
     ring_flush(in->r);
     in->seq++;
+    pthread_mutex_unlock(&in->mu);
     stats_add(&in->slot->in, 1);
     return INTAKE_WRITTEN;
 }

@@ -1,19 +1,37 @@
 /* intake: turns one MQTT message into a REC_MSG record in the ingress ring (DESIGN §1, §5).
  *
- * Used by the ingress process, called only from paho's receive thread (messageArrived), one
- * message at a time. The record is committed and the ring flushed before intake_message
- * returns, because paho sends the QoS 1 PUBACK when messageArrived returns (BASELINES
- * pitfall 2): a PUBACK then means "in the ring", and a producer that dies later loses
- * nothing it acknowledged.
+ * Used by the ingress process: intake_message from paho's receive thread (messageArrived), one
+ * message at a time; intake_drain / intake_spooled from the main thread. Every ring producer
+ * call is made under the intake's mutex, so the ring has exactly one producer at any moment
+ * although two threads take turns. The record is committed and the ring flushed (or the
+ * spool append is fsync'd) before intake_message returns, so a message counts as taken only
+ * once it is in the ring or durable in the spool (see subscriber.h for when paho acknowledges).
  *
- * Full ring: the call blocks until the consumer makes room (backpressure reaches the broker
- * through TCP, since paho's receive thread stops reading), unless runtime.overflow is drop and
- * the message is QoS 0: then it is dropped and counted (ring drops, stats dropped).
+ * Full ring, with a spool (intake_set_spool; the ingress's runtime.spool_dir/ingress<i>/):
+ * the call waits for room at most spill_wait_ms (well under keepalive / 2), then appends the
+ * message to the spool, waits for it to be durable and returns, so paho's receive thread
+ * never stops for long and the broker connection (keepalive, PUBACKs) survives a ring that
+ * stays full for any time. Order is kept: while the spool holds anything, every new message
+ * first lets the spool drain into the ring as far as it has room, then goes to the spool
+ * itself if anything is left there. intake_drain (main thread, every loop turn) moves
+ * spooled records into the ring when no messages arrive. QoS 0 with runtime.overflow: drop
+ * is dropped and counted as before, never spooled. When the spool refuses (its cap
+ * runtime.spool_max_bytes: -ENOSPC, or a disk error) the call falls back to blocking until
+ * the ring has room (logged once): nothing is ever acknowledged that is not stored.
+ *
+ * Full ring without a spool: the call blocks until the consumer makes room (backpressure
+ * reaches the broker through TCP, since paho's receive thread stops reading), unless
+ * runtime.overflow is drop and the message is QoS 0: then it is dropped and counted (ring
+ * drops, stats dropped).
  * A message larger than runtime.max_payload or than the ring's max record is counted (stats
  * errors and dead), logged with its topic and size and not written; it never stops the stage.
  *
  * Sequence numbers continue across restarts: they start at the number of records the ring's
- * producers have published so far, so the router sees one increasing series per source.
+ * producers have published so far plus what waits in the spool, so the router sees one
+ * increasing series per source (with a gap after a crash that re-reads spooled records).
+ *
+ * Counters: in (taken: ring or spool), dropped, errors, dead, and
+ * extra[INTAKE_EXTRA_SPOOLED] (messages that went through the spool).
  */
 #ifndef MF_INTAKE_H
 #define MF_INTAKE_H
@@ -23,24 +41,39 @@
 
 #include "cfg.h"
 #include "ring.h"
+#include "spool.h"
 #include "stats.h"
 
 typedef struct intake intake;
 
 enum { INTAKE_WRITTEN = 0, INTAKE_DROPPED = 1 };
+enum { INTAKE_EXTRA_SPOOLED = 0 }; /* index into stats_slot.extra */
 
 /* Prepares intake for ring r (attached as producer; not owned) of source client `client`
  * (cfg index, written into every record). slot (may be NULL) receives in/dropped/errors/dead.
  * 0 and *out, or -ENOMEM / -EINVAL (client above REC_NONE). */
 int intake_create(ring *r, stats_slot *slot, size_t client, size_t max_payload,
                   enum cfg_overflow overflow, intake **out);
-/* Writes one message (topic need not be NUL-terminated). INTAKE_WRITTEN, INTAKE_DROPPED, or
- * -EMSGSIZE when it was too large (counted and logged, nothing written). Blocks while the
- * ring is full (see above); signals do not end the wait. */
+/* Writes one message (topic need not be NUL-terminated) into the ring or the spool.
+ * INTAKE_WRITTEN (stored), INTAKE_DROPPED, or -EMSGSIZE when it was too large (counted and
+ * logged, nothing written). Waits while the ring is full as described above; signals do not
+ * end the wait. */
 int intake_message(intake *in, const char *topic, size_t topic_len, const void *payload,
                    size_t payload_len, int qos, int retain);
+/* Gives the intake a spool for a full ring (see above): sp is borrowed (the caller closes it
+ * after intake_destroy), spill_wait_ms is the wait for room before spilling. Call before
+ * messages arrive. 0 or -ENOMEM (then there is no spool: a full ring blocks). */
+int intake_set_spool(intake *in, spool *sp, int spill_wait_ms);
+/* Main thread: moves spooled records into the ring as far as it has room, without waiting
+ * for room (it may wait for the mutex while a message is being written). *left (may be
+ * NULL) gets the records still spooled. Never fails: errors are logged and retried. */
+int intake_drain(intake *in, uint64_t *left);
+/* Records waiting in the spool (0 without one). */
+uint64_t intake_spooled(intake *in);
 /* Sequence number the next written record gets. */
-uint64_t intake_next_seq(const intake *in);
-void intake_destroy(intake *in); /* accepts NULL; the ring stays attached */
+uint64_t intake_next_seq(intake *in);
+/* Acknowledges the spool for records already moved into the ring; accepts NULL; the ring
+ * stays attached and the spool open. */
+void intake_destroy(intake *in);
 
 #endif

@@ -1,10 +1,13 @@
 /* mqttflow-ingress CONFIG INGRESS_INDEX: one MQTT client's subscriptions -> its ingress ring.
  *
  * Wiring only (STYLE 13): load the config, attach the ring and the stats slot the supervisor
- * created, connect the subscriber (ingress/subscriber) whose messages go through intake
- * (ingress/intake) into the ring, report ready once subscribed, then keep the heartbeat and
- * the connection state until SIGTERM; on stop disconnect first (nothing more arrives), then
- * flush and detach. Exit codes: common/exitcode.h.
+ * created, open the ingress's spool (runtime.spool_dir/ingress<i>/, for messages that find
+ * the ring full), connect the subscriber (ingress/subscriber) whose messages go through
+ * intake (ingress/intake) into the ring or the spool, report ready once subscribed, then keep
+ * the heartbeat and the connection state and drain the spool into the ring until SIGTERM; on
+ * stop disconnect first (nothing more arrives), drain the spool for a bounded time (what is
+ * left stays on disk for the next start), then flush and detach. Exit codes:
+ * common/exitcode.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,13 +23,17 @@
 #include "names.h"
 #include "ring.h"
 #include "shm.h"
+#include "spool.h"
 #include "stage.h"
 #include "stats.h"
 #include "subscriber.h"
 
-#define LOG_COMP     "ingress"
-#define LOOP_MS      200  /* bounds how late a missed stop signal is seen */
-#define STOP_WAIT_MS 3000 /* broker's answer to DISCONNECT */
+#define LOG_COMP          "ingress"
+#define LOOP_MS           200  /* bounds how late a missed stop signal is seen */
+#define STOP_WAIT_MS      3000 /* broker's answer to DISCONNECT */
+#define DRAIN_MS          20   /* loop turn while the spool holds records */
+#define STOP_DRAIN_MS     2000 /* on stop, how long the spool may drain into the ring */
+#define SPILL_WAIT_MAX_MS 100
 
 typedef struct ingress_app {
     cfg *conf;
@@ -36,6 +43,7 @@ typedef struct ingress_app {
     stats *st;
     stats_slot *slot;
     intake *in;
+    spool *sp;
     subscriber *sub;
 } ingress_app;
 
@@ -108,9 +116,9 @@ static int attach_segments(ingress_app *app)
 /* Until stopped: report ready once subscribed, keep heartbeat and connection state. */
 static void run(ingress_app *app)
 {
-    int ready_sent = 0;
+    int ready_sent = 0, poll_ms = LOOP_MS;
     while (!stage_stop_flag) {
-        subscriber_poll(app->sub, LOOP_MS);
+        subscriber_poll(app->sub, poll_ms);
         if (!ready_sent && subscriber_is_ready(app->sub)) {
             int rc = stage_ready();
             if (rc < 0)
@@ -119,7 +127,56 @@ static void run(ingress_app *app)
         }
         stats_set(&app->slot->connected, subscriber_is_connected(app->sub) ? 1 : 0);
         stats_set(&app->slot->heartbeat_ns, clock_mono_ns());
+        uint64_t left = 0;
+        intake_drain(app->in, &left);
+        poll_ms = left ? DRAIN_MS : LOOP_MS;
     }
+}
+
+/* The spool is an addition: without it (no disk, no io_uring) the ingress still runs, a full
+ * ring then blocks paho's thread as before. */
+static void open_spool(ingress_app *app, const cfg_client *cl)
+{
+    char dir[4096], name[96];
+    snprintf(dir, sizeof(dir), "%s/ingress%zu", app->conf->runtime.spool_dir, app->index);
+    snprintf(name, sizeof(name), "ingress %.64s", cl->client_id);
+    spool_opts o = {.max_bytes = app->conf->runtime.spool_max_bytes, .name = name};
+    int rc = spool_open(dir, &o, &app->sp);
+    if (rc < 0) {
+        log_error(LOG_COMP,
+                  "spool_open(%s): %s; running without a spool (a full ring will "
+                  "block the broker connection)",
+                  dir, strerror(-rc));
+        return;
+    }
+    /* well under keepalive / 2: paho's receive thread also sends the PINGREQs */
+    int wait_ms = cl->keepalive > 0 ? cl->keepalive * 1000 / 4 : SPILL_WAIT_MAX_MS;
+    if (wait_ms > SPILL_WAIT_MAX_MS)
+        wait_ms = SPILL_WAIT_MAX_MS;
+    if ((rc = intake_set_spool(app->in, app->sp, wait_ms)) < 0) {
+        log_error(LOG_COMP, "intake_set_spool: %s; running without a spool", strerror(-rc));
+        spool_close(app->sp);
+        app->sp = NULL;
+        return;
+    }
+    uint64_t n = spool_count(app->sp);
+    if (n)
+        log_info(LOG_COMP, "%llu message(s) waiting in the spool %s go to the ring first",
+                 (unsigned long long)n, dir);
+}
+
+/* After the subscriber stopped: let the spool drain while the consumer makes room, bounded. */
+static void drain_on_stop(ingress_app *app)
+{
+    uint64_t left = 0, end = clock_mono_ns() + STOP_DRAIN_MS * 1000000ull;
+    intake_drain(app->in, &left);
+    while (left && clock_mono_ns() < end) {
+        (void)ring_wait_space(app->r, ring_max_record(app->r), DRAIN_MS);
+        intake_drain(app->in, &left);
+    }
+    if (left)
+        log_info(LOG_COMP, "%llu message(s) stay in the spool for the next start",
+                 (unsigned long long)left);
 }
 
 int main(int argc, char **argv)
@@ -150,6 +207,7 @@ int main(int argc, char **argv)
         log_error(LOG_COMP, "intake_create: %s", strerror(-rc));
         goto out_segments;
     }
+    open_spool(&app, cl);
     rc = subscriber_create(cl, on_message, &app, &app.sub);
     if (rc < 0) {
         code = rc == -ENOTSUP ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
@@ -163,6 +221,7 @@ int main(int argc, char **argv)
         log_warn(LOG_COMP, "no answer to DISCONNECT from %s within %d ms", cl->uri, STOP_WAIT_MS);
     subscriber_destroy(app.sub); /* waits for a message still being written */
     app.sub = NULL;
+    drain_on_stop(&app); /* no message thread any more: the main thread is the producer */
     ring_flush(app.r);
     stats_set(&app.slot->connected, 0);
     log_info(LOG_COMP, "stopped after %llu record(s) in this ring",
@@ -172,6 +231,7 @@ int main(int argc, char **argv)
 out_intake:
     subscriber_destroy(app.sub);
     intake_destroy(app.in);
+    spool_close(app.sp);
 out_segments:
     if (app.slot)
         stats_set(&app.slot->pid, 0);

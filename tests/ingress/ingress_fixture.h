@@ -255,9 +255,10 @@ static int setup_opts_run(void **state, const setup_opts *o)
             "runtime:\n"
             "  instance: \"%s\"\n"
             "  max_payload: 1024\n"
+            "  spool_dir: \"%s/spool\"\n"
             "%s",
             f->instance, o->websockets ? "ws" : "mqtt", client_port,
-            o->client_extra ? o->client_extra : "", f->instance,
+            o->client_extra ? o->client_extra : "", f->instance, f->dir,
             o->runtime_extra ? o->runtime_extra : "");
     fclose(y);
     /* the config must be valid for the real loader, or the ingress would exit 2 */

@@ -284,36 +284,93 @@ static int setup_persistent_block(void **state)
     return setup_opts_run(state, &o);
 }
 
+/* Reads n records of one QoS 1 topic and asserts exact order 0..n-1, no gap, no repeat;
+ * with n2 > 0, then 0..n2-1 of a second source. */
+static void expect_in_order2(fixture *f, int n, int n2)
+{
+    for (int i = 0; i < n + n2; i++) {
+        rec_view v;
+        assert_int_equal(next_record(f, &v, 10000), 0);
+        testlib_hdr th;
+        assert_int_equal(testlib_parse(v.payload, v.h.payload_len, &th), 0);
+        assert_int_equal(th.seq, (uint64_t)(i < n ? i : i - n));
+        if (i % 16 == 15)
+            ring_release(f->cons);
+    }
+    ring_release(f->cons);
+    rec_view v;
+    assert_int_equal(next_record(f, &v, 300), -1);
+}
+
+static void expect_in_order(fixture *f, int n)
+{
+    expect_in_order2(f, n, 0);
+}
+
+/* Keeps the ring full (nobody reads) for ms after every message was taken, asserting the
+ * broker never dropped the ingress meanwhile. The duration is the condition under test
+ * (keepalive expiry), so it is a time, polled for the event that must not happen. */
+static void hold_ring_full(fixture *f, int ms)
+{
+    uint64_t end = clock_mono_ns() + (uint64_t)ms * 1000000ull;
+    while (clock_mono_ns() < end) {
+        assert_false(file_has(f, "mosquitto.log", "exceeded timeout"));
+        assert_int_equal(stats_get(&f->slot->connected), 1);
+        sleep_ms(100);
+    }
+}
+
 static void test_ingress_persistent_session_survives_keepalive_timeout(void **state)
 {
     fixture *f = *state;
-    /* nobody reads: the ingress blocks in messageArrived, paho's receive thread sends no
-     * PINGREQ, and the broker drops the connection after 1.5 x keepalive (subscriber.h).
-     * With clean_session: false the broker keeps what it had not delivered and sends it
-     * again after the reconnect: nothing is lost (a few duplicates are allowed). */
+    /* nobody reads for 3 x keepalive: the ingress spools what the ring cannot take, paho's
+     * receive thread keeps sending PINGREQs and the broker keeps the connection; then
+     * everything comes out in order, nothing lost, no duplicate */
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "1000", "-s", "64", "-q", "1", "-i", "4", NULL),
                  20000);
-    uint64_t end = clock_mono_ns() + 15000000000ull;
-    while (!file_has(f, "mosquitto.log", "exceeded timeout") && clock_mono_ns() < end)
-        sleep_ms(50);
-    assert_true(file_has(f, "mosquitto.log", "exceeded timeout"));
-    static char seen[1000];
-    memset(seen, 0, sizeof(seen));
-    int uniq = 0, dups = 0;
-    rec_view v;
-    while (uniq < 1000 && next_record(f, &v, 10000) == 0) {
-        testlib_hdr th;
-        assert_int_equal(testlib_parse(v.payload, v.h.payload_len, &th), 0);
-        assert_true(th.seq < 1000);
-        if (seen[th.seq]++)
-            dups++;
-        else
-            uniq++;
-        ring_release(f->cons);
-    }
-    assert_int_equal(uniq, 1000);
-    assert_true(dups <= 100);
+    assert_int_equal(wait_counter(&f->slot->in, 1000, 15000), 1000);
+    assert_true(stats_get(&f->slot->extra[0]) > 0); /* spooled */
+    hold_ring_full(f, 6500);
+    expect_in_order(f, 1000);
+    assert_false(file_has(f, "ingress.log", "lost"));
     assert_int_equal(stats_get(&f->slot->connected), 1);
+}
+
+static int setup_clean_keepalive(void **state)
+{
+    setup_opts o = {.client_extra = "    clean_session: true\n    keepalive: 2\n",
+                    .ring_cap = 8192};
+    return setup_opts_run(state, &o);
+}
+
+static void test_ingress_full_ring_spools_and_keeps_connection(void **state)
+{
+    fixture *f = *state;
+    /* clean_session: true, keepalive 2 s, an 8 KiB ring nobody reads for more than 3 x
+     * keepalive: without the spool the broker dropped us after 3 s and discarded 935 of
+     * 1000 messages (subscriber.h). Now: no disconnect, no reconnect, 0 lost, order kept. */
+    pid_t pub = mfpub_start(f, "-t", "t/a", "-n", "1000", "-s", "64", "-q", "1", "-w", "50", "-i",
+                            "4", NULL);
+    expect_exit0(pub, 20000); /* every message PUBACKed by the broker to its publisher */
+    assert_int_equal(wait_counter(&f->slot->in, 1000, 15000), 1000);
+    uint64_t spooled = stats_get(&f->slot->extra[0]);
+    assert_true(spooled >= 1000 - 64); /* the ring holds 64 of these records */
+    hold_ring_full(f, 6500);
+    /* messages keep flowing while the spool is non-empty: they queue behind it */
+    expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "200", "-s", "64", "-q", "1", "-i", "5", NULL),
+                 20000);
+    assert_int_equal(wait_counter(&f->slot->in, 1200, 15000), 1200);
+    expect_in_order2(f, 1000, 200);
+    assert_false(file_has(f, "ingress.log", "lost"));
+    assert_false(file_has(f, "ingress.log", "reconnect"));
+    assert_false(file_has(f, "mosquitto.log", "exceeded timeout"));
+    assert_int_equal(stats_get(&f->slot->dropped), 0);
+    /* the spool is acknowledged and its consumed segments gone */
+    char dir[256];
+    snprintf(dir, sizeof(dir), "%s/spool/ingress0", f->dir);
+    struct stat stb;
+    assert_int_equal(stat(dir, &stb), 0);
+    assert_int_equal(stb.st_mode & 0777, 0700);
 }
 
 static void test_ingress_retained_flag_kept(void **state)
@@ -421,6 +478,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingress_shared_group_splits_messages, setup_shared,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_full_ring_spools_and_keeps_connection,
+                                        setup_clean_keepalive, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_persistent_session_survives_keepalive_timeout,
                                         setup_persistent_block, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_retained_flag_kept, setup, teardown),
