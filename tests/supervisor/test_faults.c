@@ -1,0 +1,468 @@
+/* Fault tests of the supervisor's share of DESIGN §5 (issue 4), with real processes:
+ *
+ *   - kill -9 of the supervisor leaves no orphan stage (PR_SET_PDEATHSIG), and the next
+ *     `mqttflow run` of the instance adopts the rings it finds: records queued in them at the
+ *     crash are all delivered (counted by mfsub through a real mosquitto);
+ *   - a stage crash-looping at start backs off exponentially, ends in the failed state with
+ *     the reason in `mqttflow status`, and the loop costs under 5% of a CPU;
+ *   - a worker whose module's mf_init fails (exit 2) is never respawned;
+ *   - live restarts of the router, the relay, every worker (rolling) and the ingress under
+ *     QoS 1 load lose nothing (mfpub -q 1 -> mosquitto -> pipeline -> mosquitto -> mfsub).
+ *
+ * The harness (temporary folder, fake stages, private mosquitto, CLI and polling helpers) is
+ * run_fixture.h. Waits poll for the event with a deadline.
+ */
+#include "clock.h"
+#include "names.h"
+#include "rec.h"
+#include "ring.h"
+#include "run_fixture.h"
+#include "stats.h"
+#include "tests/tools/testlib.h"
+
+static char cbdir[PATH_MAX + 32]; /* $(BUILD)/tests/callbacks */
+static char mfpub[PATH_MAX + 48], mfsub[PATH_MAX + 48];
+
+/* Whether pid is a live process (a zombie nobody reaped yet counts as gone). */
+static int alive(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+/* CPU seconds of pid and of the children it has reaped (utime+stime+cutime+cstime). */
+static double cpu_of(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    assert_non_null(p);
+    unsigned long long v[4];
+    /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+     * utime(14) stime cutime cstime */
+    int got = sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+                     &v[0], &v[1], &v[2], &v[3]);
+    assert_int_equal(got, 4);
+    return (double)(v[0] + v[1] + v[2] + v[3]) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* A pipeline config for the real stages: client c1 takes in/# at QoS 1 (clean_session as
+ * given) and every message is relayed to out/<topic> at the message's QoS by `workers`
+ * workers (rule "fwd", index 0). */
+static void write_pipeline_config(fx *f, int port, int workers, int clean_session)
+{
+    char text[2048];
+    snprintf(text, sizeof(text),
+             "mqtt_clients:\n"
+             "  - client_id: \"c1_%s\"\n"
+             "    broker_url: \"mqtt://127.0.0.1\"\n"
+             "    port: %d\n"
+             "    clean_session: %s\n"
+             "    topics: [{name: \"in/#\", qos: 1}]\n"
+             "rules:\n"
+             "  - {rule: \"fwd\", topic: \"in/#\", action: \"out\"}\n"
+             "processing_chains:\n"
+             "  out:\n"
+             "    - {step: \"format\", config: {topic_prefix: \"out/\"}}\n"
+             "    - {step: \"relay\", config: {}}\n"
+             "runtime:\n"
+             "  instance: \"%s\"\n"
+             "  workers: %d\n"
+             "  ring_size: 1048576\n"
+             "  control_socket: \"%s\"\n"
+             "  spool_dir: \"%s/spool\"\n"
+             "  dead_letter: { dir: \"%s/dead\" }\n"
+             "%s",
+             f->instance, port, clean_session ? "true" : "false", f->instance, workers, f->sock,
+             f->dir, f->dir, f->extra_runtime);
+    write_file(f->cfg, text, 0644);
+}
+
+/* Starts mfsub on filter at QoS 1 expecting n messages; waits until it has subscribed.
+ * Its output goes to <dir>/<tag>.log. */
+static pid_t start_sub(fx *f, int port, const char *filter, long n, const char *tag)
+{
+    char ports[16], ns[24], ready[192], logp[192];
+    snprintf(ports, sizeof(ports), "%d", port);
+    snprintf(ns, sizeof(ns), "%ld", n);
+    snprintf(ready, sizeof(ready), "%s/%s.ready", f->dir, tag);
+    snprintf(logp, sizeof(logp), "%s/%s.log", f->dir, tag);
+    char *argv[] = {mfsub, "-p", ports, "-t", (char *)filter, "-q", "1",   "-n",
+                    ns,    "-I", "20",  "-T", "55",           "-R", ready, NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, mfsub, &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    uint64_t end = now_ms() + 10000;
+    while (access(ready, F_OK) != 0 && now_ms() < end)
+        nap_ms(20);
+    assert_int_equal(access(ready, F_OK), 0);
+    return pid;
+}
+
+/* Waits for mfsub (or mfpub) to finish; its RESULT line's field key, -1 when absent. */
+static long result_field(fx *f, pid_t pid, const char *tag, const char *key)
+{
+    char logp[192], want[32];
+    if (pid > 0)
+        assert_true(wait_exit(pid, 60000) >= 0);
+    snprintf(logp, sizeof(logp), "%s/%s.log", f->dir, tag);
+    char *s = slurp(logp);
+    char *r = strstr(s, "RESULT ");
+    snprintf(want, sizeof(want), " %s=", key);
+    char *k = r ? strstr(r, want) : NULL;
+    long v = k ? strtol(k + strlen(want), NULL, 10) : -1;
+    if (v < 0)
+        fprintf(stderr, "%s.log:\n%s\n", tag, s);
+    free(s);
+    return v;
+}
+
+/* Pushes n REC_MSG records of the test payload (source src, sequences 0..n-1) on topic into
+ * ring name as its producer: as the ingress (rule REC_NONE) or the router (rule given)
+ * would have left them queued. */
+static void push_messages(const char *name, const char *topic, uint16_t rule, uint32_t src, long n)
+{
+    ring *p = NULL;
+    assert_int_equal(ring_attach(name, RING_PRODUCER, &p), 0);
+    unsigned char payload[64], rec[512];
+    for (long i = 0; i < n; i++) {
+        testlib_fill(payload, sizeof(payload), src, (uint64_t)i, testlib_now_ns());
+        rec_hdr h = {.seq = (uint64_t)i,
+                     .received_ns = clock_wall_ns(),
+                     .client = 0,
+                     .rule = rule,
+                     .step = REC_NONE,
+                     .kind = REC_MSG,
+                     .qos = 1};
+        long len = rec_encode(rec, sizeof(rec), &h, topic, strlen(topic), payload, sizeof(payload));
+        assert_true(len > 0);
+        assert_int_equal(ring_push(p, rec, (size_t)len), 0);
+    }
+    ring_flush(p);
+    ring_detach(p);
+}
+
+static void stage_pids(fx *f, long pids[5])
+{
+    const char *stages[] = {"ingress c1_", "router", "worker 0", "worker 1", "relay"};
+    char name[64];
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof(name), "%s%s", stages[i], i == 0 ? f->instance : "");
+        assert_int_equal(wait_stage(f, name, "running", -1, &pids[i], 20000), 0);
+        assert_true(pids[i] > 0);
+    }
+}
+
+static void wait_running(fx *f)
+{
+    if (wait_text(f->err, "running: 1 ingress, router, 2 workers, relay", 30000) != 0) {
+        char *s = slurp(f->err);
+        fprintf(stderr, "supervisor log:\n%s\n", s);
+        free(s);
+        fail_msg("the instance did not come up");
+    }
+}
+
+static void stop_supervisor(fx *f)
+{
+    char *out = NULL;
+    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
+    free(out);
+    assert_int_equal(wait_exit(f->sup, 30000), 0);
+    f->sup = 0;
+    assert_no_sanitizer_report(f);
+}
+
+static void test_faults_supervisor_kill9_no_orphans_and_next_run_resumes(void **state)
+{
+    fx *f = *state;
+    require_real_stages();
+    int port = start_broker(f);
+    write_pipeline_config(f, port, 2, 1);
+    start_supervisor(f, 1);
+    wait_running(f);
+    long pids[5];
+    stage_pids(f, pids);
+
+    /* the whole tree crashes: every stage dies with its supervisor, within about a second */
+    assert_int_equal(kill(f->sup, SIGKILL), 0);
+    assert_int_equal(wait_exit(f->sup, 5000), 128 + SIGKILL);
+    f->sup = 0;
+    uint64_t t0 = now_ms(), end = t0 + 2000;
+    int left;
+    do {
+        left = 0;
+        for (int i = 0; i < 5; i++)
+            left += alive((pid_t)pids[i]);
+        if (left)
+            nap_ms(10);
+    } while (left && now_ms() < end);
+    assert_int_equal(left, 0);
+    fprintf(stderr, "every stage gone %llu ms after the supervisor's SIGKILL\n",
+            (unsigned long long)(now_ms() - t0));
+
+    /* records the dead pipeline still held: 1,500 the ingress had queued for the router and
+     * 1,000 the router had queued for worker 1 */
+    char name[SHM_NAME_MAX];
+    assert_int_equal(names_ingress_ring(name, sizeof(name), f->instance, 0), 0);
+    push_messages(name, "in/a", REC_NONE, 71, 1500);
+    assert_int_equal(names_worker_in(name, sizeof(name), f->instance, 1), 0);
+    push_messages(name, "in/b", 0, 72, 1000);
+
+    pid_t sub = start_sub(f, port, "out/#", 2500, "sub");
+    start_supervisor(f, 1);
+    wait_running(f);
+    char want[160];
+    snprintf(want, sizeof(want), "resuming 1500 queued record(s) (%d bytes) in mqttflow.%s.in0",
+             (int)(1500 * (8 + rec_size(4, 64))), f->instance);
+    if (wait_text(f->err, "resuming 1500 queued record(s)", 100) != 0 ||
+        wait_text(f->err, "resuming 1000 queued record(s)", 100) != 0) {
+        char *s = slurp(f->err);
+        fprintf(stderr, "supervisor log:\n%s\n(wanted %s)\n", s, want);
+        free(s);
+        fail_msg("no resume line");
+    }
+    assert_int_equal(result_field(f, sub, "sub", "unique"), 2500);
+    assert_int_equal(result_field(f, 0, "sub", "lost"), 0);
+    assert_int_equal(result_field(f, 0, "sub", "badsum"), 0);
+    stop_supervisor(f);
+    assert_int_equal(shm_left(f->instance), 0);
+}
+
+static void test_faults_crash_loop_at_start_backs_off_fails_and_costs_no_cpu(void **state)
+{
+    fx *f = *state;
+    start_supervisor(f, 0);
+    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
+    long pid = 0;
+    assert_int_equal(wait_stage(f, "router", "running", 0, &pid, 5000), 0);
+    /* from now on the router dies before it is ready, every time */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/crashstart.mqttflow-router", f->fake);
+    write_file(path, "", 0644);
+    double cpu0 = cpu_of(f->sup);
+    uint64_t t0 = now_ms();
+    assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+    assert_int_equal(wait_stage(f, "router", "failed", -1, NULL, 20000), 0);
+    uint64_t t1 = now_ms();
+    double cpu = cpu_of(f->sup) - cpu0, secs = (double)(t1 - t0) / 1000.0;
+    fprintf(stderr,
+            "crash loop: %.2f s to failed, %.3f s CPU (supervisor + reaped stages): %.2f%%\n", secs,
+            cpu, 100.0 * cpu / secs);
+    /* backoff 100+200+400+800+1600 ms between the five respawns, then failed */
+    assert_true(t1 - t0 >= 3100);
+    assert_true(cpu / secs < 0.05);
+    char *out = NULL;
+    assert_int_equal(cli(f, &out, "status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "router: failed: restart intensity: more than 5 restarts in 10 s"));
+    free(out);
+    char *s = slurp(f->fake_log);
+    int starts = 0;
+    for (char *p = s; (p = strstr(p, "start mqttflow-router")); p++)
+        starts++;
+    free(s);
+    assert_int_equal(starts, 1 + 5); /* the first, then five respawns */
+    /* failed means no process and no CPU until the cool-down retry (30 s) */
+    double cpu1 = cpu_of(f->sup);
+    uint64_t t2 = now_ms();
+    assert_int_equal(wait_stage(f, "worker 0", "running", 0, NULL, 1000), 0);
+    nap_ms(1000);
+    assert_int_equal(wait_stage(f, "router", "failed", -1, NULL, 1000), 0);
+    double idle = (cpu_of(f->sup) - cpu1) / ((double)(now_ms() - t2) / 1000.0);
+    fprintf(stderr, "failed, idle: %.2f%% CPU\n", 100.0 * idle);
+    assert_true(idle < 0.05);
+    kill(f->sup, SIGTERM);
+    assert_int_equal(wait_exit(f->sup, 10000), 0);
+    f->sup = 0;
+    assert_no_sanitizer_report(f);
+    assert_int_equal(shm_left(f->instance), 0);
+}
+
+static void test_faults_module_init_failure_is_never_respawned(void **state)
+{
+    fx *f = *state;
+    require_real_stages();
+    char echo[PATH_MAX + 64], fail[PATH_MAX + 64], text[PATH_MAX * 2 + 1024];
+    snprintf(echo, sizeof(echo), "%s/echo.so", cbdir);
+    snprintf(fail, sizeof(fail), "%s/fail_init.so", cbdir);
+    if (access(echo, R_OK) || access(fail, R_OK)) {
+        fprintf(stderr, "SKIP: test callbacks not built\n");
+        skip();
+    }
+    int port = start_broker(f); /* an ingress is ready once connected */
+    const char *fmt = "mqtt_clients:\n"
+                      "  - {client_id: \"c1_%s\", broker_url: \"mqtt://127.0.0.1\", port: %d,\n"
+                      "     topics: [{name: \"in/#\", qos: 1}]}\n"
+                      "callbacks:\n"
+                      "  cb: {module: \"%s\", function: \"%s\"}\n"
+                      "processing_chains:\n"
+                      "  ch: [{step: \"custom_processor\", config: {callback: \"cb\"}}]\n"
+                      "rules:\n"
+                      "  - {rule: \"r\", topic: \"in/#\", action: \"ch\"}\n"
+                      "runtime:\n"
+                      "  instance: \"%s\"\n"
+                      "  workers: 2\n"
+                      "  control_socket: \"%s\"\n"
+                      "  spool_dir: \"%s/spool\"\n"
+                      "  dead_letter: { dir: \"%s/dead\" }\n";
+    snprintf(text, sizeof(text), fmt, f->instance, port, echo, "echo", f->instance, f->sock, f->dir,
+             f->dir);
+    write_file(f->cfg, text, 0644);
+    start_supervisor(f, 1);
+    wait_running(f);
+    /* the module is replaced by one whose mf_init fails; the worker is restarted */
+    snprintf(text, sizeof(text), fmt, f->instance, port, fail, "never_called", f->instance, f->sock,
+             f->dir, f->dir);
+    write_file(f->cfg, text, 0644);
+    double cpu0 = cpu_of(f->sup);
+    uint64_t t0 = now_ms();
+    char *out = NULL;
+    assert_int_equal(cli(f, &out, "restart", "worker", "0"), 1);
+    free(out);
+    assert_int_equal(wait_stage(f, "worker 0", "failed", 1, NULL, 10000), 0);
+    assert_int_equal(cli(f, &out, "status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "worker 0: failed: exit 2: configuration error, not restarted"));
+    free(out);
+    /* and it stays so: no respawn (restarts stays 1), no CPU */
+    nap_ms(1500);
+    assert_int_equal(wait_stage(f, "worker 0", "failed", 1, NULL, 1000), 0);
+    double cpu = cpu_of(f->sup) - cpu0, secs = (double)(now_ms() - t0) / 1000.0;
+    fprintf(stderr, "mf_init failure: %.3f s CPU over %.2f s (%.2f%%)\n", cpu, secs,
+            100.0 * cpu / secs);
+    assert_true(cpu / secs < 0.05);
+    char *s = slurp(f->err);
+    int starts = 0;
+    for (char *p = s; (p = strstr(p, "fail_init: refusing on purpose")); p++)
+        starts++;
+    free(s);
+    assert_int_equal(starts, 1);
+    assert_int_equal(wait_stage(f, "worker 1", "running", 0, NULL, 1000), 0);
+    kill(f->sup, SIGTERM);
+    assert_true(wait_exit(f->sup, 20000) >= 0);
+    f->sup = 0;
+    assert_no_sanitizer_report(f);
+}
+
+/* The router's "in" counter (messages it took from the ingress rings), -1 when not readable. */
+static long router_in(fx *f)
+{
+    char *out = NULL;
+    char *argv[] = {mqttflow, "status", "--prom", "-s", f->sock, NULL};
+    if (run_cmd(argv, &out, 10000) != 0) {
+        free(out);
+        return -1;
+    }
+    long v = -1;
+    for (char *p = out; (p = strstr(p, "mqttflow_stage_in_total{")); p++) {
+        char *nl = strchr(p, '\n');
+        char *r = strstr(p, "stage=\"router\"");
+        if (r && (!nl || r < nl)) {
+            char *sp = strchr(r, ' ');
+            if (sp)
+                v = strtol(sp + 1, NULL, 10);
+            break;
+        }
+    }
+    free(out);
+    return v;
+}
+
+static void restart_when(fx *f, long router_mark, const char *a2, const char *a3)
+{
+    uint64_t end = now_ms() + 30000;
+    while (router_in(f) < router_mark && now_ms() < end)
+        nap_ms(50);
+    assert_true(router_in(f) >= router_mark);
+    char *out = NULL;
+    int rc = cli(f, &out, "restart", a2, a3);
+    fprintf(stderr, "restart %s%s%s (router in %ld): %s", a2, a3 ? " " : "", a3 ? a3 : "",
+            router_in(f), out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "restarted "));
+    free(out);
+}
+
+static void test_faults_live_restarts_under_load_lose_nothing(void **state)
+{
+    fx *f = *state;
+    require_real_stages();
+    int port = start_broker(f);
+    /* a persistent session: the broker keeps c1's QoS 1 messages while its ingress restarts */
+    write_pipeline_config(f, port, 2, 0);
+    start_supervisor(f, 1);
+    wait_running(f);
+
+    const long n = 6000;
+    pid_t sub = start_sub(f, port, "out/#", n, "sub");
+    char ports[16], ns[24], logp[192];
+    snprintf(ports, sizeof(ports), "%d", port);
+    snprintf(ns, sizeof(ns), "%ld", n);
+    snprintf(logp, sizeof(logp), "%s/pub.log", f->dir);
+    char *argv[] = {mfpub, "-p", ports,  "-q", "1",    "-i", "5", "-n",
+                    ns,    "-r", "1000", "-T", "in/t", "-k", "8", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pub;
+    assert_int_equal(posix_spawn(&pub, mfpub, &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+
+    char ingress[64];
+    snprintf(ingress, sizeof(ingress), "c1_%s", f->instance);
+    restart_when(f, 500, "router", NULL);
+    restart_when(f, 1500, "relay", NULL);
+    restart_when(f, 2500, "workers", NULL);
+    restart_when(f, 3500, "ingress", ingress);
+    assert_int_equal(wait_exit(pub, 60000), 0);
+    long unique = result_field(f, sub, "sub", "unique");
+    long dup = result_field(f, 0, "sub", "dup");
+    fprintf(stderr, "live restarts: unique %ld of %ld, duplicates %ld\n", unique, n, dup);
+    assert_int_equal(result_field(f, 0, "sub", "lost"), 0);
+    assert_int_equal(unique, n);
+    assert_int_equal(result_field(f, 0, "sub", "badsum"), 0);
+    char *out = NULL;
+    assert_int_equal(cli(f, &out, "status", NULL, NULL), 0);
+    fprintf(stderr, "%s", out);
+    free(out);
+    stop_supervisor(f);
+    assert_int_equal(shm_left(f->instance), 0);
+}
+
+int main(void)
+{
+    int rc = fixture_init();
+    if (rc)
+        return rc;
+    snprintf(cbdir, sizeof(cbdir), "%s/../tests/callbacks", bindir);
+    snprintf(mfpub, sizeof(mfpub), "%s/../tests/tools/mfpub", bindir);
+    snprintf(mfsub, sizeof(mfsub), "%s/../tests/tools/mfsub", bindir);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_faults_supervisor_kill9_no_orphans_and_next_run_resumes, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_faults_crash_loop_at_start_backs_off_fails_and_costs_no_cpu, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faults_module_init_failure_is_never_respawned, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_faults_live_restarts_under_load_lose_nothing, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
