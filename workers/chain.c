@@ -421,6 +421,10 @@ int chain_run(chain_set *cs, int rule, const ctx_origin *o, const mf_msg *m)
 /* When a step's held state must be emitted: a window's close, or UINT64_MAX. */
 static uint64_t step_deadline(const chain_step *s)
 {
+    /* a batch left full by a worker that died closing it: close it at the next tick */
+    if (s->win && s->cfg->kind == CFG_STEP_BATCH && s->cfg->batch_count &&
+        window_count(s->win) >= s->cfg->batch_count)
+        return 0;
     if (s->win)
         return window_deadline(s->win);
     if (s->cfg->kind == CFG_STEP_AGGREGATE)

@@ -128,7 +128,9 @@ int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
             return 0;                                         /* a repeat */
         }
         atom_store_relaxed(&e->pos, o->pos); /* relaxed: ordered by O2 below */
-        /* O2: the position before the value; a crash between leaves the old value */
+        /* O2: the position before the value; a crash between leaves the old value. Pairs with
+         * the next worker's plain reads after shm_adopt (the process's death orders them; the
+         * release keeps the compiler from sinking the position store past it) */
         atom_store_release(&e->value, v);
         return chain_feed(s->cr, s->index + 1, o, m);
     }
@@ -139,7 +141,8 @@ int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
     }
     e->value = v;
     e->pos = o->pos;
-    /* O1: a slot is in use once its topic is; value and pos are complete before */
+    /* O1: a slot is in use once its topic is; value and pos are complete before. Pairs with
+     * the next worker's reads after shm_adopt, as O2 */
     atom_store_release(&e->topic, topic);
     t->n++;
     return chain_feed(s->cr, s->index + 1, o, m);

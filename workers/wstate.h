@@ -21,7 +21,9 @@
  *   throttle       one double-buffered bucket
  *   on_change      a table of ON_CHANGE_SLOTS (topic hash, value hash) entries
  * No runtime key sizes it: the configuration module is not this one's; the plan is derived
- * from the chains alone.
+ * from the chains alone. tmpfs allocates a page when it is first touched: a /dev/shm too full
+ * for the windows' contents makes that touch a SIGBUS, a worker crash like any other (sized
+ * generously it never happens: the pages in use are those of the messages windows hold).
  *
  * Adoption is validated: magic, layout version, size and a hash of everything in the config
  * that shapes or interprets the state (rules' chains, every stateful step's kind and
