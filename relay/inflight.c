@@ -38,6 +38,8 @@ void inflight_destroy(inflight *w)
 {
     if (!w)
         return;
+    for (uint64_t s = w->first; s < w->next; s++)
+        free(w->e[s & w->mask].owned);
     free(w->e);
     free(w);
 }
@@ -115,7 +117,10 @@ size_t inflight_release(inflight *w, uint64_t *pos)
 {
     size_t n = 0;
     while (w->first < w->next && w->e[w->first & w->mask].state == INFLIGHT_DONE) {
-        *pos = w->e[w->first & w->mask].end_pos;
+        inflight_entry *e = &w->e[w->first & w->mask];
+        *pos = e->end_pos;
+        free(e->owned);
+        e->owned = NULL;
         w->first++;
         n++;
     }

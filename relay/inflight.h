@@ -14,7 +14,9 @@
  *
  * Used by the relay's main loop only (single thread); pure memory, no syscalls. The record
  * views (topic, payload) point into the ring and stay valid while the entry is in the window,
- * because the ring is released only past popped entries.
+ * because the ring is released only past popped entries. An entry may instead own a copy
+ * (entry.owned: a dead letter turned into a publish, a record read back from a spool), which
+ * the window frees when it pops the entry.
  */
 #ifndef MF_RELAY_INFLIGHT_H
 #define MF_RELAY_INFLIGHT_H
@@ -24,21 +26,28 @@
 
 enum inflight_state { INFLIGHT_PENDING = 0, INFLIGHT_SENT = 1, INFLIGHT_DONE = 2 };
 
+/* What an entry stands for (how the pump dispatches it). */
+enum inflight_kind { INFLIGHT_PUBLISH = 0, INFLIGHT_DEAD = 1 };
+
 typedef struct inflight_entry {
     uint64_t end_pos;    /* ring position just after the record */
-    const char *topic;   /* NUL-terminated, in the ring */
-    const void *payload; /* payload_len bytes, in the ring */
+    const char *topic;   /* NUL-terminated, in the ring (or in owned) */
+    const void *payload; /* payload_len bytes, in the ring (or in owned) */
+    const void *rec;     /* the whole record (rec.h), rec_len bytes: what a spool stores */
+    void *owned;         /* malloc'd buffer the views point into, or NULL; freed on release */
     uint32_t payload_len;
+    uint32_t rec_len;
     uint16_t conn; /* target connection */
     uint8_t qos, retain;
     uint8_t state; /* enum inflight_state */
+    uint8_t kind;  /* enum inflight_kind */
 } inflight_entry;
 
 typedef struct inflight inflight;
 
 /* A window of up to capacity entries (a power of two >= 2). 0, -EINVAL or -ENOMEM. */
 int inflight_create(size_t capacity, inflight **out);
-void inflight_destroy(inflight *w); /* accepts NULL */
+void inflight_destroy(inflight *w); /* frees the owned buffers left; accepts NULL */
 
 size_t inflight_count(const inflight *w); /* entries not yet released */
 int inflight_is_full(const inflight *w);
@@ -61,8 +70,9 @@ void inflight_sent(inflight *w, uint64_t seq);
 void inflight_done(inflight *w, uint64_t seq);
 void inflight_retry(inflight *w, uint64_t seq);
 
-/* Pops the DONE entries at the front. Returns how many; when any, *pos is the ring position
- * up to which the ring may be released (the end of the last popped record). */
+/* Pops the DONE entries at the front (freeing their owned buffers). Returns how many; when
+ * any, *pos is the ring position up to which the ring may be released (the end of the last
+ * popped record). */
 size_t inflight_release(inflight *w, uint64_t *pos);
 
 #endif

@@ -21,8 +21,10 @@
 #include "exitcode.h"
 #include "log.h"
 #include "rec.h"
-#include "stage.h"
+#include "dlq.h"
 #include "inflight.h"
+#include "sfwd.h"
+#include "stage.h"
 
 #define COMP               "relay"
 #define WAIT_MAX_MS        200
@@ -33,14 +35,21 @@
 
 enum send_result { SEND_OK, SEND_REJECTED, SEND_DOWN, SEND_AGAIN, SEND_NO_CREDIT };
 
+/* Windows: 0 .. n_rings-1 are the rings', n_rings + t is target t's spool drain window (its
+ * entries live in sfwd); cq completions name a window by that index. */
 struct pump {
     const cfg *cfg;
     ring *const *rings;
     size_t n_rings;
-    inflight **win;
-    uint64_t *hold_until; /* per ring: do not publish before this time (0: no hold) */
+    size_t n_wins;        /* n_rings + n_conns */
+    inflight **win;       /* per window (drain windows borrowed from sf) */
+    uint64_t *hold_until; /* per window: do not publish before this time (0: no hold) */
     uint8_t *broken;      /* per ring: a corrupt length was found; the ring is left alone */
     uint8_t *blocked;     /* per ring: this turn stopped at a record for a down target */
+    sfwd *sf;
+    dlq *dl;
+    int stopping;
+    uint64_t spooled_shown; /* last value written to stats extra[0] */
     ring **waitset;
     conn **conns;
     size_t n_conns;
@@ -73,7 +82,7 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
 {
     int rc = -ENOMEM;
     *out = NULL;
-    if (c->n_clients > CQ_MAX_CONNS || n_rings > UINT16_MAX)
+    if (c->n_clients > CQ_MAX_CONNS || n_rings + c->n_clients > UINT16_MAX)
         return -EINVAL;
     pump *p = calloc(1, sizeof(*p));
     if (!p)
@@ -83,6 +92,7 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
     p->n_rings = n_rings;
     p->st = slot;
     p->n_conns = c->n_clients;
+    p->n_wins = n_rings + p->n_conns;
 
     size_t outstanding = PUMP_MAX_OUTSTANDING;
     const char *env = getenv("MQTTFLOW_RELAY_OUTSTANDING");
@@ -92,8 +102,19 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
             outstanding = (size_t)v;
     }
 
-    p->win = calloc(n_rings ? n_rings : 1, sizeof(*p->win));
-    p->hold_until = calloc(n_rings ? n_rings : 1, sizeof(*p->hold_until));
+    /* a drain batch takes at most half the outstanding slots: live traffic keeps the rest */
+    size_t batch = PUMP_DRAIN_BATCH;
+    env = getenv("MQTTFLOW_RELAY_DRAIN_BATCH");
+    if (env && *env) {
+        long v = strtol(env, NULL, 10);
+        if (v >= 1 && v <= SFWD_BATCH_MAX)
+            batch = (size_t)v;
+    }
+    if (batch > outstanding / 2)
+        batch = outstanding / 2 ? outstanding / 2 : 1;
+
+    p->win = calloc(p->n_wins ? p->n_wins : 1, sizeof(*p->win));
+    p->hold_until = calloc(p->n_wins ? p->n_wins : 1, sizeof(*p->hold_until));
     p->broken = calloc(n_rings ? n_rings : 1, 1);
     p->blocked = calloc(n_rings ? n_rings : 1, 1);
     p->waitset = calloc(n_rings ? n_rings : 1, sizeof(*p->waitset));
@@ -107,6 +128,10 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
     for (size_t i = 0; i < n_rings; i++)
         if ((rc = inflight_create(PUMP_WINDOW, &p->win[i])) != 0)
             goto err;
+    if ((rc = sfwd_create(c, batch, &p->sf)) != 0 || (rc = dlq_create(c, &p->dl)) != 0)
+        goto err;
+    for (size_t t = 0; t < p->n_conns; t++)
+        p->win[n_rings + t] = sfwd_window(p->sf, (uint16_t)t);
     if ((rc = cq_create(outstanding, p->n_conns, &p->q)) != 0)
         goto err;
     for (size_t i = 0; i < p->n_conns; i++)
@@ -133,6 +158,8 @@ void pump_destroy(pump *p)
     if (p->win)
         for (size_t i = 0; i < p->n_rings; i++)
             inflight_destroy(p->win[i]);
+    sfwd_destroy(p->sf); /* after the connections: every completion has been applied */
+    dlq_destroy(p->dl);
     free(p->done);
     free(p->ev);
     free(p->conns);
@@ -177,16 +204,24 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
         e->topic = v.topic;
         e->payload = v.payload;
         e->payload_len = v.h.payload_len;
+        e->rec = buf;
+        e->rec_len = (uint32_t)len;
         e->conn = v.h.client;
         e->qos = v.h.qos;
         e->retain = v.h.retain ? 1 : 0;
+        e->kind = INFLIGHT_PUBLISH;
         e->state = INFLIGHT_PENDING;
         return;
     case REC_DEAD:
-        /* the dead-letter store is not there yet: count and release */
+        /* to the dead-letter store (dlq.h); released once its line is durable */
         p->dead_seen++;
         if (p->st)
             stats_set(&p->st->extra[1], p->dead_seen);
+        e->topic = v.topic;
+        e->rec = buf;
+        e->rec_len = (uint32_t)len;
+        e->kind = INFLIGHT_DEAD;
+        e->state = INFLIGHT_PENDING;
         return;
     default:
         ADD(p, errors, 1);
@@ -198,6 +233,11 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
 
 static enum send_result send_entry(pump *p, size_t ri, uint64_t seq, inflight_entry *e)
 {
+    if (e->conn >= p->n_conns) {
+        /* a dead letter for a client that is not there (an unknown source): nothing to do */
+        inflight_done(p->win[ri], seq);
+        return SEND_REJECTED;
+    }
     conn *c = p->conns[e->conn];
     if (!conn_is_up(c))
         return SEND_DOWN;
@@ -226,6 +266,26 @@ static enum send_result send_entry(pump *p, size_t ri, uint64_t seq, inflight_en
     return SEND_REJECTED;
 }
 
+/* Hands a ring's PENDING entry on: a dead letter to the store's queue, a record for a target
+ * that is down or still draining its spool to that spool's queue (both stay SENT until
+ * stored), anything else to paho. */
+static enum send_result dispatch(pump *p, size_t ri, uint64_t seq, inflight_entry *e)
+{
+    if (e->kind == INFLIGHT_DEAD) {
+        if (dlq_queue(p->dl, (uint16_t)ri, seq, e->rec, e->rec_len) != 0)
+            return SEND_AGAIN;
+        inflight_sent(p->win[ri], seq);
+        return SEND_OK;
+    }
+    if (e->conn < p->n_conns && sfwd_diverts(p->sf, e->conn, conn_is_up(p->conns[e->conn]))) {
+        if (sfwd_queue(p->sf, e->conn, (uint16_t)ri, seq, e->rec, e->rec_len) != 0)
+            return SEND_DOWN; /* no spool for it: the record waits in the ring */
+        inflight_sent(p->win[ri], seq);
+        return SEND_OK;
+    }
+    return send_entry(p, ri, seq, e);
+}
+
 /* Publishes what ring ri has pending, then reads and publishes new records. Returns how
  * many records it handled (0: nothing to do or blocked). */
 static size_t service_ring(pump *p, size_t ri, uint64_t now)
@@ -243,7 +303,7 @@ static size_t service_ring(pump *p, size_t ri, uint64_t now)
         p->hold_until[ri] = 0;
     }
     while ((e = inflight_next_pending(w, &seq)) != NULL) {
-        enum send_result s = send_entry(p, ri, seq, e);
+        enum send_result s = dispatch(p, ri, seq, e);
         if (s == SEND_OK || s == SEND_REJECTED) {
             n++;
             continue;
@@ -297,7 +357,7 @@ static size_t service_ring(pump *p, size_t ri, uint64_t now)
             ring_end(r);
             continue;
         }
-        enum send_result s = send_entry(p, ri, seq, inflight_at(w, seq));
+        enum send_result s = dispatch(p, ri, seq, inflight_at(w, seq));
         ring_end(r);
         if (s == SEND_OK || s == SEND_REJECTED)
             continue;
@@ -308,6 +368,97 @@ static size_t service_ring(pump *p, size_t ri, uint64_t now)
         break;
     }
     return n;
+}
+
+/* Publishes target t's spool drain batch (reading the next batch once the last is done). */
+static size_t service_drain(pump *p, size_t t, uint64_t now)
+{
+    size_t wi = p->n_rings + t;
+    inflight *w = p->win[wi];
+    size_t n = 0;
+    if (!conn_is_up(p->conns[t]))
+        return 0;
+    if (p->hold_until[wi]) {
+        if (now < p->hold_until[wi])
+            return 0;
+        p->hold_until[wi] = 0;
+    }
+    if (!p->stopping && inflight_is_empty(w))
+        n += sfwd_fill(p->sf, (uint16_t)t);
+    inflight_entry *e;
+    uint64_t seq;
+    while ((e = inflight_next_pending(w, &seq)) != NULL) {
+        enum send_result s = send_entry(p, wi, seq, e);
+        if (s == SEND_OK || s == SEND_REJECTED) {
+            n++;
+            continue;
+        }
+        if (s == SEND_AGAIN)
+            p->hold_until[wi] = now + HOLD_AGAIN_NS;
+        break;
+    }
+    return n;
+}
+
+static void on_spooled(void *arg, uint16_t wi, uint64_t seq)
+{
+    pump *p = arg;
+    inflight_done(p->win[wi], seq);
+}
+
+/* A dead letter's line is durable: released, or first published to the dead-letter topic
+ * (the entry becomes a QoS 1 publish of the line, owning its record, and takes the normal
+ * path: straight out, or to the target's spool when it is down). */
+static void on_dead_stored(void *arg, uint16_t wi, uint64_t seq, char *line)
+{
+    pump *p = arg;
+    inflight *w = p->win[wi];
+    inflight_entry *e = inflight_at(w, seq);
+    const cfg_runtime *rt = &p->cfg->runtime;
+    rec_view v;
+    ADD(p, extra[2], 1);
+    if (!rt->dead_letter_topic || !e || rec_decode(e->rec, e->rec_len, &v) != 0) {
+        free(line);
+        inflight_done(w, seq);
+        return;
+    }
+    int target = rt->dead_letter_client >= 0 ? rt->dead_letter_client : (int)v.h.src_client;
+    size_t tlen = strlen(rt->dead_letter_topic), plen = strlen(line);
+    size_t need = rec_size(tlen, plen);
+    void *buf = target >= 0 && (size_t)target < p->n_conns ? malloc(need) : NULL;
+    if (!buf) {
+        if (target < 0 || (size_t)target >= p->n_conns)
+            log_warn(COMP, "dead letter of rule %u: no client to publish it on", v.h.rule);
+        else
+            log_error(COMP, "out of memory: dead letter not published (it is in the store)");
+        free(line);
+        inflight_done(w, seq);
+        return;
+    }
+    rec_hdr h = v.h;
+    h.kind = REC_PUBLISH;
+    h.client = (uint16_t)target;
+    h.qos = 1;
+    h.retain = 0;
+    h.aux = 0;
+    long n = rec_encode(buf, need, &h, rt->dead_letter_topic, tlen, line, plen);
+    free(line);
+    if (n < 0 || rec_decode(buf, (size_t)n, &v) != 0) {
+        free(buf);
+        inflight_done(w, seq);
+        return;
+    }
+    e->owned = buf;
+    e->rec = buf;
+    e->rec_len = (uint32_t)n;
+    e->topic = v.topic;
+    e->payload = v.payload;
+    e->payload_len = v.h.payload_len;
+    e->conn = (uint16_t)target;
+    e->qos = 1;
+    e->retain = 0;
+    e->kind = INFLIGHT_PUBLISH;
+    inflight_retry(w, seq);
 }
 
 static void apply_done(pump *p, size_t n, uint64_t now)
@@ -358,11 +509,15 @@ static void handle_events(pump *p, uint64_t now)
 
 static void release_rings(pump *p)
 {
-    for (size_t i = 0; i < p->n_rings; i++) {
+    for (size_t i = 0; i < p->n_wins; i++) {
         uint64_t pos;
-        if (inflight_release(p->win[i], &pos))
+        if (inflight_release(p->win[i], &pos) && i < p->n_rings)
             ring_release_to(p->rings[i], pos);
     }
+    uint64_t spooled = sfwd_spooled(p->sf);
+    if (p->st && spooled != p->spooled_shown)
+        stats_set(&p->st->extra[0], spooled);
+    p->spooled_shown = spooled;
 }
 
 static int all_drained(pump *p)
@@ -405,6 +560,14 @@ static void wait_idle(pump *p, uint64_t now, uint64_t deadline)
         if (t < next)
             next = t;
     }
+    uint64_t t = sfwd_next_timer(p->sf);
+    if (t < next)
+        next = t;
+    if ((t = dlq_next_timer(p->dl)) < next)
+        next = t;
+    for (size_t i = p->n_rings; i < p->n_wins; i++)
+        if (p->hold_until[i] && p->hold_until[i] < next)
+            next = p->hold_until[i];
     size_t n = 0;
     for (size_t i = 0; i < p->n_rings; i++) {
         if (p->hold_until[i] && p->hold_until[i] < next)
@@ -476,6 +639,7 @@ int pump_run(pump *p)
     int stopping = 0;
     uint64_t stop_deadline = UINT64_MAX;
 
+    sfwd_recover(p->sf);
     for (size_t i = 0; i < p->n_conns; i++)
         conn_start(p->conns[i], now);
 
@@ -495,13 +659,19 @@ int pump_run(pump *p)
         }
         check_ready(p);
 
+        for (size_t t = 0; t < p->n_conns; t++)
+            progress += service_drain(p, t, now);
         for (size_t k = 0; k < p->n_rings; k++)
             progress += service_ring(p, (p->rr + k) % p->n_rings, now);
         p->rr++;
+        /* one fsync'd batch per target spool and one for the dead letters per turn */
+        progress += sfwd_flush(p->sf, now, on_spooled, p);
+        progress += dlq_flush(p->dl, now, on_dead_stored, p);
         release_rings(p);
 
         if (stage_stop_flag && !stopping) {
             stopping = 1;
+            p->stopping = 1;
             stop_deadline = now + (uint64_t)PUMP_STOP_MS * 1000000ull;
             log_info(COMP, "stopping: draining the rings and outstanding publishes");
         }
@@ -522,9 +692,10 @@ int pump_run(pump *p)
     }
 
     shutdown_conns(p);
-    log_info(COMP, "stopped: in %llu, out %llu, errors %llu",
+    log_info(COMP, "stopped: in %llu, out %llu, errors %llu, spooled now %llu, dead letters %llu",
              (unsigned long long)(p->st ? stats_get(&p->st->in) : 0),
              (unsigned long long)(p->st ? stats_get(&p->st->out) : 0),
-             (unsigned long long)(p->st ? stats_get(&p->st->errors) : 0));
+             (unsigned long long)(p->st ? stats_get(&p->st->errors) : 0),
+             (unsigned long long)sfwd_spooled(p->sf), (unsigned long long)dlq_stored(p->dl));
     return MF_EXIT_OK;
 }

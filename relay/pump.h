@@ -15,16 +15,27 @@
  * exhausted the pump stops reading rings; the workers then feel backpressure from the full
  * ring. MQTTFLOW_RELAY_OUTSTANDING in the environment overrides the bound (benchmarks).
  *
- * A target that is down: the first record for it stops its ring at that record (unreleased:
- * nothing is lost, the ring gives backpressure) until the connection is back; records of the
- * ring already handed to paho for other targets complete normally. Publishes lost with a
- * connection or failed by paho are published again after reconnect, in ring order. (Where a
- * disk spool will slot in: instead of stopping the ring at a record for a down target, hand
- * the record to the spool and mark it done once the spool has it.)
+ * A target that is down (store-and-forward, relay/sfwd.h): its records go to its disk spool
+ * (runtime.spool_dir/<client_id>/) and are marked done once the spool's batch is durable, so
+ * the ring moves on and the other targets' records behind them keep flowing. Until the spool
+ * is drained again, the target's new records go to the spool too; once the target is up the
+ * spool is published in batches of PUMP_DRAIN_BATCH (at most half the outstanding bound, so
+ * live traffic keeps the rest), each batch acknowledged in the spool only when all of it is
+ * done. A spool that is full (runtime.spool_max_bytes) or cannot be opened leaves the records
+ * in the ring (backpressure, logged). Publishes lost with a connection or failed by paho are
+ * published again after reconnect, in ring order (or spooled, in ring order, if the target
+ * stays down). On stop, the records for a down target are spooled before the exit.
+ * Stats: extra[0] = records spooled now (stored, not yet published), extra[1] = REC_DEAD
+ * records received, extra[2] = dead letters stored.
+ *
+ * Dead letters (relay/dlq.h): a REC_DEAD record becomes one JSON line in
+ * runtime.dead_letter_dir/dead-letters.jsonl and is released once the line is durable; when
+ * runtime.dead_letter_topic is set, the line is first published (QoS 1) to that topic on
+ * runtime.dead_letter_client (the source client when unset), through the same path as any
+ * record (spooled if that target is down), and released on its PUBACK.
  *
  * Records that can never be published (corrupt, unknown target, invalid topic, refused by
- * paho) are counted as errors, logged and released; REC_DEAD records are counted (stats
- * extra[1]) and released until the dead-letter store exists. Poison records: reading and
+ * paho) are counted as errors, logged and released. Poison records: reading and
  * handing a record to paho is bracketed by ring_begin/ring_end, so a record that killed
  * runtime.max_attempts relays is skipped (logged, counted in stats `dead`) by the next one.
  *
@@ -49,6 +60,9 @@
 #define PUMP_MAX_OUTSTANDING 256
 #define PUMP_WINDOW          4096
 #define PUMP_STOP_MS         5000
+/* records per spool drain batch (at most half the outstanding bound; the environment's
+ * MQTTFLOW_RELAY_DRAIN_BATCH overrides it, 1..256): the drain rate knob */
+#define PUMP_DRAIN_BATCH 128
 
 typedef struct pump pump;
 

@@ -1,0 +1,201 @@
+/* dlq: the relay's side of the dead-letter store; see dlq.h for the contract. */
+#include "dlq.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deadletter.h"
+#include "log.h"
+#include "rec.h"
+#include "workers/run.h"
+
+#define COMP "relay"
+
+typedef struct item {
+    uint16_t ring;
+    uint64_t seq;
+    const void *rec;
+    size_t len;
+} item;
+
+struct dlq {
+    const cfg *cfg;
+    deadletter *store;
+    item *q;
+    size_t n, cap;
+    uint64_t retry_at;
+    uint64_t stored;
+    int failing; /* the last attempt failed (logged once per episode) */
+};
+
+int dlq_create(const cfg *c, dlq **out)
+{
+    *out = calloc(1, sizeof(**out));
+    if (!*out)
+        return -ENOMEM;
+    (*out)->cfg = c;
+    return 0;
+}
+
+void dlq_destroy(dlq *q)
+{
+    if (!q)
+        return;
+    deadletter_close(q->store);
+    free(q->q);
+    free(q);
+}
+
+int dlq_queue(dlq *q, uint16_t ring, uint64_t seq, const void *rec, size_t len)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        item *nq = realloc(q->q, cap * sizeof(*nq));
+        if (!nq)
+            return -ENOMEM;
+        q->q = nq;
+        q->cap = cap;
+    }
+    q->q[q->n++] = (item){.ring = ring, .seq = seq, .rec = rec, .len = len};
+    return 0;
+}
+
+const char *dlq_reason(const cfg *c, unsigned code, char *buf, size_t cap)
+{
+    switch (code) {
+    case RUN_DEAD_CRASHED:
+        snprintf(buf, cap,
+                 "crashed the worker %d times (runtime.max_attempts; a signal or a callback "
+                 "past callback_timeout_ms)",
+                 c->runtime.max_attempts);
+        break;
+    case RUN_DEAD_TOO_LARGE:
+        snprintf(buf, cap, "oversized: payload above runtime.max_payload (%zu bytes)",
+                 c->runtime.max_payload);
+        break;
+    case RUN_DEAD_CALLBACK_ERROR:
+        snprintf(buf, cap,
+                 "callback error (the callback returned non-zero; on_error: dead_letter)");
+        break;
+    default:
+        snprintf(buf, cap, "unknown reason %u", code);
+        break;
+    }
+    return buf;
+}
+
+const char *dlq_callback(const cfg *c, unsigned rule, unsigned step)
+{
+    if (rule >= c->n_rules)
+        return NULL;
+    const cfg_rule *r = &c->rules[rule];
+    if (r->callback >= 0 && (size_t)r->callback < c->n_callbacks)
+        return c->callbacks[r->callback].name;
+    if (r->chain < 0 || (size_t)r->chain >= c->n_chains)
+        return NULL;
+    const cfg_chain *ch = &c->chains[r->chain];
+    if (step < ch->n_steps && ch->steps[step].callback >= 0)
+        return c->callbacks[ch->steps[step].callback].name;
+    /* the step is not known: the chain's first callback (the one a crash is most likely in
+     * cannot be told from here) */
+    for (size_t i = 0; i < ch->n_steps; i++)
+        if (ch->steps[i].callback >= 0 && (size_t)ch->steps[i].callback < c->n_callbacks)
+            return c->callbacks[ch->steps[i].callback].name;
+    return NULL;
+}
+
+static char *line_of(dlq *q, const item *it)
+{
+    const cfg *c = q->cfg;
+    rec_view v;
+    char reason[200];
+    if (rec_decode(it->rec, it->len, &v) != 0)
+        return NULL; /* checked by the pump before queueing */
+    deadletter_entry e = {
+        .instance = c->runtime.instance,
+        .rule = v.h.rule < c->n_rules ? c->rules[v.h.rule].name : NULL,
+        .callback = dlq_callback(c, v.h.rule, v.h.step),
+        .reason = dlq_reason(c, v.h.aux, reason, sizeof(reason)),
+        .source_client =
+            v.h.src_client < c->n_clients ? c->clients[v.h.src_client].client_id : NULL,
+        .topic = v.topic,
+        .qos = v.h.qos,
+        .payload = v.payload,
+        .payload_len = v.h.payload_len,
+    };
+    return deadletter_json(&e);
+}
+
+static void failed(dlq *q, uint64_t now, const char *what, int rc)
+{
+    if (!q->failing)
+        log_error(COMP,
+                  "dead-letter store %s: %s: %s; %zu dead letters wait in the rings, trying "
+                  "again",
+                  q->cfg->runtime.dead_letter_dir, what, strerror(-rc), q->n);
+    q->failing = 1;
+    q->retry_at = now + DLQ_RETRY_MS * 1000000ull;
+}
+
+size_t dlq_flush(dlq *q, uint64_t now, dlq_stored_fn fn, void *arg)
+{
+    if (!q->n || (q->retry_at && now < q->retry_at))
+        return 0;
+    q->retry_at = 0;
+    int rc;
+    if (!q->store && (rc = deadletter_open(q->cfg->runtime.dead_letter_dir, &q->store)) != 0) {
+        q->store = NULL;
+        failed(q, now, "open", rc);
+        return 0;
+    }
+    char **lines = calloc(q->n, sizeof(*lines));
+    if (!lines)
+        return 0;
+    for (size_t i = 0; i < q->n; i++) {
+        if (!(lines[i] = line_of(q, &q->q[i]))) {
+            failed(q, now, "JSON", -ENOMEM);
+            goto undo;
+        }
+        if ((rc = deadletter_append(q->store, lines[i])) != 0) {
+            failed(q, now, "write", rc);
+            goto undo;
+        }
+    }
+    if ((rc = deadletter_sync(q->store)) != 0) {
+        failed(q, now, "fdatasync", rc);
+        goto undo;
+    }
+    if (q->failing)
+        log_info(COMP, "dead-letter store %s works again", deadletter_path(q->store));
+    q->failing = 0;
+    size_t n = q->n;
+    for (size_t i = 0; i < n; i++)
+        fn(arg, q->q[i].ring, q->q[i].seq, lines[i]);
+    free(lines);
+    q->n = 0;
+    q->stored += n;
+    return n;
+undo:
+    /* lines written before the failure are written again with the retry (at-least-once) */
+    for (size_t i = 0; i < q->n; i++)
+        free(lines[i]);
+    free(lines);
+    return 0;
+}
+
+size_t dlq_queued(const dlq *q)
+{
+    return q->n;
+}
+
+uint64_t dlq_stored(const dlq *q)
+{
+    return q->stored;
+}
+
+uint64_t dlq_next_timer(const dlq *q)
+{
+    return q->n && q->retry_at ? q->retry_at : UINT64_MAX;
+}

@@ -1,0 +1,57 @@
+/* dlq: the relay's side of the dead-letter store (DESIGN §2, §5; issue 4 "Poison messages").
+ *
+ * The workers hand messages they gave up as REC_DEAD records (workers/run.h: rec_hdr.aux is
+ * the reason code, rule and src_client name where it came from, topic and payload are the
+ * original's). The pump queues each one here (the ring record stays unreleased); dlq_flush
+ * writes one JSON line per record to runtime.dead_letter_dir/dead-letters.jsonl
+ * (common/deadletter.h), fdatasyncs once for the batch and then reports each record with its
+ * line, so the pump releases it only once the line is durable (and, when
+ * runtime.dead_letter_topic is set, publishes the line there first: see pump.h). A failed
+ * open, write or sync keeps the batch queued and is tried again after DLQ_RETRY_MS (the ring
+ * waits: backpressure, never a silent drop); a crash in between writes the line again
+ * (at-least-once).
+ *
+ * Reason texts: RUN_DEAD_CRASHED "crashed the worker N times (runtime.max_attempts)" (a
+ * callback past callback_timeout_ms gets its worker killed, so a hang counts as a crash),
+ * RUN_DEAD_TOO_LARGE "oversized: ...", RUN_DEAD_CALLBACK_ERROR "callback error ...", other
+ * codes "unknown reason N".
+ *
+ * Used by the relay's main loop only (one thread).
+ */
+#ifndef MF_RELAY_DLQ_H
+#define MF_RELAY_DLQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+
+#define DLQ_RETRY_MS 100
+
+typedef struct dlq dlq;
+
+/* Called by dlq_flush for each record whose line is durable; line is malloc'd and becomes
+ * the callee's (free() it). */
+typedef void (*dlq_stored_fn)(void *arg, uint16_t ring, uint64_t seq, char *line);
+
+/* c outlives it; nothing is opened yet. 0 or -ENOMEM. */
+int dlq_create(const cfg *c, dlq **out);
+void dlq_destroy(dlq *q); /* accepts NULL */
+
+/* Queues the REC_DEAD record (rec, len: valid until the pump marks (ring, seq) done). 0 or
+ * -ENOMEM. */
+int dlq_queue(dlq *q, uint16_t ring, uint64_t seq, const void *rec, size_t len);
+/* Writes and syncs what is queued (when a retry is due) and reports each record. Returns how
+ * many were stored. */
+size_t dlq_flush(dlq *q, uint64_t now_ns, dlq_stored_fn fn, void *arg);
+size_t dlq_queued(const dlq *q);
+uint64_t dlq_stored(const dlq *q); /* lines made durable by this process */
+/* Monotonic time of the next retry, or UINT64_MAX. */
+uint64_t dlq_next_timer(const dlq *q);
+
+/* The reason text for a REC_DEAD aux code into buf. Returns buf. */
+const char *dlq_reason(const cfg *c, unsigned code, char *buf, size_t cap);
+/* The callback a dead record's rule (and step, when not REC_NONE) ran, or NULL. */
+const char *dlq_callback(const cfg *c, unsigned rule, unsigned step);
+
+#endif
