@@ -10,7 +10,8 @@
  * leaves open sampler windows to the next worker and exits 0 (closes them early when the
  * router is not running: the instance stops); a SIGKILLed worker's open window
  * closes at its original deadline in the next worker with every message once, also when the
- * records were read again after the crash; a window closes on time with no further
+ * records were read again after the crash; a window whose close kills the worker every time
+ * is given up after max_attempts; a window closes on time with no further
  * input; a module built for another API version makes the worker exit 2 (do not respawn). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -77,12 +78,16 @@ static const char *config_fmt =
     "dead_letter}\n"
     "  - {rule: r_hang, source_client_id: c1, topic: \"in/#\", callback: hang}\n"
     "  - {rule: r_mid, source_client_id: c1, topic: \"in/#\", action: mid}\n"
+    "  - {rule: r_boom, source_client_id: c1, topic: \"in/#\", action: boom}\n"
     "processing_chains:\n"
     "  slow:\n"
     "    - step: sampler\n"
     "      config: {duration: 600, callback: join, topic: \"win/slow\"}\n"
     "    - step: relay\n"
     "      config: {target_client_id: c2}\n"
+    "  boom:\n"
+    "    - step: sampler\n"
+    "      config: {duration: 0.2, callback: segv, topic: \"win/boom\"}\n"
     "  mid:\n"
     "    - step: sampler\n"
     "      config: {duration: 2, callback: join, topic: \"win/mid\"}\n"
@@ -96,7 +101,16 @@ static const char *config_fmt =
     "runtime: {instance: \"%s\", workers: 1, max_attempts: 2, ring_size: 65536, "
     "callback_timeout_ms: 400}\n";
 
-enum { R_ECHO = 0, R_SEGV = 1, R_SLOW = 2, R_FAST = 3, R_FAIL = 4, R_HANG = 5, R_MID = 6 };
+enum {
+    R_ECHO = 0,
+    R_SEGV = 1,
+    R_SLOW = 2,
+    R_FAST = 3,
+    R_FAIL = 4,
+    R_HANG = 5,
+    R_MID = 6,
+    R_BOOM = 7
+};
 
 static int write_config(fx *f, const char *extra_callback)
 {
@@ -363,6 +377,30 @@ static void test_worker_crash_is_retried_then_skipped_as_dead(void **state)
     int st = wait_exit(f);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void test_worker_window_whose_close_always_crashes_is_given_up(void **state)
+{
+    fx *f = *state;
+    assert_true(spawn(f));
+    push(f, R_BOOM, "in/b", "CRASH");
+    /* the close of attempt 1 (at the deadline) and of attempt 2 (right after the restart) die */
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        int st = wait_exit(f);
+        assert_true(WIFSIGNALED(st));
+        assert_int_equal(WTERMSIG(st), SIGSEGV);
+        assert_true(spawn(f));
+    }
+    /* max_attempts is 2: the third worker gives the window up and carries on */
+    push(f, R_ECHO, "in/x", "after");
+    wt_rec r;
+    assert_int_equal(next_out(f, &r, 5000), 0);
+    assert_string_equal(r.payload, "after");
+    assert_non_null(strstr(read_log(f), "close attempt 2 (the worker died closing it)"));
+    assert_non_null(strstr(read_log(f), "closing it killed the worker 2 times: given up, 1 held"));
+    assert_int_equal(stats_get(&f->slot->dropped), 1);
+    kill(f->pid, SIGTERM);
+    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
 }
 
 /* Plays a running router in the stats segment (a live restart of one worker), or none. */
@@ -692,6 +730,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_sigkill_keeps_open_window_and_closes_it_on_time,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_window_records_reread_after_crash_count_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_window_whose_close_always_crashes_is_given_up,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_sigterm_drains_and_keeps_windows, setup,
                                         teardown),
