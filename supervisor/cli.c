@@ -34,6 +34,45 @@ void cli_usage(FILE *f)
           f);
 }
 
+/* What -h adds to the usage for one subcommand: the guarantees an operator relies on. */
+static void help_of(const char *cmd, FILE *f)
+{
+    if (!strcmp(cmd, "run"))
+        fputs("\nrun: starts the stages (relay, workers, router, ingress) and supervises them.\n"
+              "A stage that dies is respawned after a backoff (100 ms, doubling up to 5 s); more\n"
+              "than 5 restarts in 10 s put it in the failed state (tried again after 30 s); exit\n"
+              "code 2 (configuration or module error, e.g. a failing mf_init) is never respawned.\n"
+              "The stages die with the supervisor (even kill -9). A new run of the instance then\n"
+              "resumes the records queued in the rings left behind (same runtime.ring_size and\n"
+              "max_payload; else they are reclaimed empty, logged). SIGTERM/SIGINT stops the\n"
+              "stages in pipeline order, each draining its input; a second one kills them.\n",
+              f);
+    else if (!strcmp(cmd, "status"))
+        fputs("\nstatus STATE: starting, running, stopping, backoff (died; respawned when its\n"
+              "backoff is over), failed (not respawned; the reason follows the table: exit 2 =\n"
+              "configuration or module error, until `mqttflow restart`; restart intensity =\n"
+              "more than 5 restarts in 10 s, tried again after 30 s or at once on `mqttflow\n"
+              "restart`), stopped. --prom prints the same as Prometheus text.\n",
+              f);
+    else if (!strcmp(cmd, "restart"))
+        fputs("\nrestart: SIGTERM to the stage, which finishes at a record boundary, then a new\n"
+              "process, waited for until ready (workers: one after the other, each ready before\n"
+              "the next: a rolling restart, e.g. after replacing a callback module). A failed\n"
+              "stage is started again.\n"
+              "Delivery across a restart:\n"
+              "  router, worker, relay: nothing is lost. A stage releases its input only once\n"
+              "  what it made of it is in the next ring (the relay: once PUBACKed), and the new\n"
+              "  process re-reads what the old one had not released: at most those are\n"
+              "  delivered twice (the relay: at most its in-flight window).\n"
+              "  ingress: every message it PUBACKed is in its ring. With clean_session: false\n"
+              "  the broker keeps the session while the ingress restarts and delivers what\n"
+              "  arrived meanwhile, and what it had sent but not got a PUBACK for: nothing is\n"
+              "  lost. With clean_session: true (the default) the broker ends the session at\n"
+              "  the disconnect: QoS 1 messages published until the new ingress has subscribed\n"
+              "  (about 0.1-0.5 s), and those in flight to the old one, are not delivered.\n",
+              f);
+}
+
 /* Loads path, printing every error (and, with warnings set, every warning) to stderr.
  * NULL when it did not load. */
 static cfg *load(const char *path, unsigned flags, int warnings)
@@ -99,6 +138,7 @@ int cli_run(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         cli_usage(stdout);
+        help_of("run", stdout);
         return MF_EXIT_OK;
     }
     if (argc != 2) {
@@ -195,6 +235,7 @@ static int parse_target(int argc, char **argv, int config_positional, int allow_
                 sock = v;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             cli_usage(stdout);
+            help_of(argv[0], stdout);
             return -1; /* handled: the caller exits 0 */
         } else if (allow_prom && !strcmp(a, "--prom")) {
             t->prom = 1;

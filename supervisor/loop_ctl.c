@@ -168,7 +168,7 @@ void loop_ctl_job_step(loop *l)
     }
 }
 
-static int job_start(loop *l, size_t j, const size_t *list, size_t n)
+static int job_start(loop *l, size_t j, const size_t *list, size_t n, const char *note)
 {
     job *jb = &l->job;
     memset(jb, 0, sizeof(*jb));
@@ -182,6 +182,8 @@ static int job_start(loop *l, size_t j, const size_t *list, size_t n)
         memset(jb, 0, sizeof(*jb));
         return -ENOMEM;
     }
+    if (note)
+        fputs(note, jb->out);
     memcpy(jb->list, list, n * sizeof(*list));
     jb->n = n;
     jb->conn = j;
@@ -200,6 +202,7 @@ static void request_restart(loop *l, size_t j, char *args)
     char *what = strtok_r(args, " \t", &save);
     char *arg = strtok_r(NULL, " \t", &save);
     char err[CTL_LINE_MAX + 64];
+    const char *clean_ingress = NULL;
 
     if (l->phase != PH_RUNNING) {
         snprintf(err, sizeof(err), CTL_ERR "instance %s is %s\n", l->c->runtime.instance,
@@ -230,6 +233,11 @@ static void request_restart(loop *l, size_t j, char *args)
             match = p->kind == STATS_INGRESS && (!strcmp(arg, p->id) || !strcmp(arg, p->idx_arg));
         if (match)
             list[n++] = i;
+        if (match && p->kind == STATS_INGRESS) {
+            int client = cfg_ingress_client(l->c, p->idx);
+            if (client >= 0 && l->c->clients[client].clean_session)
+                clean_ingress = p->id;
+        }
     }
     if (n == 0) {
         snprintf(err, sizeof(err),
@@ -239,7 +247,14 @@ static void request_restart(loop *l, size_t j, char *args)
         conn_reply(l, j, err);
         return;
     }
-    if (job_start(l, j, list, n) < 0)
+    /* the one restart that can lose messages: say so with the answer (see `restart -h`) */
+    char note[CTL_LINE_MAX + 256] = "";
+    if (clean_ingress)
+        snprintf(note, sizeof(note),
+                 "note: ingress %s has clean_session: true: QoS 1 messages published while it "
+                 "reconnects are not delivered to it (clean_session: false keeps them)\n",
+                 clean_ingress);
+    if (job_start(l, j, list, n, note[0] ? note : NULL) < 0)
         conn_reply(l, j, CTL_ERR "out of memory\n");
 }
 
