@@ -13,22 +13,39 @@
  * attempts itself (paho's own automatic reconnect counts in whole seconds and would not honour
  * reconnect.min_delay below 1 s).
  *
- * Messages: the message function must have written the message where it will not be lost
- * before it returns, because paho sends the QoS 1 PUBACK when it returns (BASELINES
- * pitfall 2). Whatever it returns, the message is then acknowledged and freed.
+ * Messages: the message function must have stored the message (ring, or the ingress spool)
+ * before it returns, because paho sends the QoS 1 PUBACK when it returns (BASELINES pitfall
+ * 2). Whatever it returns, the message is then acknowledged.
  *
- * Blocking in the message function (a full ring) stops paho's receive thread, which is also
- * the thread that sends keepalive PINGREQs and PUBACKs. Consequences, accepted for now:
- * the broker stops getting anything from us, its send window to us fills and TCP pushes back
- * (the backpressure we want); if the block lasts longer than 1.5 x keepalive the broker
- * closes the connection. With clean_session the broker then discards what it had not
- * delivered (messages it did deliver are in the ring or waiting in the socket and still get
- * written before paho sees the close); with a persistent session it keeps and redelivers
- * them after our reconnect. Measured (mosquitto 2.0.11, keepalive 2 s, 8 KiB ring left full
- * for 8 s, 1000 QoS 1 messages already PUBACKed to their publisher): the broker dropped us
- * after 3 s ("exceeded timeout"); 65 messages reached the ring, 935 were lost with
- * clean_session. A larger keepalive, clean_session: false, or not blocking paho's thread
- * (issue 4) closes the gap.
+ * When paho acknowledges (paho.mqtt.c 1.3.12 as linked; tests/ingress/test_paho_ack.c checks
+ * it against a real mosquitto's packet log): MQTTProtocol_handlePublishes calls
+ * Protocol_processPublication, which calls messageArrived synchronously on the receive
+ * thread, and only then sends the PUBACK (or queues it behind pending socket writes, which
+ * only delays it). Measured: a message function that stays 3 s inside the call, the broker
+ * logs the PUBACK 3 s after the PUBLISH. Paths that would acknowledge a message living only
+ * in paho's memory, and why none is taken here:
+ *   - messageArrived returning 0: paho parks the message in its messageQueue and sends the
+ *     PUBACK all the same (measured by test_paho_ack); a crash then loses it. We always
+ *     return 1, after the message is stored.
+ *   - messageQueue non-empty or the client not marked connected when a PUBLISH arrives:
+ *     paho queues it without calling messageArrived and acknowledges it. The queue only
+ *     fills through a 0 return (never), and paho marks the client connected while handling
+ *     the CONNACK, before any PUBLISH of the session is read on that socket.
+ *   - QoS 2 (not covered by this guarantee): paho stores the message in its memory on
+ *     PUBLISH and answers PUBREC; a crash before delivery loses it. Subscribe with QoS 1.
+ *   - Older paho releases (the 1.3.0-era MQTTProtocolClient.c) sent the QoS 1 PUBACK
+ *     *before* messageArrived ("send puback before processing the publications"): a build
+ *     against such a paho has a one-message window per crash; test_paho_ack fails there.
+ *
+ * Blocking in the message function stops paho's receive thread, which is also the thread
+ * that sends keepalive PINGREQs and PUBACKs: a block longer than 1.5 x keepalive made the
+ * broker close the connection, and with clean_session it then discarded what it had not
+ * delivered (measured before issue 4: mosquitto 2.0.11, keepalive 2 s, 8 KiB ring left full
+ * for 8 s, 1000 QoS 1 messages: dropped after 3 s, 935 lost). The ingress therefore never
+ * blocks long: a full ring is waited for at most min(100 ms, keepalive / 4), then the message
+ * goes to the ingress's disk spool (fsync'd before the function returns) and the spool
+ * drains into the ring in order (ingress/intake.h). Only when the spool refuses (its cap, or
+ * a disk error) does the function block as before.
  *
  * paho's threads are started with SIGTERM/SIGINT/SIGHUP blocked, so those signals always go
  * to the main thread and never interrupt paho's socket calls.
