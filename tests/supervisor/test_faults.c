@@ -295,6 +295,47 @@ static void test_faults_crash_loop_at_start_backs_off_fails_and_costs_no_cpu(voi
     assert_int_equal(shm_left(f->instance), 0);
 }
 
+static void test_faults_real_worker_crash_loop_fails_under_5pct_cpu(void **state)
+{
+    fx *f = *state;
+    require_real_stages();
+    int port = start_broker(f);
+    write_pipeline_config(f, port, 2, 1);
+    start_supervisor(f, 1);
+    wait_running(f);
+    long pids[5];
+    stage_pids(f, pids);
+    /* worker 0's input ring disappears: every new worker 0 fails at start (exit 1, before
+     * it is ready), the real binary's whole start-up cost paid each time */
+    char name[SHM_NAME_MAX];
+    assert_int_equal(names_worker_in(name, sizeof(name), f->instance, 0), 0);
+    assert_int_equal(ring_unlink(name), 0);
+    double cpu0 = cpu_of(f->sup);
+    uint64_t t0 = now_ms();
+    assert_int_equal(kill((pid_t)pids[2], SIGKILL), 0);
+    assert_int_equal(wait_stage(f, "worker 0", "failed", -1, NULL, 20000), 0);
+    uint64_t t1 = now_ms();
+    double cpu = cpu_of(f->sup) - cpu0, secs = (double)(t1 - t0) / 1000.0;
+    fprintf(stderr, "real worker crash loop: %.2f s to failed, %.3f s CPU: %.2f%%\n", secs, cpu,
+            100.0 * cpu / secs);
+    assert_true(t1 - t0 >= 3100);
+    assert_true(cpu / secs < 0.05);
+    char *out = NULL;
+    assert_int_equal(cli(f, &out, "status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "worker 0: failed: restart intensity"));
+    free(out);
+    /* the other stages were not disturbed */
+    long again = 0;
+    assert_int_equal(wait_stage(f, "worker 1", "running", 0, &again, 1000), 0);
+    assert_int_equal(again, pids[3]);
+    assert_int_equal(wait_stage(f, "router", "running", 0, &again, 1000), 0);
+    assert_int_equal(again, pids[1]);
+    kill(f->sup, SIGTERM);
+    assert_true(wait_exit(f->sup, 20000) >= 0);
+    f->sup = 0;
+    assert_no_sanitizer_report(f);
+}
+
 static void test_faults_module_init_failure_is_never_respawned(void **state)
 {
     fx *f = *state;
@@ -468,6 +509,8 @@ int main(void)
             test_faults_supervisor_kill9_no_orphans_and_next_run_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_faults_crash_loop_at_start_backs_off_fails_and_costs_no_cpu, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faults_real_worker_crash_loop_fails_under_5pct_cpu,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_module_init_failure_is_never_respawned, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_faults_live_restarts_under_load_lose_nothing, setup,
