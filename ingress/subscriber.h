@@ -30,7 +30,8 @@
  *   - messageQueue non-empty or the client not marked connected when a PUBLISH arrives:
  *     paho queues it without calling messageArrived and acknowledges it. The queue only
  *     fills through a 0 return (never), and paho marks the client connected while handling
- *     the CONNACK, before any PUBLISH of the session is read on that socket.
+ *     the CONNACK, before any PUBLISH of the session is read on that socket (reasoned from
+ *     the source, not measured).
  *   - QoS 2 (not covered by this guarantee): paho stores the message in its memory on
  *     PUBLISH and answers PUBREC; a crash before delivery loses it. Subscribe with QoS 1.
  *   - Older paho releases (the 1.3.0-era MQTTProtocolClient.c) sent the QoS 1 PUBACK
