@@ -77,13 +77,19 @@ static uint64_t fnv(const void *p, size_t n)
     return h;
 }
 
+/* The slot of topic, or the empty slot where it goes; NULL when the table has neither (only a
+ * corrupt table is full: n keeps the load at 1/2). */
 static oc_slot *find(oc_table *t, uint64_t topic)
 {
     size_t i = (size_t)(topic >> 1) & (ON_CHANGE_SLOTS - 1);
-    /* relaxed: this process is the only writer while it runs */
-    while (atom_load_relaxed(&t->slots[i].topic) && t->slots[i].topic != topic)
+    for (size_t probes = 0; probes < ON_CHANGE_SLOTS; probes++) {
+        /* relaxed: this process is the only writer while it runs */
+        uint64_t at = atom_load_relaxed(&t->slots[i].topic);
+        if (!at || at == topic)
+            return &t->slots[i];
         i = (i + 1) & (ON_CHANGE_SLOTS - 1);
-    return &t->slots[i];
+    }
+    return NULL;
 }
 
 /* The hash m is compared by: of the compact JSON of the field, the raw payload, or "" (the
@@ -121,6 +127,12 @@ int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
         t->last_pos = o->pos;
 
     oc_slot *e = find(t, topic);
+    if (!e) {
+        log_error(COMP, "%s: table corrupt (no free slot): emptied", s->label);
+        memset(t->slots, 0, sizeof(t->slots));
+        t->n = 0;
+        e = find(t, topic);
+    }
     if (e->topic) {
         if (e->value == v) {
             if (replaying && e->pos == o->pos)

@@ -20,6 +20,7 @@ struct wstate {
     size_t *len;
     size_t *first; /* per rule: index of its step 0 in off/len */
     size_t n_rules;
+    size_t n_regions; /* steps with state */
     bool adopted, positions_valid;
 };
 
@@ -114,22 +115,29 @@ static int build_table(wstate *ws, const cfg *c)
             size_t len = chain_state_size(&ch->steps[i]);
             ws->off[k] = len ? at : 0;
             ws->len[k] = len;
+            ws->n_regions += len != 0;
             at += (len + WSTATE_PAGE - 1) / WSTATE_PAGE * WSTATE_PAGE;
         }
     }
     return at <= ws->size ? 0 : -EPROTO; /* our bug: the plan and the table disagree */
 }
 
-/* Zeroes every region and publishes the header for this plan. */
-static void init_fresh(wstate *ws, uint64_t hash, size_t n_regions)
+/* Zeroes every region (only when old contents are there: new memory is zero, and writing it
+ * would allocate every page of a sparse segment) and publishes the header for this plan. */
+static void init_fresh(wstate *ws, uint64_t hash, bool old_contents)
 {
     wstate_hdr *h = (wstate_hdr *)ws->base;
     /* relaxed: a reader of the magic is the next worker, after this one is dead */
     atom_store_relaxed(&h->magic, 0);
-    memset(ws->base + WSTATE_PAGE, 0, ws->size - WSTATE_PAGE);
+    if (old_contents && madvise(ws->base + WSTATE_PAGE, ws->size - WSTATE_PAGE, MADV_REMOVE) < 0) {
+        /* MADV_REMOVE frees the tmpfs pages (they read back as zeros); memset if refused */
+        log_warn(COMP, "madvise(MADV_REMOVE, %zu) of the state segment: %s; zeroing it",
+                 ws->size - WSTATE_PAGE, strerror(errno));
+        memset(ws->base + WSTATE_PAGE, 0, ws->size - WSTATE_PAGE);
+    }
     h->cfg_hash = hash;
     h->size = ws->size;
-    h->n_regions = n_regions;
+    h->n_regions = ws->n_regions;
     /* S1: the header is valid only once the regions are zeroed; pairs with the acquire load
      * of S2 in the next worker's wstate_open */
     atom_store_release(&h->magic, WSTATE_MAGIC);
@@ -166,7 +174,7 @@ int wstate_create_private(const cfg *c, wstate **out)
         wstate_close(ws);
         return rc;
     }
-    init_fresh(ws, hash, 0);
+    init_fresh(ws, hash, false);
     *out = ws;
     return 0;
 }
@@ -186,7 +194,7 @@ int wstate_open(const cfg *c, size_t worker, uint64_t input_pid, uint64_t input_
         log_error(COMP, "shm_adopt(%zu) of state segment %s: %s", ws->size, name, strerror(-rc));
         goto fail;
     }
-    int adopted = rc == 1;
+    bool had_contents = rc == 1, adopted = had_contents;
     ws->base = shm_base(ws->seg);
     if (shm_size(ws->seg) < ws->size) { /* shm_adopt rounds up, never down */
         rc = -EPROTO;
@@ -204,11 +212,11 @@ int wstate_open(const cfg *c, size_t worker, uint64_t input_pid, uint64_t input_
                      name,
                      magic != WSTATE_MAGIC ? "no valid header (incomplete or corrupt)"
                                            : "written for another configuration");
-            adopted = 0;
+            adopted = false;
         }
     }
     if (!adopted)
-        init_fresh(ws, hash, 0);
+        init_fresh(ws, hash, had_contents);
     ws->adopted = adopted;
     ws->positions_valid = adopted && h->input_pid == input_pid && h->input_start == input_start;
     if (adopted && !ws->positions_valid)

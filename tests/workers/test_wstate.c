@@ -4,7 +4,8 @@
  * keeps its messages and deadline; a changed configuration starts fresh; a corrupt header or
  * a corrupt window is reset (logged), never read; re-adds from input positions a previous
  * worker applied are skipped (several adds of one record included), unless the input ring
- * changed; close attempts survive; a live owner is refused. */
+ * changed; close attempts survive; a live owner is refused; the segment takes memory only
+ * for the pages in use. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "clock.h"
@@ -363,6 +365,36 @@ static void test_wstate_live_owner_is_refused(void **state)
     cfg_destroy(c);
 }
 
+/* Bytes of tmpfs the segment holds (not its size: pages never touched take nothing). */
+static long long allocated(const fx *f)
+{
+    char path[SHM_NAME_MAX + 16];
+    struct stat st;
+    snprintf(path, sizeof(path), "/dev/shm/%s", f->name);
+    assert_int_equal(stat(path, &st), 0);
+    return (long long)st.st_blocks * 512;
+}
+
+static void test_wstate_segment_stays_sparse(void **state)
+{
+    fx *f = *state;
+    cfg *c = config(f, 600);
+    crash_after(c, add_abc, clock_mono_ns());
+    long long after_use = allocated(f);
+    assert_true(after_use <= 64 * 1024); /* of a segment of more than 1 MiB */
+    cfg_destroy(c);
+
+    /* a config change empties the old state by giving its pages back */
+    c = config(f, 300);
+    window *w;
+    wstate *ws = open_win(c, IN_PID, &w);
+    assert_false(wstate_adopted(ws));
+    assert_true(allocated(f) <= after_use);
+    window_destroy(w);
+    wstate_close(ws);
+    cfg_destroy(c);
+}
+
 static void test_wstate_window_full_counts_drops(void **state)
 {
     fx *f = *state;
@@ -410,6 +442,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wstate_close_attempts_survive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_live_owner_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_window_full_counts_drops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wstate_segment_stays_sparse, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
