@@ -79,17 +79,20 @@ fail:
 static int attach_state(run *r, const char *in_name)
 {
     shm *in_seg = NULL;
-    uint64_t pid = 0, start = 0;
+    wstate_input in = {0};
+    ring_stats rs;
     int rc = shm_attach(in_name, SHM_KIND_RING, RING_LAYOUT_VERSION, &in_seg);
     if (rc == 0) {
         const shm_hdr *h = shm_base(in_seg);
-        pid = h->owner_pid;
-        start = h->owner_start;
+        in.pid = h->owner_pid;
+        in.start = h->owner_start;
         shm_detach(in_seg);
     } else {
         log_warn(COMP, "cannot read the owner of input ring %s: %s", in_name, strerror(-rc));
     }
-    if ((rc = wstate_open(r->c, r->worker, pid, start, &r->ws)) < 0)
+    ring_get_stats(r->in, &rs);
+    in.tail = rs.tail;
+    if ((rc = wstate_open(r->c, r->worker, &in, &r->ws)) < 0)
         return rc;
     chain_set_destroy(r->cs);
     r->cs = NULL;
@@ -308,8 +311,10 @@ int run_loop(run *r)
         }
         /* outputs first, then the inputs they came from (at-least-once) */
         out_flush(&r->o);
-        if (n)
+        if (n) {
             ring_release(r->in);
+            wstate_note_released(r->ws, ring_read_pos(r->in));
+        }
         if (rc == -EBADMSG) {
             log_error(COMP, "input ring of worker %zu is corrupt: stopping", r->worker);
             return rc;

@@ -14,8 +14,9 @@
  * worker of the same index lives), so a restarted worker (crash, `mqttflow restart worker N`)
  * closes them at their original deadline; only when the router no longer runs (its stats
  * slot's pid is 0: the whole instance stops, and the supervisor removes the state segments of
- * a clean stop) are they closed early, before the exit, rather than lost. One thread runs everything; a watchdog thread (watchdog.h) only watches for a
- * callback past runtime.callback_timeout_ms. Signals only set stage.h flags.
+ * a clean stop) are they closed early, before the exit, rather than lost. One thread runs
+ * everything; a watchdog thread (watchdog.h) only watches for a callback past
+ * runtime.callback_timeout_ms. Signals only set stage.h flags.
  */
 #ifndef MF_WORKERS_RUN_H
 #define MF_WORKERS_RUN_H

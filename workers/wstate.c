@@ -179,7 +179,7 @@ int wstate_create_private(const cfg *c, wstate **out)
     return 0;
 }
 
-int wstate_open(const cfg *c, size_t worker, uint64_t input_pid, uint64_t input_start, wstate **out)
+int wstate_open(const cfg *c, size_t worker, const wstate_input *in, wstate **out)
 {
     char name[SHM_NAME_MAX];
     wstate *ws;
@@ -218,14 +218,19 @@ int wstate_open(const cfg *c, size_t worker, uint64_t input_pid, uint64_t input_
     if (!adopted)
         init_fresh(ws, hash, had_contents);
     ws->adopted = adopted;
-    ws->positions_valid = adopted && h->input_pid == input_pid && h->input_start == input_start;
+    /* relaxed: written by a worker that is dead now */
+    uint64_t noted = atom_load_relaxed(&h->input_tail);
+    bool same_ring = h->input_pid == in->pid && h->input_start == in->start;
+    ws->positions_valid = adopted && (same_ring || (noted > 0 && in->tail >= noted));
     if (adopted && !ws->positions_valid)
         log_warn(COMP,
                  "state segment %s: the input ring is not the one the state was built from; "
                  "records read again may be added to windows twice",
                  name);
-    h->input_pid = input_pid;
-    h->input_start = input_start;
+    h->input_pid = in->pid;
+    h->input_start = in->start;
+    if (!ws->positions_valid)
+        atom_store_relaxed(&h->input_tail, in->tail);
     if (adopted)
         log_info(COMP, "state segment %s adopted: open windows carry on", name);
     *out = ws;
@@ -246,6 +251,14 @@ void *wstate_region(wstate *ws, int rule, size_t step, size_t *len)
     if (len)
         *len = ws->len[k];
     return ws->base + ws->off[k];
+}
+
+void wstate_note_released(wstate *ws, uint64_t tail)
+{
+    wstate_hdr *h = (wstate_hdr *)ws->base;
+    /* relaxed: read only by a later worker after this one died; a stale value only makes that
+     * worker trust positions less */
+    atom_store_relaxed(&h->input_tail, tail);
 }
 
 bool wstate_adopted(const wstate *ws)

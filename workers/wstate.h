@@ -41,9 +41,8 @@
  * released from the input ring are read again by the next worker. Each region keeps the input
  * position of the last record it applied (wstate_applied: ring_read_pos + 1 before
  * ring_advance, and how many adds that record made) and skips them on the re-read
- * (wstate_replay). The positions are meaningful only for the same input ring: the header
- * records the input ring's identity (its shm owner pid and start time) and positions are
- * ignored when it changed (a new ring starts again at 0).
+ * (wstate_replay). The positions are meaningful only for the same input ring: see
+ * wstate_open; for a new ring (positions start again at 0) they are ignored.
  *
  * One thread. Failures of open/create leave nothing mapped.
  */
@@ -69,9 +68,10 @@ typedef struct wstate_hdr {
     uint64_t cfg_hash;  /* wstate_plan's hash of the stateful chains */
     uint64_t size;      /* bytes the plan needs */
     uint64_t n_regions; /* regions the plan has */
-    uint64_t input_pid; /* identity of the input ring the positions refer to */
+    uint64_t input_pid; /* identity of the input ring the positions refer to: its owner */
     uint64_t input_start;
-    uint64_t pad[2];
+    uint64_t input_tail; /* its released position, noted after each release (relaxed) */
+    uint64_t pad[1];
 } wstate_hdr;
 _Static_assert(sizeof(wstate_hdr) == 128, "wstate_hdr layout");
 
@@ -94,10 +94,20 @@ typedef struct wstate_replay {
  * sizes come from chain_state_size (chain.h). */
 size_t wstate_plan(const cfg *c, uint64_t *hash);
 
-/* Opens (shm_adopt) the state segment of worker w. input_pid/input_start identify the input
- * ring (its shm owner). 0 and *out; -EEXIST when a live worker owns it; -errno (logged). */
-int wstate_open(const cfg *c, size_t worker, uint64_t input_pid, uint64_t input_start,
-                wstate **out);
+/* What identifies the input ring the stored positions refer to. */
+typedef struct wstate_input {
+    uint64_t pid, start; /* the ring segment's owner (shm_hdr): the supervisor that made it */
+    uint64_t tail;       /* its published tail now */
+} wstate_input;
+
+/* Opens (shm_adopt) the state segment of worker w. Stored input positions are trusted when the
+ * input ring has the same owner as when they were stored (a worker restarted by the same
+ * supervisor), or, for a ring a new supervisor adopted, when its tail is at or past the last
+ * release noted (wstate_note_released; a new ring starts at tail 0). 0 and *out; -EEXIST when
+ * a live worker owns it; -errno (logged). */
+int wstate_open(const cfg *c, size_t worker, const wstate_input *in, wstate **out);
+/* Notes the input ring's tail after a release (cheap: one relaxed store). */
+void wstate_note_released(wstate *ws, uint64_t tail);
 /* The same layout in private anonymous memory (tests; a worker run by hand). */
 int wstate_create_private(const cfg *c, wstate **out);
 /* Unmaps; the segment and its contents stay. Accepts NULL. */

@@ -82,7 +82,8 @@ static int teardown(void **state)
 static void build(fx *f)
 {
     wt_env(&f->env, f->c, &f->sink, &f->slot);
-    assert_int_equal(wstate_open(f->c, 0, 1, 2, &f->ws), 0);
+    wstate_input in = {.pid = 1, .start = 2};
+    assert_int_equal(wstate_open(f->c, 0, &in, &f->ws), 0);
     f->env.state = f->ws;
     assert_int_equal(loader_create(&f->env, &f->ld), 0);
     assert_int_equal(chain_set_create(&f->env, f->ld, &f->cs), 0);

@@ -73,11 +73,12 @@ static cfg *config(const fx *f, double duration)
 }
 
 /* Opens the state and the window of step 1. */
-static wstate *open_win(const cfg *c, uint64_t in_pid, window **w)
+static wstate *open_win_at(const cfg *c, uint64_t in_pid, uint64_t tail, window **w)
 {
     wstate *ws = NULL;
     size_t len = 0;
-    assert_int_equal(wstate_open(c, 0, in_pid, IN_START, &ws), 0);
+    wstate_input in = {.pid = in_pid, .start = IN_START, .tail = tail};
+    assert_int_equal(wstate_open(c, 0, &in, &ws), 0);
     void *region = wstate_region(ws, 0, 1, &len);
     assert_non_null(region);
     assert_null(wstate_region(ws, 0, 0, NULL)); /* a filter has no state */
@@ -85,6 +86,14 @@ static wstate *open_win(const cfg *c, uint64_t in_pid, window **w)
     assert_int_equal(
         window_create(region, len, dur, 8, wstate_positions_valid(ws), "test window", w), 0);
     return ws;
+}
+
+/* The input ring as the crashed worker left it: tail TAIL. */
+#define TAIL 64u
+
+static wstate *open_win(const cfg *c, uint64_t in_pid, window **w)
+{
+    return open_win_at(c, in_pid, TAIL, w);
 }
 
 static int add(window *w, const char *payload, uint64_t pos, uint64_t now)
@@ -119,9 +128,9 @@ static void crash_after(const cfg *c, void (*fn)(window *w, uint64_t now), uint6
     assert_true(pid >= 0);
     if (pid == 0) {
         window *w;
-        wstate *ws = open_win(c, IN_PID, &w);
+        wstate *ws = open_win_at(c, IN_PID, 0, &w);
+        wstate_note_released(ws, TAIL); /* records before 11 were released */
         fn(w, now);
-        (void)ws;
         raise(SIGKILL);
         _exit(1);
     }
@@ -214,12 +223,31 @@ static void test_wstate_other_input_ring_ignores_positions(void **state)
     uint64_t now = clock_mono_ns();
     crash_after(c, add_abc, now);
 
+    /* a new input ring (another owner, tail 0): positions start over, none is skipped */
     window *w;
-    wstate *ws = open_win(c, IN_PID + 1, &w); /* a new input ring: positions start over */
+    wstate *ws = open_win_at(c, IN_PID + 1, 0, &w);
     assert_true(wstate_adopted(ws));
     assert_false(wstate_positions_valid(ws));
     assert_int_equal(add(w, "n1", 1, now), 0);
     assert_int_equal(window_count(w), 5);
+    window_destroy(w);
+    wstate_close(ws);
+    cfg_destroy(c);
+}
+
+static void test_wstate_ring_adopted_by_new_supervisor_keeps_positions(void **state)
+{
+    fx *f = *state;
+    cfg *c = config(f, 600);
+    uint64_t now = clock_mono_ns();
+    crash_after(c, add_abc, now);
+
+    /* the same ring, taken over by a new supervisor: another owner, its tail where it was */
+    window *w;
+    wstate *ws = open_win_at(c, IN_PID + 1, TAIL, &w);
+    assert_true(wstate_positions_valid(ws));
+    assert_int_equal(add(w, "c", 13, now), 1);
+    assert_int_equal(window_count(w), 4);
     window_destroy(w);
     wstate_close(ws);
     cfg_destroy(c);
@@ -358,8 +386,9 @@ static void test_wstate_live_owner_is_refused(void **state)
     fx *f = *state;
     cfg *c = config(f, 600);
     wstate *ws = NULL, *again = NULL;
-    assert_int_equal(wstate_open(c, 0, IN_PID, IN_START, &ws), 0);
-    assert_int_equal(wstate_open(c, 0, IN_PID, IN_START, &again), -EEXIST);
+    wstate_input in = {.pid = IN_PID, .start = IN_START};
+    assert_int_equal(wstate_open(c, 0, &in, &ws), 0);
+    assert_int_equal(wstate_open(c, 0, &in, &again), -EEXIST);
     assert_null(again);
     wstate_close(ws);
     cfg_destroy(c);
@@ -436,6 +465,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_other_input_ring_ignores_positions, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_wstate_ring_adopted_by_new_supervisor_keeps_positions,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_changed_config_starts_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_corrupt_header_starts_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_corrupt_window_is_emptied, setup, teardown),
