@@ -261,6 +261,17 @@ int ring_unlink(const char *name)
     return shm_unlink_name(name);
 }
 
+void ring_set_tag(ring *r, uint64_t tag)
+{
+    /* relaxed: written by the supervisor before it starts the stages that may read it */
+    atom_store_relaxed(&r->ctl->tag, tag);
+}
+
+uint64_t ring_tag(const ring *r)
+{
+    return atom_load_relaxed(&r->ctl->tag); /* relaxed: see ring_set_tag */
+}
+
 size_t ring_capacity(const ring *r)
 {
     return (size_t)r->cap;

@@ -71,6 +71,12 @@ int ring_create(const char *name, size_t capacity, size_t max_record, ring **out
  * what was not released. Maps it as an observer. 1 when adopted with its records, 0 when
  * created empty, -EINVAL (geometry), -EEXIST (a live owner) or -errno. */
 int ring_adopt(const char *name, size_t capacity, size_t max_record, ring **out);
+/* A 64-bit value the creator keeps in the segment with the records, 0 until set; it survives
+ * ring_adopt. The supervisor stores a fingerprint of the config indices its records refer to
+ * (client and rule numbers), so a run with another config does not misread adopted records.
+ * Set it before any stage attaches (a plain store, ordered by the exec of the stages). */
+void ring_set_tag(ring *r, uint64_t tag);
+uint64_t ring_tag(const ring *r);
 /* Maps an existing ring in a role. Checks magic/version/geometry (-EPROTO). Attaching as
  * consumer resumes at the published tail; as producer at the published head (records
  * written but not published by a dead producer are discarded). */

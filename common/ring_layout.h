@@ -8,7 +8,8 @@
  *
  *   block  writer       fields                               read by
  *   0      creator      shm_hdr                              everybody (attach)
- *   1      creator      geometry (read-only after creation)  everybody
+ *   1      creator      geometry (read-only after creation),  everybody
+ *                       tag (ring_set_tag, before the stages start)
  *   2      producer     head, records_in, drops              consumer (head), observers
  *   3      consumer     tail, records_out                    producer (tail), observers
  *   4      producer     prod_waiting, producer_waits         consumer (before waking)
@@ -52,7 +53,9 @@ typedef struct ring_ctl {
     uint64_t capacity;   /* data bytes, a power of two >= RING_MIN_SIZE */
     uint64_t max_record; /* largest payload, <= capacity / 4 */
     uint64_t data_offset;
-    uint64_t geo_pad[13];
+    uint64_t tag; /* ring_set_tag: the creator's meaning of the records (0: none), kept when a
+                     ring is adopted */
+    uint64_t geo_pad[12];
 
     /* producer block */
     uint64_t head;       /* P1: published end of complete records */

@@ -25,6 +25,7 @@ struct topo {
     ring **w_out;   /* n_workers */
     stats *st;
     uint64_t resumed_records; /* queued records found in adopted rings at creation */
+    uint64_t tag;             /* config_tag, kept in every ring */
 };
 
 typedef int (*name_fn)(char *, size_t, const char *, size_t);
@@ -174,9 +175,43 @@ static size_t sweep_all(const char *instance, int keep_state)
     return kept;
 }
 
+/* What the numbers in the records mean: the config's clients and rules, in order (REC_MSG and
+ * REC_PUBLISH carry client and rule indices). FNV-1a over their names; never 0 (0: no tag). */
+static uint64_t config_tag(const cfg *c)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < c->n_clients + c->n_rules + 1; i++) {
+        const char *s = i < c->n_clients    ? c->clients[i].client_id
+                        : i == c->n_clients ? "\x01rules"
+                                            : c->rules[i - c->n_clients - 1].name;
+        for (const char *p = s ? s : "";; p++) {
+            h = (h ^ (unsigned char)*p) * 1099511628211ull;
+            if (!*p)
+                break;
+        }
+    }
+    return h ? h : 1;
+}
+
+/* An adopted ring whose records were written under another configuration (other clients or
+ * rules, so other indices): its records would be routed to the wrong rule or client, so they
+ * are dropped, loudly, and the ring made anew. 0 or -errno (*r replaced). */
+static int drop_foreign(ring **r, const char *name, uint64_t queued)
+{
+    log_error("supervisor",
+              "%s holds %llu queued record(s) of another configuration (its clients or rules "
+              "changed since): dropped; start the previous configuration once to deliver them",
+              name, (unsigned long long)queued);
+    size_t cap = ring_capacity(*r), max_rec = ring_max_record(*r);
+    ring_detach(*r);
+    *r = NULL;
+    (void)ring_unlink(name);
+    return ring_create(name, cap, max_rec, r);
+}
+
 /* Creates n rings named by fn into rs[], adopting those a dead instance left with the same
- * geometry (their queued records are resumed, and logged). On failure rs[] holds what was
- * made. */
+ * geometry and configuration (their queued records are resumed, and logged). On failure
+ * rs[] holds what was made. */
 static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, char *err,
                       size_t errlen)
 {
@@ -199,7 +234,14 @@ static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, ch
         if (rc == 1) {
             ring_stats st;
             ring_get_stats(rs[i], &st);
-            uint64_t q = st.records_in - st.records_out;
+            uint64_t q = st.records_in - st.records_out, tag = ring_tag(rs[i]);
+            if (q && tag && tag != t->tag) {
+                if ((rc = drop_foreign(&rs[i], name, q)) < 0) {
+                    fail(err, errlen, "ring_create(%s): %s", name, strerror(-rc));
+                    return rc;
+                }
+                q = 0;
+            }
             t->resumed_records += q;
             if (q)
                 log_info("supervisor", "resuming %llu queued record(s) (%zu bytes) in %s",
@@ -207,6 +249,7 @@ static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, ch
             else
                 log_debug("supervisor", "adopted empty ring %s", name);
         }
+        ring_set_tag(rs[i], t->tag);
     }
     return 0;
 }
@@ -221,6 +264,7 @@ int topo_create(const cfg *c, topo **out, char *err, size_t errlen)
     t->n_ingress = cfg_ingress_count(c);
     t->n_workers = (size_t)c->runtime.workers;
     t->instance = strdup(c->runtime.instance);
+    t->tag = config_tag(c);
     t->ingress = calloc(t->n_ingress ? t->n_ingress : 1, sizeof(ring *));
     t->w_in = calloc(t->n_workers ? t->n_workers : 1, sizeof(ring *));
     t->w_out = calloc(t->n_workers ? t->n_workers : 1, sizeof(ring *));

@@ -10,7 +10,10 @@
  * finds with the same ring_size and record limit (ring_adopt), so the records that were
  * queued are processed after all (logged: "resuming N queued record(s) ... in <ring>"); the
  * consumers re-read what they had not released, at-least-once. A ring of another geometry or
- * layout version is reclaimed empty (logged). The stats segment is created anew: its
+ * layout version is reclaimed empty (logged), and so is one whose records were queued under
+ * a config with other clients or rules (records carry their indices; the ring's tag holds a
+ * fingerprint of them): those records are dropped with an error in the log rather than run
+ * by the wrong rule. The stats segment is created anew: its
  * counters describe this run's processes (a dead instance's is reclaimed). The workers' state
  * segments (names_worker_state) are left alone: each worker adopts its own. Anything else
  * with the instance's name (rings of stages a bigger configuration had) is removed, with the

@@ -1073,6 +1073,7 @@ static void dead_instance_ring(const char *name, size_t cap, size_t max_rec, uin
         if (ring_create(name, cap, max_rec, &o) || ring_attach(name, RING_PRODUCER, &p) ||
             ring_attach(name, RING_CONSUMER, &c))
             _exit(1);
+        ring_set_tag(o, 0xfeed);
         for (uint64_t i = 0; i < n; i++) {
             void *buf;
             if (ring_reserve(p, 64, &buf))
@@ -1120,6 +1121,9 @@ static void test_ring_adopt_keeps_records_and_consumer_rereads_from_tail(void **
     assert_int_equal(ctl->hdr.owner_pid, (uint64_t)getpid());
     shm_detach(seg);
 
+    /* the creator's tag came along with the records */
+    assert_int_equal(ring_tag(o), 0xfeedull);
+
     /* the new consumer starts at the released tail: the 5 advanced but unreleased records
      * come again, then the rest; the one being run when the old consumer died counts a
      * second attempt */
@@ -1148,6 +1152,7 @@ static void test_ring_adopt_other_geometry_starts_empty(void **state)
     dead_instance_ring(g_name, 8192, 1024, 20, 0, 0);
     assert_int_equal(ring_adopt(g_name, 8192, 512, &o), 0);
     assert_int_equal(ring_used(o), 0);
+    assert_int_equal(ring_tag(o), 0); /* a new ring */
     assert_int_equal(ring_max_record(o), 512);
     ring_detach(o);
     /* another capacity */

@@ -32,13 +32,9 @@ static int seg_exists(const char *name)
     return access(path, F_OK) == 0;
 }
 
-static int setup(void **state)
+/* The test config of instance with rule rule_name. NULL when it does not load. */
+static cfg *load_config(const char *instance, const char *rule_name)
 {
-    static int seq;
-    fx *f = calloc(1, sizeof(*f));
-    if (!f)
-        return -1;
-    snprintf(f->instance, sizeof(f->instance), "ttopo%d_%d", (int)getpid(), seq++);
     char yaml[1024];
     snprintf(yaml, sizeof(yaml),
              "mqtt_clients:\n"
@@ -55,20 +51,32 @@ static int setup(void **state)
              "    - step: \"relay\"\n"
              "      config: { target_client_id: \"out\" }\n"
              "rules:\n"
-             "  - rule: \"r\"\n"
+             "  - rule: \"%s\"\n"
              "    topic: \"#\"\n"
              "    action: \"fwd\"\n"
              "runtime:\n"
              "  instance: \"%s\"\n"
              "  workers: 3\n"
              "  ring_size: 65536\n",
-             f->instance);
+             rule_name, instance);
     cfg_diag d = {0};
-    int rc = cfg_load_buffer("topo.yaml", "/tmp", yaml, strlen(yaml), 0, &f->c, &d);
+    cfg *c = NULL;
+    int rc = cfg_load_buffer("topo.yaml", "/tmp", yaml, strlen(yaml), 0, &c, &d);
     for (size_t i = 0; i < d.n_errors; i++)
         fprintf(stderr, "%s\n", d.errors[i]);
     cfg_diag_fini(&d);
-    if (rc < 0) {
+    return rc < 0 ? NULL : c;
+}
+
+static int setup(void **state)
+{
+    static int seq;
+    fx *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    snprintf(f->instance, sizeof(f->instance), "ttopo%d_%d", (int)getpid(), seq++);
+    f->c = load_config(f->instance, "r");
+    if (!f->c) {
         free(f);
         return -1;
     }
@@ -267,6 +275,38 @@ static void test_topo_reclaims_a_ring_of_another_size(void **state)
     topo_destroy(t, 1);
 }
 
+static void test_topo_drops_records_of_another_configuration(void **state)
+{
+    fx *f = *state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        topo *t = NULL;
+        char err[256], name[SHM_NAME_MAX];
+        ring *p = NULL;
+        if (topo_create(f->c, &t, err, sizeof(err)) != 0)
+            _exit(1);
+        names_worker_in(name, sizeof(name), f->instance, 0);
+        if (ring_attach(name, RING_PRODUCER, &p) != 0 || ring_push(p, "rule 0", 6) != 0)
+            _exit(1);
+        ring_flush(p);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* rule 0 is another rule now: the record must not be run by it */
+    cfg *other = load_config(f->instance, "renamed");
+    assert_non_null(other);
+    topo *t = NULL;
+    char err[256] = "";
+    assert_int_equal(topo_create(other, &t, err, sizeof(err)), 0);
+    assert_int_equal(topo_resumed_records(t), 0);
+    assert_int_equal(topo_fill_pct(t, STATS_WORKER, 0), 0);
+    topo_destroy(t, 1);
+    cfg_destroy(other);
+}
+
 static void test_topo_fill_levels(void **state)
 {
     fx *f = *state;
@@ -317,6 +357,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_topo_adopts_what_a_dead_instance_left, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_topo_reclaims_a_ring_of_another_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_topo_drops_records_of_another_configuration, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_topo_fill_levels, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
