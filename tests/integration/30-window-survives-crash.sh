@@ -77,5 +77,32 @@ lib_log "windows: ${w[*]}"
     lib_fail "first window after the crash: got '${w[0]}', want count 5 avg 22.100 min 20 max 24.5 (the open window was lost or split by the worker's restart)"
 expect_eq "windows in total (5 readings, then 1)" "${#w[@]}" 2
 
+# A live restart (`mqttflow restart worker 0`: SIGTERM, then a new worker) keeps the open
+# window too: it closes on time with the readings from before and after the restart.
+t_open_ms=$(now_ms)
+pub 30 31
+it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_in_total worker 0) -ge 2 ]]' ||
+    lib_fail "worker 0 did not take 30 and 31"
+out=$("$MQTTFLOW" restart -c "$conf" worker 0 2>&1) || lib_fail "mqttflow restart worker 0: $out"
+lib_log "restart worker 0: $out"
+pub 32
+it_until 15 '[[ $(n_windows) -ge 3 ]]' || lib_fail "no window after the live restart: $(windows)"
+took=$(($(now_ms) - t_open_ms))
+lib_log "window out ${took} ms after its first reading, across a live restart"
+((took >= 4900 && took <= 6500)) || lib_fail "window across the live restart out after ${took} ms (5000)"
+mapfile -t w < <(windows)
+[[ ${w[2]} == '{"count":3,"avg":31.000,"min":30,"max":32}' ]] ||
+    lib_fail "window across the live restart: got '${w[2]}', want count 3 avg 31.000 min 30 max 32"
+
+# A stop of the whole instance does not wait for an open window, nor lose it: closed early.
+in_before=$(it_metric "$conf" mqttflow_stage_in_total worker 0)
+pub 40
+it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_in_total worker 0) -gt $in_before ]]' ||
+    lib_fail "worker 0 did not take 40"
 it_stop "$conf"
+it_until 10 '[[ $(n_windows) -ge 4 ]]' || lib_fail "the window open at the stop was lost: $(windows)"
+mapfile -t w < <(windows)
+[[ ${w[3]} == '{"count":1,"avg":40.000,"min":40,"max":40}' ]] ||
+    lib_fail "window closed by the stop: got '${w[3]}', want the single reading 40"
+expect_eq "windows in total" "${#w[@]}" 4
 lib_log "PASS"
