@@ -20,6 +20,7 @@ struct wstate {
     size_t *len;
     size_t *first; /* per rule: index of its step 0 in off/len */
     size_t n_rules;
+    size_t n_steps;   /* entries of off/len */
     size_t n_regions; /* steps with state */
     bool adopted, positions_valid;
 };
@@ -102,6 +103,7 @@ static int build_table(wstate *ws, const cfg *c)
         n += ch ? ch->n_steps : 0;
     }
     ws->n_rules = c->n_rules;
+    ws->n_steps = n;
     ws->off = calloc(n ? n : 1, sizeof(*ws->off));
     ws->len = calloc(n ? n : 1, sizeof(*ws->len));
     ws->first = calloc(c->n_rules ? c->n_rules : 1, sizeof(*ws->first));
@@ -245,7 +247,7 @@ void *wstate_region(wstate *ws, int rule, size_t step, size_t *len)
     if (rule < 0 || (size_t)rule >= ws->n_rules)
         return NULL;
     size_t k = ws->first[rule] + step;
-    size_t n_next = (size_t)rule + 1 < ws->n_rules ? ws->first[rule + 1] : SIZE_MAX;
+    size_t n_next = (size_t)rule + 1 < ws->n_rules ? ws->first[rule + 1] : ws->n_steps;
     if (k >= n_next || !ws->off[k])
         return NULL;
     if (len)
