@@ -1,7 +1,7 @@
 /* spool: an append-only, ordered, durable queue of opaque records in one directory on disk
  * (DESIGN §5, issue 4 "Store-and-forward"). The relay keeps one spool per target client
  * (runtime.spool_dir/<client_id>/) while that target is down; the ingress keeps one
- * (runtime.spool_dir/ingress<i>/) for messages that arrive while its ring is full.
+ * (runtime.spool_dir/ingress<i>.<instance>/) for messages that arrive while its ring is full.
  *
  * Threads: one spool is used by one process; every call on it must be serialised by the
  * caller (one thread, or the caller's own mutex). There is one writer position and one reader

@@ -7,15 +7,15 @@
  * spool append is fsync'd) before intake_message returns, so a message counts as taken only
  * once it is in the ring or durable in the spool (see subscriber.h for when paho acknowledges).
  *
- * Full ring, with a spool (intake_set_spool; the ingress's runtime.spool_dir/ingress<i>/):
- * the call waits for room at most spill_wait_ms (well under keepalive / 2), then appends the
- * message to the spool, waits for it to be durable and returns, so paho's receive thread
- * never stops for long and the broker connection (keepalive, PUBACKs) survives a ring that
- * stays full for any time. Order is kept: while the spool holds anything, every new message
- * first lets the spool drain into the ring as far as it has room, then goes to the spool
- * itself if anything is left there. intake_drain (main thread, every loop turn) moves
- * spooled records into the ring when no messages arrive. QoS 0 with runtime.overflow: drop
- * is dropped and counted as before, never spooled. When the spool refuses (its cap
+ * Full ring, with a spool (intake_set_spool; the ingress's
+ * runtime.spool_dir/ingress<i>.<instance>/): the call waits for room at most spill_wait_ms (well
+ * under keepalive / 2), then appends the message to the spool, waits for it to be durable and
+ * returns, so paho's receive thread never stops for long and the broker connection (keepalive,
+ * PUBACKs) survives a ring that stays full for any time. Order is kept: while the spool holds
+ * anything, every new message first lets the spool drain into the ring as far as it has room, then
+ * goes to the spool itself if anything is left there. intake_drain (main thread, every loop turn)
+ * moves spooled records into the ring when no messages arrive. QoS 0 with runtime.overflow: drop is
+ * dropped and counted as before, never spooled. When the spool refuses (its cap
  * runtime.spool_max_bytes: -ENOSPC, or a disk error) the call falls back to blocking until
  * the ring has room (logged once): nothing is ever acknowledged that is not stored.
  *

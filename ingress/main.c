@@ -1,13 +1,12 @@
 /* mqttflow-ingress CONFIG INGRESS_INDEX: one MQTT client's subscriptions -> its ingress ring.
  *
  * Wiring only (STYLE 13): load the config, attach the ring and the stats slot the supervisor
- * created, open the ingress's spool (runtime.spool_dir/ingress<i>/, for messages that find
- * the ring full), connect the subscriber (ingress/subscriber) whose messages go through
- * intake (ingress/intake) into the ring or the spool, report ready once subscribed, then keep
- * the heartbeat and the connection state and drain the spool into the ring until SIGTERM; on
- * stop disconnect first (nothing more arrives), drain the spool for a bounded time (what is
- * left stays on disk for the next start), then flush and detach. Exit codes:
- * common/exitcode.h.
+ * created, open the ingress's spool (runtime.spool_dir/ingress<i>.<instance>/, for messages that
+ * find the ring full), connect the subscriber (ingress/subscriber) whose messages go through intake
+ * (ingress/intake) into the ring or the spool, report ready once subscribed, then keep the
+ * heartbeat and the connection state and drain the spool into the ring until SIGTERM; on stop
+ * disconnect first (nothing more arrives), drain the spool for a bounded time (what is left stays
+ * on disk for the next start), then flush and detach. Exit codes: common/exitcode.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -138,7 +137,10 @@ static void run(ingress_app *app)
 static void open_spool(ingress_app *app, const cfg_client *cl)
 {
     char dir[4096], name[96];
-    snprintf(dir, sizeof(dir), "%s/ingress%zu", app->conf->runtime.spool_dir, app->index);
+    /* the instance in the name: several instances may share one spool_dir (a spool has one
+     * owner; a second one would wait for the lock and run without a spool) */
+    snprintf(dir, sizeof(dir), "%s/ingress%zu.%s", app->conf->runtime.spool_dir, app->index,
+             app->conf->runtime.instance);
     snprintf(name, sizeof(name), "ingress %.64s", cl->client_id);
     spool_opts o = {.max_bytes = app->conf->runtime.spool_max_bytes, .name = name};
     int rc = spool_open(dir, &o, &app->sp);

@@ -367,7 +367,7 @@ static void test_ingress_full_ring_spools_and_keeps_connection(void **state)
     assert_int_equal(stats_get(&f->slot->dropped), 0);
     /* the spool is acknowledged and its consumed segments gone */
     char dir[256];
-    snprintf(dir, sizeof(dir), "%s/spool/ingress0", f->dir);
+    snprintf(dir, sizeof(dir), "%s/spool/ingress0.%s", f->dir, f->instance);
     struct stat stb;
     assert_int_equal(stat(dir, &stb), 0);
     assert_int_equal(stb.st_mode & 0777, 0700);
