@@ -373,6 +373,24 @@ static void test_ingress_full_ring_spools_and_keeps_connection(void **state)
     assert_int_equal(stb.st_mode & 0777, 0700);
 }
 
+static void test_ingress_kill9_with_spooled_messages_loses_nothing(void **state)
+{
+    fixture *f = *state;
+    /* the ring full, most messages in the spool, then kill -9 of the ingress: the restarted
+     * ingress recovers the spool and moves it into the ring behind what the ring holds, in
+     * order; new messages queue behind the spool */
+    expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "1000", "-s", "64", "-q", "1", "-i", "4", NULL),
+                 20000);
+    assert_int_equal(wait_counter(&f->slot->in, 1000, 15000), 1000);
+    assert_true(stats_get(&f->slot->extra[0]) > 900);
+    kill_wait(&f->ingress);
+    assert_int_equal(start_ingress(f), 0);
+    expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "100", "-s", "64", "-q", "1", "-i", "5", NULL),
+                 20000);
+    expect_in_order2(f, 1000, 100);
+    assert_true(file_has(f, "ingress.log", "waiting in the spool"));
+}
+
 static void test_ingress_retained_flag_kept(void **state)
 {
     fixture *f = *state;
@@ -479,6 +497,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingress_shared_group_splits_messages, setup_shared,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingress_full_ring_spools_and_keeps_connection,
+                                        setup_clean_keepalive, teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_kill9_with_spooled_messages_loses_nothing,
                                         setup_clean_keepalive, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_persistent_session_survives_keepalive_timeout,
                                         setup_persistent_block, teardown),
