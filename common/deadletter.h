@@ -7,8 +7,9 @@
  *    "reason": ..., "source_client": ..., "topic": ..., "qos": 1,
  *    "payload": "<UTF-8 text>" | "payload_b64": "<base64>", "payload_len": N}
  * rule, callback and source_client are null when unknown. payload holds the payload as a
- * JSON string when it is valid UTF-8 (NUL bytes included, escaped by JSON), otherwise the
- * bytes go base64-encoded (RFC 4648, with padding) under payload_b64.
+ * JSON string when it is valid UTF-8 (NUL bytes included, escaped as \u0000: a jansson
+ * reader needs JSON_ALLOW_NUL), otherwise the bytes go base64-encoded (RFC 4648, with
+ * padding) under payload_b64.
  *
  * Durability: deadletter_append only writes (one write per line, retried on short writes);
  * deadletter_sync makes every line written so far durable (fdatasync). A caller that gives a

@@ -277,8 +277,14 @@ static enum send_result dispatch(pump *p, size_t ri, uint64_t seq, inflight_entr
         inflight_sent(p->win[ri], seq);
         return SEND_OK;
     }
+    if (e->conn < p->n_conns && !conn_is_up(p->conns[e->conn]) &&
+        !conn_first_attempt_done(p->conns[e->conn]))
+        return SEND_DOWN; /* starting: wait for the first connect rather than spool at once */
     if (e->conn < p->n_conns && sfwd_diverts(p->sf, e->conn, conn_is_up(p->conns[e->conn]))) {
-        if (sfwd_queue(p->sf, e->conn, (uint16_t)ri, seq, e->rec, e->rec_len) != 0)
+        int rc = sfwd_queue(p->sf, e->conn, (uint16_t)ri, seq, e->rec, e->rec_len);
+        if (rc == -ENOBUFS)
+            return SEND_NO_CREDIT; /* a batch is full: more after this turn's append */
+        if (rc != 0)
             return SEND_DOWN; /* no spool for it: the record waits in the ring */
         inflight_sent(p->win[ri], seq);
         return SEND_OK;

@@ -175,6 +175,8 @@ int sfwd_queue(sfwd *s, uint16_t ti, uint16_t ring, uint64_t seq, const void *re
         if (rc)
             return rc;
     }
+    if (t->q_len >= SFWD_QUEUE_MAX)
+        return -ENOBUFS;
     if (t->q_head + t->q_len == t->q_cap) {
         if (t->q_head > 0) {
             memmove(t->q, t->q + t->q_head, t->q_len * sizeof(*t->q));

@@ -48,6 +48,9 @@
 
 #define SFWD_RETRY_MS  100 /* a refused or failed append, a failed open: try again after */
 #define SFWD_BATCH_MAX 256 /* largest drain batch (the drain window's size) */
+/* records queued per target for one append: a relay killed during an append (its data may
+ * be recovered although the ring was not released) duplicates at most this many */
+#define SFWD_QUEUE_MAX 256
 
 typedef struct sfwd sfwd;
 
@@ -66,7 +69,8 @@ void sfwd_recover(sfwd *s);
 /* Whether target t's records must go to its spool now (t down, or its spool not drained). */
 int sfwd_diverts(const sfwd *s, uint16_t t, int up);
 /* Queues the record (rec, len: in the ring, valid until the pump marks (ring, seq) done) for
- * t's spool. 0; -errno when t's spool cannot be opened (the caller keeps the record). */
+ * t's spool. 0; -ENOBUFS when SFWD_QUEUE_MAX records wait already (try after sfwd_flush);
+ * another -errno when t's spool cannot be opened (the caller keeps the record). */
 int sfwd_queue(sfwd *s, uint16_t t, uint16_t ring, uint64_t seq, const void *rec, size_t len);
 /* Appends what is queued (one batch per target, retrying refused ones when due) and calls
  * fn for every record stored. Returns how many were stored. */
