@@ -93,7 +93,8 @@ typedef struct spool_stats {
 
 /* Opens (creating it 0700 if missing, parents too) the spool in dir and recovers it as
  * described above. o may be NULL (defaults). 0 and *out; -EBUSY when another process has it
- * open; -ENOSYS when io_uring is not available; -errno for the directory. Damaged files never
+ * open; -ENOSYS/-EPERM (io_uring_setup refused: no io_uring in
+ * this kernel or a seccomp filter); -errno for the directory. Damaged files never
  * make it fail. dir is copied. */
 int spool_open(const char *dir, const spool_opts *o, spool **out);
 /* Closes files and the ring. Acknowledges nothing (call spool_ack first to keep the reader

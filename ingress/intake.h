@@ -31,7 +31,7 @@
  * increasing series per source (with a gap after a crash that re-reads spooled records).
  *
  * Counters: in (taken: ring or spool), dropped, errors, dead, and
- * extra[INTAKE_EXTRA_SPOOLED] (messages that went through the spool).
+ * extra[INTAKE_EXTRA_SPOOLED] / extra[INTAKE_EXTRA_SPOOL_NOW] (see below).
  */
 #ifndef MF_INTAKE_H
 #define MF_INTAKE_H
@@ -47,7 +47,9 @@
 typedef struct intake intake;
 
 enum { INTAKE_WRITTEN = 0, INTAKE_DROPPED = 1 };
-enum { INTAKE_EXTRA_SPOOLED = 0 }; /* index into stats_slot.extra */
+/* indexes into stats_slot.extra: messages that went through the spool (a counter), and
+ * messages in the spool now (a gauge, as the relay's extra[0]) */
+enum { INTAKE_EXTRA_SPOOLED = 0, INTAKE_EXTRA_SPOOL_NOW = 1 };
 
 /* Prepares intake for ring r (attached as producer; not owned) of source client `client`
  * (cfg index, written into every record). slot (may be NULL) receives in/dropped/errors/dead.

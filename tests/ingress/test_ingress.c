@@ -355,12 +355,18 @@ static void test_ingress_full_ring_spools_and_keeps_connection(void **state)
     assert_int_equal(wait_counter(&f->slot->in, 1000, 15000), 1000);
     uint64_t spooled = stats_get(&f->slot->extra[0]);
     assert_true(spooled >= 1000 - 64); /* the ring holds 64 of these records */
+    assert_int_equal(stats_get(&f->slot->extra[1]), spooled); /* in the spool now */
     hold_ring_full(f, 6500);
     /* messages keep flowing while the spool is non-empty: they queue behind it */
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "200", "-s", "64", "-q", "1", "-i", "5", NULL),
                  20000);
     assert_int_equal(wait_counter(&f->slot->in, 1200, 15000), 1200);
     expect_in_order2(f, 1000, 200);
+    /* the gauge is set just after the last records were flushed into the ring */
+    uint64_t end = clock_mono_ns() + 2000000000ull;
+    while (stats_get(&f->slot->extra[1]) != 0 && clock_mono_ns() < end)
+        sleep_ms(10);
+    assert_int_equal(stats_get(&f->slot->extra[1]), 0);
     assert_false(file_has(f, "ingress.log", "lost"));
     assert_false(file_has(f, "ingress.log", "reconnect"));
     assert_false(file_has(f, "mosquitto.log", "exceeded timeout"));
