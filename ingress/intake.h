@@ -18,6 +18,9 @@
  * dropped and counted as before, never spooled. When the spool refuses (its cap
  * runtime.spool_max_bytes: -ENOSPC, or a disk error) the call falls back to blocking until
  * the ring has room (logged once): nothing is ever acknowledged that is not stored.
+ * Cost: paho hands over one message per call, so each spilled message is its own durable
+ * batch (one fdatasync): measured 0.1 ms here (virtio disk, about 10k spilled messages/s);
+ * a disk with a 2 ms fsync takes about 500/s while spilling. The ring path is unchanged.
  *
  * Full ring without a spool: the call blocks until the consumer makes room (backpressure
  * reaches the broker through TCP, since paho's receive thread stops reading), unless
