@@ -62,6 +62,8 @@ TESTCB    := $(patsubst %.c,$(BUILD)/%.so,$(wildcard tests/callbacks/*.c))
 EXAMPLECB := $(patsubst %.c,%.so,$(wildcard config/examples/callbacks/*.c))
 
 .PHONY: all test asan check format format-check bench demo fuzz clean
+# keep test objects (make would delete them as intermediates and rebuild them every time)
+.SECONDARY:
 all: $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB)
 
 $(BUILD)/obj/%.o: %.c
