@@ -775,4 +775,63 @@ static inline size_t wait_missing_zero(fixture *f, int skip_qos0, size_t *wrong,
     return missing;
 }
 
+/* At-least-once check of the push_mix records of client (-1: all) on subscriber sb: returns how
+ * many never arrived; *dups = arrivals beyond the first of a record, *wrong = arrivals matching no
+ * record, *reordered = arrivals of a topic older than one already seen first. */
+static inline size_t missing_on(fixture *f, sub *sb, int client, size_t *dups, size_t *wrong,
+                                size_t *reordered)
+{
+    uint8_t *seen = calloc(f->n_pushed ? f->n_pushed : 1, 1);
+    size_t *last = calloc(64, sizeof(*last)); /* per topic slot: highest first-seen index + 1 */
+    assert_non_null(seen);
+    assert_non_null(last);
+    *dups = *wrong = *reordered = 0;
+    pthread_mutex_lock(&sb->mu);
+    for (size_t j = 0; j < sb->n; j++) {
+        got *g = &sb->items[j];
+        int ri;
+        size_t i, k = SIZE_MAX;
+        char hdr[40] = {0};
+        memcpy(hdr, g->payload, g->len < 39 ? (size_t)g->len : 39);
+        if (sscanf(hdr, "r%d-i%zu:", &ri, &i) == 2 && ri >= 0 && ri < N_RINGS)
+            k = i * N_RINGS + (size_t)ri;
+        if (k >= f->n_pushed || (client >= 0 && f->pushed[k].client != client) ||
+            strcmp(f->pushed[k].topic, g->topic) != 0 || (size_t)g->len != f->pushed[k].len ||
+            memcmp(g->payload, f->pushed[k].payload, f->pushed[k].len) != 0) {
+            (*wrong)++;
+            continue;
+        }
+        if (seen[k]) {
+            (*dups)++;
+            continue;
+        }
+        seen[k] = 1;
+        /* first arrivals of one topic must come in push order (k grows with it) */
+        /* one slot per push_mix topic (ring, client, qos) */
+        size_t slot =
+            (size_t)ri * 4 + (size_t)(f->pushed[k].client % 2) * 2 + (size_t)(f->pushed[k].qos % 2);
+        if (k + 1 < last[slot])
+            (*reordered)++;
+        else
+            last[slot] = k + 1;
+    }
+    pthread_mutex_unlock(&sb->mu);
+    size_t missing = 0;
+    for (size_t k = 0; k < f->n_pushed; k++)
+        missing += (client < 0 || f->pushed[k].client == client) && !seen[k];
+    free(seen);
+    free(last);
+    return missing;
+}
+
+static inline size_t wait_missing_on(fixture *f, sub *sb, int client, int timeout_ms, size_t *dups,
+                                     size_t *wrong, size_t *reordered)
+{
+    uint64_t end = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    size_t m;
+    while ((m = missing_on(f, sb, client, dups, wrong, reordered)) != 0 && clock_mono_ns() < end)
+        sleep_ms(50);
+    return m;
+}
+
 #endif
