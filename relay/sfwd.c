@@ -37,6 +37,7 @@ typedef struct target {
     uint64_t retry_at;           /* no append (or open) before this time, 0 = now */
     int refusing;                /* the cap refused the last append (logged once) */
     int open_failed;             /* the last open failed (logged once) */
+    int must_open;               /* its directory exists but could not be opened at start */
     int consumed;                /* records consumed since the last spool_ack */
     char dir[PATH_MAX];
     char name[300];
@@ -131,6 +132,7 @@ static int open_spool(sfwd *s, target *t)
     if (t->open_failed)
         log_info(COMP, "spool %s opened", t->dir);
     t->open_failed = 0;
+    t->must_open = 0;
     spool_stats st;
     spool_get_stats(t->sp, &st);
     if (st.recovered || st.quarantined || st.cut_bytes)
@@ -152,6 +154,8 @@ void sfwd_recover(sfwd *s)
             continue;
         if (open_spool(s, t) == 0)
             found += spool_count(t->sp);
+        else
+            t->must_open = 1; /* it may hold records: nothing for t goes out before them */
     }
     if (found)
         log_info(COMP, "%llu spooled records to publish once their targets are up",
@@ -161,7 +165,7 @@ void sfwd_recover(sfwd *s)
 int sfwd_diverts(const sfwd *s, uint16_t t, int up)
 {
     const target *tg = &s->t[t];
-    return !up || tg->q_len > 0 || !inflight_is_empty(tg->win) ||
+    return !up || tg->must_open || tg->q_len > 0 || !inflight_is_empty(tg->win) ||
            (tg->sp && spool_count(tg->sp) > 0);
 }
 

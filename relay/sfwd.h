@@ -32,7 +32,9 @@
  *
  * Recovery: sfwd_recover opens every target's spool directory that exists at start (spool
  * recovery and quarantine happen in spool_open) and logs what it found; a target with records
- * left is drained once it is up.
+ * left is drained once it is up. A directory that exists but cannot be opened (still locked
+ * by a relay that is exiting, -EBUSY) may hold records: that target's records wait in the
+ * rings until the open succeeds (tried again every second), so none overtakes them.
  *
  * Used by the relay's main loop only (one thread). Blocking: appends and acks wait for their
  * fsyncs (a few ms per batch, once per loop turn per target at most).

@@ -13,6 +13,8 @@
 #include <jansson.h>
 #include <limits.h>
 
+#include "spool.h"
+
 /* Waits until the relay's "spooled now" counter (stats extra[0]) is n. */
 static int wait_spooled(fixture *f, uint64_t n, int timeout_ms)
 {
@@ -259,6 +261,70 @@ static void test_relay_spool_cap_keeps_records_in_ring(void **state)
     assert_int_equal(wait_spooled(f, 0, 5000), 0);
 }
 
+/* Appends a REC_PUBLISH for client to spool sp and remembers it as pushed (expected first). */
+static void spool_rec(fixture *f, spool *sp, uint16_t client, const char *topic, size_t i)
+{
+    unsigned char pl[MAX_PAYLOAD], buf[MAX_PAYLOAD + 128];
+    size_t len = make_payload(pl, 0, i);
+    rec_hdr h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_PUBLISH;
+    h.client = client;
+    h.rule = REC_NONE;
+    h.step = REC_NONE;
+    h.qos = 1;
+    long n = rec_encode(buf, sizeof(buf), &h, topic, strlen(topic), pl, len);
+    assert_true(n > 0);
+    assert_int_equal(spool_append(sp, buf, (size_t)n), 0);
+    if (f->n_pushed == f->cap_pushed) {
+        f->cap_pushed = f->cap_pushed ? f->cap_pushed * 2 : 1024;
+        f->pushed = realloc(f->pushed, f->cap_pushed * sizeof(*f->pushed));
+        assert_non_null(f->pushed);
+    }
+    struct pushed *p = &f->pushed[f->n_pushed++];
+    memset(p, 0, sizeof(*p));
+    p->ring = 0;
+    p->client = client;
+    snprintf(p->topic, sizeof(p->topic), "%s", topic);
+    memcpy(p->payload, pl, len);
+    p->len = len;
+    p->qos = 1;
+}
+
+static void test_relay_spool_left_records_go_before_new_ones(void **state)
+{
+    fixture *f = *state;
+    char dir[300], id[80];
+    spool_dir_of(f, "b", dir, sizeof(dir));
+    /* a spool a previous relay left for b: 50 records */
+    spool *sp = NULL;
+    assert_int_equal(spool_open(dir, NULL, &sp), 0);
+    for (size_t i = 0; i < 50; i++)
+        spool_rec(f, sp, 1, "t/b", i);
+    snprintf(id, sizeof(id), "sub-%s", f->instance);
+    assert_int_equal(sub_open(&f->s, f->port, id, 1, "t/#"), 0);
+    /* still locked (a relay that has not finished exiting): the new relay cannot open it at
+     * start, and b's new records must not overtake the spooled ones meanwhile */
+    assert_int_equal(start_relay(f), 0);
+    unsigned char pl[MAX_PAYLOAD];
+    for (size_t i = 50; i < 100; i++) {
+        size_t len = make_payload(pl, 0, i);
+        push_rec(f, 0, 1, "t/b", pl, len, 1, 0);
+    }
+    ring_flush(f->prod[0]);
+    sleep_ms(300); /* the relay's turn to (wrongly) publish them, if it would */
+    assert_int_equal(sub_count(&f->s), 0);
+    spool_close(sp);
+
+    assert_int_equal(sub_wait_count(&f->s, 100, 20000), 100);
+    assert_int_equal(check_delivery(f), 0);
+    assert_int_equal(wait_released(f, 5000), -1); /* ring 1 never got a record */
+    assert_int_equal(wait_released_ring(f, 0, 5000), 0);
+    assert_int_equal(wait_spooled(f, 0, 5000), 0);
+    assert_true(log_has(f, "cannot be opened")); /* at start: still locked */
+    assert_true(log_has(f, "recovered 50 records"));
+}
+
 /* ---- dead letters ---- */
 
 static void push_dead(fixture *f, uint16_t rule, uint16_t aux, uint32_t src, const char *topic,
@@ -410,6 +476,8 @@ int main(void)
             test_relay_spool_sigkill_while_spooling_and_draining_loses_nothing, setup_two,
             teardown),
         cmocka_unit_test_setup_teardown(test_relay_spool_garbage_files_quarantined_at_start, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_relay_spool_left_records_go_before_new_ones, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_relay_spool_cap_keeps_records_in_ring,
                                         setup_persistent, teardown),
