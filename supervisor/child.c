@@ -31,22 +31,63 @@ static enum child_action term_now(child *c, uint64_t now)
     return CHILD_ACT_TERM;
 }
 
+static unsigned in_window(const uint64_t *times, unsigned n, uint64_t now)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (now - times[i] < CHILD_WINDOW_NS)
+            k++;
+    return k;
+}
+
+static void times_add(uint64_t *times, unsigned cap, unsigned *n, unsigned *next, uint64_t now)
+{
+    times[*next] = now;
+    *next = (*next + 1) % cap;
+    if (*n < cap)
+        (*n)++;
+}
+
 static unsigned recent_in_window(const child *c, uint64_t now)
 {
-    unsigned n = 0;
-    for (unsigned i = 0; i < c->n_recent; i++)
-        if (now - c->recent[i] < CHILD_WINDOW_NS)
-            n++;
-    return n;
+    return in_window(c->recent, c->n_recent, now);
 }
 
 static void recent_add(child *c, uint64_t now)
 {
-    const unsigned cap = sizeof(c->recent) / sizeof(c->recent[0]);
-    c->recent[c->recent_next] = now;
-    c->recent_next = (c->recent_next + 1) % cap;
-    if (c->n_recent < cap)
-        c->n_recent++;
+    times_add(c->recent, sizeof(c->recent) / sizeof(c->recent[0]), &c->n_recent, &c->recent_next,
+              now);
+}
+
+static void fail_by_intensity(child *c, uint64_t now, int limit, const char *what, const char *kind)
+{
+    c->state = CHILD_FAILED;
+    c->cooldown = 1;
+    c->deadline_ns = now + CHILD_COOLDOWN_NS;
+    snprintf(c->reason, sizeof(c->reason),
+             "restart intensity: more than %d %s in %llu s (last: %s); next try in %llu s", limit,
+             kind, (unsigned long long)(CHILD_WINDOW_NS / 1000000000ull), what,
+             (unsigned long long)(CHILD_COOLDOWN_NS / 1000000000ull));
+}
+
+/* A death while running a record: the record is retried and dead-lettered by its attempt
+ * count, so the stage comes back at once (minimum backoff, not doubled), within a larger
+ * limit of its own. */
+static enum child_action on_record_crash(child *c, uint64_t now, const char *what)
+{
+    if (in_window(c->rec_recent, c->n_rec_recent, now) >= CHILD_MAX_RECORD_RESTARTS) {
+        fail_by_intensity(c, now, CHILD_MAX_RECORD_RESTARTS, what, "deaths running records");
+        return CHILD_ACT_NONE;
+    }
+    times_add(c->rec_recent, sizeof(c->rec_recent) / sizeof(c->rec_recent[0]), &c->n_rec_recent,
+              &c->rec_recent_next, now);
+    c->state = CHILD_BACKOFF;
+    c->deadline_ns = now + CHILD_BACKOFF_MIN_NS;
+    snprintf(c->reason, sizeof(c->reason),
+             "%s running a record (retried, dead-lettered after "
+             "max_attempts)",
+             what);
+    return CHILD_ACT_NONE;
 }
 
 /* An exit nobody asked for (STARTING or RUNNING): fail, or back off and respawn. */
@@ -69,15 +110,12 @@ static enum child_action on_crash(child *c, int wstatus, uint64_t now)
     }
     if (c->started_ns && now - c->started_ns >= CHILD_STABLE_NS)
         c->backoff_ns = CHILD_BACKOFF_MIN_NS;
+    int in_record = c->in_record;
+    c->in_record = 0;
+    if (in_record)
+        return on_record_crash(c, now, what);
     if (recent_in_window(c, now) >= CHILD_MAX_RESTARTS) {
-        c->state = CHILD_FAILED;
-        c->cooldown = 1;
-        c->deadline_ns = now + CHILD_COOLDOWN_NS;
-        snprintf(c->reason, sizeof(c->reason),
-                 "restart intensity: more than %d restarts in %llu s (last: %s); next try in "
-                 "%llu s",
-                 CHILD_MAX_RESTARTS, (unsigned long long)(CHILD_WINDOW_NS / 1000000000ull), what,
-                 (unsigned long long)(CHILD_COOLDOWN_NS / 1000000000ull));
+        fail_by_intensity(c, now, CHILD_MAX_RESTARTS, what, "restarts");
         return CHILD_ACT_NONE;
     }
     recent_add(c, now);
@@ -214,6 +252,8 @@ static enum child_action failed_restart(child *c, int wstatus, uint64_t now)
     c->cooldown = 0;
     c->n_recent = 0;
     c->recent_next = 0;
+    c->n_rec_recent = 0;
+    c->rec_recent_next = 0;
     c->backoff_ns = CHILD_BACKOFF_MIN_NS;
     c->restarts++;
     c->reason[0] = '\0';
@@ -261,6 +301,7 @@ void child_spawned(child *c, pid_t pid, uint64_t now_ns)
 {
     c->state = CHILD_STARTING;
     c->pid = pid;
+    c->in_record = 0;
     c->started_ns = now_ns;
     c->deadline_ns = now_ns + CHILD_READY_TIMEOUT_NS;
 }

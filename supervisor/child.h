@@ -12,6 +12,14 @@
  *     after CHILD_COOLDOWN_NS: a worker that a burst of poison messages crash-looped must not
  *     stay down for good, since the router would then block on its full input ring and stall
  *     every rule (the poison records are dead-lettered after max_attempts meanwhile);
+ *   - a worker that died running a record (in a callback: the loop sets in_record before the
+ *     EXIT) is respawned after CHILD_BACKOFF_MIN_NS without doubling the backoff, and counted
+ *     against its own, larger limit (more than CHILD_MAX_RECORD_RESTARTS within the window:
+ *     FAILED with a cool-down as above). The record is to blame, not the stage: the ring's
+ *     attempt count dead-letters it after runtime.max_attempts, so a poison message costs
+ *     max_attempts quick restarts and the worker is at full rate again within about 100 ms.
+ *     The limit still bounds a callback that crashes on every message (at most one spawn
+ *     every 100 ms until then: a few % of a CPU);
  *   - exit code 2 (MF_EXIT_CONFIG) and 127 (MF_EXIT_EXEC) are never respawned: FAILED at once;
  *   - a requested restart (CHILD_EV_RESTART) respawns at once, without backoff, and does not
  *     count against the intensity limit;
@@ -28,15 +36,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define CHILD_BACKOFF_MIN_NS   100000000ull   /* 100 ms */
-#define CHILD_BACKOFF_MAX_NS   5000000000ull  /* 5 s */
-#define CHILD_STABLE_NS        10000000000ull /* up this long: the backoff starts over */
-#define CHILD_MAX_RESTARTS     5              /* more than this many within the window: failed */
-#define CHILD_WINDOW_NS        10000000000ull /* 10 s */
-#define CHILD_COOLDOWN_NS      30000000000ull /* FAILED by intensity: tried again after this */
-#define CHILD_READY_TIMEOUT_NS 30000000000ull /* spawn -> ready, else SIGKILL */
-#define CHILD_STOP_TIMEOUT_NS  10000000000ull /* SIGTERM -> exit, else SIGKILL */
-#define CHILD_REASON_MAX       160
+#define CHILD_BACKOFF_MIN_NS      100000000ull   /* 100 ms */
+#define CHILD_BACKOFF_MAX_NS      5000000000ull  /* 5 s */
+#define CHILD_STABLE_NS           10000000000ull /* up this long: the backoff starts over */
+#define CHILD_MAX_RESTARTS        5              /* more than this many within the window: failed */
+#define CHILD_WINDOW_NS           10000000000ull /* 10 s */
+#define CHILD_MAX_RECORD_RESTARTS 30             /* deaths running a record: more in the window */
+#define CHILD_COOLDOWN_NS         30000000000ull /* FAILED by intensity: tried again after this */
+#define CHILD_READY_TIMEOUT_NS    30000000000ull /* spawn -> ready, else SIGKILL */
+#define CHILD_STOP_TIMEOUT_NS     10000000000ull /* SIGTERM -> exit, else SIGKILL */
+#define CHILD_REASON_MAX          160
 
 enum child_state {
     CHILD_IDLE,     /* never started */
@@ -75,12 +84,15 @@ typedef struct child {
     uint64_t backoff_ns;  /* the next automatic restart's delay */
     uint64_t restarts;    /* every respawn, requested or not (shown by status) */
     uint64_t recent[CHILD_MAX_RESTARTS + 1]; /* times of the last automatic restarts (ring) */
-    unsigned n_recent;             /* how many entries of recent are valid (<= its size) */
-    unsigned recent_next;          /* where the next one goes */
-    int restart_requested;         /* STOPPING because of CHILD_EV_RESTART: respawn at once */
-    int stop_requested;            /* STOPPING because of CHILD_EV_STOP: end in STOPPED */
-    int cooldown;                  /* FAILED by restart intensity: retried at deadline_ns */
-    int last_status;               /* last wait status (-1: none yet, or a failed spawn) */
+    unsigned n_recent;    /* how many entries of recent are valid (<= its size) */
+    unsigned recent_next; /* where the next one goes */
+    uint64_t rec_recent[CHILD_MAX_RECORD_RESTARTS + 1]; /* the same for deaths in a record */
+    unsigned n_rec_recent, rec_recent_next;
+    int in_record;         /* set by the caller before CHILD_EV_EXIT: it died running a record */
+    int restart_requested; /* STOPPING because of CHILD_EV_RESTART: respawn at once */
+    int stop_requested;    /* STOPPING because of CHILD_EV_STOP: end in STOPPED */
+    int cooldown;          /* FAILED by restart intensity: retried at deadline_ns */
+    int last_status;       /* last wait status (-1: none yet, or a failed spawn) */
     char reason[CHILD_REASON_MAX]; /* why it is FAILED/BACKOFF, or "" */
 } child;
 

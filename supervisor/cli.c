@@ -42,6 +42,8 @@ static void help_of(const char *cmd, FILE *f)
               "A stage that dies is respawned after a backoff (100 ms, doubling up to 5 s); more\n"
               "than 5 restarts in 10 s put it in the failed state (tried again after 30 s); exit\n"
               "code 2 (configuration or module error, e.g. a failing mf_init) is never respawned.\n"
+              "A worker that dies inside a callback is back after 100 ms (its message is run\n"
+              "again, dead-lettered after runtime.max_attempts), up to 30 such deaths in 10 s.\n"
               "The stages die with the supervisor (even kill -9). A new run of the instance then\n"
               "resumes the records queued in the rings left behind (same runtime.ring_size and\n"
               "max_payload; else they are reclaimed empty, logged). SIGTERM/SIGINT stops the\n"
@@ -51,8 +53,9 @@ static void help_of(const char *cmd, FILE *f)
         fputs("\nstatus STATE: starting, running, stopping, backoff (died; respawned when its\n"
               "backoff is over), failed (not respawned; the reason follows the table: exit 2 =\n"
               "configuration or module error, until `mqttflow restart`; restart intensity =\n"
-              "more than 5 restarts in 10 s, tried again after 30 s or at once on `mqttflow\n"
-              "restart`), stopped. --prom prints the same as Prometheus text.\n",
+              "more than 5 restarts (or 30 deaths inside callbacks) in 10 s, tried again after\n"
+              "30 s or at once on `mqttflow restart`), stopped. --prom: the same as Prometheus\n"
+              "text.\n",
               f);
     else if (!strcmp(cmd, "restart"))
         fputs("\nrestart: SIGTERM to the stage, which finishes at a record boundary, then a new\n"

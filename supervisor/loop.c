@@ -148,11 +148,20 @@ static void stage_exited(loop *l, size_t i, int wstatus)
     stats_set(&stats_slot_at(l->st, p->slot)->pid, 0);
     loop_proc_name(p, name, sizeof(name));
     child_describe_status(wstatus, what, sizeof(what));
+    /* A worker that died inside a callback (its busy mark set by this process, not left by a
+     * predecessor): the record is to blame and its attempt count deals with it (child.h). */
+    int in_record = 0;
+    if (p->kind == STATS_WORKER && before == CHILD_RUNNING) {
+        uint64_t since = stats_get(&stats_slot_at(l->st, p->slot)->busy_since_ns);
+        in_record = since != 0 && since >= p->spawned_ns;
+    }
+    p->ch.in_record = in_record;
     loop_dispatch(l, i, CHILD_EV_EXIT, wstatus);
 
     switch (p->ch.state) {
     case CHILD_BACKOFF:
-        log_warn(COMP, "%s (pid %d) died: %s; restarting in %llu ms", name, (int)pid, what,
+        log_warn(COMP, "%s (pid %d) died%s: %s; restarting in %llu ms", name, (int)pid,
+                 in_record ? " in a callback" : "", what,
                  (unsigned long long)((p->ch.deadline_ns - clock_mono_ns()) / 1000000ull));
         break;
     case CHILD_FAILED:

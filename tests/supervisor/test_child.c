@@ -102,6 +102,38 @@ static void test_child_intensity_fails_after_five_quick_restarts(void **state)
     assert_int_equal(c.deadline_ns - t2, CHILD_BACKOFF_MIN_NS);
 }
 
+static void test_child_deaths_in_a_record_restart_at_once_within_their_own_limit(void **state)
+{
+    (void)state;
+    child c;
+    child_init(&c);
+    run_at(&c, 100, 0);
+    uint64_t t = 10 * MS;
+    /* a poison message every so often: each death in a record comes back after 100 ms, the
+     * backoff does not grow and the ordinary limit of 5 is not what counts */
+    for (int i = 0; i < CHILD_MAX_RECORD_RESTARTS; i++) {
+        c.in_record = 1;
+        assert_int_equal(child_event(&c, CHILD_EV_EXIT, killed(SIGSEGV), t), CHILD_ACT_NONE);
+        assert_int_equal(c.state, CHILD_BACKOFF);
+        assert_int_equal(c.deadline_ns - t, CHILD_BACKOFF_MIN_NS);
+        assert_non_null(strstr(c.reason, "running a record"));
+        t = respawn(&c, 101 + i) + 10 * MS;
+    }
+    assert_true(t < CHILD_WINDOW_NS);
+    /* an ordinary death in between still backs off from 100 ms, its own count unchanged */
+    assert_int_equal(child_event(&c, CHILD_EV_EXIT, exited(1), t), CHILD_ACT_NONE);
+    assert_int_equal(c.state, CHILD_BACKOFF);
+    assert_int_equal(c.deadline_ns - t, CHILD_BACKOFF_MIN_NS);
+    t = respawn(&c, 200) + 10 * MS;
+    /* a callback that crashes on every message: past its limit within the window, failed */
+    c.in_record = 1;
+    assert_int_equal(child_event(&c, CHILD_EV_EXIT, killed(SIGSEGV), t), CHILD_ACT_NONE);
+    assert_int_equal(c.state, CHILD_FAILED);
+    assert_non_null(strstr(c.reason, "restart intensity: more than 30 deaths running records"));
+    assert_true(child_has_deadline(&c));
+    assert_int_equal(c.in_record, 0);
+}
+
 static void test_child_stop_cancels_the_cooldown(void **state)
 {
     (void)state;
@@ -337,6 +369,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_child_backoff_doubles_to_cap),
         cmocka_unit_test(test_child_intensity_fails_after_five_quick_restarts),
+        cmocka_unit_test(test_child_deaths_in_a_record_restart_at_once_within_their_own_limit),
         cmocka_unit_test(test_child_stop_cancels_the_cooldown),
         cmocka_unit_test(test_child_restarts_spread_over_time_never_fail),
         cmocka_unit_test(test_child_exit_config_is_not_respawned),

@@ -246,8 +246,10 @@ static void test_faults_supervisor_kill9_no_orphans_and_next_run_resumes(void **
     assert_int_equal(shm_left(f->instance), 0);
 }
 
-/* Starts mfpub: n QoS 1 test payloads from source src at rate msg/s over 8 topics in/t/... */
-static pid_t start_pub(fx *f, int port, long n, int rate, int src, const char *tag)
+/* Starts mfpub: n QoS 1 test payloads from source src at rate msg/s over 8 topics
+ * <prefix>0..7 */
+static pid_t start_pub(fx *f, int port, const char *prefix, long n, int rate, int src,
+                       const char *tag)
 {
     char ports[16], ns[24], rs[16], srcs[16], logp[192];
     snprintf(ports, sizeof(ports), "%d", port);
@@ -255,8 +257,8 @@ static pid_t start_pub(fx *f, int port, long n, int rate, int src, const char *t
     snprintf(rs, sizeof(rs), "%d", rate);
     snprintf(srcs, sizeof(srcs), "%d", src);
     snprintf(logp, sizeof(logp), "%s/%s.log", f->dir, tag);
-    char *argv[] = {mfpub, "-p", ports, "-q", "1",    "-i", srcs, "-n",
-                    ns,    "-r", rs,    "-T", "in/t", "-k", "8",  NULL};
+    char *argv[] = {mfpub, "-p", ports, "-q",           "1",  "-i", srcs, "-n", ns,
+                    "-r",  rs,   "-T",  (char *)prefix, "-k", "8",  NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -280,7 +282,7 @@ static void test_faults_supervisor_kill9_under_load_loses_nothing(void **state)
     wait_running(f);
     const long n = 5000;
     pid_t sub = start_sub(f, port, "out/#", n, "sub");
-    pid_t pub = start_pub(f, port, n, 1000, 9, "pub");
+    pid_t pub = start_pub(f, port, "in/t", n, 1000, 9, "pub");
     uint64_t end = now_ms() + 30000;
     while (router_in(f) < 1500 && now_ms() < end)
         nap_ms(20);
@@ -303,6 +305,109 @@ static void test_faults_supervisor_kill9_under_load_loses_nothing(void **state)
     assert_int_equal(result_field(f, 0, "sub", "lost"), 0);
     assert_int_equal(unique, n);
     assert_int_equal(result_field(f, 0, "sub", "badsum"), 0);
+    stop_supervisor(f);
+    assert_int_equal(shm_left(f->instance), 0);
+}
+
+/* A metric of `mqttflow status --prom` for one stage ("worker", "0"), -1 when not found. */
+static long metric(fx *f, const char *name, const char *stage, const char *id)
+{
+    char *out = NULL, want[160];
+    char *argv[] = {mqttflow, "status", "--prom", "-s", f->sock, NULL};
+    if (run_cmd(argv, &out, 10000) != 0) {
+        free(out);
+        return -1;
+    }
+    snprintf(want, sizeof(want), "%s{instance=\"%s\",stage=\"%s\",id=\"%s\"} ", name, f->instance,
+             stage, id);
+    char *p = strstr(out, want);
+    long v = p ? strtol(p + strlen(want), NULL, 10) : -1;
+    free(out);
+    return v;
+}
+
+static void test_faults_poison_messages_restart_only_their_worker_at_once(void **state)
+{
+    fx *f = *state;
+    require_real_stages();
+    char segv[PATH_MAX + 64], echo[PATH_MAX + 64], text[PATH_MAX * 2 + 1536];
+    snprintf(segv, sizeof(segv), "%s/segv_every.so", cbdir);
+    snprintf(echo, sizeof(echo), "%s/echo.so", cbdir);
+    if (access(segv, R_OK) || access(echo, R_OK)) {
+        fprintf(stderr, "SKIP: test callbacks not built\n");
+        skip();
+    }
+    int port = start_broker(f);
+    /* two sequential rules, one per worker; the crashy one segfaults on every 250th message */
+    snprintf(text, sizeof(text),
+             "mqtt_clients:\n"
+             "  - {client_id: \"c1_%s\", broker_url: \"mqtt://127.0.0.1\", port: %d,\n"
+             "     clean_session: false, topics: [{name: \"in/#\", qos: 1}]}\n"
+             "callbacks:\n"
+             "  echo: {module: \"%s\", function: \"echo\"}\n"
+             "  segv: {module: \"%s\", function: \"segv_every\"}\n"
+             "rules:\n"
+             "  - {rule: \"crashy\", topic: \"in/crash/#\", action: \"crash_chain\",\n"
+             "     execution_mode: \"sequential\"}\n"
+             "  - {rule: \"steady\", topic: \"in/steady/#\", action: \"steady_chain\",\n"
+             "     execution_mode: \"sequential\"}\n"
+             "processing_chains:\n"
+             "  crash_chain:\n"
+             "    - {step: \"custom_processor\",\n"
+             "       config: {callback: \"segv\", topic: \"out/crash\", every: \"250\"}}\n"
+             "  steady_chain:\n"
+             "    - {step: \"custom_processor\", config: {callback: \"echo\", prefix: \"out/\"}}\n"
+             "runtime:\n"
+             "  instance: \"%s\"\n"
+             "  workers: 2\n"
+             "  max_attempts: 3\n"
+             "  control_socket: \"%s\"\n"
+             "  spool_dir: \"%s/spool\"\n"
+             "  dead_letter: { dir: \"%s/dead\" }\n",
+             f->instance, port, echo, segv, f->instance, f->sock, f->dir, f->dir);
+    write_file(f->cfg, text, 0644);
+    start_supervisor(f, 1);
+    wait_running(f);
+    pid_t s_crash = start_sub(f, port, "out/crash", 1992, "sub_crash");
+    pid_t s_steady = start_sub(f, port, "out/in/steady/#", 2000, "sub_steady");
+    char ports[16], logp[192];
+    snprintf(ports, sizeof(ports), "%d", port);
+    snprintf(logp, sizeof(logp), "%s/pub_crash.log", f->dir);
+    char *argv[] = {mfpub,  "-p", ports,  "-q", "1",          "-i", "3", "-n",
+                    "2000", "-r", "1000", "-t", "in/crash/a", "-j", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t p_crash;
+    assert_int_equal(posix_spawn(&p_crash, mfpub, &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    pid_t p_steady = start_pub(f, port, "in/steady/", 2000, 1000, 4, "pub_steady");
+    assert_int_equal(wait_exit(p_crash, 60000), 0);
+    assert_int_equal(wait_exit(p_steady, 60000), 0);
+
+    /* seq 0, 250, ..., 1750: 8 poison messages, each run 3 times then dead-lettered; every
+     * other message of the crashy rule and all of the steady one come out */
+    long crash_unique = result_field(f, s_crash, "sub_crash", "unique");
+    long steady_unique = result_field(f, s_steady, "sub_steady", "unique");
+    long w0 = metric(f, "mqttflow_stage_restarts_total", "worker", "0");
+    long w1 = metric(f, "mqttflow_stage_restarts_total", "worker", "1");
+    long dead = metric(f, "mqttflow_stage_dead_total", "worker", "0") +
+                metric(f, "mqttflow_stage_dead_total", "worker", "1");
+    fprintf(stderr,
+            "poison every 250th: crashy %ld of 1992, steady %ld of 2000, restarts %ld/%ld, "
+            "dead %ld\n",
+            crash_unique, steady_unique, w0, w1, dead);
+    assert_int_equal(crash_unique, 1992);
+    assert_int_equal(steady_unique, 2000);
+    assert_int_equal(result_field(f, 0, "sub_steady", "lost"), 0);
+    assert_int_equal(dead, 8);
+    /* only the crashy rule's worker restarted, once per run of a poison message, and it was
+     * never failed for it */
+    assert_true((w0 == 24 && w1 == 0) || (w0 == 0 && w1 == 24));
+    assert_int_equal(wait_stage(f, w0 ? "worker 0" : "worker 1", "running", -1, NULL, 2000), 0);
+    assert_int_equal(wait_text(f->err, "died in a callback: killed by SIGSEGV; restarting in", 100),
+                     0);
     stop_supervisor(f);
     assert_int_equal(shm_left(f->instance), 0);
 }
@@ -522,7 +627,7 @@ static void test_faults_live_restarts_under_load_lose_nothing(void **state)
 
     const long n = 6000;
     pid_t sub = start_sub(f, port, "out/#", n, "sub");
-    pid_t pub = start_pub(f, port, n, 1000, 5, "pub");
+    pid_t pub = start_pub(f, port, "in/t", n, 1000, 5, "pub");
     char ingress[64];
     snprintf(ingress, sizeof(ingress), "c1_%s", f->instance);
     restart_when(f, 500, "router", NULL);
@@ -557,6 +662,8 @@ int main(void)
             test_faults_supervisor_kill9_no_orphans_and_next_run_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_supervisor_kill9_under_load_loses_nothing,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_faults_poison_messages_restart_only_their_worker_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_faults_crash_loop_at_start_backs_off_fails_and_costs_no_cpu, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_real_worker_crash_loop_fails_under_5pct_cpu,
