@@ -40,13 +40,16 @@
  * runtime.max_attempts relays is skipped (logged, counted in stats `dead`) by the next one.
  *
  * Ready: stage_ready once every connection has connected or failed its first attempt, so a
- * pipeline starts even with a target broker down. Stop (stage_stop_flag): keeps reading until
- * every ring is empty and every publish completed, at most PUMP_STOP_MS, then disconnects.
+ * pipeline starts even with a target broker down (until its first attempt has finished, a
+ * target's records wait in the ring rather than being spooled at once). Stop
+ * (stage_stop_flag): keeps reading until every ring is empty and every record published or
+ * spooled, at most PUMP_STOP_MS, then disconnects; no new spool drain batch is started.
  *
  * Waiting: the loop never waits while it has work. Idle, it parks in ring_wait_any on the rings
  * whose windows are empty (ring_wait_any releases what was read, which is only right when
  * everything read has completed) plus the completion queue's word, so a ring record, a paho
- * completion or a connection event wakes it; at most 200 ms.
+ * completion or a connection event wakes it; at most 200 ms, earlier when a spool append or a
+ * dead-letter write is to be tried again.
  */
 #ifndef MF_RELAY_PUMP_H
 #define MF_RELAY_PUMP_H
