@@ -42,7 +42,26 @@ MOSQUITTO_PUB=${MOSQUITTO_PUB:-$(command -v mosquitto_pub || echo /usr/bin/mosqu
 MOSQUITTO_SUB=${MOSQUITTO_SUB:-$(command -v mosquitto_sub || echo /usr/bin/mosquitto_sub)}
 IT_RC=0
 IT_N=0
+IT_INSTANCES=()
 IT_LOG=$LIB_TMP/mf.log
+
+# On exit: stop what we started (lib.sh's cleanup), then remove the segments of this script's
+# instances. A supervisor stopped while records could not be published keeps its rings for
+# its next run ("kept N segment(s)"); a test instance has no next run. The names carry this
+# script's pid, so nobody else's segments are touched.
+it_cleanup() {
+    local rc=$? i inst
+    trap - EXIT
+    for ((i = ${#LIB_PIDS[@]} - 1; i >= 0; i--)); do
+        kill -0 "${LIB_PIDS[i]}" 2>/dev/null && lib_stop_pid "${LIB_PIDS[i]}" 3
+    done
+    for inst in "${IT_INSTANCES[@]}"; do
+        rm -f /dev/shm/mqttflow."$inst".*
+    done
+    (exit "$rc")
+    lib_cleanup
+}
+trap it_cleanup EXIT
 
 # skip (77) unless the binaries, tools and mosquitto exist
 it_require() {
@@ -61,6 +80,7 @@ it_runtime() {
     shift
     IT_N=$((IT_N + 1))
     IT_INSTANCE="it$$_$IT_N"
+    IT_INSTANCES+=("$IT_INSTANCE")
     mkdir -p "$LIB_TMP/spool" "$LIB_TMP/dead"
     echo "runtime:"
     echo "  instance: \"$IT_INSTANCE\""
