@@ -19,8 +19,8 @@
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"
-broker_start || lib_fail "broker 1 did not start"
-broker_start b2 || lib_fail "broker 2 did not start"
+it_broker || lib_fail "broker 1 did not start"
+it_broker b2 || lib_fail "broker 2 did not start"
 
 conf=$LIB_TMP/conf.yaml
 {

@@ -14,7 +14,7 @@
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"
-broker_start || lib_fail "broker did not start"
+it_broker || lib_fail "broker did not start"
 
 write_conf() { # WORKERS
     cat <<EOF

@@ -11,7 +11,7 @@
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"
-broker_start || lib_fail "broker did not start"
+it_broker || lib_fail "broker did not start"
 
 conf=$LIB_TMP/conf.yaml
 {

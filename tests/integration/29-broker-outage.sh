@@ -14,9 +14,9 @@
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"
-broker_start || lib_fail "broker 1 did not start"
+it_broker || lib_fail "broker 1 did not start"
 mkdir -p "$LIB_TMP/b2db"
-broker_start b2 "" "persistence true" "persistence_location $LIB_TMP/b2db/" ||
+it_broker b2 "persistence true" "persistence_location $LIB_TMP/b2db/" ||
     lib_fail "broker 2 did not start"
 
 conf=$LIB_TMP/conf.yaml

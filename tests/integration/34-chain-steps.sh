@@ -18,8 +18,8 @@ command -v jq >/dev/null || {
     exit 77
 }
 it_require "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
-broker_start || lib_fail "broker 1 did not start"
-broker_start b2 || lib_fail "broker 2 did not start"
+it_broker || lib_fail "broker 1 did not start"
+it_broker b2 || lib_fail "broker 2 did not start"
 
 conf=$LIB_TMP/conf.yaml
 {

@@ -14,8 +14,8 @@
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"
-broker_start MQTT "" "log_type notice" || lib_fail "broker 1 did not start"
-broker_start b2 "" "log_type notice" || lib_fail "broker 2 did not start"
+it_broker MQTT "log_type notice" || lib_fail "broker 1 did not start"
+it_broker b2 "log_type notice" || lib_fail "broker 2 did not start"
 fails=()
 
 write_conf() { # VERSION

@@ -10,7 +10,7 @@
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/it_slow.so"
-broker_start || lib_fail "broker did not start"
+it_broker || lib_fail "broker did not start"
 
 conf=$LIB_TMP/conf.yaml
 {

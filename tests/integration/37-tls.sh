@@ -32,7 +32,7 @@ mkdir -p "$pki"
     lib_fail "could not make the test certificates"
 }
 tls_port=$(free_port) || lib_fail "no free port"
-broker_start MQTT "" "log_type notice" "listener $tls_port 127.0.0.1" "cafile $pki/ca.pem" \
+it_broker MQTT "log_type notice" "listener $tls_port 127.0.0.1" "cafile $pki/ca.pem" \
     "certfile $pki/server.pem" "keyfile $pki/server.key" || lib_fail "broker did not start"
 wait_for 10 port_is_open "$tls_port" || lib_fail "the TLS listener did not open"
 

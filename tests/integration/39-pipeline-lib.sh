@@ -6,6 +6,9 @@
 # echo rule through the real pipeline, one message in and out, `mqttflow status`, `mqttflow
 # stop`, exit 0 and no shared-memory segment left.
 #
+#   it_broker [NAME=MQTT] [EXTRA_LINE...]  broker_start on a free port, up to 3 ports: another
+#                                       test can bind the port free_port chose before our
+#                                       mosquitto does; ready once our pid listens on it
 #   it_runtime WORKERS [EXTRA_LINE...]  print a runtime: section (unique instance it<pid>_<n>,
 #                                       control socket, spool and dead-letter dirs in $LIB_TMP;
 #                                       $IT_DEAD_LETTER replaces the dead_letter: mapping)
@@ -73,6 +76,27 @@ it_require() {
             exit 77
         fi
     done
+}
+
+# our mosquitto (pid $1) listens on port $2
+it_listens() {
+    ss -Hltnp "sport = :$2" 2>/dev/null | grep -q "pid=$1,"
+}
+
+it_broker() {
+    local name=${1:-MQTT} i pidvar portvar
+    shift
+    pidvar=${name}_PID
+    portvar=${name}_PORT
+    for i in 1 2 3; do
+        if broker_start "$name" "" "$@" &&
+            wait_for 10 it_listens "${!pidvar}" "${!portvar}"; then
+            return 0
+        fi
+        lib_log "mosquitto $name could not have port ${!portvar} (attempt $i)"
+        kill -0 "${!pidvar}" 2>/dev/null && lib_stop_pid "${!pidvar}" 3
+    done
+    return 1
 }
 
 it_runtime() {
@@ -245,7 +269,7 @@ it_lines() {
 # ---- run directly: the smoke test of the helpers ----
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     it_require "$IT_CB/echo.so"
-    broker_start || lib_fail "no broker"
+    it_broker || lib_fail "no broker"
     conf=$LIB_TMP/conf.yaml
     {
         cat <<EOF
