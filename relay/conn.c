@@ -14,12 +14,20 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "mqtt_tls.h"
 
 #define COMP "relay"
 /* How long a replaced paho handle is kept before MQTTAsync_destroy: paho calls
  * connectionLost and then still touches its client struct on the way out of the callback. */
 #define ZOMBIE_NS         1000000000ull
 #define CONNECT_TIMEOUT_S 10
+/* MQTT 3.1.1 has no Receive Maximum, yet brokers bound the QoS 2 publishes a client may have
+ * between PUBLISH and PUBREL: mosquitto's max_inflight_messages (default 20) and, past it, it
+ * drops the connection without a word (3.1.1 has no reason codes), every time the relay
+ * replays its window. So a QoS 2 publish on a 3.1.1 connection is handed to paho only while
+ * fewer than this many QoS>0 publishes are outstanding (QoS 1 and 2 share one count here,
+ * which bounds QoS 2 from above; QoS 1 alone keeps its large window). */
+#define V311_QOS2_INFLIGHT 20
 
 struct conn {
     const cfg_client *cl;
@@ -39,8 +47,7 @@ struct conn {
     int recv_max;      /* QoS>0 publishes the server accepts in flight (MQTT 5 CONNACK) */
     int qos_out;       /* QoS>0 publishes handed to paho and not finished */
     char client_id[512];
-    unsigned char alpn[256]; /* ALPN wire format: length-prefixed protocol name */
-    unsigned alpn_len;
+    mqtt_tls *tls; /* TLS options; they outlive every connect on both handles */
 };
 
 /* ---- paho callbacks: paho's threads; they only post to the completion queue ---- */
@@ -241,16 +248,14 @@ int conn_create(const cfg_client *cl, uint16_t index, const char *instance, cq *
         free(c);
         return -EINVAL;
     }
-    if (cl->tls.alpn) {
-        size_t len = strlen(cl->tls.alpn);
-        if (len > 0 && len < sizeof(c->alpn)) {
-            c->alpn[0] = (unsigned char)len;
-            memcpy(c->alpn + 1, cl->tls.alpn, len);
-            c->alpn_len = (unsigned)len + 1;
-        }
-    }
-    int rc = make_handle(c, &c->h);
+    int rc = mqtt_tls_create(cl, COMP, &c->tls);
     if (rc) {
+        free(c);
+        return rc;
+    }
+    rc = make_handle(c, &c->h);
+    if (rc) {
+        mqtt_tls_destroy(c->tls);
         free(c);
         return rc;
     }
@@ -266,6 +271,7 @@ void conn_destroy(conn *c)
         MQTTAsync_destroy(&c->zombie);
     if (c->h)
         MQTTAsync_destroy(&c->h);
+    mqtt_tls_destroy(c->tls); /* after the handles that may still read it */
     free(c);
 }
 
@@ -296,7 +302,6 @@ static void connect_now(conn *c, uint64_t now)
     MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
     MQTTAsync_connectOptions o5 = MQTTAsync_connectOptions_initializer5;
     MQTTAsync_connectOptions *opt = c->v5 ? &o5 : &o;
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     void *ctx = cq_conn_ctx(c->q, c->index);
 
     opt->keepAliveInterval = c->cl->keepalive;
@@ -316,18 +321,7 @@ static void connect_now(conn *c, uint64_t now)
     opt->automaticReconnect = 0; /* ours: see conn.h */
     opt->username = c->cl->username;
     opt->password = c->cl->password;
-    if (c->cl->tls.enabled) {
-        ssl.trustStore = c->cl->tls.ca;
-        ssl.keyStore = c->cl->tls.cert;
-        ssl.privateKey = c->cl->tls.key;
-        ssl.enableServerCertAuth = c->cl->tls.verify;
-        ssl.verify = c->cl->tls.verify;
-        if (c->alpn_len) {
-            ssl.protos = c->alpn;
-            ssl.protos_len = c->alpn_len;
-        }
-        opt->ssl = &ssl;
-    }
+    mqtt_tls_apply(c->tls, opt);
     int rc = MQTTAsync_connect(c->h, opt);
     if (rc != MQTTASYNC_SUCCESS) {
         fail_attempt(c, now, rc);
@@ -441,6 +435,8 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
         return -ENOTCONN;
     if (qos > 0 && c->qos_out >= c->recv_max)
         return -EBUSY;
+    if (qos == 2 && !c->v5 && c->qos_out >= V311_QOS2_INFLIGHT)
+        return -EBUSY; /* completions wake the pump, as above */
     if (len > INT_MAX)
         return -EINVAL;
     MQTTAsync_message m = MQTTAsync_message_initializer;
