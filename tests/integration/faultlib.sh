@@ -161,3 +161,22 @@ fl_sub_sum() {
         done
     done
 }
+
+# fl_log_restarts LOG [STAGE_REGEX]: restart times from the supervisor's log (for deaths the
+# test did not cause itself, e.g. poison messages): for each "<stage> (pid P) died" line, the
+# time to the next "<stage> ready: pid" line, appended to FL_RT (ms)
+fl_log_restarts() {
+    local t
+    for t in $(awk -v re="${2:-.}" '
+        function ms(s,  a) { split(s, a, /[:.]/); return ((a[1] * 60 + a[2]) * 60 + a[3]) * 1000 + a[4] }
+        / mqttflow supervisor: .* \(pid [0-9]+\) died/ {
+            st = $0; sub(/.* mqttflow supervisor: /, "", st); sub(/ \(pid.*/, "", st)
+            if (st ~ re) died[st] = ms($1)
+        }
+        / mqttflow supervisor: .* ready: pid / {
+            st = $0; sub(/.* mqttflow supervisor: /, "", st); sub(/ ready: pid.*/, "", st)
+            if (st in died) { d = ms($1) - died[st]; if (d < 0) d += 86400000; print d; delete died[st] }
+        }' "$1"); do
+        FL_RT+=("$t")
+    done
+}
