@@ -261,6 +261,46 @@ static void check_file(cfg_ctx *x, const cfg_node *m, const char *key, const cha
     }
 }
 
+/* A private key anyone on the host can read is a leaked key: warn (not an error, so a
+ * deployment that relies on a shared key still starts), the way password_file does. */
+static void check_key_mode(cfg_ctx *x, const cfg_node *m, const char *p)
+{
+    struct stat st;
+    if (!p || stat(p, &st) < 0 || !(st.st_mode & (S_IROTH | S_IWOTH)))
+        return;
+    size_t old = cfg_path_key(x, "key");
+    cfg_warn(x, cfg_node_get(m, "key"), "private key %s is readable by others (chmod 600 it)", p);
+    cfg_path_pop(x, old);
+}
+
+/* alpn: one protocol name or a comma-separated list ("mqtt" or "x-amzn-mqtt-ca,mqtt"), each
+ * 1..255 bytes (the length byte of the TLS wire format, see common/mqtt_tls.h) */
+static void check_alpn(cfg_ctx *x, const cfg_node *m, const char *alpn)
+{
+    if (!alpn)
+        return;
+    size_t run = 0;
+    bool bad = false;
+    for (const char *q = alpn;; q++) {
+        if (*q == ',' || !*q) {
+            bad |= run == 0 || run > 255;
+            run = 0;
+            if (!*q)
+                break;
+        } else {
+            run++;
+        }
+    }
+    if (bad || strlen(alpn) > 1024) {
+        size_t old = cfg_path_key(x, "alpn");
+        cfg_err(x, cfg_node_get(m, "alpn"),
+                "expected protocol names of 1 to 255 bytes separated by commas (at most 1024 "
+                "bytes in all), got \"%s\"",
+                alpn);
+        cfg_path_pop(x, old);
+    }
+}
+
 static void load_topics(cfg_ctx *x, cfg_client *cl, const cfg_node *seq)
 {
     size_t old = cfg_path_key(x, "topics");
@@ -338,6 +378,8 @@ static void load_client(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
             check_file(x, tls, "ca", cl->tls.ca);
             check_file(x, tls, "cert", cl->tls.cert);
             check_file(x, tls, "key", cl->tls.key);
+            check_key_mode(x, tls, cl->tls.key);
+            check_alpn(x, tls, cl->tls.alpn);
             if (!cl->tls.cert != !cl->tls.key)
                 cfg_err(x, tls, "a client certificate needs both cert and key");
         }

@@ -210,9 +210,9 @@ int main(int argc, char **argv)
         goto out_segments;
     }
     open_spool(&app, cl);
-    rc = subscriber_create(cl, on_message, &app, &app.sub);
+    rc = subscriber_create(cl, app.conf->runtime.instance, on_message, &app, &app.sub);
     if (rc < 0) {
-        code = rc == -ENOTSUP ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
+        code = rc == -EINVAL ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
         goto out_intake;
     }
     subscriber_start(app.sub); /* a failure is retried by subscriber_poll */

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "mqtt_tls.h"
 
 #define LOG_COMP        "ingress"
 #define CONNECT_TIMEOUT 10 /* seconds paho waits for CONNACK */
@@ -41,7 +42,9 @@ struct subscriber {
     int *qos;
     int *granted; /* scratch for the SUBACK (one SUBSCRIBE is outstanding at a time) */
     int n_filters;
-    bool v5; /* mqtt_version: 5 */
+    bool v5;       /* mqtt_version: 5 */
+    mqtt_tls *tls; /* TLS options; they must outlive every connect (mqtt_tls.h) */
+    char *mqtt_id; /* the MQTT client id (subscriber_create's rule) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -262,7 +265,8 @@ static void connected(subscriber *s)
     s->connected = true;
     bool go = s->st == ST_CONNECTING;
     if (go) {
-        log_info(LOG_COMP, "connected to %s (MQTT %s)", s->c->uri, s->v5 ? "5" : "3.1.1");
+        log_info(LOG_COMP, "connected to %s as %s (MQTT %s%s)", s->c->uri, s->mqtt_id,
+                 s->v5 ? "5" : "3.1.1", mqtt_tls_is_enabled(s->tls) ? ", TLS" : "");
         set_state(s, ST_SUBSCRIBING);
     }
     pthread_mutex_unlock(&s->mu);
@@ -338,17 +342,14 @@ static void free_filters(subscriber *s)
     free(s->granted);
 }
 
-int subscriber_create(const cfg_client *c, subscriber_msg_fn fn, void *arg, subscriber **out)
+int subscriber_create(const cfg_client *c, const char *instance, subscriber_msg_fn fn, void *arg,
+                      subscriber **out)
 {
     int err = 0;
     if (!c || !fn || c->n_topics == 0 || c->n_topics > INT32_MAX)
         return -EINVAL;
-    if (c->tls.enabled) {
-        log_error(LOG_COMP,
-                  "client %s needs TLS (%s), which this build's ingress does not support yet",
-                  c->client_id, c->broker_url);
-        return -ENOTSUP;
-    }
+    if (!instance)
+        return -EINVAL;
     subscriber *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -384,6 +385,17 @@ int subscriber_create(const cfg_client *c, subscriber_msg_fn fn, void *arg, subs
         s->qos[i] = c->topics[i].qos;
     }
     s->v5 = c->mqtt_version == 5;
+    /* see subscriber.h: members of a shared group need distinct ids, or the broker keeps only
+     * the newest session and the instances knock each other off in turn */
+    int n = c->shared_group ? asprintf(&s->mqtt_id, "%s-%s", c->client_id, instance)
+                            : asprintf(&s->mqtt_id, "%s", c->client_id);
+    if (n < 0) {
+        s->mqtt_id = NULL;
+        err = -ENOMEM;
+        goto err_filters;
+    }
+    if ((err = mqtt_tls_create(c, LOG_COMP, &s->tls)) < 0)
+        goto err_filters;
 
     /* plain MQTTAsync_create: createWithOptions' default maxBufferedMessages=100 (BASELINES
      * pitfall 3); this client never publishes anyway */
@@ -395,16 +407,19 @@ int subscriber_create(const cfg_client *c, subscriber_msg_fn fn, void *arg, subs
          * (BASELINES pitfall 3) even though this client never publishes */
         MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
         co.maxBufferedMessages = 65535;
-        rc = MQTTAsync_createWithOptions(&s->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+        rc = MQTTAsync_createWithOptions(&s->h, c->uri, s->mqtt_id, MQTTCLIENT_PERSISTENCE_NONE,
                                          NULL, &co);
     } else {
-        rc = MQTTAsync_create(&s->h, c->uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+        rc = MQTTAsync_create(&s->h, c->uri, s->mqtt_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
     }
     if (rc == MQTTASYNC_SUCCESS)
         rc = MQTTAsync_setCallbacks(s->h, s, on_connection_lost, on_message, NULL);
     restore_signals(&old);
     if (rc != MQTTASYNC_SUCCESS) {
-        log_error(LOG_COMP, "MQTTAsync_create(%s, %s): paho rc %d", c->uri, c->client_id, rc);
+        log_error(LOG_COMP, "MQTTAsync_create(%s, %s): paho rc %d%s", c->uri, s->mqtt_id, rc,
+                  rc == MQTTASYNC_BAD_PROTOCOL || rc == MQTTASYNC_SSL_NOT_SUPPORTED
+                      ? " (this paho library has no TLS: link libpaho-mqtt3as)"
+                      : "");
         err = -EINVAL;
         goto err_client;
     }
@@ -415,6 +430,8 @@ err_client:
     if (s->h)
         MQTTAsync_destroy(&s->h);
 err_filters:
+    mqtt_tls_destroy(s->tls);
+    free(s->mqtt_id);
     free_filters(s);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
@@ -461,6 +478,7 @@ static int connect_now(subscriber *s)
         will.retained = c->will.retain;
         co.will = &will;
     }
+    mqtt_tls_apply(s->tls, &co);
     co.context = s;
     sigset_t old;
     block_signals(&old);
@@ -575,6 +593,8 @@ void subscriber_destroy(subscriber *s)
     if (!s)
         return;
     MQTTAsync_destroy(&s->h);
+    mqtt_tls_destroy(s->tls); /* after the handle: paho may read the options until then */
+    free(s->mqtt_id);
     free_filters(s);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);

@@ -3,8 +3,14 @@
  *
  * MQTT 3.1.1 (default) or 5 (mqtt_version: 5). With MQTT 5, clean_session maps to clean start
  * and clean_session: false also sets a session expiry of "never", so the broker keeps the
- * session across our disconnects as a 3.1.1 persistent session would. No TLS yet: the build
- * links the non-TLS paho library (libpaho-mqtt3a); a client with TLS is refused (-ENOTSUP).
+ * session across our disconnects as a 3.1.1 persistent session would. TLS (mqtts://, ssl://,
+ * `tls:`) through common/mqtt_tls (the build links paho's TLS library, libpaho-mqtt3as).
+ *
+ * MQTT client id: the configured client_id, except with shared_group, where it is
+ * "<client_id>-<runtime.instance>": instances that split one group run the same file with
+ * different instance names, and a broker allows one session per client id, so with equal ids
+ * each instance's connect would kick the other off (a takeover loop). Without shared_group
+ * the id stays exactly as configured (a persistent session and broker ACLs depend on it).
  *
  * Threads: the ingress's main thread calls every function here; paho's receive thread calls
  * the message function given to subscriber_create, one message at a time, and the
@@ -70,10 +76,12 @@ typedef struct subscriber subscriber;
 typedef int (*subscriber_msg_fn)(void *arg, const char *topic, size_t topic_len,
                                  const void *payload, size_t payload_len, int qos, int retain);
 
-/* Prepares a client for c (borrowed: must outlive the subscriber), using c->client_id as the
- * MQTT client id. 0 and *out; -ENOTSUP when the client needs TLS (not built in yet); -EINVAL
- * when c has no topics or paho refuses the URI; -ENOMEM. Nothing is connected yet. */
-int subscriber_create(const cfg_client *c, subscriber_msg_fn fn, void *arg, subscriber **out);
+/* Prepares a client for c (borrowed: must outlive the subscriber) of instance `instance`
+ * (runtime.instance; only read here), MQTT client id as described above. 0 and *out; -EINVAL
+ * when c has no topics, paho refuses the URI or the TLS options cannot be built; -ENOMEM.
+ * Nothing is connected yet. */
+int subscriber_create(const cfg_client *c, const char *instance, subscriber_msg_fn fn, void *arg,
+                      subscriber **out);
 /* Starts the first connection attempt (asynchronous). 0 or -EIO when paho refused the call
  * (then subscriber_poll retries after the backoff anyway). */
 int subscriber_start(subscriber *s);
