@@ -2,6 +2,7 @@
 #include "dlq.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,14 +63,29 @@ int dlq_queue(dlq *q, uint16_t ring, uint64_t seq, const void *rec, size_t len)
     return 0;
 }
 
-const char *dlq_reason(const cfg *c, unsigned code, char *buf, size_t cap)
+const char *dlq_reason(const cfg *c, unsigned aux, char *buf, size_t cap)
 {
+    unsigned code = aux & 0xffu, sig = aux >> 8 & 0xffu;
+    const char *abbrev = sig ? sigabbrev_np((int)sig) : NULL;
+    char by[96] = "";
+    if (sig)
+        snprintf(by, sizeof(by), " by SIG%s (%s)", abbrev ? abbrev : "?", strsignal((int)sig));
     switch (code) {
     case RUN_DEAD_CRASHED:
+        if (sig)
+            snprintf(buf, cap, "killed the worker %d times (runtime.max_attempts)%s",
+                     c->runtime.max_attempts, by);
+        else
+            snprintf(buf, cap,
+                     "crashed the worker %d times (runtime.max_attempts; a signal or a "
+                     "callback past callback_timeout_ms)",
+                     c->runtime.max_attempts);
+        break;
+    case DLQ_REASON_TIMEOUT:
         snprintf(buf, cap,
-                 "crashed the worker %d times (runtime.max_attempts; a signal or a callback "
-                 "past callback_timeout_ms)",
-                 c->runtime.max_attempts);
+                 "timed out: a callback ran past callback_timeout_ms (%d ms); the watchdog "
+                 "killed the worker %d times (runtime.max_attempts)",
+                 c->runtime.callback_timeout_ms, c->runtime.max_attempts);
         break;
     case RUN_DEAD_TOO_LARGE:
         snprintf(buf, cap, "oversized: payload above runtime.max_payload (%zu bytes)",
@@ -80,7 +96,7 @@ const char *dlq_reason(const cfg *c, unsigned code, char *buf, size_t cap)
                  "callback error (the callback returned non-zero; on_error: dead_letter)");
         break;
     default:
-        snprintf(buf, cap, "unknown reason %u", code);
+        snprintf(buf, cap, "unknown reason %u%s", code, by);
         break;
     }
     return buf;

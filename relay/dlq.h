@@ -11,10 +11,13 @@
  * waits: backpressure, never a silent drop); a crash in between writes the line again
  * (at-least-once).
  *
- * Reason texts: RUN_DEAD_CRASHED "crashed the worker N times (runtime.max_attempts)" (a
- * callback past callback_timeout_ms gets its worker killed, so a hang counts as a crash),
- * RUN_DEAD_TOO_LARGE "oversized: ...", RUN_DEAD_CALLBACK_ERROR "callback error ...", other
- * codes "unknown reason N".
+ * Reason texts from rec_hdr.aux: the low byte is the enum run_dead_reason (workers/run.h),
+ * the high byte, when not 0, the signal that killed the worker running the message (a
+ * proposal for the workers, which do not know it yet: DLQ_AUX_SIGNAL). RUN_DEAD_CRASHED
+ * "killed the worker N times (runtime.max_attempts) by SIGSEGV (Segmentation fault)", or
+ * without a signal "crashed the worker N times ..."; DLQ_REASON_TIMEOUT (proposed code 4)
+ * "timed out: ... the watchdog killed the worker N times"; RUN_DEAD_TOO_LARGE "oversized:
+ * ..."; RUN_DEAD_CALLBACK_ERROR "callback error ..."; other codes "unknown reason N".
  *
  * Used by the relay's main loop only (one thread).
  */
@@ -27,6 +30,9 @@
 #include "cfg.h"
 
 #define DLQ_RETRY_MS 100
+/* Proposed additions to workers/run.h's REC_DEAD aux (the relay already decodes them). */
+#define DLQ_REASON_TIMEOUT  4 /* a callback ran past callback_timeout_ms max_attempts times */
+#define DLQ_AUX_SIGNAL(sig) ((unsigned)(sig) << 8) /* or'ed into aux: the killing signal */
 
 typedef struct dlq dlq;
 
@@ -49,8 +55,8 @@ uint64_t dlq_stored(const dlq *q); /* lines made durable by this process */
 /* Monotonic time of the next retry, or UINT64_MAX. */
 uint64_t dlq_next_timer(const dlq *q);
 
-/* The reason text for a REC_DEAD aux code into buf. Returns buf. */
-const char *dlq_reason(const cfg *c, unsigned code, char *buf, size_t cap);
+/* The reason text for a REC_DEAD aux into buf. Returns buf. */
+const char *dlq_reason(const cfg *c, unsigned aux, char *buf, size_t cap);
 /* The callback a dead record's rule (and step, when not REC_NONE) ran, or NULL. */
 const char *dlq_callback(const cfg *c, unsigned rule, unsigned step);
 

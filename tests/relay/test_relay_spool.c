@@ -392,12 +392,14 @@ static void test_relay_dead_letters_stored_and_published(void **state)
     push_dead(f, 1, 1, 0, "in/bin", bin, sizeof(bin), 0);
     push_dead(f, 0, 2, 0, "in/nul", nul, sizeof(nul), 1);
     push_dead(f, 0, 99, 7, "in/odd", "x", 1, 2);
+    push_dead(f, 1, 1 | 11 << 8, 0, "in/segv", "s", 1, 1); /* the signal in aux's high byte */
+    push_dead(f, 1, 4, 0, "in/hang", "h", 1, 1);           /* the watchdog's timeout */
     ring_flush(f->prod[0]);
 
-    assert_int_equal(sub_wait_count(&f->s, 4, 10000), 4);
+    assert_int_equal(sub_wait_count(&f->s, 6, 10000), 6);
     assert_int_equal(wait_released_ring(f, 0, 5000), 0);
-    assert_int_equal(stats_get(&f->slot->extra[1]), 4);
-    assert_int_equal(stats_get(&f->slot->extra[2]), 4);
+    assert_int_equal(stats_get(&f->slot->extra[1]), 6);
+    assert_int_equal(stats_get(&f->slot->extra[2]), 6);
 
     char path[300];
     struct stat sb;
@@ -417,13 +419,15 @@ static void test_relay_dead_letters_stored_and_published(void **state)
         const char *rule, *callback, *reason, *src, *topic, *payload, *b64;
         int qos;
         size_t len;
-    } want[4] = {
+    } want[6] = {
         {"r-one", "cb1", "callback error", b_id, "in/text", text, NULL, 1, strlen(text)},
         {"r-chain", "cb2", "crashed the worker 3 times", a_id, "in/bin", NULL, "/wAB", 0, 3},
         {"r-one", "cb1", "oversized", a_id, "in/nul", NULL, NULL, 1, 3},
         {"r-one", "cb1", "unknown reason 99", NULL, "in/odd", "x", NULL, 2, 1},
+        {"r-chain", "cb2", "by SIGSEGV", a_id, "in/segv", "s", NULL, 1, 1},
+        {"r-chain", "cb2", "timed out", a_id, "in/hang", "h", NULL, 1, 1},
     };
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 6; i++) {
         assert_non_null(fgets(line, sizeof(line), fp));
         json_error_t err;
         json_t *o = json_loads(line, JSON_ALLOW_NUL, &err);
