@@ -55,6 +55,7 @@ int sfwd_create(const cfg *c, size_t batch, sfwd **out)
     *out = NULL;
     if (batch < 1 || batch > SFWD_BATCH_MAX)
         return -EINVAL;
+    int rc = -ENOMEM;
     sfwd *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -70,8 +71,12 @@ int sfwd_create(const cfg *c, size_t batch, sfwd **out)
             goto err;
         const char *id = c->clients[i].client_id;
         int len = snprintf(t->dir, sizeof(t->dir), "%s/", c->runtime.spool_dir);
-        if (len < 0 || (size_t)len + strlen(id) + 1 > sizeof(t->dir))
+        if (len < 0 || (size_t)len + strlen(id) + 1 > sizeof(t->dir)) {
+            log_error(COMP, "runtime.spool_dir is too long for a spool path: %s",
+                      c->runtime.spool_dir);
+            rc = -EINVAL;
             goto err;
+        }
         char *d = t->dir + len;
         for (const char *p = id; *p; p++)
             *d++ = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
@@ -79,15 +84,16 @@ int sfwd_create(const cfg *c, size_t batch, sfwd **out)
                        ? *p
                        : '_';
         *d = '\0';
-        if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
-            d[-1] = '_';
+        /* "", "." and ".." must not name spool_dir itself or its parent */
+        if (*id == '\0' || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+            snprintf(t->dir + len, sizeof(t->dir) - (size_t)len, "_%zu", i);
         snprintf(t->name, sizeof(t->name), "relay %s", id);
     }
     *out = s;
     return 0;
 err:
     sfwd_destroy(s);
-    return -ENOMEM;
+    return rc;
 }
 
 void sfwd_destroy(sfwd *s)
