@@ -107,6 +107,11 @@ config/examples/callbacks/%.so: config/examples/callbacks/%.c common/mqttflow.h
 test: all
 	$(Q)BUILD=$(BUILD) tests/run.sh
 
+# the long fault tests of issue 4 (SOAK=1: about 25 minutes), then their figures table
+.PHONY: soak
+soak: all
+	$(Q)BUILD=$(BUILD) tests/integration/fault_soak.sh
+
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 all
 
