@@ -117,11 +117,11 @@ steady_w=""
 for w in 0 1 2 3; do
     rs=$(it_metric "$conf" mqttflow_stage_restarts_total worker $w)
     dead=$(it_metric "$conf" mqttflow_stage_dead_total worker $w)
-    in=$(it_metric "$conf" mqttflow_stage_in_total worker $w)
-    lib_log "worker $w: in $in restarts $rs dead $dead"
+    win=$(it_metric "$conf" mqttflow_stage_in_total worker $w)
+    lib_log "worker $w: in $win restarts $rs dead $dead"
     restarts_total=$((restarts_total + rs))
     # the steady rule's worker is the only one with nothing dead-lettered and its N in
-    if [[ $dead == 0 && $in -ge $N_STEADY ]]; then steady_w=$w; fi
+    if [[ $dead == 0 && $win -ge $N_STEADY ]]; then steady_w=$w; fi
 done
 [[ -n $steady_w ]] || fails+=("no worker took the steady rule cleanly")
 [[ -z $steady_w ]] ||

@@ -5,7 +5,7 @@
 # then the figures table (fault_table.sh) of this run's rows.
 #   BUILD=build tests/integration/fault_soak.sh [FILTER...]   (default filter: integration/4)
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 export BUILD=${BUILD:-build}
 export SOAK=1
 export INTEG_TIMEOUT=${INTEG_TIMEOUT:-1500}

@@ -106,7 +106,7 @@ fl_metric_sum() {
 
 fl_tree_pids() {
     local root=$1 f ppid pid changed=1
-    local -A in=([$root]=1)
+    local -A tree=([$root]=1)
     local all=()
     for f in /proc/[0-9]*/stat; do
         pid=${f#/proc/}
@@ -120,13 +120,13 @@ fl_tree_pids() {
         for f in "${all[@]}"; do
             pid=${f%:*}
             ppid=${f#*:}
-            if [[ -n ${in[$ppid]:-} && -z ${in[$pid]:-} ]]; then
-                in[$pid]=1
+            if [[ -n ${tree[$ppid]:-} && -z ${tree[$pid]:-} ]]; then
+                tree[$pid]=1
                 changed=1
             fi
         done
     done
-    for pid in "${!in[@]}"; do
+    for pid in "${!tree[@]}"; do
         [[ -e /proc/$pid ]] && echo "$pid"
     done
 }
