@@ -22,12 +22,15 @@
 #define ZOMBIE_NS         1000000000ull
 #define CONNECT_TIMEOUT_S 10
 /* MQTT 3.1.1 has no Receive Maximum, yet brokers bound the QoS 2 publishes a client may have
- * between PUBLISH and PUBREL: mosquitto's max_inflight_messages (default 20) and, past it, it
- * drops the connection without a word (3.1.1 has no reason codes), every time the relay
- * replays its window. So a QoS 2 publish on a 3.1.1 connection is handed to paho only while
- * fewer than this many QoS>0 publishes are outstanding (QoS 1 and 2 share one count here,
- * which bounds QoS 2 from above; QoS 1 alone keeps its large window). */
-#define V311_QOS2_INFLIGHT 20
+ * between PUBLISH and PUBREL: mosquitto's max_inflight_messages (default 20). With 20 of them
+ * unreleased, mosquitto refuses the next QoS 2 and even a QoS 1 (quota exceeded) and, 3.1.1
+ * having no reason codes, closes the connection, again each time the relay replays its
+ * window (measured, mosquitto 2.0.11). So a QoS 2 publish on a 3.1.1 connection is handed to
+ * paho only while fewer than this many QoS>0 publishes are outstanding: QoS 1 and 2 share
+ * one count here, which bounds the unreleased QoS 2 to this many, one below the broker's
+ * default limit; QoS 1 alone keeps its large window. A broker configured below 20 needs
+ * mqtt_version 5, whose Receive Maximum the relay honours exactly. */
+#define V311_QOS2_INFLIGHT 19
 
 struct conn {
     const cfg_client *cl;
