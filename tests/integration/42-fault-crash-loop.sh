@@ -70,8 +70,8 @@ grep -q "cannot start: worker 0 failed: ." "$LIB_TMP/a.log" ||
     fails+=("A: the log does not say that worker 0 failed and why")
 grep "failed" "$LIB_TMP/a.log" | tail -n 2 >&2
 FL_RT=()
-fl_row "3 crash loop at start, mf_init aborts: failed after ${WALL}s, ${CPU}% CPU" \
-    "${#delays[@]} respawns" 0 0 0 0
+fl_row "3 crash loop at start (mf_init aborts)" \
+    "${#delays[@]} respawns, failed after ${WALL} s, ${CPU}% CPU" 0 0 0 0
 
 # B: mf_init returns -1 -> exit 2, never respawned
 mkconf "$IT_CB/fail_init.so" never_called >"$LIB_TMP/b.yaml"
@@ -84,8 +84,8 @@ grep -q "fail_init: refusing on purpose" "$LIB_TMP/b.log" ||
 nb=$(grep -c "worker 0 (pid [0-9]*) died" "$LIB_TMP/b.log")
 lib_log "B: worker 0 started $((nb + 1)) time(s)"
 FL_RT=()
-fl_row "3 crash loop at start, mf_init fails (exit 2): failed after ${WALL}s, ${CPU}% CPU" \
-    "$((nb + 1)) starts" 0 0 0 0
+fl_row "3 crash loop at start (mf_init fails: exit 2)" \
+    "$((nb + 1)) start, failed after ${WALL} s, ${CPU}% CPU" 0 0 0 0
 
 ((${#fails[@]} == 0)) || lib_fail "$(printf '%s; ' "${fails[@]}")"
 lib_log "PASS"
