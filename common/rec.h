@@ -20,6 +20,24 @@ enum rec_kind {
     REC_DEAD = 3,    /* worker->relay: a dead-lettered message (topic/payload of the original) */
 };
 
+/* Why a REC_DEAD record's message was given up (worker -> relay): rec_hdr.aux holds the
+ * reason in its low byte and, for the deaths of a worker, the signal that killed the last
+ * worker that ran the message in its high byte (0: not known, or the worker exited). A message
+ * is dead-lettered after max_attempts deaths; the signal and the timeout are those of the last
+ * of them (the deaths before may have had other causes; the last one is what the dead-letter
+ * store names). The workers write it, the relay's dead-letter store turns it into text. */
+enum rec_dead_reason {
+    REC_DEAD_CRASHED = 1,        /* its processing killed the worker max_attempts times */
+    REC_DEAD_TOO_LARGE = 2,      /* payload above runtime.max_payload */
+    REC_DEAD_CALLBACK_ERROR = 3, /* a callback returned non-zero, rule has on_error: dead_letter */
+    REC_DEAD_TIMEOUT = 4,        /* like CRASHED, the last death by a callback past
+                                    runtime.callback_timeout_ms (a watchdog killed the worker) */
+};
+#define REC_DEAD_AUX(reason, sig) \
+    ((uint16_t)(((unsigned)(sig)&0xffu) << 8 | ((unsigned)(reason)&0xffu)))
+#define REC_DEAD_AUX_REASON(aux) ((unsigned)(aux)&0xffu)        /* enum rec_dead_reason */
+#define REC_DEAD_AUX_SIGNAL(aux) ((unsigned)(aux) >> 8 & 0xffu) /* 0: none known */
+
 typedef struct rec_hdr {
     uint64_t seq;          /* per-source sequence number, assigned by the ingress */
     uint64_t received_ns;  /* wall clock at ingress */
@@ -32,7 +50,7 @@ typedef struct rec_hdr {
     uint8_t qos;           /* 0..2 */
     uint8_t retain;        /* 0/1 */
     uint8_t flags;         /* REC_F_* */
-    uint16_t aux;          /* kind-specific: REC_DEAD: reason code */
+    uint16_t aux;          /* kind-specific: REC_DEAD: REC_DEAD_AUX(reason, signal) */
     uint32_t src_client;   /* REC_PUBLISH/REC_DEAD: source client of the message it came from */
     uint32_t reserved;
 } rec_hdr;

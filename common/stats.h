@@ -30,9 +30,29 @@ typedef struct stats_slot {
     uint64_t heartbeat_ns;/* monotonic time of the stage's last loop turn */
     uint64_t busy_since_ns; /* worker: monotonic start of the running callback, 0 = idle */
     uint64_t connected;   /* ingress/relay: broker connections up (bitmask by target) */
-    uint64_t extra[6];    /* stage-specific: router unmatched = extra[0]; relay spooled = extra[0] */
+    uint64_t extra[6];    /* stage-specific: router unmatched = extra[0]; relay spooled = extra[0];
+                             worker: STATS_W_* below */
 } stats_slot;
 _Static_assert(sizeof(stats_slot) == 128, "stats_slot layout");
+
+/* A worker slot's extra[]: why the last worker of the slot died, for its successor's dead
+ * letters (rec.h REC_DEAD_AUX). Each field has one writer, the usual relaxed snapshots; the
+ * successor reads them at its start, after the supervisor reaped the dead one (the reap and
+ * the spawn order the writes before the reads).
+ * - extra[STATS_W_DEATH], supervisor, at every reap of the worker, before the respawn: the
+ *   terminating signal (STATS_W_DEATH_SIG bits; 0 = it exited), or'ed with
+ *   STATS_W_DEATH_BACKSTOP when the supervisor's own callback watchdog (the backstop of the
+ *   worker's) sent the kill.
+ * - extra[STATS_W_BACKSTOP_NS], supervisor: monotonic time of its last backstop kill, so the
+ *   reap can tell it from one of an earlier worker of the slot.
+ * - extra[STATS_W_TIMEOUT_NS], worker: monotonic time at which its own watchdog killed it for
+ *   a callback past runtime.callback_timeout_ms, written before the kill; the successor
+ *   reads it and clears it (only one worker of a slot runs at a time). */
+#define STATS_W_DEATH          0
+#define STATS_W_TIMEOUT_NS     1
+#define STATS_W_BACKSTOP_NS    2
+#define STATS_W_DEATH_SIG      0xffu
+#define STATS_W_DEATH_BACKSTOP 0x100u
 
 typedef struct stats stats;
 

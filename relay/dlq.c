@@ -10,7 +10,6 @@
 #include "deadletter.h"
 #include "log.h"
 #include "rec.h"
-#include "workers/run.h"
 
 #define COMP "relay"
 
@@ -65,13 +64,13 @@ int dlq_queue(dlq *q, uint16_t ring, uint64_t seq, const void *rec, size_t len)
 
 const char *dlq_reason(const cfg *c, unsigned aux, char *buf, size_t cap)
 {
-    unsigned code = aux & 0xffu, sig = aux >> 8 & 0xffu;
+    unsigned code = REC_DEAD_AUX_REASON(aux), sig = REC_DEAD_AUX_SIGNAL(aux);
     const char *abbrev = sig ? sigabbrev_np((int)sig) : NULL;
     char by[96] = "";
     if (sig)
         snprintf(by, sizeof(by), " by SIG%s (%s)", abbrev ? abbrev : "?", strsignal((int)sig));
     switch (code) {
-    case RUN_DEAD_CRASHED:
+    case REC_DEAD_CRASHED:
         if (sig)
             snprintf(buf, cap, "killed the worker %d times (runtime.max_attempts)%s",
                      c->runtime.max_attempts, by);
@@ -81,17 +80,17 @@ const char *dlq_reason(const cfg *c, unsigned aux, char *buf, size_t cap)
                      "callback past callback_timeout_ms)",
                      c->runtime.max_attempts);
         break;
-    case DLQ_REASON_TIMEOUT:
+    case REC_DEAD_TIMEOUT:
         snprintf(buf, cap,
                  "timed out: a callback ran past callback_timeout_ms (%d ms); the watchdog "
                  "killed the worker %d times (runtime.max_attempts)",
                  c->runtime.callback_timeout_ms, c->runtime.max_attempts);
         break;
-    case RUN_DEAD_TOO_LARGE:
+    case REC_DEAD_TOO_LARGE:
         snprintf(buf, cap, "oversized: payload above runtime.max_payload (%zu bytes)",
                  c->runtime.max_payload);
         break;
-    case RUN_DEAD_CALLBACK_ERROR:
+    case REC_DEAD_CALLBACK_ERROR:
         snprintf(buf, cap,
                  "callback error (the callback returned non-zero; on_error: dead_letter)");
         break;

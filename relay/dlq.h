@@ -1,7 +1,7 @@
 /* dlq: the relay's side of the dead-letter store (DESIGN §2, §5; issue 4 "Poison messages").
  *
- * The workers hand messages they gave up as REC_DEAD records (workers/run.h: rec_hdr.aux is
- * the reason code, rule and src_client name where it came from, topic and payload are the
+ * The workers hand messages they gave up as REC_DEAD records (rec.h: rec_hdr.aux is
+ * the reason, rule and src_client name where it came from, topic and payload are the
  * original's). The pump queues each one here (the ring record stays unreleased); dlq_flush
  * writes one JSON line per record to runtime.dead_letter_dir/dead-letters.jsonl
  * (common/deadletter.h), fdatasyncs once for the batch and then reports each record with its
@@ -11,13 +11,12 @@
  * waits: backpressure, never a silent drop); a crash in between writes the line again
  * (at-least-once).
  *
- * Reason texts from rec_hdr.aux: the low byte is the enum run_dead_reason (workers/run.h),
- * the high byte, when not 0, the signal that killed the worker running the message (a
- * proposal for the workers, which do not know it yet: DLQ_AUX_SIGNAL). RUN_DEAD_CRASHED
- * "killed the worker N times (runtime.max_attempts) by SIGSEGV (Segmentation fault)", or
- * without a signal "crashed the worker N times ..."; DLQ_REASON_TIMEOUT (proposed code 4)
- * "timed out: ... the watchdog killed the worker N times"; RUN_DEAD_TOO_LARGE "oversized:
- * ..."; RUN_DEAD_CALLBACK_ERROR "callback error ..."; other codes "unknown reason N".
+ * Reason texts from rec_hdr.aux (rec.h REC_DEAD_AUX: the reason code and the signal that
+ * killed the last worker running the message): REC_DEAD_CRASHED "killed the worker N times
+ * (runtime.max_attempts) by SIGSEGV (Segmentation fault)", or without a signal "crashed the
+ * worker N times ..."; REC_DEAD_TIMEOUT "timed out: ... the watchdog killed the worker N
+ * times"; REC_DEAD_TOO_LARGE "oversized: ..."; REC_DEAD_CALLBACK_ERROR "callback error ...";
+ * other codes "unknown reason N".
  *
  * Used by the relay's main loop only (one thread).
  */
@@ -30,9 +29,6 @@
 #include "cfg.h"
 
 #define DLQ_RETRY_MS 100
-/* Proposed additions to workers/run.h's REC_DEAD aux (the relay already decodes them). */
-#define DLQ_REASON_TIMEOUT  4 /* a callback ran past callback_timeout_ms max_attempts times */
-#define DLQ_AUX_SIGNAL(sig) ((unsigned)(sig) << 8) /* or'ed into aux: the killing signal */
 
 typedef struct dlq dlq;
 

@@ -136,6 +136,21 @@ void loop_dispatch(loop *l, size_t i, enum child_event ev, int wstatus)
 
 /* ---- events from stages ---- */
 
+/* For the successor's dead letters (stats.h STATS_W_*): how the worker died, written before
+ * the respawn reads it. The backstop mark counts only if sent to this worker (after its
+ * spawn), not to a predecessor. */
+static void note_worker_death(loop *l, const proc *p, int wstatus)
+{
+    stats_slot *s = stats_slot_at(l->st, p->slot);
+    uint64_t death = 0;
+    if (wstatus != -1 && WIFSIGNALED(wstatus))
+        death = (uint64_t)WTERMSIG(wstatus) & STATS_W_DEATH_SIG;
+    uint64_t backstop = stats_get(&s->extra[STATS_W_BACKSTOP_NS]);
+    if (backstop != 0 && backstop >= p->spawned_ns)
+        death |= STATS_W_DEATH_BACKSTOP;
+    stats_set(&s->extra[STATS_W_DEATH], death);
+}
+
 static void stage_exited(loop *l, size_t i, int wstatus)
 {
     proc *p = &l->procs[i];
@@ -156,6 +171,8 @@ static void stage_exited(loop *l, size_t i, int wstatus)
         in_record = since != 0 && since >= p->spawned_ns;
     }
     p->ch.in_record = in_record;
+    if (p->kind == STATS_WORKER)
+        note_worker_death(l, p, wstatus);
     loop_dispatch(l, i, CHILD_EV_EXIT, wstatus);
 
     switch (p->ch.state) {
@@ -268,6 +285,7 @@ static void check_callbacks(loop *l, uint64_t now)
                   "(%d) and the worker's own watchdog: sending SIGKILL",
                   name, (int)p->ch.pid, (unsigned long long)((now - since) / 1000000ull),
                   timeout_ms);
+        stats_set(&stats_slot_at(l->st, p->slot)->extra[STATS_W_BACKSTOP_NS], now);
         send_signal(l, p, SIGKILL);
     }
 }

@@ -37,7 +37,8 @@ struct run {
     stats_slot local_slot; /* counters when no stats segment exists (worker run by hand) */
     ctx_busy busy;
     watchdog *wd;
-    wstate *ws; /* the worker's state segment (run_attach) */
+    wstate *ws;         /* the worker's state segment (run_attach) */
+    uint16_t crash_aux; /* REC_DEAD aux for a record past max_attempts: the last death's cause */
 };
 
 static void flush_out(void *arg)
@@ -61,6 +62,7 @@ int run_create(const cfg *c, size_t worker, run **out_r)
     r->env.flush = flush_out;
     r->env.slot = &r->local_slot;
     r->busy.rule = -1;
+    r->crash_aux = REC_DEAD_AUX(REC_DEAD_CRASHED, 0);
     r->env.busy = &r->busy;
     if ((rc = loader_create(&r->env, &r->ld)) < 0)
         goto fail;
@@ -102,6 +104,21 @@ static int attach_state(run *r, const char *in_name)
     return rc;
 }
 
+/* Why the predecessor in this slot died (stats.h STATS_W_*), as the aux of the records it
+ * leaves dead. Only the last death is known: a record dead after max_attempts deaths names
+ * the cause of the last one. The timeout mark is cleared so it describes one death only. */
+static void note_last_death(run *r)
+{
+    stats_slot *s = r->env.slot;
+    uint64_t death = stats_get(&s->extra[STATS_W_DEATH]);
+    unsigned sig = (unsigned)(death & STATS_W_DEATH_SIG);
+    int timeout =
+        stats_get(&s->extra[STATS_W_TIMEOUT_NS]) != 0 || (death & STATS_W_DEATH_BACKSTOP) != 0;
+
+    r->crash_aux = REC_DEAD_AUX(timeout ? REC_DEAD_TIMEOUT : REC_DEAD_CRASHED, sig);
+    stats_set(&s->extra[STATS_W_TIMEOUT_NS], 0);
+}
+
 int run_attach(run *r)
 {
     char name[SHM_NAME_MAX];
@@ -141,6 +158,7 @@ int run_attach(run *r)
     }
     stats_set(&r->env.slot->pid, (uint64_t)getpid());
     stats_set(&r->env.slot->busy_since_ns, 0); /* a dead predecessor may have left it set */
+    note_last_death(r);
     rc = watchdog_start(&r->env, r->c->runtime.callback_timeout_ms, &r->wd);
     if (rc < 0)
         log_error(COMP, "pthread_create of the callback watchdog: %s", strerror(-rc));
@@ -177,11 +195,11 @@ static const char *rule_target(const cfg *c, const cfg_rule *rule)
 
 /* Hands the original message to the relay as REC_DEAD. The record may not fit the output
  * ring (an oversized payload): then the log line and the count are all that is left. */
-static void dead_letter(run *r, const rec_view *v, enum run_dead_reason why)
+static void dead_letter(run *r, const rec_view *v, uint16_t aux)
 {
     rec_hdr h = v->h;
     h.kind = REC_DEAD;
-    h.aux = (uint16_t)why;
+    h.aux = aux;
     h.step = REC_NONE;
     h.src_client = v->h.client;
     int rc = r->env.publish(r->env.publish_arg, &h, v->topic, v->payload, v->h.payload_len);
@@ -220,7 +238,7 @@ static void handle(run *r, const void *buf, size_t len)
                   "runtime.max_payload (%zu)",
                   rule->name, v.topic, v.h.payload_len, c->runtime.max_payload);
         stats_add(&slot->dead, 1);
-        dead_letter(r, &v, RUN_DEAD_TOO_LARGE);
+        dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_TOO_LARGE, 0));
         goto done;
     }
     if (c->runtime.max_attempts > 0 && att > (unsigned)c->runtime.max_attempts) {
@@ -230,7 +248,7 @@ static void handle(run *r, const void *buf, size_t len)
                   "killed the worker %u times",
                   rule->name, rule_target(c, rule), v.topic, v.h.payload_len, att - 1);
         stats_add(&slot->dead, 1);
-        dead_letter(r, &v, RUN_DEAD_CRASHED);
+        dead_letter(r, &v, r->crash_aux);
         goto done;
     }
     if (att > 1)
@@ -258,7 +276,7 @@ static void handle(run *r, const void *buf, size_t len)
     rc = chain_run(r->cs, v.h.rule, &o, &m);
     if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
         stats_add(&slot->dead, 1);
-        dead_letter(r, &v, RUN_DEAD_CALLBACK_ERROR);
+        dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_CALLBACK_ERROR, 0));
     }
 done:
     ring_end(r->in);

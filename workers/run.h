@@ -7,8 +7,10 @@
  * rule, flushes the outputs and only then releases the batch (at-least-once); records whose
  * processing killed the worker more than runtime.max_attempts times are skipped as dead:
  * logged, counted, and handed to the relay as a REC_DEAD record (original topic, payload,
- * source client, rule; aux = enum run_dead_reason), as are records of rules with
- * `on_error: dead_letter` whose callback failed. On
+ * source client, rule; aux = REC_DEAD_AUX of rec.h: REC_DEAD_TIMEOUT when the last worker that
+ * ran it was killed by a callback watchdog, else REC_DEAD_CRASHED and the signal that killed
+ * it, both read at run_attach from the stats slot, stats.h STATS_W_*), as are records of
+ * rules with `on_error: dead_letter` whose callback failed. On
  * stage_stop_flag it drains the input ring, flushes and returns. Open windows stay in the
  * worker's state segment (wstate.h, window.h), which run_attach adopts (-EEXIST while another
  * worker of the same index lives), so a restarted worker (crash, `mqttflow restart worker N`)
@@ -27,14 +29,6 @@
 
 #define RUN_BATCH   64  /* input records per release */
 #define RUN_WAIT_MS 200 /* longest wait, so a missed signal is still seen */
-
-/* rec_hdr.aux of the REC_DEAD records a worker writes (why the message was given up). The
- * relay hands them to the dead-letter store; until it has one it counts them. */
-enum run_dead_reason {
-    RUN_DEAD_CRASHED = 1,        /* its processing killed the worker max_attempts times */
-    RUN_DEAD_TOO_LARGE = 2,      /* payload above runtime.max_payload */
-    RUN_DEAD_CALLBACK_ERROR = 3, /* a callback returned non-zero, rule has on_error: dead_letter */
-};
 
 typedef struct run run;
 

@@ -9,6 +9,7 @@
 #include "atom.h"
 #include "clock.h"
 #include "log.h"
+#include "stats.h"
 
 #define COMP "worker"
 
@@ -50,6 +51,9 @@ static void *watch(void *arg)
                   ctx_rule_name(w->env, rule), cb ? cb : "?",
                   (unsigned long long)((now - since) / 1000000),
                   (unsigned long long)(w->timeout_ns / 1000000));
+        /* the successor names the timeout in the message's dead letter (stats.h STATS_W_*);
+         * the store is done before the kill syscall, so it is in the segment when we die */
+        stats_set(&slot->extra[STATS_W_TIMEOUT_NS], now);
         kill(getpid(), SIGKILL);
     }
     pthread_mutex_unlock(&w->mu);

@@ -2,7 +2,8 @@
  *
  * A thread of the worker process wakes every WATCHDOG_TICK_MS (or a quarter of the timeout if
  * shorter) and reads the worker's stats slot busy_since_ns, which ctx_call sets around every
- * callback. Past the timeout it logs the rule and callback and kills the process with SIGKILL:
+ * callback. Past the timeout it logs the rule and callback, marks the timeout in the slot
+ * (extra[STATS_W_TIMEOUT_NS], for the successor's dead letters) and kills the process with SIGKILL:
  * a callback stuck in a loop cannot be interrupted safely any other way. The record it was
  * running is then retried by the restarted worker and dead-lettered after max_attempts, like
  * a crash. The supervisor watches the same field; whichever acts first, the outcome is the

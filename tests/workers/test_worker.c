@@ -6,8 +6,9 @@
  *
  * Covered: echo round trip in order; a segfaulting callback kills the worker (SIGSEGV), a
  * restarted worker re-reads the record as attempt 2, and after max_attempts the record is
- * skipped as dead while the records around it still come out; SIGTERM drains the input ring,
- * leaves open sampler windows to the next worker and exits 0 (closes them early when the
+ * skipped as dead while the records around it still come out, its REC_DEAD naming the signal
+ * of the last death (SIGSEGV) and a hung callback's the watchdog timeout; SIGTERM drains the input
+ * ring, leaves open sampler windows to the next worker and exits 0 (closes them early when the
  * router is not running: the instance stops); a SIGKILLed worker's open window
  * closes at its original deadline in the next worker with every message once, also when the
  * records were read again after the crash; a window whose close kills the worker every time
@@ -216,6 +217,15 @@ static int spawn(fx *f)
     return n > 0 && strcmp(buf, "ready\n") == 0;
 }
 
+/* What the supervisor does when it reaps a worker (stats.h STATS_W_DEATH): records the
+ * terminating signal for the successor's dead letters. Returns wstatus. */
+static int note_death(fx *f, int wstatus)
+{
+    stats_set(&f->slot->extra[STATS_W_DEATH],
+              WIFSIGNALED(wstatus) ? (uint64_t)WTERMSIG(wstatus) : 0);
+    return wstatus;
+}
+
 /* Waits (deadline 20 s) for the worker to end; returns its wait status. */
 static int wait_exit(fx *f)
 {
@@ -338,10 +348,14 @@ static void test_worker_crash_is_retried_then_skipped_as_dead(void **state)
     push(f, R_SEGV, "in/c", "CRASH");
     push(f, R_ECHO, "in/b", "B");
 
-    /* attempt 1 and attempt 2 die of SIGSEGV */
+    /* attempt 1 and attempt 2 die of SIGSEGV (a stale timeout mark of an earlier worker
+     * must not make the second death look like a timeout: the first successor clears it) */
+    stats_set(&f->slot->extra[STATS_W_TIMEOUT_NS], 1);
     for (int attempt = 1; attempt <= 2; attempt++) {
         assert_true(spawn(f));
-        int st = wait_exit(f);
+        if (attempt == 1)
+            assert_int_equal(stats_get(&f->slot->extra[STATS_W_TIMEOUT_NS]), 0);
+        int st = note_death(f, wait_exit(f));
         assert_true(WIFSIGNALED(st));
         assert_int_equal(WTERMSIG(st), SIGSEGV);
     }
@@ -357,7 +371,9 @@ static void test_worker_crash_is_retried_then_skipped_as_dead(void **state)
             dead++;
             assert_string_equal(r.topic, "in/c");
             assert_string_equal(r.payload, "CRASH");
-            assert_int_equal(r.h.aux, RUN_DEAD_CRASHED);
+            /* the signal that killed the last worker, for the dead-letter reason */
+            assert_int_equal(r.h.aux, REC_DEAD_AUX(REC_DEAD_CRASHED, SIGSEGV));
+            assert_int_equal(REC_DEAD_AUX_SIGNAL(r.h.aux), SIGSEGV);
             assert_int_equal(r.h.rule, R_SEGV);
             assert_int_equal(r.h.src_client, 0);
             continue;
@@ -639,7 +655,7 @@ static void test_worker_failed_callback_goes_to_dead_letter(void **state)
     wt_rec r;
     assert_int_equal(next_out(f, &r, 10000), 0);
     assert_int_equal(r.h.kind, REC_DEAD);
-    assert_int_equal(r.h.aux, RUN_DEAD_CALLBACK_ERROR);
+    assert_int_equal(r.h.aux, REC_DEAD_AUX(REC_DEAD_CALLBACK_ERROR, 0));
     assert_string_equal(r.payload, "bad");
     assert_int_equal(next_out(f, &r, 10000), 0);
     assert_int_equal(r.h.kind, REC_PUBLISH);
@@ -702,9 +718,11 @@ static void test_worker_hung_callback_is_killed_then_dead_lettered(void **state)
     push(f, R_ECHO, "in/e", "after");
     for (int attempt = 1; attempt <= 2; attempt++) {
         assert_true(spawn(f));
-        int st = wait_exit(f); /* the watchdog, 400 ms into the callback */
+        int st = note_death(f, wait_exit(f)); /* the watchdog, 400 ms into the callback */
         assert_true(WIFSIGNALED(st));
         assert_int_equal(WTERMSIG(st), SIGKILL);
+        /* marked before the kill, for the successor */
+        assert_true(stats_get(&f->slot->extra[STATS_W_TIMEOUT_NS]) != 0);
     }
     assert_non_null(strstr(read_log(f), "rule r_hang: callback hang has run for"));
     assert_non_null(strstr(read_log(f), "past runtime.callback_timeout_ms (400)"));
@@ -713,6 +731,9 @@ static void test_worker_hung_callback_is_killed_then_dead_lettered(void **state)
     assert_int_equal(next_out(f, &r, 10000), 0);
     assert_int_equal(r.h.kind, REC_DEAD);
     assert_string_equal(r.payload, "HANG");
+    /* a timeout, not a plain crash: the reason names the watchdog */
+    assert_int_equal(REC_DEAD_AUX_REASON(r.h.aux), REC_DEAD_TIMEOUT);
+    assert_int_equal(stats_get(&f->slot->extra[STATS_W_TIMEOUT_NS]), 0); /* one death only */
     assert_int_equal(next_out(f, &r, 10000), 0);
     assert_int_equal(r.h.kind, REC_PUBLISH);
     assert_string_equal(r.payload, "after");
