@@ -14,11 +14,11 @@
 #define atom_store_relaxed(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define atom_store_release(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 /* counters only: never orders anything else */
-#define atom_add_relaxed(p, v)   __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
-#define atom_xchg_acq_rel(p, v)  __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
+#define atom_add_relaxed(p, v)  __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+#define atom_xchg_acq_rel(p, v) __atomic_exchange_n((p), (v), __ATOMIC_ACQ_REL)
 /* store-buffer fence: "store my index, fence, load the peer's waiting flag" */
-#define atom_fence_full()        __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define atom_fence_full() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 /* keeps the compiler from moving memory accesses across it; no CPU fence */
-#define atom_barrier()           __atomic_signal_fence(__ATOMIC_SEQ_CST)
+#define atom_barrier() __atomic_signal_fence(__ATOMIC_SEQ_CST)
 
 #endif

@@ -7,10 +7,10 @@
 #define MF_EXITCODE_H
 
 enum {
-    MF_EXIT_OK = 0,          /* clean stop */
-    MF_EXIT_FAILED = 1,      /* runtime failure: respawn with backoff */
-    MF_EXIT_CONFIG = 2,      /* fatal configuration error: never respawn */
-    MF_EXIT_EXEC = 127,      /* exec of a stage binary failed */
+    MF_EXIT_OK = 0,     /* clean stop */
+    MF_EXIT_FAILED = 1, /* runtime failure: respawn with backoff */
+    MF_EXIT_CONFIG = 2, /* fatal configuration error: never respawn */
+    MF_EXIT_EXEC = 127, /* exec of a stage binary failed */
 };
 
 #endif

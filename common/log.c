@@ -54,8 +54,8 @@ int log_parse_level(const char *name)
         const char *name;
         int level;
     } names[] = {
-        {"DEBUG", MF_LOG_DEBUG},     {"INFO", MF_LOG_INFO},   {"WARNING", MF_LOG_WARNING},
-        {"WARN", MF_LOG_WARNING},    {"ERROR", MF_LOG_ERROR}, {"CRITICAL", MF_LOG_ERROR + 10},
+        {"DEBUG", MF_LOG_DEBUG},  {"INFO", MF_LOG_INFO},   {"WARNING", MF_LOG_WARNING},
+        {"WARN", MF_LOG_WARNING}, {"ERROR", MF_LOG_ERROR}, {"CRITICAL", MF_LOG_ERROR + 10},
     };
     if (!name)
         return -EINVAL;

@@ -2,10 +2,10 @@
  *
  * Lines go to stderr as "TIME LEVEL process component: message", one write(2) each so lines
  * of concurrent processes sharing the supervisor's stderr never interleave. Levels are those
- * of the Python framework's `logging:` section (DEBUG, INFO, WARNING, ERROR: the MF_LOG_* values of mqttflow.h), with a default
- * level and per-component overrides. Thread-safe after log_init; log_init and the set
- * functions are called from main before any thread starts. Never fails: a line longer than
- * LOG_LINE_MAX is truncated.
+ * of the Python framework's `logging:` section (DEBUG, INFO, WARNING, ERROR: the MF_LOG_* values of
+ * mqttflow.h), with a default level and per-component overrides. Thread-safe after log_init;
+ * log_init and the set functions are called from main before any thread starts. Never fails: a line
+ * longer than LOG_LINE_MAX is truncated.
  */
 #ifndef MF_LOG_H
 #define MF_LOG_H

@@ -31,8 +31,8 @@ extern "C" {
 
 /* One MQTT message, read-only. */
 typedef struct mf_msg {
-    const char *topic;     /* NUL-terminated */
-    const void *payload;   /* payload_len bytes, followed by one NUL byte */
+    const char *topic;   /* NUL-terminated */
+    const void *payload; /* payload_len bytes, followed by one NUL byte */
     size_t payload_len;
     int qos, retain;
     const char *client_id; /* source client */

@@ -33,25 +33,25 @@ enum rec_dead_reason {
     REC_DEAD_TIMEOUT = 4,        /* like CRASHED, the last death by a callback past
                                     runtime.callback_timeout_ms (a watchdog killed the worker) */
 };
-#define REC_DEAD_AUX(reason, sig) \
+#define REC_DEAD_AUX(reason, sig)                                                                  \
     ((uint16_t)(((unsigned)(sig)&0xffu) << 8 | ((unsigned)(reason)&0xffu)))
 #define REC_DEAD_AUX_REASON(aux) ((unsigned)(aux)&0xffu)        /* enum rec_dead_reason */
 #define REC_DEAD_AUX_SIGNAL(aux) ((unsigned)(aux) >> 8 & 0xffu) /* 0: none known */
 
 typedef struct rec_hdr {
-    uint64_t seq;          /* per-source sequence number, assigned by the ingress */
-    uint64_t received_ns;  /* wall clock at ingress */
-    uint32_t topic_len;    /* bytes, without the NUL */
-    uint32_t payload_len;  /* bytes, without the NUL */
-    uint16_t client;       /* config index of the source (REC_MSG) or target (REC_PUBLISH) */
-    uint16_t rule;         /* config index of the rule (router->worker, worker->relay), or REC_NONE */
-    uint16_t step;         /* chain step that produced it, or REC_NONE */
-    uint8_t kind;          /* enum rec_kind */
-    uint8_t qos;           /* 0..2 */
-    uint8_t retain;        /* 0/1 */
-    uint8_t flags;         /* REC_F_* */
-    uint16_t aux;          /* kind-specific: REC_DEAD: REC_DEAD_AUX(reason, signal) */
-    uint32_t src_client;   /* REC_PUBLISH/REC_DEAD: source client of the message it came from */
+    uint64_t seq;         /* per-source sequence number, assigned by the ingress */
+    uint64_t received_ns; /* wall clock at ingress */
+    uint32_t topic_len;   /* bytes, without the NUL */
+    uint32_t payload_len; /* bytes, without the NUL */
+    uint16_t client;      /* config index of the source (REC_MSG) or target (REC_PUBLISH) */
+    uint16_t rule;       /* config index of the rule (router->worker, worker->relay), or REC_NONE */
+    uint16_t step;       /* chain step that produced it, or REC_NONE */
+    uint8_t kind;        /* enum rec_kind */
+    uint8_t qos;         /* 0..2 */
+    uint8_t retain;      /* 0/1 */
+    uint8_t flags;       /* REC_F_* */
+    uint16_t aux;        /* kind-specific: REC_DEAD: REC_DEAD_AUX(reason, signal) */
+    uint32_t src_client; /* REC_PUBLISH/REC_DEAD: source client of the message it came from */
     uint32_t reserved;
 } rec_hdr;
 _Static_assert(sizeof(rec_hdr) == 48, "rec_hdr layout");
@@ -59,8 +59,8 @@ _Static_assert(sizeof(rec_hdr) == 48, "rec_hdr layout");
 /* A decoded record: views into the buffer given to rec_decode, valid as long as it is. */
 typedef struct rec_view {
     rec_hdr h;
-    const char *topic;     /* NUL-terminated, topic_len bytes */
-    const void *payload;   /* payload_len bytes + NUL */
+    const char *topic;   /* NUL-terminated, topic_len bytes */
+    const void *payload; /* payload_len bytes + NUL */
 } rec_view;
 
 /* Bytes a record of these lengths takes (header + topic + NUL + payload + NUL). */

@@ -20,18 +20,18 @@ enum stats_stage { STATS_SUPERVISOR = 0, STATS_INGRESS, STATS_ROUTER, STATS_WORK
 
 /* One stage's counters: a *_layout exception to opacity (fixed width, 128 bytes). */
 typedef struct stats_slot {
-    uint64_t pid;         /* current process, 0 = not running */
-    uint64_t in;          /* records/messages taken in */
-    uint64_t out;         /* records/messages handed on / published */
-    uint64_t errors;      /* callback errors, publish failures, bad records */
-    uint64_t dropped;     /* dropped by policy (overflow: drop), unmatched (router) */
-    uint64_t dead;        /* dead-lettered */
-    uint64_t restarts;    /* written by the supervisor */
-    uint64_t heartbeat_ns;/* monotonic time of the stage's last loop turn */
+    uint64_t pid;           /* current process, 0 = not running */
+    uint64_t in;            /* records/messages taken in */
+    uint64_t out;           /* records/messages handed on / published */
+    uint64_t errors;        /* callback errors, publish failures, bad records */
+    uint64_t dropped;       /* dropped by policy (overflow: drop), unmatched (router) */
+    uint64_t dead;          /* dead-lettered */
+    uint64_t restarts;      /* written by the supervisor */
+    uint64_t heartbeat_ns;  /* monotonic time of the stage's last loop turn */
     uint64_t busy_since_ns; /* worker: monotonic start of the running callback, 0 = idle */
-    uint64_t connected;   /* ingress/relay: broker connections up (bitmask by target) */
-    uint64_t extra[6];    /* stage-specific: router unmatched = extra[0]; relay spooled = extra[0];
-                             worker: STATS_W_* below */
+    uint64_t connected;     /* ingress/relay: broker connections up (bitmask by target) */
+    uint64_t extra[6]; /* stage-specific: router unmatched = extra[0]; relay spooled = extra[0];
+                          worker: STATS_W_* below */
 } stats_slot;
 _Static_assert(sizeof(stats_slot) == 128, "stats_slot layout");
 
