@@ -273,7 +273,7 @@ static void tear_last_segment(const char *dir, uint64_t id)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
-    char last[64] = "";
+    char last[sizeof(e->d_name)] = ""; /* sized like d_name: no truncation to reason about */
     while ((e = readdir(d)) != NULL)
         if (strlen(e->d_name) == 20 && strcmp(e->d_name + 16, ".seg") == 0 &&
             strcmp(e->d_name, last) > 0)
