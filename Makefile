@@ -121,9 +121,10 @@ format:
 format-check:
 	$(Q)clang-format --dry-run --Werror $(FMT_SRCS)
 
+# the fuzz run first, so the last line of a check is the test runner's summary
 check: format-check
-	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 test
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-20}
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 test
 
 # libFuzzer on the config loader: clang compiles the loader and its dependencies directly.
 FUZZ_SECONDS ?= 20
