@@ -1,5 +1,7 @@
 #include "subscriber.h"
 
+#include "nodelay.h"
+
 #include <MQTTAsync.h>
 #include <dirent.h>
 #include <errno.h>
@@ -72,39 +74,6 @@ static void block_signals(sigset_t *old)
 static void restore_signals(const sigset_t *old)
 {
     pthread_sigmask(SIG_SETMASK, old, NULL);
-}
-
-/* Sets TCP_NODELAY on every socket of this process connected to remote port `port`: paho
- * offers no hook for its socket (BASELINES pitfall 5). The ingress process has exactly one
- * broker connection, so matching on the peer port is unambiguous. Returns how many. */
-static int set_nodelay_peer_port(int port)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        int fd = atoi(e->d_name);
-        if (fd < 3 || fd == dirfd(d))
-            continue;
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
-            continue;
-        int p = -1;
-        if (ss.ss_family == AF_INET)
-            p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6)
-            p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        if (p != port)
-            continue;
-        int one = 1;
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
 }
 
 /* Under mu: schedule the next attempt after the current backoff, then double it. */
@@ -259,7 +228,7 @@ static void subscribe_all(subscriber *s)
 
 static void connected(subscriber *s)
 {
-    if (set_nodelay_peer_port(s->c->port) < 1)
+    if (nodelay_set_peer_port(s->c->port) < 1)
         log_warn(LOG_COMP, "could not set TCP_NODELAY on the socket to %s", s->c->uri);
     pthread_mutex_lock(&s->mu);
     s->connected = true;

@@ -1,6 +1,8 @@
 /* conn: the relay's paho MQTTAsync connection to one target client; see conn.h. */
 #include "conn.h"
 
+#include "nodelay.h"
+
 #include <MQTTAsync.h>
 #include <dirent.h>
 #include <errno.h>
@@ -151,41 +153,6 @@ static int on_msg(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 }
 
 /* ---- main loop ---- */
-
-/* TCP_NODELAY on this process's TCP sockets connected to remote port `port`: paho's sockets
- * to this broker (BASELINES pitfall 5; paho has no hook to set it). Sockets of other clients
- * on the same port get it too, which they want anyway; sockets inherited from the parent that
- * lead elsewhere are left alone. Runs once per connect, so the /proc walk is no hot-path
- * cost. Returns how many were set. */
-static int set_nodelay_port(int port)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        int fd = atoi(e->d_name);
-        if (fd < 3 || fd == dirfd(d))
-            continue;
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
-            continue;
-        int p = -1;
-        if (ss.ss_family == AF_INET)
-            p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6)
-            p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        if (p != port)
-            continue;
-        int one = 1;
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
 
 static uint64_t secs_to_ns(double s)
 {
@@ -346,7 +313,7 @@ static void on_up(conn *c)
     if (c->recv_max <= 0)
         c->recv_max = 65535;
     c->backoff_ns = c->min_ns;
-    int n = set_nodelay_port(c->cl->port);
+    int n = nodelay_set_peer_port(c->cl->port);
     log_info(COMP, "client %s: connected to %s as %s%s (TCP_NODELAY on %d socket%s)",
              c->cl->client_id, c->cl->uri, c->client_id,
              c->failures ? " after failed attempts" : "", n, n == 1 ? "" : "s");
