@@ -32,7 +32,8 @@ override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-san
 LDSAN   := -fsanitize=address,undefined
 endif
 
-LDLIBS  := -Wl,--as-needed -lpaho-mqtt3as -luring -lyaml -lpcre2-8 -ljansson -ldl -lm -lpthread
+LDLIBS  := -Wl,--as-needed -lpaho-mqtt3as -luring -lyaml -lpcre2-8 -ljansson -lmicrohttpd -ldl -lm \
+           -lpthread
 # the worker exports mf_* so that dlopen'ed callbacks resolve them from the executable
 LDEXPORT := -rdynamic
 

@@ -3,13 +3,16 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#define STATS_VERSION 1
+/* 2: the per-rule counters after the slots */
+#define STATS_VERSION 2
 
 /* Segment: shm_hdr, then this header on its own cache line, then the slots. */
 typedef struct stats_layout {
     shm_hdr hdr;
     uint64_t n_slots;
-    uint64_t pad[7];
+    uint64_t n_rules;   /* counted rules: matched[n_rules] then rows[n_workers][n_rules] */
+    uint64_t n_workers; /* worker rows per rule */
+    uint64_t pad[5];
     stats_slot slots[];
 } stats_layout;
 _Static_assert(sizeof(stats_layout) == 128, "stats_layout header");
@@ -19,19 +22,31 @@ struct stats {
     stats_layout *l;
 };
 
-static size_t layout_size(size_t n_slots)
+static size_t layout_size(size_t n_slots, size_t n_rules, size_t n_workers)
 {
-    return sizeof(stats_layout) + n_slots * sizeof(stats_slot);
+    return sizeof(stats_layout) + n_slots * sizeof(stats_slot) + n_rules * sizeof(uint64_t) +
+           n_rules * n_workers * sizeof(stats_rule_row);
 }
 
 int stats_create(const char *name, size_t n_slots, stats **out)
 {
-    if (n_slots == 0 || n_slots > 4096)
+    return stats_create_rules(name, n_slots, 0, 0, out);
+}
+
+int stats_create_rules(const char *name, size_t n_slots, size_t n_rules, size_t n_workers,
+                       stats **out)
+{
+    if (n_slots == 0 || n_slots > 4096 || n_workers > 4096)
         return -EINVAL;
+    if (n_rules > STATS_MAX_RULES)
+        n_rules = STATS_MAX_RULES;
+    if (n_workers == 0)
+        n_rules = 0;
     stats *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    int rc = shm_create(name, SHM_KIND_STATS, STATS_VERSION, layout_size(n_slots), &s->seg);
+    int rc = shm_create(name, SHM_KIND_STATS, STATS_VERSION,
+                        layout_size(n_slots, n_rules, n_workers), &s->seg);
     if (rc < 0) {
         free(s);
         return rc;
@@ -40,6 +55,8 @@ int stats_create(const char *name, size_t n_slots, stats **out)
     /* relaxed: the segment is published to other processes by their later shm_open/mmap,
      * which orders everything written before it */
     __atomic_store_n(&s->l->n_slots, n_slots, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->l->n_rules, n_rules, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->l->n_workers, n_workers, __ATOMIC_RELAXED);
     *out = s;
     return 0;
 }
@@ -55,7 +72,9 @@ int stats_attach(const char *name, stats **out)
         return rc;
     }
     s->l = shm_base(s->seg);
-    if (layout_size(s->l->n_slots) > shm_size(s->seg)) {
+    /* bounded before the multiplication: sizes from shared memory are outside input */
+    if (s->l->n_slots > 4096 || s->l->n_rules > STATS_MAX_RULES || s->l->n_workers > 4096 ||
+        layout_size(s->l->n_slots, s->l->n_rules, s->l->n_workers) > shm_size(s->seg)) {
         stats_detach(s);
         return -EPROTO;
     }
@@ -102,4 +121,48 @@ size_t stats_slot_index(enum stats_stage kind, size_t idx, size_t n_ingress)
 size_t stats_slot_total(size_t n_ingress, size_t n_workers)
 {
     return 3 + n_ingress + n_workers;
+}
+
+size_t stats_rule_count(const stats *s)
+{
+    return (size_t)s->l->n_rules;
+}
+
+size_t stats_rule_workers(const stats *s)
+{
+    return (size_t)s->l->n_workers;
+}
+
+uint64_t *stats_rule_matched(stats *s, size_t rule)
+{
+    if (rule >= s->l->n_rules)
+        return NULL;
+    return (uint64_t *)&s->l->slots[s->l->n_slots] + rule;
+}
+
+stats_rule_row *stats_rule_row_at(stats *s, size_t w, size_t rule)
+{
+    if (rule >= s->l->n_rules || w >= s->l->n_workers)
+        return NULL;
+    stats_rule_row *rows =
+        (stats_rule_row *)((uint64_t *)&s->l->slots[s->l->n_slots] + s->l->n_rules);
+    return &rows[w * s->l->n_rules + rule];
+}
+
+double stats_hist_quantile(const uint64_t *h, double q)
+{
+    uint64_t total = 0;
+    for (unsigned b = 0; b < STATS_HIST_N; b++)
+        total += h[b];
+    if (total == 0)
+        return -1;
+    /* the rank of the q-quantile, 1-based: the smallest count that reaches q of the total */
+    double rank = q * (double)total;
+    uint64_t seen = 0;
+    for (unsigned b = 0; b < STATS_HIST_N - 1; b++) {
+        seen += h[b];
+        if ((double)seen >= rank)
+            return (double)(STATS_HIST_BASE_NS << b);
+    }
+    return (double)(STATS_HIST_BASE_NS << (STATS_HIST_N - 2));
 }

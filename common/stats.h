@@ -54,16 +54,51 @@ _Static_assert(sizeof(stats_slot) == 128, "stats_slot layout");
 #define STATS_W_DEATH_SIG      0xffu
 #define STATS_W_DEATH_BACKSTOP 0x100u
 
+/* Per-rule counters (`mqttflow status --rules`, /metrics), after the slots. The router is the
+ * one writer of each rule's matched counter; each worker has its own row per rule (a worker
+ * writes only its own, so every counter stays single-writer) and readers sum the rows. The
+ * histogram counts processing times (chain_run of one message, callbacks and steps) in
+ * power-of-two buckets: bucket b holds times below STATS_HIST_BASE_NS << b, the last one
+ * everything longer. Only the first STATS_MAX_RULES rules are counted (the stage totals
+ * still count every rule): the segment stays below 64 workers x 1024 rules x 192 bytes. */
+#define STATS_MAX_RULES    1024
+#define STATS_HIST_N       20
+#define STATS_HIST_BASE_NS 4000ull /* 4 us .. 2 s doubling, then "longer" */
+
+typedef struct stats_rule_row {
+    uint64_t processed; /* messages run through the rule's callback or chain */
+    uint64_t errors;    /* runs that returned an error */
+    uint64_t dead;      /* messages of the rule dead-lettered by the worker */
+    uint64_t sum_ns;    /* total processing time */
+    uint64_t hist[STATS_HIST_N];
+} stats_rule_row;
+_Static_assert(sizeof(stats_rule_row) == 192, "stats_rule_row layout");
+
 typedef struct stats stats;
 
 /* Supervisor: creates the segment with n_slots slots (shm_create semantics). */
 int stats_create(const char *name, size_t n_slots, stats **out);
+/* The same with room for the per-rule counters of n_rules rules (capped at STATS_MAX_RULES)
+ * and n_workers workers; 0 rules: none. */
+int stats_create_rules(const char *name, size_t n_slots, size_t n_rules, size_t n_workers,
+                       stats **out);
 /* Any stage or the CLI: maps an existing segment. 0, -ENOENT, -EPROTO. */
 int stats_attach(const char *name, stats **out);
 void stats_detach(stats *s); /* accepts NULL */
 size_t stats_slot_count(const stats *s);
 /* The slot at idx (< stats_slot_count), valid until stats_detach. */
 stats_slot *stats_slot_at(stats *s, size_t idx);
+
+/* Rules counted (min(config's, STATS_MAX_RULES)) and worker rows per rule. */
+size_t stats_rule_count(const stats *s);
+size_t stats_rule_workers(const stats *s);
+/* The router's matched counter of rule, NULL when the rule is not counted. */
+uint64_t *stats_rule_matched(stats *s, size_t rule);
+/* Worker w's row of rule, NULL when not counted. Valid until stats_detach. */
+stats_rule_row *stats_rule_row_at(stats *s, size_t w, size_t rule);
+/* Quantile q (0..1) of the summed histogram h, in ns: the upper bound of the bucket that
+ * holds it (the last bucket: its lower bound). -1 when h is empty. */
+double stats_hist_quantile(const uint64_t *h, double q);
 
 /* Slot layout: 0 supervisor, 1 router, 2 relay, then the ingresses, then the workers. idx is
  * the ingress or worker index (ignored for the singletons). */
@@ -83,6 +118,22 @@ static inline void stats_set(uint64_t *field, uint64_t v)
 static inline uint64_t stats_get(const uint64_t *field)
 {
     return __atomic_load_n(field, __ATOMIC_RELAXED); /* relaxed: a snapshot value */
+}
+
+/* A worker's single-writer count of one message of a rule: err nonzero when it failed,
+ * ns its processing time. Accepts NULL (rule not counted). */
+static inline void stats_rule_done(stats_rule_row *row, int err, uint64_t ns)
+{
+    if (!row)
+        return;
+    unsigned b = 0;
+    while (b < STATS_HIST_N - 1 && ns >= (STATS_HIST_BASE_NS << b))
+        b++;
+    stats_add(&row->processed, 1);
+    if (err)
+        stats_add(&row->errors, 1);
+    stats_add(&row->sum_ns, ns);
+    stats_add(&row->hist[b], 1);
 }
 
 #endif

@@ -179,6 +179,7 @@ typedef struct cfg_runtime {
     char *control_socket;       /* default $XDG_RUNTIME_DIR or /tmp: mqttflow-<instance>.sock */
     double stats_interval;      /* seconds between stats log lines, 0 = off (default) */
     size_t spool_max_bytes;     /* default 1 GiB */
+    char *metrics_listen;       /* runtime.metrics.listen "HOST:PORT", NULL = no HTTP endpoint */
 } cfg_runtime;
 
 typedef struct cfg_logging {

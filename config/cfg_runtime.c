@@ -36,7 +36,24 @@ static const cfg_field runtime_fields[] = {
     F("control_socket", CFG_F_PATH, control_socket, NULL, 0, 0, 0, NULL),
     F("stats_interval", CFG_F_DURATION, stats_interval, "0", 0, 0, 86400, NULL),
     F("spool_max_bytes", CFG_F_SIZE, spool_max_bytes, "1GiB", 0, 1, BIG, NULL),
+    F("metrics", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
 };
+
+static const cfg_field metrics_fields[] = {
+    F("listen", CFG_F_STR, metrics_listen, NULL, 0, 0, 0, NULL),
+};
+
+/* "HOST:PORT" or "[V6]:PORT" with a port 1..65535; the host is resolved when the supervisor
+ * starts (a name that does not resolve then is a start-up error, not a config one). */
+static bool listen_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || (s[0] == '[' && colon[-1] != ']'))
+        return false;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    return colon[1] != '\0' && *end == '\0' && port >= 1 && port <= 65535;
+}
 
 static const cfg_field dead_letter_fields[] = {
     F("dir", CFG_F_PATH, dead_letter_dir, NULL, 0, 0, 0, NULL),
@@ -169,6 +186,18 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
         }
         cfg_path_pop(x, o2);
     }
+    if ((v = cfg_node_get(m, "metrics"))) {
+        size_t o2 = cfg_path_key(x, "metrics");
+        if (cfg_schema_decode(x, v, metrics_fields, CFG_NFIELDS(metrics_fields), rt, false) &&
+            rt->metrics_listen && !listen_ok(rt->metrics_listen)) {
+            size_t o3 = cfg_path_key(x, "listen");
+            cfg_err(x, cfg_node_get(v, "listen"),
+                    "\"%s\" is not HOST:PORT (e.g. \"127.0.0.1:9464\", \"[::1]:9464\")",
+                    rt->metrics_listen);
+            cfg_path_pop(x, o3);
+        }
+        cfg_path_pop(x, o2);
+    }
     if (!rt->spool_dir && !(rt->spool_dir = default_path(rt->instance, "spool")))
         cfg_err(x, m, "out of memory");
     if (!rt->dead_letter_dir && !(rt->dead_letter_dir = default_path(rt->instance, "dead")))
@@ -193,6 +222,7 @@ void cfg_runtime_fini(cfg_runtime *rt)
     free(rt->dead_letter_dir);
     free(rt->dead_letter_topic);
     free(rt->control_socket);
+    free(rt->metrics_listen);
 }
 
 /* ---- logging ---- */

@@ -253,6 +253,9 @@ static int route_one(route *r, const void *buf, size_t len)
     }
     memcpy(&h, buf, sizeof(h));
     for (size_t i = 0; i < n; i++) {
+        uint64_t *matched = r->st ? stats_rule_matched(r->st, r->matched[i]) : NULL;
+        if (matched) /* per-rule count for `status --rules` (stats.h) */
+            stats_add(matched, 1);
         size_t w = dispatch_pick(r->disp, r->matched[i], v.topic, v.h.topic_len, worker_load, r);
         void *dst;
         int rc = reserve_out(r, w, len, &dst);

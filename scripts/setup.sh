@@ -14,6 +14,8 @@ PACKAGES=(
     libpcre2-dev                             # rule regexes
     mosquitto mosquitto-clients              # the broker for tests and the demo
     procps psmisc iproute2                   # ps/pkill, fuser, ss in tests
+    libmicrohttpd-dev                        # the supervisor's metrics endpoint
+    curl python3-prometheus-client           # tests of the metrics endpoint
 )
 
 missing=()

@@ -16,6 +16,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "loop.h"
+#include "watch.h"
 
 #define STATUS_TIMEOUT_MS  10000
 #define RESTART_TIMEOUT_MS 120000 /* per stage: a stop deadline plus a ready deadline */
@@ -24,14 +25,16 @@
 
 void cli_usage(FILE *f)
 {
-    fputs("usage:\n"
-          "  mqttflow check CONFIG\n"
-          "  mqttflow run CONFIG\n"
-          "  mqttflow status [--prom] [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n"
-          "  mqttflow restart [-c CONFIG | -i INSTANCE | -s SOCKET] worker N | workers | router"
-          " | relay | ingress CLIENT_ID | ingresses\n"
-          "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n",
-          f);
+    fputs(
+        "usage:\n"
+        "  mqttflow check CONFIG\n"
+        "  mqttflow run CONFIG\n"
+        "  mqttflow status [--prom | --json | --rules | --watch] [CONFIG | -c CONFIG | -i INSTANCE"
+        " | -s SOCKET]\n"
+        "  mqttflow restart [-c CONFIG | -i INSTANCE | -s SOCKET] worker N | workers | router"
+        " | relay | ingress CLIENT_ID | ingresses\n"
+        "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n",
+        f);
 }
 
 /* What -h adds to the usage for one subcommand: the guarantees an operator relies on. */
@@ -55,7 +58,10 @@ static void help_of(const char *cmd, FILE *f)
               "configuration or module error, until `mqttflow restart`; restart intensity =\n"
               "more than 5 restarts (or 30 deaths inside callbacks) in 10 s, tried again after\n"
               "30 s or at once on `mqttflow restart`), stopped. --prom: the same as Prometheus\n"
-              "text.\n",
+              "text (as the HTTP endpoint's /metrics). --json: as JSON for scripts. --rules: per\n"
+              "rule matched, processed, errors, dead-lettered, p50/p99 processing time. --watch:\n"
+              "the table refreshed every second (q or Ctrl-C quits). docs/metrics.md has the\n"
+              "metric names and the JSON schema.\n",
               f);
     else if (!strcmp(cmd, "restart"))
         fputs("\nrestart: SIGTERM to the stage, which finishes at a record boundary, then a new\n"
@@ -172,7 +178,9 @@ typedef struct target {
     char instance[64];
     char sock[PATH_MAX];
     int prom;
-    char **words; /* positional words left over */
+    const char *mode; /* status: " prom", " json", " rules" or "" */
+    int watch;        /* status --watch */
+    char **words;     /* positional words left over */
     int n_words;
 } target;
 
@@ -242,6 +250,13 @@ static int parse_target(int argc, char **argv, int config_positional, int allow_
             return -1; /* handled: the caller exits 0 */
         } else if (allow_prom && !strcmp(a, "--prom")) {
             t->prom = 1;
+            t->mode = " prom";
+        } else if (allow_prom && !strcmp(a, "--json")) {
+            t->mode = " json";
+        } else if (allow_prom && !strcmp(a, "--rules")) {
+            t->mode = " rules";
+        } else if (allow_prom && !strcmp(a, "--watch")) {
+            t->watch = 1;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "mqttflow %s: unknown option %s\n", argv[0], a);
             cli_usage(stderr);
@@ -330,8 +345,15 @@ static int request(int argc, char **argv, int config_positional, int allow_prom,
         target_fini(&t);
         return code < 0 ? MF_EXIT_OK : code;
     }
+    if (t.watch) {
+        code = t.mode ? (fputs("mqttflow status: --watch shows the table only\n", stderr),
+                         MF_EXIT_CONFIG)
+                      : watch_run(t.sock, STATUS_TIMEOUT_MS);
+        target_fini(&t);
+        return code;
+    }
     char line[CTL_LINE_MAX], *reply = NULL;
-    snprintf(line, sizeof(line), line_fmt, t.prom ? " prom" : "");
+    snprintf(line, sizeof(line), line_fmt, t.mode ? t.mode : "");
     int rc = ctl_request(t.sock, line, STATUS_TIMEOUT_MS, &reply, NULL);
     code = rc < 0 ? not_running(&t, rc) : print_reply(reply);
     free(reply);

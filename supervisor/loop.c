@@ -253,6 +253,7 @@ static void sample(loop *l, uint64_t now)
         p->prev_in = in;
         p->prev_out = out;
     }
+    loop_obs_sample(l, dt);
     stats_set(&stats_slot_at(l->st, 0)->heartbeat_ns, now);
     l->sample_s = dt;
     l->last_sample_ns = now;
@@ -597,6 +598,9 @@ int loop_create(const cfg *c, loop **out)
         (rc = loop_watch(l, l->timerfd, TAG(SRC_TIMER, 0))) < 0 ||
         (rc = loop_watch(l, l->lfd, TAG(SRC_LISTEN, 0))) < 0)
         goto err;
+    /* after the signal mask: the endpoint's thread inherits it */
+    if ((rc = loop_obs_start(l)) < 0)
+        goto err;
     if (c->runtime.cpu_supervisor >= 0) {
         cpu_set_t cs;
         CPU_ZERO(&cs);
@@ -654,6 +658,9 @@ int loop_run(loop *l)
                 if (l->conns[i].use == CONN_READING)
                     loop_ctl_readable(l, i);
                 break;
+            case SRC_HTTP:
+                loop_obs_http(l);
+                break;
             }
         }
         progress(l);
@@ -692,6 +699,7 @@ void loop_destroy(loop *l)
         if (p->ready_fd >= 0)
             close(p->ready_fd);
     }
+    httpd_destroy(l->http); /* its thread reads nothing of ours: before the segments go */
     topo_destroy(l->topo, stopped_cleanly(l));
     if (l->lfd >= 0) {
         close(l->lfd);

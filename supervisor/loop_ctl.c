@@ -1,12 +1,12 @@
 /* loop_ctl: the supervisor's answers on the control socket (see loop_int.h, ctl.h).
  *
- * "status" and "status prom" are answered at once from the child table and the stats
- * segment. "restart ..." starts a job that restarts the named stages one after the other,
- * each ready before the next, and answers when it is done, so the CLI returns only once the
- * new processes are up. "stop" is answered at once and again with "stopped" just before the
- * supervisor exits (loop_ctl_close_all). A connection is taken out of epoll as soon as its
- * request is complete: the client has shut its side down, and a level-triggered EOF would
- * wake the loop forever.
+ * "status", "status prom", "status json" and "status rules" are answered at once from the
+ * child table and the stats segment (loop_obs.c renders them, for the HTTP endpoint too). "restart
+ * ..." starts a job that restarts the named stages one after the other, each ready before the next,
+ * and answers when it is done, so the CLI returns only once the new processes are up. "stop" is
+ * answered at once and again with "stopped" just before the supervisor exits (loop_ctl_close_all).
+ * A connection is taken out of epoll as soon as its request is complete: the client has shut its
+ * side down, and a level-triggered EOF would wake the loop forever.
  */
 #include "loop_int.h"
 
@@ -20,73 +20,6 @@
 #include "exitcode.h"
 #include "log.h"
 #include "status.h"
-
-static void fill_rows(loop *l, status_row *rows)
-{
-    rows[0] = (status_row){.kind = "supervisor",
-                           .id = "",
-                           .pid = (long)getpid(),
-                           .cpu = l->c->runtime.cpu_supervisor,
-                           .state = "running",
-                           .fill_pct = -1,
-                           .connected = -1};
-    for (size_t i = 0; i < l->n_procs; i++) {
-        proc *p = &l->procs[i];
-        stats_slot *s = stats_slot_at(l->st, p->slot);
-        status_row *r = &rows[i + 1];
-        static const char *const kinds[] = {"supervisor", "ingress", "router", "worker", "relay"};
-        *r = (status_row){
-            .kind = kinds[p->kind],
-            .id = p->id,
-            .pid = (long)p->ch.pid,
-            .cpu = p->cpu,
-            .state = child_state_name(p->ch.state),
-            .restarts = p->ch.restarts,
-            .fill_pct = topo_fill_pct(l->topo, p->kind, p->idx),
-            .in = stats_get(&s->in),
-            .out = stats_get(&s->out),
-            .errors = stats_get(&s->errors),
-            .dropped = stats_get(&s->dropped),
-            .dead = stats_get(&s->dead),
-            /* a bitmask by target: the number of links up */
-            .connected = p->kind == STATS_INGRESS || p->kind == STATS_RELAY
-                             ? __builtin_popcountll(stats_get(&s->connected))
-                             : -1,
-            .in_rate = p->in_rate,
-            .out_rate = p->out_rate,
-            .reason = p->ch.reason,
-        };
-    }
-}
-
-/* The status text (prom or table), malloc'ed; NULL on ENOMEM. */
-static char *status_text(loop *l, int prom)
-{
-    char *text = NULL;
-    size_t len = 0;
-    status_row *rows = calloc(l->n_procs + 1, sizeof(*rows));
-    FILE *f = open_memstream(&text, &len);
-    if (!rows || !f) {
-        free(rows);
-        if (f)
-            fclose(f);
-        free(text);
-        return NULL;
-    }
-    fill_rows(l, rows);
-    status_head h = {.instance = l->c->runtime.instance,
-                     .pid = (long)getpid(),
-                     .uptime_s = (double)(clock_mono_ns() - l->born_ns) / 1e9,
-                     .phase = loop_phase_name(l->phase),
-                     .interval_s = l->sample_s};
-    if (prom)
-        status_format_prom(f, &h, rows, l->n_procs + 1);
-    else
-        status_format(f, &h, rows, l->n_procs + 1);
-    fclose(f);
-    free(rows);
-    return text;
-}
 
 static void conn_close(loop *l, size_t j)
 {
@@ -266,8 +199,9 @@ static void on_request(loop *l, size_t j)
     (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->conns[j].c.fd, NULL);
     while (*line == ' ')
         line++;
-    if (!strcmp(line, "status") || !strcmp(line, "status prom")) {
-        char *text = status_text(l, line[6] != '\0');
+    int mode = loop_obs_mode(line);
+    if (mode >= 0) {
+        char *text = loop_obs_text(l, mode);
         conn_reply(l, j, text ? text : CTL_ERR "out of memory\n");
         free(text);
     } else if (!strcmp(line, "stop")) {
@@ -286,7 +220,7 @@ static void on_request(loop *l, size_t j)
     } else {
         char err[CTL_LINE_MAX + 96];
         snprintf(err, sizeof(err),
-                 CTL_ERR "unknown request \"%s\" (status | status prom | restart ... | stop)\n",
+                 CTL_ERR "unknown request \"%s\" (status [prom|json|rules] | restart ... | stop)\n",
                  line);
         conn_reply(l, j, err);
     }

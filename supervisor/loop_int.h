@@ -16,6 +16,7 @@
 
 #include "child.h"
 #include "ctl.h"
+#include "httpd.h"
 #include "stats.h"
 #include "topo.h"
 
@@ -28,7 +29,7 @@
 #define CALLBACK_GRACE_NS 2000000000ull
 
 /* epoll tags: the source in the high half, an index (stage or connection) in the low half */
-enum src { SRC_SIGNAL = 1, SRC_TIMER, SRC_LISTEN, SRC_PIDFD, SRC_READY, SRC_CONN };
+enum src { SRC_SIGNAL = 1, SRC_TIMER, SRC_LISTEN, SRC_PIDFD, SRC_READY, SRC_CONN, SRC_HTTP };
 #define TAG(src, i) (((uint64_t)(src) << 32) | (uint64_t)(i))
 #define TAG_SRC(t)  ((enum src)((t) >> 32))
 #define TAG_IDX(t)  ((size_t)((t)&0xffffffffu))
@@ -49,6 +50,7 @@ typedef struct proc {
     uint64_t spawned_ns;
     uint64_t prev_in, prev_out;
     double in_rate, out_rate;
+    double cpu_s, cpu_pct; /* of the current process, sampled (loop_obs.c) */
 } proc;
 
 enum conn_use { CONN_FREE, CONN_READING, CONN_JOB, CONN_STOP };
@@ -90,6 +92,8 @@ struct loop {
     uint64_t next_stats_log_ns;
     conn conns[MAX_CONNS];
     job job;
+    httpd *http;          /* runtime.metrics.listen, NULL = off */
+    uint64_t spool_bytes; /* under runtime.spool_dir, sampled */
 };
 
 /* ---- loop.c ---- */
@@ -106,6 +110,21 @@ void loop_close_watched(loop *l, int *fd);
 /* "worker 3", "ingress client1", "router" */
 void loop_proc_name(const proc *p, char *buf, size_t len);
 const char *loop_phase_name(enum phase ph);
+
+/* ---- loop_obs.c ---- */
+
+/* What `status` prints: the table, Prometheus text, JSON, the per-rule table. */
+enum obs_mode { OBS_TABLE, OBS_PROM, OBS_JSON, OBS_RULES };
+/* The mode a control request asks for ("status", "status prom", ...), -1 if not a status. */
+int loop_obs_mode(const char *request);
+/* The status text in mode, malloc'ed; NULL on ENOMEM. */
+char *loop_obs_text(loop *l, int mode);
+/* Per sample: CPU time of every stage, the spool's bytes. dt = seconds since the last. */
+void loop_obs_sample(loop *l, double dt);
+/* Starts the HTTP endpoint when runtime.metrics.listen is set. 0 or -errno (logged). */
+int loop_obs_start(loop *l);
+/* The endpoint's eventfd is readable: renders the pages for the waiting requests. */
+void loop_obs_http(loop *l);
 
 /* ---- loop_ctl.c ---- */
 

@@ -1,6 +1,8 @@
 /* status: status table and Prometheus text (see status.h). */
 #include "status.h"
 
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 double status_rate(uint64_t now, uint64_t before, double seconds)
@@ -22,9 +24,9 @@ void status_format(FILE *f, const status_head *h, const status_row *rows, size_t
 {
     fprintf(f, "instance %s: %s, supervisor pid %ld, up %.0f s (rates over the last %.1f s)\n",
             h->instance, h->phase, h->pid, h->uptime_s, h->interval_s);
-    fprintf(f, "%-24s %8s %4s %-9s %8s %5s %12s %12s %10s %10s %8s %8s %8s %4s\n", "STAGE", "PID",
-            "CPU", "STATE", "RESTARTS", "RING", "IN", "OUT", "IN/S", "OUT/S", "ERRORS", "DROPPED",
-            "DEAD", "CONN");
+    fprintf(f, "%-24s %8s %4s %-9s %8s %5s %12s %12s %10s %10s %8s %8s %8s %4s %6s\n", "STAGE",
+            "PID", "CPU", "STATE", "RESTARTS", "RING", "IN", "OUT", "IN/S", "OUT/S", "ERRORS",
+            "DROPPED", "DEAD", "CONN", "CPU%");
     for (size_t i = 0; i < n; i++) {
         const status_row *r = &rows[i];
         char name[64], pid[24], cpu[16], fill[16];
@@ -47,11 +49,12 @@ void status_format(FILE *f, const status_head *h, const status_row *rows, size_t
         else
             snprintf(conn, sizeof(conn), "-");
         fprintf(f,
-                "%-24s %8s %4s %-9s %8llu %5s %12llu %12llu %10.1f %10.1f %8llu %8llu %8llu %4s\n",
+                "%-24s %8s %4s %-9s %8llu %5s %12llu %12llu %10.1f %10.1f %8llu %8llu %8llu %4s "
+                "%6.1f\n",
                 name, pid, cpu, r->state, (unsigned long long)r->restarts, fill,
                 (unsigned long long)r->in, (unsigned long long)r->out, r->in_rate, r->out_rate,
                 (unsigned long long)r->errors, (unsigned long long)r->dropped,
-                (unsigned long long)r->dead, conn);
+                (unsigned long long)r->dead, conn, r->cpu_pct);
     }
     for (size_t i = 0; i < n; i++) {
         const status_row *r = &rows[i];
@@ -76,7 +79,21 @@ static void label(FILE *f, const char *v)
     }
 }
 
-enum { F_UP, F_PID, F_RESTARTS, F_FILL, F_IN, F_OUT, F_ERR, F_DROP, F_DEAD, F_CONN, F_N };
+enum {
+    F_UP,
+    F_PID,
+    F_RESTARTS,
+    F_FILL,
+    F_IN,
+    F_OUT,
+    F_ERR,
+    F_DROP,
+    F_DEAD,
+    F_CONN,
+    F_CPU,
+    F_SPOOLED,
+    F_N
+};
 
 static const struct {
     const char *name, *type, *help;
@@ -91,6 +108,10 @@ static const struct {
     [F_DROP] = {"mqttflow_stage_dropped_total", "counter", "dropped by policy or unmatched"},
     [F_DEAD] = {"mqttflow_stage_dead_total", "counter", "dead-lettered"},
     [F_CONN] = {"mqttflow_stage_connections", "gauge", "broker connections up (ingress, relay)"},
+    [F_CPU] = {"mqttflow_stage_cpu_seconds_total", "counter",
+               "CPU seconds (user + system) of the stage's current process"},
+    [F_SPOOLED] = {"mqttflow_stage_spooled_messages", "gauge",
+                   "messages in the stage's disk spool (ingress, relay)"},
 };
 
 static double value_of(const status_row *r, int m)
@@ -114,8 +135,81 @@ static double value_of(const status_row *r, int m)
         return (double)r->dropped;
     case F_DEAD:
         return (double)r->dead;
+    case F_CPU:
+        return r->cpu_s;
+    case F_SPOOLED:
+        return (double)r->spooled;
     default:
         return (double)r->connected;
+    }
+}
+
+static void help_type(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{instance="..",key="value"} */
+static void sample_start(FILE *f, const char *name, const status_head *h, const char *key,
+                         const char *value)
+{
+    fprintf(f, "%s{instance=\"", name);
+    label(f, h->instance);
+    if (key) {
+        fprintf(f, "\",%s=\"", key);
+        label(f, value);
+    }
+    fputs("\"", f);
+}
+
+enum { R_MATCHED, R_PROCESSED, R_ERRORS, R_DEAD, R_N };
+static const struct {
+    const char *name, *help;
+} rule_metrics[R_N] = {
+    [R_MATCHED] = {"mqttflow_rule_matched_total", "messages the router matched to the rule"},
+    [R_PROCESSED] = {"mqttflow_rule_processed_total",
+                     "messages run through the rule's callback or chain"},
+    [R_ERRORS] = {"mqttflow_rule_errors_total", "runs of the rule that returned an error"},
+    [R_DEAD] = {"mqttflow_rule_dead_total", "messages of the rule dead-lettered by a worker"},
+};
+
+static uint64_t rule_value(const status_rule *r, int m)
+{
+    return m == R_MATCHED     ? r->matched
+           : m == R_PROCESSED ? r->processed
+           : m == R_ERRORS    ? r->errors
+                              : r->dead;
+}
+
+static void prom_rules(FILE *f, const status_head *h)
+{
+    if (!h->rules || h->n_rules == 0)
+        return;
+    for (int m = 0; m < R_N; m++) {
+        help_type(f, rule_metrics[m].name, "counter", rule_metrics[m].help);
+        for (size_t i = 0; i < h->n_rules; i++) {
+            sample_start(f, rule_metrics[m].name, h, "rule", h->rules[i].name);
+            fprintf(f, "} %llu\n", (unsigned long long)rule_value(&h->rules[i], m));
+        }
+    }
+    const char *hn = "mqttflow_rule_processing_seconds";
+    help_type(f, hn, "histogram", "processing time of one message by the rule (worker)");
+    for (size_t i = 0; i < h->n_rules; i++) {
+        const status_rule *r = &h->rules[i];
+        uint64_t cum = 0;
+        for (unsigned b = 0; b < STATS_HIST_N; b++) {
+            cum += r->hist[b];
+            sample_start(f, "mqttflow_rule_processing_seconds_bucket", h, "rule", r->name);
+            if (b + 1 < STATS_HIST_N)
+                fprintf(f, ",le=\"%.9g\"} %llu\n", (double)(STATS_HIST_BASE_NS << b) / 1e9,
+                        (unsigned long long)cum);
+            else
+                fprintf(f, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        sample_start(f, "mqttflow_rule_processing_seconds_sum", h, "rule", r->name);
+        fprintf(f, "} %.9g\n", (double)r->sum_ns / 1e9);
+        sample_start(f, "mqttflow_rule_processing_seconds_count", h, "rule", r->name);
+        fprintf(f, "} %llu\n", (unsigned long long)cum);
     }
 }
 
@@ -137,4 +231,158 @@ void status_format_prom(FILE *f, const status_head *h, const status_row *rows, s
             fprintf(f, "\"} %.15g\n", value_of(r, m));
         }
     }
+    help_type(f, "mqttflow_up", "gauge", "1 while the instance is running (not starting/stopping)");
+    sample_start(f, "mqttflow_up", h, NULL, NULL);
+    fprintf(f, "} %d\n", !strcmp(h->phase, "running"));
+    help_type(f, "mqttflow_uptime_seconds", "gauge", "seconds since the supervisor started");
+    sample_start(f, "mqttflow_uptime_seconds", h, NULL, NULL);
+    fprintf(f, "} %.3f\n", h->uptime_s);
+    help_type(f, "mqttflow_spool_bytes", "gauge", "bytes of the disk spools under spool_dir");
+    sample_start(f, "mqttflow_spool_bytes", h, NULL, NULL);
+    fprintf(f, "} %llu\n", (unsigned long long)h->spool_bytes);
+    uint64_t dead = 0;
+    for (size_t i = 0; i < n; i++)
+        dead += rows[i].dead;
+    help_type(f, "mqttflow_dead_letters_total", "counter",
+              "messages dead-lettered by any stage (sum of mqttflow_stage_dead_total)");
+    sample_start(f, "mqttflow_dead_letters_total", h, NULL, NULL);
+    fprintf(f, "} %llu\n", (unsigned long long)dead);
+    if (h->clients && h->n_clients) {
+        help_type(f, "mqttflow_client_connected", "gauge",
+                  "1 while the relay's connection of the client to its broker is up");
+        for (size_t i = 0; i < h->n_clients; i++) {
+            sample_start(f, "mqttflow_client_connected", h, "client", h->clients[i].id);
+            fprintf(f, "} %d\n", h->clients[i].connected);
+        }
+    }
+    prom_rules(f, h);
+}
+
+/* p-quantile of a rule's processing time in ms, or -1 */
+static double rule_ms(const status_rule *r, double q)
+{
+    double ns = stats_hist_quantile(r->hist, q);
+    return ns < 0 ? -1 : ns / 1e6;
+}
+
+void status_format_rules(FILE *f, const status_head *h)
+{
+    fprintf(f, "instance %s: %zu rule%s (times: upper bound of the histogram bucket)\n",
+            h->instance, h->n_rules, h->n_rules == 1 ? "" : "s");
+    fprintf(f, "%-32s %12s %12s %10s %10s %10s %10s\n", "RULE", "MATCHED", "PROCESSED", "ERRORS",
+            "DEAD", "P50_MS", "P99_MS");
+    for (size_t i = 0; i < h->n_rules; i++) {
+        const status_rule *r = &h->rules[i];
+        char p50[24] = "-", p99[24] = "-";
+        double a = rule_ms(r, 0.5), b = rule_ms(r, 0.99);
+        if (a >= 0)
+            snprintf(p50, sizeof(p50), "%.3f", a);
+        if (b >= 0)
+            snprintf(p99, sizeof(p99), "%.3f", b);
+        fprintf(f, "%-32s %12llu %12llu %10llu %10llu %10s %10s\n", r->name,
+                (unsigned long long)r->matched, (unsigned long long)r->processed,
+                (unsigned long long)r->errors, (unsigned long long)r->dead, p50, p99);
+    }
+}
+
+static json_t *num_or_null(double v, int present)
+{
+    return present ? json_real(v) : json_null();
+}
+
+void status_format_json(FILE *f, const status_head *h, const status_row *rows, size_t n)
+{
+    json_t *stages = json_array(), *rules = json_array(), *clients = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const status_row *r = &rows[i];
+        json_array_append_new(
+            stages,
+            json_pack("{s:s, s:s, s:I, s:o, s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:f, "
+                      "s:f, s:f, s:f, s:I, s:o}",
+                      "kind", r->kind, "id", r->id ? r->id : "", "pid", (json_int_t)r->pid, "cpu",
+                      r->cpu >= 0 ? json_integer(r->cpu) : json_null(), "state", r->state,
+                      "restarts", (json_int_t)r->restarts, "ring_fill_pct",
+                      r->fill_pct >= 0 ? json_integer(r->fill_pct) : json_null(), "in",
+                      (json_int_t)r->in, "out", (json_int_t)r->out, "errors", (json_int_t)r->errors,
+                      "dropped", (json_int_t)r->dropped, "dead", (json_int_t)r->dead, "connected",
+                      r->connected >= 0 ? json_integer(r->connected) : json_null(), "in_rate",
+                      r->in_rate, "out_rate", r->out_rate, "cpu_seconds", r->cpu_s, "cpu_pct",
+                      r->cpu_pct, "spooled", (json_int_t)r->spooled, "reason",
+                      r->reason && *r->reason ? json_string(r->reason) : json_null()));
+    }
+    for (size_t i = 0; h->rules && i < h->n_rules; i++) {
+        const status_rule *r = &h->rules[i];
+        double a = rule_ms(r, 0.5), b = rule_ms(r, 0.99);
+        json_array_append_new(
+            rules, json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "name", r->name, "matched",
+                             (json_int_t)r->matched, "processed", (json_int_t)r->processed,
+                             "errors", (json_int_t)r->errors, "dead", (json_int_t)r->dead, "p50_ms",
+                             num_or_null(a, a >= 0), "p99_ms", num_or_null(b, b >= 0)));
+    }
+    for (size_t i = 0; h->clients && i < h->n_clients; i++)
+        json_array_append_new(clients, json_pack("{s:s, s:b}", "id", h->clients[i].id, "connected",
+                                                 h->clients[i].connected));
+    json_t *root =
+        json_pack("{s:s, s:I, s:s, s:f, s:f, s:I, s:o, s:o, s:o}", "instance", h->instance, "pid",
+                  (json_int_t)h->pid, "phase", h->phase, "uptime_s", h->uptime_s, "interval_s",
+                  h->interval_s, "spool_bytes", (json_int_t)h->spool_bytes, "stages", stages,
+                  "rules", rules, "clients", clients);
+    if (root)
+        json_dumpf(root, f, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    else
+        fputs("{}", f);
+    fputc('\n', f);
+    json_decref(root);
+}
+
+int status_healthy(FILE *f, const status_head *h, const status_row *rows, size_t n)
+{
+    int ok = 1;
+    if (strcmp(h->phase, "running") != 0) {
+        fprintf(f, "instance %s is %s\n", h->instance, h->phase);
+        ok = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const status_row *r = &rows[i];
+        if (!strcmp(r->state, "running"))
+            continue;
+        char name[64];
+        stage_name(name, sizeof(name), r);
+        fprintf(f, "%s: %s%s%s\n", name, r->state, r->reason && *r->reason ? ": " : "",
+                r->reason ? r->reason : "");
+        ok = 0;
+    }
+    if (ok)
+        fprintf(f, "ok: instance %s, %zu stages running\n", h->instance, n);
+    return ok;
+}
+
+int status_ready(FILE *f, const status_head *h, const status_row *rows, size_t n)
+{
+    char *why = NULL;
+    size_t len = 0;
+    FILE *w = open_memstream(&why, &len);
+    if (!w)
+        return 0;
+    int ok = status_healthy(w, h, rows, n);
+    fclose(w);
+    if (!ok) {
+        fputs(why, f);
+        free(why);
+        return 0;
+    }
+    free(why);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].kind, "ingress") && rows[i].connected == 0) {
+            fprintf(f, "ingress %s: not connected to its broker\n", rows[i].id);
+            ok = 0;
+        }
+    for (size_t i = 0; h->clients && i < h->n_clients; i++)
+        if (!h->clients[i].connected) {
+            fprintf(f, "client %s: the relay is not connected to its broker\n", h->clients[i].id);
+            ok = 0;
+        }
+    if (ok)
+        fprintf(f, "ready: instance %s, every stage ready, every client connected\n", h->instance);
+    return ok;
 }

@@ -278,7 +278,8 @@ int topo_create(const cfg *c, topo **out, char *err, size_t errlen)
      * nothing else has been created yet when that is the answer. */
     rc = names_stats(name, sizeof(name), t->instance);
     if (rc == 0)
-        rc = stats_create(name, stats_slot_total(t->n_ingress, t->n_workers), &t->st);
+        rc = stats_create_rules(name, stats_slot_total(t->n_ingress, t->n_workers), c->n_rules,
+                                t->n_workers, &t->st);
     if (rc == -EEXIST) {
         fail(err, errlen, "instance %s is already running (pid %ld)", t->instance, owner_of(name));
         goto err_free;

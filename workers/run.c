@@ -208,6 +208,14 @@ static void dead_letter(run *r, const rec_view *v, uint16_t aux)
                  v->topic, v->h.payload_len, strerror(-rc));
 }
 
+/* The per-rule dead-letter count of `status --rules` (stats.h), when the rule is counted. */
+static void count_rule_dead(run *r, size_t rule)
+{
+    stats_rule_row *row = r->st ? stats_rule_row_at(r->st, r->worker, rule) : NULL;
+    if (row)
+        stats_add(&row->dead, 1);
+}
+
 static void handle(run *r, const void *buf, size_t len)
 {
     const cfg *c = r->c;
@@ -238,6 +246,7 @@ static void handle(run *r, const void *buf, size_t len)
                   "runtime.max_payload (%zu)",
                   rule->name, v.topic, v.h.payload_len, c->runtime.max_payload);
         stats_add(&slot->dead, 1);
+        count_rule_dead(r, v.h.rule);
         dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_TOO_LARGE, 0));
         goto done;
     }
@@ -248,6 +257,7 @@ static void handle(run *r, const void *buf, size_t len)
                   "killed the worker %u times",
                   rule->name, rule_target(c, rule), v.topic, v.h.payload_len, att - 1);
         stats_add(&slot->dead, 1);
+        count_rule_dead(r, v.h.rule);
         dead_letter(r, &v, r->crash_aux);
         goto done;
     }
@@ -273,8 +283,12 @@ static void handle(run *r, const void *buf, size_t len)
         .received_ns = v.h.received_ns,
         .pos = ring_read_pos(r->in) + 1, /* the record's own position: not yet advanced */
     };
+    uint64_t t0 = clock_mono_ns();
     rc = chain_run(r->cs, v.h.rule, &o, &m);
+    stats_rule_row *row = r->st ? stats_rule_row_at(r->st, r->worker, v.h.rule) : NULL;
+    stats_rule_done(row, rc != 0, clock_mono_ns() - t0); /* `status --rules` (stats.h) */
     if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
+        count_rule_dead(r, v.h.rule);
         stats_add(&slot->dead, 1);
         dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_CALLBACK_ERROR, 0));
     }

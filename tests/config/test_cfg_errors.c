@@ -13,7 +13,8 @@ static void test_cfg_error_unknown_keys(void **state)
     expect_error(CLIENTS "runtime:\n  colour: blue\n",
                  "config.yaml:7:3: runtime.colour: unknown key (allowed: instance, workers, cpus, "
                  "ring_size, max_payload, max_attempts, callback_timeout_ms, overflow, "
-                 "spool_dir, dead_letter, control_socket, stats_interval, spool_max_bytes)");
+                 "spool_dir, dead_letter, control_socket, stats_interval, spool_max_bytes, "
+                 "metrics)");
     expect_error(CLIENTS CALLBACKS "processing_chains:\n"
                                    "  ch:\n"
                                    "    - step: relay\n"
@@ -55,6 +56,12 @@ static void test_cfg_error_types_and_ranges(void **state)
     expect_error(CLIENTS "runtime: {ring_size: 64KiB, max_payload: 32KiB}\n",
                  "config.yaml:6:42: runtime.max_payload: 32768 bytes is more than a quarter of "
                  "ring_size (65536)");
+    expect_error(CLIENTS "runtime: {metrics: {listen: \"9464\"}}\n",
+                 "config.yaml:6:29: runtime.metrics.listen: \"9464\" is not HOST:PORT (e.g. "
+                 "\"127.0.0.1:9464\", \"[::1]:9464\")");
+    expect_error(CLIENTS "runtime: {metrics: {listen: \"localhost:99999\"}}\n",
+                 "config.yaml:6:29: runtime.metrics.listen: \"localhost:99999\" is not HOST:PORT "
+                 "(e.g. \"127.0.0.1:9464\", \"[::1]:9464\")");
     expect_error(CLIENTS "runtime: {instance: \"a b\"}\n",
                  "config.yaml:6:21: runtime.instance: \"a b\" is not a valid instance name (1 to "
                  "32 of A-Z a-z 0-9 _ -)");

@@ -130,7 +130,12 @@ static void test_status_table_lists_every_stage(void **state)
     assert_int_equal(dead, 4);
     assert_string_equal(conn, "2");
     assert_non_null(line_of(t, "worker 1", line, sizeof(line)));
-    assert_true(line[strlen(line) - 1] == '-'); /* no connections column for a worker */
+    /* no connections column for a worker: "-" before the last column (CPU%) */
+    char *last = strrchr(line, ' ');
+    assert_non_null(last);
+    while (last > line && last[-1] == ' ')
+        last--;
+    assert_true(last[-1] == '-');
 
     /* the reason of a failed stage gets its own line */
     assert_non_null(line_of(t, "worker 1: failed: restart intensity", line, sizeof(line)));
@@ -162,7 +167,7 @@ static void test_status_prom_is_exposition_format(void **state)
         char *nl = strchr(p, '\n');
         assert_non_null(nl);
         if (*p != '#') {
-            assert_true(!strncmp(p, "mqttflow_stage_", 15));
+            assert_true(!strncmp(p, "mqttflow_", 9));
             char *sp = memchr(p, ' ', (size_t)(nl - p));
             assert_non_null(sp);
             assert_true(sp[-1] == '}');
@@ -181,6 +186,134 @@ static void test_status_prom_escapes_labels(void **state)
     free(t);
 }
 
+static const status_rule rules2[] = {
+    {.name = "r1",
+     .matched = 10,
+     .processed = 9,
+     .errors = 1,
+     .dead = 1,
+     .sum_ns = 90000,
+     .hist = {[0] = 5, [2] = 4}},
+    {.name = "idle"},
+};
+static const status_client clients2[] = {{.id = "c1", .connected = 1}, {.id = "c2"}};
+
+static char *format_with(void (*fn)(FILE *, const status_head *, const status_row *, size_t),
+                         const status_head *h)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    fn(f, h, rows, 3);
+    fclose(f);
+    return text;
+}
+
+static void test_status_prom_rules_and_clients(void **state)
+{
+    (void)state;
+    status_head h = head;
+    h.rules = rules2;
+    h.n_rules = 2;
+    h.clients = clients2;
+    h.n_clients = 2;
+    char *t = format_with(status_format_prom, &h);
+    assert_non_null(strstr(t, "# TYPE mqttflow_rule_matched_total counter\n"));
+    assert_non_null(strstr(t, "mqttflow_rule_matched_total{instance=\"demo\",rule=\"r1\"} 10\n"));
+    assert_non_null(strstr(t, "mqttflow_rule_dead_total{instance=\"demo\",rule=\"r1\"} 1\n"));
+    assert_non_null(strstr(t, "# TYPE mqttflow_rule_processing_seconds histogram\n"));
+    /* cumulative buckets: 5 below 4 us, 9 below 16 us, 9 in +Inf */
+    assert_non_null(strstr(
+        t,
+        "mqttflow_rule_processing_seconds_bucket{instance=\"demo\",rule=\"r1\",le=\"4e-06\"} 5\n"));
+    assert_non_null(strstr(t, "mqttflow_rule_processing_seconds_bucket{instance=\"demo\",rule="
+                              "\"r1\",le=\"1.6e-05\"} 9\n"));
+    assert_non_null(strstr(
+        t,
+        "mqttflow_rule_processing_seconds_bucket{instance=\"demo\",rule=\"r1\",le=\"+Inf\"} 9\n"));
+    assert_non_null(
+        strstr(t, "mqttflow_rule_processing_seconds_count{instance=\"demo\",rule=\"r1\"} 9\n"));
+    assert_non_null(strstr(t, "mqttflow_client_connected{instance=\"demo\",client=\"c2\"} 0\n"));
+    assert_non_null(strstr(t, "mqttflow_dead_letters_total{instance=\"demo\"} 4\n"));
+    free(t);
+}
+
+static void test_status_rules_table_and_quantiles(void **state)
+{
+    (void)state;
+    status_head h = head;
+    h.rules = rules2;
+    h.n_rules = 2;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    status_format_rules(f, &h);
+    fclose(f);
+    char line[256];
+    /* p50: the 5th of 9 samples is in bucket 0 (< 4 us); p99 in bucket 2 (< 16 us) */
+    assert_non_null(line_of(text, "r1 ", line, sizeof(line)));
+    char p50[16], p99[16];
+    unsigned long long m, p, e, d;
+    assert_int_equal(sscanf(line, "r1 %llu %llu %llu %llu %15s %15s", &m, &p, &e, &d, p50, p99), 6);
+    assert_true(m == 10 && p == 9 && e == 1 && d == 1);
+    assert_string_equal(p50, "0.004");
+    assert_string_equal(p99, "0.016");
+    assert_non_null(line_of(text, "idle ", line, sizeof(line)));
+    assert_non_null(strstr(line, " - ")); /* no sample: no quantile */
+    free(text);
+    uint64_t one_slow[STATS_HIST_N] = {[STATS_HIST_N - 1] = 1};
+    assert_true(stats_hist_quantile(one_slow, 0.5) > 1e9);
+    uint64_t none[STATS_HIST_N] = {0};
+    assert_true(stats_hist_quantile(none, 0.5) < 0);
+}
+
+static void test_status_health_and_readiness(void **state)
+{
+    (void)state;
+    status_head h = head;
+    char buf[512];
+    FILE *f = fmemopen(buf, sizeof(buf), "w");
+    /* worker 1 is failed: unhealthy, with the reason */
+    assert_int_equal(status_healthy(f, &h, rows, 3), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "worker 1: failed: restart intensity"));
+    rows[1].state = "running";
+    f = fmemopen(buf, sizeof(buf), "w");
+    assert_int_equal(status_healthy(f, &h, rows, 3), 1);
+    fclose(f);
+    /* a client whose relay link is down: not ready, named */
+    h.clients = clients2;
+    h.n_clients = 2;
+    f = fmemopen(buf, sizeof(buf), "w");
+    assert_int_equal(status_ready(f, &h, rows, 3), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "client c2"));
+    h.n_clients = 1;
+    f = fmemopen(buf, sizeof(buf), "w");
+    assert_int_equal(status_ready(f, &h, rows, 3), 1);
+    fclose(f);
+    h.phase = "stopping";
+    f = fmemopen(buf, sizeof(buf), "w");
+    assert_int_equal(status_ready(f, &h, rows, 3), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "is stopping"));
+}
+
+static void test_status_json_is_valid(void **state)
+{
+    (void)state;
+    status_head h = head;
+    h.rules = rules2;
+    h.n_rules = 2;
+    char *t = format_with(status_format_json, &h);
+    assert_non_null(strstr(t, "\"instance\": \"demo\""));
+    assert_non_null(strstr(t, "\"ring_fill_pct\": null"));
+    assert_non_null(strstr(t, "\"p50_ms\": null"));
+    assert_non_null(strstr(t, "\"reason\": \"restart intensity"));
+    free(t);
+}
+
 static void test_status_rate(void **state)
 {
     (void)state;
@@ -196,6 +329,10 @@ int main(void)
         cmocka_unit_test_setup(test_status_prom_is_exposition_format, setup),
         cmocka_unit_test_setup(test_status_prom_escapes_labels, setup),
         cmocka_unit_test(test_status_rate),
+        cmocka_unit_test_setup(test_status_prom_rules_and_clients, setup),
+        cmocka_unit_test_setup(test_status_rules_table_and_quantiles, setup),
+        cmocka_unit_test_setup(test_status_health_and_readiness, setup),
+        cmocka_unit_test_setup(test_status_json_is_valid, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
