@@ -80,11 +80,13 @@ $(call lib_of,$(1)): $(call objs_of,$(1))
 endef
 $(foreach d,$(LIBDIRS),$(eval $(call LIB_RULE,$(d))))
 
+# a group: the CLI (supervisor) uses the router's topic matcher for `mqttflow tap --topic`
 define BIN_RULE
 $(BIN_$(1)): $(BUILD)/obj/$(1)/main.o $(ALL_LIBS)
 	@mkdir -p $$(dir $$@)
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(LDSAN) -pthread $(if $(filter workers,$(1)),$(LDEXPORT)) -o $$@ $$< $(ALL_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDSAN) -pthread $(if $(filter workers,$(1)),$(LDEXPORT)) -o $$@ $$< \
+		-Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS)
 endef
 $(foreach s,$(STAGES),$(eval $(call BIN_RULE,$(s))))
 

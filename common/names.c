@@ -39,3 +39,8 @@ int names_worker_state(char *buf, size_t len, const char *instance, size_t worke
 {
     return fmt(buf, len, "mqttflow.%s.w%zu.state", instance, worker);
 }
+
+int names_tap(char *buf, size_t len, const char *instance, const char *point)
+{
+    return fmt(buf, len, "mqttflow.%s.tap.%s", instance, point);
+}

@@ -19,5 +19,7 @@ int names_worker_in(char *buf, size_t len, const char *instance, size_t worker);
 int names_worker_out(char *buf, size_t len, const char *instance, size_t worker);
 int names_stats(char *buf, size_t len, const char *instance);
 int names_worker_state(char *buf, size_t len, const char *instance, size_t worker);
+/* the tap segment of a point ("ingress", "rule", "out"; tap.h) */
+int names_tap(char *buf, size_t len, const char *instance, const char *point);
 
 #endif

@@ -31,7 +31,7 @@ typedef struct shm_hdr {
 } shm_hdr;
 _Static_assert(sizeof(shm_hdr) == 64, "shm_hdr is one cache line");
 
-enum { SHM_KIND_RING = 1, SHM_KIND_STATS = 2, SHM_KIND_STATE = 3 };
+enum { SHM_KIND_RING = 1, SHM_KIND_STATS = 2, SHM_KIND_STATE = 3, SHM_KIND_TAP = 4 };
 
 typedef struct shm shm;
 

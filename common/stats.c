@@ -10,9 +10,10 @@
 typedef struct stats_layout {
     shm_hdr hdr;
     uint64_t n_slots;
-    uint64_t n_rules;   /* counted rules: matched[n_rules] then rows[n_workers][n_rules] */
-    uint64_t n_workers; /* worker rows per rule */
-    uint64_t pad[5];
+    uint64_t n_rules;    /* counted rules: matched[n_rules] then rows[n_workers][n_rules] */
+    uint64_t n_workers;  /* worker rows per rule */
+    uint64_t tap_gen[3]; /* stats_tap_gen */
+    uint64_t pad[2];
     stats_slot slots[];
 } stats_layout;
 _Static_assert(sizeof(stats_layout) == 128, "stats_layout header");
@@ -165,4 +166,9 @@ double stats_hist_quantile(const uint64_t *h, double q)
             return (double)(STATS_HIST_BASE_NS << b);
     }
     return (double)(STATS_HIST_BASE_NS << (STATS_HIST_N - 2));
+}
+
+uint64_t *stats_tap_gen(stats *s, int point)
+{
+    return point >= 0 && point < 3 ? &s->l->tap_gen[point] : NULL;
 }

@@ -89,6 +89,12 @@ size_t stats_slot_count(const stats *s);
 /* The slot at idx (< stats_slot_count), valid until stats_detach. */
 stats_slot *stats_slot_at(stats *s, size_t idx);
 
+/* Generation of the tap at point (tap.h enum tap_point, < 3): 0 = none, else the tap
+ * segment of that point exists and changes with every new tap. Written by the supervisor with
+ * a release store after creating the segment; stages read it with an acquire load
+ * (tap_port_sync). */
+uint64_t *stats_tap_gen(stats *s, int point);
+
 /* Rules counted (min(config's, STATS_MAX_RULES)) and worker rows per rule. */
 size_t stats_rule_count(const stats *s);
 size_t stats_rule_workers(const stats *s);

@@ -93,6 +93,7 @@ int main(int argc, char **argv)
         code = rc == -EINVAL ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
         goto out;
     }
+    pump_watch_taps(p, st);
     code = pump_run(p);
 
 out:

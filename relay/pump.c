@@ -25,6 +25,7 @@
 #include "inflight.h"
 #include "sfwd.h"
 #include "stage.h"
+#include "tap.h"
 
 #define COMP               "relay"
 #define WAIT_MAX_MS        200
@@ -62,6 +63,8 @@ struct pump {
     uint64_t rejects; /* for log rate limiting */
     int ready;
     size_t rr;
+    stats *seg;       /* the stats segment, for the tap generation (pump_watch_taps) */
+    tap_port tap_out; /* `mqttflow tap --at out` (tap.h) */
 };
 
 static void add_stat(pump *p, size_t off, uint64_t n)
@@ -146,6 +149,11 @@ err:
     return rc;
 }
 
+void pump_watch_taps(pump *p, stats *seg)
+{
+    p->seg = seg;
+}
+
 void pump_destroy(pump *p)
 {
     if (!p)
@@ -159,6 +167,7 @@ void pump_destroy(pump *p)
         for (size_t i = 0; i < p->n_rings; i++)
             inflight_destroy(p->win[i]);
     sfwd_destroy(p->sf); /* after the connections: every completion has been applied */
+    tap_port_fini(&p->tap_out);
     dlq_destroy(p->dl);
     free(p->done);
     free(p->ev);
@@ -211,6 +220,7 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
         e->retain = v.h.retain ? 1 : 0;
         e->kind = INFLIGHT_PUBLISH;
         e->state = INFLIGHT_PENDING;
+        tap_port_put(&p->tap_out, &v);
         return;
     case REC_DEAD:
         /* to the dead-letter store (dlq.h); released once its line is durable */
@@ -655,6 +665,7 @@ int pump_run(pump *p)
             stats_set(&p->st->heartbeat_ns, now);
         size_t progress = 0;
 
+        tap_port_sync(&p->tap_out, p->seg, TAP_OUT, p->cfg->runtime.instance);
         handle_events(p, now);
         for (size_t i = 0; i < p->n_conns; i++)
             conn_tick(p->conns[i], now);

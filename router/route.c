@@ -18,6 +18,7 @@
 #include "shm.h"
 #include "stage.h"
 #include "stats.h"
+#include "tap.h"
 
 #define ROUTE_STOP_BLOCK_MS 5000 /* stopping: how long a full worker ring may block the drain */
 
@@ -39,7 +40,8 @@ struct route {
     size_t start;      /* round-robin: first ingress ring of the next turn */
     stats *st;
     stats_slot *slot;
-    stats_slot local_slot; /* when the stats segment is missing (run by hand) */
+    stats_slot local_slot;     /* when the stats segment is missing (run by hand) */
+    tap_port tap_in, tap_rule; /* `mqttflow tap --at ingress|rule` (tap.h) */
 };
 
 static void route_detach_all(route *r)
@@ -53,6 +55,8 @@ static void route_detach_all(route *r)
             ring_flush(r->out[w]);
         ring_detach(r->out[w]);
     }
+    tap_port_fini(&r->tap_in);
+    tap_port_fini(&r->tap_rule);
     stats_detach(r->st);
 }
 
@@ -227,6 +231,13 @@ static int reserve_out(route *r, size_t w, size_t len, void **dst)
 }
 
 /* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT. */
+/* Once per turn: follows the taps the supervisor attaches or removes (one load each). */
+static void tap_sync(route *r)
+{
+    tap_port_sync(&r->tap_in, r->st, TAP_INGRESS, r->c->runtime.instance);
+    tap_port_sync(&r->tap_rule, r->st, TAP_RULE, r->c->runtime.instance);
+}
+
 static int route_one(route *r, const void *buf, size_t len)
 {
     rec_view v;
@@ -244,6 +255,7 @@ static int route_one(route *r, const void *buf, size_t len)
         return 0;
     }
     stats_add(&r->slot->in, 1);
+    tap_port_put(&r->tap_in, &v);
     n = rule_set_match(r->rules, v.h.client, v.topic, v.h.topic_len, v.payload, v.h.payload_len,
                        r->matched);
     if (n == 0) {
@@ -256,6 +268,8 @@ static int route_one(route *r, const void *buf, size_t len)
         uint64_t *matched = r->st ? stats_rule_matched(r->st, r->matched[i]) : NULL;
         if (matched) /* per-rule count for `status --rules` (stats.h) */
             stats_add(matched, 1);
+        v.h.rule = r->matched[i];
+        tap_port_put(&r->tap_rule, &v);
         size_t w = dispatch_pick(r->disp, r->matched[i], v.topic, v.h.topic_len, worker_load, r);
         void *dst;
         int rc = reserve_out(r, w, len, &dst);
@@ -286,6 +300,7 @@ static int route_turn(route *r, size_t *taken)
     int rc = 0;
 
     *taken = 0;
+    tap_sync(r);
     for (size_t k = 0; k < r->n_in && rc == 0; k++) {
         size_t i = (r->start + k) % r->n_in, got = 0;
         while (got < ROUTE_BATCH && !r->in_broken[i]) {

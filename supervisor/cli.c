@@ -16,6 +16,8 @@
 #include "exitcode.h"
 #include "log.h"
 #include "loop.h"
+#include "tap.h"
+#include "tap_cli.h"
 #include "watch.h"
 
 #define STATUS_TIMEOUT_MS  10000
@@ -25,16 +27,17 @@
 
 void cli_usage(FILE *f)
 {
-    fputs(
-        "usage:\n"
-        "  mqttflow check CONFIG\n"
-        "  mqttflow run CONFIG\n"
-        "  mqttflow status [--prom | --json | --rules | --watch] [CONFIG | -c CONFIG | -i INSTANCE"
-        " | -s SOCKET]\n"
-        "  mqttflow restart [-c CONFIG | -i INSTANCE | -s SOCKET] worker N | workers | router"
-        " | relay | ingress CLIENT_ID | ingresses\n"
-        "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n",
-        f);
+    fputs("usage:\n"
+          "  mqttflow check CONFIG\n"
+          "  mqttflow run CONFIG\n"
+          "  mqttflow status [--prom | --json | --rules | --watch]"
+          " [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n"
+          "  mqttflow restart [-c CONFIG | -i INSTANCE | -s SOCKET] worker N | workers | router"
+          " | relay | ingress CLIENT_ID | ingresses\n"
+          "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n"
+          "  mqttflow tap [-c CONFIG | -i INSTANCE | -s SOCKET] [RULE | --topic FILTER]"
+          " [--at ingress|rule|out]\n",
+          f);
 }
 
 /* What -h adds to the usage for one subcommand: the guarantees an operator relies on. */
@@ -62,6 +65,15 @@ static void help_of(const char *cmd, FILE *f)
               "rule matched, processed, errors, dead-lettered, p50/p99 processing time. --watch:\n"
               "the table refreshed every second (q or Ctrl-C quits). docs/metrics.md has the\n"
               "metric names and the JSON schema.\n",
+              f);
+    else if (!strcmp(cmd, "tap"))
+        fputs("\ntap: prints each message passing one point of a running instance: ingress (as\n"
+              "the router takes it in), rule (as it is handed to a rule) or out (as the relay\n"
+              "publishes it, with the rule that made it). RULE: only that rule's messages\n"
+              "(default point: rule); --topic: only topics matching the filter. Payloads show\n"
+              "as text, or hex when not printable, cut at 1024 bytes. The pipeline never waits\n"
+              "for a tap: one that cannot keep up loses copies and says how many (# dropped).\n"
+              "One tap per point at a time; it ends with Ctrl-C or when the instance stops.\n",
               f);
     else if (!strcmp(cmd, "restart"))
         fputs("\nrestart: SIGTERM to the stage, which finishes at a record boundary, then a new\n"
@@ -444,5 +456,44 @@ int cli_stop(int argc, char **argv)
     }
     free(reply);
     target_fini(&t);
+    return code;
+}
+
+int cli_tap(int argc, char **argv)
+{
+    const char *at = NULL, *filter = NULL;
+    char **rest = calloc((size_t)argc + 1, sizeof(char *));
+    int n = 0;
+    if (!rest)
+        return MF_EXIT_FAILED;
+    /* --at and --topic here; the instance options and RULE through parse_target */
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && (!strcmp(argv[i], "--at") || !strcmp(argv[i], "--topic")) && i + 1 < argc) {
+            *(argv[i][2] == 'a' ? &at : &filter) = argv[i + 1];
+            i++;
+        } else {
+            rest[n++] = argv[i];
+        }
+    }
+    target t;
+    int code = parse_target(n, rest, 0, 0, &t);
+    if (code) {
+        target_fini(&t);
+        free(rest);
+        return code < 0 ? MF_EXIT_OK : code;
+    }
+    const char *rule = t.n_words == 1 ? t.words[0] : NULL;
+    int point = at ? tap_point_parse(at) : rule ? TAP_RULE : TAP_INGRESS;
+    if (t.n_words > 1 || point < 0) {
+        cli_usage(stderr);
+        code = MF_EXIT_CONFIG;
+    } else if (rule && point == TAP_INGRESS) {
+        fprintf(stderr, "mqttflow tap: a message has no rule at ingress: use --at rule or out\n");
+        code = MF_EXIT_CONFIG;
+    } else {
+        code = tap_cli_run(t.sock, point, rule, filter);
+    }
+    target_fini(&t);
+    free(rest);
     return code;
 }

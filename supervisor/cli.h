@@ -24,6 +24,7 @@ int cli_run(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_restart(int argc, char **argv);
 int cli_stop(int argc, char **argv);
+int cli_tap(int argc, char **argv); /* `mqttflow tap` (tap_cli.h) */
 void cli_usage(FILE *f);
 
 #endif

@@ -657,6 +657,8 @@ int loop_run(loop *l)
             case SRC_CONN:
                 if (l->conns[i].use == CONN_READING)
                     loop_ctl_readable(l, i);
+                else if (l->conns[i].use == CONN_TAP)
+                    loop_obs_tap_event(l, i);
                 break;
             case SRC_HTTP:
                 loop_obs_http(l);
@@ -699,7 +701,7 @@ void loop_destroy(loop *l)
         if (p->ready_fd >= 0)
             close(p->ready_fd);
     }
-    httpd_destroy(l->http); /* its thread reads nothing of ours: before the segments go */
+    loop_obs_stop(l); /* the endpoint and the taps, before the segments go */
     topo_destroy(l->topo, stopped_cleanly(l));
     if (l->lfd >= 0) {
         close(l->lfd);

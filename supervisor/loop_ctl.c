@@ -215,12 +215,16 @@ static void on_request(loop *l, size_t j)
         }
         log_info(COMP, "stop requested through the control socket");
         loop_begin_shutdown(l, MF_EXIT_OK);
+    } else if (!strncmp(line, "tap ", 4)) {
+        loop_obs_tap(l, j, line + 4);
     } else if (!strncmp(line, "restart", 7) && (line[7] == ' ' || line[7] == '\0')) {
         request_restart(l, j, line + 7);
     } else {
         char err[CTL_LINE_MAX + 96];
         snprintf(err, sizeof(err),
-                 CTL_ERR "unknown request \"%s\" (status [prom|json|rules] | restart ... | stop)\n",
+                 CTL_ERR
+                 "unknown request \"%s\" (status [prom|json|rules] | restart ... | tap ... | "
+                 "stop)\n",
                  line);
         conn_reply(l, j, err);
     }

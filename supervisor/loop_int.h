@@ -18,6 +18,7 @@
 #include "ctl.h"
 #include "httpd.h"
 #include "stats.h"
+#include "tap.h"
 #include "topo.h"
 
 #define COMP          "supervisor"
@@ -53,7 +54,7 @@ typedef struct proc {
     double cpu_s, cpu_pct; /* of the current process, sampled (loop_obs.c) */
 } proc;
 
-enum conn_use { CONN_FREE, CONN_READING, CONN_JOB, CONN_STOP };
+enum conn_use { CONN_FREE, CONN_READING, CONN_JOB, CONN_STOP, CONN_TAP };
 
 typedef struct conn {
     ctl_conn c;
@@ -92,8 +93,11 @@ struct loop {
     uint64_t next_stats_log_ns;
     conn conns[MAX_CONNS];
     job job;
-    httpd *http;          /* runtime.metrics.listen, NULL = off */
-    uint64_t spool_bytes; /* under runtime.spool_dir, sampled */
+    httpd *http;            /* runtime.metrics.listen, NULL = off */
+    uint64_t spool_bytes;   /* under runtime.spool_dir, sampled */
+    tap *taps[TAP_N];       /* `mqttflow tap` readers: one per point, NULL = none */
+    size_t tap_conn[TAP_N]; /* the reader's control connection, whose close ends the tap */
+    uint64_t tap_gen;       /* last generation handed out (stats_tap_gen) */
 };
 
 /* ---- loop.c ---- */
@@ -125,6 +129,12 @@ void loop_obs_sample(loop *l, double dt);
 int loop_obs_start(loop *l);
 /* The endpoint's eventfd is readable: renders the pages for the waiting requests. */
 void loop_obs_http(loop *l);
+/* "tap POINT [RULE]" on connection j: creates the tap, answers its names, keeps j open. */
+void loop_obs_tap(loop *l, size_t j, char *args);
+/* A tap's connection j is readable: its reader went away (EOF) ends the tap. */
+void loop_obs_tap_event(loop *l, size_t j);
+/* At exit: removes the taps, stops the HTTP endpoint. */
+void loop_obs_stop(loop *l);
 
 /* ---- loop_ctl.c ---- */
 

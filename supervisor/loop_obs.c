@@ -15,7 +15,10 @@
 
 #include "clock.h"
 #include "log.h"
+#include "names.h"
+#include "shm.h"
 #include "status.h"
+#include "tap.h"
 
 int loop_obs_mode(const char *request)
 {
@@ -273,4 +276,126 @@ void loop_obs_http(loop *l)
     }
     snap_free(&s);
     httpd_answer(l->http, gen, &pg);
+}
+
+/* ---- taps (tap.h) ---- */
+
+static void tap_end(loop *l, int pt)
+{
+    /* T0 (release): the stages stop copying at their next batch; pairs with T1 */
+    __atomic_store_n(stats_tap_gen(l->st, pt), 0, __ATOMIC_RELEASE);
+    tap_destroy(l->taps[pt]);
+    l->taps[pt] = NULL;
+    size_t j = l->tap_conn[pt];
+    loop_close_watched(l, &l->conns[j].c.fd);
+    l->conns[j].use = CONN_FREE;
+    log_info(COMP, "tap at %s detached", tap_point_name(pt));
+}
+
+static void tap_refuse(loop *l, size_t j, const char *msg)
+{
+    (void)ctl_write_all(l->conns[j].c.fd, msg, strlen(msg), REPLY_TIMEOUT);
+    loop_close_watched(l, &l->conns[j].c.fd);
+    l->conns[j].use = CONN_FREE;
+}
+
+/* The reply: the segment's name, then the index -> name tables the reader prints with. */
+static char *tap_reply(loop *l, const char *seg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return NULL;
+    fprintf(f, "OK %s\n", seg);
+    for (size_t i = 0; i < l->c->n_clients; i++)
+        fprintf(f, "client %zu %s\n", i, l->c->clients[i].client_id);
+    for (size_t i = 0; i < l->c->n_rules; i++)
+        fprintf(f, "rule %zu %s\n", i, l->c->rules[i].name);
+    fputs("END\n", f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+void loop_obs_tap(loop *l, size_t j, char *args)
+{
+    char *save = NULL, err[CTL_LINE_MAX + 96], seg[SHM_NAME_MAX];
+    const char *where = strtok_r(args, " \t", &save);
+    const char *rule_name = strtok_r(NULL, " \t", &save);
+    int pt = where ? tap_point_parse(where) : -1;
+    uint32_t rule = TAP_RULE_ANY;
+    if (pt < 0) {
+        tap_refuse(l, j, CTL_ERR "tap: where? (tap ingress|rule|out [RULE])\n");
+        return;
+    }
+    if (rule_name) {
+        size_t i = 0;
+        while (i < l->c->n_rules && strcmp(l->c->rules[i].name, rule_name) != 0)
+            i++;
+        if (i == l->c->n_rules) {
+            snprintf(err, sizeof(err), CTL_ERR "no rule \"%s\" in instance %s\n", rule_name,
+                     l->c->runtime.instance);
+            tap_refuse(l, j, err);
+            return;
+        }
+        rule = (uint32_t)i;
+    }
+    if (l->taps[pt]) {
+        snprintf(err, sizeof(err), CTL_ERR "a tap is already attached at %s (one per point)\n",
+                 where);
+        tap_refuse(l, j, err);
+        return;
+    }
+    int rc = names_tap(seg, sizeof(seg), l->c->runtime.instance, where);
+    if (rc == 0)
+        rc = tap_create(seg, pt, rule, &l->taps[pt]);
+    char *reply = rc == 0 ? tap_reply(l, seg) : NULL;
+    if (!reply) {
+        snprintf(err, sizeof(err), CTL_ERR "tap at %s: %s\n", where,
+                 strerror(rc < 0 ? -rc : ENOMEM));
+        tap_destroy(l->taps[pt]);
+        l->taps[pt] = NULL;
+        tap_refuse(l, j, err);
+        return;
+    }
+    l->tap_conn[pt] = j;
+    l->conns[j].use = CONN_TAP;
+    /* T0 (release): the segment is complete before a stage can see its generation */
+    __atomic_store_n(stats_tap_gen(l->st, pt), ++l->tap_gen, __ATOMIC_RELEASE);
+    rc = ctl_write_all(l->conns[j].c.fd, reply, strlen(reply), REPLY_TIMEOUT);
+    free(reply);
+    /* watched again: the reader's close (EOF) is how the tap ends */
+    if (rc < 0 || loop_watch(l, l->conns[j].c.fd, TAG(SRC_CONN, j)) < 0) {
+        tap_end(l, pt);
+        return;
+    }
+    log_info(COMP, "tap attached at %s%s%s", where, rule_name ? ", rule " : "",
+             rule_name ? rule_name : "");
+}
+
+void loop_obs_tap_event(loop *l, size_t j)
+{
+    char buf[256];
+    ssize_t n = read(l->conns[j].c.fd, buf, sizeof(buf));
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return; /* a reader says nothing after its request: ignored */
+    for (int pt = 0; pt < TAP_N; pt++)
+        if (l->taps[pt] && l->tap_conn[pt] == j) {
+            tap_end(l, pt);
+            return;
+        }
+    loop_close_watched(l, &l->conns[j].c.fd);
+    l->conns[j].use = CONN_FREE;
+}
+
+void loop_obs_stop(loop *l)
+{
+    for (int pt = 0; pt < TAP_N; pt++)
+        if (l->taps[pt])
+            tap_end(l, pt);
+    httpd_destroy(l->http); /* its thread reads nothing of ours */
+    l->http = NULL;
 }

@@ -10,7 +10,7 @@ static const struct {
     int (*fn)(int argc, char **argv);
 } commands[] = {
     {"check", cli_check},     {"run", cli_run},   {"status", cli_status},
-    {"restart", cli_restart}, {"stop", cli_stop},
+    {"restart", cli_restart}, {"stop", cli_stop}, {"tap", cli_tap},
 };
 
 int main(int argc, char **argv)
