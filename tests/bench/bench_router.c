@@ -1,6 +1,7 @@
 /* bench_router: records/s through the real mqttflow-router process.
  *
  *   bench_router [RECORDS]     (default 1000000)
+ *   bench_router RECORDS TAP   TAP = none | stalled | reading: one "tap=... records/s=..." line
  *
  * One thread of this process is the ingress (pushes RECORDS records of a 64-byte payload
  * into one ingress ring), the main thread is both workers (drains their input rings); the
@@ -8,6 +9,12 @@
  * message matches one or two. Prints records in, copies out and the rate, measured from the
  * first push to the last copy read. On a 2-CPU machine the three parties share two CPUs, so
  * the figure is a floor.
+ *
+ * With TAP (tests/bench/run.sh runs the three in turn, to compare within one run): "stalled"
+ * attaches a tap at both points of the router (ingress and rule) whose reader never reads,
+ * the cost of a `mqttflow tap` that is stopped or too slow: its ring fills, and every later
+ * copy is a counted drop; "reading" attaches the same taps with a thread of this process
+ * draining them (a tap that keeps up, or nearly: it shares the CPUs).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +34,7 @@
 #include "ring.h"
 #include "shm.h"
 #include "stats.h"
+#include "tap.h"
 
 #define RING_SIZE (4u << 20)
 #define N_WORKERS 2
@@ -68,6 +76,33 @@ static void *feed(void *arg)
         ring_commit(f->in, sz);
     }
     ring_flush(f->in);
+    return NULL;
+}
+
+/* TAP=reading: drains the taps until told to stop; counts what it read. */
+typedef struct drainer {
+    tap **taps;
+    int n;
+    volatile int stop;
+    uint64_t read;
+} drainer;
+
+static void *drain(void *arg)
+{
+    drainer *d = arg;
+    while (!d->stop) {
+        int any = 0;
+        for (int i = 0; i < d->n; i++) {
+            tap_msg m;
+            while (tap_take(d->taps[i], &m) == 1) {
+                tap_next(d->taps[i]);
+                d->read++;
+                any = 1;
+            }
+        }
+        if (!any)
+            usleep(1000); /* as the CLI polls an empty tap */
+    }
     return NULL;
 }
 
@@ -147,6 +182,23 @@ int main(int argc, char **argv)
     names_stats(name, sizeof(name), inst);
     if ((rc = stats_create(name, stats_slot_total(1, N_WORKERS), &st)) < 0)
         die("stats", -rc);
+    const char *tap_mode = argc > 2 ? argv[2] : NULL;
+    tap *taps[2] = {NULL, NULL}, *readers[2] = {NULL, NULL};
+    drainer dr = {.taps = readers, .n = 2};
+    pthread_t dth;
+    if (tap_mode && strcmp(tap_mode, "none") != 0) {
+        static const int points[2] = {TAP_INGRESS, TAP_RULE};
+        for (int i = 0; i < 2; i++) {
+            names_tap(name, sizeof(name), inst, tap_point_name(points[i]));
+            if ((rc = tap_create(name, points[i], TAP_RULE_ANY, &taps[i])) < 0 ||
+                (rc = tap_attach(name, &readers[i])) < 0)
+                die("tap", -rc);
+            /* as the supervisor does: the segment first, then its generation (release) */
+            __atomic_store_n(stats_tap_gen(st, points[i]), (uint64_t)i + 1, __ATOMIC_RELEASE);
+        }
+        if (!strcmp(tap_mode, "reading"))
+            pthread_create(&dth, NULL, drain, &dr);
+    }
 
     if (pipe2(pfd, O_CLOEXEC) < 0)
         die("pipe", errno);
@@ -192,7 +244,21 @@ int main(int argc, char **argv)
     pthread_join(th, NULL);
     kill(pid, SIGTERM);
     waitpid(pid, &status, 0);
-    {
+    if (tap_mode && !strcmp(tap_mode, "reading")) {
+        dr.stop = 1;
+        pthread_join(dth, NULL);
+    }
+    if (tap_mode) {
+        double secs = (double)(t1 - t0) / 1e9;
+        uint64_t dropped = 0, copied = 0;
+        for (int i = 0; i < 2 && readers[0]; i++) {
+            dropped += tap_dropped(readers[i]);
+            copied += tap_written(readers[i]);
+        }
+        printf("tap=%s records/s=%.0f copies=%llu tap_copied=%llu tap_dropped=%llu ok=%d\n",
+               tap_mode, (double)n / secs, (unsigned long long)got, (unsigned long long)copied,
+               (unsigned long long)dropped, got == want);
+    } else {
         double secs = (double)(t1 - t0) / 1e9;
         printf("| records in | copies out | expected | seconds | records/s | copies/s |\n");
         printf("|---:|---:|---:|---:|---:|---:|\n");
@@ -209,6 +275,10 @@ int main(int argc, char **argv)
         ring_detach(out_obs[w]);
         names_worker_in(name, sizeof(name), inst, (size_t)w);
         ring_unlink(name);
+    }
+    for (int i = 0; i < 2; i++) {
+        tap_detach(readers[i]);
+        tap_destroy(taps[i]);
     }
     stats_detach(st);
     names_stats(name, sizeof(name), inst);

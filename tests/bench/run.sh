@@ -17,6 +17,35 @@ echo
 echo "## bench_router: records/s through the real router process"
 "$BUILD"/tests/bench/bench_router "${BENCH_ROUTER_RECORDS:-1000000}"
 
+# mqttflow tap: the router's throughput with taps at both of its points, stalled (a reader
+# that never reads: every copy past the full ring is a counted drop) or read by a thread,
+# beside no tap; the three alternate, REPS rounds each, medians compared in this run.
+echo
+echo "## tap: router records/s with taps attached (ingress + rule), medians of ${BENCH_TAP_REPS:-5} rounds"
+n_tap=${BENCH_TAP_RECORDS:-1000000}
+out_tap=$(for ((r = 0; r < ${BENCH_TAP_REPS:-5}; r++)); do
+    for m in none stalled reading; do "$BUILD"/tests/bench/bench_router "$n_tap" "$m"; done
+done)
+awk '
+    { for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+      if (f["ok"] != 1) bad = 1
+      m = f["tap"]; n[m]++; v[m, n[m]] = f["records/s"]; d[m] += f["tap_dropped"]; c[m] += f["tap_copied"] }
+    function median(m,   i, j, t, k) {
+        k = n[m]
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++)
+            if (v[m, j] < v[m, i]) { t = v[m, i]; v[m, i] = v[m, j]; v[m, j] = t }
+        return k % 2 ? v[m, (k + 1) / 2] : (v[m, k / 2] + v[m, k / 2 + 1]) / 2
+    }
+    END {
+        if (bad) { print "bench_router: a run lost records"; exit 1 }
+        base = median("none")
+        print "| tap | records/s (median) | vs no tap | tap copies | tap drops |"
+        print "|---|---:|---:|---:|---:|"
+        split("none stalled reading", ms, " ")
+        for (i = 1; i <= 3; i++)
+            printf "| %s | %.0f | %.2f | %d | %d |\n", ms[i], median(ms[i]), median(ms[i]) / base, c[ms[i]], d[ms[i]]
+    }' <<<"$out_tap"
+
 # End to end through the reference harness (../shared/bench), beside its one-process paho relay
 # and Node-RED: several minutes. BENCH_PIPELINE=0 skips it.
 if [ "${BENCH_PIPELINE:-1}" = 1 ]; then
