@@ -44,8 +44,9 @@ struct tap {
     shm *seg;
     tap_layout *l;
     uint64_t cap;
-    uint64_t taken; /* reader: bytes of the record tap_take returned, 0 = none */
-    int created;
+    uint64_t taken;     /* reader: bytes of the record tap_take returned, 0 = none */
+    uint64_t tail_seen; /* producer: the reader's tail at the last look (a stale value only
+                         * underestimates the room: safe) */
 };
 
 static const char *const point_names[TAP_N] = {"ingress", "rule", "out"};
@@ -76,7 +77,6 @@ int tap_create(const char *name, int point, uint32_t rule, tap **out)
     }
     t->l = shm_base(t->seg);
     t->cap = TAP_RING_BYTES;
-    t->created = 1;
     /* plain stores: the stages see the segment only after the release store of its
      * generation (stats_tap_gen), which orders these */
     t->l->cap = TAP_RING_BYTES;
@@ -111,6 +111,8 @@ int tap_attach(const char *name, tap **out)
         tap_detach(t);
         return -EPROTO;
     }
+    /* P2 as well: the room is known from here on (tap_put keeps head - tail_seen <= cap) */
+    t->tail_seen = atom_load_acquire(&t->l->tail);
     *out = t;
     return 0;
 }
@@ -142,19 +144,23 @@ void tap_put(tap *t, const rec_view *v)
     if (l->rule != TAP_RULE_ANY && v->h.rule != l->rule)
         return;
     size_t pl = v->h.payload_len < TAP_MAX_PAYLOAD ? v->h.payload_len : TAP_MAX_PAYLOAD;
-    size_t need = (sizeof(tap_slot) + rec_size(v->h.topic_len, pl) + 7) & ~(size_t)7;
+    /* rec_size inlined (this runs per message of the stage): header, topic, payload, 2 NULs */
+    size_t need = (sizeof(tap_slot) + sizeof(rec_hdr) + v->h.topic_len + pl + 2 + 7) & ~(size_t)7;
     uint64_t cap = t->cap;
     if (need > cap / 4) { /* a very long topic: not worth a quarter of the ring */
         count_drop(l);
         return;
     }
     uint64_t head = atom_load_relaxed(&l->head); /* relaxed: our own field */
-    uint64_t tail = atom_load_acquire(&l->tail); /* P2, pairs with C2 */
     uint64_t off = head & (cap - 1), to_end = cap - off;
     uint64_t total = need + (to_end < need ? to_end : 0);
-    if (cap - (head - tail) < total) {
-        count_drop(l); /* the reader is behind: its loss, never the pipeline's wait */
-        return;
+    if (cap - (head - t->tail_seen) < total) {
+        /* only when the room we knew of is used up do we look at the reader's line again */
+        t->tail_seen = atom_load_acquire(&l->tail); /* P2, pairs with C2 */
+        if (cap - (head - t->tail_seen) < total) {
+            count_drop(l); /* the reader is behind: its loss, never the pipeline's wait */
+            return;
+        }
     }
     if (to_end < need) {
         tap_slot pad = {.len = (uint32_t)to_end | TAP_PAD};

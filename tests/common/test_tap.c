@@ -172,6 +172,36 @@ static void test_tap_wraps_around(void **state)
     assert_int_equal(tap_dropped(g_read), 0);
 }
 
+/* A producer that attaches to a tap already far along (a restarted stage) and a reader that
+ * is behind: the new producer must know the room left, not overwrite what is unread. */
+static void test_tap_new_producer_respects_the_reader(void **state)
+{
+    (void)state;
+    char payload[200];
+    memset(payload, 'q', sizeof(payload));
+    tap_msg m;
+    for (int i = 0; i < 3000; i++) { /* laps of the ring, read as they go */
+        put(g_prod, "lap", payload, sizeof(payload), 0);
+        while (tap_take(g_read, &m) == 1)
+            tap_next(g_read);
+    }
+    uint64_t n = 0;
+    while (tap_dropped(g_read) == 0) { /* then the reader stops: the ring fills */
+        snprintf(payload, sizeof(payload), "%llu", (unsigned long long)n++);
+        put(g_prod, "t", payload, sizeof(payload), 0);
+    }
+    tap_detach(g_prod);
+    assert_int_equal(tap_attach(g_name, &g_prod), 0);
+    put(g_prod, "t", "late", 4, 0); /* no room: a drop, not an overwrite */
+    assert_int_equal(tap_dropped(g_read), 2);
+    for (uint64_t i = 0; i + 1 < n; i++) {
+        assert_int_equal(tap_take(g_read, &m), 1);
+        assert_int_equal(strtoull(m.v.payload, NULL, 10), i);
+        tap_next(g_read);
+    }
+    assert_int_equal(tap_take(g_read, &m), 0);
+}
+
 /* A stage's port: no generation, no mapping; a new one, attached; 0 again, detached. */
 static void test_tap_port_follows_the_generation(void **state)
 {
@@ -221,6 +251,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tap_rule_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tap_full_ring_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tap_wraps_around, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tap_new_producer_respects_the_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tap_port_follows_the_generation, setup, teardown),
         cmocka_unit_test(test_tap_point_names),
     };
