@@ -6,7 +6,9 @@
  * shuts down its write side; the server answers with human text and closes. A reply whose
  * first line starts with "ERR " reports a failure; anything else is a success. For "stop" the
  * server keeps the connection open until the instance is down, so the client's read ends
- * exactly when the supervisor is gone.
+ * exactly when the supervisor is gone. "status json" and "status rules" are other views of
+ * "status". "tap POINT [RULE]" (tap_cli.h) is the one request whose client keeps its side
+ * open: the answer names a tap segment, and the connection's close ends the tap.
  *
  * Server functions are called from the supervisor's one thread; the client functions from
  * the CLI. Nothing here keeps global state.

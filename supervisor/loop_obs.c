@@ -7,10 +7,12 @@
  */
 #include "loop_int.h"
 
+#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -54,15 +56,33 @@ static double cpu_seconds(long pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static uint64_t walked_bytes; /* nftw has no user argument; the loop is single-threaded */
+#define SPOOL_WALK_DEPTH 4 /* spool_dir/<client>/... is two levels; a deeper tree is not ours */
 
-static int add_file(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+/* Bytes of the regular files below the directory fd (closed here), symlinks not followed. */
+static uint64_t dir_bytes(int fd, int depth)
 {
-    (void)path;
-    (void)ftw;
-    if (flag == FTW_F)
-        walked_bytes += (uint64_t)sb->st_size;
-    return 0;
+    uint64_t sum = 0;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return 0;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (S_ISREG(st.st_mode)) {
+            sum += (uint64_t)st.st_size;
+        } else if (S_ISDIR(st.st_mode) && depth > 0) {
+            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+            if (sub >= 0)
+                sum += dir_bytes(sub, depth - 1);
+        }
+    }
+    closedir(d);
+    return sum;
 }
 
 void loop_obs_sample(loop *l, double dt)
@@ -78,9 +98,8 @@ void loop_obs_sample(loop *l, double dt)
         p->cpu_pct = dt > 0 && now >= p->cpu_s ? (now - p->cpu_s) / dt * 100.0 : 0;
         p->cpu_s = now;
     }
-    walked_bytes = 0;
-    if (nftw(l->c->runtime.spool_dir, add_file, 8, FTW_PHYS) == 0 || errno == ENOENT)
-        l->spool_bytes = walked_bytes;
+    int fd = open(l->c->runtime.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    l->spool_bytes = fd >= 0 ? dir_bytes(fd, SPOOL_WALK_DEPTH) : 0; /* none yet: 0 */
 }
 
 static void fill_rows(loop *l, status_row *rows)
