@@ -18,7 +18,8 @@
 #   back when the broker is;
 # - a worker killed 7 times in a row (restart intensity) is failed: /healthz 503 naming it;
 #   `mqttflow restart worker 0` brings 200 back;
-# - `status --watch` draws the table and quits on SIGINT with exit 0.
+# - `status --watch` draws the table and quits on SIGINT with exit 0; on a pty it uses the
+#   alternate screen, quits on q and gives the terminal its mode back.
 # shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
@@ -219,6 +220,25 @@ kill -INT "$wpid"
 it_wait_exit "$wpid" 10 || lib_fail "--watch did not quit on SIGINT"
 expect_eq "--watch exit code" "$IT_RC" 0
 grep -q "CPU%" "$LIB_TMP/watch.out" || lib_fail "--watch: no CPU% column"
+
+# --watch on a terminal: the alternate screen, q quits with 0, the terminal's mode restored
+"$PY" - "$MQTTFLOW" "$conf" <<'EOF' || lib_fail "--watch on a pty"
+import os, select, subprocess, sys, termios, time
+master, slave = os.openpty()
+before = termios.tcgetattr(slave)
+p = subprocess.Popen([sys.argv[1], "status", "--watch", sys.argv[2]], stdin=slave, stdout=slave,
+                     stderr=slave, close_fds=True)
+out, end = b"", time.time() + 15
+while b"worker 0 " not in out and time.time() < end:
+    if select.select([master], [], [], 0.5)[0]:
+        out += os.read(master, 65536)
+assert b"\x1b[?1049h" in out and b"worker 0 " in out, out[-400:]
+assert not termios.tcgetattr(slave)[3] & termios.ICANON  # keys one by one while it runs
+os.write(master, b"q")
+assert p.wait(timeout=10) == 0
+after = termios.tcgetattr(slave)
+assert after[3] == before[3], (after[3], before[3])  # ECHO and ICANON back
+EOF
 
 it_stop "$conf"
 lib_log "PASS"
