@@ -484,7 +484,10 @@ int cli_tap(int argc, char **argv)
     }
     const char *rule = t.n_words == 1 ? t.words[0] : NULL;
     int point = at ? tap_point_parse(at) : rule ? TAP_RULE : TAP_INGRESS;
-    if (t.n_words > 1 || point < 0) {
+    if (point < 0) {
+        fprintf(stderr, "mqttflow tap: --at takes ingress, rule or out, not \"%s\"\n", at);
+        code = MF_EXIT_CONFIG;
+    } else if (t.n_words > 1) {
         cli_usage(stderr);
         code = MF_EXIT_CONFIG;
     } else if (rule && point == TAP_INGRESS) {
