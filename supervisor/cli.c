@@ -30,7 +30,8 @@ void cli_usage(FILE *f)
           "  mqttflow status [--prom] [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n"
           "  mqttflow restart [-c CONFIG | -i INSTANCE | -s SOCKET] worker N | workers | router"
           " | relay | ingress CLIENT_ID | ingresses\n"
-          "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n",
+          "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n"
+          "  mqttflow version\n",
           f);
 }
 
