@@ -5,7 +5,6 @@
 #include <dlfcn.h>
 #include <libgen.h>
 #include <limits.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +12,6 @@
 
 #include "exitcode.h"
 #include "mqttflow.h"
-
-#define PAHO_SONAME "libpaho-mqtt3as.so.1"
 
 /* 1 when the directory of LIB is DIR (both resolved), else 0 */
 static int lib_in(const char *lib, const char *dir)
@@ -43,24 +40,19 @@ int version_main(int argc, char **argv)
     (void)argc;
     (void)argv;
     printf("mqttflow: callback API %d\n", MF_API_VERSION);
-    /* dlopen from the executable searches the executable's RUNPATH, as the stages' loader does */
-    void *h = dlopen(PAHO_SONAME, RTLD_LAZY | RTLD_LOCAL);
-    if (!h) {
-        printf("paho.mqtt.c: not loadable: %s\n", dlerror());
-        return MF_EXIT_FAILED;
-    }
+    /* Linked, not dlopen'ed: the loader resolves it for this binary exactly as for the stages
+     * (a dlopen under ASan searches the interceptor's RUNPATH, not ours). The function
+     * pointer comes from the GOT (-fPIC), so it is the library's own address. */
     const char *version = "?";
-    MQTTAsync_nameValue *(*info)(void) =
-        (MQTTAsync_nameValue * (*)(void)) dlsym(h, "MQTTAsync_getVersionInfo");
-    for (MQTTAsync_nameValue *nv = info ? info() : NULL; nv && nv->name; nv++)
+    for (MQTTAsync_nameValue *nv = MQTTAsync_getVersionInfo(); nv && nv->name; nv++)
         if (!strcmp(nv->name, "Version"))
             version = nv->value;
-    struct link_map *lm = NULL;
-    const char *path = dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm ? lm->l_name : "?";
-    int priv = is_private(path);
+    Dl_info di;
+    const char *path =
+        dladdr((void *)MQTTAsync_getVersionInfo, &di) && di.dli_fname ? di.dli_fname : "?";
     printf("paho.mqtt.c: %s %s (%s)\n", version, path,
-           priv ? "mqttflow's private build"
-                : "the system's: Debian's build with heap tracking, slower; see scripts/setup.sh");
-    dlclose(h);
+           is_private(path) ? "mqttflow's private build"
+                            : "the system's: Debian's build with heap tracking, slower; see "
+                              "scripts/setup.sh");
     return MF_EXIT_OK;
 }

@@ -2,16 +2,14 @@
  * paho.mqtt.c the stages load, from where.
  *
  * The stage binaries sit beside this one and carry the same rpath ($ORIGIN/../lib/mqttflow,
- * then $ORIGIN), so the library this process finds through dlopen is the one they load:
- * mqttflow's private build (scripts/paho.sh, README.md "paho.mqtt.c") or, without it, the
- * system's. Nothing here links paho; a missing library is reported, not fatal to the rest.
- * Called from main only.
+ * then $ORIGIN), and this binary links paho too (for this alone), so the library the loader
+ * gave this process is the one it gives them: mqttflow's private build (scripts/paho.sh,
+ * README.md "paho.mqtt.c") or, without it, the system's. Called from main only.
  */
 #ifndef MF_SUPERVISOR_VERSION_H
 #define MF_SUPERVISOR_VERSION_H
 
-/* Prints the versions to stdout. argv[0] is the subcommand's name. Returns 0, or 1 when no
- * paho library can be loaded (the stages could not start either). */
+/* Prints the versions to stdout. argv[0] is the subcommand's name. Cannot fail: returns 0. */
 int version_main(int argc, char **argv);
 
 #endif
