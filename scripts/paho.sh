@@ -32,7 +32,12 @@ fi
 
 # the source package and version of the installed -dev package (whose headers mqttflow compiles
 # against), so the private library is the same code as the system's one
-read -r srcpkg srcver < <(dpkg-query -W -f='${source:Package} ${source:Version}\n' libpaho-mqtt-dev)
+srcpkg= srcver=
+read -r srcpkg srcver < <(dpkg-query -W -f='${source:Package} ${source:Version}\n' libpaho-mqtt-dev 2>/dev/null) || true
+if [ -z "$srcver" ]; then
+    warn "libpaho-mqtt-dev is not installed (scripts/setup.sh installs it)"
+    exit 0
+fi
 OPTS=(-DPAHO_HIGH_PERFORMANCE=TRUE -DPAHO_WITH_SSL=TRUE -DPAHO_BUILD_SHARED=TRUE
     -DPAHO_BUILD_STATIC=FALSE -DPAHO_BUILD_SAMPLES=FALSE -DPAHO_BUILD_DOCUMENTATION=FALSE
     -DPAHO_ENABLE_TESTING=FALSE)
