@@ -40,6 +40,7 @@ LDEXPORT := -rdynamic
 # copied to $(BUILD)/lib/mqttflow and every binary looks there first (rpath, RUNPATH: so
 # LD_LIBRARY_PATH still wins), then in the system's directories. The same layout holds
 # installed: PREFIX/bin and PREFIX/lib/mqttflow ($ORIGIN for binaries beside the library).
+# Beside the library: paho.BUILD-INFO (source version and options) and paho.copyright.
 # Without the private build it links Debian's paho and says so loudly (README.md "paho.mqtt.c").
 PAHO_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mqttflow/paho
 PAHO_SO    := libpaho-mqtt3as.so.1
@@ -82,9 +83,11 @@ $(BUILD)/lib/mqttflow/$(PAHO_SO): $(PAHO_PRIV)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  PAHO    $@ (private build, $(PAHO_DIR))")
 	$(Q)cp $< $@.tmp && mv $@.tmp $@
+	$(Q)for f in BUILD-INFO copyright; do \
+		[ ! -f $(PAHO_DIR)/$$f ] || cp $(PAHO_DIR)/$$f $(dir $@)paho.$$f; done
 .PHONY: paho-system-warning
 paho-system-warning:
-	@rm -f $(BUILD)/lib/mqttflow/$(PAHO_SO)
+	@rm -f $(BUILD)/lib/mqttflow/$(PAHO_SO) $(BUILD)/lib/mqttflow/paho.*
 	@echo "WARNING: no private paho build in $(PAHO_DIR): linking Debian's libpaho-mqtt" >&2
 	@echo "WARNING: (heap tracking on every malloc/free, 1.3-1.6x slower). Run scripts/setup.sh." >&2
 

@@ -35,6 +35,20 @@ static int is_private(const char *lib)
     return lib_in(lib, dir) || lib_in(lib, bindir);
 }
 
+/* the stamp scripts/paho.sh wrote and make staged beside the library: source and options */
+static void print_build_info(const char *lib)
+{
+    char copy[PATH_MAX], info[PATH_MAX + 32], line[512];
+    snprintf(copy, sizeof(copy), "%s", lib);
+    snprintf(info, sizeof(info), "%s/paho.BUILD-INFO", dirname(copy));
+    FILE *f = fopen(info, "r");
+    if (!f)
+        return;
+    if (fgets(line, sizeof(line), f))
+        printf("paho.mqtt.c built from: %s", line);
+    fclose(f);
+}
+
 int version_main(int argc, char **argv)
 {
     (void)argc;
@@ -50,9 +64,11 @@ int version_main(int argc, char **argv)
     Dl_info di;
     const char *path =
         dladdr((void *)MQTTAsync_getVersionInfo, &di) && di.dli_fname ? di.dli_fname : "?";
+    int priv = is_private(path);
     printf("paho.mqtt.c: %s %s (%s)\n", version, path,
-           is_private(path) ? "mqttflow's private build"
-                            : "the system's: Debian's build with heap tracking, slower; see "
-                              "scripts/setup.sh");
+           priv ? "mqttflow's private build"
+                : "the system's: Debian's build with heap tracking, slower; see scripts/setup.sh");
+    if (priv)
+        print_build_info(path);
     return MF_EXIT_OK;
 }

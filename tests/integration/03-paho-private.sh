@@ -60,12 +60,13 @@ done
 
 # 3. the build's own binaries
 if [[ -f $staged ]]; then
-    expect=$(realpath "$staged")
+    expect=$(realpath "$staged") says="(mqttflow's private build)"
     lib_log "private paho staged: $expect"
 else
-    expect=$system
+    expect=$system says="(the system's"
     lib_log "no private paho staged in $BUILD (scripts/paho.sh could not build it): the fallback, $system, is expected"
 fi
+"$MQTTFLOW" version | grep -qF "$says" || lib_fail "mqttflow version does not say $says: $("$MQTTFLOW" version)"
 for b in "$bindir"/*; do
     [[ -f $b && -x $b ]] && needs_paho "$b" || continue
     expect_eq "$(basename "$b") resolves" "$(resolves "$b")" "$expect"
