@@ -37,6 +37,19 @@ LDLIBS  := -Wl,--as-needed -lpaho-mqtt3as -luring -lyaml -lpcre2-8 -ljansson -lm
 # the worker exports mf_* so that dlopen'ed callbacks resolve them from the executable
 LDEXPORT := -rdynamic
 
+# paho.mqtt.c: scripts/paho.sh builds Debian's paho without heap tracking into PAHO_DIR; it is
+# copied to $(BUILD)/lib/mqttflow and every binary looks there first (rpath, RUNPATH: so
+# LD_LIBRARY_PATH still wins), then in the system's directories. The same layout holds
+# installed: PREFIX/bin and PREFIX/lib/mqttflow ($ORIGIN for binaries beside the library).
+# Beside the library: paho.BUILD-INFO (source version and options) and paho.copyright.
+# Without the private build it links Debian's paho and says so loudly (README.md "paho.mqtt.c").
+PAHO_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mqttflow/paho
+PAHO_SO    := libpaho-mqtt3as.so.1
+PAHO_PRIV  := $(wildcard $(PAHO_DIR)/lib/$(PAHO_SO))
+PAHO_STAGE := $(if $(PAHO_PRIV),$(BUILD)/lib/mqttflow/$(PAHO_SO),paho-system-warning)
+RPATH_BIN  := -Wl,-rpath,'$$ORIGIN/../lib/mqttflow:$$ORIGIN'
+RPATH_TEST := -Wl,-rpath,'$$ORIGIN/../../lib/mqttflow'
+
 STAGES  := ingress router workers relay supervisor
 LIBDIRS := $(STAGES) config common
 
@@ -65,7 +78,19 @@ EXAMPLECB := $(patsubst %.c,%.so,$(wildcard config/examples/callbacks/*.c))
 .PHONY: all test asan check format format-check bench demo fuzz clean
 # keep test objects (make would delete them as intermediates and rebuild them every time)
 .SECONDARY:
-all: $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB)
+all: $(PAHO_STAGE) $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB)
+
+$(BUILD)/lib/mqttflow/$(PAHO_SO): $(PAHO_PRIV)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PAHO    $@ (private build, $(PAHO_DIR))")
+	$(Q)cp $< $@.tmp && mv $@.tmp $@
+	$(Q)for f in BUILD-INFO copyright; do \
+		[ ! -f $(PAHO_DIR)/$$f ] || cp $(PAHO_DIR)/$$f $(dir $@)paho.$$f; done
+.PHONY: paho-system-warning
+paho-system-warning:
+	@rm -f $(BUILD)/lib/mqttflow/$(PAHO_SO) $(BUILD)/lib/mqttflow/paho.*
+	@echo "WARNING: no private paho build in $(PAHO_DIR): linking Debian's libpaho-mqtt" >&2
+	@echo "WARNING: (heap tracking on every malloc/free, 1.3-1.6x slower). Run scripts/setup.sh." >&2
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -85,7 +110,7 @@ define BIN_RULE
 $(BIN_$(1)): $(BUILD)/obj/$(1)/main.o $(ALL_LIBS)
 	@mkdir -p $$(dir $$@)
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(LDSAN) -pthread $(if $(filter workers,$(1)),$(LDEXPORT)) -o $$@ $$< \
+	$(Q)$(CC) $(LDSAN) -pthread $(if $(filter workers,$(1)),$(LDEXPORT)) $$(RPATH_BIN) -o $$@ $$< \
 		-Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS)
 endef
 $(foreach s,$(STAGES),$(eval $(call BIN_RULE,$(s))))
@@ -95,7 +120,7 @@ $(foreach s,$(STAGES),$(eval $(call BIN_RULE,$(s))))
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDSAN) -pthread $(LDEXPORT) -o $@ $< $(ALL_LIBS) -lcmocka $(LDLIBS)
+	$(Q)$(CC) $(LDSAN) -pthread $(LDEXPORT) $(RPATH_TEST) -o $@ $< $(ALL_LIBS) -lcmocka $(LDLIBS)
 
 # callback modules are built the way users build them: this one header, nothing else
 CBFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -shared -fPIC -Icommon

@@ -36,7 +36,8 @@ void cli_usage(FILE *f)
           " | relay | ingress CLIENT_ID | ingresses\n"
           "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n"
           "  mqttflow tap [-c CONFIG | -i INSTANCE | -s SOCKET] [RULE | --topic FILTER]"
-          " [--at ingress|rule|out]\n",
+          " [--at ingress|rule|out]\n"
+          "  mqttflow version\n",
           f);
 }
 

@@ -4,13 +4,14 @@
 
 #include "cli.h"
 #include "exitcode.h"
+#include "version.h"
 
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"check", cli_check},     {"run", cli_run},   {"status", cli_status},
-    {"restart", cli_restart}, {"stop", cli_stop}, {"tap", cli_tap},
+    {"check", cli_check}, {"run", cli_run}, {"status", cli_status},    {"restart", cli_restart},
+    {"stop", cli_stop},   {"tap", cli_tap}, {"version", version_main}, {"--version", version_main},
 };
 
 int main(int argc, char **argv)
