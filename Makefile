@@ -83,9 +83,18 @@ define BIN_RULE
 $(BIN_$(1)): $(BUILD)/obj/$(1)/main.o $(ALL_LIBS)
 	@mkdir -p $$(dir $$@)
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(LDSAN) -pthread $(if $(filter workers,$(1)),$(LDEXPORT)) -o $$@ $$< $(ALL_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDSAN) -pthread $(if $(filter workers supervisor,$(1)),$(LDEXPORT)) -o $$@ $$< \
+		-Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS)
 endef
 $(foreach s,$(STAGES),$(eval $(call BIN_RULE,$(s))))
+
+# the supervisor exports mf_* too (-rdynamic above): `mqttflow try` runs callbacks in-process,
+# with the router's and the workers' modules (hence the link group: supervisor/try.c uses
+# libraries listed before its own).
+VERSION := $(shell cat VERSION)
+$(BUILD)/obj/supervisor/version.o: override CFLAGS += -DMF_VERSION='"$(VERSION)"' \
+	-DMF_URING_BUILD_VERSION='"$(shell pkg-config --modversion liburing 2>/dev/null)"'
+$(BUILD)/obj/supervisor/version.o: VERSION
 
 # tests, tools and benches: one .c each, linked against every library. Tests export mf_*
 # too, so the worker tests can dlopen real callback modules.
