@@ -14,6 +14,8 @@ PACKAGES=(
     libpcre2-dev                             # rule regexes
     mosquitto mosquitto-clients              # the broker for tests and the demo
     procps psmisc iproute2                   # ps/pkill, fuser, ss in tests
+    python3 pkg-config man-db                # mqttflow.yaml(5) from reference.yaml; install tests
+    dpkg-dev                                 # make deb (dpkg-shlibdeps, dpkg-gencontrol, dpkg-deb)
 )
 
 missing=()
