@@ -37,8 +37,23 @@ typedef struct try_run {
     unsigned long n_msgs, n_matched, n_published, n_errors;
 } try_run;
 
-/* A payload or topic as a quoted string: control bytes, quote and backslash escaped (the
- * output is for a terminal), at most TRY_SHOW_MAX bytes shown. */
+/* The length of the well-formed UTF-8 sequence of 2..4 bytes at p (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    size_t k = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+               : (p[0] & 0xf0) == 0xe0        ? 3
+               : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                              : 0;
+    if (k == 0 || k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return k;
+}
+
+/* A payload or topic as a quoted string: control bytes, bytes that are not UTF-8, quote and
+ * backslash escaped (the output is for a terminal), at most TRY_SHOW_MAX bytes shown. */
 static void show(const void *data, size_t len)
 {
     const unsigned char *p = data;
@@ -46,7 +61,13 @@ static void show(const void *data, size_t len)
     putchar('"');
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = p[i];
-        if (ch == '"' || ch == '\\')
+        size_t u = ch >= 0x80 ? utf8_len(p + i, n - i) : 0;
+        if (u > 0) {
+            fwrite(p + i, 1, u, stdout);
+            i += u - 1;
+        } else if (ch >= 0x80)
+            printf("\\x%02x", ch);
+        else if (ch == '"' || ch == '\\')
             printf("\\%c", ch);
         else if (ch == '\n')
             fputs("\\n", stdout);
