@@ -106,10 +106,9 @@ def parse(lines):
                 last[3].append(("also: " + value + (" (" + comment + ")" if comment else "")))
             continue
         dash, key, rest = m.group(1), m.group(2), m.group(3) or ""
-        if key == "password" and rest.startswith("never"):
-            if last is not None:
-                last[3].append("password: " + rest)
-            continue
+        value, comment = split_comment(rest)
+        if commented and key == "password" and rest.startswith("never"):
+            value, comment = None, rest  # a refused key: documented, never an example
         col = indent + (2 if dash else 0)
         while stack and stack[-1][0] >= col:
             stack.pop()
@@ -120,7 +119,6 @@ def parse(lines):
             key_shown = "NAME"
         else:
             key_shown = key
-        value, comment = split_comment(rest)
         path = ".".join(parent + [key_shown])
         if dash and key == "step" and stack:
             # a chain step: its config keys are documented per kind
@@ -131,7 +129,7 @@ def parse(lines):
         section = parent[0].rstrip("[]") if parent else key
         entry = add(entries, [section, path, value, [comment] if comment else [], commented])
         last = entry
-        for sub, v in flow_keys(value) if value.startswith("{") else []:
+        for sub, v in flow_keys(value) if value and value.startswith("{") else []:
             add(entries, [section, path + "." + sub, v, [], commented])
         stack.append((col, key_shown))
     return desc, entries
