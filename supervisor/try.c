@@ -29,7 +29,8 @@ typedef struct try_run {
     rule_set *rs;
     topic_trie *subs; /* every client's subscriptions, value = client index */
     uint16_t *matched;
-    uint32_t *sub_hits;
+    uint32_t *sub_hits; /* topic_match's output: room for every subscription */
+    size_t n_subs;
     ctx_env env;
     loader *ld;
     chain_set *cs;
@@ -143,8 +144,10 @@ static int try_init(try_run *t, const char *path)
         fprintf(stderr, "%s: %s\n", path, err);
         return MF_EXIT_CONFIG;
     }
+    for (size_t i = 0; i < t->c->n_clients; i++)
+        t->n_subs += t->c->clients[i].n_topics;
     t->matched = calloc(t->c->n_rules + 1, sizeof(*t->matched));
-    t->sub_hits = calloc(CFG_MAX_TOPICS * t->c->n_clients + 1, sizeof(*t->sub_hits));
+    t->sub_hits = calloc(t->n_subs + 1, sizeof(*t->sub_hits));
     if (!t->matched || !t->sub_hits || topic_create(&t->subs) < 0)
         return MF_EXIT_FAILED;
     for (size_t i = 0; i < t->c->n_clients; i++)
@@ -165,8 +168,7 @@ static int try_init(try_run *t, const char *path)
 /* The source client for topic: the first whose subscriptions cover it, else the first. */
 static int guess_client(try_run *t, const char *topic)
 {
-    size_t n =
-        topic_match(t->subs, topic, strlen(topic), t->sub_hits, CFG_MAX_TOPICS * t->c->n_clients);
+    size_t n = topic_match(t->subs, topic, strlen(topic), t->sub_hits, t->n_subs);
     uint32_t best = 0;
     for (size_t i = 0; i < n; i++)
         if (i == 0 || t->sub_hits[i] < best)
@@ -377,7 +379,8 @@ int try_cli(int argc, char **argv)
         } else if (val && i + 1 < argc) {
             *val = argv[++i];
         } else if (!strcmp(a, "--qos") && i + 1 < argc) {
-            qos = atoi(argv[++i]);
+            const char *q = argv[++i];
+            qos = q[0] >= '0' && q[0] <= '2' && q[1] == '\0' ? q[0] - '0' : -1;
         } else if (a[0] != '-' && !config) {
             config = a;
         } else {
@@ -386,7 +389,11 @@ int try_cli(int argc, char **argv)
             return MF_EXIT_CONFIG;
         }
     }
-    if (!config || (!file && (!topic || !payload)) || (file && payload) || qos < 0 || qos > 2) {
+    if (qos < 0) {
+        fprintf(stderr, "mqttflow try: --qos takes 0, 1 or 2\n");
+        return MF_EXIT_CONFIG;
+    }
+    if (!config || (!file && (!topic || !payload)) || (file && payload)) {
         fprintf(stderr, "mqttflow try: give CONFIG and --topic T --payload P, or --file F\n");
         cli_usage(stderr);
         return MF_EXIT_CONFIG;
