@@ -127,7 +127,8 @@ $(BUILD)/man/mqttflow.1: docs/man/mqttflow.1.in VERSION
 	$(Q)$(SUBST) $< >$@
 
 # ---- install (GNU conventions: PREFIX, DESTDIR; the directory variables below).
-# bin/mqttflow is the one command; the stage binaries go to libexec/mqttflow, where the
+# bin/mqttflow is the command (bin/mqttflow-launch the launch script, under a name of its
+# own so the two never collide); the stage binaries go to libexec/mqttflow, where the
 # supervisor finds them relative to its own path (so LIBEXECDIR is not a variable: it is
 # always BINDIR/../libexec/mqttflow). A private build of a library the stages link (e.g.
 # paho, $(BUILD)/lib/mqttflow) goes to PREFIX/lib/mqttflow. The examples (configs, callback
@@ -158,6 +159,7 @@ install: $(BINS) $(EXAMPLECB) $(MANPAGES)
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(EXAMPLEDIR)/callbacks
 	install -m 0755 $(BIN_supervisor) $(DESTDIR)$(BINDIR)/mqttflow
+	install -m 0755 scripts/mqttflow-launch $(DESTDIR)$(BINDIR)/mqttflow-launch
 	install -m 0755 $(STAGE_BINS) $(DESTDIR)$(LIBEXECDIR)/
 	if [ -d $(BUILD)/lib/mqttflow ]; then install -d $(DESTDIR)$(PRIVLIBDIR) && \
 		cp -RP $(BUILD)/lib/mqttflow/. $(DESTDIR)$(PRIVLIBDIR)/; fi
@@ -176,7 +178,8 @@ install: $(BINS) $(EXAMPLECB) $(MANPAGES)
 
 # removes what install put there, and the folders that were only ours
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/mqttflow $(DESTDIR)$(INCLUDEDIR)/mqttflow.h \
+	rm -f $(DESTDIR)$(BINDIR)/mqttflow $(DESTDIR)$(BINDIR)/mqttflow-launch \
+		$(DESTDIR)$(INCLUDEDIR)/mqttflow.h \
 		$(DESTDIR)$(PKGCONFIGDIR)/mqttflow.pc $(DESTDIR)$(SYSTEMDUNITDIR)/mqttflow.service \
 		$(DESTDIR)$(MANDIR)/man1/mqttflow.1 $(DESTDIR)$(MANDIR)/man5/mqttflow.yaml.5
 	rm -rf $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PRIVLIBDIR) $(DESTDIR)$(DATADIR)/mqttflow \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 03-install: `make install` into a DESTDIR, used as an installed tree, then `make uninstall`.
-#   - the layout: bin/mqttflow only (no launch script beside it), the stage binaries in
+#   - the layout: bin/mqttflow and bin/mqttflow-launch (names that never collide), the stages in
 #     libexec/mqttflow, mqttflow.h, mqttflow.pc, the unit with its paths filled in, both manual
 #     pages, the guides, the examples with their built callbacks;
 #   - `mqttflow --version` and `mqttflow check` on the installed example and reference configs;
@@ -34,7 +34,10 @@ for f in bin/mqttflow libexec/mqttflow/mqttflow-ingress libexec/mqttflow/mqttflo
     share/mqttflow/examples/callbacks/temperature_alerts.so; do
     [[ -e $P/$f ]] || lib_fail "make install did not install $f"
 done
-expect_eq "files in bin/" "$(ls "$P/bin")" "mqttflow"
+expect_eq "files in bin/" "$(ls "$P/bin" | tr '\n' ' ')" "mqttflow mqttflow-launch "
+# the installed launcher finds the binary beside it (no build tree, no MQTTFLOW_BIN)
+(cd / && env -u MQTTFLOW_BIN PATH=/usr/bin:/bin BUILD=/nonexistent "$P/bin/mqttflow-launch" --version) |
+    grep -q "^mqttflow $(cat "$IT_ROOT/VERSION")$" || lib_fail "the installed launcher did not find mqttflow"
 unit=$P/lib/systemd/system/mqttflow.service
 grep -q "^ExecStart=$prefix/bin/mqttflow run $prefix/etc/mqttflow/config.yaml$" "$unit" ||
     lib_fail "the unit's ExecStart: $(grep ExecStart "$unit")"
