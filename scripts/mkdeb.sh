@@ -36,7 +36,7 @@ mkdir -p "$work/debian" "$OUT"
 make --no-print-directory -s install BUILD="$BUILD" DESTDIR="$(pwd)/$pkg" PREFIX=/usr \
     SYSCONFDIR=/etc SYSTEMDUNITDIR=/lib/systemd/system >/dev/null
 # Debian ships stripped binaries (debug symbols go to -dbgsym packages, not made here)
-find "$pkg/usr/bin" "$pkg/usr/libexec" -type f -exec strip --strip-unneeded {} +
+strip --strip-unneeded "$pkg/usr/bin/mqttflow" "$pkg"/usr/libexec/mqttflow/*
 gzip -9n "$pkg/usr/share/man/man1/mqttflow.1" "$pkg/usr/share/man/man5/mqttflow.yaml.5"
 
 cat >"$work/debian/control" <<EOF
