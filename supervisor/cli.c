@@ -149,9 +149,9 @@ int cli_check(int argc, char **argv)
     return MF_EXIT_OK;
 }
 
-static void setup_logging(const cfg *c)
+void cli_setup_logging(const cfg *c, const char *process)
 {
-    log_init("mqttflow");
+    log_init(process);
     log_set_default(c->logging.default_level);
     for (size_t i = 0; i < c->logging.n_levels; i++) {
         int lv = log_parse_level(c->logging.levels[i].value);
@@ -185,7 +185,7 @@ int cli_run(int argc, char **argv)
     cfg *c = cli_load_config(argv[1], CFG_LOAD_CHECK_MODULES, 1);
     if (!c)
         return MF_EXIT_CONFIG;
-    setup_logging(c);
+    cli_setup_logging(c, "mqttflow");
     loop *l = NULL;
     int rc = loop_create(c, &l);
     if (rc < 0) {

@@ -32,6 +32,8 @@ void cli_usage(FILE *f);
 /* Loads path, printing every error (and, with warnings set, every warning) to stderr.
  * NULL when it did not load. */
 cfg *cli_load_config(const char *path, unsigned flags, int warnings);
+/* The config's logging: section (default and per-component levels) for this process. */
+void cli_setup_logging(const cfg *c, const char *process);
 /* Dispatches argv[1] to its command (the one table of cli.c); the process exit code. */
 int cli_main(int argc, char **argv);
 

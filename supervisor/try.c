@@ -138,8 +138,7 @@ static int try_init(try_run *t, const char *path)
     t->c = cli_load_config(path, 0, 1);
     if (!t->c)
         return MF_EXIT_CONFIG;
-    log_init("try");
-    log_set_default(t->c->logging.default_level);
+    cli_setup_logging(t->c, "try");
     if (rule_set_create(t->c, &t->rs, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s: %s\n", path, err);
         return MF_EXIT_CONFIG;
