@@ -3,7 +3,8 @@
 #   - scripts/mkdeb.sh builds it; its Depends are Debian library packages (paho, libyaml,
 #     liburing, ...), found by dpkg-shlibdeps;
 #   - `apt-get install ./mqttflow_*.deb` installs it: /usr/bin/mqttflow, the stages in
-#     /usr/libexec/mqttflow, the unit (disabled: no enablement link), the system user;
+#     /usr/libexec/mqttflow, the unit (disabled: no enablement link; systemd-analyze verify
+#     passes when present), the system user;
 #   - `mqttflow check` passes on the installed example config;
 #   - a short pipeline from the installed binaries and the installed example callback
 #     (alert_if_high): 20 readings in, 20 alerts out, counted;
@@ -80,6 +81,10 @@ for wants in /etc/systemd/system/*.wants/mqttflow.service; do
 done
 grep -q '^ExecStart=/usr/bin/mqttflow run /etc/mqttflow/config.yaml$' /lib/systemd/system/mqttflow.service ||
     lib_fail "unit ExecStart: $(grep ExecStart /lib/systemd/system/mqttflow.service)"
+if command -v systemd-analyze >/dev/null; then # systemd's own check of the unit, as installed
+    systemd-analyze verify /lib/systemd/system/mqttflow.service >"$LIB_TMP/verify" 2>&1 ||
+        lib_fail "systemd-analyze verify: $(cat "$LIB_TMP/verify")"
+fi
 if [[ ${#mans[@]} -gt 0 ]]; then
     man -l /usr/share/man/man5/mqttflow.yaml.5.gz >/dev/null 2>&1 || lib_fail "the installed mqttflow.yaml(5) does not render"
 fi
