@@ -26,7 +26,18 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-SOURCE_DIRS = ["common", "config", "ingress", "router", "workers", "relay", "supervisor"]
+NOT_PROGRAM = ("tests", "scripts", "docs", "config/examples")  # and build*/, hidden folders
+
+
+def source_files():
+    """Every .c file of the program, in any folder (a new module or stage is picked up)."""
+    out = []
+    for d, subdirs, files in os.walk(ROOT):
+        rel = os.path.relpath(d, ROOT)
+        subdirs[:] = sorted(s for s in subdirs if not s.startswith((".", "build"))
+                            and os.path.join(rel, s).lstrip("./") not in NOT_PROGRAM)
+        out += [os.path.join(d, f) for f in sorted(files) if f.endswith(".c")]
+    return out
 CALL = re.compile(r"\blog_(warn|error)\s*\(|\blog_msg\s*\(\s*MF_LOG_(WARNING|ERROR)\s*,")
 CONV = re.compile(r"%[-+ #0']*(\*|[0-9]+)?(\.(\*|[0-9]+))?(hh|h|ll|l|z|j|t|L)?[diouxXeEfgGaAcspn]"
                   r"|%(\*|[0-9]+)?(\.(\*|[0-9]+))?\x00")
@@ -98,33 +109,43 @@ def shown(fmt):
     return re.sub(r"%([-+ #0]*[0-9*]*(\.[0-9*]+)?)\x00", r"%\1llu", fmt).replace("\n", " ").strip()
 
 
+def blank_comments(src):
+    """src with every comment replaced by spaces and its newlines (string and character
+    literals respected), so a call named in a comment is not taken for one and line
+    numbers stay right."""
+    def blank(m):
+        t = m.group(0)
+        return t if t[0] in "\"'" else re.sub(r"[^\n]", " ", t)
+    return re.sub(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|/\*.*?\*/|//[^\n]*', blank, src,
+                  flags=re.S)
+
+
 def messages():
     found = []
-    for d in SOURCE_DIRS:
-        for path in sorted(glob.glob(os.path.join(ROOT, d, "*.c"))):
-            src = open(path, encoding="utf-8").read()
-            comps = {}
-            for h in glob.glob(os.path.join(ROOT, d, "*.h")):  # a folder's shared COMP
-                comps.update(re.findall(r'#define\s+(\w+)\s+"([^"]*)"', open(h).read()))
-            comps.update(re.findall(r'#define\s+(\w+)\s+"([^"]*)"', src))
-            comps.update(re.findall(r'static const char (\w+)\[\] = "([^"]*)"', src))
-            for var in ("comp", "t->comp"):  # a caller's component (common/mqtt_tls.c)
-                comps.setdefault(var, "ingress|relay")
-            rel = os.path.relpath(path, ROOT)
-            for m in CALL.finditer(src):
-                level = "WARN" if (m.group(1) == "warn" or m.group(2) == "WARNING") else "ERROR"
-                args = tokens_of_args(src, m.end())
-                # log_msg's level was consumed by the pattern: its args start at COMP too
-                if len(args) < 2:
-                    continue
-                comp = literal_text(args[0]) or comps.get(args[0], args[0])
-                fmt = literal_text(args[1])
-                line = src.count("\n", 0, m.start()) + 1
-                if fmt is None:
-                    print("%s:%d: the format is not a literal: %s" % (rel, line, args[1]),
-                          file=sys.stderr)
-                    continue
-                found.append((rel, line, level, comp, fmt))
+    for path in source_files():
+        src = blank_comments(open(path, encoding="utf-8").read())
+        comps = {}
+        for h in glob.glob(os.path.join(os.path.dirname(path), "*.h")):  # a folder's COMP
+            comps.update(re.findall(r'#define\s+(\w+)\s+"([^"]*)"', open(h).read()))
+        comps.update(re.findall(r'#define\s+(\w+)\s+"([^"]*)"', src))
+        comps.update(re.findall(r'static const char (\w+)\[\] = "([^"]*)"', src))
+        for var in ("comp", "t->comp"):  # a caller's component (common/mqtt_tls.c)
+            comps.setdefault(var, "ingress|relay")
+        rel = os.path.relpath(path, ROOT)
+        for m in CALL.finditer(src):
+            level = "WARN" if (m.group(1) == "warn" or m.group(2) == "WARNING") else "ERROR"
+            args = tokens_of_args(src, m.end())
+            # log_msg's level was consumed by the pattern: its args start at COMP too
+            if len(args) < 2:
+                continue
+            comp = literal_text(args[0]) or comps.get(args[0], args[0])
+            fmt = literal_text(args[1])
+            line = src.count("\n", 0, m.start()) + 1
+            if fmt is None:
+                print("%s:%d: the format is not a literal: %s" % (rel, line, args[1]),
+                      file=sys.stderr)
+                continue
+            found.append((rel, line, level, comp, fmt))
     return found
 
 

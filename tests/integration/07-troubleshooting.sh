@@ -23,6 +23,7 @@ static void f(void)
     log_msg(MF_LOG_WARNING, COMP, "via log_msg %d%%", 1);
     log_msg(MF_LOG_INFO, COMP, "an info line is not listed");
     log_info(COMP, "nor is this");
+    /* a call named in a comment is none: log_warn(COMP, "in a comment %d", 1); */
 }
 EOF2
 for i in $(seq 1 50); do echo "void g$i(void) { log_error(COMP, \"filler %d\", $i); }"; done >>"$fix/common/x.c"
@@ -34,6 +35,7 @@ for want in 'common/x.c:4 WARN fixture: first part second part %llu and %zu' \
 $(head -5 "$LIB_TMP/list")"
 done
 grep -q "info" "$LIB_TMP/list" && lib_fail "the extractor listed an info line"
+grep -q "in a comment" "$LIB_TMP/list" && lib_fail "the extractor listed a call in a comment"
 cat >"$LIB_TMP/guide.md" <<'EOF2'
 - `WARN` `first part second part %lu and %d` (written with other conversions)
   `ERROR` `with "quotes" and %s, (parens)` `via log_msg %d%` — on a continuation line
