@@ -135,6 +135,7 @@ int cli_check(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         cli_usage(stdout);
+        help_of("check", stdout);
         return MF_EXIT_OK;
     }
     if (argc != 2) {
