@@ -6,6 +6,9 @@
 #   make check      clang-format check, the tests under ASan+UBSan, a short fuzz run
 #   make bench      ring and pipeline benchmarks (tests/bench/)
 #   make demo       the live demo (scripts/demo.sh)
+#   make install    binaries, header, pkg-config file, unit, examples, manual pages, guides
+#                   (PREFIX=/usr/local, DESTDIR; see "install" below); make uninstall
+#   make deb        a Debian package in $(BUILD)/deb (scripts/mkdeb.sh)
 #
 # Sources are found by wildcard: every <stage>/*.c except main.c goes into lib<stage>.a, so a
 # new module needs no Makefile edit and tests link the same objects the binaries do.
@@ -47,7 +50,7 @@ PAHO_DIR   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mqttflow/paho
 PAHO_SO    := libpaho-mqtt3as.so.1
 PAHO_PRIV  := $(wildcard $(PAHO_DIR)/lib/$(PAHO_SO))
 PAHO_STAGE := $(if $(PAHO_PRIV),$(BUILD)/lib/mqttflow/$(PAHO_SO),paho-system-warning)
-RPATH_BIN  := -Wl,-rpath,'$$ORIGIN/../lib/mqttflow:$$ORIGIN'
+RPATH_BIN  := -Wl,-rpath,'$$ORIGIN/../lib/mqttflow:$$ORIGIN/../../lib/mqttflow:$$ORIGIN'
 RPATH_TEST := -Wl,-rpath,'$$ORIGIN/../../lib/mqttflow'
 
 STAGES  := ingress router workers relay supervisor
@@ -75,10 +78,10 @@ BENCHES   := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
 TESTCB    := $(patsubst %.c,$(BUILD)/%.so,$(wildcard tests/callbacks/*.c))
 EXAMPLECB := $(patsubst %.c,%.so,$(wildcard config/examples/callbacks/*.c))
 
-.PHONY: all test asan check format format-check bench demo fuzz clean
+.PHONY: all test asan check format format-check bench demo fuzz clean install uninstall deb man
 # keep test objects (make would delete them as intermediates and rebuild them every time)
 .SECONDARY:
-all: $(PAHO_STAGE) $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB)
+all: $(PAHO_STAGE) $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB) man
 
 $(BUILD)/lib/mqttflow/$(PAHO_SO): $(PAHO_PRIV)
 	@mkdir -p $(dir $@)
@@ -110,10 +113,18 @@ define BIN_RULE
 $(BIN_$(1)): $(BUILD)/obj/$(1)/main.o $(ALL_LIBS)
 	@mkdir -p $$(dir $$@)
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(LDSAN) -pthread $(if $(filter workers,$(1)),$(LDEXPORT)) $$(RPATH_BIN) -o $$@ $$< \
+	$(Q)$(CC) $(LDSAN) -pthread $(if $(filter workers supervisor,$(1)),$(LDEXPORT)) $$(RPATH_BIN) -o $$@ $$< \
 		-Wl,--start-group $(ALL_LIBS) -Wl,--end-group $(LDLIBS)
 endef
 $(foreach s,$(STAGES),$(eval $(call BIN_RULE,$(s))))
+
+# the supervisor exports mf_* too (-rdynamic above): `mqttflow try` runs callbacks in-process,
+# with the router's and the workers' modules (hence the link group: supervisor/try.c uses
+# libraries listed before its own).
+VERSION := $(shell cat VERSION)
+$(BUILD)/obj/supervisor/version.o: override CFLAGS += -DMF_VERSION='"$(VERSION)"' \
+	-DMF_URING_BUILD_VERSION='"$(shell pkg-config --modversion liburing 2>/dev/null)"'
+$(BUILD)/obj/supervisor/version.o: VERSION
 
 # tests, tools and benches: one .c each, linked against every library. Tests export mf_*
 # too, so the worker tests can dlopen real callback modules.
@@ -131,6 +142,78 @@ $(BUILD)/tests/callbacks/%.so: tests/callbacks/%.c common/mqttflow.h
 config/examples/callbacks/%.so: config/examples/callbacks/%.c common/mqttflow.h
 	@$(if $(Q),echo "  CB      $@")
 	$(Q)$(CC) $(CBFLAGS) $(if $(filter 1,$(WERROR)),-Werror) -o $@ $<
+
+# ---- manual pages: mqttflow(1) from docs/man, mqttflow.yaml(5) from the reference config
+MANPAGES := $(BUILD)/man/mqttflow.1 $(BUILD)/man/mqttflow.yaml.5
+man: $(MANPAGES)
+$(BUILD)/man/mqttflow.yaml.5: config/examples/reference.yaml scripts/ref2man.py VERSION
+	@mkdir -p $(dir $@)
+	$(Q)python3 scripts/ref2man.py $< $(VERSION) >$@.tmp && mv $@.tmp $@
+$(BUILD)/man/mqttflow.1: docs/man/mqttflow.1.in VERSION
+	@mkdir -p $(dir $@)
+	$(Q)$(SUBST) $< >$@
+
+# ---- install (GNU conventions: PREFIX, DESTDIR; the directory variables below).
+# bin/mqttflow is the command (bin/mqttflow-launch the launch script, under a name of its
+# own so the two never collide); the stage binaries go to libexec/mqttflow, where the
+# supervisor finds them relative to its own path (so LIBEXECDIR is not a variable: it is
+# always BINDIR/../libexec/mqttflow). A private build of a library the stages link (e.g.
+# paho, $(BUILD)/lib/mqttflow) goes to PREFIX/lib/mqttflow. The examples (configs, callback
+# sources, their .so and a Makefile) go to DATADIR/mqttflow/examples, so `mqttflow check`
+# passes on the installed example. No file under SYSCONFDIR is installed: the unit runs
+# SYSCONFDIR/mqttflow/config.yaml, which the operator writes.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+DOCDIR     ?= $(DATADIR)/doc/mqttflow
+PKGCONFIGDIR ?= $(DATADIR)/pkgconfig
+SYSCONFDIR ?= $(PREFIX)/etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+LIBEXECDIR := $(BINDIR)/../libexec/mqttflow
+PRIVLIBDIR := $(PREFIX)/lib/mqttflow
+EXAMPLEDIR := $(DATADIR)/mqttflow/examples
+API_VERSION := $(shell sed -n 's/^\#define MF_API_VERSION \([0-9]*\).*/\1/p' common/mqttflow.h)
+SUBST = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@API_VERSION@|$(API_VERSION)|g' \
+	-e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@DATADIR@|$(DATADIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g'
+DOCS := README.md $(wildcard docs/*.md)
+STAGE_BINS := $(filter-out $(BIN_supervisor),$(BINS))
+
+install: $(BINS) $(EXAMPLECB) $(MANPAGES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(EXAMPLEDIR)/callbacks
+	install -m 0755 $(BIN_supervisor) $(DESTDIR)$(BINDIR)/mqttflow
+	install -m 0755 scripts/mqttflow-launch $(DESTDIR)$(BINDIR)/mqttflow-launch
+	install -m 0755 $(STAGE_BINS) $(DESTDIR)$(LIBEXECDIR)/
+	if [ -d $(BUILD)/lib/mqttflow ]; then install -d $(DESTDIR)$(PRIVLIBDIR) && \
+		cp -RP $(BUILD)/lib/mqttflow/. $(DESTDIR)$(PRIVLIBDIR)/; fi
+	install -m 0644 common/mqttflow.h $(DESTDIR)$(INCLUDEDIR)/mqttflow.h
+	$(SUBST) scripts/mqttflow.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/mqttflow.pc
+	$(SUBST) scripts/mqttflow.service >$(DESTDIR)$(SYSTEMDUNITDIR)/mqttflow.service
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/mqttflow.pc $(DESTDIR)$(SYSTEMDUNITDIR)/mqttflow.service
+	install -m 0644 $(BUILD)/man/mqttflow.1 $(DESTDIR)$(MANDIR)/man1/mqttflow.1
+	install -m 0644 $(BUILD)/man/mqttflow.yaml.5 $(DESTDIR)$(MANDIR)/man5/mqttflow.yaml.5
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 config/examples/config.yaml config/examples/reference.yaml \
+		$(DESTDIR)$(EXAMPLEDIR)/
+	install -m 0644 config/examples/callbacks/*.c config/examples/callbacks/Makefile \
+		$(DESTDIR)$(EXAMPLEDIR)/callbacks/
+	install -m 0644 $(EXAMPLECB) $(DESTDIR)$(EXAMPLEDIR)/callbacks/
+
+# removes what install put there, and the folders that were only ours
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mqttflow $(DESTDIR)$(BINDIR)/mqttflow-launch \
+		$(DESTDIR)$(INCLUDEDIR)/mqttflow.h \
+		$(DESTDIR)$(PKGCONFIGDIR)/mqttflow.pc $(DESTDIR)$(SYSTEMDUNITDIR)/mqttflow.service \
+		$(DESTDIR)$(MANDIR)/man1/mqttflow.1 $(DESTDIR)$(MANDIR)/man5/mqttflow.yaml.5
+	rm -rf $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(PRIVLIBDIR) $(DESTDIR)$(DATADIR)/mqttflow \
+		$(DESTDIR)$(DOCDIR)
+
+deb: $(BINS) $(EXAMPLECB) $(MANPAGES)
+	$(Q)BUILD=$(BUILD) scripts/mkdeb.sh
 
 test: all
 	$(Q)BUILD=$(BUILD) tests/run.sh

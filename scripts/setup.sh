@@ -17,6 +17,8 @@ PACKAGES=(
     libmicrohttpd-dev                        # the supervisor's metrics endpoint
     curl python3-prometheus-client           # tests of the metrics endpoint
     cmake libssl-dev                         # the private paho build (scripts/paho.sh)
+    python3 pkg-config man-db                # mqttflow.yaml(5) from reference.yaml; install tests
+    dpkg-dev                                 # make deb (dpkg-shlibdeps, dpkg-gencontrol, dpkg-deb)
 )
 
 missing=()

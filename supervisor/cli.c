@@ -19,85 +19,120 @@
 #include "tap.h"
 #include "tap_cli.h"
 #include "watch.h"
+#include "try.h"
+#include "version.h"
 
 #define STATUS_TIMEOUT_MS  10000
 #define RESTART_TIMEOUT_MS 120000 /* per stage: a stop deadline plus a ready deadline */
 #define STOP_TIMEOUT_MS    300000
 #define GONE_TIMEOUT_MS    10000
 
+/* One row per command: its usage line(s) and what `mqttflow help COMMAND` (and COMMAND -h)
+ * adds, so the usage, the help and the manual page (docs/man/mqttflow.1, checked against
+ * `mqttflow help --list` by tests/integration/06-manpages.sh) agree. */
+typedef struct cli_command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *usage;
+    const char *help;
+} cli_command;
+
+static int cli_help(int argc, char **argv);
+static int cli_version(int argc, char **argv);
+
+static const cli_command commands[] = {
+    {"check", cli_check, "  mqttflow check CONFIG\n",
+     "check: loads CONFIG and reports every problem as FILE:LINE:COLUMN: path: message (exit\n"
+     "2), warnings too; dlopens every callback module, resolves its functions and checks its\n"
+     "mf_api_version. Nothing is connected to and nothing is created. Prints a summary.\n"},
+    {"run", cli_run, "  mqttflow run CONFIG\n",
+     "run: starts the stages (relay, workers, router, ingress) and supervises them.\n"
+     "A stage that dies is respawned after a backoff (100 ms, doubling up to 5 s); more\n"
+     "than 5 restarts in 10 s put it in the failed state (tried again after 30 s); exit\n"
+     "code 2 (configuration or module error, e.g. a failing mf_init) is never respawned.\n"
+     "A worker that dies inside a callback is back after 100 ms (its message is run\n"
+     "again, dead-lettered after runtime.max_attempts), up to 30 such deaths in 10 s.\n"
+     "The stages die with the supervisor (even kill -9). A new run of the instance then\n"
+     "resumes the records queued in the rings left behind (same runtime.ring_size and\n"
+     "max_payload; else they are reclaimed empty, logged). SIGTERM/SIGINT stops the\n"
+     "stages in pipeline order, each draining its input; a second one kills them.\n"},
+    {"status", cli_status,
+     "  mqttflow status [--prom] [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n",
+     "status STATE: starting, running, stopping, backoff (died; respawned when its\n"
+     "backoff is over), failed (not respawned; the reason follows the table: exit 2 =\n"
+     "configuration or module error, until `mqttflow restart`; restart intensity =\n"
+     "more than 5 restarts (or 30 deaths inside callbacks) in 10 s, tried again after\n"
+     "30 s or at once on `mqttflow restart`), stopped. --prom: the same as Prometheus\n"
+     "text (as the HTTP endpoint's /metrics). --json: as JSON for scripts. --rules: per\n"
+     "rule matched, processed, errors, dead-lettered, p50/p99 processing time. --watch:\n"
+     "the table refreshed every second (q or Ctrl-C quits). docs/metrics.md has the\n"
+     "metric names and the JSON schema.\n"},
+    {"restart", cli_restart,
+     "  mqttflow restart [-c CONFIG | -i INSTANCE | -s SOCKET] worker N | workers | router"
+     " | relay | ingress CLIENT_ID | ingresses\n",
+     "restart: SIGTERM to the stage, which finishes at a record boundary, then a new\n"
+     "process, waited for until ready (workers: one after the other, each ready before\n"
+     "the next: a rolling restart, e.g. after replacing a callback module). A failed\n"
+     "stage is started again.\n"
+     "Delivery across a restart:\n"
+     "  router, worker, relay: nothing is lost. A stage releases its input only once\n"
+     "  what it made of it is in the next ring (the relay: once PUBACKed), and the new\n"
+     "  process re-reads what the old one had not released: at most those are\n"
+     "  delivered twice (the relay: at most its in-flight window).\n"
+     "  ingress: every message it PUBACKed is in its ring. With clean_session: false\n"
+     "  the broker keeps the session while the ingress restarts and delivers what\n"
+     "  arrived meanwhile, and what it had sent but not got a PUBACK for: nothing is\n"
+     "  lost. With clean_session: true (the default) the broker ends the session at\n"
+     "  the disconnect: QoS 1 messages published until the new ingress has subscribed\n"
+     "  (about 0.1-0.5 s), and those in flight to the old one, are not delivered.\n"},
+    {"stop", cli_stop, "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n",
+     "stop: asks the supervisor to stop the stages in pipeline order, each draining its\n"
+     "input ring, and waits until the supervisor has exited.\n"},
+    {"try", try_cli,
+     "  mqttflow try CONFIG (--topic T --payload P [--qos N] | --file F) [--client C]\n", TRY_HELP},
+    {"tap", cli_tap,
+     "  mqttflow tap [-c CONFIG | -i INSTANCE | -s SOCKET] [RULE | --topic FILTER]"
+     " [--at ingress|rule|out]\n",
+     "tap: prints each message passing one point of a running instance: ingress (as\n"
+     "the router takes it in), rule (as it is handed to a rule) or out (as the relay\n"
+     "publishes it, with the rule that made it). RULE: only that rule's messages\n"
+     "(default point: rule); --topic: only topics matching the filter. Payloads show\n"
+     "as text, or hex when not printable, cut at 1024 bytes. The pipeline never waits\n"
+     "for a tap: one that cannot keep up loses copies and says how many (# dropped).\n"
+     "One tap per point at a time; it ends with Ctrl-C or when the instance stops.\n"},
+    {"version", cli_version, "  mqttflow version\n",
+     "version: the same as --version: mqttflow's version, the callback API version and\n"
+     "the versions of paho.mqtt.c (with where it was loaded from: mqttflow's private\n"
+     "build or the system's), libyaml and liburing it runs with.\n"},
+    {"help", cli_help, "", NULL},
+};
+static const size_t n_commands = sizeof(commands) / sizeof(commands[0]);
+
 void cli_usage(FILE *f)
 {
-    fputs("usage:\n"
-          "  mqttflow check CONFIG\n"
-          "  mqttflow run CONFIG\n"
-          "  mqttflow status [--prom | --json | --rules | --watch]"
-          " [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n"
-          "  mqttflow restart [-c CONFIG | -i INSTANCE | -s SOCKET] worker N | workers | router"
-          " | relay | ingress CLIENT_ID | ingresses\n"
-          "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n"
-          "  mqttflow tap [-c CONFIG | -i INSTANCE | -s SOCKET] [RULE | --topic FILTER]"
-          " [--at ingress|rule|out]\n"
-          "  mqttflow version\n",
-          f);
+    fputs("usage:\n", f);
+    for (size_t i = 0; i < n_commands; i++)
+        fputs(commands[i].usage, f);
+    fputs("  mqttflow help [COMMAND] | --help | --version\n", f);
+}
+
+static const cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < n_commands; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
 }
 
 /* What -h adds to the usage for one subcommand: the guarantees an operator relies on. */
 static void help_of(const char *cmd, FILE *f)
 {
-    if (!strcmp(cmd, "run"))
-        fputs("\nrun: starts the stages (relay, workers, router, ingress) and supervises them.\n"
-              "A stage that dies is respawned after a backoff (100 ms, doubling up to 5 s); more\n"
-              "than 5 restarts in 10 s put it in the failed state (tried again after 30 s); exit\n"
-              "code 2 (configuration or module error, e.g. a failing mf_init) is never respawned.\n"
-              "A worker that dies inside a callback is back after 100 ms (its message is run\n"
-              "again, dead-lettered after runtime.max_attempts), up to 30 such deaths in 10 s.\n"
-              "The stages die with the supervisor (even kill -9). A new run of the instance then\n"
-              "resumes the records queued in the rings left behind (same runtime.ring_size and\n"
-              "max_payload; else they are reclaimed empty, logged). SIGTERM/SIGINT stops the\n"
-              "stages in pipeline order, each draining its input; a second one kills them.\n",
-              f);
-    else if (!strcmp(cmd, "status"))
-        fputs("\nstatus STATE: starting, running, stopping, backoff (died; respawned when its\n"
-              "backoff is over), failed (not respawned; the reason follows the table: exit 2 =\n"
-              "configuration or module error, until `mqttflow restart`; restart intensity =\n"
-              "more than 5 restarts (or 30 deaths inside callbacks) in 10 s, tried again after\n"
-              "30 s or at once on `mqttflow restart`), stopped. --prom: the same as Prometheus\n"
-              "text (as the HTTP endpoint's /metrics). --json: as JSON for scripts. --rules: per\n"
-              "rule matched, processed, errors, dead-lettered, p50/p99 processing time. --watch:\n"
-              "the table refreshed every second (q or Ctrl-C quits). docs/metrics.md has the\n"
-              "metric names and the JSON schema.\n",
-              f);
-    else if (!strcmp(cmd, "tap"))
-        fputs("\ntap: prints each message passing one point of a running instance: ingress (as\n"
-              "the router takes it in), rule (as it is handed to a rule) or out (as the relay\n"
-              "publishes it, with the rule that made it). RULE: only that rule's messages\n"
-              "(default point: rule); --topic: only topics matching the filter. Payloads show\n"
-              "as text, or hex when not printable, cut at 1024 bytes. The pipeline never waits\n"
-              "for a tap: one that cannot keep up loses copies and says how many (# dropped).\n"
-              "One tap per point at a time; it ends with Ctrl-C or when the instance stops.\n",
-              f);
-    else if (!strcmp(cmd, "restart"))
-        fputs("\nrestart: SIGTERM to the stage, which finishes at a record boundary, then a new\n"
-              "process, waited for until ready (workers: one after the other, each ready before\n"
-              "the next: a rolling restart, e.g. after replacing a callback module). A failed\n"
-              "stage is started again.\n"
-              "Delivery across a restart:\n"
-              "  router, worker, relay: nothing is lost. A stage releases its input only once\n"
-              "  what it made of it is in the next ring (the relay: once PUBACKed), and the new\n"
-              "  process re-reads what the old one had not released: at most those are\n"
-              "  delivered twice (the relay: at most its in-flight window).\n"
-              "  ingress: every message it PUBACKed is in its ring. With clean_session: false\n"
-              "  the broker keeps the session while the ingress restarts and delivers what\n"
-              "  arrived meanwhile, and what it had sent but not got a PUBACK for: nothing is\n"
-              "  lost. With clean_session: true (the default) the broker ends the session at\n"
-              "  the disconnect: QoS 1 messages published until the new ingress has subscribed\n"
-              "  (about 0.1-0.5 s), and those in flight to the old one, are not delivered.\n",
-              f);
+    const cli_command *c = find_command(cmd);
+    if (c && c->help)
+        fprintf(f, "\n%s", c->help);
 }
 
-/* Loads path, printing every error (and, with warnings set, every warning) to stderr.
- * NULL when it did not load. */
-static cfg *load(const char *path, unsigned flags, int warnings)
+cfg *cli_load_config(const char *path, unsigned flags, int warnings)
 {
     cfg *c = NULL;
     cfg_diag d = {0};
@@ -121,13 +156,14 @@ int cli_check(int argc, char **argv)
 {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         cli_usage(stdout);
+        help_of("check", stdout);
         return MF_EXIT_OK;
     }
     if (argc != 2) {
         cli_usage(stderr);
         return MF_EXIT_CONFIG;
     }
-    cfg *c = load(argv[1], CFG_LOAD_CHECK_MODULES, 1);
+    cfg *c = cli_load_config(argv[1], CFG_LOAD_CHECK_MODULES, 1);
     if (!c)
         return MF_EXIT_CONFIG;
     cfg_print_summary(c, stdout);
@@ -135,9 +171,9 @@ int cli_check(int argc, char **argv)
     return MF_EXIT_OK;
 }
 
-static void setup_logging(const cfg *c)
+void cli_setup_logging(const cfg *c, const char *process)
 {
-    log_init("mqttflow");
+    log_init(process);
     log_set_default(c->logging.default_level);
     for (size_t i = 0; i < c->logging.n_levels; i++) {
         int lv = log_parse_level(c->logging.levels[i].value);
@@ -168,10 +204,10 @@ int cli_run(int argc, char **argv)
         return MF_EXIT_CONFIG;
     }
     ensure_std_fds();
-    cfg *c = load(argv[1], CFG_LOAD_CHECK_MODULES, 1);
+    cfg *c = cli_load_config(argv[1], CFG_LOAD_CHECK_MODULES, 1);
     if (!c)
         return MF_EXIT_CONFIG;
-    setup_logging(c);
+    cli_setup_logging(c, "mqttflow");
     loop *l = NULL;
     int rc = loop_create(c, &l);
     if (rc < 0) {
@@ -287,7 +323,7 @@ static int parse_target(int argc, char **argv, int config_positional, int allow_
         return MF_EXIT_CONFIG;
     }
     if (config) {
-        cfg *c = load(config, 0, 0);
+        cfg *c = cli_load_config(config, 0, 0);
         if (!c)
             return MF_EXIT_CONFIG;
         snprintf(t->instance, sizeof(t->instance), "%s", c->runtime.instance);
@@ -500,4 +536,70 @@ int cli_tap(int argc, char **argv)
     target_fini(&t);
     free(rest);
     return code;
+}
+
+static int cli_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    version_print(stdout);
+    return MF_EXIT_OK;
+}
+
+static const char exit_codes[] =
+    "\nexit codes: 0 success; 1 failure (the instance is not running, a stage could not be\n"
+    "started, a request failed; `mqttflow try`: a callback returned an error); 2 usage or\n"
+    "configuration error (also: the instance is already running; never respawned by\n"
+    "systemd's RestartPreventExitStatus=2); 127 a stage binary could not be executed.\n";
+
+static int cli_help(int argc, char **argv)
+{
+    if (argc == 2 && !strcmp(argv[1], "--list")) { /* for scripts and the man page test */
+        for (size_t i = 0; i < n_commands; i++)
+            printf("%s\n", commands[i].name);
+        return MF_EXIT_OK;
+    }
+    if (argc == 2 && !strcmp(argv[1], "help")) {
+        cli_usage(stdout);
+        return MF_EXIT_OK;
+    }
+    const cli_command *c = argc == 2 ? find_command(argv[1]) : NULL;
+    if (argc > 2 || (argc == 2 && !c)) {
+        if (argc == 2)
+            fprintf(stderr, "mqttflow help: unknown command \"%s\"\n", argv[1]);
+        cli_usage(stderr);
+        return MF_EXIT_CONFIG;
+    }
+    if (!c) {
+        cli_usage(stdout);
+        fputs(exit_codes, stdout);
+        fputs("\n`mqttflow help COMMAND` for one command; manual pages mqttflow(1) and "
+              "mqttflow.yaml(5).\n",
+              stdout);
+        return MF_EXIT_OK;
+    }
+    fputs("usage:\n", stdout);
+    fputs(c->usage, stdout);
+    help_of(c->name, stdout);
+    fputs(exit_codes, stdout);
+    return MF_EXIT_OK;
+}
+
+int cli_main(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        cli_usage(stdout);
+        return MF_EXIT_OK;
+    }
+    if (argc >= 2 && (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version"))) {
+        version_print(stdout);
+        return MF_EXIT_OK;
+    }
+    const cli_command *c = argc >= 2 ? find_command(argv[1]) : NULL;
+    if (c)
+        return c->fn(argc - 1, argv + 1);
+    if (argc >= 2)
+        fprintf(stderr, "mqttflow: unknown command \"%s\"\n", argv[1]);
+    cli_usage(stderr);
+    return MF_EXIT_CONFIG;
 }

@@ -6,6 +6,8 @@
  *   mqttflow restart [-c CONFIG | -i INSTANCE | -s SOCKET] worker N | workers | router |
  *                    relay | ingress CLIENT_ID | ingresses
  *   mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]
+ *   mqttflow try CONFIG (--topic T --payload P [--client C] | --file F)   (try.h)
+ *   mqttflow help [COMMAND] | --help | --version
  *
  * status, restart and stop talk to a running supervisor through its control socket (ctl.h);
  * without any option they use the one instance running with a default socket path (or
@@ -19,6 +21,8 @@
 
 #include <stdio.h>
 
+#include "cfg.h"
+
 int cli_check(int argc, char **argv);
 int cli_run(int argc, char **argv);
 int cli_status(int argc, char **argv);
@@ -26,5 +30,12 @@ int cli_restart(int argc, char **argv);
 int cli_stop(int argc, char **argv);
 int cli_tap(int argc, char **argv); /* `mqttflow tap` (tap_cli.h) */
 void cli_usage(FILE *f);
+/* Loads path, printing every error (and, with warnings set, every warning) to stderr.
+ * NULL when it did not load. */
+cfg *cli_load_config(const char *path, unsigned flags, int warnings);
+/* The config's logging: section (default and per-component levels) for this process. */
+void cli_setup_logging(const cfg *c, const char *process);
+/* Dispatches argv[1] to its command (the one table of cli.c); the process exit code. */
+int cli_main(int argc, char **argv);
 
 #endif

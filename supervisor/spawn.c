@@ -19,6 +19,8 @@
 extern char **environ;
 
 #define READY_ENV "MQTTFLOW_READY_FD"
+/* a stage binary every instance runs: where it is, the others are */
+#define SPAWN_PROBE "mqttflow-router"
 
 int spawn_stage_dir(char *buf, size_t len)
 {
@@ -37,6 +39,20 @@ int spawn_stage_dir(char *buf, size_t len)
     if (!slash)
         return -ENOENT;
     *slash = '\0';
+    /* The build tree has the stage binaries beside mqttflow; an install keeps them out of
+     * bin/, in ../libexec/mqttflow (make install), found relative to the binary so a
+     * relocated or DESTDIR-staged tree works as well as the configured prefix. */
+    char probe[PATH_MAX];
+    if ((size_t)snprintf(probe, sizeof(probe), "%s/" SPAWN_PROBE, exe) < sizeof(probe) &&
+        access(probe, X_OK) != 0) {
+        if ((size_t)snprintf(probe, sizeof(probe), "%s/../libexec/mqttflow/" SPAWN_PROBE, exe) <
+                sizeof(probe) &&
+            access(probe, X_OK) == 0) {
+            if ((size_t)snprintf(buf, len, "%s/../libexec/mqttflow", exe) >= len)
+                return -ENAMETOOLONG;
+            return 0;
+        }
+    }
     if ((size_t)snprintf(buf, len, "%s", exe) >= len)
         return -ENAMETOOLONG;
     return 0;

@@ -2,8 +2,10 @@
  *
  * posix_spawn (vfork + exec in glibc: no copy of the supervisor's page tables, so a restart
  * costs the stage's own start-up and nothing more) of a stage binary found next to the
- * running mqttflow binary (the folder of /proc/self/exe; the environment variable
- * MQTTFLOW_STAGE_DIR overrides it, for tests and unusual installs). The child gets:
+ * running mqttflow binary (the folder of /proc/self/exe: the build tree), else in
+ * ../libexec/mqttflow from there (an installed tree: bin/mqttflow and the stages in
+ * libexec/mqttflow); the environment variable MQTTFLOW_STAGE_DIR overrides both, for tests and
+ * unusual installs. The child gets:
  *   - the stage command line of common/stage.h,
  *   - a ready pipe's write end, named by MQTTFLOW_READY_FD,
  *   - an empty signal mask and default dispositions (the supervisor blocks the signals it

@@ -1,15 +1,17 @@
-/* version: `mqttflow version` (and `mqttflow --version`): the callback API version and which
- * paho.mqtt.c the stages load, from where.
- *
- * The stage binaries sit beside this one and carry the same rpath ($ORIGIN/../lib/mqttflow,
- * then $ORIGIN), and this binary links paho too (for this alone), so the library the loader
- * gave this process is the one it gives them: mqttflow's private build (scripts/paho.sh,
- * README.md "paho.mqtt.c") or, without it, the system's. Called from main only.
+/* version: what `mqttflow --version` prints: mqttflow's own version, the callback API version
+ * (MF_API_VERSION of mqttflow.h) and the versions of the libraries it runs with, each as far
+ * as the library can tell at run time (paho: MQTTAsync_getVersionInfo; libyaml:
+ * yaml_get_version_string; liburing: io_uring_major/minor_version when the installed library
+ * has them (liburing >= 2.4), else the version of the development files it was built with).
  */
 #ifndef MF_SUPERVISOR_VERSION_H
 #define MF_SUPERVISOR_VERSION_H
 
-/* Prints the versions to stdout. argv[0] is the subcommand's name. Cannot fail: returns 0. */
-int version_main(int argc, char **argv);
+#include <stdio.h>
+
+/* mqttflow's version ("0.1.0"; the VERSION file, given by the Makefile). */
+const char *version_string(void);
+/* Writes the version lines to f. */
+void version_print(FILE *f);
 
 #endif

@@ -58,6 +58,10 @@ typedef struct ctx_env {
     struct wstate *state;
     stats_slot *slot; /* this worker's counters (busy_since_ns included), or NULL */
     ctx_busy *busy;   /* or NULL */
+    /* Sees every message a chain step hands on (step = the step that emitted it), before the
+     * next step gets it: `mqttflow try` prints them (supervisor/try.h). NULL in a worker. */
+    void (*trace)(void *trace_arg, int rule, int step, const mf_msg *m);
+    void *trace_arg;
 } ctx_env;
 
 /* The message being processed: what outputs inherit (DESIGN §4). */

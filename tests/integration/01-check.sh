@@ -6,7 +6,7 @@
 #     stdout;
 #   - a callback module that does not exist / a function it does not export: exit 2 (check
 #     dlopens and resolves);
-#   - scripts/mqttflow with a bad config: exit 2 before any process or segment exists.
+#   - scripts/mqttflow-launch with a bad config: exit 2 before any process or segment exists.
 . "$(dirname "$0")/lib.sh"
 
 [[ -x $MQTTFLOW ]] || { echo "SKIP: $MQTTFLOW not built"; exit 77; }
@@ -89,7 +89,7 @@ expect_eq "check unreadable exit" "$?" 2
 [[ -s $LIB_TMP/err ]] || lib_fail "unreadable file: no message"
 
 # --- the launcher refuses a bad config before starting anything
-BUILD=$BUILD MQTTFLOW_BIN=$(pwd)/$MQTTFLOW scripts/mqttflow "$LIB_TMP/bad.yaml" >"$LIB_TMP/out" 2>"$LIB_TMP/err"
+BUILD=$BUILD MQTTFLOW_BIN=$(pwd)/$MQTTFLOW scripts/mqttflow-launch "$LIB_TMP/bad.yaml" >"$LIB_TMP/out" 2>"$LIB_TMP/err"
 expect_eq "launcher bad config exit" "$?" 2
 grep -q "handle_temprature_alert" "$LIB_TMP/err" || lib_fail "launcher did not show the error"
 

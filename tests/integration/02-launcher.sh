@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 02-launcher: scripts/mqttflow, what users and the systemd unit start.
+# 02-launcher: scripts/mqttflow-launch, what users start from a checkout.
 #   - with a good config it checks it (summary in its log), then becomes the supervisor
 #     (exec: the pid the launcher was started with is the supervisor's, so signals reach it);
 #   - status/stop through the launcher are passed to the binary;
@@ -26,7 +26,7 @@ EOF
     it_runtime 2
 } >"$conf"
 
-launcher=$IT_ROOT/scripts/mqttflow
+launcher=$IT_ROOT/scripts/mqttflow-launch
 export MQTTFLOW_BIN=$IT_ROOT/$MQTTFLOW
 [[ $MQTTFLOW == /* ]] && MQTTFLOW_BIN=$MQTTFLOW
 lib_spawn launch "$launcher" "$conf"

@@ -49,13 +49,13 @@ tree=$LIB_TMP/tree
 mkdir -p "$tree/bin" "$tree/lib/mqttflow"
 cp "$MF_INGRESS" "$MF_RELAY" "$MQTTFLOW" "$tree/bin/"
 expect_eq "tree without a private library: ingress" "$(resolves "$tree/bin/mqttflow-ingress")" "$system"
-"$tree/bin/mqttflow" version | grep -q "^paho.mqtt.c: .*(the system's" ||
+"$tree/bin/mqttflow" version | grep -q "^paho.mqtt.c loaded from: .*(the system's" ||
     lib_fail "version does not say the system's: $("$tree/bin/mqttflow" version)"
 cp "$system" "$tree/lib/mqttflow/$SO"
 for s in mqttflow-ingress mqttflow-relay; do
     expect_eq "tree with a private library: $s" "$(resolves "$tree/bin/$s")" "$tree/lib/mqttflow/$SO"
 done
-"$tree/bin/mqttflow" version | grep -q "^paho.mqtt.c: .* $tree/bin/../lib/mqttflow/$SO (mqttflow's private build)" ||
+"$tree/bin/mqttflow" version | grep -q "^paho.mqtt.c loaded from: .* $tree/bin/../lib/mqttflow/$SO (mqttflow's private build)" ||
     lib_fail "version does not name the private build: $("$tree/bin/mqttflow" version)"
 
 # 3. the build's own binaries
