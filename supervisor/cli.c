@@ -259,7 +259,7 @@ static int parse_target(int argc, char **argv, int config_positional, int allow_
         return MF_EXIT_CONFIG;
     }
     if (config) {
-        cfg *c = load(config, 0, 0);
+        cfg *c = load(config, CFG_LOAD_CONTROL, 0);
         if (!c)
             return MF_EXIT_CONFIG;
         snprintf(t->instance, sizeof(t->instance), "%s", c->runtime.instance);
