@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "names.h"
 
 #define F(key, type, field, def, ...)                                                              \
     {                                                                                              \
@@ -390,9 +393,18 @@ static void load_client(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
     cl->mqtt_version = 4;
     if (!cfg_schema_decode(x, m, client_fields, CFG_NFIELDS(client_fields), cl, false))
         return;
+    char leaf[NAME_MAX + 1];
     if (cl->client_id && !*cl->client_id) {
         size_t old = cfg_path_key(x, "client_id");
         cfg_err(x, cfg_node_get(m, "client_id"), "must not be empty");
+        cfg_path_pop(x, old);
+    } else if (cl->client_id && names_client_dir(leaf, sizeof(leaf), cl->client_id) < 0) {
+        /* the relay's spool folder of this client (common/names.h) must be one file name */
+        size_t old = cfg_path_key(x, "client_id");
+        cfg_err(x, cfg_node_get(m, "client_id"),
+                "too long for its spool folder name (at most %d bytes once encoded; bytes "
+                "outside A-Z a-z 0-9 . _ - take three)",
+                NAME_MAX);
         cfg_path_pop(x, old);
     }
     char *ws_path = NULL;

@@ -224,6 +224,14 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
         !(x->flags & CFG_LOAD_CONTROL))
         warn_old_default(x, m, rt->instance, "dead", rt->dead_letter_dir);
     check_dir(x, m, "spool_dir", rt->spool_dir);
+    if (rt->spool_dir && strlen(rt->spool_dir) > PATH_MAX - NAME_MAX - 2) {
+        /* the relay adds /<client folder> (up to NAME_MAX) below it */
+        const cfg_node *v = cfg_node_get(m, "spool_dir");
+        size_t o2 = cfg_path_key(x, "spool_dir");
+        cfg_err(x, v ? v : m, "the path is %zu bytes, more than %d", strlen(rt->spool_dir),
+                PATH_MAX - NAME_MAX - 2);
+        cfg_path_pop(x, o2);
+    }
     const cfg_node *dl = cfg_node_get(m, "dead_letter");
     if (dl && dl->type == CFG_NODE_MAP) {
         size_t o2 = cfg_path_key(x, "dead_letter");

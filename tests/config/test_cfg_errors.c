@@ -597,6 +597,15 @@ static void test_cfg_control_load_needs_no_secret(void **state)
 static void test_cfg_error_runtime_paths(void **state)
 {
     (void)state;
+    {
+        char y[600] = "mqtt_clients:\n  - {client_id: \"";
+        for (int i = 0; i < 90; i++)
+            strcat(y, "/");
+        strcat(y, "\", broker_url: mqtt://h}\n");
+        expect_error(y, "config.yaml:2:17: mqtt_clients[0].client_id: too long for its spool "
+                        "folder name (at most 255 bytes once encoded; bytes outside A-Z a-z 0-9 . "
+                        "_ - take three)");
+    }
     char want[PATH_MAX + 200];
     write_file("afile", "x", 0600);
     snprintf(want, sizeof(want), "config.yaml:6:22: runtime.spool_dir: %s/afile is not a directory",
