@@ -226,9 +226,9 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
     check_dir(x, m, "spool_dir", rt->spool_dir);
     if (rt->spool_dir && strlen(rt->spool_dir) > PATH_MAX - NAME_MAX - 2) {
         /* the relay adds /<client folder> (up to NAME_MAX) below it */
-        const cfg_node *v = cfg_node_get(m, "spool_dir");
+        const cfg_node *sd = cfg_node_get(m, "spool_dir");
         size_t o2 = cfg_path_key(x, "spool_dir");
-        cfg_err(x, v ? v : m, "the path is %zu bytes, more than %d", strlen(rt->spool_dir),
+        cfg_err(x, sd ? sd : m, "the path is %zu bytes, more than %d", strlen(rt->spool_dir),
                 PATH_MAX - NAME_MAX - 2);
         cfg_path_pop(x, o2);
     }
