@@ -59,15 +59,47 @@ static int judge(const struct stat *st, const char *shown, bool leaf, char *err,
     return 0;
 }
 
-static int walk(const char *path, bool create, int *dirfd, char *err, size_t errlen)
+/* "/a/./b/../c//" -> "/a/c": "." and ".." resolved by the text, as a user reading a config
+ * path means them (a relative spool_dir "../spool" resolved against the YAML's folder); the
+ * walk then checks every level that remains. */
+static void lexical(const char *in, char *out)
+{
+    size_t n = 0;
+    out[n++] = '/';
+    for (const char *p = in; *p;) {
+        while (*p == '/')
+            p++;
+        size_t len = strcspn(p, "/");
+        if (len == 0)
+            break;
+        if (len == 1 && p[0] == '.') {
+            /* nothing */
+        } else if (len == 2 && p[0] == '.' && p[1] == '.') {
+            while (n > 1 && out[n - 1] != '/')
+                n--;
+            if (n > 1)
+                n--; /* the slash before the dropped level */
+        } else {
+            if (out[n - 1] != '/')
+                out[n++] = '/';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p += len;
+    }
+    out[n] = 0;
+}
+
+static int walk(const char *given, bool create, int *dirfd, char *err, size_t errlen)
 {
     if (errlen)
         err[0] = 0;
-    if (!path || path[0] != '/')
-        return fail(-EINVAL, err, errlen, "%s is not an absolute path", path ? path : "(null)");
-    size_t len = strlen(path);
-    if (len >= PATH_MAX)
-        return fail(-ENAMETOOLONG, err, errlen, "%.64s...: path too long", path);
+    if (!given || given[0] != '/')
+        return fail(-EINVAL, err, errlen, "%s is not an absolute path", given ? given : "(null)");
+    if (strlen(given) >= PATH_MAX)
+        return fail(-ENAMETOOLONG, err, errlen, "%.64s...: path too long", given);
+    char path[PATH_MAX];
+    lexical(given, path);
     char shown[PATH_MAX] = "/";
     int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -100,11 +132,6 @@ static int walk(const char *path, bool create, int *dirfd, char *err, size_t err
         comp[n] = 0;
         size_t sl = strlen(shown);
         snprintf(shown + sl, sizeof(shown) - sl, "%s%s", sl > 1 ? "/" : "", comp);
-        if (!strcmp(comp, "..") || !strcmp(comp, ".")) {
-            rc = fail(-EINVAL, err, errlen, "%s: \".\" and \"..\" are not allowed in the path",
-                      path);
-            break;
-        }
         if (fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno != ENOENT) {
                 rc = fail(-errno, err, errlen, "stat %s: %s", shown, strerror(errno));

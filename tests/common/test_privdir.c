@@ -62,6 +62,18 @@ static void test_privdir_creates_missing_levels_0700(void **state)
     assert_int_equal(st.st_mode & 0777, 0700);
 }
 
+static void test_privdir_resolves_dot_dot_in_the_text(void **state)
+{
+    (void)state;
+    char p[256], err[512];
+    snprintf(p, sizeof(p), "%s/cfg/../x/./y/", base);
+    int fd = -1;
+    assert_int_equal(privdir_open(p, &fd, err, sizeof(err)), 0);
+    close(fd);
+    snprintf(p, sizeof(p), "%s/x/y", base);
+    assert_int_equal(access(p, F_OK), 0);
+}
+
 static void test_privdir_refuses_leaf_writable_by_others(void **state)
 {
     (void)state;
@@ -174,6 +186,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_privdir_creates_missing_levels_0700, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_privdir_resolves_dot_dot_in_the_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_privdir_refuses_leaf_writable_by_others, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_privdir_refuses_other_owner_and_open_parent, setup,
