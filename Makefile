@@ -234,17 +234,42 @@ format-check:
 
 # the fuzz run first, so the last line of a check is the test runner's summary
 check: format-check
-	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-20}
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 test
 
-# libFuzzer on the config loader: clang compiles the loader and its dependencies directly.
-FUZZ_SECONDS ?= 20
-FUZZ_SRCS := $(call srcs_of,config) $(call srcs_of,common)
-fuzz: $(BUILD)/fuzz/fuzz_cfg
-	$(Q)mkdir -p $(BUILD)/fuzz/corpus
-	$(Q)$(BUILD)/fuzz/fuzz_cfg -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-		-timeout=10 -rss_limit_mb=2048 $(BUILD)/fuzz/corpus tests/fuzz/seeds
-$(BUILD)/fuzz/fuzz_cfg: tests/fuzz/fuzz_cfg.c $(FUZZ_SRCS)
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c for each name in FUZZ_TARGETS. A new target joins
+# with one word here (and its file); seeds, if any, in tests/fuzz/seeds-<name>/ (the config
+# loader's are in tests/fuzz/seeds/). clang compiles the target with the sources it may use.
+#   make fuzz         each target for FUZZ_SECONDS (make check: a short run of each)
+#   make fuzz-soak    each target for FUZZ_RUNS executions (default 1,000,000), the counts at the end
+FUZZ_TARGETS ?= cfg rec topic expr spool
+FUZZ_SECONDS ?= 5
+FUZZ_RUNS    ?= 1000000
+FUZZ_SRCS := $(call srcs_of,config) $(call srcs_of,common) router/topic.c
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+# shell: the seed folder of target $$t, if it has one
+FUZZ_SEED_SH = seeds=; [ -d tests/fuzz/seeds-$$t ] && seeds=tests/fuzz/seeds-$$t; \
+	[ $$t = cfg ] && seeds=tests/fuzz/seeds;
+FUZZ_FLAGS := -max_len=65536 -timeout=10 -rss_limit_mb=2048
+.PHONY: fuzz-soak
+fuzz: $(FUZZ_BINS)
+	$(Q)for t in $(FUZZ_TARGETS); do $(FUZZ_SEED_SH) \
+		mkdir -p $(BUILD)/fuzz/corpus-$$t && \
+		echo "  FUZZ    $$t ($(FUZZ_SECONDS) s)" && \
+		$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) \
+			$(BUILD)/fuzz/corpus-$$t $$seeds \
+			2>$(BUILD)/fuzz/$$t.log || { tail -n 40 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+		grep -E '^Done [0-9]+ runs' $(BUILD)/fuzz/$$t.log | tail -n 1; \
+	done
+fuzz-soak: $(FUZZ_BINS)
+	$(Q)for t in $(FUZZ_TARGETS); do $(FUZZ_SEED_SH) \
+		mkdir -p $(BUILD)/fuzz/corpus-$$t && \
+		$(BUILD)/fuzz/fuzz_$$t -runs=$(FUZZ_RUNS) $(FUZZ_FLAGS) \
+			$(BUILD)/fuzz/corpus-$$t $$seeds \
+			2>$(BUILD)/fuzz/$$t-soak.log || { tail -n 40 $(BUILD)/fuzz/$$t-soak.log; exit 1; }; \
+		echo "  SOAK    $$t: $$(grep -E '^Done [0-9]+ runs' $(BUILD)/fuzz/$$t-soak.log | tail -n 1)"; \
+	done
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -Icommon -Iconfig -I. \

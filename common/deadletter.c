@@ -1,6 +1,9 @@
 /* deadletter: the dead-letter store; see deadletter.h for the contract. */
 #include "deadletter.h"
 
+#include "log.h"
+#include "privdir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -18,45 +21,35 @@ struct deadletter {
     char path[PATH_MAX];
 };
 
-/* mkdir -p with mode 0700 for every level created here. */
-static int make_dirs(const char *dir)
-{
-    char tmp[PATH_MAX];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof(tmp))
-        return -ENAMETOOLONG;
-    memcpy(tmp, dir, len + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 int deadletter_open(const char *dir, deadletter **out)
 {
     *out = NULL;
     if (!dir || !*dir)
         return -EINVAL;
-    int rc = make_dirs(dir);
-    if (rc)
+    /* a directory of our own and a file that is not a planted link: a dead letter carries
+     * the payload (privdir.h) */
+    char err[PATH_MAX + 256];
+    int dfd = -1;
+    int rc = privdir_open(dir, &dfd, err, sizeof(err));
+    if (rc) {
+        log_error("deadletter", "dead-letter store: %s", err);
         return rc;
+    }
     deadletter *d = calloc(1, sizeof(*d));
-    if (!d)
+    if (!d) {
+        close(dfd);
         return -ENOMEM;
+    }
     if (snprintf(d->path, sizeof(d->path), "%s/%s", dir, DEADLETTER_FILE) >= (int)sizeof(d->path)) {
+        close(dfd);
         free(d);
         return -ENAMETOOLONG;
     }
-    d->fd = open(d->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (d->fd < 0) {
-        rc = -errno;
+    rc =
+        privdir_open_file(dfd, dir, DEADLETTER_FILE, O_WRONLY | O_APPEND, &d->fd, err, sizeof(err));
+    close(dfd);
+    if (rc) {
+        log_error("deadletter", "dead-letter store: %s", err);
         free(d);
         return rc;
     }

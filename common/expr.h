@@ -32,6 +32,14 @@ int expr_compile(const char *src, expr **out, char *err, size_t errlen, size_t *
 /* Evaluates against one message: 1 true, 0 false. A payload that is not JSON makes payload.x
  * null (not an error). Never fails. */
 int expr_eval(const expr *e, const char *topic, const void *payload, size_t payload_len);
+/* expr_eval that also reports, in *flags (bits ORed in; flags may be NULL), what the caller
+ * counts: EXPR_JSON_INVALID when a payload field was read and the payload is not JSON (its
+ * fields read as null). Documents jansson refuses by default are parsed: a \u0000 inside a
+ * string (JSON_ALLOW_NUL) and integers beyond 64 bits (read as reals, like JavaScript and
+ * Python's float); other integers stay exact. */
+#define EXPR_JSON_INVALID 1u
+int expr_eval_ex(const expr *e, const char *topic, const void *payload, size_t payload_len,
+                 unsigned *flags);
 /* Whether evaluation reads payload fields (so callers can skip JSON parsing otherwise). */
 int expr_uses_payload(const expr *e);
 void expr_destroy(expr *e); /* accepts NULL */

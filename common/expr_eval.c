@@ -20,7 +20,23 @@ typedef struct ectx {
     size_t payload_len;
     json_t *root;
     int json_tried;
+    unsigned *flags;
 } ectx;
+
+/* The payload as JSON, or NULL (then *flags gets EXPR_JSON_INVALID). A first parse with
+ * exact integers; only a document jansson refuses for an integer overflow is parsed again
+ * with every number as a real (JSON_DECODE_INT_AS_REAL), so ordinary integers keep all 64
+ * bits and the common case costs one parse. */
+static json_t *parse_payload(const char *p, size_t len, unsigned *flags)
+{
+    json_error_t err;
+    json_t *j = json_loadb(p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    if (!j && json_error_code(&err) == json_error_numeric_overflow)
+        j = json_loadb(p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &err);
+    if (!j && flags)
+        *flags |= EXPR_JSON_INVALID;
+    return j;
+}
 
 static val mk_null(void)
 {
@@ -124,9 +140,8 @@ static val payload_field(ectx *c, const node *n)
         return whole_payload(c);
     if (!c->json_tried) {
         c->json_tried = 1;
-        /* a payload that is not JSON simply has no fields: no error, no log (per message) */
-        if (c->payload)
-            c->root = json_loadb(c->payload, c->payload_len, JSON_DECODE_ANY, NULL);
+        /* a payload that is not JSON has no fields (null); the caller counts and logs it */
+        c->root = parse_payload(c->payload ? c->payload : "", c->payload_len, c->flags);
     }
     j = c->root;
     for (size_t i = 0; j && i < n->n_segs; i++) {
@@ -269,10 +284,17 @@ static val eval_node(ectx *c, int id)
 
 int expr_eval(const expr *e, const char *topic, const void *payload, size_t payload_len)
 {
+    return expr_eval_ex(e, topic, payload, payload_len, NULL);
+}
+
+int expr_eval_ex(const expr *e, const char *topic, const void *payload, size_t payload_len,
+                 unsigned *flags)
+{
     ectx c = {.e = e,
               .topic = topic ? topic : "",
               .payload = payload,
-              .payload_len = payload ? payload_len : 0};
+              .payload_len = payload ? payload_len : 0,
+              .flags = flags};
     int r;
 
     if (!e)

@@ -89,6 +89,47 @@ static const char *level_name(int level)
     return "DEBUG";
 }
 
+/* Copies msg into line[n..cap) with every control byte escaped (\n \r \t, else \xHH) and
+ * returns the new length. Why here and not at each caller: topics, payload snippets and mf_log
+ * text come from outside and reach the log through hundreds of format strings; one place
+ * cannot be forgotten. Bytes >= 0x80 pass untouched (UTF-8 topics stay readable); a backslash
+ * is not doubled, so an escape is ambiguous with the same text sent literally, which costs
+ * nothing for a reader and keeps Windows paths and regexes as they were written. An escape
+ * that would not fit whole is dropped (truncation, never half an escape). */
+static size_t escape_into(char *line, size_t n, size_t cap, const char *msg)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (const unsigned char *c = (const unsigned char *)msg; *c && n < cap; c++) {
+        if (*c >= 0x20 && *c != 0x7f) {
+            line[n++] = (char)*c;
+            continue;
+        }
+        char e[4] = {'\\', 0, 0, 0};
+        size_t len = 2;
+        switch (*c) {
+        case '\n':
+            e[1] = 'n';
+            break;
+        case '\r':
+            e[1] = 'r';
+            break;
+        case '\t':
+            e[1] = 't';
+            break;
+        default:
+            e[1] = 'x';
+            e[2] = hex[*c >> 4];
+            e[3] = hex[*c & 15];
+            len = 4;
+        }
+        if (n + len > cap)
+            break;
+        memcpy(line + n, e, len);
+        n += len;
+    }
+    return n;
+}
+
 void log_vmsg(int level, const char *component, const char *fmt, va_list ap)
 {
     if (!log_enabled(level, component))
@@ -103,13 +144,12 @@ void log_vmsg(int level, const char *component, const char *fmt, va_list ap)
                      component ? component : "-");
     if (n < 0)
         return;
-    if ((size_t)n < sizeof(line) - 1) {
-        int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-        if (m > 0)
-            n += m;
-    }
     if ((size_t)n > sizeof(line) - 2)
         n = (int)sizeof(line) - 2; /* truncated: keep the newline */
+    char msg[LOG_LINE_MAX];
+    if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+        msg[0] = 0;
+    n = (int)escape_into(line, (size_t)n, sizeof(line) - 1, msg);
     line[n++] = '\n';
     /* One write per line: lines of processes sharing stderr do not interleave. A failed write
      * to stderr has nowhere to be reported. */

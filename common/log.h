@@ -5,7 +5,8 @@
  * of the Python framework's `logging:` section (DEBUG, INFO, WARNING, ERROR: the MF_LOG_* values of
  * mqttflow.h), with a default level and per-component overrides. Thread-safe after log_init;
  * log_init and the set functions are called from main before any thread starts. Never fails: a line
- * longer than LOG_LINE_MAX is truncated.
+ * longer than LOG_LINE_MAX is truncated. Control bytes in the message (0x00-0x1f, 0x7f) are written
+ * escaped (\n, \r, \t, \xHH), so text from outside cannot forge a line (issue 8).
  */
 #ifndef MF_LOG_H
 #define MF_LOG_H

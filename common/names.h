@@ -21,5 +21,10 @@ int names_stats(char *buf, size_t len, const char *instance);
 int names_worker_state(char *buf, size_t len, const char *instance, size_t worker);
 /* the tap segment of a point ("ingress", "rule", "out"; tap.h) */
 int names_tap(char *buf, size_t len, const char *instance, const char *point);
+/* The spool folder name of a client id (a free-text MQTT client id): bytes of [A-Za-z0-9._-]
+ * as they are, every other byte and a leading "." as %XX (so "%" itself too). One-to-one:
+ * "a/b" -> "a%2Fb", "a_b" -> "a_b"; never "", "." or "..", never a "/". An id of safe bytes
+ * keeps the name versions before issue 8 gave it. 0 or -ENAMETOOLONG (at most NAME_MAX). */
+int names_client_dir(char *buf, size_t len, const char *client_id);
 
 #endif

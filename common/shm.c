@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,27 @@ static int proc_start_time(pid_t pid, uint64_t *start)
     return 0;
 }
 
+/* The executable's file name of process pid ("mqttflow", "mqttflow-worker"), without the
+ * " (deleted)" the kernel appends after an upgrade replaced the file. 0 or -errno. */
+static int exe_name(const char *proc, char *buf, size_t len)
+{
+    char path[64], target[PATH_MAX];
+    snprintf(path, sizeof(path), "/proc/%s/exe", proc);
+    ssize_t n = readlink(path, target, sizeof(target) - 1);
+    if (n < 0)
+        return -errno;
+    target[n] = 0;
+    char *del = strstr(target, " (deleted)");
+    if (del && del[10] == 0)
+        *del = 0;
+    const char *base = strrchr(target, '/');
+    const char *name = base ? base + 1 : target;
+    if (strlen(name) >= len)
+        return -ENAMETOOLONG;
+    memcpy(buf, name, strlen(name) + 1);
+    return 0;
+}
+
 int shm_owner_is_alive(const shm_hdr *h)
 {
     uint64_t start;
@@ -94,17 +116,33 @@ int shm_owner_is_alive(const shm_hdr *h)
         return 0;
     if (proc_start_time((pid_t)h->owner_pid, &start) < 0)
         return 0; /* gone, zombie, or unreadable: unreadable /proc of our own uid means gone */
-    return start == h->owner_start;
+    if (start != h->owner_start)
+        return 0;
+    /* The pid and start time are only what the header says: a header written by anyone can
+     * name any live process (sshd) and so block `run` for ever. The owner is one of ours only
+     * when it runs the executable we run (every segment is created and adopted by one kind of
+     * process: the supervisor its rings and stats, a worker its state). The file name, not the
+     * inode: a supervisor still running an upgraded-away binary is still the owner. */
+    char mine[NAME_MAX + 1], theirs[NAME_MAX + 1], pid[24];
+    snprintf(pid, sizeof(pid), "%llu", (unsigned long long)h->owner_pid);
+    if (exe_name("self", mine, sizeof(mine)) < 0 || exe_name(pid, theirs, sizeof(theirs)) < 0)
+        return 0; /* another user's process (EACCES) is not our owner either */
+    return strcmp(mine, theirs) == 0;
 }
 
-enum existing_state { SEG_LIVE, SEG_STALE, SEG_INCOMPLETE };
+enum existing_state { SEG_LIVE, SEG_STALE, SEG_INCOMPLETE, SEG_FOREIGN };
 
-/* Judges the segment open on fd: live owner, stale, or header not written yet. */
+/* Judges the segment open on fd: live owner, stale, header not written yet, or a file of
+ * another user (planted, or chown'ed: never ours to run, whatever its header says). */
 static int judge_existing(int fd, enum existing_state *state)
 {
     struct stat st;
     if (fstat(fd, &st) < 0)
         return -errno;
+    if (st.st_uid != geteuid()) {
+        *state = SEG_FOREIGN;
+        return 0;
+    }
     if ((size_t)st.st_size < sizeof(shm_hdr)) {
         *state = SEG_INCOMPLETE;
         return 0;
@@ -156,6 +194,22 @@ static int reclaim_existing(const char *path)
         int rc = judge_existing(fd, &state);
         if (rc == 0 && state == SEG_LIVE)
             rc = -EEXIST;
+        if (rc == 0 && state == SEG_FOREIGN) {
+            struct stat st;
+            rc = fstat(fd, &st) < 0 ? -errno : 0;
+            if (rc == 0)
+                log_warn("shm",
+                         "segment %s belongs to uid %u, not to this user (uid %u): not ours, "
+                         "unlinking it and creating it anew",
+                         path + 1, (unsigned)st.st_uid, (unsigned)geteuid());
+            if (rc == 0 && (rc = unlink_if_same(path, fd)) < 0)
+                log_error("shm",
+                          "segment /dev/shm%s belongs to uid %u and cannot be removed (%s): "
+                          "have its owner or root remove it",
+                          path, (unsigned)st.st_uid, strerror(-rc));
+            close(fd);
+            return rc;
+        }
         if (rc == 0 && state == SEG_INCOMPLETE && (int64_t)clock_mono_ns() < deadline) {
             close(fd);
             /* a creator is between O_EXCL and its magic store (microseconds); there is no
@@ -326,9 +380,20 @@ int shm_adopt(const char *name, uint32_t kind, uint32_t version, size_t size, sh
     }
     enum existing_state state = SEG_INCOMPLETE;
     shm *s = NULL;
+    struct stat st;
     rc = judge_existing(fd, &state);
     if (rc == 0 && state == SEG_LIVE) {
         rc = -EEXIST;
+    } else if (rc == 0 && state == SEG_FOREIGN) {
+        rc = -EPROTO; /* another user's: never adopted; shm_create below reclaims or refuses */
+    } else if (rc == 0 && (fstat(fd, &st) < 0 || (st.st_mode & 0777) != 0600)) {
+        /* ours, but others could read or change its records meanwhile: neither adopting nor
+         * silently discarding them is right; the operator decides */
+        rc = -EPERM;
+        log_error("shm",
+                  "segment /dev/shm%s has mode %04o, not 0600: others could read or change its "
+                  "records, so they are not adopted; inspect it, then remove it to start",
+                  path, (unsigned)(st.st_mode & 07777));
     } else if (rc == 0 && state == SEG_INCOMPLETE) {
         rc = -EPROTO; /* nothing worth keeping: shm_create below reclaims it */
     } else if (rc == 0 && (rc = shm_attach(name, kind, version, &s)) == 0 &&

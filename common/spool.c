@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "privdir.h"
 #include "spool_int.h"
 
 #define CKPT_MAGIC   0x31504b4350534d46ull /* "MFSPCKP1" */
@@ -86,29 +88,6 @@ uint32_t spool_frame_crc(const spool_frame *f, const void *data)
 }
 
 /* ---- small file helpers ---- */
-
-static int mkdir_p(const char *path)
-{
-    char *p = strdup(path);
-    int rc = 0;
-    if (!p)
-        return -ENOMEM;
-    for (char *q = p + 1;; q++) {
-        if (*q == '/' || *q == '\0') {
-            char c = *q;
-            *q = '\0';
-            if (mkdir(p, 0700) < 0 && errno != EEXIST) {
-                rc = -errno;
-                break;
-            }
-            *q = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    free(p);
-    return rc;
-}
 
 static int pread_full(int fd, void *buf, size_t n, uint64_t off)
 {
@@ -203,7 +182,7 @@ static void quarantine_tail(spool *s, const char *name, int fd, uint64_t from, u
     if (mkdirat(s->dirfd, QDIR, 0700) < 0 && errno != EEXIST)
         return;
     snprintf(dst, sizeof dst, QDIR "/%s.tail.%" PRIu64, name, clock_wall_ns());
-    int out = openat(s->dirfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int out = openat(s->dirfd, dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (out < 0)
         return;
     loff_t in_off = (loff_t)from;
@@ -238,7 +217,7 @@ static int seg_push(spool *s, const spool_seg *g)
 static int recover_segment(spool *s, const char *name, uint64_t first_seq)
 {
     int rc = 0;
-    int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC);
+    int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     struct stat stb;
     const uint8_t *p;
     spool_seghdr h;
@@ -370,7 +349,7 @@ static int name_is_segment(const char *n, uint64_t *first)
 static void read_checkpoint(spool *s)
 {
     spool_ckpt c;
-    int fd = openat(s->dirfd, CKPT_NAME, O_RDONLY | O_CLOEXEC);
+    int fd = openat(s->dirfd, CKPT_NAME, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno != ENOENT)
             log_warn("spool", "%s: open %s/%s: %s; reading from the oldest record", s->name, s->dir,
@@ -474,7 +453,7 @@ out:
  * owner that is still exiting. */
 static int take_lock(spool *s)
 {
-    s->lockfd = openat(s->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    s->lockfd = openat(s->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (s->lockfd < 0) {
         int rc = -errno;
         log_error("spool", "%s: open %s/%s: %s", s->name, s->dir, LOCK_NAME, strerror(errno));
@@ -526,14 +505,10 @@ int spool_open(const char *dir, const spool_opts *o, spool **out)
         goto err;
     }
     s->o.name = NULL;
-    if ((rc = mkdir_p(dir)) < 0) {
-        log_error("spool", "%s: mkdir %s: %s", s->name, dir, strerror(-rc));
-        goto err;
-    }
-    s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s->dirfd < 0) {
-        rc = -errno;
-        log_error("spool", "%s: open %s: %s", s->name, dir, strerror(errno));
+    /* a directory of our own, walked without following planted links (privdir.h) */
+    char err[PATH_MAX + 256];
+    if ((rc = privdir_open(dir, &s->dirfd, err, sizeof(err))) < 0) {
+        log_error("spool", "%s: %s", s->name, err);
         goto err;
     }
     if ((rc = take_lock(s)) < 0)
@@ -587,7 +562,7 @@ static int reader_open(spool *s)
     s->rb.valid = 0;
     char name[32];
     spool_seg_name(name, sizeof name, g->first_seq);
-    s->rfd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+    s->rfd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (s->rfd < 0) {
         int rc = -errno;
         log_error("spool", "%s: open %s/%s: %s", s->name, s->dir, name, strerror(errno));
@@ -668,7 +643,8 @@ static int write_checkpoint(spool *s, uint64_t acked)
     int rc = 0;
     spool_ckpt c = {.magic = CKPT_MAGIC, .acked_seq = acked};
     c.crc = spool_crc32c(0, &c, offsetof(spool_ckpt, crc));
-    int fd = openat(s->dirfd, CKPT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd =
+        openat(s->dirfd, CKPT_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         rc = -errno;
         goto fail;

@@ -49,7 +49,7 @@ static int new_segment(spool *s)
         s->cap_segs = nc;
     }
     spool_seg_name(name, sizeof name, g.first_seq);
-    int fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         int rc = -errno;
         log_error("spool", "%s: open(O_CREAT|O_EXCL) %s/%s: %s", s->name, s->dir, name,

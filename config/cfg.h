@@ -22,13 +22,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CFG_MAX_FILE    (4u << 20) /* bytes of YAML */
-#define CFG_MAX_DEPTH   32         /* nesting of mappings/sequences */
-#define CFG_MAX_SCALAR  65536      /* bytes of one scalar */
-#define CFG_MAX_ALIASES 0          /* YAML aliases are refused: none is needed, bombs are avoided */
-#define CFG_MAX_CLIENTS 256
-#define CFG_MAX_WORKERS 64
-#define CFG_MAX_TOPIC   65535 /* MQTT limit on a topic's length */
+#define CFG_MAX_FILE        (4u << 20) /* bytes of YAML */
+#define CFG_MAX_DEPTH       32         /* nesting of mappings/sequences */
+#define CFG_MAX_SCALAR      65536      /* bytes of one scalar */
+#define CFG_SOCKET_PATH_MAX 107        /* sizeof(sockaddr_un.sun_path) - 1 */
+#define CFG_MAX_ALIASES     0 /* YAML aliases are refused: none is needed, bombs are avoided */
+#define CFG_MAX_CLIENTS     256
+#define CFG_MAX_WORKERS     64
+#define CFG_MAX_TOPIC       65535 /* MQTT limit on a topic's length */
 /* Counts: records carry rule and client indices in 16 bits (rec.h), and lookups by name are
  * linear, so a hostile file with 100,000 rules must be refused, not resolved. */
 #define CFG_MAX_RULES     4096
@@ -172,11 +173,11 @@ typedef struct cfg_runtime {
     int max_attempts;           /* default 3 */
     int callback_timeout_ms;    /* default 5000, 0 = none */
     enum cfg_overflow overflow; /* default block */
-    char *spool_dir;            /* default /var/tmp/mqttflow/<instance>/spool */
-    char *dead_letter_dir;      /* default /var/tmp/mqttflow/<instance>/dead */
+    char *spool_dir;            /* default <state>/spool (common/privdir.h) */
+    char *dead_letter_dir;      /* default <state>/dead */
     char *dead_letter_topic;    /* NULL = none */
     int dead_letter_client;     /* index, -1 = none */
-    char *control_socket;       /* default $XDG_RUNTIME_DIR or /tmp: mqttflow-<instance>.sock */
+    char *control_socket;       /* default <privdir_default_runtime>/mqttflow-<instance>.sock */
     double stats_interval;      /* seconds between stats log lines, 0 = off (default) */
     size_t spool_max_bytes;     /* default 1 GiB */
     char *metrics_listen;       /* runtime.metrics.listen "HOST:PORT", NULL = no HTTP endpoint */
@@ -213,6 +214,10 @@ typedef struct cfg_diag {
 
 enum {
     CFG_LOAD_CHECK_MODULES = 1u << 0, /* dlopen each callback module and dlsym each function */
+    /* for `status`/`stop CONFIG`: only what finds the instance (its name, its socket); secrets
+     * (password_env/password_file) and the filesystem checks of the running service are
+     * skipped, so an operator without the service's environment can still reach it */
+    CFG_LOAD_CONTROL = 1u << 1,
 };
 
 /* Loads and validates path. On success returns 0 and *out (owned by the caller; cfg_destroy).

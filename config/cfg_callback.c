@@ -108,7 +108,7 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
             cfg_path_pop(x, o3);
             ok = false;
         }
-        if (ok && cb->module) {
+        if (ok && cb->module && !(x->flags & CFG_LOAD_CONTROL)) {
             struct stat st;
             int sr = stat(cb->module, &st) < 0 ? -errno : 0;
             if (sr < 0 || !S_ISREG(st.st_mode)) {

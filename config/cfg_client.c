@@ -3,12 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "names.h"
 
 #define F(key, type, field, def, ...)                                                              \
     {                                                                                              \
@@ -86,6 +89,22 @@ void cfg_client_fini(cfg_client *cl)
     free(cl->topics);
 }
 
+/* A host name as resolvers take it (RFC 1123 letters, digits, '-', '.'; '_' as found in
+ * real names), or an IPv6 address inside brackets (hex, ':', '.', and a %zone). Why refuse
+ * more than paho would: the host reaches logs, `status` and scripts (scripts/mqttflow, unit
+ * files); "h; rm -rf /" is never a broker and only ever a mistake or an attack. */
+static bool host_ok(const char *h, bool v6)
+{
+    for (const char *c = h; *c; c++) {
+        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || (!v6 && *c == '_') ||
+                  (v6 && (*c == ':' || *c == '%'));
+        if (!ok)
+            return false;
+    }
+    return strlen(h) <= 253;
+}
+
 /* scheme://host[:port][/path] -> scheme, host, port (0 when absent); the path is kept for ws */
 static void parse_url(cfg_ctx *x, cfg_client *cl, const cfg_node *v, char **path)
 {
@@ -115,6 +134,14 @@ static void parse_url(cfg_ctx *x, cfg_client *cl, const cfg_node *v, char **path
         rest = u; /* a bare host, as paho-mqtt's connect(host) took it */
         cl->scheme = CFG_MQTT;
     }
+    /* user:password@host: refused before anything echoes the URL (every later message
+     * quotes it), and never shown: `check` output lands in CI logs and tickets */
+    if (memchr(rest, '@', strcspn(rest, "/"))) {
+        cfg_err(x, v,
+                "user info in the URL is refused (not shown here): put the user in username and "
+                "the password in password_env or password_file");
+        return;
+    }
     const char *host_end, *after;
     if (*rest == '[') { /* [v6]:port */
         host_end = strchr(rest, ']');
@@ -131,6 +158,13 @@ static void parse_url(cfg_ctx *x, cfg_client *cl, const cfg_node *v, char **path
     }
     if (!cl->host || !*cl->host) {
         cfg_err(x, v, "no host in \"%s\"", u);
+        return;
+    }
+    if (!host_ok(cl->host, *rest == '[')) {
+        cfg_err(x, v,
+                "\"%s\" is not a valid host name (letters, digits, '-', '.', '_' or an IP "
+                "address)",
+                cl->host);
         return;
     }
     if (*after == ':') {
@@ -181,6 +215,8 @@ static void load_password(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
         cfg_path_pop(x, old);
         return;
     }
+    if (x->flags & CFG_LOAD_CONTROL)
+        return; /* status/stop: the secret belongs to the service, not to the operator */
     if (env) {
         size_t old = cfg_path_key(x, "password_env");
         char *name = cfg_schema_string(x, env);
@@ -252,7 +288,7 @@ static void load_version(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
 
 static void check_file(cfg_ctx *x, const cfg_node *m, const char *key, const char *p)
 {
-    if (!p)
+    if (!p || (x->flags & CFG_LOAD_CONTROL))
         return;
     if (access(p, R_OK) < 0) {
         size_t old = cfg_path_key(x, key);
@@ -266,7 +302,8 @@ static void check_file(cfg_ctx *x, const cfg_node *m, const char *key, const cha
 static void check_key_mode(cfg_ctx *x, const cfg_node *m, const char *p)
 {
     struct stat st;
-    if (!p || stat(p, &st) < 0 || !(st.st_mode & (S_IROTH | S_IWOTH)))
+    if (!p || (x->flags & CFG_LOAD_CONTROL) || stat(p, &st) < 0 ||
+        !(st.st_mode & (S_IROTH | S_IWOTH)))
         return;
     size_t old = cfg_path_key(x, "key");
     cfg_warn(x, cfg_node_get(m, "key"), "private key %s is readable by others (chmod 600 it)", p);
@@ -356,9 +393,18 @@ static void load_client(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
     cl->mqtt_version = 4;
     if (!cfg_schema_decode(x, m, client_fields, CFG_NFIELDS(client_fields), cl, false))
         return;
+    char leaf[NAME_MAX + 1];
     if (cl->client_id && !*cl->client_id) {
         size_t old = cfg_path_key(x, "client_id");
         cfg_err(x, cfg_node_get(m, "client_id"), "must not be empty");
+        cfg_path_pop(x, old);
+    } else if (cl->client_id && names_client_dir(leaf, sizeof(leaf), cl->client_id) < 0) {
+        /* the relay's spool folder of this client (common/names.h) must be one file name */
+        size_t old = cfg_path_key(x, "client_id");
+        cfg_err(x, cfg_node_get(m, "client_id"),
+                "too long for its spool folder name (at most %d bytes once encoded; bytes "
+                "outside A-Z a-z 0-9 . _ - take three)",
+                NAME_MAX);
         cfg_path_pop(x, old);
     }
     char *ws_path = NULL;

@@ -2,12 +2,17 @@
 #include "cfg_int.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "log.h"
+#include "privdir.h"
 
 static const cfg_enum_name overflows[] = {
     {"block", CFG_OVERFLOW_BLOCK},
@@ -121,12 +126,55 @@ static bool instance_ok(const char *s)
     return true;
 }
 
-static char *default_path(const char *instance, const char *leaf)
+static char *default_path(cfg_ctx *x, const cfg_node *m, const char *instance, const char *leaf)
 {
-    char *p;
-    if (asprintf(&p, "/var/tmp/mqttflow/%s/%s", instance, leaf) < 0)
+    char base[PATH_MAX], *p;
+    int rc = privdir_default_state(instance, base, sizeof(base));
+    if (rc) {
+        cfg_err(x, m, "no default for %s: %s (set it)", leaf, strerror(-rc));
         return NULL;
+    }
+    if (asprintf(&p, "%s/%s", base, leaf) < 0) {
+        cfg_err(x, m, "out of memory");
+        return NULL;
+    }
     return p;
+}
+
+/* A spool or dead-letter folder: the checks privdir_open makes at run time (a directory of
+ * our own, no planted links, no one else can write it), so `check` refuses what `run` would.
+ * Skipped for status/stop (CFG_LOAD_CONTROL): the operator may not be the service's user. */
+static void check_dir(cfg_ctx *x, const cfg_node *m, const char *key, const char *dir)
+{
+    char why[PATH_MAX + 256];
+    if (!dir || (x->flags & CFG_LOAD_CONTROL) || privdir_check(dir, why, sizeof(why)) == 0)
+        return;
+    const cfg_node *v = cfg_node_get(m, key);
+    size_t o2 = cfg_path_key(x, key);
+    cfg_err(x, v ? v : m, "%s", why);
+    cfg_path_pop(x, o2);
+}
+
+/* Records left under the defaults of earlier versions (/var/tmp/mqttflow/<instance>/...) are
+ * named at every check and start until moved: a world-writable parent is not a place to move
+ * them from automatically (what is there may not be ours), and a silent orphan loses them. */
+static void warn_old_default(cfg_ctx *x, const cfg_node *m, const char *instance, const char *leaf,
+                             const char *now)
+{
+    char old[PATH_MAX];
+    snprintf(old, sizeof(old), "/var/tmp/mqttflow/%s/%s", instance, leaf);
+    DIR *d = opendir(old);
+    if (!d)
+        return;
+    bool used = false;
+    for (struct dirent *e; !used && (e = readdir(d));)
+        used = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    if (used)
+        cfg_warn(x, m,
+                 "%s holds %s of an earlier version (the old default folder); stop the "
+                 "instance, check the files are yours, then move them: mv %s/* %s/",
+                 old, !strcmp(leaf, "dead") ? "dead letters" : "spooled records", old, now);
 }
 
 void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
@@ -198,17 +246,49 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
         }
         cfg_path_pop(x, o2);
     }
-    if (!rt->spool_dir && !(rt->spool_dir = default_path(rt->instance, "spool")))
-        cfg_err(x, m, "out of memory");
-    if (!rt->dead_letter_dir && !(rt->dead_letter_dir = default_path(rt->instance, "dead")))
-        cfg_err(x, m, "out of memory");
+    if (!rt->spool_dir && (rt->spool_dir = default_path(x, m, rt->instance, "spool")) &&
+        !(x->flags & CFG_LOAD_CONTROL))
+        warn_old_default(x, m, rt->instance, "spool", rt->spool_dir);
+    if (!rt->dead_letter_dir && (rt->dead_letter_dir = default_path(x, m, rt->instance, "dead")) &&
+        !(x->flags & CFG_LOAD_CONTROL))
+        warn_old_default(x, m, rt->instance, "dead", rt->dead_letter_dir);
+    check_dir(x, m, "spool_dir", rt->spool_dir);
+    if (rt->spool_dir && strlen(rt->spool_dir) > PATH_MAX - NAME_MAX - 2) {
+        /* the relay adds /<client folder> (up to NAME_MAX) below it */
+        const cfg_node *sd = cfg_node_get(m, "spool_dir");
+        size_t o2 = cfg_path_key(x, "spool_dir");
+        cfg_err(x, sd ? sd : m, "the path is %zu bytes, more than %d", strlen(rt->spool_dir),
+                PATH_MAX - NAME_MAX - 2);
+        cfg_path_pop(x, o2);
+    }
+    const cfg_node *dl = cfg_node_get(m, "dead_letter");
+    if (dl && dl->type == CFG_NODE_MAP) {
+        size_t o2 = cfg_path_key(x, "dead_letter");
+        check_dir(x, dl, "dir", rt->dead_letter_dir);
+        cfg_path_pop(x, o2);
+    } else {
+        check_dir(x, m, "dead_letter", rt->dead_letter_dir);
+    }
     if (!rt->control_socket) {
-        const char *run = getenv("XDG_RUNTIME_DIR");
-        if (asprintf(&rt->control_socket, "%s/mqttflow-%s.sock", run && *run ? run : "/tmp",
-                     rt->instance) < 0) {
+        char dir[PATH_MAX];
+        int rc = privdir_default_runtime(dir, sizeof(dir));
+        if (rc < 0)
+            cfg_err(x, m, "no default for control_socket: %s (set it)", strerror(-rc));
+        else if (asprintf(&rt->control_socket, "%s/mqttflow-%s.sock", dir, rt->instance) < 0)
             rt->control_socket = NULL;
+        if (rc == 0 && !rt->control_socket)
             cfg_err(x, m, "out of memory");
-        }
+    }
+    /* sockaddr_un holds 108 bytes with the NUL: a longer path cannot be bound, and `run`
+     * found out only after creating its segments */
+    if (rt->control_socket && strlen(rt->control_socket) > CFG_SOCKET_PATH_MAX) {
+        const cfg_node *cs = cfg_node_get(m, "control_socket");
+        const char *how = cs ? "" : " (the default under $XDG_RUNTIME_DIR; set control_socket)";
+        size_t o2 = cfg_path_key(x, "control_socket");
+        cfg_err(x, cs ? cs : m,
+                "the path is %zu bytes, more than the %d a Unix socket path can hold%s",
+                strlen(rt->control_socket), CFG_SOCKET_PATH_MAX, how);
+        cfg_path_pop(x, o2);
     }
 out:
     cfg_path_pop(x, old);

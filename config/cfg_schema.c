@@ -402,6 +402,12 @@ static void decode_value(cfg_ctx *x, const cfg_field *f, const cfg_node *v, cons
     }
 }
 
+static bool is_number(enum cfg_ftype t)
+{
+    return t == CFG_F_INT || t == CFG_F_U32 || t == CFG_F_DOUBLE || t == CFG_F_DURATION ||
+           t == CFG_F_SIZE;
+}
+
 bool cfg_schema_decode(cfg_ctx *x, const cfg_node *map, const cfg_field *t, size_t nt, void *base,
                        bool allow_extra)
 {
@@ -423,8 +429,20 @@ bool cfg_schema_decode(cfg_ctx *x, const cfg_node *map, const cfg_field *t, size
                 cfg_schema_unknown(x, k, t, nt);
             continue;
         }
-        if (cfg_node_is_null(v))
+        if (cfg_node_is_null(v) && !is_number(f->type))
             continue; /* `key:` with no value means "the default" */
+        if (cfg_node_is_null(v)) {
+            /* but not for a number: `port:` left empty by a template is a mistake that
+             * silently became 1883, and Python's paho would refuse None there too */
+            size_t old = cfg_path_key(x, k->str);
+            cfg_err(x, v, "expected %s, got nothing (remove the key for the default)",
+                    f->type == CFG_F_DURATION ? "a duration"
+                    : f->type == CFG_F_SIZE   ? "a size"
+                    : f->type == CFG_F_DOUBLE ? "a number"
+                                              : "an integer");
+            cfg_path_pop(x, old);
+            continue;
+        }
         size_t old = cfg_path_key(x, k->str);
         decode_value(x, f, v, v->str, base);
         cfg_path_pop(x, old);

@@ -88,6 +88,93 @@ static bool is_null_text(const char *s)
     return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
 }
 
+#define YAML_STD_TAG "tag:yaml.org,2002:"
+
+/* Tags. Unknown ones are refused, not ignored: PyYAML's unsafe loaders turn tags into object
+ * constructors, so a tag a user wrote means something to someone and silently reading the
+ * bare text would run a different configuration from the one intended. Supported: the
+ * standard !!str (and !!map / !!seq on their collections, !!int !!float !!bool !!null on
+ * plain scalars: no-ops here, the schema types each key), the non-specific "!" (a string),
+ * and !ENV NAME [default] as the Python framework's loader defines it: the variable's value,
+ * else the default (the rest after the first space), else null; "${NAME}" is accepted for
+ * NAME. The substituted text is typed by its key like an unquoted scalar (port: !ENV P 1883
+ * is an integer). Returns 0 or -EINVAL (reported) or -ENOMEM. */
+static int apply_tag(const char *name, const char *tag, cfg_node *n, cfg_diag *d)
+{
+    if (!tag)
+        return 0;
+    bool collection = n->type == CFG_NODE_SEQ || n->type == CFG_NODE_MAP;
+    if (!strncmp(tag, YAML_STD_TAG, strlen(YAML_STD_TAG))) {
+        const char *t = tag + strlen(YAML_STD_TAG);
+        if (collection && !strcmp(t, n->type == CFG_NODE_SEQ ? "seq" : "map"))
+            return 0;
+        if (!collection && !strcmp(t, "str")) {
+            n->plain = false;
+            n->type = CFG_NODE_SCALAR;
+            return 0;
+        }
+        if (!collection && n->plain &&
+            (!strcmp(t, "int") || !strcmp(t, "float") || !strcmp(t, "bool") || !strcmp(t, "null")))
+            return 0;
+    } else if (!strcmp(tag, "!") && !collection) {
+        n->plain = false;
+        n->type = CFG_NODE_SCALAR;
+        return 0;
+    } else if (!strcmp(tag, "!ENV")) {
+        if (collection) {
+            cfg_diag_add(d, false, name, n->pos, NULL,
+                         "!ENV takes a scalar \"NAME [default]\", not %s",
+                         n->type == CFG_NODE_SEQ ? "a list" : "a mapping");
+            return -EINVAL;
+        }
+        const char *text = n->str, *sp = strchr(text, ' ');
+        size_t vlen = sp ? (size_t)(sp - text) : strlen(text);
+        while (vlen && strchr("${}", text[vlen - 1]))
+            vlen--;
+        while (vlen && strchr("${}", *text))
+            text++, vlen--;
+        char var[256];
+        if (vlen == 0 || vlen >= sizeof(var)) {
+            cfg_diag_add(d, false, name, n->pos, NULL,
+                         "!ENV needs an environment variable name of 1 to 255 bytes");
+            return -EINVAL;
+        }
+        memcpy(var, text, vlen);
+        var[vlen] = 0;
+        const char *val = getenv(var);
+        if (!val)
+            val = sp ? sp + 1 : NULL;
+        if (!val) {
+            n->type = CFG_NODE_NULL;
+            return 0;
+        }
+        if (strlen(val) > CFG_MAX_SCALAR) {
+            cfg_diag_add(d, false, name, n->pos, NULL,
+                         "!ENV %s is %zu bytes long, more than the limit of %d", var, strlen(val),
+                         CFG_MAX_SCALAR);
+            return -EINVAL;
+        }
+        char *copy = strdup(val);
+        if (!copy)
+            return -ENOMEM;
+        free(n->str);
+        n->str = copy;
+        n->len = strlen(copy);
+        n->plain = true;
+        n->type = CFG_NODE_SCALAR;
+        return 0;
+    }
+    const char *shown = tag;
+    char buf[256];
+    if (!strncmp(tag, YAML_STD_TAG, strlen(YAML_STD_TAG))) {
+        snprintf(buf, sizeof(buf), "!!%.200s", tag + strlen(YAML_STD_TAG));
+        shown = buf;
+    }
+    cfg_diag_add(d, false, name, n->pos, NULL,
+                 "unknown YAML tag %.200s (supported: !ENV NAME [default], !!str)", shown);
+    return -EINVAL;
+}
+
 int cfg_yaml_parse(const char *name, const char *data, size_t len, cfg_node **root, cfg_diag *d)
 {
     *root = NULL;
@@ -170,6 +257,7 @@ int cfg_yaml_parse(const char *name, const char *data, size_t len, cfg_node **ro
             n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
             n->type = n->plain && is_null_text(n->str) ? CFG_NODE_NULL : CFG_NODE_SCALAR;
             n->pos = pos;
+            r = apply_tag(name, (const char *)ev.data.scalar.tag, n, d);
             break;
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT:
@@ -186,6 +274,11 @@ int cfg_yaml_parse(const char *name, const char *data, size_t len, cfg_node **ro
             }
             n->type = ev.type == YAML_SEQUENCE_START_EVENT ? CFG_NODE_SEQ : CFG_NODE_MAP;
             n->pos = pos;
+            r = apply_tag(name,
+                          (const char *)(ev.type == YAML_SEQUENCE_START_EVENT
+                                             ? ev.data.sequence_start.tag
+                                             : ev.data.mapping_start.tag),
+                          n, d);
             break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
@@ -197,6 +290,10 @@ int cfg_yaml_parse(const char *name, const char *data, size_t len, cfg_node **ro
             break;
         }
         yaml_event_delete(&ev);
+        if (r < 0) {
+            cfg_node_free(n);
+            break;
+        }
         if (!n)
             continue;
         if (depth == 0) {

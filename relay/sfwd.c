@@ -2,8 +2,8 @@
  *
  * Per target: the spool (opened lazily, or at start when its directory exists), a FIFO of
  * queued ring records waiting for their append, and the drain window. The spool directory is
- * runtime.spool_dir/<client_id> with every byte outside [A-Za-z0-9._-] replaced by '_' (a
- * client_id is free text and must not climb out of spool_dir).
+ * runtime.spool_dir/<names_client_dir(client_id)>: a one-to-one encoding (common/names.h), so a
+ * free-text client_id never climbs out of spool_dir and two ids never share a folder.
  */
 #include "sfwd.h"
 
@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "names.h"
 #include "rec.h"
 #include "spool.h"
 
@@ -50,6 +51,51 @@ struct sfwd {
     size_t batch;
 };
 
+/* Before issue 8 the folder was the id with every unsafe byte replaced by '_' (not one-to-one:
+ * "a/b" and "a_b" collided). A folder left under that old name is renamed to the new one when
+ * the new one does not exist yet and no other client's new name is the old name; otherwise it
+ * is named in the log, never silently orphaned. */
+static void adopt_old_name(const cfg *c, size_t i, const char *dir, size_t base_len)
+{
+    char old[PATH_MAX];
+    const char *id = c->clients[i].client_id;
+    if (base_len + strlen(id) + 1 > sizeof(old))
+        return;
+    memcpy(old, dir, base_len);
+    char *d = old + base_len;
+    for (const char *p = id; *p; p++)
+        *d++ = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                *p == '.' || *p == '_' || *p == '-')
+                   ? *p
+                   : '_';
+    *d = '\0';
+    if (!strcmp(old, dir) || *id == '\0' || !strcmp(id, ".") || !strcmp(id, ".."))
+        return;
+    struct stat st;
+    if (lstat(old, &st) < 0 || !S_ISDIR(st.st_mode))
+        return;
+    for (size_t j = 0; j < c->n_clients; j++) {
+        char other[NAME_MAX + 1];
+        if (names_client_dir(other, sizeof(other), c->clients[j].client_id) == 0 &&
+            !strcmp(other, old + base_len)) {
+            log_warn(COMP,
+                     "spool %s may hold records of client %s (its name before issue 8), but it "
+                     "is client %s's folder now: check it by hand",
+                     old, id, c->clients[j].client_id);
+            return;
+        }
+    }
+    if (lstat(dir, &st) == 0) {
+        log_warn(COMP, "spool %s (client %s's old folder name) left beside %s: merge by hand", old,
+                 id, dir);
+        return;
+    }
+    if (rename(old, dir) < 0)
+        log_warn(COMP, "spool of client %s: rename %s -> %s: %s", id, old, dir, strerror(errno));
+    else
+        log_info(COMP, "spool of client %s moved from its old folder name %s to %s", id, old, dir);
+}
+
 int sfwd_create(const cfg *c, size_t batch, sfwd **out)
 {
     *out = NULL;
@@ -70,23 +116,17 @@ int sfwd_create(const cfg *c, size_t batch, sfwd **out)
         if (inflight_create(SFWD_BATCH_MAX, &t->win) != 0)
             goto err;
         const char *id = c->clients[i].client_id;
+        char leaf[NAME_MAX + 1];
         int len = snprintf(t->dir, sizeof(t->dir), "%s/", c->runtime.spool_dir);
-        if (len < 0 || (size_t)len + strlen(id) + 1 > sizeof(t->dir)) {
-            log_error(COMP, "runtime.spool_dir is too long for a spool path: %s",
-                      c->runtime.spool_dir);
+        if (names_client_dir(leaf, sizeof(leaf), id) < 0 || len < 0 ||
+            (size_t)len + strlen(leaf) + 1 > sizeof(t->dir)) {
+            /* config/cfg_client.c refuses both, so `check` said so first */
+            log_error(COMP, "client %s: spool path under %s too long", id, c->runtime.spool_dir);
             rc = -EINVAL;
             goto err;
         }
-        char *d = t->dir + len;
-        for (const char *p = id; *p; p++)
-            *d++ = ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                    (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-')
-                       ? *p
-                       : '_';
-        *d = '\0';
-        /* "", "." and ".." must not name spool_dir itself or its parent */
-        if (*id == '\0' || strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
-            snprintf(t->dir + len, sizeof(t->dir) - (size_t)len, "_%zu", i);
+        memcpy(t->dir + len, leaf, strlen(leaf) + 1);
+        adopt_old_name(c, i, t->dir, (size_t)len);
         snprintf(t->name, sizeof(t->name), "relay %s", id);
     }
     *out = s;

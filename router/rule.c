@@ -10,6 +10,7 @@
 #include "rule.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +19,19 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "clock.h"
 #include "expr.h"
+#include "log.h"
 #include "rec.h"
 #include "topic.h"
 
 typedef struct rule_ent {
     pcre2_code *re; /* NULL: no regex */
     expr *cond;     /* NULL: no condition */
+    const char *name;
+    rule_counters n;
+    rule_counters logged; /* the counts at the last log line */
+    uint64_t next_log_ns; /* no log line for this rule before this time */
 } rule_ent;
 
 typedef struct bucket {
@@ -39,7 +46,8 @@ struct rule_set {
     size_t n_buckets; /* n_clients + 1; the last one is "any client" */
     bucket *buckets;
     pcre2_match_data *md;
-    uint32_t *cand; /* n_rules + 1 candidates of one match */
+    pcre2_match_context *mc; /* the match and depth limits */
+    uint32_t *cand;          /* n_rules + 1 candidates of one match */
     int jit;
 };
 
@@ -69,6 +77,7 @@ void rule_set_destroy(rule_set *rs)
         free(rs->buckets[b].all);
     }
     pcre2_match_data_free(rs->md);
+    pcre2_match_context_free(rs->mc);
     free(rs->rules);
     free(rs->buckets);
     free(rs->cand);
@@ -141,11 +150,16 @@ int rule_set_create(const cfg *c, rule_set **out, char *err, size_t errlen)
     rs->buckets = calloc(rs->n_buckets, sizeof(*rs->buckets));
     rs->cand = malloc((c->n_rules + 1) * sizeof(*rs->cand));
     rs->md = pcre2_match_data_create(1, NULL);
-    if (!rs->rules || !rs->buckets || !rs->cand || !rs->md)
+    rs->mc = pcre2_match_context_create(NULL);
+    if (!rs->rules || !rs->buckets || !rs->cand || !rs->md || !rs->mc)
         goto fail;
+    /* JIT honours the match limit; the depth limit bounds the interpreter when JIT is off */
+    pcre2_set_match_limit(rs->mc, RULE_MATCH_LIMIT);
+    pcre2_set_depth_limit(rs->mc, RULE_DEPTH_LIMIT);
 
     for (size_t i = 0; i < c->n_rules; i++) {
         const cfg_rule *r = &c->rules[i];
+        rs->rules[i].name = r->name;
         size_t b = r->source_client >= 0 && (size_t)r->source_client < c->n_clients
                        ? (size_t)r->source_client
                        : c->n_clients;
@@ -234,6 +248,35 @@ static size_t collect(rule_set *rs, const bucket *b, const char *topic, size_t t
     return k + (b->n_all < room ? b->n_all : room);
 }
 
+void rule_set_counters(const rule_set *rs, size_t rule, rule_counters *out)
+{
+    *out = rule < rs->n_rules ? rs->rules[rule].n : (rule_counters){0};
+}
+
+/* One line per rule per RULE_LOG_INTERVAL_S at most, with the counts since the last one: a
+ * flood of hostile messages must not become a flood of log lines. The topic is logged as
+ * is: common/log escapes control bytes. */
+static void note(rule_ent *r, size_t i, const char *topic)
+{
+    uint64_t now = clock_mono_ns();
+    if (now < r->next_log_ns)
+        return;
+    r->next_log_ns = now + (uint64_t)RULE_LOG_INTERVAL_S * 1000000000ull;
+    uint64_t ml = r->n.match_limit - r->logged.match_limit;
+    uint64_t js = r->n.json_invalid - r->logged.json_invalid;
+    r->logged = r->n;
+    if (ml)
+        log_warn("router",
+                 "rule %zu (%s): %" PRIu64 " message(s) hit the regex match limit (%d steps: "
+                 "catastrophic backtracking?) and did not match; last topic %.200s",
+                 i, r->name ? r->name : "?", ml, RULE_MATCH_LIMIT, topic);
+    if (js)
+        log_warn("router",
+                 "rule %zu (%s): %" PRIu64 " payload(s) are not JSON, the condition saw their "
+                 "fields as null; last topic %.200s",
+                 i, r->name ? r->name : "?", js, topic);
+}
+
 size_t rule_set_match(rule_set *rs, size_t client, const char *topic, size_t topic_len,
                       const void *payload, size_t payload_len, uint16_t *out)
 {
@@ -244,11 +287,27 @@ size_t rule_set_match(rule_set *rs, size_t client, const char *topic, size_t top
     k = collect(rs, &rs->buckets[rs->n_buckets - 1], topic, topic_len, k);
     sort_rules(rs->cand, k);
     for (size_t i = 0; i < k; i++) {
-        const rule_ent *r = &rs->rules[rs->cand[i]];
-        if (r->re && pcre2_match(r->re, (PCRE2_SPTR)topic, topic_len, 0, 0, rs->md, NULL) < 0)
-            continue; /* no match, or a run-time error such as the match limit */
-        if (r->cond && !expr_eval(r->cond, topic, payload, payload_len))
-            continue;
+        rule_ent *r = &rs->rules[rs->cand[i]];
+        if (r->re) {
+            int m = pcre2_match(r->re, (PCRE2_SPTR)topic, topic_len, 0, 0, rs->md, rs->mc);
+            if (m == PCRE2_ERROR_MATCHLIMIT || m == PCRE2_ERROR_DEPTHLIMIT ||
+                m == PCRE2_ERROR_HEAPLIMIT) {
+                r->n.match_limit++;
+                note(r, rs->cand[i], topic);
+            }
+            if (m < 0)
+                continue; /* no match, or a run-time error such as the match limit */
+        }
+        if (r->cond) {
+            unsigned fl = 0;
+            int ok = expr_eval_ex(r->cond, topic, payload, payload_len, &fl);
+            if (fl & EXPR_JSON_INVALID) {
+                r->n.json_invalid++;
+                note(r, rs->cand[i], topic);
+            }
+            if (!ok)
+                continue;
+        }
         out[n++] = (uint16_t)rs->cand[i];
     }
     return n;

@@ -212,8 +212,9 @@ int cli_run(int argc, char **argv)
     int rc = loop_create(c, &l);
     if (rc < 0) {
         cfg_destroy(c);
-        /* already running, or the segments cannot be made: neither is fixed by a respawn */
-        return rc == -EEXIST ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
+        /* already running, or a segment that is not ours to adopt (-EPERM: another user's we
+         * cannot remove, or ours with a loose mode): neither is fixed by a respawn */
+        return rc == -EEXIST || rc == -EPERM ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
     }
     int code = loop_run(l);
     loop_destroy(l);
@@ -323,7 +324,7 @@ static int parse_target(int argc, char **argv, int config_positional, int allow_
         return MF_EXIT_CONFIG;
     }
     if (config) {
-        cfg *c = cli_load_config(config, 0, 0);
+        cfg *c = cli_load_config(config, CFG_LOAD_CONTROL, 0);
         if (!c)
             return MF_EXIT_CONFIG;
         snprintf(t->instance, sizeof(t->instance), "%s", c->runtime.instance);

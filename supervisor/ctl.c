@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +14,16 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "log.h"
+#include "privdir.h"
 
 int ctl_default_path(const char *instance, char *buf, size_t len)
 {
-    const char *run = getenv("XDG_RUNTIME_DIR");
-    int n = snprintf(buf, len, "%s/mqttflow-%s.sock", run && *run ? run : "/tmp", instance);
+    char dir[PATH_MAX];
+    int rc = privdir_default_runtime(dir, sizeof(dir));
+    if (rc)
+        return rc;
+    int n = snprintf(buf, len, "%s/mqttflow-%s.sock", dir, instance);
     return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
@@ -48,6 +54,24 @@ int ctl_listen(const char *path, int *fd)
     int err = make_addr(path, &sa);
     if (err)
         return err;
+    /* a missing folder (the default /run/mqttflow or the state folder) is created as a
+     * private one; an existing one is the user's choice and left as it is */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    struct stat dst;
+    if (slash && slash != dir) {
+        *slash = 0;
+        char why[PATH_MAX + 256];
+        int dfd;
+        if (stat(dir, &dst) < 0 && errno == ENOENT) {
+            if ((err = privdir_open(dir, &dfd, why, sizeof(why))) < 0) {
+                log_error("ctl", "control socket folder: %s", why);
+                return err;
+            }
+            close(dfd);
+        }
+    }
     int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s < 0)
         return -errno;

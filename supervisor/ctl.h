@@ -22,8 +22,9 @@
 #define CTL_ERR      "ERR "
 
 /* The socket path an instance uses when runtime.control_socket is not set:
- * $XDG_RUNTIME_DIR/mqttflow-<instance>.sock, else /tmp/mqttflow-<instance>.sock (the same
- * rule config/cfg_runtime.c applies). 0 or -ENAMETOOLONG. */
+ * <privdir_default_runtime()>/mqttflow-<instance>.sock (never /tmp, where another user's
+ * socket of that name would block `run`; the same rule config/cfg_runtime.c applies).
+ * 0 or -errno. */
 int ctl_default_path(const char *instance, char *buf, size_t len);
 
 /* Server: binds and listens at path (non-blocking, close-on-exec) into *fd. A socket file

@@ -438,6 +438,7 @@ static void on_timer(loop *l)
     if (now >= l->next_sample_ns) {
         sample(l, now);
         check_callbacks(l, now);
+        loop_ctl_sweep(l, now); /* idle control connections: at most a sample late */
     }
     double every = l->c->runtime.stats_interval;
     if (every > 0 && l->phase == PH_RUNNING && now >= l->next_stats_log_ns) {

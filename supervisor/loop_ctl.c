@@ -256,19 +256,36 @@ void loop_ctl_accept(loop *l)
             log_warn(COMP, "accept(%s): %s", l->sock_path, strerror(-rc));
             return;
         }
-        size_t j = 0;
-        while (j < MAX_CONNS && l->conns[j].use != CONN_FREE)
-            j++;
-        if (j == MAX_CONNS) {
+        uint64_t now = clock_mono_ns();
+        loop_ctl_sweep(l, now);
+        size_t j = 0, oldest = MAX_CONNS;
+        for (; j < MAX_CONNS && l->conns[j].use != CONN_FREE; j++)
+            if (l->conns[j].use == CONN_READING &&
+                (oldest == MAX_CONNS || l->conns[j].since_ns < l->conns[oldest].since_ns))
+                oldest = j;
+        if (j == MAX_CONNS && oldest < MAX_CONNS) {
+            /* full of connections that have not said anything yet: the oldest gives way */
+            conn_close(l, oldest);
+            j = oldest;
+        }
+        if (j == MAX_CONNS) { /* all busy with jobs and stops: a real overload */
             (void)ctl_write_all(c.fd, CTL_ERR "busy\n", 9, 100);
             close(c.fd);
             continue;
         }
         l->conns[j].c = c;
         l->conns[j].use = CONN_READING;
+        l->conns[j].since_ns = now;
         if (loop_watch(l, c.fd, TAG(SRC_CONN, j)) < 0)
             conn_close(l, j);
     }
+}
+
+void loop_ctl_sweep(loop *l, uint64_t now)
+{
+    for (size_t j = 0; j < MAX_CONNS; j++)
+        if (l->conns[j].use == CONN_READING && now - l->conns[j].since_ns >= READ_TIMEOUT_NS)
+            conn_close(l, j);
 }
 
 void loop_ctl_close_all(loop *l)

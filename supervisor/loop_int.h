@@ -25,7 +25,12 @@
 #define SAMPLE_NS     1000000000ull /* rates of `mqttflow status` cover this interval */
 #define MAX_CONNS     16
 #define REPLY_TIMEOUT 2000 /* ms a control client gets to take its reply */
-#define N_STOP_GROUPS 4
+/* ms a control client gets to send its request line (the CLI sends it at once); an idle
+ * connection is closed after it, and the oldest one still reading gives way when all
+ * MAX_CONNS are taken, so idle connections never lock `status` out (PostgreSQL's
+ * authentication_timeout plays the same part) */
+#define READ_TIMEOUT_NS 3000000000ull
+#define N_STOP_GROUPS   4
 /* a callback past callback_timeout_ms by this much is killed by the supervisor too */
 #define CALLBACK_GRACE_NS 2000000000ull
 
@@ -59,6 +64,7 @@ enum conn_use { CONN_FREE, CONN_READING, CONN_JOB, CONN_STOP, CONN_TAP };
 typedef struct conn {
     ctl_conn c;
     enum conn_use use;
+    uint64_t since_ns; /* accepted at (CONN_READING: the read timeout counts from here) */
 } conn;
 
 typedef struct job {
@@ -140,6 +146,8 @@ void loop_obs_stop(loop *l);
 
 /* Accepts every pending connection on the control socket. */
 void loop_ctl_accept(loop *l);
+/* Closes connections that sent no complete request within READ_TIMEOUT_NS (timer tick). */
+void loop_ctl_sweep(loop *l, uint64_t now);
 /* Connection j is readable: reads, and handles a complete request. */
 void loop_ctl_readable(loop *l, size_t j);
 /* Advances the restart job, if any (after any change of a stage's state). */

@@ -331,9 +331,44 @@ static void test_expr_source_limit(void **state)
     free(src);
 }
 
+/* issue 8 item 12: documents jansson refuses by default are parsed (a big integer as a real,
+ * a \u0000 inside a string); what cannot be parsed is reported to the caller (counted). */
+static int eval_json(const char *src, const char *payload, unsigned *flags)
+{
+    expr *e = NULL;
+    assert_int_equal(expr_compile(src, &e, NULL, 0, NULL), 0);
+    int r = expr_eval_ex(e, "t", payload, strlen(payload), flags);
+    expr_destroy(e);
+    return r;
+}
+
+static void test_expr_json_big_integers_and_nul(void **state)
+{
+    (void)state;
+    unsigned fl = 0;
+    assert_int_equal(
+        eval_json("payload.t == 5", "{\"big\": 123456789012345678901234567890, \"t\": 5}", &fl), 1);
+    assert_int_equal(fl & EXPR_JSON_INVALID, 0);
+    assert_int_equal(
+        eval_json("payload.big > 1e29", "{\"big\": 123456789012345678901234567890}", &fl), 1);
+    assert_int_equal(eval_json("payload.t == 5", "{\"s\": \"a\\u0000b\", \"t\": 5}", &fl), 1);
+    assert_int_equal(fl & EXPR_JSON_INVALID, 0);
+    /* a plain integer stays exact */
+    assert_int_equal(eval_json("payload.n == 9007199254740993", "{\"n\": 9007199254740993}", &fl),
+                     1);
+    fl = 0;
+    assert_int_equal(eval_json("payload.t == null", "{\"t\": 5", &fl), 1);
+    assert_int_equal(fl & EXPR_JSON_INVALID, EXPR_JSON_INVALID);
+    /* a payload that is not read is not parsed, so never reported */
+    fl = 0;
+    assert_int_equal(eval_json("topic == \"t\"", "{not json", &fl), 1);
+    assert_int_equal(fl, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_expr_json_big_integers_and_nul),
         cmocka_unit_test(test_expr_literals_truthiness),
         cmocka_unit_test(test_expr_precedence),
         cmocka_unit_test(test_expr_every_operator),

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -307,6 +308,101 @@ static void test_shm_adopt_creates_when_absent(void **state)
     shm_detach(s);
 }
 
+/* issue 8 item 9: what is adopted is fstat'ed. A dead instance's segment chown'ed to another
+ * user and made 0666 is never adopted with its contents: another user's is reclaimed (root can
+ * unlink it), ours with a loose mode is refused (its records were readable by others). */
+static void test_shm_adopt_refuses_foreign_owner_and_loose_mode(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    char path[200];
+    snprintf(path, sizeof(path), "/dev/shm/%s", g_name);
+    create_and_die(4096);
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    assert_int_equal(chmod(path, 0666), 0);
+    shm *s = NULL;
+    assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 1, 4096, &s), 0); /* created anew */
+    assert_int_equal(((unsigned char *)shm_base(s))[100], 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_uid, 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    shm_detach(s);
+    shm_unlink_name(g_name);
+
+    create_and_die(4096);
+    assert_int_equal(chmod(path, 0666), 0);
+    s = NULL;
+    assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 1, 4096, &s), -EPERM);
+    assert_null(s);
+}
+
+/* Start time (/proc/<pid>/stat field 22) of a live process. */
+static uint64_t start_time_of(pid_t pid)
+{
+    char p[64], buf[1024];
+    snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *q = strrchr(buf, ')') + 2;
+    for (int field = 3; field < 22; field++)
+        q = strchr(q, ' ') + 1;
+    return strtoull(q, NULL, 10);
+}
+
+/* A header naming a live process that is not an mqttflow process (here: sleep) does not
+ * make the segment "owned by a running instance"; nor does one planted by another user. */
+static void test_shm_planted_live_pid_does_not_block(void **state)
+{
+    (void)state;
+    pid_t sl = fork();
+    assert_true(sl >= 0);
+    if (sl == 0) {
+        execlp("sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    /* wait until the child is sleep, not our fork */
+    char exe[64], target[256];
+    snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)sl);
+    for (int i = 0; i < 2000; i++) {
+        ssize_t n = readlink(exe, target, sizeof(target) - 1);
+        if (n > 0 && (target[n] = 0, strstr(target, "sleep")))
+            break;
+        usleep(1000);
+    }
+    create_and_die(4096);
+    shm *s = NULL;
+    int fd = shm_open(g_name, O_RDWR, 0);
+    assert_true(fd >= 0);
+    shm_hdr *h = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    assert_true(h != MAP_FAILED);
+    h->owner_pid = (uint64_t)sl;
+    h->owner_start = start_time_of(sl);
+    assert_false(shm_owner_is_alive(h));
+    munmap(h, 4096);
+    assert_int_equal(shm_create(g_name, SHM_KIND_STATE, 1, 4096, &s), 0);
+    shm_detach(s);
+    kill(sl, SIGKILL);
+    waitpid(sl, NULL, 0);
+    if (geteuid() != 0)
+        return;
+    /* planted by nobody, naming our own (live, mqttflow-like) pid: reclaimed, not EEXIST */
+    shm_unlink_name(g_name);
+    assert_int_equal(shm_create(g_name, SHM_KIND_STATE, 1, 4096, &s), 0);
+    char path[200];
+    snprintf(path, sizeof(path), "/dev/shm/%s", g_name);
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    shm *s2 = NULL;
+    assert_int_equal(shm_create(g_name, SHM_KIND_STATE, 1, 4096, &s2), 0);
+    shm_detach(s2);
+    shm_detach(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +417,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_shm_adopt_other_geometry_starts_anew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shm_adopt_creates_when_absent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shm_adopt_refuses_foreign_owner_and_loose_mode, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_shm_planted_live_pid_does_not_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shm_concurrent_reclaim_has_one_winner, setup,
                                         teardown),
     };

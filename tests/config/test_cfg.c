@@ -2,6 +2,8 @@
  * configs, hostile inputs, module checks, topic rules. Bad configs are in test_cfg_errors.c. */
 #include "cfg_test.h"
 
+#include <sys/wait.h>
+
 static const char full_yaml[] =
     "mqtt_clients:\n"
     "  - client_id: \"client1\"\n"
@@ -236,6 +238,41 @@ static void test_cfg_full_config_values(void **state)
     cfg_diag_fini(&d);
 }
 
+/* Another user (nobody) gets $XDG_STATE_HOME/mqttflow/<instance> and, without
+ * XDG_RUNTIME_DIR or /run/user/<uid>, its socket there too: never /tmp. */
+static void test_cfg_defaults_of_a_user(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip();
+    static const char yaml[] = "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
+                               "runtime: {instance: u1}\n";
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        setenv("XDG_STATE_HOME", "/nonexistent-h8/state", 1);
+        unsetenv("XDG_RUNTIME_DIR");
+        if (setgid(65534) < 0 || setuid(65534) < 0)
+            _exit(3);
+        cfg *c = NULL;
+        cfg_diag d = {0};
+        int bad =
+            cfg_load_buffer("u.yaml", "/", yaml, sizeof(yaml) - 1, 0, &c, &d) != 0 ||
+            strcmp(c->runtime.spool_dir, "/nonexistent-h8/state/mqttflow/u1/spool") ||
+            strcmp(c->runtime.dead_letter_dir, "/nonexistent-h8/state/mqttflow/u1/dead") ||
+            (access("/run/user/65534", F_OK) != 0 &&
+             strcmp(c->runtime.control_socket, "/nonexistent-h8/state/mqttflow/mqttflow-u1.sock"));
+        if (bad && c)
+            fprintf(stderr, "%s %s %s\n", c->runtime.spool_dir, c->runtime.dead_letter_dir,
+                    c->runtime.control_socket);
+        _exit(bad);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_cfg_defaults(void **state)
 {
     (void)state;
@@ -268,11 +305,14 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(rt->max_attempts, 3);
     assert_int_equal(rt->callback_timeout_ms, 5000);
     assert_int_equal(rt->overflow, CFG_OVERFLOW_BLOCK);
-    assert_string_equal(rt->spool_dir, "/var/tmp/mqttflow/default/spool");
-    assert_string_equal(rt->dead_letter_dir, "/var/tmp/mqttflow/default/dead");
+    /* issue 8: a folder of the service's own, never under world-writable /var/tmp */
+    if (geteuid() == 0) {
+        assert_string_equal(rt->spool_dir, "/var/lib/mqttflow/default/spool");
+        assert_string_equal(rt->dead_letter_dir, "/var/lib/mqttflow/default/dead");
+        assert_string_equal(rt->control_socket, "/run/mqttflow/mqttflow-default.sock");
+    }
     assert_null(rt->dead_letter_topic);
     assert_int_equal(rt->dead_letter_client, -1);
-    assert_string_equal(rt->control_socket, "/tmp/mqttflow-default.sock");
     assert_true(rt->stats_interval == 0);
     assert_int_equal(rt->spool_max_bytes, 1u << 30);
     assert_int_equal(c->logging.default_level, MF_LOG_INFO);
@@ -741,6 +781,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cfg_full_config_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_defaults_of_a_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_url_schemes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_numbers_decimal_hex_and_units, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_example_config, setup, teardown),

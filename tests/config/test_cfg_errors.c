@@ -493,6 +493,143 @@ static void test_cfg_warning_rule_topic_not_subscribed(void **state)
     cfg_diag_fini(&d);
 }
 
+/* issue 8, "check and run agree": what `run` refuses or degrades, `check` refuses first, with
+ * file:line:column (both go through cfg_load, so an error here is exit 2 for both). */
+static void test_cfg_error_yaml_tags(void **state)
+{
+    (void)state;
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: !evil mqtt://h}\n",
+                 "config.yaml:2:33: unknown YAML tag !evil (supported: !ENV NAME [default], "
+                 "!!str)");
+    expect_error("mqtt_clients: !!python/object:os.system\n  - {client_id: c1}\n",
+                 "config.yaml:1:15: unknown YAML tag !!python/object:os.system (supported: !ENV "
+                 "NAME [default], !!str)");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: !ENV [a, b]}\n",
+                 "config.yaml:2:33: !ENV takes a scalar \"NAME [default]\", not a list");
+    /* !ENV NAME [default], as the Python framework's loader defines it ("${NAME}" too) */
+    setenv("TEST_H8_URL", "mqtt://fromenv:1884", 1);
+    unsetenv("TEST_H8_UNSET");
+    cfg_diag d = {0};
+    cfg *c = load_ok("mqtt_clients:\n"
+                     "  - {client_id: !ENV TEST_H8_UNSET c9, broker_url: !ENV TEST_H8_URL}\n"
+                     "  - {client_id: c2, broker_url: !ENV \"${TEST_H8_UNSET} mqtt://dflt\", "
+                     "keepalive: !ENV TEST_H8_UNSET 7}\n",
+                     &d);
+    assert_string_equal(c->clients[0].client_id, "c9");
+    assert_string_equal(c->clients[0].host, "fromenv");
+    assert_int_equal(c->clients[0].port, 1884);
+    assert_string_equal(c->clients[1].host, "dflt");
+    assert_int_equal(c->clients[1].keepalive, 7);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+    /* unset and no default: null, as in Python, so a required key is missing */
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: !ENV TEST_H8_UNSET}\n",
+                 "config.yaml:2:5: mqtt_clients[0]: missing required key \"broker_url\"");
+    /* the standard !!str tag keeps working */
+    c = load_ok("mqtt_clients:\n  - {client_id: !!str 123, broker_url: mqtt://h}\n", &d);
+    assert_string_equal(c->clients[0].client_id, "123");
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_error_empty_number(void **state)
+{
+    (void)state;
+    expect_error("mqtt_clients:\n  - client_id: c1\n    broker_url: mqtt://h\n    port:\n",
+                 "config.yaml:4:10: mqtt_clients[0].port: expected an integer, got nothing "
+                 "(remove the key for the default)");
+    expect_error(CLIENTS "runtime:\n  workers:\n",
+                 "config.yaml:7:11: runtime.workers: expected an integer, got nothing (remove the "
+                 "key for the default)");
+}
+
+static void test_cfg_error_hostile_host(void **state)
+{
+    (void)state;
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://h; rm -rf /\"}\n",
+                 "config.yaml:2:33: mqtt_clients[0].broker_url: \"h; rm -rf \" is not a valid "
+                 "host name (letters, digits, '-', '.', '_' or an IP address)");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"$(reboot)\"}\n",
+                 "config.yaml:2:33: mqtt_clients[0].broker_url: \"$(reboot)\" is not a valid "
+                 "host name (letters, digits, '-', '.', '_' or an IP address)");
+    cfg_diag d = {0};
+    cfg *c = load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://[::1]:1\"}\n"
+                     "  - {client_id: c2, broker_url: \"ws://broker-1.example_x.org/mqtt\"}\n",
+                     &d);
+    assert_string_equal(c->clients[0].host, "::1");
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_error_url_credentials_not_echoed(void **state)
+{
+    (void)state;
+    const char *want = "config.yaml:2:33: mqtt_clients[0].broker_url: user info in the URL is "
+                       "refused (not shown here): put the user in username and the password in "
+                       "password_env or password_file";
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://u:s3cret@h:1\"}\n", want);
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"u:s3cret@h\"}\n", want);
+    write_file("config.yaml",
+               "mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtts://u:s3cret@h:x/p\"}\n",
+               0644);
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    for (size_t i = 0; i < d.n_errors; i++)
+        assert_null(strstr(d.errors[i], "s3cret"));
+    cfg_diag_fini(&d);
+}
+
+/* `status CONFIG` and `stop CONFIG` need the instance and the socket, not the secrets */
+static void test_cfg_control_load_needs_no_secret(void **state)
+{
+    (void)state;
+    unsetenv("TEST_H8_PW");
+    write_file("config.yaml",
+               "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, password_env: "
+               "TEST_H8_PW}\nruntime: {instance: x1, control_socket: /run/x1.sock}\n",
+               0644);
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    cfg_diag_fini(&d);
+    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CONTROL, &c, &d), 0);
+    assert_string_equal(c->runtime.instance, "x1");
+    assert_string_equal(c->runtime.control_socket, "/run/x1.sock");
+    assert_null(c->clients[0].password);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+}
+
+static void test_cfg_error_runtime_paths(void **state)
+{
+    (void)state;
+    {
+        char y[600] = "mqtt_clients:\n  - {client_id: \"";
+        for (int i = 0; i < 90; i++)
+            strcat(y, "/");
+        strcat(y, "\", broker_url: mqtt://h}\n");
+        expect_error(y, "config.yaml:2:17: mqtt_clients[0].client_id: too long for its spool "
+                        "folder name (at most 255 bytes once encoded; bytes outside A-Z a-z 0-9 . "
+                        "_ - take three)");
+    }
+    char want[PATH_MAX + 200];
+    write_file("afile", "x", 0600);
+    snprintf(want, sizeof(want), "config.yaml:6:22: runtime.spool_dir: %s/afile is not a directory",
+             tmpdir);
+    expect_error(CLIENTS "runtime: {spool_dir: afile}\n", want);
+    expect_error(CLIENTS "runtime: {dead_letter: {dir: /dev/null}}\n",
+                 "config.yaml:6:30: runtime.dead_letter.dir: /dev/null is not a directory");
+    char sock[200];
+    memset(sock, 'a', sizeof(sock));
+    memcpy(sock, "/tmp/", 5);
+    sock[120] = 0;
+    char yaml[400];
+    snprintf(yaml, sizeof(yaml), CLIENTS "runtime: {control_socket: %s}\n", sock);
+    expect_error(yaml, "config.yaml:6:27: runtime.control_socket: the path is 120 bytes, more "
+                       "than the 107 a Unix socket path can hold");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -510,6 +647,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cfg_error_yaml_level, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_warning_stateful_chain_threaded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_many_errors_reported_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_yaml_tags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_empty_number, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_hostile_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_url_credentials_not_echoed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_control_load_needs_no_secret, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_runtime_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_warning_rule_topic_not_subscribed, setup,
                                         teardown),
     };

@@ -93,5 +93,35 @@ BUILD=$BUILD MQTTFLOW_BIN=$(pwd)/$MQTTFLOW scripts/mqttflow-launch "$LIB_TMP/bad
 expect_eq "launcher bad config exit" "$?" 2
 grep -q "handle_temprature_alert" "$LIB_TMP/err" || lib_fail "launcher did not show the error"
 
+# --- issue 8: check and run agree, exit 2 for every configuration error, nothing echoed
+#     secret. Each case: check exits 2 with FILE:LINE:COL, and run exits 2 the same way.
+agree() { # NAME YAML-LINES... : check and run both exit 2 and name the file's position
+    local name=$1
+    shift
+    printf '%s\n' "$@" >"$LIB_TMP/$name.yaml"
+    "$MQTTFLOW" check "$LIB_TMP/$name.yaml" >"$LIB_TMP/out" 2>"$LIB_TMP/err"
+    expect_eq "check $name exit" "$?" 2
+    grep -Eq "$name\.yaml:[0-9]+:[0-9]+: " "$LIB_TMP/err" || lib_fail "$name: no position: $(cat "$LIB_TMP/err")"
+    timeout 20 "$MQTTFLOW" run "$LIB_TMP/$name.yaml" >"$LIB_TMP/out" 2>"$LIB_TMP/err"
+    expect_eq "run $name exit" "$?" 2
+}
+base=('mqtt_clients:' '  - {client_id: a, broker_url: "mqtt://127.0.0.1", topics: [{name: x}]}')
+touch "$LIB_TMP/plainfile"
+long=$LIB_TMP/$(printf 's%.0s' {1..110}).sock
+agree evil "${base[@]}" 'runtime: {instance: !evil x}'
+agree spoolfile "${base[@]}" "runtime: {instance: h8a, spool_dir: \"$LIB_TMP/plainfile\"}"
+agree devnull "${base[@]}" 'runtime: {instance: h8b, dead_letter: {dir: /dev/null}}'
+agree longsock "${base[@]}" "runtime: {instance: h8c, control_socket: \"$long\"}"
+agree emptyport 'mqtt_clients:' '  - client_id: a' '    broker_url: "mqtt://127.0.0.1"' '    port:'
+agree rmrf 'mqtt_clients:' '  - {client_id: a, broker_url: "mqtt://h; rm -rf /"}'
+agree userinfo 'mqtt_clients:' '  - {client_id: a, broker_url: "mqtt://u:hunter2@127.0.0.1"}'
+grep -q hunter2 "$LIB_TMP/err" && lib_fail "run echoed the password of the URL"
+"$MQTTFLOW" check "$LIB_TMP/userinfo.yaml" 2>&1 | grep -q hunter2 && lib_fail "check echoed the password of the URL"
+# !ENV NAME [default], as the Python framework's loader defines it
+printf '%s\n' 'mqtt_clients:' '  - {client_id: !ENV H8_ID dflt, broker_url: !ENV H8_URL}' >"$LIB_TMP/env.yaml"
+H8_URL=mqtt://127.0.0.1 "$MQTTFLOW" check "$LIB_TMP/env.yaml" >"$LIB_TMP/out" 2>"$LIB_TMP/err"
+expect_eq "check !ENV exit" "$?" 0
+grep -q 'dflt' "$LIB_TMP/out" || lib_fail "!ENV default not used: $(cat "$LIB_TMP/out")"
+
 lib_log "PASS"
 exit 0
