@@ -17,6 +17,14 @@ echo
 echo "## bench_router: records/s through the real router process"
 "$BUILD"/tests/bench/bench_router "${BENCH_ROUTER_RECORDS:-1000000}"
 
+# CPU and system calls per message of each stage, full speed and 5,000 msg/s (mosquitto,
+# mfpub, mfsub, perf): about 2 minutes. BENCH_STAGES=0 skips it.
+if [ "${BENCH_STAGES:-1}" = 1 ]; then
+    echo
+    echo "## stages: per-stage CPU and system calls per message (mfpub -> mqttflow -> mfsub)"
+    BUILD=$BUILD tests/bench/stages.sh 2>/dev/null
+fi
+
 # End to end through the reference harness (../shared/bench), beside its one-process paho relay
 # and Node-RED: several minutes. BENCH_PIPELINE=0 skips it.
 if [ "${BENCH_PIPELINE:-1}" = 1 ]; then
