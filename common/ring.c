@@ -475,12 +475,28 @@ uint64_t ring_read_pos(const ring *r)
     return r->c_read;
 }
 
-static void wake_producer(ring *r)
+/* C4. With gate, a parked producer is woken only once a RING_WAKE_FREE_DIV-th of the ring
+ * is free (hysteresis): a producer that parked on a full ring would otherwise be woken by
+ * every batch the consumer releases, write that batch's worth and park again, a futex round
+ * trip per batch. Without gate (a partial release on acknowledgement, or a consumer about to
+ * wait: nothing more will be released until it runs again) any parked producer is woken. */
+static void wake_producer(ring *r, int gate)
 {
-    wake_side(&r->ctl->prod_waiting, &r->ctl->prod_wake); /* C4 */
+    ring_ctl *c = r->ctl;
+    if (gate) {
+        atom_fence_full(); /* C4: tail stored, fence, load the flag */
+        if (!atom_load_relaxed(&c->prod_waiting))
+            return;
+        /* relaxed: a size estimate; a parked producer does not move head, and a stale head
+         * only makes us wake it early */
+        uint64_t head = atom_load_relaxed(&c->head);
+        if (r->cap - (head - r->c_tail) < r->cap / RING_WAKE_FREE_DIV)
+            return;
+    }
+    wake_side(&c->prod_waiting, &c->prod_wake);
 }
 
-static void publish_tail(ring *r, uint64_t pos, uint64_t nrecords)
+static void publish_tail(ring *r, uint64_t pos, uint64_t nrecords, int gate)
 {
     ring_ctl *c = r->ctl;
     r->c_records_out += nrecords;
@@ -489,14 +505,14 @@ static void publish_tail(ring *r, uint64_t pos, uint64_t nrecords)
      * may overwrite them */
     atom_store_release(&c->tail, pos);
     r->c_tail = pos;
-    wake_producer(r);
+    wake_producer(r, gate);
 }
 
 void ring_release(ring *r)
 {
     if (r->c_read == r->c_tail)
         return;
-    publish_tail(r, r->c_read, r->c_unreleased);
+    publish_tail(r, r->c_read, r->c_unreleased, 1);
     r->c_unreleased = 0;
 }
 
@@ -519,7 +535,7 @@ void ring_release_to(ring *r, uint64_t pos)
     }
     if (n > r->c_unreleased)
         n = r->c_unreleased;
-    publish_tail(r, pos, n);
+    publish_tail(r, pos, n, 0);
     r->c_unreleased -= n;
 }
 
@@ -710,7 +726,10 @@ int ring_wait_space(ring *r, size_t len, int timeout_ms)
     waitfor w = {.prod = r, .need = need_at(r, r->p_head, len, &pad)};
     if (timeout_ms == 0)
         return ready(&w) ? 0 : -ETIMEDOUT;
-    return wait_ready(&w, deadline_of(timeout_ms), SPIN_NS);
+    /* no spin: the consumer wakes us once a good part of the ring is free (wake_producer),
+     * and a producer that spun for the first few bytes released would write them and stop
+     * again, bouncing the ring's lines, while taking a CPU the consumer may need */
+    return wait_ready(&w, deadline_of(timeout_ms), 0);
 }
 
 int ring_wait_data(ring *r, int timeout_ms)
@@ -718,14 +737,22 @@ int ring_wait_data(ring *r, int timeout_ms)
     return ring_wait_any(&r, 1, NULL, 0, timeout_ms);
 }
 
+/* A consumer about to wait releases everything and wakes a parked producer whatever the
+ * hysteresis says: it will release nothing more until it runs again. */
+static void release_all(ring *const *rs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ring_release(rs[i]);
+        wake_producer(rs[i], 0);
+    }
+}
+
 static int wait_consumers(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
                           int timeout_ms, uint64_t spin_ns)
 {
     if (n + (extra != NULL) == 0 || n + (extra != NULL) > FUTEX_WAITV_MAX_WORDS)
         return -EINVAL;
-    /* a parked consumer holds no unreleased space */
-    for (size_t i = 0; i < n; i++)
-        ring_release(rs[i]);
+    release_all(rs, n);
     waitfor w = {.rs = rs, .n = n, .extra = extra, .extra_seen = extra_seen};
     if (timeout_ms == 0)
         return ready(&w) ? 0 : -ETIMEDOUT;
@@ -762,8 +789,7 @@ int ring_wait_paced(ring *const *rs, size_t n, const uint32_t *extra, uint32_t e
      * waker is not asked to wake us: see ring.h) */
     if (n > FUTEX_WAITV_MAX_WORDS)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++)
-        ring_release(rs[i]);
+    release_all(rs, n);
     waitfor w = {.rs = rs, .n = n}; /* n == 0: a plain nap */
     if (ready(&w))
         return 0;

@@ -63,6 +63,9 @@
  * the nap off): the latency a busy stage may add to a record, against one wake-up saved per
  * record for every record that arrives during it */
 #define RING_NAP_US 250
+/* ring_release wakes a producer parked on a full ring only once 1/RING_WAKE_FREE_DIV of the
+ * ring is free (a consumer about to wait, and ring_release_to, wake it at once) */
+#define RING_WAKE_FREE_DIV 8
 
 typedef struct ring ring; /* process-local handle over a mapped ring segment */
 
@@ -115,7 +118,9 @@ void ring_flush(ring *r);
 /* Copies a whole record: reserve + memcpy + commit. 0, -EAGAIN, -EMSGSIZE. */
 int ring_push(ring *r, const void *data, size_t len);
 /* Flushes, then blocks until a record of len bytes fits, up to timeout_ms (-1: forever).
- * 0; -ETIMEDOUT; -EINTR when a signal arrived (check your flags and call again). */
+ * 0; -ETIMEDOUT; -EINTR when a signal arrived (check your flags and call again). Parks at
+ * once (no spin); the consumer wakes it once 1/RING_WAKE_FREE_DIV of the ring is free or
+ * when it waits itself, so under backpressure one park covers many records. */
 int ring_wait_space(ring *r, size_t len, int timeout_ms);
 
 /* ---- consumer ---- */
@@ -129,7 +134,8 @@ void ring_advance(ring *r);
 /* The read cursor's position: pass it to ring_release_to later (relay: release on PUBACK). */
 uint64_t ring_read_pos(const ring *r);
 /* Publishes tail = read cursor (records before it may be overwritten) and wakes a parked
- * producer. Callers batch: once per batch of records, and always before waiting. */
+ * producer once a good part of the ring is free (RING_WAKE_FREE_DIV; the waits wake it
+ * whatever is free). Callers batch: once per batch of records, and always before waiting. */
 void ring_release(ring *r);
 /* Publishes tail = pos, pos between the current tail and the read cursor. */
 void ring_release_to(ring *r, uint64_t pos);
