@@ -14,6 +14,7 @@ PACKAGES=(
     libpcre2-dev                             # rule regexes
     mosquitto mosquitto-clients              # the broker for tests and the demo
     procps psmisc iproute2                   # ps/pkill, fuser, ss in tests
+    linux-perf                               # make bench: system calls per stage
 )
 
 missing=()

@@ -120,7 +120,7 @@ one_run() {
         futv=$(awk -F, '$3 == "syscalls:sys_enter_futex_waitv" { print $1 }' "$LIB_TMP/perf.$s")
         echo "$label $s $(((c1[$s] - c0[$s]) * 10000)) ${sys:-0} $((${fut:-0} + ${futv:-0})) $n"
     done >>"$LIB_TMP/rows"
-    echo "$label $(echo "$n / ($t1 - $t0)" | bc) $unique $lost $dup $p50 $p99" >>"$LIB_TMP/runs"
+    echo "$label $(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", n / (b - a) }') $unique $lost $dup $p50 $p99" >>"$LIB_TMP/runs"
 }
 
 : >"$LIB_TMP/rows"
