@@ -326,9 +326,10 @@ static int fits(ring *r, uint64_t need)
 static void wake_side(uint32_t *waiting, uint32_t *word)
 {
     atom_fence_full();
-    /* relaxed load: the fence above orders it; the exchange (acq_rel, K1) makes sure that
-     * of two racing takers only one wakes: here the peer's flag has one taker, but a stale
-     * 1 left by a dead sleeper is taken once too */
+    /* relaxed load: the fence above orders it. K1, the exchange, pairs with the sleeper's
+     * flag store (C3/P4 in wait_ready): it takes exactly the 1 stored there, once, so a
+     * sleeper that set its flag again after an earlier wake-up is woken again, and a stale 1
+     * left by a dead sleeper costs one wake at most */
     if (atom_load_relaxed(waiting) && atom_xchg_acq_rel(waiting, 0)) {
         /* the bump after the fence makes a FUTEX_WAIT that has not slept yet fail; relaxed:
          * the fence above already orders our index store before it */
@@ -598,9 +599,9 @@ void ring_end(ring *r)
 
 /* ---- waiting ---- */
 
-/* What a wait is for, so that one routine does the spin, the nap and the park for every kind
- * of wait: data in any of the consumer rings rs (or a change of *extra), or room for need
- * bytes in the producer ring prod. */
+/* What a wait is for, so that one routine does the spin and the park for every kind of wait: data
+ * in any of the consumer rings rs (or a change of *extra), or room for need bytes in the producer
+ * ring prod. */
 typedef struct waitfor {
     ring *const *rs;
     size_t n;
@@ -625,7 +626,7 @@ static int ready(const waitfor *w)
 
 /* The parked flags of this wait: the producer's of prod, or the consumer's of every rs. A
  * waker clears the flag it acts on (wake_side), so the flags are set again on every round.
- * Relaxed: ordered against the re-check by the full fence in park(). */
+ * Relaxed: ordered against the re-check by the full fence in wait_ready. */
 static void set_waiting(const waitfor *w, uint32_t v)
 {
     if (w->prod) {
