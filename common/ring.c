@@ -680,7 +680,9 @@ static int wait_ready(const waitfor *w, int64_t deadline, uint64_t spin_ns)
     int rc;
     for (;;) {
         /* C3 (consumer rings, pairs with each producer's P2) or P4 (producer, pairs with the
-         * consumer's C4): flags, read the futex words, fence, re-check */
+         * consumer's C4): flags, read the futex words, fence, re-check. The words are read
+         * relaxed before the fence: a waker bumps one only after its own fence, so a bump we
+         * miss here makes the FUTEX_WAIT below return at once */
         set_waiting(w, 1);
         size_t k = 0;
         if (w->prod) {
