@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "atom.h"
 #include "clock.h"
@@ -317,18 +318,29 @@ static int fits(ring *r, uint64_t need)
     return r->cap - (r->p_head - r->p_tail) >= need;
 }
 
+/* Wakes the side parked on word if its flag says it is parked. The caller stored its index
+ * before (P1 or C2); the fence makes this "store index, full fence, load flag" (P2 pairs with
+ * C3, C4 with P4). The waker takes the flag (exchange to 0): later publications before the
+ * sleeper runs again see 0 and make no FUTEX_WAKE of their own, so one park costs at most
+ * one wake-up however many batches are published meanwhile. */
+static void wake_side(uint32_t *waiting, uint32_t *word)
+{
+    atom_fence_full();
+    /* relaxed load: the fence above orders it. K1, the exchange, pairs with the sleeper's
+     * flag store (C3/P4 in wait_ready): it takes exactly the 1 stored there, once, so a
+     * sleeper that set its flag again after an earlier wake-up is woken again, and a stale 1
+     * left by a dead sleeper costs one wake at most */
+    if (atom_load_relaxed(waiting) && atom_xchg_acq_rel(waiting, 0)) {
+        /* the bump after the fence makes a FUTEX_WAIT that has not slept yet fail; relaxed:
+         * the fence above already orders our index store before it */
+        atom_add_relaxed(word, 1);
+        futex_wake(word, 1);
+    }
+}
+
 static void wake_consumer(ring *r)
 {
-    ring_ctl *c = r->ctl;
-    /* P2 (the fence) pairs with C3: store head, fence, load cons_waiting. Either we see the
-     * flag, or the consumer's re-check after its own fence sees our head. */
-    atom_fence_full();
-    if (atom_load_relaxed(&c->cons_waiting)) {
-        /* the bump after the fence makes the consumer's FUTEX_WAIT fail if it has not slept
-         * yet; relaxed: the fence above already orders the head store before it */
-        atom_add_relaxed(&c->cons_wake, 1);
-        futex_wake(&c->cons_wake, 1);
-    }
+    wake_side(&r->ctl->cons_waiting, &r->ctl->cons_wake); /* P2 */
 }
 
 static void publish(ring *r)
@@ -400,49 +412,6 @@ int ring_push(ring *r, const void *data, size_t len)
     return 0;
 }
 
-int ring_wait_space(ring *r, size_t len, int timeout_ms)
-{
-    ring_ctl *c = r->ctl;
-    uint64_t pad;
-    int64_t deadline = deadline_of(timeout_ms);
-
-    if (len == 0 || len > r->max_rec)
-        return -EMSGSIZE;
-    ring_flush(r);
-    uint64_t need = need_at(r, r->p_head, len, &pad);
-    uint64_t spin_end = clock_mono_ns() + SPIN_NS;
-    for (unsigned i = 0; !fits(r, need); i++) {
-        if (i % 16 == 0 && clock_mono_ns() >= spin_end)
-            goto park;
-        cpu_relax();
-    }
-    return 0;
-
-park:
-    atom_add_relaxed(&c->producer_waits, 1); /* relaxed: a counter */
-    for (;;) {
-        /* P4 pairs with C4: flag, fence, re-check tail (Dekker with the consumer's release) */
-        atom_store_relaxed(&c->prod_waiting, 1);
-        uint32_t seq = atom_load_relaxed(&c->prod_wake);
-        atom_fence_full();
-        if (fits(r, need))
-            break;
-        int64_t now = (int64_t)clock_mono_ns();
-        if (deadline >= 0 && now >= deadline) {
-            atom_store_relaxed(&c->prod_waiting, 0);
-            return -ETIMEDOUT;
-        }
-        int rc = futex_wait(&c->prod_wake, seq, deadline);
-        if (rc < 0) { /* -EINTR, -ETIMEDOUT (or a futex error: never spin on it) */
-            atom_store_relaxed(&c->prod_waiting, 0);
-            return fits(r, need) ? 0 : rc;
-        }
-    }
-    /* relaxed: only this side reads its flag's meaning; a stale 1 costs the peer one wake */
-    atom_store_relaxed(&c->prod_waiting, 0);
-    return 0;
-}
-
 void ring_count_drop(ring *r)
 {
     /* relaxed: a counter; this producer is its only writer */
@@ -507,18 +476,28 @@ uint64_t ring_read_pos(const ring *r)
     return r->c_read;
 }
 
-static void wake_producer(ring *r)
+/* C4. With gate, a parked producer is woken only once a RING_WAKE_FREE_DIV-th of the ring
+ * is free (hysteresis): a producer that parked on a full ring would otherwise be woken by
+ * every batch the consumer releases, write that batch's worth and park again, a futex round
+ * trip per batch. Without gate (a partial release on acknowledgement, or a consumer about to
+ * wait: nothing more will be released until it runs again) any parked producer is woken. */
+static void wake_producer(ring *r, int gate)
 {
     ring_ctl *c = r->ctl;
-    /* C4 (the fence) pairs with P4: store tail, fence, load prod_waiting */
-    atom_fence_full();
-    if (atom_load_relaxed(&c->prod_waiting)) {
-        atom_add_relaxed(&c->prod_wake, 1); /* relaxed: ordered by the fence above */
-        futex_wake(&c->prod_wake, 1);
+    if (gate) {
+        atom_fence_full(); /* C4: tail stored, fence, load the flag */
+        if (!atom_load_relaxed(&c->prod_waiting))
+            return;
+        /* relaxed: a size estimate; a parked producer does not move head, and a stale head
+         * only makes us wake it early */
+        uint64_t head = atom_load_relaxed(&c->head);
+        if (r->cap - (head - r->c_tail) < r->cap / RING_WAKE_FREE_DIV)
+            return;
     }
+    wake_side(&c->prod_waiting, &c->prod_wake);
 }
 
-static void publish_tail(ring *r, uint64_t pos, uint64_t nrecords)
+static void publish_tail(ring *r, uint64_t pos, uint64_t nrecords, int gate)
 {
     ring_ctl *c = r->ctl;
     r->c_records_out += nrecords;
@@ -527,14 +506,14 @@ static void publish_tail(ring *r, uint64_t pos, uint64_t nrecords)
      * may overwrite them */
     atom_store_release(&c->tail, pos);
     r->c_tail = pos;
-    wake_producer(r);
+    wake_producer(r, gate);
 }
 
 void ring_release(ring *r)
 {
     if (r->c_read == r->c_tail)
         return;
-    publish_tail(r, r->c_read, r->c_unreleased);
+    publish_tail(r, r->c_read, r->c_unreleased, 1);
     r->c_unreleased = 0;
 }
 
@@ -557,7 +536,7 @@ void ring_release_to(ring *r, uint64_t pos)
     }
     if (n > r->c_unreleased)
         n = r->c_unreleased;
-    publish_tail(r, pos, n);
+    publish_tail(r, pos, n, 0);
     r->c_unreleased -= n;
 }
 
@@ -620,124 +599,215 @@ void ring_end(ring *r)
 
 /* ---- waiting ---- */
 
-int ring_wait_data(ring *r, int timeout_ms)
+/* What a wait is for, so that one routine does the spin and the park for every kind of wait: data
+ * in any of the consumer rings rs (or a change of *extra), or room for need bytes in the producer
+ * ring prod. */
+typedef struct waitfor {
+    ring *const *rs;
+    size_t n;
+    const uint32_t *extra;
+    uint32_t extra_seen;
+    ring *prod;
+    uint64_t need;
+} waitfor;
+
+static int ready(const waitfor *w)
 {
-    ring_ctl *c = r->ctl;
-    int64_t deadline = deadline_of(timeout_ms);
-
-    ring_release(r);
-    if (have_data(r))
-        return 0;
-    if (timeout_ms == 0)
-        return -ETIMEDOUT;
-    uint64_t spin_end = clock_mono_ns() + SPIN_NS;
-    for (unsigned i = 0; !have_data(r); i++) {
-        if (i % 16 == 0 && clock_mono_ns() >= spin_end)
-            goto park;
-        cpu_relax();
-    }
-    return 0;
-
-park:
-    atom_add_relaxed(&c->consumer_waits, 1); /* relaxed: a counter */
-    for (;;) {
-        /* C3 pairs with P2: flag, fence, re-check head */
-        atom_store_relaxed(&c->cons_waiting, 1);
-        uint32_t seq = atom_load_relaxed(&c->cons_wake);
-        atom_fence_full();
-        if (have_data(r))
-            break;
-        if (deadline >= 0 && (int64_t)clock_mono_ns() >= deadline) {
-            atom_store_relaxed(&c->cons_waiting, 0);
-            return -ETIMEDOUT;
-        }
-        int rc = futex_wait(&c->cons_wake, seq, deadline);
-        if (rc < 0) { /* -EINTR, -ETIMEDOUT (or a futex error: never spin on it) */
-            atom_store_relaxed(&c->cons_waiting, 0);
-            return have_data(r) ? 0 : rc;
-        }
-    }
-    atom_store_relaxed(&c->cons_waiting, 0);
-    return 0;
-}
-
-static int any_ready(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen)
-{
-    /* acquire pairs with the fence before the increment in ring_wake_word */
-    if (extra && atom_load_acquire(extra) != extra_seen)
+    if (w->prod)
+        return fits(w->prod, w->need);
+    /* acquire pairs with W1, the fence before the increment in ring_wake_word */
+    if (w->extra && atom_load_acquire(w->extra) != w->extra_seen)
         return 1;
-    for (size_t i = 0; i < n; i++)
-        if (have_data(rs[i]))
+    for (size_t i = 0; i < w->n; i++)
+        if (have_data(w->rs[i]))
             return 1;
     return 0;
 }
 
-static void set_waiting(ring *const *rs, size_t n, uint32_t v)
+/* The parked flags of this wait: the producer's of prod, or the consumer's of every rs. A
+ * waker clears the flag it acts on (wake_side), so the flags are set again on every round.
+ * Relaxed: ordered against the re-check by the full fence in wait_ready. */
+static void set_waiting(const waitfor *w, uint32_t v)
 {
-    for (size_t i = 0; i < n; i++)
-        atom_store_relaxed(&rs[i]->ctl->cons_waiting, v);
+    if (w->prod) {
+        atom_store_relaxed(&w->prod->ctl->prod_waiting, v);
+        return;
+    }
+    for (size_t i = 0; i < w->n; i++)
+        atom_store_relaxed(&w->rs[i]->ctl->cons_waiting, v);
+}
+
+/* Sleeps until the deadline (absolute, monotonic) without a parked flag: no peer will wake
+ * us, so a producer that publishes meanwhile makes no system call for it. -EINTR on a
+ * signal (the caller's stop flag may have changed). */
+static int nap_until(uint64_t deadline_ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000),
+                          .tv_nsec = (long)(deadline_ns % 1000000000)};
+    int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+    return rc == EINTR ? -EINTR : 0;
+}
+
+/* The one spin-then-park routine behind every wait (the protocol is ring.h's C3/P4 side):
+ *  1. spin up to spin_ns (0: no spin), a probe and a pause at a time: a peer that is busy for
+ *     a moment (a producer in the middle of a batch) is caught without any system call;
+ *  2. park: set the parked flag(s), full fence, re-check, FUTEX_WAIT (futex_waitv over several
+ *     words), until ready, the deadline (-ETIMEDOUT) or a signal (-EINTR).
+ * Returns 0 when ready. ring_wait_paced's nap is the other way to wait (no flag, no waker). */
+static int wait_ready(const waitfor *w, int64_t deadline, uint64_t spin_ns)
+{
+    const uint32_t *words[FUTEX_WAITV_MAX_WORDS];
+    uint32_t vals[FUTEX_WAITV_MAX_WORDS];
+
+    if (ready(w))
+        return 0;
+    if (spin_ns) {
+        uint64_t spin_end = clock_mono_ns() + spin_ns;
+        for (unsigned i = 1;; i++) {
+            cpu_relax();
+            if (ready(w))
+                return 0;
+            if (i % 16 == 0 && clock_mono_ns() >= spin_end)
+                break;
+        }
+    }
+
+    /* relaxed: counters */
+    if (w->prod)
+        atom_add_relaxed(&w->prod->ctl->producer_waits, 1);
+    for (size_t i = 0; i < w->n; i++)
+        atom_add_relaxed(&w->rs[i]->ctl->consumer_waits, 1);
+    int rc;
+    for (;;) {
+        /* C3 (consumer rings, pairs with each producer's P2) or P4 (producer, pairs with the
+         * consumer's C4): flags, read the futex words, fence, re-check. The words are read
+         * relaxed before the fence: a waker bumps one only after its own fence, so a bump we
+         * miss here makes the FUTEX_WAIT below return at once */
+        set_waiting(w, 1);
+        size_t k = 0;
+        if (w->prod) {
+            words[k] = &w->prod->ctl->prod_wake;
+            vals[k++] = atom_load_relaxed(&w->prod->ctl->prod_wake);
+        }
+        for (size_t i = 0; i < w->n; i++) {
+            words[k] = &w->rs[i]->ctl->cons_wake;
+            vals[k++] = atom_load_relaxed(&w->rs[i]->ctl->cons_wake);
+        }
+        if (w->extra) {
+            words[k] = w->extra;
+            vals[k++] = w->extra_seen;
+        }
+        atom_fence_full();
+        if (ready(w)) {
+            rc = 0;
+            break;
+        }
+        if (deadline >= 0 && (int64_t)clock_mono_ns() >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        rc = k == 1 ? futex_wait(words[0], vals[0], deadline)
+                    : futex_wait_any(words, vals, k, deadline);
+        if (rc < 0) { /* -EINTR, -ETIMEDOUT (or a futex error: never spin on it) */
+            if (ready(w))
+                rc = 0;
+            break;
+        }
+    }
+    /* relaxed: only this side gives its flag a meaning; a stale 1 costs the peer one wake */
+    set_waiting(w, 0);
+    return rc;
+}
+
+int ring_wait_space(ring *r, size_t len, int timeout_ms)
+{
+    uint64_t pad;
+
+    if (len == 0 || len > r->max_rec)
+        return -EMSGSIZE;
+    ring_flush(r);
+    waitfor w = {.prod = r, .need = need_at(r, r->p_head, len, &pad)};
+    if (timeout_ms == 0)
+        return ready(&w) ? 0 : -ETIMEDOUT;
+    /* no spin: the consumer wakes us once a good part of the ring is free (wake_producer),
+     * and a producer that spun for the first few bytes released would write them and stop
+     * again, bouncing the ring's lines, while taking a CPU the consumer may need */
+    return wait_ready(&w, deadline_of(timeout_ms), 0);
+}
+
+int ring_wait_data(ring *r, int timeout_ms)
+{
+    return ring_wait_any(&r, 1, NULL, 0, timeout_ms);
+}
+
+/* A consumer about to wait releases everything and wakes a parked producer whatever the
+ * hysteresis says: it will release nothing more until it runs again. */
+static void release_all(ring *const *rs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ring_release(rs[i]);
+        wake_producer(rs[i], 0);
+    }
+}
+
+static int wait_consumers(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                          int timeout_ms, uint64_t spin_ns)
+{
+    if (n + (extra != NULL) == 0 || n + (extra != NULL) > FUTEX_WAITV_MAX_WORDS)
+        return -EINVAL;
+    release_all(rs, n);
+    waitfor w = {.rs = rs, .n = n, .extra = extra, .extra_seen = extra_seen};
+    if (timeout_ms == 0)
+        return ready(&w) ? 0 : -ETIMEDOUT;
+    return wait_ready(&w, deadline_of(timeout_ms), spin_ns);
 }
 
 int ring_wait_any(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
                   int timeout_ms)
 {
-    const uint32_t *words[FUTEX_WAITV_MAX_WORDS];
-    uint32_t vals[FUTEX_WAITV_MAX_WORDS];
-    int64_t deadline = deadline_of(timeout_ms);
+    return wait_consumers(rs, n, extra, extra_seen, timeout_ms, SPIN_NS);
+}
 
-    if (n + (extra != NULL) == 0 || n + (extra != NULL) > FUTEX_WAITV_MAX_WORDS)
+static uint64_t nap_ns_setting(void)
+{
+    static uint64_t nap = UINT64_MAX; /* per process; set once, by the one waiting thread */
+    if (nap == UINT64_MAX) {
+        const char *env = getenv("MQTTFLOW_RING_NAP_US");
+        char *end;
+        unsigned long v = env ? strtoul(env, &end, 10) : 0;
+        nap =
+            env && *env && !*end && v <= 100000 ? (uint64_t)v * 1000 : (uint64_t)RING_NAP_US * 1000;
+    }
+    return nap;
+}
+
+int ring_wait_paced(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                    int timeout_ms, int busy)
+{
+    if (!busy)
+        /* traffic stopped at least a nap ago: a spin would not pay either, park at once */
+        return wait_consumers(rs, n, extra, extra_seen, timeout_ms, 0);
+    /* busy: a nap instead of a spin, since a nap catches what a spin would, and a spin per
+     * record is what a lightly loaded stage must not pay. The extra word is not watched (its
+     * waker is not asked to wake us: see ring.h) */
+    if (n > FUTEX_WAITV_MAX_WORDS)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++)
-        ring_release(rs[i]);
-    if (any_ready(rs, n, extra, extra_seen))
+    release_all(rs, n);
+    waitfor w = {.rs = rs, .n = n}; /* n == 0: a plain nap */
+    if (ready(&w))
         return 0;
-    if (timeout_ms == 0)
-        return -ETIMEDOUT;
-    uint64_t spin_end = clock_mono_ns() + SPIN_NS;
-    for (unsigned i = 0;; i++) {
-        if (any_ready(rs, n, extra, extra_seen))
-            return 0;
-        if (i % 16 == 0 && clock_mono_ns() >= spin_end)
-            break;
-        cpu_relax();
-    }
-
-    for (size_t i = 0; i < n; i++)
-        atom_add_relaxed(&rs[i]->ctl->consumer_waits, 1); /* relaxed: a counter */
-    int rc = 0;
-    for (;;) {
-        /* C3 for every ring (pairs with each producer's P2): flags, fence, re-check */
-        set_waiting(rs, n, 1);
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            words[k] = &rs[i]->ctl->cons_wake;
-            vals[k++] = atom_load_relaxed(&rs[i]->ctl->cons_wake);
-        }
-        if (extra) {
-            words[k] = extra;
-            vals[k++] = extra_seen;
-        }
-        atom_fence_full();
-        if (any_ready(rs, n, extra, extra_seen))
-            break;
-        if (deadline >= 0 && (int64_t)clock_mono_ns() >= deadline) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        rc = futex_wait_any(words, vals, k, deadline);
-        if (rc < 0) {
-            if (any_ready(rs, n, extra, extra_seen))
-                rc = 0;
-            break;
-        }
-    }
-    set_waiting(rs, n, 0);
-    return rc;
+    uint64_t now = clock_mono_ns(), end = now + nap_ns_setting();
+    if (timeout_ms >= 0 && end > now + (uint64_t)timeout_ms * 1000000)
+        end = now + (uint64_t)timeout_ms * 1000000;
+    int rc = end > now ? nap_until(end) : 0;
+    if (ready(&w))
+        return 0;
+    return rc < 0 ? rc : -ETIMEDOUT;
 }
 
 void ring_wake_word(uint32_t *word)
 {
-    /* W1 pairs with the acquire in any_ready: what the waker wrote before is visible to the
+    /* W1 pairs with the acquire in ready(): what the waker wrote before is visible to the
      * woken thread once it sees the new value */
     atom_fence_full();
     atom_add_relaxed(word, 1);

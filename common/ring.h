@@ -15,17 +15,19 @@
  *   producer                                   consumer
  *   write record bytes
  *   P1 store-release head  ------------------> C1 load-acquire head, then read record bytes
- *   P2 full fence, load cons_waiting            C3 store cons_waiting=1, full fence, reload head
- *      (wake only a parked consumer)               (then FUTEX_WAIT on cons_wake)
+ *   P2 full fence, load cons_waiting; if set,   C3 store cons_waiting=1, full fence, reload head
+ *      take it (exchange to 0) and wake            (then FUTEX_WAIT on cons_wake)
  *   P3 load-acquire tail   <------------------ C2 store-release tail after the record is done
- *   P4 store prod_waiting=1, full fence,        C4 full fence, load prod_waiting
- *      reload tail (then FUTEX_WAIT on             (wake only a parked producer)
+ *   P4 store prod_waiting=1, full fence,        C4 full fence, load prod_waiting; if set,
+ *      reload tail (then FUTEX_WAIT on             take it (exchange to 0) and wake
  *      prod_wake)
  *
  * P2/C3 and C4/P4 are Dekker pairs: each side stores, fences, then loads what the other
  * stored, so at least one of them sees the other and no wake-up is lost. The waker bumps the
  * futex word before FUTEX_WAKE, so a sleeper that read the word before the bump does not
- * sleep at all. Segment layout and field owners: ring_layout.h.
+ * sleep at all. The waker takes the flag: one park costs at most one FUTEX_WAKE however many
+ * batches the peer publishes before the sleeper runs again (the sleeper sets its flag anew on
+ * every round). Segment layout and field owners: ring_layout.h.
  *
  * Release: the consumer moves its read cursor past records as it finishes them and publishes
  * the tail (the producer may reuse the space) only in ring_release / ring_release_to, so a
@@ -38,6 +40,9 @@
  *
  * Waiting: a side that finds nothing to do spins briefly, then parks on a futex word in the
  * segment; the other side makes the FUTEX_WAKE syscall only when it sees the parked flag.
+ * A stage loop waits with ring_wait_paced instead: after work it naps (a timed sleep no peer
+ * is asked to end) and parks only after a nap found nothing, so under steady traffic neither
+ * side pays a wake-up per record (interrupt moderation; see ring_wait_paced).
  * Under load the producer publishes the head once per batch (ring_commit publishes every
  * RING_BATCH records, ring_flush at once); it must flush before it idles or blocks.
  * A wait returns -EINTR only for a signal whose handler was installed without SA_RESTART
@@ -54,6 +59,13 @@
 #define RING_ALIGN    8
 #define RING_MIN_SIZE 4096u
 #define RING_BATCH    32 /* records per head publication in ring_commit */
+/* ring_wait_paced's nap (environment MQTTFLOW_RING_NAP_US overrides it, 0..100000; 0 turns
+ * the nap off): the latency a busy stage may add to a record, against one wake-up saved per
+ * record for every record that arrives during it */
+#define RING_NAP_US 250
+/* ring_release wakes a producer parked on a full ring only once 1/RING_WAKE_FREE_DIV of the
+ * ring is free (a consumer about to wait, and ring_release_to, wake it at once) */
+#define RING_WAKE_FREE_DIV 8
 
 typedef struct ring ring; /* process-local handle over a mapped ring segment */
 
@@ -106,7 +118,9 @@ void ring_flush(ring *r);
 /* Copies a whole record: reserve + memcpy + commit. 0, -EAGAIN, -EMSGSIZE. */
 int ring_push(ring *r, const void *data, size_t len);
 /* Flushes, then blocks until a record of len bytes fits, up to timeout_ms (-1: forever).
- * 0; -ETIMEDOUT; -EINTR when a signal arrived (check your flags and call again). */
+ * 0; -ETIMEDOUT; -EINTR when a signal arrived (check your flags and call again). Parks at
+ * once (no spin); the consumer wakes it once 1/RING_WAKE_FREE_DIV of the ring is free or
+ * when it waits itself, so under backpressure one park covers many records. */
 int ring_wait_space(ring *r, size_t len, int timeout_ms);
 
 /* ---- consumer ---- */
@@ -120,7 +134,8 @@ void ring_advance(ring *r);
 /* The read cursor's position: pass it to ring_release_to later (relay: release on PUBACK). */
 uint64_t ring_read_pos(const ring *r);
 /* Publishes tail = read cursor (records before it may be overwritten) and wakes a parked
- * producer. Callers batch: once per batch of records, and always before waiting. */
+ * producer once a good part of the ring is free (RING_WAKE_FREE_DIV; the waits wake it
+ * whatever is free). Callers batch: once per batch of records, and always before waiting. */
 void ring_release(ring *r);
 /* Publishes tail = pos, pos between the current tail and the read cursor. */
 void ring_release_to(ring *r, uint64_t pos);
@@ -146,6 +161,19 @@ int ring_wait_data(ring *r, int timeout_ms);
  * returns when *extra != extra_seen. Returns 0 when any ring has data or extra changed. */
 int ring_wait_any(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
                   int timeout_ms);
+/* The wait of a stage loop (router, worker, relay): interrupt moderation, the way NAPI
+ * defers re-arming a network card's interrupt. busy != 0 says the loop took records since its
+ * previous wait: then it releases, and unless a ring already has data sleeps RING_NAP_US
+ * (bounded by timeout_ms) with no parked flag set, so producers publish meanwhile without any
+ * system call, and returns 0 when data arrived (a batch to take), -ETIMEDOUT when none did
+ * (the loop takes its turn and waits again with busy == 0), -EINTR on a signal. The extra
+ * word is not watched during a nap: its waker (the relay's paho threads) should see no
+ * sleeper either (cq_prepare_wait not called). busy == 0 (traffic stopped at least a nap
+ * ago): ring_wait_any without the spin (parked flags, FUTEX_WAIT, woken by the first
+ * record). Cost under steady traffic of R records/s: about min(R, 1 s / nap) timer wake-ups a
+ * second and no FUTEX_WAKE; each record waits at most one nap longer per stage. */
+int ring_wait_paced(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                    int timeout_ms, int busy);
 /* Wakes a waiter on an extra word used with ring_wait_any: increments it and FUTEX_WAKEs. */
 void ring_wake_word(uint32_t *word);
 

@@ -567,8 +567,12 @@ static void check_ready(pump *p)
 
 /* Parks until a ring with an empty window has data, a completion or event arrives, or the
  * next timer. Rings with records in flight are left out (see pump.h); they are looked at
- * again when their completions wake us. */
-static void wait_idle(pump *p, uint64_t now, uint64_t deadline)
+ * again when their completions wake us. busy (the loop made progress since its last wait):
+ * naps instead (ring_wait_paced) without cq_prepare_wait, so neither the workers nor paho's
+ * threads make a FUTEX_WAKE for records and completions that arrive during the nap; the
+ * next turn takes them all. Cost: one timer wake-up per nap instead of up to one futex wake
+ * per record and per completion. */
+static void wait_idle(pump *p, uint64_t now, uint64_t deadline, int busy)
 {
     uint64_t next = deadline;
     for (size_t i = 0; i < p->n_conns; i++) {
@@ -598,11 +602,16 @@ static void wait_idle(pump *p, uint64_t now, uint64_t deadline)
         if (ms < (uint64_t)timeout)
             timeout = (int)ms;
     }
+    if (busy) {
+        if (timeout > 0)
+            (void)ring_wait_paced(p->waitset, n, NULL, 0, timeout, 1);
+        return; /* data, the nap's end or a signal: the next turn looks at everything */
+    }
     uint32_t seen;
     if (cq_prepare_wait(p->q, &seen) != 0)
         return;
     if (timeout > 0) {
-        int rc = ring_wait_any(p->waitset, n, cq_word(p->q), seen, timeout);
+        int rc = ring_wait_paced(p->waitset, n, cq_word(p->q), seen, timeout, 0);
         (void)rc; /* every outcome (data, wake, timeout, EINTR) leads to the next turn */
     }
     cq_end_wait(p->q);
@@ -654,6 +663,7 @@ int pump_run(pump *p)
     uint64_t now = clock_mono_ns();
     int stopping = 0;
     uint64_t stop_deadline = UINT64_MAX;
+    int busy = 0; /* progress since the last wait */
 
     sfwd_recover(p->sf);
     for (size_t i = 0; i < p->n_conns; i++)
@@ -703,9 +713,12 @@ int pump_run(pump *p)
                 break;
             }
         }
-        if (progress)
+        if (progress) {
+            busy = 1;
             continue;
-        wait_idle(p, now, stop_deadline);
+        }
+        wait_idle(p, now, stop_deadline, busy);
+        busy = 0;
     }
 
     shutdown_conns(p);

@@ -49,7 +49,10 @@
  * whose windows are empty (ring_wait_any releases what was read, which is only right when
  * everything read has completed) plus the completion queue's word, so a ring record, a paho
  * completion or a connection event wakes it; at most 200 ms, earlier when a spool append or a
- * dead-letter write is to be tried again.
+ * dead-letter write is to be tried again. A loop that made progress since its last wait naps
+ * first instead (ring_wait_paced, without cq_prepare_wait): records and completions arriving
+ * during the nap cost the workers and paho's threads no wake-up and are taken by the next
+ * turn; only a nap followed by a turn without progress leads to the park above.
  */
 #ifndef MF_RELAY_PUMP_H
 #define MF_RELAY_PUMP_H

@@ -19,6 +19,7 @@ PACKAGES=(
     cmake libssl-dev                         # the private paho build (scripts/paho.sh)
     python3 pkg-config man-db                # mqttflow.yaml(5) from reference.yaml; install tests
     dpkg-dev                                 # make deb (dpkg-shlibdeps, dpkg-gencontrol, dpkg-deb)
+    linux-perf                               # make bench: system calls per stage
 )
 
 missing=()

@@ -326,7 +326,7 @@ static int wait_ms(const run *r, uint64_t now)
 int run_loop(run *r)
 {
     stats_slot *slot = r->env.slot;
-    int rc = 0;
+    int rc = 0, busy = 0; /* busy: records taken since the last wait */
 
     for (;;) {
         /* read before draining: once seen, take what the ring holds, then leave */
@@ -351,11 +351,15 @@ int run_loop(run *r)
             log_error(COMP, "input ring of worker %zu is corrupt: stopping", r->worker);
             return rc;
         }
+        busy |= n != 0;
         if (n == RUN_BATCH)
             continue;
         if (stopping)
             break;
-        rc = ring_wait_data(r->in, wait_ms(r, clock_mono_ns()));
+        /* a busy loop naps (records that arrive meanwhile cost the router no wake-up) and
+         * parks only once a nap found nothing: see ring_wait_paced for the costs */
+        rc = ring_wait_paced(&r->in, 1, NULL, 0, wait_ms(r, clock_mono_ns()), busy);
+        busy = 0;
         (void)rc; /* data, timeout or a signal: the next turn looks at all three */
     }
     /* stopping: the input ring is drained. A live restart of this worker leaves open windows

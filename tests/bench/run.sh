@@ -45,6 +45,25 @@ awk '
         for (i = 1; i <= 3; i++)
             printf "| %s | %.0f | %.2f | %d | %d |\n", ms[i], median(ms[i]), median(ms[i]) / base, c[ms[i]], d[ms[i]]
     }' <<<"$out_tap"
+echo
+echo "## bench_pipeline: msgs/s through the real router and worker (C forwarding callback), no broker"
+"$BUILD"/tests/bench/bench_pipeline "${BENCH_PIPELINE_RECORDS:-2000000}" "${BENCH_PIPELINE_ROUNDS:-5}"
+
+# CPU and system calls per message of each stage, full speed and 5,000 msg/s (mosquitto,
+# mfpub, mfsub, perf): about 2 minutes. BENCH_STAGES=0 skips it.
+if [ "${BENCH_STAGES:-1}" = 1 ]; then
+    echo
+    echo "## stages: per-stage CPU and system calls per message (mfpub -> mqttflow -> mfsub)"
+    BUILD=$BUILD tests/bench/stages.sh 2>/dev/null
+fi
+
+# An idle instance's CPU (goal: under 0.5% of one core in total): IDLE_SECS (60) of nothing.
+# BENCH_IDLE=0 skips it.
+if [ "${BENCH_IDLE:-1}" = 1 ]; then
+    echo
+    echo "## idle: CPU of an instance with no traffic"
+    BUILD=$BUILD tests/bench/idle.sh 2>/dev/null
+fi
 
 # End to end through the reference harness (../shared/bench), beside its one-process paho relay
 # and Node-RED: several minutes. BENCH_PIPELINE=0 skips it.
