@@ -56,7 +56,12 @@
 #include "cfg.h"
 #include "shm.h"
 
-#define WSTATE_VERSION   1u
+/* Layout version (shm_hdr.version). 2: hashes are hash.h's FNV-1a; version 1 used a truncated
+ * offset basis, so its config hash and its on_change tables (topic and value hashes) mean
+ * nothing to this build. An older segment is not migrated (on_change's hashes cannot be
+ * recomputed without the topics): wstate_open logs it and the state starts fresh, as after a
+ * config change. */
+#define WSTATE_VERSION   2u
 #define WSTATE_MAGIC     0x6574617473776d66ull /* "mfwstate" */
 #define WSTATE_TOPIC_MAX 4096u
 #define WSTATE_PAGE      4096u
