@@ -42,12 +42,13 @@ typedef struct oc_table {
     oc_slot slots[ON_CHANGE_SLOTS];
 } oc_table;
 
-size_t step_on_change_state_size(void)
+static size_t step_on_change_state_size(const cfg_step *c)
 {
+    (void)c;
     return sizeof(oc_table);
 }
 
-int step_on_change_init(chain_step *s)
+static int step_on_change_init(chain_step *s)
 {
     if (!s->region || s->region_len < sizeof(oc_table))
         return -EINVAL; /* our bug: the plan gave it no region */
@@ -62,10 +63,8 @@ int step_on_change_init(chain_step *s)
     return 0;
 }
 
-void step_on_change_fini(chain_step *s)
+static void step_on_change_fini(chain_step *s)
 {
-    if (!s->cfg || s->cfg->kind != CFG_STEP_ON_CHANGE)
-        return;
     s->state = NULL; /* the region stays for the next worker */
 }
 
@@ -102,7 +101,7 @@ static int value_of(const chain_step *s, const mf_msg *m, uint64_t *h)
     return 0;
 }
 
-int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+static int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     oc_table *t = s->state;
     uint64_t v;
@@ -151,3 +150,10 @@ int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
     t->n++;
     return chain_feed(s->cr, s->index + 1, o, m);
 }
+
+const step_ops step_on_change_ops = {
+    .state_size = step_on_change_state_size,
+    .init = step_on_change_init,
+    .process = step_on_change_process,
+    .fini = step_on_change_fini,
+};

@@ -26,25 +26,6 @@ struct wstate {
     bool adopted, positions_valid;
 };
 
-static uint64_t fnv_str(uint64_t h, const char *s)
-{
-    return s ? hash_fnv1a_add(h, s, strlen(s) + 1) : hash_fnv1a_add(h, "\xff", 1);
-}
-
-/* Everything that shapes a region or changes what its bytes mean. */
-static uint64_t step_hash(uint64_t h, const cfg_step *s)
-{
-    uint32_t kind = (uint32_t)s->kind, fn = (uint32_t)s->agg_fn;
-    h = hash_fnv1a_add(h, &kind, sizeof(kind));
-    h = hash_fnv1a_add(h, &s->duration, sizeof(s->duration));
-    h = hash_fnv1a_add(h, &s->max_messages, sizeof(s->max_messages));
-    h = hash_fnv1a_add(h, &s->batch_count, sizeof(s->batch_count));
-    h = hash_fnv1a_add(h, &s->interval, sizeof(s->interval));
-    h = hash_fnv1a_add(h, &s->rate, sizeof(s->rate));
-    h = hash_fnv1a_add(h, &fn, sizeof(fn));
-    return fnv_str(h, s->field);
-}
-
 static const cfg_chain *rule_chain(const cfg *c, size_t r)
 {
     int ch = c->rules[r].chain;
@@ -64,7 +45,7 @@ size_t wstate_plan(const cfg *c, uint64_t *hash)
         h = hash_fnv1a_add(h, &id, sizeof(id));
         for (size_t i = 0; ch && i < ch->n_steps; i++) {
             size_t n = chain_state_size(&ch->steps[i]);
-            h = step_hash(h, &ch->steps[i]);
+            h = cfg_step_hash(h, &ch->steps[i]);
             size += (n + WSTATE_PAGE - 1) / WSTATE_PAGE * WSTATE_PAGE;
         }
     }
