@@ -13,7 +13,8 @@
  * Layout: the segment header (wstate_hdr), then one region per stateful step of every chain
  * rule, page aligned, at offsets computed from the configuration (wstate_plan). Every worker
  * builds every rule's chain (a threaded rule may come to any worker), so every worker has a
- * region for every stateful step; untouched pages of a tmpfs segment take no memory. Sizes:
+ * region for every stateful step; untouched pages of a tmpfs segment take no memory. Sizes
+ * come from each kind's step_ops.state_size (its file's header says what it holds), e.g.:
  *   sampler/batch  window.h: an entry table of max_messages entries and a data area of
  *                  clamp(max_messages x 1 KiB, 1 MiB, 16 MiB) bytes; a message that does not
  *                  fit counts as a drop, like one beyond max_messages
