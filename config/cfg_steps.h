@@ -64,6 +64,9 @@ enum { CFG_STEP_PARAMS = 1u << 0, CFG_STEP_STATEFUL = 1u << 1 };
       F("field", CFG_F_STR, field, NULL, 0, 0, 0, NULL),                                           \
       F("fn", CFG_F_ENUM, agg_fn, NULL, CFG_REQUIRED, 0, 0, agg_fns),                              \
       F("interval", CFG_F_DURATION, interval, NULL, CFG_REQUIRED, 0.001, 86400, NULL))          \
+    K(DEDUP, dedup, CFG_STEP_STATEFUL, NULL,                                                       \
+      F("window", CFG_F_DURATION, interval, NULL, CFG_REQUIRED, 0.001, 2592000, NULL),             \
+      F("key", CFG_F_STR, field, NULL, 0, 0, 0, NULL))                                             \
     /* a new kind: a row above this line (every row ends in a backslash) */
 // clang-format on
 

@@ -41,6 +41,7 @@ static const struct {
     {"{step: throttle, config: {rate: 1}}", true},
     {"{step: on_change}", true},
     {"{step: aggregate, config: {fn: sum, interval: 1}}", true},
+    {"{step: dedup, config: {window: 1}}", true},
 };
 #define N (sizeof(kinds) / sizeof(kinds[0]))
 
