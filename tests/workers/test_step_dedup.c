@@ -11,16 +11,10 @@
 
 #include <cmocka.h>
 
-#include <signal.h>
-#include <sys/wait.h>
 #include <time.h>
 
 #include "clock.h"
-#include "names.h"
-#include "shm.h"
-#include "workers/chain.h"
-#include "workers/wstate.h"
-#include "wtest.h"
+#include "wsfx.h"
 
 enum { R_WHOLE = 0, R_KEY = 1, R_SHORT = 2 };
 #define SHORT_S 0.4 /* rule R_SHORT's window */
@@ -40,81 +34,30 @@ static const char *yaml_fmt =
     "  short: [{step: dedup, config: {window: 400ms}}]\n"
     "runtime: {instance: \"%s\", workers: 1}\n";
 
-typedef struct fx {
-    char instance[32];
-    char name[SHM_NAME_MAX];
-    cfg *c;
-    ctx_env env;
-    wt_sink sink;
-    stats_slot slot;
-    loader *ld;
-    wstate *ws;
-    chain_set *cs;
-} fx;
-
 static int setup(void **state)
 {
-    static int counter;
-    fx *f = calloc(1, sizeof(*f));
+    wsfx *f = wsfx_new("dd");
     if (!f)
         return -1;
-    snprintf(f->instance, sizeof(f->instance), "dd%d-%d", (int)getpid(), counter++);
-    names_worker_state(f->name, sizeof(f->name), f->instance, 0);
-    f->c = wt_cfg(yaml_fmt, f->instance);
-    if (!f->c)
-        return -1;
     *state = f;
-    return 0;
-}
-
-static void unbuild(fx *f)
-{
-    chain_set_destroy(f->cs);
-    wstate_close(f->ws);
-    loader_destroy(f->ld);
-    f->cs = NULL;
-    f->ws = NULL;
-    f->ld = NULL;
+    if ((f->c = wt_cfg(yaml_fmt, f->instance)))
+        return 0;
+    wsfx_free(f);
+    return -1;
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    unbuild(f);
-    cfg_destroy(f->c);
-    shm_unlink_name(f->name);
-    free(f);
-    return 0;
-}
-
-/* Opens the state segment and builds the chains over it (a worker's run_attach). */
-static void build(fx *f)
-{
-    memset(&f->sink, 0, sizeof(f->sink));
-    wt_env(&f->env, f->c, &f->sink, &f->slot);
-    wstate_input in = {.pid = 1, .start = 2};
-    assert_int_equal(wstate_open(f->c, 0, &in, &f->ws), 0);
-    f->env.state = f->ws;
-    assert_int_equal(loader_create(&f->env, &f->ld), 0);
-    assert_int_equal(chain_set_create(&f->env, f->ld, &f->cs), 0);
+    return wsfx_free(*state);
 }
 
 /* Feeds one message; 1 when it came out of the chain, 0 when it was dropped. */
-static int feed(fx *f, int rule, const char *payload, uint64_t pos)
+static int feed(wsfx *f, int rule, const char *payload, uint64_t pos)
 {
-    size_t before = f->sink.total;
-    ctx_origin o = {.client = 0, .qos = 1, .seq = pos, .received_ns = 9, .pos = pos};
-    mf_msg m = {.topic = "in/a",
-                .payload = payload,
-                .payload_len = strlen(payload),
-                .qos = 1,
-                .client_id = "c1",
-                .received_ns = 9};
-    assert_int_equal(chain_run(f->cs, rule, &o, &m), 0);
-    return (int)(f->sink.total - before);
+    return (int)wsfx_feed(f, rule, "in/a", payload, pos);
 }
 
-static uint64_t dropped(const fx *f)
+static uint64_t dropped(const wsfx *f)
 {
     return f->slot.dropped;
 }
@@ -129,8 +72,8 @@ static void sleep_until(uint64_t mono_ns)
 
 static void test_step_dedup_drops_repeats_within_the_window(void **state)
 {
-    fx *f = *state;
-    build(f);
+    wsfx *f = *state;
+    wsfx_build(f);
     assert_int_equal(feed(f, R_WHOLE, "a", 0), 1);
     assert_int_equal(feed(f, R_WHOLE, "a", 0), 0);
     assert_int_equal(feed(f, R_WHOLE, "b", 0), 1);
@@ -142,8 +85,8 @@ static void test_step_dedup_drops_repeats_within_the_window(void **state)
 
 static void test_step_dedup_window_is_not_extended_by_repeats(void **state)
 {
-    fx *f = *state;
-    build(f);
+    wsfx *f = *state;
+    wsfx_build(f);
     uint64_t t0 = clock_mono_ns(), win = (uint64_t)(SHORT_S * 1e9);
     assert_int_equal(feed(f, R_SHORT, "x", 0), 1);
     /* a repeat half-way: dropped, and, were it to extend the window, the next check would
@@ -158,8 +101,8 @@ static void test_step_dedup_window_is_not_extended_by_repeats(void **state)
 
 static void test_step_dedup_key_path(void **state)
 {
-    fx *f = *state;
-    build(f);
+    wsfx *f = *state;
+    wsfx_build(f);
     assert_int_equal(feed(f, R_KEY, "{\"id\": 1, \"v\": 1}", 0), 1);
     assert_int_equal(feed(f, R_KEY, "{\"v\": 2, \"id\": 1}", 0), 0);
     assert_int_equal(feed(f, R_KEY, "{\"id\": 2, \"v\": 1}", 0), 1);
@@ -172,8 +115,8 @@ static void test_step_dedup_key_path(void **state)
 
 static void test_step_dedup_missing_key_passes(void **state)
 {
-    fx *f = *state;
-    build(f);
+    wsfx *f = *state;
+    wsfx_build(f);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(feed(f, R_KEY, "{\"other\": 1}", 0), 1);
         assert_int_equal(feed(f, R_KEY, "not json", 0), 1);
@@ -186,9 +129,9 @@ static void test_step_dedup_missing_key_passes(void **state)
  * newest. */
 static void test_step_dedup_table_is_bounded(void **state)
 {
-    fx *f = *state;
+    wsfx *f = *state;
     const size_t cap = 8192 * 8, n = 2 * cap;
-    build(f);
+    wsfx_build(f);
     size_t len = 0;
     assert_non_null(wstate_region(f->ws, R_WHOLE, 0, &len));
     assert_int_equal(len, chain_state_size(&f->c->chains[0].steps[0]));
@@ -222,27 +165,17 @@ static void test_step_dedup_table_is_bounded(void **state)
 }
 
 /* A worker that sees "a" (position 1) and "b" (position 2), then dies of SIGKILL. */
-static void first_worker(fx *f)
+static void first_steps(wsfx *f)
 {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        build(f);
-        if (feed(f, R_WHOLE, "a", 1) != 1 || feed(f, R_WHOLE, "b", 2) != 1)
-            _exit(1);
-        raise(SIGKILL);
+    if (feed(f, R_WHOLE, "a", 1) != 1 || feed(f, R_WHOLE, "b", 2) != 1)
         _exit(1);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFSIGNALED(st));
 }
 
 static void test_step_dedup_survives_a_crash(void **state)
 {
-    fx *f = *state;
-    first_worker(f);
-    build(f);
+    wsfx *f = *state;
+    wsfx_crash_after(f, first_steps);
+    wsfx_build(f);
     assert_true(wstate_adopted(f->ws));
     /* position 2 is read again (it was not released): it started b's window, so it passes
      * again (its output may be lost with the dead worker); a new "b" and "a" are repeats */
