@@ -32,10 +32,11 @@ static void check_sampler(cfg_ctx *x, cfg_step *s, const cfg_node *conf)
 {
     size_t o2;
     const cfg_node *v = key_at(x, conf, "duration", &o2);
-    if (v && s->duration <= 0)
-        cfg_err(x, v, "must be greater than 0 seconds");
-    if (v)
+    if (v) {
+        if (s->duration <= 0)
+            cfg_err(x, v, "must be greater than 0 seconds");
         cfg_path_pop(x, o2);
+    }
     s->callback = cfg_resolve_callback(x, conf, "callback");
 }
 
