@@ -46,6 +46,10 @@ awk '
             printf "| %s | %.0f | %.2f | %d | %d |\n", ms[i], median(ms[i]), median(ms[i]) / base, c[ms[i]], d[ms[i]]
     }' <<<"$out_tap"
 
+echo
+echo "## bench_chain: ns/message through a worker's chain set (steps driven by the table of kinds)"
+"$BUILD"/tests/bench/bench_chain "${BENCH_CHAIN_MESSAGES:-300000}" 2>/dev/null
+
 # End to end through the reference harness (../shared/bench), beside its one-process paho relay
 # and Node-RED: several minutes. BENCH_PIPELINE=0 skips it.
 if [ "${BENCH_PIPELINE:-1}" = 1 ]; then
