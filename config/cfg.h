@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cfg_steps.h"
+
 #define CFG_MAX_FILE        (4u << 20) /* bytes of YAML */
 #define CFG_MAX_DEPTH       32         /* nesting of mappings/sequences */
 #define CFG_MAX_SCALAR      65536      /* bytes of one scalar */
@@ -92,20 +94,15 @@ typedef struct cfg_callback {
     cfg_pos pos;
 } cfg_callback;
 
-enum cfg_step_kind {
-    CFG_STEP_SAMPLER,
-    CFG_STEP_CUSTOM_PROCESSOR,
-    CFG_STEP_RELAY,
-    CFG_STEP_FORMAT,
-    CFG_STEP_FILTER,
-    CFG_STEP_BATCH,
-    CFG_STEP_THROTTLE,
-    CFG_STEP_ON_CHANGE,
-    CFG_STEP_AGGREGATE,
-};
+/* Step kinds: CFG_STEP_SAMPLER, ... in the order of the table of kinds (cfg_steps.h). */
+#define CFG_STEP_ENUM(ID, ...) CFG_STEP_##ID,
+enum cfg_step_kind { CFG_STEP_KINDS(CFG_STEP_ENUM) CFG_STEP_N_KINDS };
+#undef CFG_STEP_ENUM
 
 enum cfg_agg_fn { CFG_AGG_COUNT, CFG_AGG_MIN, CFG_AGG_MAX, CFG_AGG_AVG, CFG_AGG_SUM };
 
+/* A step's parameters. The kinds share these members: a kind's row in cfg_steps.h maps its
+ * `config:` keys onto them (a duration into interval, a JSON field path into field, ...). */
 typedef struct cfg_step {
     enum cfg_step_kind kind;
     int callback; /* sampler, custom_processor: index into cfg.callbacks, else -1 */
@@ -119,14 +116,14 @@ typedef struct cfg_step {
     int retain;         /* -1 = inherit */
     /* format */
     char *topic_prefix, *topic_suffix, *topic_template, *payload_template;
-    /* filter (and on_change/aggregate field) */
+    /* filter */
     char *condition; /* expression source, see common/expr.h */
     /* batch */
     uint32_t batch_count; /* flush after N messages, 0 = no count limit */
-    double interval;      /* batch/throttle/aggregate window in seconds, 0 = none */
+    double interval;      /* a period or window in seconds (batch, throttle, ...), 0 = none */
     /* throttle */
     double rate; /* messages per second allowed through */
-    /* on_change, aggregate */
+    /* on_change, aggregate, ... */
     char *field; /* JSON field path ("temp", "a.b"); NULL = whole payload */
     enum cfg_agg_fn agg_fn;
     cfg_param *params; /* the whole `config:` map as text, for mf_param */
@@ -134,11 +131,18 @@ typedef struct cfg_step {
     cfg_pos pos;
 } cfg_step;
 
+/* The kind's YAML name ("sampler"), "?" out of range. */
+const char *cfg_step_kind_name(enum cfg_step_kind k);
+/* Continues FNV-1a hash h (hash.h) over what identifies a step's state: its kind's name and,
+ * for a stateful kind, the values of its fields (not the names it resolves: a callback or a
+ * client may change without changing what the state means). Pure. */
+uint64_t cfg_step_hash(uint64_t h, const cfg_step *s);
+
 typedef struct cfg_chain {
     char *name;
     cfg_step *steps;
     size_t n_steps;
-    bool stateful; /* has a sampler/batch/throttle/on_change/aggregate step */
+    bool stateful; /* has a step of a CFG_STEP_STATEFUL kind (cfg_steps.h) */
     cfg_pos pos;
 } cfg_chain;
 

@@ -1,9 +1,12 @@
-/* cfg_chain: the `processing_chains:` section; one schema table per step kind. */
+/* cfg_chain: the `processing_chains:` section; the step kinds come from the table of kinds
+ * (cfg_steps.h): their keys, flags and checks. */
 #include "cfg_int.h"
 
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "hash.h"
 
 #define F(key, type, field, def, ...)                                                              \
     {                                                                                              \
@@ -16,70 +19,88 @@ static const cfg_enum_name agg_fns[] = {
 };
 _Static_assert(sizeof(enum cfg_agg_fn) == sizeof(int), "CFG_F_ENUM stores an int");
 
-static const cfg_field sampler_fields[] = {
-    F("duration", CFG_F_DURATION, duration, NULL, CFG_REQUIRED, 0, 0, NULL),
-    F("callback", CFG_F_NAME, callback, NULL, 0, 0, 0, NULL),
-    F("max_messages", CFG_F_U32, max_messages, "10000", 0, 1, 100000000, NULL),
-};
-static const cfg_field custom_fields[] = {
-    F("callback", CFG_F_NAME, callback, NULL, CFG_REQUIRED, 0, 0, NULL),
-};
-static const cfg_field relay_fields[] = {
-    F("target_client_id", CFG_F_NAME, target_client, NULL, 0, 0, 0, NULL),
-    F("target_topic", CFG_F_STR, target_topic, NULL, 0, 0, 0, NULL),
-    F("qos", CFG_F_INT, qos, NULL, 0, 0, 2, NULL),
-    F("retain", CFG_F_TRIBOOL, retain, NULL, 0, 0, 0, NULL),
-};
-static const cfg_field format_fields[] = {
-    F("topic_prefix", CFG_F_STR, topic_prefix, NULL, 0, 0, 0, NULL),
-    F("topic_suffix", CFG_F_STR, topic_suffix, NULL, 0, 0, 0, NULL),
-    F("topic_template", CFG_F_STR, topic_template, NULL, 0, 0, 0, NULL),
-    F("payload_template", CFG_F_STR, payload_template, NULL, 0, 0, 0, NULL),
-};
-static const cfg_field filter_fields[] = {
-    F("condition", CFG_F_STR, condition, NULL, CFG_REQUIRED, 0, 0, NULL),
-};
-static const cfg_field batch_fields[] = {
-    F("count", CFG_F_U32, batch_count, NULL, 0, 1, 1000000, NULL),
-    F("interval", CFG_F_DURATION, interval, NULL, 0, 0.001, 86400, NULL),
-};
-static const cfg_field throttle_fields[] = {
-    F("rate", CFG_F_DOUBLE, rate, NULL, 0, 1e-6, 1e9, NULL),
-    F("interval", CFG_F_DURATION, interval, NULL, 0, 0.001, 86400, NULL),
-};
-static const cfg_field on_change_fields[] = {
-    F("field", CFG_F_STR, field, NULL, 0, 0, 0, NULL),
-};
-static const cfg_field aggregate_fields[] = {
-    F("field", CFG_F_STR, field, NULL, 0, 0, 0, NULL),
-    F("fn", CFG_F_ENUM, agg_fn, NULL, CFG_REQUIRED, 0, 0, agg_fns),
-    F("interval", CFG_F_DURATION, interval, NULL, CFG_REQUIRED, 0.001, 86400, NULL),
-};
+static const cfg_node *key_at(cfg_ctx *x, const cfg_node *conf, const char *key, size_t *old)
+{
+    const cfg_node *v = cfg_node_get(conf, key);
+    if (v)
+        *old = cfg_path_key(x, key);
+    return v;
+}
+
+/* The kinds' checks: what their field tables cannot say (cfg_steps.h, "check"). */
+static void check_sampler(cfg_ctx *x, cfg_step *s, const cfg_node *conf)
+{
+    size_t o2;
+    const cfg_node *v = key_at(x, conf, "duration", &o2);
+    if (v) {
+        if (s->duration <= 0)
+            cfg_err(x, v, "must be greater than 0 seconds");
+        cfg_path_pop(x, o2);
+    }
+    s->callback = cfg_resolve_callback(x, conf, "callback");
+}
+
+static void check_custom_processor(cfg_ctx *x, cfg_step *s, const cfg_node *conf)
+{
+    s->callback = cfg_resolve_callback(x, conf, "callback");
+}
+
+static void check_relay(cfg_ctx *x, cfg_step *s, const cfg_node *conf)
+{
+    s->target_client = cfg_resolve_client(x, conf, "target_client_id");
+    if (s->target_topic && !cfg_topic_name_is_valid(s->target_topic)) {
+        size_t o2 = cfg_path_key(x, "target_topic");
+        cfg_err(x, cfg_node_get(conf, "target_topic"),
+                "\"%s\" is not a valid topic name (no + or # when publishing)", s->target_topic);
+        cfg_path_pop(x, o2);
+    }
+}
+
+static void check_filter(cfg_ctx *x, cfg_step *s, const cfg_node *conf)
+{
+    (void)s;
+    size_t o2;
+    const cfg_node *v = key_at(x, conf, "condition", &o2);
+    if (v) {
+        cfg_check_condition(x, v);
+        cfg_path_pop(x, o2);
+    }
+}
+
+static void check_batch(cfg_ctx *x, cfg_step *s, const cfg_node *conf)
+{
+    if (!s->batch_count && s->interval <= 0)
+        cfg_err(x, conf, "a batch needs count, interval or both");
+}
+
+static void check_throttle(cfg_ctx *x, cfg_step *s, const cfg_node *conf)
+{
+    if ((s->rate > 0) == (s->interval > 0))
+        cfg_err(x, conf,
+                "a throttle needs exactly one of rate (messages per second) or "
+                "interval (seconds between messages)");
+}
+
+/* Each kind's field table, <name>_fields, then the kinds, from the table of kinds. */
+#define FIELDS_ROW(ID, name, flags, check, ...)                                                    \
+    static const cfg_field name##_fields[] = {__VA_ARGS__};
+CFG_STEP_KINDS(FIELDS_ROW)
+#undef FIELDS_ROW
 
 static const struct step_kind {
     const char *name;
-    enum cfg_step_kind kind;
     const cfg_field *fields;
     size_t n;
-    bool user_params; /* extra keys are parameters for the step's callback (mf_param) */
-    bool stateful;
+    unsigned flags; /* CFG_STEP_PARAMS, CFG_STEP_STATEFUL */
+    void (*check)(cfg_ctx *x, cfg_step *s, const cfg_node *conf);
 } kinds[] = {
-#define K(n, k, t, u, s)                                                                           \
-    {                                                                                              \
-        n, k, t, CFG_NFIELDS(t), u, s                                                              \
-    }
-    K("sampler", CFG_STEP_SAMPLER, sampler_fields, true, true),
-    K("custom_processor", CFG_STEP_CUSTOM_PROCESSOR, custom_fields, true, false),
-    K("relay", CFG_STEP_RELAY, relay_fields, false, false),
-    K("format", CFG_STEP_FORMAT, format_fields, false, false),
-    K("filter", CFG_STEP_FILTER, filter_fields, false, false),
-    K("batch", CFG_STEP_BATCH, batch_fields, false, true),
-    K("throttle", CFG_STEP_THROTTLE, throttle_fields, false, true),
-    K("on_change", CFG_STEP_ON_CHANGE, on_change_fields, false, true),
-    K("aggregate", CFG_STEP_AGGREGATE, aggregate_fields, false, true),
-#undef K
+#define KIND_ROW(ID, name, flags, check, ...)                                                      \
+    [CFG_STEP_##ID] = {#name, name##_fields, CFG_NFIELDS(name##_fields), flags, check},
+    CFG_STEP_KINDS(KIND_ROW)
+#undef KIND_ROW
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
+_Static_assert(N_KINDS == CFG_STEP_N_KINDS, "one row per kind");
 
 static const cfg_field step_fields[] = {
     {"step", CFG_F_ANY, 0, NULL, CFG_REQUIRED, 0, 0, NULL},
@@ -88,10 +109,69 @@ static const cfg_field step_fields[] = {
 
 const char *cfg_step_kind_name(enum cfg_step_kind k)
 {
-    for (size_t i = 0; i < N_KINDS; i++)
-        if (kinds[i].kind == k)
-            return kinds[i].name;
-    return "?";
+    return (size_t)k < N_KINDS ? kinds[k].name : "?";
+}
+
+/* The bytes of a field's value, for cfg_step_hash; 0 for what is not a value. */
+static size_t value_bytes(const cfg_field *f, const cfg_step *s, const void **p)
+{
+    const char *at = (const char *)s + f->off;
+    *p = at;
+    switch (f->type) {
+    case CFG_F_STR:
+    case CFG_F_PATH: {
+        const char *str = *(char *const *)at;
+        *p = str ? str : "\xff"; /* absent differs from "" (whose NUL is hashed) */
+        return str ? strlen(str) + 1 : 1;
+    }
+    case CFG_F_INT:
+    case CFG_F_TRIBOOL:
+    case CFG_F_ENUM:
+        return sizeof(int);
+    case CFG_F_U32:
+        return sizeof(uint32_t);
+    case CFG_F_BOOL:
+        return sizeof(bool);
+    case CFG_F_DOUBLE:
+    case CFG_F_DURATION:
+        return sizeof(double);
+    case CFG_F_SIZE:
+        return sizeof(size_t);
+    case CFG_F_ANY:
+    case CFG_F_NAME:
+        break;
+    }
+    return 0;
+}
+
+uint64_t cfg_step_hash(uint64_t h, const cfg_step *s)
+{
+    const char *name = cfg_step_kind_name(s->kind);
+    h = hash_fnv1a_add(h, name, strlen(name) + 1);
+    if ((size_t)s->kind >= N_KINDS || !(kinds[s->kind].flags & CFG_STEP_STATEFUL))
+        return h;
+    const struct step_kind *k = &kinds[s->kind];
+    for (size_t i = 0; i < k->n; i++) {
+        const void *p;
+        size_t n = value_bytes(&k->fields[i], s, &p);
+        h = hash_fnv1a_add(h, p, n);
+    }
+    return h;
+}
+
+/* "a, b or c": every kind's name, for an error message. */
+static void kind_list(char *buf, size_t len)
+{
+    size_t at = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_KINDS && at < len; i++) {
+        int n = snprintf(buf + at, len - at, "%s%s",
+                         i == 0            ? ""
+                         : i + 1 < N_KINDS ? ", "
+                                           : " or ",
+                         kinds[i].name);
+        at += n > 0 ? (size_t)n : 0;
+    }
 }
 
 void cfg_step_fini(cfg_step *s)
@@ -151,22 +231,23 @@ static void load_step(cfg_ctx *x, cfg_step *s, const cfg_node *m)
         return;
     const struct step_kind *k = NULL;
     size_t old = cfg_path_key(x, "step");
+    size_t id = 0;
     if (name->type == CFG_NODE_SCALAR)
-        for (size_t i = 0; i < N_KINDS && !k; i++)
-            if (!strcmp(kinds[i].name, name->str))
-                k = &kinds[i];
+        for (; id < N_KINDS && !k; id++)
+            if (!strcmp(kinds[id].name, name->str))
+                k = &kinds[id];
     if (!k) {
-        cfg_err(x, name,
-                "unknown step %s%s%s (expected sampler, custom_processor, relay, format, "
-                "filter, batch, throttle, on_change or aggregate)",
+        char list[512];
+        kind_list(list, sizeof(list));
+        cfg_err(x, name, "unknown step %s%s%s (expected %s)",
                 name->type == CFG_NODE_SCALAR ? "\"" : "",
                 name->type == CFG_NODE_SCALAR ? name->str : cfg_node_kind(name),
-                name->type == CFG_NODE_SCALAR ? "\"" : "");
+                name->type == CFG_NODE_SCALAR ? "\"" : "", list);
         cfg_path_pop(x, old);
         return;
     }
     cfg_path_pop(x, old);
-    s->kind = k->kind;
+    s->kind = (enum cfg_step_kind)(id - 1);
 
     /* a step without config: an empty mapping at the step, so "missing key" points there */
     const cfg_node *conf = cfg_node_get(m, "config");
@@ -174,53 +255,12 @@ static void load_step(cfg_ctx *x, cfg_step *s, const cfg_node *m)
     old = cfg_path_key(x, "config");
     if (!conf)
         conf = &empty;
-    if (!cfg_schema_decode(x, conf, k->fields, k->n, s, k->user_params))
+    if (!cfg_schema_decode(x, conf, k->fields, k->n, s, k->flags & CFG_STEP_PARAMS))
         goto out;
     keep_params(x, s, conf, k);
 
-    const cfg_node *v;
-    switch (s->kind) {
-    case CFG_STEP_SAMPLER:
-        if ((v = cfg_node_get(conf, "duration")) && s->duration <= 0) {
-            size_t o2 = cfg_path_key(x, "duration");
-            cfg_err(x, v, "must be greater than 0 seconds");
-            cfg_path_pop(x, o2);
-        }
-        s->callback = cfg_resolve_callback(x, conf, "callback");
-        break;
-    case CFG_STEP_CUSTOM_PROCESSOR:
-        s->callback = cfg_resolve_callback(x, conf, "callback");
-        break;
-    case CFG_STEP_RELAY:
-        s->target_client = cfg_resolve_client(x, conf, "target_client_id");
-        if (s->target_topic && !cfg_topic_name_is_valid(s->target_topic)) {
-            size_t o2 = cfg_path_key(x, "target_topic");
-            cfg_err(x, cfg_node_get(conf, "target_topic"),
-                    "\"%s\" is not a valid topic name (no + or # when publishing)",
-                    s->target_topic);
-            cfg_path_pop(x, o2);
-        }
-        break;
-    case CFG_STEP_FILTER:
-        if ((v = cfg_node_get(conf, "condition"))) {
-            size_t o2 = cfg_path_key(x, "condition");
-            cfg_check_condition(x, v);
-            cfg_path_pop(x, o2);
-        }
-        break;
-    case CFG_STEP_BATCH:
-        if (!s->batch_count && s->interval <= 0)
-            cfg_err(x, conf, "a batch needs count, interval or both");
-        break;
-    case CFG_STEP_THROTTLE:
-        if ((s->rate > 0) == (s->interval > 0))
-            cfg_err(x, conf,
-                    "a throttle needs exactly one of rate (messages per second) or "
-                    "interval (seconds between messages)");
-        break;
-    default:
-        break;
-    }
+    if (k->check)
+        k->check(x, s, conf);
 out:
     cfg_path_pop(x, old);
 }
@@ -248,9 +288,8 @@ static void load_chain(cfg_ctx *x, cfg_chain *ch, const cfg_node *seq)
         size_t old = cfg_path_index(x, i);
         cfg_step *s = &ch->steps[ch->n_steps++];
         load_step(x, s, seq->items[i]);
-        for (size_t j = 0; j < N_KINDS; j++)
-            if (kinds[j].kind == s->kind && kinds[j].stateful)
-                ch->stateful = true;
+        if ((size_t)s->kind < N_KINDS && (kinds[s->kind].flags & CFG_STEP_STATEFUL))
+            ch->stateful = true;
         cfg_path_pop(x, old);
     }
 }

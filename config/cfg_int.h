@@ -130,7 +130,6 @@ void cfg_client_fini(cfg_client *cl);
 void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map); /* cfg_callback.c */
 void cfg_chains_load(cfg_ctx *x, const cfg_node *map);    /* cfg_chain.c */
 void cfg_step_fini(cfg_step *s);
-const char *cfg_step_kind_name(enum cfg_step_kind k);
 void cfg_rules_load(cfg_ctx *x, const cfg_node *seq); /* cfg_rule.c */
 void cfg_rule_fini(cfg_rule *r);
 void cfg_runtime_load(cfg_ctx *x, const cfg_node *m); /* cfg_runtime.c; m may be NULL */

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "hash.h"
+
 struct dispatch {
     const cfg *c;
     size_t n_workers;
@@ -47,15 +49,9 @@ void dispatch_destroy(dispatch *d)
 
 uint64_t dispatch_topic_hash(const char *topic, size_t topic_len)
 {
-    /* FNV-1a 64: stable across processes and restarts (a restarted router must send a topic
-     * to the same worker as before, or per-topic order breaks across the restart) */
-    uint64_t h = 14695981039346656037ull;
-
-    for (size_t i = 0; i < topic_len; i++) {
-        h ^= (unsigned char)topic[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    /* stable across processes and restarts (hash.h): a restarted router must send a topic to
+     * the same worker as before, or per-topic order breaks across the restart */
+    return hash_fnv1a(topic, topic_len);
 }
 
 static size_t least_loaded(dispatch *d, dispatch_load_fn load, void *ctx)

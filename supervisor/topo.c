@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "log.h"
 #include "names.h"
 #include "rec.h"
@@ -179,16 +180,13 @@ static size_t sweep_all(const char *instance, int keep_state)
  * REC_PUBLISH carry client and rule indices). FNV-1a over their names; never 0 (0: no tag). */
 static uint64_t config_tag(const cfg *c)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = HASH_FNV1A_BASIS;
     for (size_t i = 0; i < c->n_clients + c->n_rules + 1; i++) {
         const char *s = i < c->n_clients    ? c->clients[i].client_id
                         : i == c->n_clients ? "\x01rules"
                                             : c->rules[i - c->n_clients - 1].name;
-        for (const char *p = s ? s : "";; p++) {
-            h = (h ^ (unsigned char)*p) * 1099511628211ull;
-            if (!*p)
-                break;
-        }
+        s = s ? s : "";
+        h = hash_fnv1a_add(h, s, strlen(s) + 1); /* the NUL too: "ab","c" is not "a","bc" */
     }
     return h ? h : 1;
 }

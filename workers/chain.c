@@ -21,29 +21,17 @@ struct chain_set {
     int err;        /* first callback error of the chain_run / close in progress */
 };
 
-static const char *kind_name(enum cfg_step_kind k)
+/* The kinds' behaviour, indexed by enum cfg_step_kind: the table of kinds (cfg_steps.h). */
+static const step_ops *const kinds[] = {
+#define OPS_ROW(ID, name, ...) [CFG_STEP_##ID] = &step_##name##_ops,
+    CFG_STEP_KINDS(OPS_ROW)
+#undef OPS_ROW
+};
+_Static_assert(sizeof(kinds) / sizeof(kinds[0]) == CFG_STEP_N_KINDS, "one row per kind");
+
+static const step_ops *ops_of(const cfg_step *c)
 {
-    switch (k) {
-    case CFG_STEP_SAMPLER:
-        return "sampler";
-    case CFG_STEP_CUSTOM_PROCESSOR:
-        return "custom_processor";
-    case CFG_STEP_RELAY:
-        return "relay";
-    case CFG_STEP_FORMAT:
-        return "format";
-    case CFG_STEP_FILTER:
-        return "filter";
-    case CFG_STEP_BATCH:
-        return "batch";
-    case CFG_STEP_THROTTLE:
-        return "throttle";
-    case CFG_STEP_ON_CHANGE:
-        return "on_change";
-    case CFG_STEP_AGGREGATE:
-        return "aggregate";
-    }
-    return "?";
+    return (size_t)c->kind < CFG_STEP_N_KINDS ? kinds[c->kind] : NULL;
 }
 
 const char *chain_client_name(const chain_rule *cr, int client)
@@ -173,20 +161,8 @@ bool chain_window_close_begin(chain_step *s)
 
 size_t chain_state_size(const cfg_step *s)
 {
-    switch (s->kind) {
-    case CFG_STEP_SAMPLER:
-        return window_region_size(s->max_messages ? s->max_messages : 10000);
-    case CFG_STEP_BATCH:
-        return window_region_size(s->batch_count ? s->batch_count : 100000);
-    case CFG_STEP_AGGREGATE:
-        return step_aggregate_state_size();
-    case CFG_STEP_THROTTLE:
-        return step_throttle_state_size();
-    case CFG_STEP_ON_CHANGE:
-        return step_on_change_state_size();
-    default:
-        return 0;
-    }
+    const step_ops *k = ops_of(s);
+    return k && k->state_size ? k->state_size(s) : 0;
 }
 
 void chain_count_drop(chain_rule *cr)
@@ -231,27 +207,7 @@ int chain_feed(chain_rule *cr, size_t i, const ctx_origin *o, const mf_msg *m)
     if (i >= cr->n)
         return publish_source(cr, o, m);
     chain_step *s = &cr->steps[i];
-    switch (s->cfg->kind) {
-    case CFG_STEP_SAMPLER:
-        return step_sampler_process(s, o, m);
-    case CFG_STEP_CUSTOM_PROCESSOR:
-        return step_custom_processor_process(s, o, m);
-    case CFG_STEP_RELAY:
-        return step_relay_process(s, o, m);
-    case CFG_STEP_FORMAT:
-        return step_format_process(s, o, m);
-    case CFG_STEP_FILTER:
-        return step_filter_process(s, o, m);
-    case CFG_STEP_BATCH:
-        return step_batch_process(s, o, m);
-    case CFG_STEP_THROTTLE:
-        return step_throttle_process(s, o, m);
-    case CFG_STEP_ON_CHANGE:
-        return step_on_change_process(s, o, m);
-    case CFG_STEP_AGGREGATE:
-        return step_aggregate_process(s, o, m);
-    }
-    return -ENOTSUP; /* a kind this worker does not know: refused by chain_set_create */
+    return s->ops->process(s, o, m);
 }
 
 int chain_emit_next(mf_ctx *x, const char *topic, const void *payload, size_t len)
@@ -275,12 +231,8 @@ static void fini_rule(chain_rule *cr)
 {
     for (size_t i = 0; i < cr->n; i++) {
         chain_step *s = &cr->steps[i];
-        step_sampler_fini(s);
-        step_format_fini(s);
-        step_filter_fini(s);
-        step_throttle_fini(s);
-        step_on_change_fini(s);
-        step_aggregate_fini(s);
+        if (s->ops && s->ops->fini)
+            s->ops->fini(s);
     }
     free(cr->steps);
 }
@@ -319,48 +271,21 @@ static int build_rule(chain_set *cs, chain_rule *cr, int rule)
         s->index = i;
         s->cfg = &ch->steps[i];
         snprintf(s->label, sizeof(s->label), "rule %s, step %zu (%s)", r->name, i,
-                 kind_name(s->cfg->kind));
+                 cfg_step_kind_name(s->cfg->kind));
         s->region = wstate_region(cs->ws, rule, i, &s->region_len);
         s->replay.on = false;
         if (s->cfg->callback >= 0) {
             s->cb = loader_fn(cs->ld, s->cfg->callback);
             s->cb_name = c->callbacks[s->cfg->callback].name;
         }
-        switch (s->cfg->kind) {
-        case CFG_STEP_SAMPLER:
-            rc = step_sampler_init(s);
-            break;
-        case CFG_STEP_FILTER:
-            rc = step_filter_init(s);
-            break;
-        case CFG_STEP_BATCH:
-            rc = step_batch_init(s);
-            break;
-        case CFG_STEP_THROTTLE:
-            rc = step_throttle_init(s);
-            break;
-        case CFG_STEP_ON_CHANGE:
-            rc = step_on_change_init(s);
-            break;
-        case CFG_STEP_AGGREGATE:
-            rc = step_aggregate_init(s);
-            break;
-        case CFG_STEP_CUSTOM_PROCESSOR:
-        case CFG_STEP_RELAY:
-        case CFG_STEP_FORMAT:
-            break;
-        default: /* a kind added to cfg.h that this worker predates */
-            log_error(COMP,
-                      "rule %s, chain %s, step %zu: step kind %s is not implemented by "
-                      "this worker",
-                      r->name, ch->name, i, kind_name(s->cfg->kind));
-            rc = -EINVAL;
+        s->ops = ops_of(s->cfg);
+        if (!s->ops) { /* our bug: the config has a kind the table does not */
+            log_error(COMP, "rule %s, chain %s, step %zu: step kind %d is not implemented", r->name,
+                      ch->name, i, (int)s->cfg->kind);
+            return -EINVAL;
         }
-        if (rc == 0 && s->cfg->kind == CFG_STEP_CUSTOM_PROCESSOR && !s->cb) {
-            log_error(COMP, "rule %s, chain %s, step %zu (%s): no callback", r->name, ch->name, i,
-                      kind_name(s->cfg->kind));
-            rc = -EINVAL;
-        }
+        if (s->ops->init)
+            rc = s->ops->init(s);
         if (rc < 0)
             return rc;
     }
@@ -428,42 +353,19 @@ int chain_run(chain_set *cs, int rule, const ctx_origin *o, const mf_msg *m)
 /* When a step's held state must be emitted: a window's close, or UINT64_MAX. */
 static uint64_t step_deadline(const chain_step *s)
 {
-    /* a batch left full by a worker that died closing it: close it at the next tick */
-    if (s->win && s->cfg->kind == CFG_STEP_BATCH && s->cfg->batch_count &&
-        window_count(s->win) >= s->cfg->batch_count)
-        return 0;
-    if (s->win)
-        return window_deadline(s->win);
-    if (s->cfg->kind == CFG_STEP_AGGREGATE)
-        return step_aggregate_deadline(s);
-    return UINT64_MAX;
+    return s->ops->deadline ? s->ops->deadline(s) : UINT64_MAX;
 }
 
 /* Whether the step holds messages that a stop must flush. */
 static bool step_holds(const chain_step *s)
 {
-    if (s->win)
-        return window_count(s->win) > 0;
-    if (s->cfg->kind == CFG_STEP_AGGREGATE)
-        return step_aggregate_deadline(s) != UINT64_MAX;
-    return false;
+    return s->ops->holds && s->ops->holds(s);
 }
 
 static void step_close(chain_step *s)
 {
-    switch (s->cfg->kind) {
-    case CFG_STEP_SAMPLER:
-        step_sampler_close(s);
-        break;
-    case CFG_STEP_BATCH:
-        step_batch_close(s);
-        break;
-    case CFG_STEP_AGGREGATE:
-        step_aggregate_close(s);
-        break;
-    default:
-        break;
-    }
+    if (s->ops->close)
+        s->ops->close(s);
 }
 
 uint64_t chain_next_deadline(const chain_set *cs)

@@ -1,6 +1,7 @@
 /* chain: runs the rules of one worker process: a simple callback rule calls its function on
  * the message; a chain rule feeds the message through its processing chain step by step
- * (DESIGN §3, §4). Steps live in step_*.c; their state (sampler windows, format buffers,
+ * (DESIGN §3, §4). Steps live in step_<kind>.c, each kind's step_ops found through the table
+ * of kinds (config/cfg_steps.h, chain_int.h); their state (sampler windows, format buffers,
  * compiled filter conditions) is kept per rule and step, so two rules sharing a chain never
  * mix their windows.
  *

@@ -1,9 +1,9 @@
 /* chain_int: what chain.c and the step_*.c files share (STYLE 4); nothing else includes it.
  *
  * A chain_rule is one rule's chain: its steps in order, each with the state its kind needs.
- * Every step kind implements process (take one message from the previous step) and may have
- * init/fini; process hands its output to chain_feed(cr, index + 1, ...). chain_feed at
- * index == n publishes on the source client.
+ * Every step kind implements step_ops (below): process takes one message from the previous
+ * step and hands its output to chain_feed(cr, index + 1, ...). chain_feed at index == n
+ * publishes on the source client.
  */
 #ifndef MF_WORKERS_CHAIN_INT_H
 #define MF_WORKERS_CHAIN_INT_H
@@ -25,11 +25,14 @@ typedef struct chain_buf {
     size_t len, cap;
 } chain_buf;
 
+typedef struct step_ops step_ops;
+
 typedef struct chain_step {
     chain_rule *cr;
     size_t index;
     const cfg_step *cfg;
-    mf_callback cb; /* sampler, custom_processor */
+    const step_ops *ops; /* its kind's (NULL only in a set being torn down after a failure) */
+    mf_callback cb;      /* sampler, custom_processor */
     const char *cb_name;
     window *win;  /* sampler, batch */
     void *state;  /* throttle, on_change, aggregate: the kind's own state */
@@ -88,43 +91,35 @@ int chain_buf_put(chain_buf *b, const void *data, size_t len);
 int chain_buf_nul(chain_buf *b); /* NUL-terminates without counting it in len */
 void chain_buf_fini(chain_buf *b);
 
-/* step kinds */
-/* region sizes (wstate.h), 0 for a stateless kind */
-size_t step_aggregate_state_size(void);
-size_t step_throttle_state_size(void);
-size_t step_on_change_state_size(void);
-int step_sampler_init(chain_step *s);
-int step_sampler_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
-/* Runs the window's callback if it holds messages, then empties it. */
-void step_sampler_close(chain_step *s);
-void step_sampler_fini(chain_step *s); /* destroys s->win: sampler and batch */
+/* What a step kind does (STYLE 22): one `const step_ops step_<name>_ops` per row of the table
+ * of kinds (cfg_steps.h), defined in workers/step_<name>.c; chain.c drives every step through
+ * it and knows no kind by name. Only process is required. */
+typedef struct step_ops {
+    /* Bytes of state-segment region a step of this configuration needs (wstate.h); NULL:
+     * stateless. Pure: wstate plans the segment with it before any step is built. */
+    size_t (*state_size)(const cfg_step *c);
+    /* Builds the step's own state (s->region is its region, when it has one). 0, or -errno
+     * after a log line (a configuration problem found only here, or our bug). fini runs after
+     * a failed init too. */
+    int (*init)(chain_step *s);
+    /* Takes one message from the previous step; what it passes on goes to
+     * chain_feed(s->cr, s->index + 1, ...). 0, or the -errno of an output already logged and
+     * counted. */
+    int (*process)(chain_step *s, const ctx_origin *o, const mf_msg *m);
+    /* Monotonic ns at which the held state must be emitted (close), UINT64_MAX for never, 0
+     * for at the next tick; NULL: UINT64_MAX. */
+    uint64_t (*deadline)(const chain_step *s);
+    /* Whether the step holds messages a stop must flush (close); NULL: false. */
+    bool (*holds)(const chain_step *s);
+    /* Emits what the step holds and forgets it. */
+    void (*close)(chain_step *s);
+    /* Frees what init built (the region stays for the next worker). Accepts a step whose init
+     * failed or never ran. */
+    void (*fini)(chain_step *s);
+} step_ops;
 
-int step_custom_processor_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
-int step_relay_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
-int step_format_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
-void step_format_fini(chain_step *s);
-/* batch: a window closed by count or interval, emitted as one JSON array */
-int step_batch_init(chain_step *s);
-int step_batch_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
-void step_batch_close(chain_step *s);
-/* throttle: at most `rate` messages per second (bursts of up to max(1, rate)), or one per
- * `interval`; the rest are dropped and counted */
-int step_throttle_init(chain_step *s);
-int step_throttle_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
-/* on_change: per topic, passes a message only when its field (or payload) changed */
-int step_on_change_init(chain_step *s);
-int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
-/* aggregate: count/min/max/avg/sum of a numeric field over an interval */
-int step_aggregate_init(chain_step *s);
-int step_aggregate_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
-uint64_t step_aggregate_deadline(const chain_step *s);
-void step_aggregate_close(chain_step *s);
-/* each fini accepts a step of any kind and frees only what its own kind holds */
-void step_throttle_fini(chain_step *s);
-void step_on_change_fini(chain_step *s);
-void step_aggregate_fini(chain_step *s);
-int step_filter_init(chain_step *s);
-int step_filter_process(chain_step *s, const ctx_origin *o, const mf_msg *m);
-void step_filter_fini(chain_step *s);
+#define STEP_OPS_DECL(ID, name, ...) extern const step_ops step_##name##_ops;
+CFG_STEP_KINDS(STEP_OPS_DECL)
+#undef STEP_OPS_DECL
 
 #endif

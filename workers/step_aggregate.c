@@ -33,8 +33,9 @@ typedef struct agg {
     char topic[WSTATE_TOPIC_MAX + 1];
 } agg;
 
-size_t step_aggregate_state_size(void)
+static size_t step_aggregate_state_size(const cfg_step *c)
 {
+    (void)c;
     return WSTATE_DB_SIZE(sizeof(agg));
 }
 
@@ -60,7 +61,7 @@ static const char *fn_name(enum cfg_agg_fn fn)
     return "?";
 }
 
-int step_aggregate_init(chain_step *s)
+static int step_aggregate_init(chain_step *s)
 {
     if (!(s->cfg->interval > 0)) {
         log_error(COMP, "rule %s, step %zu (aggregate): needs an interval", s->cr->r->name,
@@ -89,14 +90,12 @@ int step_aggregate_init(chain_step *s)
     return 0;
 }
 
-void step_aggregate_fini(chain_step *s)
+static void step_aggregate_fini(chain_step *s)
 {
-    if (!s->cfg || s->cfg->kind != CFG_STEP_AGGREGATE)
-        return;
     s->state = NULL; /* the region stays for the next worker */
 }
 
-uint64_t step_aggregate_deadline(const chain_step *s)
+static uint64_t step_aggregate_deadline(const chain_step *s)
 {
     if (!s->state)
         return UINT64_MAX;
@@ -104,7 +103,7 @@ uint64_t step_aggregate_deadline(const chain_step *s)
     return a->count ? a->deadline : UINT64_MAX;
 }
 
-int step_aggregate_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+static int step_aggregate_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     json_t *v = chain_json_field(m, s->cfg->field);
     int is_num = json_is_number(v);
@@ -149,7 +148,7 @@ int step_aggregate_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
     return 0;
 }
 
-void step_aggregate_close(chain_step *s)
+static void step_aggregate_close(chain_step *s)
 {
     const agg *a = cur(s);
     if (a->count == 0)
@@ -210,3 +209,18 @@ reset:
     n->attempts = 0;
     wstate_db_publish(s->region);
 }
+
+static bool holds(const chain_step *s)
+{
+    return step_aggregate_deadline(s) != UINT64_MAX;
+}
+
+const step_ops step_aggregate_ops = {
+    .state_size = step_aggregate_state_size,
+    .init = step_aggregate_init,
+    .process = step_aggregate_process,
+    .deadline = step_aggregate_deadline,
+    .holds = holds,
+    .close = step_aggregate_close,
+    .fini = step_aggregate_fini,
+};

@@ -14,7 +14,9 @@
 
 #define COMP "worker"
 
-int step_batch_init(chain_step *s)
+static void step_batch_close(chain_step *s);
+
+static int step_batch_init(chain_step *s)
 {
     const cfg_step *c = s->cfg;
     if (c->batch_count == 0 && !(c->interval > 0)) {
@@ -28,7 +30,7 @@ int step_batch_init(chain_step *s)
                          chain_replay(s->cr), s->label, &s->win);
 }
 
-int step_batch_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+static int step_batch_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     int rc = window_add(s->win, m, o, clock_mono_ns());
     if (rc == 1)
@@ -55,7 +57,7 @@ int step_batch_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
     return 0;
 }
 
-void step_batch_close(chain_step *s)
+static void step_batch_close(chain_step *s)
 {
     const mf_msg *msgs;
     ctx_origin o;
@@ -100,3 +102,37 @@ out:
     json_decref(arr);
     window_reset(s->win);
 }
+
+static size_t state_size(const cfg_step *c)
+{
+    return window_region_size(c->batch_count ? c->batch_count : 100000);
+}
+
+static uint64_t deadline(const chain_step *s)
+{
+    /* a batch left full by a worker that died closing it: close it at the next tick */
+    if (s->cfg->batch_count && window_count(s->win) >= s->cfg->batch_count)
+        return 0;
+    return window_deadline(s->win);
+}
+
+static bool holds(const chain_step *s)
+{
+    return window_count(s->win) > 0;
+}
+
+static void fini(chain_step *s)
+{
+    window_destroy(s->win);
+    s->win = NULL;
+}
+
+const step_ops step_batch_ops = {
+    .state_size = state_size,
+    .init = step_batch_init,
+    .process = step_batch_process,
+    .deadline = deadline,
+    .holds = holds,
+    .close = step_batch_close,
+    .fini = fini,
+};

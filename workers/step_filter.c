@@ -7,7 +7,7 @@
 
 #define COMP "worker"
 
-int step_filter_init(chain_step *s)
+static int step_filter_init(chain_step *s)
 {
     char err[256];
     size_t off = 0;
@@ -25,15 +25,21 @@ int step_filter_init(chain_step *s)
     return 0;
 }
 
-void step_filter_fini(chain_step *s)
+static void step_filter_fini(chain_step *s)
 {
     expr_destroy(s->cond);
     s->cond = NULL;
 }
 
-int step_filter_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+static int step_filter_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     if (!expr_eval(s->cond, m->topic, m->payload, m->payload_len))
         return 0;
     return chain_feed(s->cr, s->index + 1, o, m);
 }
+
+const step_ops step_filter_ops = {
+    .init = step_filter_init,
+    .process = step_filter_process,
+    .fini = step_filter_fini,
+};

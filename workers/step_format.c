@@ -116,13 +116,13 @@ static int expand(chain_buf *b, expand_in *in, const char *client_id, const char
     return 0;
 }
 
-void step_format_fini(chain_step *s)
+static void step_format_fini(chain_step *s)
 {
     chain_buf_fini(&s->topic);
     chain_buf_fini(&s->payload);
 }
 
-int step_format_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+static int step_format_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     const cfg_step *c = s->cfg;
     const char *client_id = m->client_id ? m->client_id : "";
@@ -175,3 +175,8 @@ done:
     json_decref(in.json);
     return rc;
 }
+
+const step_ops step_format_ops = {
+    .process = step_format_process,
+    .fini = step_format_fini,
+};

@@ -6,8 +6,8 @@
  *
  * State: an open-addressing table (topic hash -> value hash) in the step's region of the
  * worker's state segment (wstate.h), so a restarted worker still knows the last values and
- * does not let one message per topic through again. 64-bit FNV-1a hashes stand for the topic
- * and the value (a collision, about 2^-64 per pair, would take a change for a repeat). The
+ * does not let one message per topic through again. 64-bit FNV-1a hashes (hash.h) stand for the
+ * topic and the value (a collision, about 2^-64 per pair, would take a change for a repeat). The
  * table is bounded (ON_CHANGE_MAX_TOPICS); when full it is cleared, which only lets one
  * message per topic pass again.
  *
@@ -22,6 +22,7 @@
 
 #include "atom.h"
 #include "chain_int.h"
+#include "hash.h"
 #include "log.h"
 
 #define COMP                 "worker"
@@ -41,12 +42,13 @@ typedef struct oc_table {
     oc_slot slots[ON_CHANGE_SLOTS];
 } oc_table;
 
-size_t step_on_change_state_size(void)
+static size_t step_on_change_state_size(const cfg_step *c)
 {
+    (void)c;
     return sizeof(oc_table);
 }
 
-int step_on_change_init(chain_step *s)
+static int step_on_change_init(chain_step *s)
 {
     if (!s->region || s->region_len < sizeof(oc_table))
         return -EINVAL; /* our bug: the plan gave it no region */
@@ -61,20 +63,9 @@ int step_on_change_init(chain_step *s)
     return 0;
 }
 
-void step_on_change_fini(chain_step *s)
+static void step_on_change_fini(chain_step *s)
 {
-    if (!s->cfg || s->cfg->kind != CFG_STEP_ON_CHANGE)
-        return;
     s->state = NULL; /* the region stays for the next worker */
-}
-
-static uint64_t fnv(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
 }
 
 /* The slot of topic, or the empty slot where it goes; NULL when the table has neither (only a
@@ -97,7 +88,7 @@ static oc_slot *find(oc_table *t, uint64_t topic)
 static int value_of(const chain_step *s, const mf_msg *m, uint64_t *h)
 {
     if (!s->cfg->field) {
-        *h = fnv(m->payload, m->payload_len);
+        *h = hash_fnv1a(m->payload, m->payload_len);
         return 0;
     }
     json_t *j = chain_json_field(m, s->cfg->field);
@@ -105,12 +96,12 @@ static int value_of(const chain_step *s, const mf_msg *m, uint64_t *h)
     json_decref(j);
     if (j && !v)
         return -ENOMEM;
-    *h = v ? fnv(v, strlen(v)) : fnv("", 0);
+    *h = v ? hash_fnv1a(v, strlen(v)) : hash_fnv1a("", 0);
     free(v);
     return 0;
 }
 
-int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+static int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     oc_table *t = s->state;
     uint64_t v;
@@ -119,7 +110,7 @@ int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
         log_warn(COMP, "%s: out of memory, message passed unchecked", s->label);
         return chain_feed(s->cr, s->index + 1, o, m);
     }
-    uint64_t topic = fnv(m->topic, strlen(m->topic)) | 1;
+    uint64_t topic = hash_fnv1a(m->topic, strlen(m->topic)) | 1;
     bool replaying = s->replay.on && o->pos != 0 && o->pos <= t->last_pos;
     if (s->replay.on && !replaying && o->pos != 0)
         s->replay.on = false;
@@ -159,3 +150,10 @@ int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
     t->n++;
     return chain_feed(s->cr, s->index + 1, o, m);
 }
+
+const step_ops step_on_change_ops = {
+    .state_size = step_on_change_state_size,
+    .init = step_on_change_init,
+    .process = step_on_change_process,
+    .fini = step_on_change_fini,
+};

@@ -10,7 +10,7 @@
 
 #define COMP "worker"
 
-int step_relay_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+static int step_relay_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     const cfg_step *c = s->cfg;
     const cfg_rule *r = s->cr->r;
@@ -34,3 +34,7 @@ int step_relay_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
     }
     return rc;
 }
+
+const step_ops step_relay_ops = {
+    .process = step_relay_process,
+};

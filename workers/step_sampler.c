@@ -16,7 +16,7 @@
 
 #define COMP "worker"
 
-int step_sampler_init(chain_step *s)
+static int step_sampler_init(chain_step *s)
 {
     double d = s->cfg->duration;
     if (!(d > 0) || d > 1e9) {
@@ -31,13 +31,13 @@ int step_sampler_init(chain_step *s)
                          s->label, &s->win);
 }
 
-void step_sampler_fini(chain_step *s)
+static void step_sampler_fini(chain_step *s)
 {
     window_destroy(s->win);
     s->win = NULL;
 }
 
-int step_sampler_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+static int step_sampler_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     int rc = window_add(s->win, m, o, clock_mono_ns());
     if (rc == 1)
@@ -64,7 +64,7 @@ int step_sampler_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
     return rc;
 }
 
-void step_sampler_close(chain_step *s)
+static void step_sampler_close(chain_step *s)
 {
     const mf_msg *msgs;
     ctx_origin o;
@@ -88,3 +88,28 @@ void step_sampler_close(chain_step *s)
     chain_flush(s->cr); /* the output is out before the window forgets its messages */
     window_reset(s->win);
 }
+
+static size_t state_size(const cfg_step *c)
+{
+    return window_region_size(c->max_messages ? c->max_messages : 10000);
+}
+
+static uint64_t deadline(const chain_step *s)
+{
+    return window_deadline(s->win);
+}
+
+static bool holds(const chain_step *s)
+{
+    return window_count(s->win) > 0;
+}
+
+const step_ops step_sampler_ops = {
+    .state_size = state_size,
+    .init = step_sampler_init,
+    .process = step_sampler_process,
+    .deadline = deadline,
+    .holds = holds,
+    .close = step_sampler_close,
+    .fini = step_sampler_fini,
+};

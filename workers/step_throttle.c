@@ -24,12 +24,13 @@ typedef struct throttle {
     double burst; /* bucket size */
 } throttle;
 
-size_t step_throttle_state_size(void)
+static size_t step_throttle_state_size(const cfg_step *c)
 {
+    (void)c;
     return WSTATE_DB_SIZE(sizeof(bucket));
 }
 
-int step_throttle_init(chain_step *s)
+static int step_throttle_init(chain_step *s)
 {
     const cfg_step *c = s->cfg;
     double rate = c->rate > 0 ? c->rate : c->interval > 0 ? 1.0 / c->interval : 0;
@@ -59,15 +60,13 @@ int step_throttle_init(chain_step *s)
     return 0;
 }
 
-void step_throttle_fini(chain_step *s)
+static void step_throttle_fini(chain_step *s)
 {
-    if (s->cfg && s->cfg->kind == CFG_STEP_THROTTLE) {
-        free(s->state);
-        s->state = NULL;
-    }
+    free(s->state);
+    s->state = NULL;
 }
 
-int step_throttle_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
+static int step_throttle_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
 {
     throttle *t = s->state;
     bucket *b = wstate_db_next(t->region, sizeof(bucket));
@@ -87,3 +86,10 @@ int step_throttle_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
     }
     return chain_feed(s->cr, s->index + 1, o, m);
 }
+
+const step_ops step_throttle_ops = {
+    .state_size = step_throttle_state_size,
+    .init = step_throttle_init,
+    .process = step_throttle_process,
+    .fini = step_throttle_fini,
+};

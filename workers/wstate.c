@@ -7,6 +7,7 @@
 
 #include "atom.h"
 #include "chain.h"
+#include "hash.h"
 #include "log.h"
 #include "names.h"
 
@@ -25,33 +26,6 @@ struct wstate {
     bool adopted, positions_valid;
 };
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
-}
-
-static uint64_t fnv_str(uint64_t h, const char *s)
-{
-    return s ? fnv(h, s, strlen(s) + 1) : fnv(h, "\xff", 1);
-}
-
-/* Everything that shapes a region or changes what its bytes mean. */
-static uint64_t step_hash(uint64_t h, const cfg_step *s)
-{
-    uint32_t kind = (uint32_t)s->kind, fn = (uint32_t)s->agg_fn;
-    h = fnv(h, &kind, sizeof(kind));
-    h = fnv(h, &s->duration, sizeof(s->duration));
-    h = fnv(h, &s->max_messages, sizeof(s->max_messages));
-    h = fnv(h, &s->batch_count, sizeof(s->batch_count));
-    h = fnv(h, &s->interval, sizeof(s->interval));
-    h = fnv(h, &s->rate, sizeof(s->rate));
-    h = fnv(h, &fn, sizeof(fn));
-    return fnv_str(h, s->field);
-}
-
 static const cfg_chain *rule_chain(const cfg *c, size_t r)
 {
     int ch = c->rules[r].chain;
@@ -60,18 +34,18 @@ static const cfg_chain *rule_chain(const cfg *c, size_t r)
 
 size_t wstate_plan(const cfg *c, uint64_t *hash)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = HASH_FNV1A_BASIS;
     size_t size = WSTATE_PAGE; /* the header's page */
     uint64_t v = WSTATE_VERSION;
 
-    h = fnv(h, &v, sizeof(v));
+    h = hash_fnv1a_add(h, &v, sizeof(v));
     for (size_t r = 0; r < c->n_rules; r++) {
         const cfg_chain *ch = rule_chain(c, r);
         uint64_t id = r << 32 | (ch ? ch->n_steps : 0xffffffffu);
-        h = fnv(h, &id, sizeof(id));
+        h = hash_fnv1a_add(h, &id, sizeof(id));
         for (size_t i = 0; ch && i < ch->n_steps; i++) {
             size_t n = chain_state_size(&ch->steps[i]);
-            h = step_hash(h, &ch->steps[i]);
+            h = cfg_step_hash(h, &ch->steps[i]);
             size += (n + WSTATE_PAGE - 1) / WSTATE_PAGE * WSTATE_PAGE;
         }
     }
@@ -181,6 +155,23 @@ int wstate_create_private(const cfg *c, wstate **out)
     return 0;
 }
 
+/* Says so when name holds a state segment of an older layout (shm_adopt then makes it anew
+ * without a word: an older version is just another one to it). */
+static void note_old_layout(const char *name)
+{
+    for (uint32_t v = 1; v < WSTATE_VERSION; v++) {
+        shm *old;
+        if (shm_attach(name, SHM_KIND_STATE, v, &old) == 0) {
+            shm_detach(old);
+            log_warn(COMP,
+                     "state segment %s: written by an older mqttflow (state layout %u, this one "
+                     "reads %u): not migrated, the state of the stateful steps starts fresh",
+                     name, v, WSTATE_VERSION);
+            return;
+        }
+    }
+}
+
 int wstate_open(const cfg *c, size_t worker, const wstate_input *in, wstate **out)
 {
     char name[SHM_NAME_MAX];
@@ -191,6 +182,7 @@ int wstate_open(const cfg *c, size_t worker, const wstate_input *in, wstate **ou
         return rc;
     if ((rc = names_worker_state(name, sizeof(name), c->runtime.instance, worker)) < 0)
         goto fail;
+    note_old_layout(name);
     rc = shm_adopt(name, SHM_KIND_STATE, WSTATE_VERSION, ws->size, &ws->seg);
     if (rc < 0) {
         log_error(COMP, "shm_adopt(%zu) of state segment %s: %s", ws->size, name, strerror(-rc));

@@ -13,7 +13,8 @@
  * Layout: the segment header (wstate_hdr), then one region per stateful step of every chain
  * rule, page aligned, at offsets computed from the configuration (wstate_plan). Every worker
  * builds every rule's chain (a threaded rule may come to any worker), so every worker has a
- * region for every stateful step; untouched pages of a tmpfs segment take no memory. Sizes:
+ * region for every stateful step; untouched pages of a tmpfs segment take no memory. Sizes
+ * come from each kind's step_ops.state_size (its file's header says what it holds), e.g.:
  *   sampler/batch  window.h: an entry table of max_messages entries and a data area of
  *                  clamp(max_messages x 1 KiB, 1 MiB, 16 MiB) bytes; a message that does not
  *                  fit counts as a drop, like one beyond max_messages
@@ -56,7 +57,12 @@
 #include "cfg.h"
 #include "shm.h"
 
-#define WSTATE_VERSION   1u
+/* Layout version (shm_hdr.version). 2: hashes are hash.h's FNV-1a; version 1 used a truncated
+ * offset basis, so its config hash and its on_change tables (topic and value hashes) mean
+ * nothing to this build. An older segment is not migrated (on_change's hashes cannot be
+ * recomputed without the topics): wstate_open logs it and the state starts fresh, as after a
+ * config change. */
+#define WSTATE_VERSION   2u
 #define WSTATE_MAGIC     0x6574617473776d66ull /* "mfwstate" */
 #define WSTATE_TOPIC_MAX 4096u
 #define WSTATE_PAGE      4096u

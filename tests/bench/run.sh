@@ -65,6 +65,10 @@ if [ "${BENCH_IDLE:-1}" = 1 ]; then
     BUILD=$BUILD tests/bench/idle.sh 2>/dev/null
 fi
 
+echo
+echo "## bench_chain: ns/message through a worker's chain set (steps driven by the table of kinds)"
+"$BUILD"/tests/bench/bench_chain "${BENCH_CHAIN_MESSAGES:-300000}" 2>/dev/null
+
 # End to end through the reference harness (../shared/bench), beside its one-process paho relay
 # and Node-RED: several minutes. BENCH_PIPELINE=0 skips it.
 if [ "${BENCH_PIPELINE:-1}" = 1 ]; then

@@ -447,7 +447,7 @@ static void test_cfg_reference_config(void **state)
     assert_int_equal(r, 0);
     assert_int_equal(d.n_warnings, 0);
     assert_string_equal(c->clients[0].shared_group, "plant");
-    assert_int_equal(c->chains[0].n_steps, 8);
+    assert_int_equal(c->chains[0].n_steps, 9);
     assert_string_equal(c->chains[0].steps[0].params[3].key, "unit");
 
     char *buf = NULL;

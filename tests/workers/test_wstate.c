@@ -309,6 +309,30 @@ static void test_wstate_corrupt_header_starts_fresh(void **state)
     cfg_destroy(c);
 }
 
+/* A segment of layout version 1 (hashes with the truncated FNV basis) left by an older build:
+ * not misread, not migrated, started fresh with a log line that says why. */
+static void test_wstate_older_layout_starts_fresh(void **state)
+{
+    fx *f = *state;
+    cfg *c = config(f, 600);
+    crash_after(c, add_abc, clock_mono_ns());
+    uint32_t v1 = 1;
+    scribble(f, offsetof(shm_hdr, version), &v1, sizeof(v1));
+
+    wt_capture cap;
+    char log[4096];
+    wt_capture_start(&cap);
+    window *w;
+    wstate *ws = open_win(c, IN_PID, &w);
+    wt_capture_end(&cap, log, sizeof(log));
+    assert_false(wstate_adopted(ws));
+    assert_int_equal(window_count(w), 0);
+    assert_non_null(strstr(log, "older mqttflow (state layout 1, this one reads 2)"));
+    window_destroy(w);
+    wstate_close(ws);
+    cfg_destroy(c);
+}
+
 static void test_wstate_corrupt_window_is_emptied(void **state)
 {
     fx *f = *state;
@@ -469,6 +493,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_changed_config_starts_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_corrupt_header_starts_fresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wstate_older_layout_starts_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_corrupt_window_is_emptied, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_close_attempts_survive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wstate_live_owner_is_refused, setup, teardown),
