@@ -94,7 +94,7 @@ static void trace(void *arg, int rule, int step, const mf_msg *m)
     try_run *t = arg;
     const cfg_rule *r = &t->c->rules[rule];
     const cfg_step *s = &t->c->chains[r->chain].steps[step];
-    printf("    rule %s, step %d (%s) emitted topic ", r->name, step, chain_kind_name(s->kind));
+    printf("    rule %s, step %d (%s) emitted topic ", r->name, step, cfg_step_kind_name(s->kind));
     show(m->topic, strlen(m->topic));
     printf(" payload ");
     show(m->payload, m->payload_len);

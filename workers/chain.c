@@ -195,11 +195,6 @@ static int publish_source(chain_rule *cr, const ctx_origin *o, const mf_msg *m)
     return rc;
 }
 
-const char *chain_kind_name(enum cfg_step_kind k)
-{
-    return kind_name(k);
-}
-
 int chain_feed(chain_rule *cr, size_t i, const ctx_origin *o, const mf_msg *m)
 {
     if (i > 0 && cr->env->trace)

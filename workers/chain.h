@@ -32,8 +32,6 @@ typedef struct chain_set chain_set;
  * 0 for a stateless step. Pure. */
 size_t chain_state_size(const cfg_step *s);
 
-/* The configuration name of a step kind ("sampler"), for messages. */
-const char *chain_kind_name(enum cfg_step_kind k);
 
 /* Builds the state of every rule of env->c with functions from ld (both outlive the set).
  * 0 and *out; -ENOMEM; -EINVAL (a step that cannot be built, e.g. a bad filter condition, or
