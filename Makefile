@@ -61,10 +61,28 @@ BENCHES   := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
 TESTCB    := $(patsubst %.c,$(BUILD)/%.so,$(wildcard tests/callbacks/*.c))
 EXAMPLECB := $(patsubst %.c,%.so,$(wildcard config/examples/callbacks/*.c))
 
+# Python callbacks (common/pyshim.h): embedded CPython lives in its own shared object, beside
+# the binaries, which links Debian's libpython3 (pkg-config python3-embed); only a process
+# whose config names a Python callback dlopens it. boot.py is compiled in as a C string.
+PY_CFLAGS := $(shell pkg-config --cflags python3-embed 2>/dev/null)
+PY_LIBS   := $(shell pkg-config --libs python3-embed 2>/dev/null)
+PYSHIM    := $(BUILD)/bin/mqttflow-python.so
+
 .PHONY: all test asan check format format-check bench demo fuzz clean
 # keep test objects (make would delete them as intermediates and rebuild them every time)
 .SECONDARY:
-all: $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB)
+all: $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB) $(PYSHIM)
+
+$(BUILD)/gen/boot_py.h: workers/python/boot.py
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q){ echo 'static const char boot_py[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } >$@
+$(PYSHIM): workers/python/pyshim_main.c $(BUILD)/gen/boot_py.h common/pyshim.h common/mqttflow.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PYSHIM  $@")
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) $(LDSAN) -shared -I$(BUILD)/gen $(PY_CFLAGS) \
+		-o $@ $< $(PY_LIBS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -89,6 +89,9 @@ typedef struct cfg_callback {
     char *module; /* absolute path of the shared object (resolved against the YAML's folder) */
     char *function;
     cfg_pos pos;
+    /* 1: a Python callback (common/pyshim.h): module is the absolute path of a *.py file, or
+     * a dotted module name kept as written */
+    int python;
 } cfg_callback;
 
 enum cfg_step_kind {
@@ -179,6 +182,11 @@ typedef struct cfg_runtime {
     char *control_socket;       /* default $XDG_RUNTIME_DIR or /tmp: mqttflow-<instance>.sock */
     double stats_interval;      /* seconds between stats log lines, 0 = off (default) */
     size_t spool_max_bytes;     /* default 1 GiB */
+    /* runtime.python (config/cfg_python.c): a virtual environment whose site-packages
+     * callbacks import from, and folders put first on sys.path; absolute; NULL/0 = none */
+    char *python_venv;
+    char **python_path;
+    size_t n_python_path;
 } cfg_runtime;
 
 typedef struct cfg_logging {
