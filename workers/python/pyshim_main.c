@@ -511,8 +511,8 @@ static void log_exception(mf_ctx *x, const pyshim_call *c)
     pyshim_err e;
     take_error(&e);
     char head[1200];
-    snprintf(head, sizeof(head), "raised %s (rule %s, callback %s)%s", e.msg, c->rule, c->callback,
-             e.traceback[0] ? "; traceback:" : "");
+    (void)c; /* mf_log names the rule and the callback on every line */
+    snprintf(head, sizeof(head), "raised %s%s", e.msg, e.traceback[0] ? "; traceback:" : "");
     host->log(x, MF_LOG_ERROR, head);
     for (char *line = e.traceback, *nl; line && *line; line = nl ? nl + 1 : NULL) {
         nl = strchr(line, '\n');
@@ -563,9 +563,8 @@ static int result_of(mf_ctx *x, const pyshim_call *c, PyObject *r)
         const char *t = s ? PyUnicode_AsUTF8(s) : "?";
         char line[600];
         snprintf(line, sizeof(line),
-                 "returned %.400s (rule %s, callback %s): a callback returns None or 0, "
-                 "anything else is an error",
-                 t ? t : "?", c->rule, c->callback);
+                 "returned %.400s: a callback returns None or 0, anything else is an error",
+                 t ? t : "?");
         host->log(x, MF_LOG_ERROR, line);
         Py_XDECREF(s);
         PyErr_Clear();
