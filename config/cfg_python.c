@@ -92,7 +92,7 @@ static void report(cfg_ctx *x, const cfg_node *at, const pyshim_err *e, const ch
                      *what ? ", " : "", x->name, at ? at->pos.line : 0, at ? at->pos.col : 0);
         x->errors++;
     } else {
-        cfg_err(x, at, "%s%s%s", what, *what ? ": " : "", e->msg);
+        cfg_err(x, at, "%s", e->msg); /* the path being decoded says what */
     }
 }
 
@@ -120,7 +120,11 @@ void cfg_python_check(cfg_ctx *x, const cfg_node *root)
                             c->runtime.n_python_path, &e);
         if (rc < 0) {
             const cfg_node *rt = cfg_node_get(root, "runtime");
+            size_t o2 = cfg_path_key(x, "runtime");
+            size_t o3 = cfg_path_key(x, "python");
             report(x, rt ? cfg_node_get(rt, "python") : map, &e, "starting Python");
+            cfg_path_pop(x, o3);
+            cfg_path_pop(x, o2);
             return;
         }
         started = 1;
