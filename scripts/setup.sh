@@ -14,6 +14,9 @@ PACKAGES=(
     libpcre2-dev                             # rule regexes
     mosquitto mosquitto-clients              # the broker for tests and the demo
     procps psmisc iproute2                   # ps/pkill, fuser, ss in tests
+    python3-dev libpython3-dev pkg-config    # Python callbacks: mqttflow-python.so embeds CPython
+    python3-venv                             # the venv test of Python callbacks
+    python3-paho-mqtt                        # bench: the Python framework's relay (relay_py)
 )
 
 missing=()
