@@ -5,7 +5,7 @@
 #   make asan       the same build with ASan+UBSan into build-asan
 #   make check      clang-format check, the tests under ASan+UBSan, a short fuzz run
 #   make bench      ring and pipeline benchmarks (tests/bench/)
-#   make demo       the live demo (scripts/demo.sh)
+#   make demo       the live demo (scripts/demo.sh); make demo-python: its Python flavour
 #
 # Sources are found by wildcard: every <stage>/*.c except main.c goes into lib<stage>.a, so a
 # new module needs no Makefile edit and tests link the same objects the binaries do.
@@ -162,6 +162,11 @@ bench: all
 
 demo: all
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
+
+# the same demo with the example's four callbacks in Python (config/examples/python/)
+.PHONY: demo-python
+demo-python: all
+	$(Q)BUILD=$(BUILD) DEMO_CONFIG=config/examples/python/config.yaml scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD) build-asan $(EXAMPLECB)
