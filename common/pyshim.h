@@ -63,7 +63,8 @@ typedef struct pyshim_api {
     /* Starts the interpreter: venv (NULL = none) puts its site-packages on sys.path, path[]
      * comes first on sys.path. Python's own signal handlers are not installed and no
      * bytecode is written (an edited module is always read afresh). 0, or -errno with e
-     * filled. Once per process. */
+     * filled. One interpreter per process: a second start (a process that checked the config,
+     * then loads it) keeps it, takes the new host and adds the venv and path. */
     int (*start)(const pyshim_host *h, const char *venv, char *const *path, size_t n_path,
                  pyshim_err *e);
     /* Imports module (a .py path or a dotted name; once per process) and resolves function

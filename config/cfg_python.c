@@ -3,10 +3,10 @@
  *
  * The check runs after runtime is loaded (venv and path decide what imports). Importing runs
  * each module's top level in this process, as a worker's start does; a module is imported
- * once, so the first config checked in a process fixes the interpreter's venv and path (the
- * CLI checks one). Errors are reported at the Python file's position: "cb.py:3:5: SyntaxError:
- * invalid syntax"; a missing function at line 1 of the module, with the YAML position in the
- * message.
+ * once per process (a second config checked by the same process adds its venv and path and
+ * sees the modules the first one imported; the CLI checks one). Errors are reported at the Python
+ * file's position: "cb.py:3:5: SyntaxError: invalid syntax"; a missing function at line 1 of the
+ * module, with the YAML position in the message.
  */
 #include "cfg_int.h"
 
@@ -99,7 +99,6 @@ static void report(cfg_ctx *x, const cfg_node *at, const pyshim_err *e, const ch
 void cfg_python_check(cfg_ctx *x, const cfg_node *root)
 {
     static const pyshim_host host = {.log = check_log};
-    static int started; /* one interpreter per process: the first config's venv and path */
     const cfg *c = x->c;
     const cfg_node *map = cfg_node_get(root, "callbacks");
     size_t n_py = 0;
@@ -115,19 +114,15 @@ void cfg_python_check(cfg_ctx *x, const cfg_node *root)
         cfg_err(x, map, "%zu Python callbacks, but %s", n_py, why);
         return;
     }
-    if (!started) {
-        int rc = api->start(&host, c->runtime.python_venv, c->runtime.python_path,
-                            c->runtime.n_python_path, &e);
-        if (rc < 0) {
-            const cfg_node *rt = cfg_node_get(root, "runtime");
-            size_t o2 = cfg_path_key(x, "runtime");
-            size_t o3 = cfg_path_key(x, "python");
-            report(x, rt ? cfg_node_get(rt, "python") : map, &e, "starting Python");
-            cfg_path_pop(x, o3);
-            cfg_path_pop(x, o2);
-            return;
-        }
-        started = 1;
+    if (api->start(&host, c->runtime.python_venv, c->runtime.python_path, c->runtime.n_python_path,
+                   &e) < 0) {
+        const cfg_node *rt = cfg_node_get(root, "runtime");
+        size_t o2 = cfg_path_key(x, "runtime");
+        size_t o3 = cfg_path_key(x, "python");
+        report(x, rt ? cfg_node_get(rt, "python") : map, &e, "starting Python");
+        cfg_path_pop(x, o3);
+        cfg_path_pop(x, o2);
+        return;
     }
     size_t old = cfg_path_key(x, "callbacks");
     for (size_t i = 0; i < c->n_callbacks && 2 * i + 1 < map->n; i++) {

@@ -643,25 +643,30 @@ static int dispatch(int i, mf_ctx *x, const mf_msg *msgs, size_t n)
     }
 #define TR16(p)                                                                                    \
     TR(p##0)                                                                                       \
-    TR(p##1) TR(p##2) TR(p##3) TR(p##4) TR(p##5) TR(p##6) TR(p##7) TR(p##8) TR(p##9) TR(p##a)      \
-        TR(p##b) TR(p##c) TR(p##d) TR(p##e) TR(p##f)
+    TR(p##1)                                                                                       \
+    TR(p##2) TR(p##3) TR(p##4) TR(p##5) TR(p##6) TR(p##7) TR(p##8) TR(p##9) TR(p##a) TR(p##b)      \
+        TR(p##c) TR(p##d) TR(p##e) TR(p##f)
 #define TR256(p)                                                                                   \
     TR16(p##0)                                                                                     \
-    TR16(p##1) TR16(p##2) TR16(p##3) TR16(p##4) TR16(p##5) TR16(p##6) TR16(p##7) TR16(p##8)        \
-        TR16(p##9) TR16(p##a) TR16(p##b) TR16(p##c) TR16(p##d) TR16(p##e) TR16(p##f)
+    TR16(p##1)                                                                                     \
+    TR16(p##2) TR16(p##3) TR16(p##4) TR16(p##5) TR16(p##6) TR16(p##7) TR16(p##8) TR16(p##9)        \
+        TR16(p##a) TR16(p##b) TR16(p##c) TR16(p##d) TR16(p##e) TR16(p##f)
 TR256(0)
-TR256(1) TR256(2) TR256(3) TR256(4) TR256(5) TR256(6) TR256(7) TR256(8) TR256(9) TR256(a) TR256(b)
-    TR256(c) TR256(d) TR256(e) TR256(f)
+TR256(1)
+TR256(2) TR256(3) TR256(4) TR256(5) TR256(6) TR256(7) TR256(8) TR256(9) TR256(a) TR256(b) TR256(c)
+    TR256(d) TR256(e) TR256(f)
 
 #define E(h) tr_##h,
 #define E16(p)                                                                                     \
     E(p##0)                                                                                        \
-    E(p##1) E(p##2) E(p##3) E(p##4) E(p##5) E(p##6) E(p##7) E(p##8) E(p##9) E(p##a) E(p##b)        \
-        E(p##c) E(p##d) E(p##e) E(p##f)
+    E(p##1)                                                                                        \
+    E(p##2) E(p##3) E(p##4) E(p##5) E(p##6) E(p##7) E(p##8) E(p##9) E(p##a) E(p##b) E(p##c)        \
+        E(p##d) E(p##e) E(p##f)
 #define E256(p)                                                                                    \
     E16(p##0)                                                                                      \
-    E16(p##1) E16(p##2) E16(p##3) E16(p##4) E16(p##5) E16(p##6) E16(p##7) E16(p##8) E16(p##9)      \
-        E16(p##a) E16(p##b) E16(p##c) E16(p##d) E16(p##e) E16(p##f)
+    E16(p##1)                                                                                      \
+    E16(p##2) E16(p##3) E16(p##4) E16(p##5) E16(p##6) E16(p##7) E16(p##8) E16(p##9) E16(p##a)      \
+        E16(p##b) E16(p##c) E16(p##d) E16(p##e) E16(p##f)
         static const mf_callback trampolines[] = {E256(0) E256(1) E256(2) E256(3) E256(4) E256(5)
                                                       E256(6) E256(7) E256(8) E256(9) E256(a)
                                                           E256(b) E256(c) E256(d) E256(e) E256(f)};
@@ -670,15 +675,37 @@ _Static_assert(sizeof(trampolines) / sizeof(trampolines[0]) == CFG_MAX_CALLBACKS
 
 /* ---- the pyshim_api ---- */
 
+/* boot.setup: the venv's site-packages and the configured folders on sys.path. */
+static int add_paths(const char *venv, char *const *path, size_t n_path, pyshim_err *e)
+{
+    PyObject *paths = PyList_New(0);
+    for (size_t i = 0; paths && i < n_path; i++) {
+        PyObject *s = PyUnicode_DecodeFSDefault(path[i]);
+        if (!s || PyList_Append(paths, s) < 0)
+            Py_CLEAR(paths);
+        Py_XDECREF(s);
+    }
+    PyObject *r = paths ? PyObject_CallMethod(boot, "setup", "zO", venv, paths) : NULL;
+    Py_XDECREF(paths);
+    if (!r) {
+        take_error(e);
+        return -ENOENT;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
 static int shim_start(const pyshim_host *h, const char *venv, char *const *path, size_t n_path,
                       pyshim_err *e)
 {
     memset(e, 0, sizeof(*e));
-    if (Py_IsInitialized()) {
-        snprintf(e->msg, sizeof(e->msg), "the Python interpreter is already started");
+    if (Py_IsInitialized() && !boot) {
+        snprintf(e->msg, sizeof(e->msg), "a Python interpreter not started by mqttflow runs");
         return -EALREADY;
     }
     host = h;
+    if (boot) /* started before in this process (check, then a loader): the new host and path */
+        return add_paths(venv, path, n_path, e);
     if (PyImport_AppendInittab("mqttflow", mod_init) < 0) {
         snprintf(e->msg, sizeof(e->msg), "PyImport_AppendInittab(mqttflow) failed");
         return -ENOMEM;
@@ -707,21 +734,7 @@ static int shim_start(const pyshim_host *h, const char *venv, char *const *path,
         take_error(e);
         return -EIO;
     }
-    PyObject *paths = PyList_New(0);
-    for (size_t i = 0; paths && i < n_path; i++) {
-        PyObject *s = PyUnicode_DecodeFSDefault(path[i]);
-        if (!s || PyList_Append(paths, s) < 0)
-            Py_CLEAR(paths);
-        Py_XDECREF(s);
-    }
-    PyObject *r = paths ? PyObject_CallMethod(boot, "setup", "zO", venv, paths) : NULL;
-    Py_XDECREF(paths);
-    if (!r) {
-        take_error(e);
-        return -ENOENT;
-    }
-    Py_DECREF(r);
-    return 0;
+    return add_paths(venv, path, n_path, e);
 }
 
 static int shim_resolve(const char *module, const char *function, int i, mf_callback *fn,
