@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Python callbacks benchmark (`make bench`'s "python" section; issue 10), on the reference
-# harness of ../shared/bench, every figure beside its baseline measured in the same run:
+# Python callbacks benchmark (`make bench`'s "python" section; issue 10), every figure beside
+# its baseline measured in the same run:
 #
+#  0. the Python step alone against the same step in C, inside one process (bench_pystep: the
+#     worker's chain_run, no broker), in ns per message;
+# then on the reference harness of ../shared/bench:
 #  1. forwarding in/# -> out/#: the harness's relay_py (paho-mqtt 1.x, the replaced framework's
 #     style) vs mqttflow running a Python callback (python/forward.py) vs mqttflow running the
 #     C callback it twins (tests/callbacks/forward.c), QoS 0 and 1. Reported: throughput
@@ -79,6 +82,10 @@ summary() {
         }' "$@"
 }
 
+echo "### 0. the Python forwarding step vs the C one, in one process (bench_pystep)"
+echo
+(cd "$ROOT" && BUILD=$BUILD "$BUILD/tests/bench/bench_pystep" "${PYSTEP_N:-200000}" 5)
+echo
 echo "### 1. forwarding in/# -> out/#: relay_py vs a Python callback vs the C callback"
 (cd "$work" && OUT=$work/runs/py-fwd-$stamp SCENARIOS="relay_py cmd_py cmd_c" \
     QOS_LIST=${QOS_LIST:-"0 1"} N=${N:-100000} REPS=${REPS:-3} ./run.sh >/dev/null 2>&1) || true
