@@ -636,40 +636,31 @@ static int dispatch(int i, mf_ctx *x, const mf_msg *msgs, size_t n)
 
 /* One mf_callback per callback index: the worker calls an mf_callback with no closure, so
  * the index is in the function. 4096 tiny functions, generated. */
-#define TR(h)                                                                                      \
-    static int tr_##h(mf_ctx *x, const mf_msg *m, size_t n)                                        \
-    {                                                                                              \
-        return dispatch(0x##h, x, m, n);                                                           \
-    }
-#define TR16(p)                                                                                    \
-    TR(p##0)                                                                                       \
-    TR(p##1)                                                                                       \
-    TR(p##2) TR(p##3) TR(p##4) TR(p##5) TR(p##6) TR(p##7) TR(p##8) TR(p##9) TR(p##a) TR(p##b)      \
-        TR(p##c) TR(p##d) TR(p##e) TR(p##f)
-#define TR256(p)                                                                                   \
-    TR16(p##0)                                                                                     \
-    TR16(p##1)                                                                                     \
-    TR16(p##2) TR16(p##3) TR16(p##4) TR16(p##5) TR16(p##6) TR16(p##7) TR16(p##8) TR16(p##9)        \
-        TR16(p##a) TR16(p##b) TR16(p##c) TR16(p##d) TR16(p##e) TR16(p##f)
-TR256(0)
-TR256(1)
-TR256(2) TR256(3) TR256(4) TR256(5) TR256(6) TR256(7) TR256(8) TR256(9) TR256(a) TR256(b) TR256(c)
-    TR256(d) TR256(e) TR256(f)
+/* clang-format does not settle on one layout of these macro lists */
+/* clang-format off */
+#define TR(h) \
+    static int tr_##h(mf_ctx *x, const mf_msg *m, size_t n) { return dispatch(0x##h, x, m, n); }
+#define TR16(p) \
+    TR(p##0) TR(p##1) TR(p##2) TR(p##3) TR(p##4) TR(p##5) TR(p##6) TR(p##7) \
+    TR(p##8) TR(p##9) TR(p##a) TR(p##b) TR(p##c) TR(p##d) TR(p##e) TR(p##f)
+#define TR256(p) \
+    TR16(p##0) TR16(p##1) TR16(p##2) TR16(p##3) TR16(p##4) TR16(p##5) TR16(p##6) TR16(p##7) \
+    TR16(p##8) TR16(p##9) TR16(p##a) TR16(p##b) TR16(p##c) TR16(p##d) TR16(p##e) TR16(p##f)
+TR256(0) TR256(1) TR256(2) TR256(3) TR256(4) TR256(5) TR256(6) TR256(7)
+TR256(8) TR256(9) TR256(a) TR256(b) TR256(c) TR256(d) TR256(e) TR256(f)
 
 #define E(h) tr_##h,
-#define E16(p)                                                                                     \
-    E(p##0)                                                                                        \
-    E(p##1)                                                                                        \
-    E(p##2) E(p##3) E(p##4) E(p##5) E(p##6) E(p##7) E(p##8) E(p##9) E(p##a) E(p##b) E(p##c)        \
-        E(p##d) E(p##e) E(p##f)
-#define E256(p)                                                                                    \
-    E16(p##0)                                                                                      \
-    E16(p##1)                                                                                      \
-    E16(p##2) E16(p##3) E16(p##4) E16(p##5) E16(p##6) E16(p##7) E16(p##8) E16(p##9) E16(p##a)      \
-        E16(p##b) E16(p##c) E16(p##d) E16(p##e) E16(p##f)
-        static const mf_callback trampolines[] = {E256(0) E256(1) E256(2) E256(3) E256(4) E256(5)
-                                                      E256(6) E256(7) E256(8) E256(9) E256(a)
-                                                          E256(b) E256(c) E256(d) E256(e) E256(f)};
+#define E16(p) \
+    E(p##0) E(p##1) E(p##2) E(p##3) E(p##4) E(p##5) E(p##6) E(p##7) \
+    E(p##8) E(p##9) E(p##a) E(p##b) E(p##c) E(p##d) E(p##e) E(p##f)
+#define E256(p) \
+    E16(p##0) E16(p##1) E16(p##2) E16(p##3) E16(p##4) E16(p##5) E16(p##6) E16(p##7) \
+    E16(p##8) E16(p##9) E16(p##a) E16(p##b) E16(p##c) E16(p##d) E16(p##e) E16(p##f)
+static const mf_callback trampolines[] = {
+    E256(0) E256(1) E256(2) E256(3) E256(4) E256(5) E256(6) E256(7)
+    E256(8) E256(9) E256(a) E256(b) E256(c) E256(d) E256(e) E256(f)
+};
+/* clang-format on */
 _Static_assert(sizeof(trampolines) / sizeof(trampolines[0]) == CFG_MAX_CALLBACKS,
                "one trampoline per callback index");
 
