@@ -12,6 +12,7 @@
 #              counted; on_error: dead_letter puts the message in the dead-letter store
 #   bad_ret / bad_payload / bad_topic / bad_qos: return "x", emit an int payload, emit on
 #              a wildcard topic, publish at qos 5: each a clear error naming the rule
+#   from_thread  a thread started by the callback calls emit: RuntimeError (one producer)
 # Asserted: each output exactly once and right; the errors' log lines; status errors count;
 # the dead-letter store has the raising rule's message; clean stop (fini() ran: its log line).
 # shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
@@ -23,6 +24,8 @@ it_broker || lib_fail "broker did not start"
 py=$LIB_TMP/py
 mkdir -p "$py/lib/pkg"
 cat >"$py/styles.py" <<'PY'
+import threading
+
 import mqttflow
 
 kept = []
@@ -76,6 +79,21 @@ def bad_topic(msg):
 
 def bad_qos(msg):
     mqttflow.publish("c1", "out/bad", b"x", qos=5)
+
+
+def from_thread(msg):
+    errs = []
+
+    def other():
+        try:
+            mqttflow.emit("out/bad", b"from another thread")
+        except RuntimeError as e:
+            errs.append(str(e))
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    mqttflow.emit("out/thread", errs[0] if errs else "no error")
 PY
 cat >"$py/lib/pkg/__init__.py" <<'PY'
 PY
@@ -118,6 +136,7 @@ callbacks:
   bad_payload: {module: "py/styles.py", function: "bad_payload"}
   bad_topic: {module: "py/styles.py", function: "bad_topic"}
   bad_qos: {module: "py/styles.py", function: "bad_qos"}
+  from_thread: {module: "py/styles.py", function: "from_thread"}
 rules:
   - {rule: "r_plain", topic: "in/plain", callback: "plain", execution_mode: "sequential"}
   - {rule: "r_window", topic: "in/window", action: "win", execution_mode: "sequential"}
@@ -129,6 +148,7 @@ rules:
   - {rule: "r_bad_payload", topic: "in/bad_payload", callback: "bad_payload"}
   - {rule: "r_bad_topic", topic: "in/bad_topic", callback: "bad_topic"}
   - {rule: "r_bad_qos", topic: "in/bad_qos", callback: "bad_qos"}
+  - {rule: "r_thread", topic: "in/thread", callback: "from_thread"}
 processing_chains:
   win:
     - {step: "sampler", config: {duration: 1, callback: "window"}}
@@ -158,10 +178,11 @@ pub in/proc p1
 pub in/task '{"v":7}'
 pub in/dotted d1 d2
 pub in/raises ok1 boom ok2
-for b in bad_ret bad_payload bad_topic bad_qos; do pub "in/$b" x; done
+for b in bad_ret bad_payload bad_topic bad_qos thread; do pub "in/$b" x; done
 
 it_until 20 '[[ $(n out/plain) -ge 2 && $(n out/window) -ge 1 && $(n out/proc) -ge 1 &&
-    $(n out/task) -ge 1 && $(n out/dotted) -ge 2 && $(n out/raises) -ge 2 ]]' ||
+    $(n out/task) -ge 1 && $(n out/dotted) -ge 2 && $(n out/raises) -ge 2 &&
+    $(n out/thread) -ge 1 ]]' ||
     lib_fail "not every output arrived: $(cat "$LIB_TMP/out.out")"
 it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_errors_total worker 0) -ge 5 ]]' ||
     lib_fail "errors counted: $(it_metric "$conf" mqttflow_stage_errors_total worker 0), want 5"
@@ -175,6 +196,8 @@ expect_eq "task class" "$(it_lines out out/task)" "in/task=7"
 expect_eq "dotted module, init once" "$(it_lines out out/dotted | tr '\n' ' ')" \
     "inits=1 d1 inits=1 d2 "
 expect_eq "raises: the others pass" "$(it_lines out out/raises | tr '\n' ' ')" "ok1 ok2 "
+expect_eq "emit from another thread" "$(it_lines out out/thread)" \
+    "emit: only the thread that runs the callback may call it, during the call"
 expect_eq "nothing published by the bad callbacks" "$(n out/bad)" 0
 expect_eq "errors counted" "$(it_metric "$conf" mqttflow_stage_errors_total worker 0)" 5
 

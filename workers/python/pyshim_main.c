@@ -30,10 +30,11 @@
 #include "boot_py.h" /* generated: static const char boot_py[] = "..." */
 
 static const pyshim_host *host;
-static PyObject *boot;       /* the boot module */
-static PyObject *json_loads; /* json.loads */
-static mf_ctx *cur;          /* the ctx of the callback running now, NULL outside one */
-static int cur_qos;          /* its message's QoS (publish_message inherits it) */
+static PyObject *boot;              /* the boot module */
+static PyObject *json_loads;        /* json.loads */
+static mf_ctx *cur;                 /* the ctx of the callback running now, NULL outside one */
+static int cur_qos;                 /* its message's QoS (publish_message inherits it) */
+static unsigned long worker_thread; /* the thread that runs callbacks (PyThread ident) */
 
 typedef struct pycb {
     PyObject *fn; /* the function, or the task class */
@@ -304,6 +305,13 @@ static PyObject *raise_rc(const char *fn, int rc)
 
 static int need_call(const char *fn)
 {
+    /* a thread the callback started may run while the callback blocks (time.sleep releases
+     * the GIL); the output ring has one producer, the worker's own thread */
+    if (PyThread_get_thread_ident() != worker_thread) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s: only the thread that runs the callback may call it, during the call", fn);
+        return -1;
+    }
     if (cur)
         return 0;
     PyErr_Format(PyExc_RuntimeError,
@@ -715,6 +723,7 @@ static int shim_start(const pyshim_host *h, const char *venv, char *const *path,
                  st.err_msg ? st.err_msg : "?");
         return -EIO;
     }
+    worker_thread = PyThread_get_thread_ident();
     PyObject *code = Py_CompileString(boot_py, "<mqttflow boot>", Py_file_input);
     boot = code ? PyImport_ExecCodeModule("_mqttflow_boot", code) : NULL;
     Py_XDECREF(code);
