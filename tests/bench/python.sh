@@ -18,7 +18,7 @@
 # The copy of the harness gets one generic scenario kind, cmd_NAME, which runs $CMD_NAME the
 # way its `pipeline` scenario runs $PIPELINE_CMD (so several commands share one run).
 # Knobs: N (forwarding, default 100000), HEAVY_N (20000), REPS (3), QOS_LIST ("0 1"),
-# HEAVY_QOS ("1"), QUIET_WAIT, PORT (default: the first free one from 18840), SHARED_BENCH,
+# HEAVY_QOS ("1"), PARTS ("0 1 2": which of the above), QUIET_WAIT, PORT (default: the first free one from 18840), SHARED_BENCH,
 # BENCH_WORK.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -82,10 +82,17 @@ summary() {
         }' "$@"
 }
 
+PARTS=${PARTS:-"0 1 2"}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if part 0; then
 echo "### 0. the Python forwarding step vs the C one, in one process (bench_pystep)"
 echo
 (cd "$ROOT" && BUILD=$BUILD "$BUILD/tests/bench/bench_pystep" "${PYSTEP_N:-200000}" 5)
 echo
+fi
+
+if part 1; then
 echo "### 1. forwarding in/# -> out/#: relay_py vs a Python callback vs the C callback"
 (cd "$work" && OUT=$work/runs/py-fwd-$stamp SCENARIOS="relay_py cmd_py cmd_c" \
     QOS_LIST=${QOS_LIST:-"0 1"} N=${N:-100000} REPS=${REPS:-3} ./run.sh >/dev/null 2>&1) || true
@@ -104,7 +111,9 @@ awk '{ rate[$1, $2] = $3; cpu[$1, $2] = $5; q[$2] = 1 }
         (("cmd_py", k) in cpu && ("cmd_c", k) in cpu) ? sprintf("%.2f", cpu["cmd_py", k] - cpu["cmd_c", k]) : "-" }' <<<"$fwd" | sort
 echo
 echo "harness table: $work/runs/py-fwd-$stamp/table.md"
+fi
 
+if part 2; then
 echo
 echo "### 2. CPU-heavy Python callback (~200 us/msg: $loops loops): 1 vs 2 workers (parallel) vs the framework's threaded mode"
 (cd "$work" && OUT=$work/runs/py-heavy-$stamp SCENARIOS="cmd_heavy1 cmd_heavy2 cmd_threaded" \
@@ -121,3 +130,4 @@ awk '{ rate[$1, $2] = $3; q[$2] = 1 }
         rate["cmd_heavy1", k] ? sprintf("%.2f", rate["cmd_heavy2", k] / rate["cmd_heavy1", k]) : "-",
         rate["cmd_threaded", k] ? sprintf("%.2f", rate["cmd_heavy2", k] / rate["cmd_threaded", k]) : "-" }' <<<"$heavyres"
 echo "harness table: $work/runs/py-heavy-$stamp/table.md"
+fi
