@@ -13,7 +13,8 @@
 #    else came out between them);
 #  - mqttflow stop: exit 0, no shared-memory segment left.
 # IT_EXAMPLE_CONF names another example with the same behaviour (50-python-example.sh: the
-# Python flavour, whose *.py modules are made absolute the same way).
+# Python flavour, whose *.py modules are made absolute the same way). A worker maps libpython
+# with the Python flavour only.
 # shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
@@ -49,6 +50,11 @@ fi
 }
 
 it_start "$conf"
+# libpython is mapped by a worker only when the config has Python callbacks
+wpid=$(it_metric "$conf" mqttflow_stage_pid worker 0)
+[[ -n $wpid && -r /proc/$wpid/maps ]] || lib_fail "no pid for worker 0"
+if grep -q libpython "/proc/$wpid/maps"; then py_mapped=1; else py_mapped=0; fi
+expect_eq "libpython mapped by worker 0" "$py_mapped" "$([[ -n ${IT_EXAMPLE_CONF:-} ]] && echo 1 || echo 0)"
 it_msub out1 "$MQTT_PORT" alerts/probe 'alerts/#' 'analysis/#'
 it_msub out2 "$b2_PORT" processed/probe 'processed/#'
 
