@@ -221,7 +221,10 @@ static int levels_by_name(PyObject *lv, int *out)
     } names[] = {{"DEBUG", MF_LOG_DEBUG},  {"INFO", MF_LOG_INFO},   {"WARNING", MF_LOG_WARNING},
                  {"WARN", MF_LOG_WARNING}, {"ERROR", MF_LOG_ERROR}, {"CRITICAL", MF_LOG_ERROR}};
     if (PyLong_Check(lv)) {
-        long v = PyLong_AsLong(lv);
+        int overflow;
+        long v = PyLong_AsLongAndOverflow(lv, &overflow);
+        if (overflow)
+            v = overflow < 0 ? MF_LOG_DEBUG : MF_LOG_ERROR;
         *out = v <= MF_LOG_DEBUG     ? MF_LOG_DEBUG
                : v <= MF_LOG_INFO    ? MF_LOG_INFO
                : v <= MF_LOG_WARNING ? MF_LOG_WARNING
@@ -566,7 +569,10 @@ static int result_of(mf_ctx *x, const pyshim_call *c, PyObject *r)
         return 1;
     }
     int rc = 0;
-    if (r != Py_None && !(PyLong_CheckExact(r) && PyLong_AsLong(r) == 0)) {
+    int overflow = 0;
+    /* exactly None or the int 0 (False is an error, like any other value) */
+    if (r != Py_None &&
+        !(PyLong_CheckExact(r) && PyLong_AsLongAndOverflow(r, &overflow) == 0 && !overflow)) {
         PyObject *s = PyObject_Repr(r);
         const char *t = s ? PyUnicode_AsUTF8(s) : "?";
         char line[600];
