@@ -78,11 +78,13 @@ $(BUILD)/gen/boot_py.h: workers/python/boot.py
 	@$(if $(Q),echo "  GEN     $@")
 	$(Q){ echo 'static const char boot_py[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } >$@
-$(PYSHIM): workers/python/pyshim_main.c $(BUILD)/gen/boot_py.h common/pyshim.h common/mqttflow.h
+PYSHIM_SRCS := $(wildcard workers/python/*.c)
+$(PYSHIM): $(PYSHIM_SRCS) workers/python/pyshim_int.h $(BUILD)/gen/boot_py.h common/pyshim.h \
+		common/mqttflow.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  PYSHIM  $@")
 	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) $(LDSAN) -shared -I$(BUILD)/gen $(PY_CFLAGS) \
-		-o $@ $< $(PY_LIBS)
+		-o $@ $(PYSHIM_SRCS) $(PY_LIBS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -8,17 +8,15 @@
  *   - boot.py (embedded at build time): importing modules, resolving functions and task
  *     classes, init()/fini(), locating an exception in the user's file.
  *
- * The per-message path of a plain function: one host->describe, one Message object (reused
- * when the callback kept no reference), one vectorcall; .topic/.payload are made on first
- * access; emit() reads bytes/str in place (no copy before mf_emit's own). No system calls, no
- * allocation beyond what the callback's own Python objects cost.
+ * The per-message path of a plain function: one host->describe, one Message object
+ * (pyshim_msg.c: reused when the callback kept no reference), one vectorcall; emit() reads
+ * bytes/str in place (no copy before mf_emit's own). No system calls, no allocation beyond
+ * what the callback's own Python objects cost.
  *
  * One thread holds the GIL for the life of the process (Py_InitializeFromConfig, never
  * released): the watchdog thread never touches Python, it only kills the process.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <structmember.h>
+#include "pyshim_int.h" /* Python.h first, as CPython asks */
 
 #include <errno.h>
 #include <stdio.h>
@@ -31,7 +29,6 @@
 
 static const pyshim_host *host;
 static PyObject *boot;              /* the boot module */
-static PyObject *json_loads;        /* json.loads */
 static mf_ctx *cur;                 /* the ctx of the callback running now, NULL outside one */
 static int cur_qos;                 /* its message's QoS (publish_message inherits it) */
 static unsigned long worker_thread; /* the thread that runs callbacks (PyThread ident) */
@@ -41,175 +38,6 @@ typedef struct pycb {
     int task;     /* 1: the Python framework's task-class style */
 } pycb;
 static pycb cbs[CFG_MAX_CALLBACKS];
-
-/* ---- Message ---- */
-
-typedef struct msgobj {
-    PyObject_HEAD const mf_msg *m; /* borrowed for the call; NULL once detached */
-    PyObject *topic, *payload, *client_id, *json;
-    int qos, retain;
-    unsigned long long received_ns;
-} msgobj;
-
-static PyTypeObject msg_type;
-
-static PyObject *msg_get_topic(msgobj *o, void *unused)
-{
-    (void)unused;
-    if (!o->topic && o->m)
-        o->topic =
-            PyUnicode_DecodeUTF8(o->m->topic, (Py_ssize_t)strlen(o->m->topic), "surrogateescape");
-    Py_XINCREF(o->topic);
-    return o->topic;
-}
-
-static PyObject *msg_get_payload(msgobj *o, void *unused)
-{
-    (void)unused;
-    if (!o->payload && o->m)
-        o->payload = PyBytes_FromStringAndSize(o->m->payload, (Py_ssize_t)o->m->payload_len);
-    Py_XINCREF(o->payload);
-    return o->payload;
-}
-
-static PyObject *msg_get_view(msgobj *o, void *unused)
-{
-    (void)unused;
-    /* straight over the worker's copy of the record: valid until the callback returns, like
-     * the C API's pointers; a message kept past its call was detached (bytes by then) */
-    if (o->m)
-        return PyMemoryView_FromMemory((char *)o->m->payload, (Py_ssize_t)o->m->payload_len,
-                                       PyBUF_READ);
-    if (!o->payload)
-        Py_RETURN_NONE;
-    return PyMemoryView_FromObject(o->payload);
-}
-
-static PyObject *msg_get_client(msgobj *o, void *unused)
-{
-    (void)unused;
-    if (!o->client_id && o->m)
-        o->client_id = PyUnicode_DecodeUTF8(
-            o->m->client_id ? o->m->client_id : "",
-            o->m->client_id ? (Py_ssize_t)strlen(o->m->client_id) : 0, "surrogateescape");
-    Py_XINCREF(o->client_id);
-    return o->client_id;
-}
-
-/* .json(): parsed once, cached; a payload that is not JSON raises ValueError every time */
-static PyObject *msg_json(msgobj *o, PyObject *unused)
-{
-    (void)unused;
-    if (o->json) {
-        Py_INCREF(o->json);
-        return o->json;
-    }
-    PyObject *p = msg_get_payload(o, NULL);
-    if (!p)
-        return NULL;
-    o->json = PyObject_CallOneArg(json_loads, p);
-    Py_DECREF(p);
-    Py_XINCREF(o->json);
-    return o->json;
-}
-
-static PyObject *msg_repr(msgobj *o)
-{
-    PyObject *t = msg_get_topic(o, NULL);
-    if (!t)
-        return NULL;
-    size_t len = o->m ? o->m->payload_len : o->payload ? (size_t)PyBytes_GET_SIZE(o->payload) : 0;
-    PyObject *r = PyUnicode_FromFormat("<mqttflow.Message topic=%R payload=%zu bytes qos=%d>", t,
-                                       len, o->qos);
-    Py_DECREF(t);
-    return r;
-}
-
-static void msg_clear_cache(msgobj *o)
-{
-    Py_CLEAR(o->topic);
-    Py_CLEAR(o->payload);
-    Py_CLEAR(o->client_id);
-    Py_CLEAR(o->json);
-}
-
-static void msg_dealloc(msgobj *o)
-{
-    msg_clear_cache(o);
-    Py_TYPE(o)->tp_free((PyObject *)o);
-}
-
-static PyGetSetDef msg_getset[] = {
-    {"topic", (getter)msg_get_topic, NULL, "the topic (str)", NULL},
-    {"payload", (getter)msg_get_payload, NULL, "the payload (bytes)", NULL},
-    {"payload_view", (getter)msg_get_view, NULL,
-     "the payload as a read-only memoryview, no copy (valid until the callback returns)", NULL},
-    {"client_id", (getter)msg_get_client, NULL, "the source client's id (str)", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyMemberDef msg_members[] = {
-    {"qos", T_INT, offsetof(msgobj, qos), READONLY, "QoS of the message"},
-    {"retain", T_INT, offsetof(msgobj, retain), READONLY, "retain flag (0 or 1)"},
-    {"received_ns", T_ULONGLONG, offsetof(msgobj, received_ns), READONLY,
-     "wall clock at ingress, ns since the epoch"},
-    {NULL, 0, 0, 0, NULL},
-};
-
-static PyMethodDef msg_methods[] = {
-    {"json", (PyCFunction)msg_json, METH_NOARGS, "the payload parsed as JSON (cached)"},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyTypeObject msg_type = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "mqttflow.Message",
-    .tp_basicsize = sizeof(msgobj),
-    .tp_dealloc = (destructor)msg_dealloc,
-    .tp_repr = (reprfunc)msg_repr,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "One MQTT message, read-only.",
-    .tp_getset = msg_getset,
-    .tp_members = msg_members,
-    .tp_methods = msg_methods,
-};
-
-static msgobj *spare; /* one Message kept for the next call when the last one was not kept */
-
-static msgobj *msg_wrap(const mf_msg *m)
-{
-    msgobj *o = spare;
-    spare = NULL;
-    if (!o && !(o = PyObject_New(msgobj, &msg_type)))
-        return NULL;
-    o->m = m;
-    o->topic = o->payload = o->client_id = o->json = NULL;
-    o->qos = m->qos;
-    o->retain = m->retain;
-    o->received_ns = (unsigned long long)m->received_ns;
-    return o;
-}
-
-/* After the call: a message the callback kept (a list, a global) gets its own copies, since
- * the record it points into is released once the call returns. */
-static void msg_release(msgobj *o)
-{
-    if (Py_REFCNT(o) > 1) {
-        Py_XDECREF(msg_get_topic(o, NULL));
-        Py_XDECREF(msg_get_payload(o, NULL));
-        Py_XDECREF(msg_get_client(o, NULL));
-        PyErr_Clear(); /* only an out-of-memory: the field then reads None */
-        o->m = NULL;
-        Py_DECREF(o);
-        return;
-    }
-    msg_clear_cache(o);
-    o->m = NULL;
-    if (!spare) {
-        spare = o; /* keeps our one reference */
-        return;
-    }
-    Py_DECREF(o);
-}
 
 /* ---- the mqttflow module ---- */
 
@@ -463,13 +291,14 @@ static struct PyModuleDef mod_def = {
 
 static PyObject *mod_init(void)
 {
-    if (PyType_Ready(&msg_type) < 0)
+    PyTypeObject *msg_type = pyshim_msg_type();
+    if (!msg_type)
         return NULL;
     PyObject *m = PyModule_Create(&mod_def);
     if (!m)
         return NULL;
-    Py_INCREF(&msg_type);
-    if (PyModule_AddObject(m, "Message", (PyObject *)&msg_type) < 0 ||
+    Py_INCREF(msg_type);
+    if (PyModule_AddObject(m, "Message", (PyObject *)msg_type) < 0 ||
         PyModule_AddIntConstant(m, "DEBUG", MF_LOG_DEBUG) < 0 ||
         PyModule_AddIntConstant(m, "INFO", MF_LOG_INFO) < 0 ||
         PyModule_AddIntConstant(m, "WARNING", MF_LOG_WARNING) < 0 ||
@@ -603,44 +432,38 @@ static int dispatch(int i, mf_ctx *x, const mf_msg *msgs, size_t n)
     int rc = 0;
 
     if (!c.window && !cb->task && n == 1) {
-        msgobj *o = msg_wrap(&msgs[0]);
-        PyObject *r = o ? PyObject_CallOneArg(cb->fn, (PyObject *)o) : NULL;
+        PyObject *o = pyshim_msg_wrap(&msgs[0]);
+        PyObject *r = o ? PyObject_CallOneArg(cb->fn, o) : NULL;
         rc = result_of(x, &c, r);
         if (o)
-            msg_release(o);
+            pyshim_msg_release(o);
     } else if (c.window && !cb->task) {
         PyObject *list = PyList_New((Py_ssize_t)n);
         for (size_t k = 0; list && k < n; k++) {
-            msgobj *o = msg_wrap(&msgs[k]);
+            PyObject *o = pyshim_msg_wrap(&msgs[k]);
             if (!o) {
                 Py_CLEAR(list);
                 break;
             }
-            PyList_SET_ITEM(list, (Py_ssize_t)k, (PyObject *)o);
+            PyList_SET_ITEM(list, (Py_ssize_t)k, o);
         }
         PyObject *r = list ? PyObject_CallOneArg(cb->fn, list) : NULL;
         rc = result_of(x, &c, r);
         if (list) {
             for (size_t k = 0; k < n; k++) {
-                msgobj *o = (msgobj *)PyList_GET_ITEM(list, (Py_ssize_t)k);
-                if (Py_REFCNT(o) > 1 || Py_REFCNT(list) > 1) {
-                    Py_XDECREF(msg_get_topic(o, NULL));
-                    Py_XDECREF(msg_get_payload(o, NULL));
-                    Py_XDECREF(msg_get_client(o, NULL));
-                    PyErr_Clear();
-                }
-                o->m = NULL;
+                PyObject *o = PyList_GET_ITEM(list, (Py_ssize_t)k);
+                pyshim_msg_detach(o, Py_REFCNT(o) > 1 || Py_REFCNT(list) > 1);
             }
             Py_DECREF(list);
         }
     } else {
         /* a task class: one task per message, as the Python framework made them */
         for (size_t k = 0; k < n && rc == 0; k++) {
-            msgobj *o = msg_wrap(&msgs[k]);
-            PyObject *r = o ? call_one(cb, &c, (PyObject *)o) : NULL;
+            PyObject *o = pyshim_msg_wrap(&msgs[k]);
+            PyObject *r = o ? call_one(cb, &c, o) : NULL;
             rc = result_of(x, &c, r);
             if (o)
-                msg_release(o);
+                pyshim_msg_release(o);
         }
     }
     cur = saved;
@@ -733,10 +556,7 @@ static int shim_start(const pyshim_host *h, const char *venv, char *const *path,
     PyObject *code = Py_CompileString(boot_py, "<mqttflow boot>", Py_file_input);
     boot = code ? PyImport_ExecCodeModule("_mqttflow_boot", code) : NULL;
     Py_XDECREF(code);
-    PyObject *json = boot ? PyImport_ImportModule("json") : NULL;
-    json_loads = json ? PyObject_GetAttrString(json, "loads") : NULL;
-    Py_XDECREF(json);
-    if (!json_loads) {
+    if (!boot) {
         take_error(e);
         return -EIO;
     }
