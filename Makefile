@@ -5,7 +5,7 @@
 #   make asan       the same build with ASan+UBSan into build-asan
 #   make check      clang-format check, the tests under ASan+UBSan, a short fuzz run
 #   make bench      ring and pipeline benchmarks (tests/bench/)
-#   make demo       the live demo (scripts/demo.sh)
+#   make demo       the live demo (scripts/demo.sh); make demo-python: its Python flavour
 #   make install    binaries, header, pkg-config file, unit, examples, manual pages, guides
 #                   (PREFIX=/usr/local, DESTDIR; see "install" below); make uninstall
 #   make deb        a Debian package in $(BUILD)/deb (scripts/mkdeb.sh)
@@ -78,10 +78,18 @@ BENCHES   := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
 TESTCB    := $(patsubst %.c,$(BUILD)/%.so,$(wildcard tests/callbacks/*.c))
 EXAMPLECB := $(patsubst %.c,%.so,$(wildcard config/examples/callbacks/*.c))
 
+# Python callbacks (common/pyshim.h): embedded CPython lives in its own shared object, beside
+# the binaries, which links Debian's libpython3 (pkg-config python3-embed); only a process
+# whose config names a Python callback dlopens it. boot.py is compiled in as a C string.
+PY_CFLAGS := $(shell pkg-config --cflags python3-embed 2>/dev/null)
+PY_LIBS   := $(shell pkg-config --libs python3-embed 2>/dev/null)
+PYSHIM    := $(BUILD)/bin/mqttflow-python.so
+
+
 .PHONY: all test asan check format format-check bench demo fuzz clean install uninstall deb man
 # keep test objects (make would delete them as intermediates and rebuild them every time)
 .SECONDARY:
-all: $(PAHO_STAGE) $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB) man
+all: $(PAHO_STAGE) $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB) $(PYSHIM) man
 
 $(BUILD)/lib/mqttflow/$(PAHO_SO): $(PAHO_PRIV)
 	@mkdir -p $(dir $@)
@@ -94,6 +102,19 @@ paho-system-warning:
 	@rm -f $(BUILD)/lib/mqttflow/$(PAHO_SO) $(BUILD)/lib/mqttflow/paho.*
 	@echo "WARNING: no private paho build in $(PAHO_DIR): linking Debian's libpaho-mqtt" >&2
 	@echo "WARNING: (heap tracking on every malloc/free, 1.3-1.6x slower). Run scripts/setup.sh." >&2
+
+$(BUILD)/gen/boot_py.h: workers/python/boot.py
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q){ echo 'static const char boot_py[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } >$@
+PYSHIM_SRCS := $(wildcard workers/python/*.c)
+$(PYSHIM): $(PYSHIM_SRCS) workers/python/pyshim_int.h $(BUILD)/gen/boot_py.h common/pyshim.h \
+		common/mqttflow.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  PYSHIM  $@")
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) $(LDSAN) -shared -I$(BUILD)/gen $(PY_CFLAGS) \
+		-o $@ $(PYSHIM_SRCS) $(PY_LIBS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -280,6 +301,11 @@ bench: all
 
 demo: all
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
+
+# the same demo with the example's four callbacks in Python (config/examples/python/)
+.PHONY: demo-python
+demo-python: all
+	$(Q)BUILD=$(BUILD) DEMO_CONFIG=config/examples/python/config.yaml scripts/demo.sh
 
 clean:
 	rm -rf $(BUILD) build-asan $(EXAMPLECB)

@@ -67,6 +67,26 @@ int stage_pin(int cpu)
     return 0;
 }
 
+void stage_fail_note(const char *text)
+{
+    const char *v = getenv("MQTTFLOW_READY_FD");
+    if (!v || !*v || !text)
+        return;
+    char *end;
+    long fd = strtol(v, &end, 10);
+    if (*end || fd < 0 || fd > 65535)
+        return;
+    char line[200] = "fail ";
+    size_t n = 5;
+    for (const char *p = text; *p && n < sizeof(line) - 2; p++)
+        line[n++] = (unsigned char)*p < 0x20 || *p == 0x7f ? ' ' : *p;
+    line[n++] = '\n';
+    ssize_t w = write((int)fd, line, n);
+    (void)w; /* best effort: the exit status still tells the supervisor it failed */
+    close((int)fd);
+    unsetenv("MQTTFLOW_READY_FD");
+}
+
 int stage_ready(void)
 {
     const char *v = getenv("MQTTFLOW_READY_FD");

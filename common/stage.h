@@ -31,5 +31,9 @@ int stage_init(const char *process_name);
 int stage_pin(int cpu);
 /* 0, or -errno when the notification fd could not be written. */
 int stage_ready(void);
+/* Instead of ready: tells the supervisor in one line why this stage is about to exit (a
+ * Python import error), shown by `mqttflow status` beside the exit. Control characters are
+ * replaced; the line is cut at 190 bytes. Closes the fd like stage_ready; best effort. */
+void stage_fail_note(const char *text);
 
 #endif

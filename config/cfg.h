@@ -92,6 +92,9 @@ typedef struct cfg_callback {
     char *module; /* absolute path of the shared object (resolved against the YAML's folder) */
     char *function;
     cfg_pos pos;
+    /* 1: a Python callback (common/pyshim.h): module is the absolute path of a *.py file, or
+     * a dotted module name kept as written */
+    int python;
 } cfg_callback;
 
 /* Step kinds: CFG_STEP_SAMPLER, ... in the order of the table of kinds (cfg_steps.h). */
@@ -185,6 +188,11 @@ typedef struct cfg_runtime {
     double stats_interval;      /* seconds between stats log lines, 0 = off (default) */
     size_t spool_max_bytes;     /* default 1 GiB */
     char *metrics_listen;       /* runtime.metrics.listen "HOST:PORT", NULL = no HTTP endpoint */
+    /* runtime.python (config/cfg_python.c): a virtual environment whose site-packages
+     * callbacks import from, and folders put first on sys.path; absolute; NULL/0 = none */
+    char *python_venv;
+    char **python_path;
+    size_t n_python_path;
 } cfg_runtime;
 
 typedef struct cfg_logging {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "mqttflow.h"
+#include "pyshim.h"
 
 static const cfg_field callback_fields[] = {
     {"module", CFG_F_PATH, offsetof(cfg_callback, module), NULL, CFG_REQUIRED, 0, 0, NULL},
@@ -108,6 +109,20 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
             cfg_path_pop(x, o3);
             ok = false;
         }
+        const cfg_node *mn = cfg_node_get(v, "module");
+        if (ok && cb->module && mn && pyshim_is_python(mn->str)) {
+            /* Python (common/pyshim.h): a dotted name is kept as written (it is imported, not
+             * opened); imports are checked by cfg_python_check once runtime.python is known */
+            cb->python = 1;
+            size_t ml = strlen(mn->str);
+            if (ml < 3 || strcmp(mn->str + ml - 3, ".py") != 0) {
+                free(cb->module);
+                if (!(cb->module = strdup(mn->str)))
+                    cfg_err(x, mn, "out of memory");
+                cfg_path_pop(x, o2);
+                continue;
+            }
+        }
         if (ok && cb->module && !(x->flags & CFG_LOAD_CONTROL)) {
             struct stat st;
             int sr = stat(cb->module, &st) < 0 ? -errno : 0;
@@ -118,7 +133,7 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
                         : sr < 0      ? strerror(-sr)
                                       : "is not a regular file");
                 cfg_path_pop(x, o3);
-            } else if ((x->flags & CFG_LOAD_CHECK_MODULES) && cb->function) {
+            } else if ((x->flags & CFG_LOAD_CHECK_MODULES) && cb->function && !cb->python) {
                 check_module(x, cb, v);
             }
         }

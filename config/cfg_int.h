@@ -134,6 +134,11 @@ void cfg_rules_load(cfg_ctx *x, const cfg_node *seq); /* cfg_rule.c */
 void cfg_rule_fini(cfg_rule *r);
 void cfg_runtime_load(cfg_ctx *x, const cfg_node *m); /* cfg_runtime.c; m may be NULL */
 void cfg_runtime_fini(cfg_runtime *rt);
+/* cfg_python.c: runtime.python, and (CFG_LOAD_CHECK_MODULES) importing every Python module
+ * and resolving every Python function, errors at the Python file's position */
+void cfg_python_load(cfg_ctx *x, cfg_runtime *rt, const cfg_node *m);
+void cfg_python_fini(cfg_runtime *rt);
+void cfg_python_check(cfg_ctx *x, const cfg_node *root);
 void cfg_logging_load(cfg_ctx *x, const cfg_node *m); /* m may be NULL */
 void cfg_logging_fini(cfg_logging *lg);
 

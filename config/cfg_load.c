@@ -111,6 +111,8 @@ int cfg_load_buffer(const char *name, const char *dir, const char *data, size_t 
             cfg_rules_load(&x, v);
         cfg_runtime_load(&x, cfg_node_get(root, "runtime"));
         cfg_logging_load(&x, cfg_node_get(root, "logging"));
+        if (!x.errors && (flags & CFG_LOAD_CHECK_MODULES))
+            cfg_python_check(&x, root);
         if (!x.errors)
             warn_unused(&x);
     }

@@ -42,6 +42,7 @@ static const cfg_field runtime_fields[] = {
     F("stats_interval", CFG_F_DURATION, stats_interval, "0", 0, 0, 86400, NULL),
     F("spool_max_bytes", CFG_F_SIZE, spool_max_bytes, "1GiB", 0, 1, BIG, NULL),
     F("metrics", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
+    F("python", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
 };
 
 static const cfg_field metrics_fields[] = {
@@ -216,6 +217,8 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
     }
     if ((v = cfg_node_get(m, "cpus")))
         load_cpus(x, rt, v);
+    if ((v = cfg_node_get(m, "python")))
+        cfg_python_load(x, rt, v);
     if ((v = cfg_node_get(m, "dead_letter"))) {
         size_t o2 = cfg_path_key(x, "dead_letter");
         if (cfg_schema_decode(x, v, dead_letter_fields, CFG_NFIELDS(dead_letter_fields), rt,
@@ -303,6 +306,7 @@ void cfg_runtime_fini(cfg_runtime *rt)
     free(rt->dead_letter_topic);
     free(rt->control_socket);
     free(rt->metrics_listen);
+    cfg_python_fini(rt);
 }
 
 /* ---- logging ---- */

@@ -12,11 +12,15 @@
 #   DEMO_RATE=10      readings per second (default 10, half temperature, half humidity)
 #   BUILD=build       the build folder to take the binaries from (built when missing)
 #   KEEP_TMP=1        keep the temporary folder (config, logs) afterwards
+#   DEMO_CONFIG=...   another example of the same shape (`make demo-python`:
+#                     config/examples/python/config.yaml, the callbacks in Python)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
 BUILD=${BUILD:-build}
 SECONDS_TO_RUN=${DEMO_SECONDS:-20}
+DEMO_CONFIG=${DEMO_CONFIG:-config/examples/config.yaml}
+DEMO_DIR=$(cd "$(dirname "$DEMO_CONFIG")" && pwd)
 RATE=${DEMO_RATE:-10}
 MQTTFLOW=$REPO/$BUILD/bin/mqttflow
 MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
@@ -32,6 +36,7 @@ done
 need=("$BUILD/bin/mqttflow" "$BUILD/bin/mqttflow-ingress" "$BUILD/bin/mqttflow-router"
       "$BUILD/bin/mqttflow-worker" "$BUILD/bin/mqttflow-relay")
 for cb in config/examples/callbacks/*.c; do need+=("${cb%.c}.so"); done
+grep -q 'module: ".*\.py"' "$DEMO_CONFIG" && need+=("$BUILD/bin/mqttflow-python.so")
 missing=0
 for f in "${need[@]}"; do [[ -x $f || ( -f $f && $f == *.so ) ]] || missing=1; done
 if ((missing)); then
@@ -126,11 +131,12 @@ CFG=$TMP/config.yaml
 sed -e "s|^\(    port: \)1883\$|\1$P1|" \
     -e "s|^\(    port: \)1884\$|\1$P2|" \
     -e "s|module: \"callbacks/|module: \"$REPO/config/examples/callbacks/|" \
+    -e "s|module: \"\([A-Za-z0-9_]*\.py\)\"|module: \"$DEMO_DIR/\1\"|" \
     -e "s|^\(  instance: \).*|\1\"$INSTANCE\"\\
   control_socket: \"$TMP/mqttflow.sock\"\\
   spool_dir: \"$TMP/spool\"\\
   dead_letter: { dir: \"$TMP/dead\" }|" \
-    config/examples/config.yaml >"$CFG"
+    "$DEMO_CONFIG" >"$CFG"
 if ! grep -q "port: $P1" "$CFG" || ! grep -q "port: $P2" "$CFG"; then
     die "could not patch the example config"
 fi

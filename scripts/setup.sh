@@ -20,6 +20,9 @@ PACKAGES=(
     python3 pkg-config man-db                # mqttflow.yaml(5) from reference.yaml; install tests
     dpkg-dev                                 # make deb (dpkg-shlibdeps, dpkg-gencontrol, dpkg-deb)
     linux-perf                               # make bench: system calls per stage
+    python3-dev libpython3-dev               # Python callbacks: mqttflow-python.so embeds CPython
+    python3-venv                             # the venv test of Python callbacks
+    python3-paho-mqtt                        # bench: the Python framework's relay (relay_py)
 )
 
 missing=()

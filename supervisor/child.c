@@ -21,6 +21,7 @@ static enum child_action spawn_now(child *c)
     c->pid = 0;
     c->restart_requested = 0;
     c->stop_requested = 0;
+    c->note[0] = '\0';
     return CHILD_ACT_SPAWN;
 }
 
@@ -100,7 +101,8 @@ static enum child_action on_crash(child *c, int wstatus, uint64_t now)
     child_describe_status(wstatus, what, sizeof(what));
     if (wstatus != -1 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == MF_EXIT_CONFIG) {
         c->state = CHILD_FAILED;
-        snprintf(c->reason, sizeof(c->reason), "%s: configuration error, not restarted", what);
+        snprintf(c->reason, sizeof(c->reason), "%s: configuration error, not restarted%s%s", what,
+                 c->note[0] ? ": " : "", c->note);
         return CHILD_ACT_NONE;
     }
     if (wstatus != -1 && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == MF_EXIT_EXEC) {

@@ -45,7 +45,7 @@
 #define CHILD_COOLDOWN_NS         30000000000ull /* FAILED by intensity: tried again after this */
 #define CHILD_READY_TIMEOUT_NS    30000000000ull /* spawn -> ready, else SIGKILL */
 #define CHILD_STOP_TIMEOUT_NS     10000000000ull /* SIGTERM -> exit, else SIGKILL */
-#define CHILD_REASON_MAX          160
+#define CHILD_REASON_MAX          400
 
 enum child_state {
     CHILD_IDLE,     /* never started */
@@ -94,6 +94,9 @@ typedef struct child {
     int cooldown;          /* FAILED by restart intensity: retried at deadline_ns */
     int last_status;       /* last wait status (-1: none yet, or a failed spawn) */
     char reason[CHILD_REASON_MAX]; /* why it is FAILED/BACKOFF, or "" */
+    /* what the stage said about its own failure before exiting (stage_fail_note: a Python
+     * import error), added to the reason of an exit 2; "" when it said nothing */
+    char note[CHILD_REASON_MAX / 2];
 } child;
 
 /* Starts a child in IDLE. Cannot fail. */

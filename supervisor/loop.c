@@ -151,6 +151,17 @@ static void note_worker_death(loop *l, const proc *p, int wstatus)
     stats_set(&s->extra[STATS_W_DEATH], death);
 }
 
+/* stage_fail_note: the reason of the exit that follows, for `mqttflow status`. 1 when buf
+ * was one. */
+static int take_note(proc *p, char *buf)
+{
+    if (strncmp(buf, "fail ", 5) != 0)
+        return 0;
+    buf[strcspn(buf, "\n")] = '\0';
+    snprintf(p->ch.note, sizeof(p->ch.note), "%.190s", buf + 5);
+    return 1;
+}
+
 static void stage_exited(loop *l, size_t i, int wstatus)
 {
     proc *p = &l->procs[i];
@@ -159,6 +170,15 @@ static void stage_exited(loop *l, size_t i, int wstatus)
     enum child_state before = p->ch.state;
 
     loop_close_watched(l, &p->pidfd);
+    if (p->ready_fd >= 0) {
+        /* the exit may be seen before the note written just before it */
+        char buf[256];
+        ssize_t n = read(p->ready_fd, buf, sizeof(buf) - 1);
+        if (n > 0) {
+            buf[n] = '\0';
+            take_note(p, buf);
+        }
+    }
     loop_close_watched(l, &p->ready_fd);
     stats_set(&stats_slot_at(l->st, p->slot)->pid, 0);
     loop_proc_name(p, name, sizeof(name));
@@ -218,7 +238,7 @@ static void on_pidfd(loop *l, size_t i)
 static void on_ready(loop *l, size_t i)
 {
     proc *p = &l->procs[i];
-    char buf[64];
+    char buf[256];
     ssize_t n = read(p->ready_fd, buf, sizeof(buf) - 1);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
@@ -226,6 +246,8 @@ static void on_ready(loop *l, size_t i)
     if (n <= 0)
         return; /* closed without a word: its exit arrives through the pidfd */
     buf[n] = '\0';
+    if (take_note(p, buf))
+        return;
     if (!strstr(buf, "ready"))
         return;
     char name[96];

@@ -93,7 +93,7 @@ void loop_ctl_job_step(loop *l)
         }
         if (p->ch.state == CHILD_BACKOFF || p->ch.state == CHILD_FAILED) {
             char err[320];
-            snprintf(err, sizeof(err), "%s did not come back: %s", name, p->ch.reason);
+            snprintf(err, sizeof(err), "%s did not come back: %.200s", name, p->ch.reason);
             loop_ctl_job_finish(l, err);
             return;
         }

@@ -17,6 +17,8 @@ mkdir -p "$LOGS"
 # Sanitizer builds: fail on the first report, keep leak checking on.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# the embedded Python's interpreter is not finalised at exit (tests/lsan.supp says why)
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0}
 
 filters=("$@")
 selected() {

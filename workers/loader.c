@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loader_py.h"
 #include "log.h"
 
 #define COMP "worker"
@@ -17,6 +18,7 @@ typedef struct module {
 
 struct loader {
     const ctx_env *env;
+    bool python; /* loader_py started: its fini() is owed */
     module *mods;
     size_t n_mods;
     mf_callback *fns; /* per cfg callback index */
@@ -87,6 +89,8 @@ void loader_destroy(loader *l)
     if (!l)
         return;
     fini_modules(l);
+    if (l->python)
+        loader_py_destroy();
     /* closed after every mf_fini, since a module may call into another one it links to */
     for (size_t i = l->n_mods; i-- > 0;)
         if (l->mods[i].handle)
@@ -123,9 +127,11 @@ int loader_create(const ctx_env *env, loader **out)
     }
 
     /* open each module once; keep going after a failure so every problem is reported */
+    bool any_python = false;
     for (size_t i = 0; i < c->n_callbacks; i++) {
         const cfg_callback *cb = &c->callbacks[i];
-        if (find_module(l, cb->module))
+        any_python |= cb->python != 0;
+        if (cb->python || find_module(l, cb->module))
             continue;
         module *m = &l->mods[l->n_mods++];
         m->path = cb->module;
@@ -136,8 +142,8 @@ int loader_create(const ctx_env *env, loader **out)
 
     for (size_t i = 0; i < c->n_callbacks; i++) {
         const cfg_callback *cb = &c->callbacks[i];
-        module *m = find_module(l, cb->module);
-        if (!m->handle)
+        module *m = cb->python ? NULL : find_module(l, cb->module);
+        if (!m || !m->handle)
             continue;
         void *p = sym(m->handle, cb->function);
         if (!p) {
@@ -151,6 +157,13 @@ int loader_create(const ctx_env *env, loader **out)
     }
     if (rc < 0)
         goto fail;
+    /* Python last: its interpreter starts only when the C modules are sound; it exists in this
+     * process only when the config names a Python callback (loader_py.h) */
+    if (any_python) {
+        l->python = true;
+        if ((rc = loader_py_create(env, l->fns)) < 0)
+            goto fail;
+    }
 
     for (size_t i = 0; i < l->n_mods; i++) {
         module *m = &l->mods[i];

@@ -76,3 +76,12 @@ if [ "${BENCH_PIPELINE:-1}" = 1 ]; then
     echo "## pipeline: loadgen -> mosquitto -> mqttflow -> mosquitto -> sink (reference harness)"
     BUILD=$BUILD N=${N:-100000} REPS=${REPS:-3} tests/bench/pipeline.sh
 fi
+
+# Python callbacks (issue 10): a Python forwarding callback vs the harness's Python relay and
+# vs the C callback it twins; a CPU-heavy Python callback on 1 vs 2 workers vs the replaced
+# framework's threaded mode. Several minutes. BENCH_PYTHON=0 skips it.
+if [ "${BENCH_PYTHON:-1}" = 1 ]; then
+    echo
+    echo "## python: Python callbacks through the reference harness"
+    BUILD=$BUILD tests/bench/python.sh
+fi

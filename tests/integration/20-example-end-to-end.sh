@@ -12,11 +12,19 @@
 #    processed_at; a single reading after it gives one more window of count 1 (so nothing
 #    else came out between them);
 #  - mqttflow stop: exit 0, no shared-memory segment left.
+# IT_EXAMPLE_CONF names another example with the same behaviour (60-python-example.sh: the
+# Python flavour, whose *.py modules are made absolute the same way). A worker maps libpython
+# with the Python flavour only.
 # shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
-it_require "$IT_EXAMPLES/callbacks/temperature_alerts.so" "$IT_EXAMPLES/callbacks/humidity.so" \
-    "$IT_EXAMPLES/callbacks/temperature_processing.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
+example=${IT_EXAMPLE_CONF:-$IT_EXAMPLES/config.yaml}
+if [[ -z ${IT_EXAMPLE_CONF:-} ]]; then
+    it_require "$IT_EXAMPLES/callbacks/temperature_alerts.so" "$IT_EXAMPLES/callbacks/humidity.so" \
+        "$IT_EXAMPLES/callbacks/temperature_processing.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
+else
+    it_require "$BUILD/bin/mqttflow-python.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
+fi
 
 it_broker || lib_fail "broker 1 did not start"
 it_broker b2 || lib_fail "broker 2 did not start"
@@ -26,7 +34,8 @@ conf=$LIB_TMP/config.yaml
     sed -e "s|^\(    port: \)1883\$|\1$MQTT_PORT|" \
         -e "s|^\(    port: \)1884\$|\1$b2_PORT|" \
         -e "s|module: \"callbacks/|module: \"$IT_EXAMPLES/callbacks/|" \
-        "$IT_EXAMPLES/config.yaml" |
+        -e "s|module: \"\([A-Za-z0-9_]*\.py\)\"|module: \"$(dirname "$example")/\1\"|" \
+        "$example" |
         awk '/^runtime:/ { skip = 1; next } /^[a-z_]+:/ { skip = 0 } !skip'
     it_runtime 2
 } >"$conf"
@@ -41,6 +50,11 @@ fi
 }
 
 it_start "$conf"
+# libpython is mapped by a worker only when the config has Python callbacks
+wpid=$(it_metric "$conf" mqttflow_stage_pid worker 0)
+[[ -n $wpid && -r /proc/$wpid/maps ]] || lib_fail "no pid for worker 0"
+if grep -q libpython "/proc/$wpid/maps"; then py_mapped=1; else py_mapped=0; fi
+expect_eq "libpython mapped by worker 0" "$py_mapped" "$([[ -n ${IT_EXAMPLE_CONF:-} ]] && echo 1 || echo 0)"
 it_msub out1 "$MQTT_PORT" alerts/probe 'alerts/#' 'analysis/#'
 it_msub out2 "$b2_PORT" processed/probe 'processed/#'
 

@@ -11,10 +11,13 @@
 # and at most 1.5 s late: the restarted worker kept the original deadline), and a single
 # reading published after it makes exactly one more window (count 1): no partial window of 3
 # or 2 readings came out.
+# IT_SAMPLE_MODULE names another module with the same handle_temperature_sample
+# (65-python-window-crash.sh: the Python example's sampler_processor.py).
 # shellcheck source=tests/integration/39-pipeline-lib.sh disable=SC2016 # it_until takes text
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
-it_require "$IT_EXAMPLES/callbacks/temperature_processing.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
+sample_module=${IT_SAMPLE_MODULE:-$IT_EXAMPLES/callbacks/temperature_processing.so}
+it_require "$sample_module" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
 it_broker || lib_fail "broker did not start"
 
 conf=$LIB_TMP/conf.yaml
@@ -26,7 +29,7 @@ mqtt_clients:
     port: $MQTT_PORT
     topics: [{name: "sensors/temperature", qos: 1}]
 callbacks:
-  sample: {module: "$IT_EXAMPLES/callbacks/temperature_processing.so",
+  sample: {module: "$sample_module",
            function: "handle_temperature_sample"}
 rules:
   - {rule: "sampling", topic: "sensors/temperature", action: "window",

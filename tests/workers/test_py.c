@@ -1,0 +1,138 @@
+/* Python callbacks in one process, below the pipeline: which modules are Python, and the
+ * Python flavour of the example (config/examples/python/) loaded through cfg_load with module
+ * checks, loader_create and chain_run exactly as a worker runs it; its outputs are the C
+ * example's (tests/workers/test_examples.c). Run from the repository root; the shim is
+ * $BUILD/bin/mqttflow-python.so. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "pyshim.h"
+#include "wtest.h"
+#include "workers/chain.h"
+
+#define EXAMPLE "config/examples/python/config.yaml"
+
+typedef struct fx {
+    cfg *c;
+    ctx_env env;
+    wt_sink sink;
+    stats_slot slot;
+    loader *ld;
+    chain_set *cs;
+} fx;
+
+static void test_py_is_python_kinds(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"a.py", "dir/cb.py", "/abs/x.py", "mod", "pkg.mod", "_p.m_2"};
+    static const char *const no[] = {"cb.so", "dir/cb.so", "libx.so.1", "a/b",  "",
+                                     ".mod",  "a..b",      "pkg.",      "1mod", "a.1b"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        assert_true(pyshim_is_python(yes[i]));
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        if (pyshim_is_python(no[i]))
+            fail_msg("\"%s\" taken for Python", no[i]);
+}
+
+static int setup(void **state)
+{
+    char shim[PATH_MAX], rel[PATH_MAX];
+    snprintf(rel, sizeof(rel), "%s/bin/%s", wt_build(), PYSHIM_FILE);
+    if (!realpath(rel, shim)) {
+        fprintf(stderr, "%s not built\n", rel);
+        return -1;
+    }
+    setenv("MQTTFLOW_PYTHON_SHIM", shim, 1);
+    fx *f = calloc(1, sizeof(*f));
+    cfg_diag d = {0};
+    if (!f)
+        return -1;
+    int rc = cfg_load(EXAMPLE, CFG_LOAD_CHECK_MODULES, &f->c, &d);
+    for (size_t i = 0; i < d.n_errors; i++)
+        fprintf(stderr, "%s\n", d.errors[i]);
+    cfg_diag_fini(&d);
+    if (rc < 0)
+        return -1;
+    wt_env(&f->env, f->c, &f->sink, &f->slot);
+    if (loader_create(&f->env, &f->ld) < 0 || chain_set_create(&f->env, f->ld, &f->cs) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    chain_set_destroy(f->cs);
+    loader_destroy(f->ld);
+    cfg_destroy(f->c);
+    free(f);
+    return 0;
+}
+
+static int feed(fx *f, const char *rule_name, const char *payload)
+{
+    int rule = -1;
+    for (size_t i = 0; i < f->c->n_rules; i++)
+        if (strcmp(f->c->rules[i].name, rule_name) == 0)
+            rule = (int)i;
+    assert_true(rule >= 0);
+    const char *topic = f->c->rules[rule].topic;
+    ctx_origin o = {.client = 0, .qos = 1, .seq = 1, .received_ns = 1700000000000000000ull};
+    mf_msg m = {.topic = topic,
+                .payload = payload,
+                .payload_len = strlen(payload),
+                .qos = 1,
+                .client_id = "client1",
+                .received_ns = o.received_ns};
+    return chain_run(f->cs, rule, &o, &m);
+}
+
+static void test_py_example_alert_and_humidity(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(feed(f, "simple_temperature_alert", "25"), 0);
+    assert_int_equal(feed(f, "simple_temperature_alert", "35.5"), 0);
+    assert_int_equal(feed(f, "simple_temperature_alert", "{\"temp\": 31, \"room\": \"k\"}"), 0);
+    assert_int_equal(feed(f, "simple_temperature_alert", "garbage"), 0);
+    assert_int_equal(feed(f, "humidity_analysis", "70.5"), 0);
+    assert_int_equal(f->sink.n, 3);
+    assert_string_equal(f->sink.recs[0].topic, "alerts/temperature");
+    assert_int_equal(f->sink.recs[0].h.client, 0);
+    assert_string_equal(f->sink.recs[0].payload,
+                        "{\"alert\":\"high_temperature\",\"temperature\":35.5,\"threshold\":30,"
+                        "\"topic\":\"sensors/temperature\",\"client_id\":\"client1\"}");
+    assert_non_null(strstr(f->sink.recs[1].payload, "\"temperature\":31,"));
+    assert_string_equal(f->sink.recs[2].payload, "{\"humidity\":70.5,\"class\":\"humid\"}");
+    assert_int_equal(f->slot.errors, 0);
+}
+
+static void test_py_example_window_through_chain(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(feed(f, "temperature_sampling", "20"), 0);
+    assert_int_equal(feed(f, "temperature_sampling", "{\"temperature\": 22}"), 0);
+    assert_int_equal(feed(f, "temperature_sampling", "24"), 0);
+    assert_int_equal(f->sink.n, 0);
+    chain_close_all(f->cs);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].topic, "processed/temperature");
+    assert_int_equal(f->sink.recs[0].h.client, cfg_client_index(f->c, "client2"));
+    assert_string_equal(f->sink.recs[0].payload,
+                        "{\"count\":3,\"avg\":22.000,\"min\":20,"
+                        "\"max\":24,\"processed_at\":1700000000000000000}");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_py_is_python_kinds),
+        cmocka_unit_test_setup_teardown(test_py_example_alert_and_humidity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_py_example_window_through_chain, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
