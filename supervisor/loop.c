@@ -4,13 +4,11 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/pidfd.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -22,117 +20,10 @@
 #include "exitcode.h"
 #include "log.h"
 #include "spawn.h"
+#include "stage.h"
 #include "stats.h"
 #include "status.h"
 #include "topo.h"
-
-/* ---- epoll helpers ---- */
-
-int loop_watch(loop *l, int fd, uint64_t tag)
-{
-    struct epoll_event e = {.events = EPOLLIN, .data.u64 = tag};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
-        int err = errno;
-        log_error(COMP, "epoll_ctl(ADD fd %d): %s", fd, strerror(err));
-        return -err;
-    }
-    return 0;
-}
-
-void loop_close_watched(loop *l, int *fd)
-{
-    if (*fd < 0)
-        return;
-    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, *fd, NULL);
-    close(*fd);
-    *fd = -1;
-}
-
-void loop_proc_name(const proc *p, char *buf, size_t len)
-{
-    static const char *const kinds[] = {"supervisor", "ingress", "router", "worker", "relay"};
-    if (p->id[0])
-        snprintf(buf, len, "%s %s", kinds[p->kind], p->id);
-    else
-        snprintf(buf, len, "%s", kinds[p->kind]);
-}
-
-/* ---- carrying out child.c's actions ---- */
-
-static void send_signal(loop *l, proc *p, int sig)
-{
-    (void)l;
-    if (p->pidfd < 0)
-        return;
-    /* through the pidfd: the pid cannot have been reused while we hold it */
-    if (pidfd_send_signal(p->pidfd, sig, NULL, 0) < 0 && errno != ESRCH) {
-        char name[96];
-        loop_proc_name(p, name, sizeof(name));
-        log_warn(COMP, "pidfd_send_signal(%s, %s): %s", name, sigabbrev_np(sig), strerror(errno));
-    }
-}
-
-static void do_spawn(loop *l, size_t i)
-{
-    proc *p = &l->procs[i];
-    char name[96];
-    spawn_req req = {.binary = p->binary, .cpu = p->cpu};
-    spawn_child sc;
-
-    loop_proc_name(p, name, sizeof(name));
-    req.args[0] = l->cfg_path;
-    if (p->kind == STATS_INGRESS || p->kind == STATS_WORKER)
-        req.args[1] = p->idx_arg;
-    /* before the spawn: the new process may write these as soon as it runs */
-    stats_slot *s = stats_slot_at(l->st, p->slot);
-    stats_set(&s->heartbeat_ns, 0);
-    stats_set(&s->busy_since_ns, 0);
-    int rc = spawn_stage(&req, &sc);
-    if (rc < 0) {
-        log_error(COMP, "cannot start %s (%s): %s", name, p->binary, strerror(-rc));
-        loop_dispatch(l, i, CHILD_EV_EXIT, -1);
-        return;
-    }
-    uint64_t now = clock_mono_ns();
-    child_spawned(&p->ch, sc.pid, now);
-    p->spawned_ns = now;
-    p->pidfd = sc.pidfd;
-    p->ready_fd = sc.ready_fd;
-    if (loop_watch(l, p->pidfd, TAG(SRC_PIDFD, i)) < 0 ||
-        loop_watch(l, p->ready_fd, TAG(SRC_READY, i)) < 0)
-        send_signal(l, p, SIGKILL); /* cannot watch it: its exit path cleans up */
-    stats_set(&s->pid, (uint64_t)sc.pid);
-    stats_set(&s->restarts, p->ch.restarts);
-    log_debug(COMP, "started %s: pid %d%s", name, (int)sc.pid, p->cpu >= 0 ? ", pinned" : "");
-}
-
-static void apply(loop *l, size_t i, enum child_action act)
-{
-    switch (act) {
-    case CHILD_ACT_SPAWN:
-        do_spawn(l, i);
-        break;
-    case CHILD_ACT_TERM:
-        send_signal(l, &l->procs[i], SIGTERM);
-        break;
-    case CHILD_ACT_KILL: {
-        char name[96];
-        loop_proc_name(&l->procs[i], name, sizeof(name));
-        log_warn(COMP, "%s (pid %d): %s; sending SIGKILL", name, (int)l->procs[i].ch.pid,
-                 l->procs[i].ch.state == CHILD_STOPPING ? "did not stop in time"
-                                                        : l->procs[i].ch.reason);
-        send_signal(l, &l->procs[i], SIGKILL);
-        break;
-    }
-    case CHILD_ACT_NONE:
-        break;
-    }
-}
-
-void loop_dispatch(loop *l, size_t i, enum child_event ev, int wstatus)
-{
-    apply(l, i, child_event(&l->procs[i].ch, ev, wstatus, clock_mono_ns()));
-}
 
 /* ---- events from stages ---- */
 
@@ -257,12 +148,6 @@ static void on_ready(loop *l, size_t i)
     loop_dispatch(l, i, CHILD_EV_READY, 0);
 }
 
-const char *loop_phase_name(enum phase ph)
-{
-    static const char *const names[] = {"starting", "running", "stopping", "stopped"};
-    return names[ph];
-}
-
 static void sample(loop *l, uint64_t now)
 {
     double dt = (double)(now - l->last_sample_ns) / 1e9;
@@ -309,7 +194,7 @@ static void check_callbacks(loop *l, uint64_t now)
                   name, (int)p->ch.pid, (unsigned long long)((now - since) / 1000000ull),
                   timeout_ms);
         stats_set(&stats_slot_at(l->st, p->slot)->extra[STATS_W_BACKSTOP_NS], now);
-        send_signal(l, p, SIGKILL);
+        loop_send_signal(l, p, SIGKILL);
     }
 }
 
@@ -351,7 +236,7 @@ static void kill_everything(loop *l)
     l->kill_all = 1;
     for (size_t i = 0; i < l->n_procs; i++) {
         loop_dispatch(l, i, CHILD_EV_STOP, 0);
-        send_signal(l, &l->procs[i], SIGKILL);
+        loop_send_signal(l, &l->procs[i], SIGKILL);
     }
 }
 
@@ -433,7 +318,7 @@ static void on_signal(loop *l)
         case SIGHUP:
             /* stages decide what a HUP means (stage_hup_flag); pass it on */
             for (size_t i = 0; i < l->n_procs; i++)
-                send_signal(l, &l->procs[i], SIGHUP);
+                loop_send_signal(l, &l->procs[i], SIGHUP);
             break;
         case SIGCHLD:
             /* pidfds already report exits; this catches one whose pidfd event we have not
@@ -624,14 +509,7 @@ int loop_create(const cfg *c, loop **out)
     /* after the signal mask: the endpoint's thread inherits it */
     if ((rc = loop_obs_start(l)) < 0)
         goto err;
-    if (c->runtime.cpu_supervisor >= 0) {
-        cpu_set_t cs;
-        CPU_ZERO(&cs);
-        CPU_SET(c->runtime.cpu_supervisor, &cs);
-        if (sched_setaffinity(0, sizeof(cs), &cs) < 0)
-            log_warn(COMP, "sched_setaffinity(cpu %d): %s", c->runtime.cpu_supervisor,
-                     strerror(errno));
-    }
+    (void)stage_pin(c->runtime.cpu_supervisor); /* a failure is logged and not fatal */
     *out = l;
     return 0;
 
@@ -678,8 +556,8 @@ int loop_run(loop *l)
                     on_ready(l, i);
                 break;
             case SRC_CONN:
-                if (l->conns[i].use == CONN_READING)
-                    loop_ctl_readable(l, i);
+                if (l->conns[i].use == CONN_READING && loop_ctl_readable(l, i))
+                    loop_begin_shutdown(l, MF_EXIT_OK); /* "stop", answered */
                 else if (l->conns[i].use == CONN_TAP)
                     loop_obs_tap_event(l, i);
                 break;
@@ -716,7 +594,7 @@ void loop_destroy(loop *l)
     for (size_t i = 0; l->procs && i < l->n_procs; i++) {
         proc *p = &l->procs[i];
         if (p->pidfd >= 0) {
-            send_signal(l, p, SIGKILL);
+            loop_send_signal(l, p, SIGKILL);
             siginfo_t si;
             (void)waitid(P_PIDFD, (id_t)p->pidfd, &si, WEXITED);
             close(p->pidfd);

@@ -2,9 +2,11 @@
  *
  * "status", "status prom", "status json" and "status rules" are answered at once from the
  * child table and the stats segment (loop_obs.c renders them, for the HTTP endpoint too). "restart
- * ..." starts a job that restarts the named stages one after the other, each ready before the next,
- * and answers when it is done, so the CLI returns only once the new processes are up. "stop" is
- * answered at once and again with "stopped" just before the supervisor exits (loop_ctl_close_all).
+ * ..." starts a job (loop_job.c) that restarts the named stages one after the other, each ready
+ * before the next, and is answered when the job ends, so the CLI returns only once the new
+ * processes are up. "stop" is answered at once (loop.c then begins the shutdown) and again with
+ * "stopped" just before the supervisor exits (loop_ctl_close_all). This file parses and replies;
+ * it calls loop_job.c, loop_obs.c and loop_proc.c, never loop.c.
  * A connection is taken out of epoll as soon as its request is complete: the client has shut its
  * side down, and a level-triggered EOF would wake the loop forever.
  */
@@ -17,7 +19,6 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "exitcode.h"
 #include "log.h"
 #include "status.h"
 
@@ -35,95 +36,16 @@ static void conn_reply(loop *l, size_t j, const char *text)
 
 void loop_ctl_job_finish(loop *l, const char *error)
 {
-    job *jb = &l->job;
-    fclose(jb->out);
-    jb->out = NULL;
-    char *reply = NULL;
-    if (asprintf(&reply, "%s%s%s%s", error ? CTL_ERR : "", error ? error : "", error ? "\n" : "",
-                 jb->text ? jb->text : "") < 0)
-        reply = NULL;
-    conn_reply(l, jb->conn, reply ? reply : CTL_ERR "out of memory\n");
+    size_t j;
+    char *reply = loop_job_take(l, error, &j);
+    conn_reply(l, j, reply ? reply : CTL_ERR "out of memory\n");
     free(reply);
-    free(jb->text);
-    free(jb->list);
-    memset(jb, 0, sizeof(*jb));
 }
 
 void loop_ctl_job_step(loop *l)
 {
-    job *jb = &l->job;
-    char name[96];
-    while (jb->active) {
-        if (jb->pos == jb->n) {
-            loop_ctl_job_finish(l, NULL);
-            return;
-        }
-        proc *p = &l->procs[jb->list[jb->pos]];
-        loop_proc_name(p, name, sizeof(name));
-        if (!jb->waiting) {
-            jb->old_pid = p->ch.pid;
-            switch (p->ch.state) {
-            case CHILD_RUNNING:
-            case CHILD_BACKOFF:
-            case CHILD_FAILED:
-                log_info(COMP, "restarting %s (pid %d) on request", name, (int)jb->old_pid);
-                loop_dispatch(l, jb->list[jb->pos], CHILD_EV_RESTART, 0);
-                break;
-            case CHILD_STARTING:
-                jb->old_pid = 0; /* already on its way up: wait for it */
-                break;
-            default: {
-                char err[160];
-                snprintf(err, sizeof(err), "%s is %s", name, child_state_name(p->ch.state));
-                loop_ctl_job_finish(l, err);
-                return;
-            }
-            }
-            jb->waiting = 1;
-        }
-        if (p->ch.state == CHILD_RUNNING && p->ch.pid != jb->old_pid) {
-            if (jb->old_pid > 0)
-                fprintf(jb->out, "restarted %s: pid %d -> %d\n", name, (int)jb->old_pid,
-                        (int)p->ch.pid);
-            else
-                fprintf(jb->out, "started %s: pid %d\n", name, (int)p->ch.pid);
-            jb->pos++;
-            jb->waiting = 0;
-            continue;
-        }
-        if (p->ch.state == CHILD_BACKOFF || p->ch.state == CHILD_FAILED) {
-            char err[320];
-            snprintf(err, sizeof(err), "%s did not come back: %.200s", name, p->ch.reason);
-            loop_ctl_job_finish(l, err);
-            return;
-        }
-        return; /* still stopping or starting */
-    }
-}
-
-static int job_start(loop *l, size_t j, const size_t *list, size_t n, const char *note)
-{
-    job *jb = &l->job;
-    memset(jb, 0, sizeof(*jb));
-    jb->list = malloc(n * sizeof(*list));
-    jb->out = open_memstream(&jb->text, &jb->text_len);
-    if (!jb->list || !jb->out) {
-        if (jb->out)
-            fclose(jb->out);
-        free(jb->text);
-        free(jb->list);
-        memset(jb, 0, sizeof(*jb));
-        return -ENOMEM;
-    }
-    if (note)
-        fputs(note, jb->out);
-    memcpy(jb->list, list, n * sizeof(*list));
-    jb->n = n;
-    jb->conn = j;
-    jb->active = 1;
-    l->conns[j].use = CONN_JOB;
-    loop_ctl_job_step(l);
-    return 0;
+    if (loop_job_step(l))
+        loop_ctl_job_finish(l, NULL);
 }
 
 /* "restart worker N|workers|router|relay|ingress ID|ingresses" */
@@ -187,11 +109,15 @@ static void request_restart(loop *l, size_t j, char *args)
                  "note: ingress %s has clean_session: true: QoS 1 messages published while it "
                  "reconnects are not delivered to it (clean_session: false keeps them)\n",
                  clean_ingress);
-    if (job_start(l, j, list, n, note[0] ? note : NULL) < 0)
+    if (loop_job_start(l, j, list, n, note[0] ? note : NULL) < 0) {
         conn_reply(l, j, CTL_ERR "out of memory\n");
+        return;
+    }
+    l->conns[j].use = CONN_JOB;
+    loop_ctl_job_step(l);
 }
 
-static void on_request(loop *l, size_t j)
+static int on_request(loop *l, size_t j)
 {
     char *line = l->conns[j].c.line;
     /* The request is complete: stop watching the fd (the client has shut its side down,
@@ -214,7 +140,7 @@ static void on_request(loop *l, size_t j)
             l->conns[j].use = CONN_STOP; /* answered "stopped" just before exit */
         }
         log_info(COMP, "stop requested through the control socket");
-        loop_begin_shutdown(l, MF_EXIT_OK);
+        return 1; /* the loop begins the shutdown */
     } else if (!strncmp(line, "tap ", 4)) {
         loop_obs_tap(l, j, line + 4);
     } else if (!strncmp(line, "restart", 7) && (line[7] == ' ' || line[7] == '\0')) {
@@ -228,21 +154,22 @@ static void on_request(loop *l, size_t j)
                  line);
         conn_reply(l, j, err);
     }
+    return 0;
 }
 
-void loop_ctl_readable(loop *l, size_t j)
+int loop_ctl_readable(loop *l, size_t j)
 {
     int rc = ctl_read(&l->conns[j].c);
     if (rc == 0)
-        return;
+        return 0;
     if (rc < 0) {
         if (rc == -EPROTO)
             conn_reply(l, j, CTL_ERR "request line too long\n");
         else
             conn_close(l, j);
-        return;
+        return 0;
     }
-    on_request(l, j);
+    return on_request(l, j);
 }
 
 void loop_ctl_accept(loop *l)

@@ -1,8 +1,12 @@
 /* loop_int: what the files of the supervisor's loop share (STYLE 4); not for other modules.
  *
  * loop.c runs the event loop, the stages' life cycle and the phases (start, run, stop);
- * loop_ctl.c answers the control socket (status, restart jobs, stop). Both work on the one
- * struct loop below, from the supervisor's one thread.
+ * loop_proc.c carries out child.c's actions on the stages' processes and names them;
+ * loop_job.c runs a restart job; loop_ctl.c parses control requests and writes the replies;
+ * loop_obs.c renders what the supervisor shows. All work on the one struct loop below, from
+ * the supervisor's one thread. Calls go one way only, no circle:
+ *   loop.c -> loop_ctl.c -> loop_job.c -> loop_proc.c, and loop_ctl.c, loop.c -> loop_obs.c
+ *   -> loop_proc.c (loop.c also calls loop_job.c and loop_proc.c directly).
  */
 #ifndef MF_SUPERVISOR_LOOP_INT_H
 #define MF_SUPERVISOR_LOOP_INT_H
@@ -74,7 +78,9 @@ typedef struct job {
     size_t n, pos;
     int waiting; /* list[pos] was asked to restart; waiting for it to be ready */
     pid_t old_pid;
-    char *text; /* report so far (open_memstream) */
+    int ended;       /* done or failed: the reply waits for loop_job_take */
+    char error[320]; /* why it failed, "" = it did not */
+    char *text;      /* report so far (open_memstream) */
     size_t text_len;
     FILE *out;
 } job;
@@ -108,18 +114,37 @@ struct loop {
 
 /* ---- loop.c ---- */
 
-/* Feeds an event to stage i's state machine and carries out the resulting action. */
-void loop_dispatch(loop *l, size_t i, enum child_event ev, int wstatus);
 /* Enters the stop phase (no-op when already stopping); code becomes the exit code unless an
  * earlier failure set one. */
 void loop_begin_shutdown(loop *l, int code);
+
+/* ---- loop_proc.c ---- */
+
+/* Feeds an event to stage i's state machine and carries out the resulting action. */
+void loop_dispatch(loop *l, size_t i, enum child_event ev, int wstatus);
+/* Sends sig to p through its pidfd (none: nothing); a failure other than ESRCH is logged. */
+void loop_send_signal(loop *l, proc *p, int sig);
 /* Adds fd to the epoll set with tag. 0 or -errno (logged). */
 int loop_watch(loop *l, int fd, uint64_t tag);
 /* Removes *fd from the epoll set, closes it and sets it to -1. Accepts -1. */
 void loop_close_watched(loop *l, int *fd);
+/* "supervisor", "ingress", "router", "worker", "relay": the one table of stage names */
+const char *loop_kind_name(enum stats_stage kind);
 /* "worker 3", "ingress client1", "router" */
 void loop_proc_name(const proc *p, char *buf, size_t len);
 const char *loop_phase_name(enum phase ph);
+
+/* ---- loop_job.c ---- */
+
+/* Starts a restart job of the n procs in list for the client on connection j; note (or
+ * NULL) opens its report. 0, or -ENOMEM (no job). loop_job_step then takes the first step. */
+int loop_job_start(loop *l, size_t j, const size_t *list, size_t n, const char *note);
+/* Advances the job (after any change of a stage's state). 1 when it has ended (done or
+ * failed) and its reply waits for loop_job_take, 0 while it waits for a stage. */
+int loop_job_step(loop *l);
+/* Ends the job (with error, unless it failed already; NULL: as it stands) and returns its
+ * reply, malloc'ed (NULL on ENOMEM), and in *conn_out the connection that waits for it. */
+char *loop_job_take(loop *l, const char *error, size_t *conn_out);
 
 /* ---- loop_obs.c ---- */
 
@@ -148,9 +173,10 @@ void loop_obs_stop(loop *l);
 void loop_ctl_accept(loop *l);
 /* Closes connections that sent no complete request within READ_TIMEOUT_NS (timer tick). */
 void loop_ctl_sweep(loop *l, uint64_t now);
-/* Connection j is readable: reads, and handles a complete request. */
-void loop_ctl_readable(loop *l, size_t j);
-/* Advances the restart job, if any (after any change of a stage's state). */
+/* Connection j is readable: reads, and handles a complete request. 1 when the request
+ * was "stop" (answered; the caller begins the shutdown), else 0. */
+int loop_ctl_readable(loop *l, size_t j);
+/* Advances the restart job, if any (loop_job_step), and answers its client once it ended. */
 void loop_ctl_job_step(loop *l);
 /* Ends the restart job with error (NULL: success) and answers its client. */
 void loop_ctl_job_finish(loop *l, const char *error);

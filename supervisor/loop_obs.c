@@ -104,7 +104,7 @@ void loop_obs_sample(loop *l, double dt)
 
 static void fill_rows(loop *l, status_row *rows)
 {
-    rows[0] = (status_row){.kind = "supervisor",
+    rows[0] = (status_row){.kind = loop_kind_name(STATS_SUPERVISOR),
                            .id = "",
                            .pid = (long)getpid(),
                            .cpu = l->c->runtime.cpu_supervisor,
@@ -116,14 +116,13 @@ static void fill_rows(loop *l, status_row *rows)
         proc *p = &l->procs[i];
         stats_slot *s = stats_slot_at(l->st, p->slot);
         status_row *r = &rows[i + 1];
-        static const char *const kinds[] = {"supervisor", "ingress", "router", "worker", "relay"};
         uint64_t spooled = 0;
         if (p->kind == STATS_RELAY)
             spooled = stats_get(&s->extra[0]);
         else if (p->kind == STATS_INGRESS)
             spooled = stats_get(&s->extra[1]); /* intake.h INTAKE_EXTRA_SPOOL_NOW */
         *r = (status_row){
-            .kind = kinds[p->kind],
+            .kind = loop_kind_name(p->kind),
             .id = p->id,
             .pid = (long)p->ch.pid,
             .cpu = p->cpu,

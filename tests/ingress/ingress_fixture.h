@@ -30,7 +30,7 @@
 
 #include <cmocka.h>
 
-#include "../tools/testlib.h"
+#include "../tools/stage_fixture.h"
 #include "cfg.h"
 #include "clock.h"
 #include "names.h"
@@ -54,140 +54,19 @@ typedef struct fixture {
     stats_slot *slot;
 } fixture;
 
-static const char *build_dir(void)
-{
-    const char *b = getenv("BUILD");
-    return b && *b ? b : "build";
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &l) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int port_is_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static void sleep_ms(int ms)
-{
-    poll(NULL, 0, ms);
-}
-
-static pid_t spawn(char *const argv[], int ready_fd, const char *log_path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (log_path) {
-            int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-                close(fd);
-            }
-        }
-        if (ready_fd >= 0) {
-            char v[16];
-            snprintf(v, sizeof(v), "%d", ready_fd);
-            setenv("MQTTFLOW_READY_FD", v, 1);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* waitpid with a deadline: the exit status (as waitpid's), or -1 on timeout */
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    uint64_t end = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-    int status;
-    do {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        if (r < 0)
-            return -1;
-        sleep_ms(10);
-    } while (clock_mono_ns() < end);
-    return -1;
-}
-
-static void kill_wait(pid_t *pid)
-{
-    if (*pid > 0) {
-        kill(*pid, SIGKILL);
-        waitpid(*pid, NULL, 0);
-        *pid = 0;
-    }
-}
-
 static int start_broker(fixture *f)
 {
-    char conf[256], log[256];
-    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", f->dir);
-    snprintf(log, sizeof(log), "%s/mosquitto.log", f->dir);
-    FILE *c = fopen(conf, "w");
-    if (!c)
-        return -1;
-    fprintf(c,
-            "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-            "set_tcp_nodelay true\npersistence false\n%s%s",
-            f->port,
-            /* as root mosquitto would become user "mosquitto", who cannot read our 0700 dir */
-            geteuid() == 0 ? "user root\n" : "", f->broker_extra ? f->broker_extra : "");
-    fclose(c);
-    char *argv[] = {"/usr/sbin/mosquitto", "-c", conf, NULL};
-    f->broker = spawn(argv, -1, log);
-    uint64_t end = clock_mono_ns() + 10000000000ull;
-    while (clock_mono_ns() < end) {
-        if (port_is_open(f->port))
-            return 0;
-        if (waitpid(f->broker, NULL, WNOHANG) == f->broker) {
-            f->broker = 0;
-            return -1;
-        }
-        sleep_ms(20);
-    }
-    return -1;
+    return testlib_broker_start(f->dir, "mosquitto", f->port, NULL, f->broker_extra, &f->broker);
 }
 
 /* Spawns the ingress and waits for "ready" on its notification pipe. 0 or -1. */
 static int start_ingress(fixture *f)
 {
-    int p[2];
-    if (pipe(p) < 0)
-        return -1;
     char bin[256], log[256];
     snprintf(bin, sizeof(bin), "%s/bin/mqttflow-ingress", build_dir());
     snprintf(log, sizeof(log), "%s/ingress.log", f->dir);
     char *argv[] = {bin, f->yaml, "0", NULL};
-    f->ingress = spawn(argv, p[1], log);
-    close(p[1]);
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    char buf[16] = {0};
-    int ok = poll(&pfd, 1, 10000) == 1 && read(p[0], buf, sizeof(buf) - 1) > 0 &&
-             strcmp(buf, "ready\n") == 0;
-    close(p[0]);
-    return ok ? 0 : -1;
+    return testlib_spawn_ready(argv, log, 10000, &f->ingress);
 }
 
 static int teardown(void **state);
@@ -262,14 +141,7 @@ static int setup_opts_run(void **state, const setup_opts *o)
             o->runtime_extra ? o->runtime_extra : "");
     fclose(y);
     /* the config must be valid for the real loader, or the ingress would exit 2 */
-    cfg *c = NULL;
-    cfg_diag d = {0};
-    int rc = cfg_load(f->yaml, 0, &c, &d);
-    for (size_t i = 0; i < d.n_errors; i++)
-        fprintf(stderr, "config: %s\n", d.errors[i]);
-    cfg_diag_fini(&d);
-    cfg_destroy(c);
-    if (rc < 0)
+    if (stage_fixture_check_config(f->yaml) < 0)
         goto fail;
 
     if (names_ingress_ring(f->ring_name, sizeof(f->ring_name), f->instance, 0) < 0 ||
@@ -352,16 +224,19 @@ static int teardown(void **state)
         ring_unlink(f->ring_name);
     if (f->stats_name[0])
         shm_unlink_name(f->stats_name);
-    if (f->dir[0] && getenv("MF_TEST_KEEP")) {
-        fprintf(stderr, "kept %s\n", f->dir);
-    } else if (f->dir[0]) {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", f->dir);
-    }
+    testlib_remove_dir(f->dir);
     free(f);
     return 0;
+}
+
+/* argv[0..n) (room for 40), then the NULL-terminated arguments in ap: spawned with its
+ * output in log. */
+static pid_t spawn_tool(const char **argv, int n, const char *first, va_list ap, const char *log)
+{
+    for (const char *a = first; a && n < 39; a = va_arg(ap, const char *))
+        argv[n++] = a;
+    argv[n] = NULL;
+    return spawn((char *const *)argv, -1, log);
 }
 
 /* Runs mfpub with the given extra arguments (NULL-terminated) and returns its exit status. */
@@ -370,17 +245,14 @@ static pid_t mfpub_start(fixture *f, const char *first, ...)
     char bin[256], port[16];
     snprintf(bin, sizeof(bin), "%s/tests/tools/mfpub", build_dir());
     snprintf(port, sizeof(port), "%d", f->port);
-    const char *argv[40] = {bin, "-p", port};
-    int n = 3;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 39; a = va_arg(ap, const char *))
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
     char log[256];
     snprintf(log, sizeof(log), "%s/mfpub.log", f->dir);
-    return spawn((char *const *)argv, -1, log);
+    const char *argv[40] = {bin, "-p", port};
+    va_list ap;
+    va_start(ap, first);
+    pid_t pid = spawn_tool(argv, 3, first, ap, log);
+    va_end(ap);
+    return pid;
 }
 
 static void expect_exit0(pid_t pid, int timeout_ms)
@@ -403,18 +275,12 @@ static pid_t mfsub_start(fixture *f, const char *name, const char *first, ...)
     snprintf(ready, sizeof(ready), "%s/%s.ready", f->dir, name);
     snprintf(out, sizeof(out), "%s/%s.out", f->dir, name);
     const char *argv[40] = {bin, "-p", port, "-R", ready};
-    int n = 5;
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a && n < 39; a = va_arg(ap, const char *))
-        argv[n++] = a;
+    pid_t pid = spawn_tool(argv, 5, first, ap, out);
     va_end(ap);
-    argv[n] = NULL;
-    pid_t pid = spawn((char *const *)argv, -1, out);
-    uint64_t end = clock_mono_ns() + 10000000000ull;
-    while (access(ready, F_OK) != 0 && clock_mono_ns() < end)
-        sleep_ms(10);
-    assert_int_equal(access(ready, F_OK), 0);
+    if (testlib_wait_file(ready, 10000) != 0)
+        fail_msg("mfsub %s did not subscribe within 10 s (see %s)", name, out);
     return pid;
 }
 
@@ -446,14 +312,9 @@ static long mfsub_result(fixture *f, const char *name, const char *key)
 /* Whether DIR/name contains text (logs of the broker and the ingress). */
 static int file_has(fixture *f, const char *name, const char *text)
 {
-    char path[256], buf[65536];
+    char path[256];
     snprintf(path, sizeof(path), "%s/%s", f->dir, name);
-    FILE *in = fopen(path, "r");
-    size_t n = in ? fread(buf, 1, sizeof(buf) - 1, in) : 0;
-    if (in)
-        fclose(in);
-    buf[n] = 0;
-    return strstr(buf, text) != NULL;
+    return testlib_file_has(path, text);
 }
 
 /* Reads one record from the ring (waiting up to timeout_ms): 0 and *v (valid until the next

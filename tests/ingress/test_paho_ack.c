@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "../tools/testlib.h"
 #include "clock.h"
 
 #define CLIENT_ID "mf-acktest"
@@ -40,62 +41,25 @@ typedef struct ack_fixture {
     int return_value;               /* what the message function returns */
 } ack_fixture;
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int log_has(const ack_fixture *f, const char *text)
 {
-    char buf[65536];
-    FILE *in = fopen(f->log, "r");
-    size_t n = in ? fread(buf, 1, sizeof(buf) - 1, in) : 0;
-    if (in)
-        fclose(in);
-    buf[n] = 0;
-    return strstr(buf, text) != NULL;
+    return testlib_file_has(f->log, text);
 }
 
 static int count_in_log(const ack_fixture *f, const char *text)
 {
-    char buf[65536];
-    FILE *in = fopen(f->log, "r");
-    size_t n = in ? fread(buf, 1, sizeof(buf) - 1, in) : 0;
-    if (in)
-        fclose(in);
-    buf[n] = 0;
+    char *buf = testlib_slurp(f->log);
     int c = 0;
-    for (const char *p = buf; (p = strstr(p, text)) != NULL; p += strlen(text))
+    for (const char *p = buf; p && (p = strstr(p, text)) != NULL; p += strlen(text))
         c++;
+    free(buf);
     return c;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(s, (struct sockaddr *)&a, &l) < 0) {
-        if (s >= 0)
-            close(s);
-        return -1;
-    }
-    close(s);
-    return ntohs(a.sin_port);
 }
 
 /* Waits up to ms for the broker's log to contain text. */
 static int wait_log(const ack_fixture *f, const char *text, int ms)
 {
-    uint64_t end = clock_mono_ns() + (uint64_t)ms * 1000000ull;
-    while (!log_has(f, text)) {
-        if (clock_mono_ns() > end)
-            return -1;
-        sleep_ms(20);
-    }
-    return 0;
+    return testlib_wait_file_has(f->log, text, ms);
 }
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
@@ -108,7 +72,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     while (f->calls == 0 && clock_mono_ns() < end && !f->acked_during_call) {
         if (log_has(f, ACK_LINE))
             f->acked_during_call = 1;
-        sleep_ms(20);
+        testlib_sleep_ms(20);
     }
     f->calls++;
     if (f->return_value) {
@@ -137,34 +101,18 @@ static void on_connected(void *ctx, MQTTAsync_successData *r)
 static int setup(void **state)
 {
     ack_fixture *f = calloc(1, sizeof(*f));
-    char conf[128];
     *state = f;
     if (!f)
         return -1;
     snprintf(f->dir, sizeof(f->dir), "/tmp/mf-test-pahoack.XXXXXX");
-    if (!mkdtemp(f->dir) || (f->port = free_port()) <= 0)
+    if (!mkdtemp(f->dir) || (f->port = testlib_free_port()) <= 0)
         return -1;
-    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", f->dir);
-    snprintf(f->log, sizeof(f->log), "%s/mosquitto.log", f->dir);
-    FILE *c = fopen(conf, "w");
-    if (!c)
-        return -1;
-    fprintf(c,
-            "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-            "set_tcp_nodelay true\npersistence false\nlog_type all\nlog_dest file %s\n%s",
-            f->port, f->log, geteuid() == 0 ? "user root\n" : "");
-    fclose(c);
-    f->broker = fork();
-    if (f->broker == 0) {
-        int nul = open("/dev/null", O_WRONLY);
-        if (nul >= 0) {
-            dup2(nul, 1);
-            dup2(nul, 2);
-        }
-        execl("/usr/sbin/mosquitto", "mosquitto", "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    if (wait_log(f, "mosquitto version", 10000) < 0)
+    /* every packet in a log of its own (the broker's output goes to mosquitto.log) */
+    char extra[256];
+    snprintf(f->log, sizeof(f->log), "%s/packets.log", f->dir);
+    snprintf(extra, sizeof(extra), "log_type all\nlog_dest file %s\n", f->log);
+    if (testlib_broker_start(f->dir, "mosquitto", f->port, NULL, extra, &f->broker) < 0 ||
+        wait_log(f, "mosquitto version", 10000) < 0)
         return -1;
     char uri[64];
     snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", f->port);
@@ -180,7 +128,7 @@ static int setup(void **state)
         return -1;
     uint64_t end = clock_mono_ns() + 10000000000ull;
     while (!f->subscribed && clock_mono_ns() < end)
-        sleep_ms(10);
+        testlib_sleep_ms(10);
     return f->subscribed ? 0 : -1;
 }
 
@@ -193,19 +141,14 @@ static int teardown(void **state)
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
         d.timeout = 500;
         MQTTAsync_disconnect(f->h, &d);
-        sleep_ms(100); /* let paho's threads finish the disconnect before the handle goes */
+        testlib_sleep_ms(100); /* let paho's threads finish the disconnect before the handle goes */
         MQTTAsync_destroy(&f->h);
     }
     if (f->broker > 0) {
         kill(f->broker, SIGTERM);
         waitpid(f->broker, NULL, 0);
     }
-    if (f->dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", f->dir);
-    }
+    testlib_remove_dir(f->dir);
     free(f);
     return 0;
 }

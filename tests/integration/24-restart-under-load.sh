@@ -13,37 +13,10 @@
 it_require "$IT_CB/echo.so"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "seq", topic: "in/seq/#", action: "echo_out", execution_mode: "sequential"}
-  - {rule: "par", topic: "in/par/#", action: "echo_out", execution_mode: "threaded"}
-processing_chains:
-  echo_out:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {qos: 1}}
-EOF
-    it_runtime 2
-} >"$conf"
-it_start "$conf"
+it_echo_conf true
 pid_before=$(it_metric "$conf" mqttflow_stage_pid worker 0)
 
-it_sub s_seq -p "$MQTT_PORT" -t 'out/in/seq/#' -q 1 -n 6000 -I 15 -T 55
-it_sub s_par -p "$MQTT_PORT" -t 'out/in/par/#' -q 1 -n 6000 -I 15 -T 55
-"$MFPUB" -p "$MQTT_PORT" -q 1 -i 1 -n 6000 -r 1500 -t in/seq/a >"$LIB_TMP/pub_seq.log" 2>&1 &
-pub_seq=$!
-lib_track "$pub_seq"
-"$MFPUB" -p "$MQTT_PORT" -q 1 -i 2 -n 6000 -r 1500 -T in/par/t -k 4 >"$LIB_TMP/pub_par.log" 2>&1 &
-pub_par=$!
-lib_track "$pub_par"
+it_echo_traffic 6000 1500 15 55
 
 it_until 20 '[[ $(it_metric "$conf" mqttflow_stage_in_total router) -ge 2000 ]]' ||
     lib_fail "the load did not reach the router"

@@ -31,6 +31,30 @@
 #   it_until SECS 'EXPR'                like wait_for, but EXPR (shell text) is evaluated again on
 #                                       every try (wait_for's arguments are expanded once)
 #   it_lines NAME TOPIC                 the payloads NAME received on TOPIC, one a line
+#   it_echo_conf [CLEAN_SESSION=false]  the echo pipeline of 24/26/27/40 running on the broker
+#                                       of it_broker (echo.so required): config $conf,
+#                                       c1 on in/#, a sequential (in/seq/#) and a threaded
+#                                       (in/par/#) echo rule to out/..., QoS 1 out, 2 workers
+#   it_echo_traffic N RATE IDLE TOTAL [MFPUB_ARG...]
+#                                       its load: mfsub s_seq and s_par (-I IDLE -T TOTAL), two
+#                                       mfpub of N at RATE msg/s in the background ($pub_seq,
+#                                       $pub_par)
+#   it_echo_load N                      the load of 26/27: broker, it_echo_conf false, then N at
+#                                       1,000 msg/s
+#   it_echo_load_check N                waits for that load and asserts: nothing lost on either
+#                                       rule, no bad payload, the sequential rule in order; stops
+#   it_poison_load KIND CALLBACK WORD STEADY_N STEADY_RATE BAD_N BAD_RATE BAD_SEQ [RUNTIME_LINE...]
+#                                       the load of 23/28: config $conf, two sequential rules on
+#                                       2 workers: "steady" (echo, in/steady/#) and "KINDy"
+#                                       (CALLBACK.so, in/KIND/# to out/KIND); STEADY_N messages
+#                                       to steady in the background ($pub_steady), then BAD_N JSON
+#                                       ones to KINDy, seq BAD_SEQ carrying WORD (mfsub s_steady,
+#                                       s_KIND)
+#   it_poison_check KIND STEADY_N BAD_N BAD_SEQ
+#                                       steady got everything once and in order; KINDy all but
+#                                       BAD_SEQ, which never came out
+#   it_workers_restarted                which of the 2 workers restarted: $IT_RESTARTED and
+#                                       $IT_NOT_RESTARTED (arrays of worker indexes)
 # Needs $IT_INSTANCE set by it_runtime (one instance per test script).
 
 # shellcheck source=tests/integration/lib.sh
@@ -264,6 +288,149 @@ it_until() {
 
 it_lines() {
     awk -v t="$2" 'index($0, t " ") == 1 { print substr($0, length(t) + 2) }' "$LIB_TMP/$1.out"
+}
+
+# ---- shared loads of the fault scripts (23/28 and 26/27) ----
+
+it_echo_conf() {
+    local clean=${1:-false}
+    conf=$LIB_TMP/conf.yaml
+    {
+        cat <<EOF
+mqtt_clients:
+  - client_id: "c1"
+    broker_url: "mqtt://127.0.0.1"
+    port: $MQTT_PORT
+    clean_session: $clean
+    topics: [{name: "in/#", qos: 1}]
+callbacks:
+  echo: {module: "$IT_CB/echo.so", function: "echo"}
+rules:
+  - {rule: "seq", topic: "in/seq/#", action: "echo_out", execution_mode: "sequential"}
+  - {rule: "par", topic: "in/par/#", action: "echo_out", execution_mode: "threaded"}
+processing_chains:
+  echo_out:
+    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
+    - {step: "relay", config: {qos: 1}}
+EOF
+        it_runtime 2
+    } >"$conf"
+    it_start "$conf"
+}
+
+it_echo_traffic() {
+    local n=$1 rate=$2 idle=$3 total=$4
+    shift 4
+    it_sub s_seq -p "$MQTT_PORT" -t 'out/in/seq/#' -q 1 -n "$n" -I "$idle" -T "$total"
+    it_sub s_par -p "$MQTT_PORT" -t 'out/in/par/#' -q 1 -n "$n" -I "$idle" -T "$total"
+    "$MFPUB" -p "$MQTT_PORT" -q 1 -i 1 -n "$n" -r "$rate" -t in/seq/a "$@" \
+        >"$LIB_TMP/pub_seq.log" 2>&1 &
+    pub_seq=$!
+    lib_track "$pub_seq"
+    "$MFPUB" -p "$MQTT_PORT" -q 1 -i 2 -n "$n" -r "$rate" -T in/par/t -k 4 "$@" \
+        >"$LIB_TMP/pub_par.log" 2>&1 &
+    pub_par=$!
+    lib_track "$pub_par"
+}
+
+it_echo_load() {
+    it_require "$IT_CB/echo.so"
+    it_broker || lib_fail "broker did not start"
+    it_echo_conf false
+    it_echo_traffic "$1" 1000 20 58
+}
+
+it_echo_load_check() {
+    local n=$1 s f
+    wait "$pub_seq" || lib_fail "mfpub (seq) did not complete: $(tail -n 2 "$LIB_TMP/pub_seq.log")"
+    wait "$pub_par" || lib_fail "mfpub (par) did not complete: $(tail -n 2 "$LIB_TMP/pub_par.log")"
+    for s in s_seq s_par; do
+        lib_log "$s: $(it_sub_result "$s" 60)"
+    done
+    it_status "$conf" >&2
+    for s in s_seq s_par; do
+        f=$LIB_TMP/$s.log
+        expect_eq "$s lost" "$(result_field "$f" lost)" 0
+        expect_eq "$s unique" "$(result_field "$f" unique)" "$n"
+        expect_eq "$s badsum" "$(result_field "$f" badsum)" 0
+        lib_log "$s duplicates (allowed): $(result_field "$f" dup)"
+    done
+    expect_eq "sequential rule reordered" "$(result_field "$LIB_TMP/s_seq.log" reorder)" 0
+    it_stop "$conf"
+}
+
+it_poison_load() {
+    local kind=$1 cb=$2 word=$3 steady_n=$4 steady_rate=$5 bad_n=$6 bad_rate=$7 bad_seq=$8
+    local i vals=""
+    shift 8
+    it_require "$IT_CB/echo.so" "$IT_CB/$cb.so"
+    it_broker || lib_fail "broker did not start"
+    conf=$LIB_TMP/conf.yaml
+    {
+        cat <<EOF
+mqtt_clients:
+  - client_id: "c1"
+    broker_url: "mqtt://127.0.0.1"
+    port: $MQTT_PORT
+    topics: [{name: "in/#", qos: 1}]
+callbacks:
+  echo: {module: "$IT_CB/echo.so", function: "echo"}
+  $kind: {module: "$IT_CB/$cb.so", function: "$cb"}
+rules:
+  - {rule: "${kind}y", topic: "in/$kind/#", action: "${kind}_chain", execution_mode: "sequential"}
+  - {rule: "steady", topic: "in/steady/#", action: "steady_chain", execution_mode: "sequential"}
+processing_chains:
+  ${kind}_chain:
+    - {step: "custom_processor", config: {callback: "$kind", topic: "out/$kind"}}
+  steady_chain:
+    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
+EOF
+        it_runtime 2 "$@"
+    } >"$conf"
+    it_start "$conf"
+    it_sub s_steady -p "$MQTT_PORT" -t 'out/in/steady/#' -q 1 -n "$steady_n" -I 20 -T 55
+    it_sub "s_$kind" -p "$MQTT_PORT" -t "out/$kind" -q 1 -n $((bad_n - 1)) -I 20 -T 55 -D
+    for ((i = 0; i < bad_n; i++)); do
+        if ((i == bad_seq)); then vals+="\"$word\""; else vals+=$i; fi
+        ((i < bad_n - 1)) && vals+=,
+    done
+    "$MFPUB" -p "$MQTT_PORT" -q 1 -i 1 -n "$steady_n" -r "$steady_rate" -t in/steady/a \
+        >"$LIB_TMP/pub_steady.log" 2>&1 &
+    pub_steady=$!
+    lib_track "$pub_steady"
+    it_mfpub "pub_$kind" -p "$MQTT_PORT" -q 1 -i 2 -n "$bad_n" -r "$bad_rate" -t "in/$kind/a" \
+        -j -V "$vals"
+}
+
+it_poison_check() {
+    local kind=$1 steady_n=$2 bad_n=$3 bad_seq=$4 f
+    wait "$pub_steady" || lib_fail "mfpub (steady) did not complete"
+    lib_log "steady: $(it_sub_result s_steady 60)"
+    lib_log "${kind}y: $(it_sub_result "s_$kind" 60)"
+    lib_log "status:"$'\n'"$(it_status "$conf")"
+    f=$LIB_TMP/s_steady.log
+    expect_eq "steady unique" "$(result_field "$f" unique)" "$steady_n"
+    expect_eq "steady lost" "$(result_field "$f" lost)" 0
+    expect_eq "steady dup" "$(result_field "$f" dup)" 0
+    expect_eq "steady reorder" "$(result_field "$f" reorder)" 0
+    f=$LIB_TMP/s_$kind.log
+    expect_eq "${kind}y unique (all but seq $bad_seq)" "$(result_field "$f" unique)" $((bad_n - 1))
+    expect_eq "${kind}y gaps (seq $bad_seq only)" "$(result_field "$f" lost)" 1
+    if grep -q "\"seq\":$bad_seq," "$f"; then
+        lib_fail "the ${kind}y rule's bad message (seq $bad_seq) came out"
+    fi
+    lib_log "${kind}y duplicates (re-run after a kill, allowed): $(result_field "$f" dup)"
+}
+
+it_workers_restarted() {
+    local w r
+    IT_RESTARTED=() IT_NOT_RESTARTED=()
+    for w in 0 1; do
+        r=$(it_metric "$conf" mqttflow_stage_restarts_total worker "$w")
+        [[ -n $r ]] || lib_fail "no restart count for worker $w in the status"
+        if [[ $r -ge 1 ]]; then IT_RESTARTED+=("$w"); else IT_NOT_RESTARTED+=("$w"); fi
+        lib_log "worker $w: restarts $r, dead $(it_metric "$conf" mqttflow_stage_dead_total worker "$w")"
+    done
 }
 
 # ---- run directly: the smoke test of the helpers ----

@@ -24,41 +24,11 @@ GAP=3
 DUP_PER_KILL=${DUP_PER_KILL:-512}
 RESTART_MAX_MS=${RESTART_MAX_MS:-1000}
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    clean_session: false
-    topics: [{name: "in/#", qos: 1}]
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "seq", topic: "in/seq/#", action: "echo_out", execution_mode: "sequential"}
-  - {rule: "par", topic: "in/par/#", action: "echo_out", execution_mode: "threaded"}
-processing_chains:
-  echo_out:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {qos: 1}}
-EOF2
-    it_runtime 2
-} >"$conf"
-it_start "$conf"
+it_echo_conf false
 
 KILLS=$((ROUNDS * 4))
 N=$((FL_RATE * (KILLS * GAP + 4)))
-it_sub s_seq -p "$MQTT_PORT" -t 'out/in/seq/#' -q 1 -n $N -I 30 -T $((N / FL_RATE + 120))
-it_sub s_par -p "$MQTT_PORT" -t 'out/in/par/#' -q 1 -n $N -I 30 -T $((N / FL_RATE + 120))
-"$MFPUB" -p "$MQTT_PORT" -q 1 -i 1 -n $N -r "$FL_RATE" -t in/seq/a -W $((N / FL_RATE + 120)) \
-    >"$LIB_TMP/pub_seq.log" 2>&1 &
-pub_seq=$!
-lib_track "$pub_seq"
-"$MFPUB" -p "$MQTT_PORT" -q 1 -i 2 -n $N -r "$FL_RATE" -T in/par/t -k 4 -W $((N / FL_RATE + 120)) \
-    >"$LIB_TMP/pub_par.log" 2>&1 &
-pub_par=$!
-lib_track "$pub_par"
+it_echo_traffic $N "$FL_RATE" 30 $((N / FL_RATE + 120)) -W $((N / FL_RATE + 120))
 it_until 20 '[[ $(it_metric "$conf" mqttflow_stage_in_total router) -ge 1000 ]]' ||
     lib_fail "no load through the router"
 

@@ -78,131 +78,35 @@ typedef struct fixture {
     size_t n_pushed, cap_pushed;
 } fixture;
 
-static inline const char *build_dir(void)
-{
-    const char *b = getenv("BUILD");
-    return b && *b ? b : "build";
-}
-
-static inline int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &l) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static inline int port_is_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static inline pid_t spawn(char *const argv[], int ready_fd, const char *log_path)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (log_path) {
-            int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-                close(fd);
-            }
-        }
-        if (ready_fd >= 0) {
-            char v[16];
-            snprintf(v, sizeof(v), "%d", ready_fd);
-            setenv("MQTTFLOW_READY_FD", v, 1);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-/* waitpid with a deadline: the exit status (as waitpid's), or -1 on timeout */
-static inline int wait_exit(pid_t pid, int timeout_ms)
-{
-    uint64_t end = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-    int status;
-    do {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        if (r < 0)
-            return -1;
-        sleep_ms(10);
-    } while (clock_mono_ns() < end);
-    return -1;
-}
-
-static inline void kill_wait(pid_t *pid)
-{
-    if (*pid > 0) {
-        kill(*pid, SIGKILL);
-        waitpid(*pid, NULL, 0);
-        *pid = 0;
-    }
-}
-
-/* Starts broker 0 (port) or, with b, broker 1 (port_b). */
+/* Starts broker 0 (port) or, with b, broker 1 (port_b); persistent_broker: with a store in
+ * the test's folder, kept across stop_broker_at and a new start. */
 static inline int start_broker_at(fixture *f, int b)
 {
-    char conf[256], log[256];
-    int port = b ? f->port_b : f->port;
-    pid_t *pid = b ? &f->broker_b : &f->broker;
-    snprintf(conf, sizeof(conf), "%s/mosquitto%d.conf", f->dir, b);
-    snprintf(log, sizeof(log), "%s/mosquitto%d.log", f->dir, b);
-    FILE *c = fopen(conf, "w");
-    if (!c)
-        return -1;
-    fprintf(c,
-            "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-            "set_tcp_nodelay true\n",
-            port);
-    if (f->persistent_broker) {
-        char db[200];
-        snprintf(db, sizeof(db), "%s/db%d", f->dir, b);
+    char name[32], db[200];
+    snprintf(name, sizeof(name), "mosquitto%d", b);
+    snprintf(db, sizeof(db), "%s/db%d", f->dir, b);
+    if (f->persistent_broker)
         mkdir(db, 0700);
-        fprintf(c, "persistence true\npersistence_location %s/\n", db);
-        /* as root mosquitto would switch to user "mosquitto", which cannot write here */
-        if (geteuid() == 0)
-            fprintf(c, "user root\n");
-    } else
-        fprintf(c, "persistence false\n");
-    fclose(c);
-    char *argv[] = {"/usr/sbin/mosquitto", "-c", conf, NULL};
-    *pid = spawn(argv, -1, log);
-    uint64_t end = clock_mono_ns() + 10000000000ull;
-    while (clock_mono_ns() < end) {
-        if (port_is_open(port))
-            return 0;
-        if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-            *pid = 0;
-            return -1;
-        }
-        sleep_ms(20);
-    }
-    return -1;
+    return testlib_broker_start(f->dir, name, b ? f->port_b : f->port,
+                                f->persistent_broker ? db : NULL, NULL,
+                                b ? &f->broker_b : &f->broker);
 }
 
 static inline int start_broker(fixture *f)
 {
     return start_broker_at(f, 0);
+}
+
+/* Waits until the relay's "spooled now" counter (stats extra[0]) is n. */
+static inline int wait_spooled(fixture *f, uint64_t n, int timeout_ms)
+{
+    uint64_t end = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    while (stats_get(&f->slot->extra[0]) != n) {
+        if (clock_mono_ns() >= end)
+            return -1;
+        sleep_ms(10);
+    }
+    return 0;
 }
 
 /* SIGTERM (mosquitto saves its persistent sessions on the way out) and wait. */
@@ -227,21 +131,11 @@ static inline int stop_broker(fixture *f)
 /* Spawns the relay and waits for "ready" on its notification pipe. 0 or -1. */
 static inline int start_relay(fixture *f)
 {
-    int p[2];
-    if (pipe(p) < 0)
-        return -1;
     char bin[256], log[256];
     snprintf(bin, sizeof(bin), "%s/bin/mqttflow-relay", build_dir());
     snprintf(log, sizeof(log), "%s/relay.log", f->dir);
     char *argv[] = {bin, f->yaml, NULL};
-    f->relay = spawn(argv, p[1], log);
-    close(p[1]);
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    char buf[16] = {0};
-    int ok = poll(&pfd, 1, 20000) == 1 && read(p[0], buf, sizeof(buf) - 1) > 0 &&
-             strcmp(buf, "ready\n") == 0;
-    close(p[0]);
-    return ok ? 0 : -1;
+    return testlib_spawn_ready(argv, log, 20000, &f->relay);
 }
 
 static inline int teardown(void **state);
@@ -277,14 +171,7 @@ static inline int write_yaml(fixture *f)
     if (!strstr(f->extra_runtime, "dead_letter:"))
         fprintf(y, "  dead_letter: {dir: \"%s/dead\"}\n", f->dir);
     fclose(y);
-    cfg *c = NULL;
-    cfg_diag d = {0};
-    int rc = cfg_load(f->yaml, 0, &c, &d);
-    for (size_t i = 0; i < d.n_errors; i++)
-        fprintf(stderr, "config: %s\n", d.errors[i]);
-    cfg_diag_fini(&d);
-    cfg_destroy(c);
-    return rc < 0 ? -1 : 0;
+    return stage_fixture_check_config(f->yaml);
 }
 
 /* with_broker: start mosquitto now (else the test starts it); persistent: with persistence;
@@ -368,14 +255,7 @@ static inline int teardown(void **state)
     stats_detach(f->st);
     if (f->stats_name[0])
         shm_unlink_name(f->stats_name);
-    if (f->dir[0] && getenv("MF_TEST_KEEP")) {
-        fprintf(stderr, "kept %s\n", f->dir);
-    } else if (f->dir[0]) {
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", f->dir);
-    }
+    testlib_remove_dir(f->dir);
     free(f->pushed);
     free(f);
     return 0;

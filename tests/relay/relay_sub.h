@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../tools/stage_fixture.h"
 #include "clock.h"
 
 typedef struct got {
@@ -101,11 +102,6 @@ static inline size_t sub_count(sub *s)
     size_t n = s->n;
     pthread_mutex_unlock(&s->mu);
     return n;
-}
-
-static inline void sleep_ms(int ms)
-{
-    poll(NULL, 0, ms);
 }
 
 /* Waits until *flag (or failure) with a deadline; 0 when *flag became true. */

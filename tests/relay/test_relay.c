@@ -68,18 +68,6 @@ static void test_relay_publishes_in_order_and_releases(void **state)
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
-/* Waits until the relay's "spooled now" counter (stats extra[0]) is n. */
-static int wait_spooled(fixture *f, uint64_t n, int timeout_ms)
-{
-    uint64_t end = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-    while (stats_get(&f->slot->extra[0]) != n) {
-        if (clock_mono_ns() >= end)
-            return -1;
-        sleep_ms(10);
-    }
-    return 0;
-}
-
 static void test_relay_spools_while_broker_down(void **state)
 {
     fixture *f = *state;

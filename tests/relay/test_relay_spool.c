@@ -15,18 +15,6 @@
 
 #include "spool.h"
 
-/* Waits until the relay's "spooled now" counter (stats extra[0]) is n. */
-static int wait_spooled(fixture *f, uint64_t n, int timeout_ms)
-{
-    uint64_t end = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-    while (stats_get(&f->slot->extra[0]) != n) {
-        if (clock_mono_ns() >= end)
-            return -1;
-        sleep_ms(10);
-    }
-    return 0;
-}
-
 /* Records pushed for client. */
 static size_t pushed_for(fixture *f, int client)
 {

@@ -38,6 +38,8 @@
 
 #include <cmocka.h>
 
+#include "../tools/testlib.h"
+
 extern char **environ;
 
 static char bindir[PATH_MAX + 8];    /* $(BUILD)/bin */
@@ -58,32 +60,19 @@ typedef struct fx {
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return testlib_now_ns() / 1000000ull;
 }
 
 static inline void nap_ms(int ms)
 {
-    /* the pause between two polls of a condition, not a synchronisation */
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
+    testlib_sleep_ms(ms); /* the pause between two polls of a condition */
 }
 
 static inline char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) {
-        free(buf);
-        return strdup("");
-    }
-    return buf;
+    char *s = testlib_slurp(path);
+    assert_non_null(s);
+    return s;
 }
 
 static inline void write_file(const char *path, const char *text, mode_t mode)
@@ -206,16 +195,7 @@ static inline int wait_stage(fx *f, const char *stage, const char *state, long w
 
 static inline int wait_text(const char *path, const char *text, int timeout_ms)
 {
-    uint64_t end = now_ms() + (uint64_t)timeout_ms;
-    do {
-        char *s = slurp(path);
-        int found = strstr(s, text) != NULL;
-        free(s);
-        if (found)
-            return 0;
-        nap_ms(20);
-    } while (now_ms() < end);
-    return -1;
+    return testlib_wait_file_has(path, text, timeout_ms);
 }
 
 /* Waits for the supervisor to exit: its exit code, -1 on timeout. */
@@ -417,59 +397,63 @@ static inline void log_order(fx *f, const char *verb, char *buf, size_t len)
 
 static inline int free_port(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof(a);
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(s, (struct sockaddr *)&a, &l) < 0) {
-        if (s >= 0)
-            close(s);
-        return -1;
-    }
-    close(s);
-    return ntohs(a.sin_port);
+    return testlib_free_port();
 }
 
 static inline int port_open(int port)
 {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(s);
-    return ok;
+    return testlib_port_open(port);
 }
 
 /* Starts a private mosquitto on a free port of 127.0.0.1 (f->broker; teardown stops it) and
  * waits for its listener. The port; skips the test when mosquitto is not installed. */
 static inline int start_broker(fx *f)
 {
-    const char *mosq = access("/usr/sbin/mosquitto", X_OK) == 0 ? "/usr/sbin/mosquitto" : NULL;
-    if (!mosq) {
+    if (access(TESTLIB_MOSQUITTO, X_OK) != 0) {
         fprintf(stderr, "SKIP: mosquitto not installed\n");
         skip();
     }
     int port = free_port();
     assert_true(port > 0);
-    char conf[256], text[512];
-    snprintf(conf, sizeof(conf), "%s/mosquitto.conf", f->dir);
-    snprintf(text, sizeof(text),
-             "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-             "set_tcp_nodelay true\npersistence false\n",
-             port);
-    write_file(conf, text, 0644);
-    char *margv[] = {(char *)mosq, "-c", conf, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    assert_int_equal(posix_spawn(&f->broker, mosq, &fa, NULL, margv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    uint64_t end = now_ms() + 10000;
-    while (!port_open(port) && now_ms() < end)
-        nap_ms(20);
-    assert_true(port_open(port));
+    assert_int_equal(testlib_broker_start(f->dir, "mosquitto", port, NULL, NULL, &f->broker), 0);
     return port;
+}
+
+/* Waits for the five stages of a two-worker instance to run (ingress: the ingress's row name,
+ * e.g. "ingress client1"; want_restarts as wait_stage's); their pids in pids[], in the order
+ * ingress, router, worker 0, worker 1, relay. */
+static inline void wait_stage_pids(fx *f, const char *ingress, long want_restarts, long pids[5],
+                                   int timeout_ms)
+{
+    const char *stages[] = {ingress, "router", "worker 0", "worker 1", "relay"};
+    for (int i = 0; i < 5; i++) {
+        if (wait_stage(f, stages[i], "running", want_restarts, &pids[i], timeout_ms) != 0 ||
+            pids[i] <= 0)
+            fail_msg("%s is not running after %d ms", stages[i], timeout_ms);
+    }
+}
+
+/* SIGKILLs stage NAME (its pid) and waits for it to run again as a new process with a
+ * restart count of 1. The new pid. */
+static inline long kill_and_wait_respawn(fx *f, const char *name, long pid, int timeout_ms)
+{
+    assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+    long newpid = 0;
+    if (wait_stage(f, name, "running", 1, &newpid, timeout_ms) != 0 || newpid <= 0 || newpid == pid)
+        fail_msg("%s (pid %ld) did not run again after SIGKILL within %d ms", name, pid,
+                 timeout_ms);
+    return newpid;
+}
+
+/* SIGTERM to the supervisor; its exit code within timeout_ms (-1: it did not exit), then
+ * no sanitizer report in its log. */
+static inline int term_supervisor(fx *f, int timeout_ms)
+{
+    kill(f->sup, SIGTERM);
+    int code = wait_exit(f->sup, timeout_ms);
+    f->sup = 0;
+    assert_no_sanitizer_report(f);
+    return code;
 }
 
 /* Skips the test unless the real stage binaries are built. */

@@ -52,16 +52,9 @@ static void test_run_status_kill9_restart_and_stop(void **state)
     fx *f = *state;
     start_supervisor(f, 0);
     long pids[5];
-    const char *stages[] = {"ingress client1", "router", "worker 0", "worker 1", "relay"};
-    for (int i = 0; i < 5; i++) {
-        assert_int_equal(wait_stage(f, stages[i], "running", 0, &pids[i], 15000), 0);
-        assert_true(pids[i] > 0);
-    }
+    wait_stage_pids(f, "ingress client1", 0, pids, 15000);
     /* a crash: respawned after the 100 ms backoff, with a new pid and restarts 1 */
-    assert_int_equal(kill((pid_t)pids[3], SIGKILL), 0);
-    long newpid = 0;
-    assert_int_equal(wait_stage(f, "worker 1", "running", 1, &newpid, 10000), 0);
-    assert_true(newpid > 0 && newpid != pids[3]);
+    (void)kill_and_wait_respawn(f, "worker 1", pids[3], 10000);
     assert_int_equal(wait_text(f->err, "worker 1 (pid", 1000), 0);
 
     /* a requested restart: the old one got SIGTERM (exits 0), the new one is ready */
@@ -118,10 +111,7 @@ static void test_run_refuses_a_second_instance(void **state)
     free(out);
     /* the first one is untouched */
     assert_int_equal(wait_stage(f, "relay", "running", 0, NULL, 5000), 0);
-    kill(f->sup, SIGTERM);
-    assert_int_equal(wait_exit(f->sup, 10000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    assert_int_equal(term_supervisor(f, 10000), 0);
     assert_int_equal(shm_left(f->instance), 0);
 }
 
@@ -289,15 +279,8 @@ static void test_run_real_stages_with_mosquitto(void **state)
         fail_msg("the instance did not come up");
     }
     long pids[5];
-    const char *stages[] = {"ingress client1", "router", "worker 0", "worker 1", "relay"};
-    for (int i = 0; i < 5; i++) {
-        assert_int_equal(wait_stage(f, stages[i], "running", 0, &pids[i], 5000), 0);
-        assert_true(pids[i] > 0);
-    }
-    assert_int_equal(kill((pid_t)pids[2], SIGKILL), 0);
-    long newpid = 0;
-    assert_int_equal(wait_stage(f, "worker 0", "running", 1, &newpid, 15000), 0);
-    assert_true(newpid > 0 && newpid != pids[2]);
+    wait_stage_pids(f, "ingress client1", 0, pids, 5000);
+    (void)kill_and_wait_respawn(f, "worker 0", pids[2], 15000);
 
     char *out = NULL;
     assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);

@@ -17,6 +17,7 @@
  * exit 0 when all N were completed (PUBACKed at QoS 1) within -W seconds (default 120).
  */
 #include "testlib.h"
+#include "toolconn.h"
 
 #include <MQTTAsync.h>
 #include <errno.h>
@@ -47,12 +48,7 @@ typedef struct msg_ctx {
 
 static void cv_wait_ms(pub_state *st, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+    toolconn_cond_wait_ms(&st->cv, &st->mu, ms);
 }
 
 static void bump(pub_state *st, long *counter)
@@ -104,10 +100,7 @@ static void on_pub_fail(void *ctx, MQTTAsync_failureData *r)
 
 static void set_flag(pub_state *st, int *flag)
 {
-    pthread_mutex_lock(&st->mu);
-    *flag = 1;
-    pthread_cond_broadcast(&st->cv);
-    pthread_mutex_unlock(&st->mu);
+    toolconn_set_flag(&st->mu, &st->cv, flag);
 }
 
 static void on_conn_ok(void *ctx, MQTTAsync_successData *r)
@@ -187,36 +180,17 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *cid = NULL, *prefix = NULL, *vfield = "v", *text = NULL;
-    char *values = NULL, *user = NULL;
+    const char *prefix = NULL, *vfield = "v", *text = NULL;
+    char *values = NULL;
     const char *topics[MAX_TOPICS];
-    size_t n_topics = 0;
+    toolconn tc = TOOLCONN_INIT("mfpub", topics);
     long n = 1000, size = 64, window = 500, k = 0;
-    int port = 1883, qos = 0, retain = 0, json = 0, autore = 0, opt;
+    int retain = 0, json = 0, autore = 0, opt;
     uint32_t src = 0;
     double rate = 0, max_secs = 120;
 
     while ((opt = getopt(argc, argv, "H:p:c:t:T:k:n:s:q:r:w:i:RW:jJ:V:Au:m:h")) != -1) {
         switch (opt) {
-        case 'H':
-            host = optarg;
-            break;
-        case 'p':
-            port = atoi(optarg);
-            break;
-        case 'c':
-            cid = optarg;
-            break;
-        case 'u': /* user:password */
-            user = optarg;
-            break;
-        case 't':
-            if (n_topics == MAX_TOPICS) {
-                fprintf(stderr, "mfpub: too many topics\n");
-                return 2;
-            }
-            topics[n_topics++] = optarg;
-            break;
         case 'T':
             prefix = optarg;
             break;
@@ -228,9 +202,6 @@ int main(int argc, char **argv)
             break;
         case 's':
             size = atol(optarg);
-            break;
-        case 'q':
-            qos = atoi(optarg);
             break;
         case 'r':
             rate = atof(optarg);
@@ -263,10 +234,14 @@ int main(int argc, char **argv)
             text = optarg;
             break;
         default:
+            if (toolconn_opt(&tc, opt, optarg) > 0)
+                break;
             usage();
             return 2;
         }
     }
+    size_t n_topics = tc.n_topics;
+    int qos = tc.qos;
     /* -T prefix -k K: K generated topics; they are kept in one heap block for the run */
     char *gen = NULL;
     if (prefix) {
@@ -301,41 +276,27 @@ int main(int argc, char **argv)
             vals[n_vals++] = v;
     }
 
-    char uri[300], idbuf[64];
-    snprintf(uri, sizeof uri, "tcp://%s:%d", host, port);
-    if (!cid) {
-        snprintf(idbuf, sizeof idbuf, "mfpub-%d", (int)getpid());
-        cid = idbuf;
-    }
+    toolconn_finish(&tc);
 
     pub_state st = {.mu = PTHREAD_MUTEX_INITIALIZER,
                     .cv = PTHREAD_COND_INITIALIZER,
                     .autore = autore,
-                    .port = port};
+                    .port = tc.port};
     MQTTAsync c;
-    /* plain MQTTAsync_create: createWithOptions' default maxBufferedMessages=100 also caps
-     * queued publishes while connected (BASELINES pitfall 3) */
-    if (MQTTAsync_create(&c, uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS) {
-        fprintf(stderr, "mfpub: MQTTAsync_create(%s) failed\n", uri);
+    if (toolconn_create(&tc, &c) < 0) {
         free(gen);
         return 1;
     }
     MQTTAsync_setCallbacks(c, &st, conn_lost, msg_arrived, NULL);
     MQTTAsync_setConnected(c, &st, on_connected);
 
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    char *password = user ? strchr(user, ':') : NULL;
-    if (password)
-        *password++ = 0;
-    co.username = user;
-    co.password = password;
+    MQTTAsync_connectOptions co = toolconn_options(&tc);
     co.keepAliveInterval = 60;
     co.cleansession = 1;
     co.maxInflight = window > 65535 ? 65535 : (int)(window < 10 ? 10 : window);
     co.onSuccess = on_conn_ok;
     co.onFailure = on_conn_fail;
     co.context = &st;
-    co.connectTimeout = 5;
     if (autore) {
         co.automaticReconnect = 1;
         co.minRetryInterval = 1; /* paho's unit is whole seconds */
@@ -355,7 +316,7 @@ int main(int argc, char **argv)
     int connected = st.connected;
     pthread_mutex_unlock(&st.mu);
     if (!connected) {
-        fprintf(stderr, "mfpub: not connected to %s\n", uri);
+        fprintf(stderr, "mfpub: not connected to %s\n", tc.uri);
         printf("RESULT sent=0 ok=0 fail=0 send_err=0 resent=0 timed_out=0 secs=0 rate=0 qos=%d "
                "size=0 topics=%zu src=%u\n",
                qos, n_topics, src);

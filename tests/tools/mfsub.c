@@ -20,6 +20,7 @@
  * time); the -R file is written again after each successful (re)subscribe.
  */
 #include "testlib.h"
+#include "toolconn.h"
 
 #include <MQTTAsync.h>
 #include <errno.h>
@@ -69,12 +70,7 @@ typedef struct sub_state {
 
 static void cv_wait_ms(sub_state *st, int ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_cond_timedwait(&st->cv, &st->mu, &ts);
+    toolconn_cond_wait_ms(&st->cv, &st->mu, ms);
 }
 
 static src_track *find_src(sub_state *st, uint32_t id)
@@ -277,10 +273,7 @@ static void on_sub_fail(void *ctx, MQTTAsync_failureData *r)
 {
     sub_state *st = ctx;
     fprintf(stderr, "mfsub: subscribe failed rc=%d\n", r ? r->code : -1);
-    pthread_mutex_lock(&st->mu);
-    st->sub_failed = 1;
-    pthread_cond_broadcast(&st->cv);
-    pthread_mutex_unlock(&st->mu);
+    toolconn_set_flag(&st->mu, &st->cv, &st->sub_failed);
 }
 
 /* Runs after every (re)connect, the first included: subscribe each time, because the broker
@@ -307,10 +300,7 @@ static void on_conn_fail(void *ctx, MQTTAsync_failureData *r)
 {
     sub_state *st = ctx;
     fprintf(stderr, "mfsub: connect failed rc=%d\n", r ? r->code : -1);
-    pthread_mutex_lock(&st->mu);
-    st->conn_failed = 1;
-    pthread_cond_broadcast(&st->cv);
-    pthread_mutex_unlock(&st->mu);
+    toolconn_set_flag(&st->mu, &st->cv, &st->conn_failed);
 }
 
 static void conn_lost(void *ctx, char *cause)
@@ -335,10 +325,9 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *cid = NULL;
-    char *user = NULL;
-    char *filters[MAX_FILTERS];
-    int n_filters = 0, port = 1883, qos = 0, persistent = 0, opt;
+    const char *filters[MAX_FILTERS];
+    toolconn tc = TOOLCONN_INIT("mfsub", filters);
+    int persistent = 0, opt;
     long want = -1;
     double idle_secs = 5, total_secs = 0;
     sub_state st = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
@@ -346,28 +335,6 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     while ((opt = getopt(argc, argv, "H:p:c:t:q:PR:n:I:T:gvDu:h")) != -1) {
         switch (opt) {
-        case 'H':
-            host = optarg;
-            break;
-        case 'p':
-            port = atoi(optarg);
-            break;
-        case 'c':
-            cid = optarg;
-            break;
-        case 'u': /* user:password */
-            user = optarg;
-            break;
-        case 't':
-            if (n_filters == MAX_FILTERS) {
-                fprintf(stderr, "mfsub: too many filters\n");
-                return 2;
-            }
-            filters[n_filters++] = optarg;
-            break;
-        case 'q':
-            qos = atoi(optarg);
-            break;
         case 'P':
             persistent = 1;
             break;
@@ -393,49 +360,38 @@ int main(int argc, char **argv)
             st.dump = 1;
             break;
         default:
+            if (toolconn_opt(&tc, opt, optarg) > 0)
+                break;
             usage();
             return 2;
         }
     }
+    int n_filters = (int)tc.n_topics, qos = tc.qos;
     if (n_filters == 0 || qos < 0 || qos > 2) {
         usage();
         return 2;
     }
-    if (persistent && !cid) {
+    if (persistent && !tc.cid) {
         fprintf(stderr, "mfsub: -P needs a fixed client id (-c)\n");
         return 2;
     }
-    char uri[300], idbuf[64];
-    snprintf(uri, sizeof uri, "tcp://%s:%d", host, port);
-    if (!cid) {
-        snprintf(idbuf, sizeof idbuf, "mfsub-%d", (int)getpid());
-        cid = idbuf;
-    }
-    st.filters = filters;
+    toolconn_finish(&tc);
+    st.filters = (char *const *)filters;
     st.n_filters = n_filters;
     st.qos = qos;
-    st.port = port;
+    st.port = tc.port;
 
-    if (MQTTAsync_create(&st.client, uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL) !=
-        MQTTASYNC_SUCCESS) {
-        fprintf(stderr, "mfsub: MQTTAsync_create(%s) failed\n", uri);
+    if (toolconn_create(&tc, &st.client) < 0)
         return 1;
-    }
     MQTTAsync_setCallbacks(st.client, &st, conn_lost, msg_arrived, NULL);
     MQTTAsync_setConnected(st.client, &st, on_connected);
 
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    char *password = user ? strchr(user, ':') : NULL;
-    if (password)
-        *password++ = 0;
-    co.username = user;
-    co.password = password;
+    MQTTAsync_connectOptions co = toolconn_options(&tc);
     co.keepAliveInterval = 30;
     co.cleansession = !persistent;
     co.automaticReconnect = 1;
     co.minRetryInterval = 1;
     co.maxRetryInterval = 2;
-    co.connectTimeout = 5;
     co.onFailure = on_conn_fail;
     co.context = &st;
     int rc = MQTTAsync_connect(st.client, &co);
@@ -453,7 +409,7 @@ int main(int argc, char **argv)
     int ok_start = st.subscribed;
     pthread_mutex_unlock(&st.mu);
     if (!ok_start) {
-        fprintf(stderr, "mfsub: not subscribed on %s\n", uri);
+        fprintf(stderr, "mfsub: not subscribed on %s\n", tc.uri);
         printf("RESULT recv=0 unique=0 lost=%ld dup=0 reorder=0 badsum=0 other=0 p50_us=0 "
                "p99_us=0 max_us=0 rate=0\n",
                want > 0 ? want : 0);
