@@ -211,6 +211,8 @@ install: $(BINS) $(EXAMPLECB) $(MANPAGES)
 	install -m 0755 $(STAGE_BINS) $(DESTDIR)$(LIBEXECDIR)/
 	if [ -d $(BUILD)/lib/mqttflow ]; then install -d $(DESTDIR)$(PRIVLIBDIR) && \
 		cp -RP $(BUILD)/lib/mqttflow/. $(DESTDIR)$(PRIVLIBDIR)/; fi
+	if [ -f $(PYSHIM) ]; then install -d $(DESTDIR)$(PRIVLIBDIR) && \
+		install -m 0644 $(PYSHIM) $(DESTDIR)$(PRIVLIBDIR)/; fi
 	install -m 0644 common/mqttflow.h $(DESTDIR)$(INCLUDEDIR)/mqttflow.h
 	$(SUBST) scripts/mqttflow.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/mqttflow.pc
 	$(SUBST) scripts/mqttflow.service >$(DESTDIR)$(SYSTEMDUNITDIR)/mqttflow.service
@@ -223,6 +225,9 @@ install: $(BINS) $(EXAMPLECB) $(MANPAGES)
 	install -m 0644 config/examples/callbacks/*.c config/examples/callbacks/Makefile \
 		$(DESTDIR)$(EXAMPLEDIR)/callbacks/
 	install -m 0644 $(EXAMPLECB) $(DESTDIR)$(EXAMPLEDIR)/callbacks/
+	install -d $(DESTDIR)$(EXAMPLEDIR)/python
+	install -m 0644 config/examples/python/*.yaml config/examples/python/*.py \
+		$(DESTDIR)$(EXAMPLEDIR)/python/
 
 # removes what install put there, and the folders that were only ours
 uninstall:

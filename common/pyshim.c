@@ -54,6 +54,8 @@ static int candidate(int k, char *buf, size_t len)
         return snprintf(buf, len, "%s/%s", exe, PYSHIM_FILE);
     if (k == 2)
         return snprintf(buf, len, "%s/../lib/mqttflow/%s", exe, PYSHIM_FILE);
+    if (k == 3) /* a stage installed in PREFIX/libexec/mqttflow (make install) */
+        return snprintf(buf, len, "%s/../../lib/mqttflow/%s", exe, PYSHIM_FILE);
     return -1;
 }
 

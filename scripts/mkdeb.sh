@@ -50,6 +50,7 @@ Standards-Version: 4.6.2
 Package: mqttflow
 Architecture: any
 Depends: \${shlibs:Depends}, passwd
+Recommends: \${shlibs:Recommends}
 Description: runs user logic on MQTT traffic as a crash-isolated pipeline
  mqttflow reads a YAML file of MQTT clients, callbacks (C shared objects), rules and
  processing chains and runs it as a multi-process pipeline over shared-memory rings
@@ -125,9 +126,14 @@ chmod 0755 "$pkg/DEBIAN/postinst" "$pkg/DEBIAN/prerm" "$pkg/DEBIAN/postrm"
     cd "$work"
     libdirs=()
     [ -d debian/mqttflow/usr/lib/mqttflow ] && libdirs=(-ldebian/mqttflow/usr/lib/mqttflow)
+    # Python callbacks are optional (the shim is loaded only for them): libpython is
+    # recommended, not required, so a C-only machine need not install it
+    python=()
+    shim=debian/mqttflow/usr/lib/mqttflow/mqttflow-python.so
+    [ -f $shim ] && python=(-dRecommends "$shim")
     dpkg-shlibdeps -Tdebian/mqttflow.substvars "${libdirs[@]}" \
         debian/mqttflow/usr/bin/mqttflow debian/mqttflow/usr/libexec/mqttflow/* \
-        debian/mqttflow/usr/share/mqttflow/examples/callbacks/*.so
+        debian/mqttflow/usr/share/mqttflow/examples/callbacks/*.so "${python[@]}"
     dpkg-gencontrol -pmqttflow -Pdebian/mqttflow -Tdebian/mqttflow.substvars -fdebian/files
 )
 (cd "$pkg" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z |

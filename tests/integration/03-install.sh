@@ -49,10 +49,13 @@ mf=$P/bin/mqttflow
 for word in "mqttflow $(cat "$IT_ROOT/VERSION")" "MF_API_VERSION" paho libyaml liburing; do
     grep -q "$word" "$LIB_TMP/version" || lib_fail "--version lacks $word: $(cat "$LIB_TMP/version")"
 done
-for c in config reference; do
+for c in config reference python/config; do
     "$mf" check "$P/share/mqttflow/examples/$c.yaml" >/dev/null 2>"$LIB_TMP/check.err" ||
         lib_fail "check of the installed $c.yaml: $(cat "$LIB_TMP/check.err")"
 done
+# the Python support is installed once, in lib/mqttflow, where the CLI (bin/) and the stages
+# (libexec/mqttflow/) both find it
+[[ -f $P/lib/mqttflow/mqttflow-python.so ]] || lib_fail "mqttflow-python.so not installed in lib/mqttflow"
 
 # a callback of our own, built the documented way and nothing else
 export PKG_CONFIG_PATH=$P/share/pkgconfig
