@@ -1057,6 +1057,71 @@ static void test_ring_wait_any_wakes_on_each_ring_and_extra(void **state)
     munmap(extra, 4096);
 }
 
+/* A pad must reach exactly the end of the data area. A short one (len 8 at offset 0) would
+ * send the consumer into the middle of a record; the payload here is shaped like a valid
+ * record header, so skipping the pad would return a record instead of the error. */
+static void test_ring_short_pad_gives_ebadmsg(void **state)
+{
+    (void)state;
+    ring *o, *p, *c;
+    const void *buf;
+    size_t len;
+    shm *seg;
+    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
+    p = attach(g_name, RING_PRODUCER);
+    c = attach(g_name, RING_CONSUMER);
+    const ring_rec_hdr inner[3] = {{.len = 8, .kind = RING_REC_DATA}};
+    assert_int_equal(ring_push(p, inner, sizeof(inner)), 0);
+    ring_flush(p);
+    ring_ctl *ctl = map_ctl(g_name, &seg);
+    ring_rec_hdr *h = (ring_rec_hdr *)((char *)ctl + RING_DATA_OFFSET);
+    const ring_rec_hdr good = *h;
+    *h = (ring_rec_hdr){.len = 8, .kind = RING_REC_PAD};
+    assert_int_equal(ring_peek(c, &buf, &len), -EBADMSG);
+    assert_int_equal(ring_read_pos(c), 0);
+    *h = good; /* repaired: the record reads back whole */
+    assert_int_equal(ring_peek(c, &buf, &len), 0);
+    assert_int_equal(len, sizeof(inner));
+    assert_memory_equal(buf, inner, sizeof(inner));
+    shm_detach(seg);
+    ring_detach(c);
+    ring_detach(p);
+    ring_detach(o);
+}
+
+/* Releasing up to the read cursor itself is the relay's normal call (everything it read is
+ * acknowledged): it gives back every record read. */
+static void test_ring_release_to_read_position(void **state)
+{
+    (void)state;
+    ring *o, *p, *c;
+    const void *buf;
+    size_t len;
+    ring_stats st;
+    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
+    p = attach(g_name, RING_PRODUCER);
+    c = attach(g_name, RING_CONSUMER);
+    for (uint64_t s = 0; s < 3; s++)
+        push_rec(p, s, 40);
+    ring_flush(p);
+    for (uint64_t s = 0; s < 3; s++) {
+        assert_int_equal(ring_peek(c, &buf, &len), 0);
+        assert_int_equal(check_rec(buf, len, s), REC_OK);
+        ring_advance(c);
+    }
+    ring_release_to(c, ring_read_pos(c));
+    ring_get_stats(o, &st);
+    assert_int_equal(st.records_out, 3);
+    assert_int_equal(st.tail, ring_read_pos(c));
+    assert_int_equal(ring_used(o), 0);
+    ring_release_to(c, ring_read_pos(c)); /* again: nothing more to give back */
+    ring_get_stats(o, &st);
+    assert_int_equal(st.records_out, 3);
+    ring_detach(c);
+    ring_detach(p);
+    ring_detach(o);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1080,6 +1145,8 @@ int main(void)
         T(test_ring_parked_producer_woken_by_release),
         T(test_ring_wait_returns_eintr_on_signal),
         T(test_ring_wait_any_wakes_on_each_ring_and_extra),
+        T(test_ring_short_pad_gives_ebadmsg),
+        T(test_ring_release_to_read_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

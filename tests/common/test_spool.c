@@ -22,6 +22,7 @@
 
 #include "clock.h"
 #include "spool.h"
+#include "spool_int.h" /* spool_ckpt: the checkpoint's bytes, to damage one */
 
 /* A record is its 8-byte id then bytes derived from the id, so content, order and
  * duplicates can all be checked from what is read back. Every 97th record is big (a batch
@@ -538,6 +539,89 @@ static void test_spool_ttl_skips_expired(void **state)
     cleanup_dir(dir);
 }
 
+/* A cut torn tail is cut in the file, not only in memory: the file ends where the kept
+ * records end, and the next open finds nothing more to cut. */
+static void test_spool_torn_tail_cut_in_the_file(void **state)
+{
+    (void)state;
+    char *dir = mk_tmpdir();
+    spool *s;
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    assert_int_equal(append_ids(s, 0, 10), 0);
+    spool_stats st;
+    spool_get_stats(s, &st);
+    uint64_t kept = st.bytes;
+    spool_close(s);
+    char path[600];
+    snprintf(path, sizeof path, "%s/0000000000000000.seg", dir);
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "SPFR\x10\0\0\0\x0a\0\0", 11), 11);
+    close(fd);
+
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    spool_get_stats(s, &st);
+    assert_int_equal(st.cut_bytes, 11);
+    assert_int_equal(st.bytes, kept);
+    struct stat stb;
+    assert_int_equal(stat(path, &stb), 0);
+    assert_int_equal((uint64_t)stb.st_size, kept);
+    spool_close(s);
+
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    spool_get_stats(s, &st);
+    assert_int_equal(st.cut_bytes, 0);
+    assert_int_equal(st.quarantined, 0);
+    assert_int_equal(spool_count(s), 10);
+    spool_close(s);
+    cleanup_dir(dir);
+}
+
+/* A checkpoint of the right size and magic whose CRC does not match is corrupt: quarantined,
+ * and reading starts from the oldest record (redelivery, never loss). */
+static void test_spool_checkpoint_with_bad_crc_quarantined(void **state)
+{
+    (void)state;
+    char *dir = mk_tmpdir();
+    spool *s;
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    assert_int_equal(append_ids(s, 0, 10), 0);
+    const void *d;
+    size_t len;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(spool_peek(s, &d, &len, NULL), 0);
+        assert_int_equal(spool_consume(s), 0);
+    }
+    assert_int_equal(spool_ack(s), 0);
+    spool_close(s);
+
+    char path[600];
+    snprintf(path, sizeof path, "%s/checkpoint", dir);
+    spool_ckpt c;
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &c, sizeof c, 0), (ssize_t)sizeof c);
+    assert_int_equal(c.acked_seq, 4);
+    c.acked_seq = 6; /* a bit flip on the disk: magic and size still right */
+    assert_int_equal(pwrite(fd, &c, sizeof c, 0), (ssize_t)sizeof c);
+    close(fd);
+
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    spool_stats st;
+    spool_get_stats(s, &st);
+    assert_int_equal(st.quarantined, 1);
+    assert_int_equal(spool_count(s), 10);
+    uint64_t *ids;
+    assert_int_equal(read_all(s, &ids, 1), 10);
+    assert_int_equal(ids[0], 0);
+    free(ids);
+    char q[600];
+    snprintf(q, sizeof q, "%s/quarantine", dir);
+    assert_int_equal(count_files(q, ""), 1);
+    spool_close(s);
+    cleanup_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +632,8 @@ int main(void)
         cmocka_unit_test(test_spool_quarantines_damaged_files),
         cmocka_unit_test(test_spool_cap_refuses_with_enospc),
         cmocka_unit_test(test_spool_ttl_skips_expired),
+        cmocka_unit_test(test_spool_torn_tail_cut_in_the_file),
+        cmocka_unit_test(test_spool_checkpoint_with_bad_crc_quarantined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

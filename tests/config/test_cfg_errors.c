@@ -486,6 +486,24 @@ static void test_cfg_warning_rule_topic_not_subscribed(void **state)
     cfg_diag_fini(&d);
 }
 
+/* A list or a mapping where a scalar belongs is a type error naming what was found, for
+ * every scalar type (the decoder must not read a list as text). */
+static void test_cfg_error_scalar_given_a_collection(void **state)
+{
+    (void)state;
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, port: [1, 2]}\n",
+                 "config.yaml:2:49: mqtt_clients[0].port: expected an integer, got a list");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, keepalive: {a: 1}}\n",
+                 "config.yaml:2:54: mqtt_clients[0].keepalive: expected an integer, got a mapping");
+    expect_error(CLIENTS "runtime: {overflow: [block]}\n",
+                 "config.yaml:6:21: runtime.overflow: expected a string, got a list");
+    expect_error(CLIENTS "runtime: {ring_size: [1]}\n",
+                 "config.yaml:6:22: runtime.ring_size: expected a size in bytes, got a list");
+    expect_error(CLIENTS "runtime: {stats_interval: [1]}\n",
+                 "config.yaml:6:27: runtime.stats_interval: expected a duration in seconds, got "
+                 "a list");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cfg_many_errors_reported_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_warning_rule_topic_not_subscribed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_scalar_given_a_collection, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

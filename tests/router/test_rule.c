@@ -208,6 +208,22 @@ static void test_rule_bad_filter_is_einval(void **state)
     assert_non_null(strstr(err, "rules[0].topic"));
 }
 
+/* The last client has a bucket of its own like every other (the any-client bucket comes
+ * after it): its rules, with and without a topic, match its messages and no other's. */
+static void test_rule_last_client(void **state)
+{
+    fixture *f = *state;
+    rule(f, 2, "a/#", NULL, NULL);
+    rule(f, 2, NULL, NULL, NULL);
+    rule(f, -1, "a/b", NULL, NULL);
+    rule(f, 1, NULL, NULL, NULL);
+    build(f);
+    assert_string_equal(match(f, 2, "a/b", NULL), "0,1,2");
+    assert_string_equal(match(f, 2, "x", NULL), "1");
+    assert_string_equal(match(f, 1, "a/b", NULL), "2,3");
+    assert_string_equal(match(f, 0, "a/b", NULL), "2");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -223,6 +239,7 @@ int main(void)
         T(test_rule_bad_regex_is_einval),
         T(test_rule_bad_condition_is_einval),
         T(test_rule_bad_filter_is_einval),
+        T(test_rule_last_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

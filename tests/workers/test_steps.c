@@ -390,6 +390,47 @@ static void test_steps_sampler_without_callback_passes_the_last_message(void **s
     destroy(f);
 }
 
+/* A fresh throttle passes its first message: with one per 600 s exactly one of a burst. */
+static void test_steps_throttle_fresh_passes_the_first(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: throttle\n"
+                 "      config: {interval: 600}\n");
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(feed(f, "in/a", "x", 0, 0), 0);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].topic, "in/a");
+    assert_int_equal(f->slot.dropped, 4);
+    destroy(f);
+}
+
+/* The bucket is capped at its burst: an idle spell longer than burst/rate (1 s at any rate
+ * of 1 or more) does not save up more than a burst. The step reads the monotonic clock
+ * itself, so the idle spell is real: 1.25 s, the least that tells a capped bucket (20) from
+ * an uncapped one (25) at rate 20 with room for a slow machine. */
+static void test_steps_throttle_bucket_capped_at_burst(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: throttle\n"
+                 "      config: {rate: 20}\n");
+    for (int i = 0; i < 40; i++) /* drain the full bucket */
+        assert_int_equal(feed(f, "in/a", "x", 0, 0), 0);
+    size_t drained = f->sink.n;
+    assert_true(drained >= 20 && drained <= 22); /* 20, plus a token per 50 ms of feeding */
+    uint64_t t0 = clock_mono_ns();
+    while (clock_mono_ns() < t0 + 1250000000ull) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(feed(f, "in/a", "x", 0, 0), 0);
+    size_t passed = f->sink.n - drained;
+    if (passed < 20 || passed > 22)
+        fail_msg("after an idle spell %zu passed; a bucket capped at 20 passes 20 to 22", passed);
+    assert_int_equal(f->slot.dropped, 80 - f->sink.n);
+    destroy(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +450,8 @@ int main(void)
         cmocka_unit_test(test_steps_throttle_drops_over_rate),
         cmocka_unit_test(test_steps_on_change_drops_repeats_per_topic),
         cmocka_unit_test(test_steps_aggregate_avg_over_interval),
+        cmocka_unit_test(test_steps_throttle_fresh_passes_the_first),
+        cmocka_unit_test(test_steps_throttle_bucket_capped_at_burst),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
