@@ -5,6 +5,7 @@
 #   make asan       the same build with ASan+UBSan into build-asan
 #   make check      clang-format check, the tests under ASan+UBSan, a short fuzz run
 #   make bench      ring and pipeline benchmarks (tests/bench/)
+#   make mutate     plant each mutant of tests/mutate/mutants.txt, run its unit tests, score
 #   make demo       the live demo (scripts/demo.sh)
 #
 # Sources are found by wildcard: every <stage>/*.c except main.c goes into lib<stage>.a, so a
@@ -141,6 +142,11 @@ $(BUILD)/fuzz/fuzz_cfg: tests/fuzz/fuzz_cfg.c $(FUZZ_SRCS)
 
 bench: all
 	$(Q)BUILD=$(BUILD) tests/bench/run.sh
+
+# mutation testing: builds into build-mutate (never $(BUILD)), restores every file it mutates
+.PHONY: mutate
+mutate:
+	$(Q)tests/mutate/mutate.sh
 
 demo: all
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
