@@ -539,21 +539,32 @@ static void test_spool_ttl_skips_expired(void **state)
     cleanup_dir(dir);
 }
 
+/* A spool directory holding ids 0..n-1 in its first segment, closed; that segment's path in
+ * seg (so a test can damage it) and its size in *bytes. Returns the directory. */
+static char *spool_of_ids(size_t n, char *seg, size_t seg_cap, uint64_t *bytes)
+{
+    char *dir = mk_tmpdir();
+    spool *s;
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    assert_int_equal(append_ids(s, 0, n), 0);
+    spool_stats st;
+    spool_get_stats(s, &st);
+    *bytes = st.bytes;
+    spool_close(s);
+    snprintf(seg, seg_cap, "%s/0000000000000000.seg", dir);
+    return dir;
+}
+
 /* A cut torn tail is cut in the file, not only in memory: the file ends where the kept
  * records end, and the next open finds nothing more to cut. */
 static void test_spool_torn_tail_cut_in_the_file(void **state)
 {
     (void)state;
-    char *dir = mk_tmpdir();
-    spool *s;
-    assert_int_equal(spool_open(dir, NULL, &s), 0);
-    assert_int_equal(append_ids(s, 0, 10), 0);
-    spool_stats st;
-    spool_get_stats(s, &st);
-    uint64_t kept = st.bytes;
-    spool_close(s);
     char path[600];
-    snprintf(path, sizeof path, "%s/0000000000000000.seg", dir);
+    uint64_t kept;
+    char *dir = spool_of_ids(10, path, sizeof path, &kept);
+    spool *s;
+    spool_stats st;
     int fd = open(path, O_WRONLY | O_APPEND);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "SPFR\x10\0\0\0\x0a\0\0", 11), 11);
@@ -622,6 +633,47 @@ static void test_spool_checkpoint_with_bad_crc_quarantined(void **state)
     cleanup_dir(dir);
 }
 
+/* A record whose sequence number is not the next one (with a valid CRC: a stale or misplaced
+ * write, not a torn one) ends what recovery keeps of its segment. */
+static void test_spool_record_out_of_sequence_cut(void **state)
+{
+    (void)state;
+    char path[600];
+    uint64_t bytes;
+    char *dir = spool_of_ids(3, path, sizeof path, &bytes);
+    spool *s;
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint64_t off = SPOOL_SEGHDR_BYTES;
+    spool_frame f;
+    for (int i = 0; i < 2; i++) { /* to the third record's frame */
+        assert_int_equal(pread(fd, &f, sizeof f, (off_t)off), (ssize_t)sizeof f);
+        off += sizeof f + f.len;
+    }
+    assert_int_equal(pread(fd, &f, sizeof f, (off_t)off), (ssize_t)sizeof f);
+    assert_int_equal(f.seq, 2);
+    uint8_t data[64];
+    assert_true(f.len <= sizeof data);
+    assert_int_equal(pread(fd, data, f.len, (off_t)(off + sizeof f)), (ssize_t)f.len);
+    f.seq = 5;
+    f.crc = spool_frame_crc(&f, data);
+    assert_int_equal(pwrite(fd, &f, sizeof f, (off_t)off), (ssize_t)sizeof f);
+    close(fd);
+
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    spool_stats st;
+    spool_get_stats(s, &st);
+    assert_int_equal(st.cut_bytes, sizeof f + f.len);
+    assert_int_equal(st.bytes, bytes - st.cut_bytes);
+    assert_int_equal(spool_count(s), 2);
+    uint64_t *ids;
+    assert_int_equal(read_all(s, &ids, 1), 2);
+    assert_int_equal(ids[1], 1);
+    free(ids);
+    spool_close(s);
+    cleanup_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_spool_ttl_skips_expired),
         cmocka_unit_test(test_spool_torn_tail_cut_in_the_file),
         cmocka_unit_test(test_spool_checkpoint_with_bad_crc_quarantined),
+        cmocka_unit_test(test_spool_record_out_of_sequence_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

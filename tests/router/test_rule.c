@@ -224,6 +224,19 @@ static void test_rule_last_client(void **state)
     assert_string_equal(match(f, 0, "a/b", NULL), "2");
 }
 
+/* A source client index must name a client: one equal to the client count is out of range
+ * (it is not the any-client bucket that follows the clients' own). */
+static void test_rule_source_client_out_of_range(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    rule(f, 0, "a", NULL, NULL);
+    rule(f, 3, "a", NULL, NULL);
+    assert_int_equal(rule_set_create(&f->c, &f->rs, err, sizeof(err)), -EINVAL);
+    assert_null(f->rs);
+    assert_string_equal(err, "rules[1]: source client index 3 out of range");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -240,6 +253,7 @@ int main(void)
         T(test_rule_bad_condition_is_einval),
         T(test_rule_bad_filter_is_einval),
         T(test_rule_last_client),
+        T(test_rule_source_client_out_of_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
