@@ -43,13 +43,14 @@
 # on failure and on Ctrl-C (trap); a run killed with SIGKILL is repaired by the next run,
 # which finds the copy. Needs bash, perl (Essential in Debian) and GNU timeout.
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 LIST=tests/mutate/mutants.txt
 BUILD=${MUTATE_BUILD:-build-mutate}
 TIMEOUT=${MUTATE_TIMEOUT:-60}
 MIN=${MUTATE_MIN:-90}
 SAVE=$BUILD/restore
 LOGS=$BUILD/mutate-logs
+export BUILD # the tests find their callback modules under $BUILD (tests/workers/wtest.h)
 if [ "$BUILD" = build ]; then
     echo "mutate: MUTATE_BUILD must not be ./build" >&2
     exit 2
@@ -71,7 +72,15 @@ restore_all() {
         rm -f "$saved"
     done < <(find "$SAVE" -type f -print0 2>/dev/null)
 }
+cur_pid=
 on_signal() {
+    # the test being run: timeout gives it its own process group, so a Ctrl-C at the
+    # terminal does not reach it; timeout passes this TERM on
+    if [ -n "$cur_pid" ]; then
+        kill -TERM "$cur_pid" 2>/dev/null
+        wait "$cur_pid" 2>/dev/null
+        kill -KILL -- -"$cur_pid" 2>/dev/null
+    fi
     restore_all
     echo "mutate: interrupted; every file restored" >&2
     exit 130
@@ -99,7 +108,7 @@ while IFS= read -r line || [ -n "$line" ]; do
     '' | '#'*) last= ;;
     '['*']')
         n=$((n + 1))
-        ids[n]=${line:1:${#line}-2} descs[n]= files[n]= tests[n]= froms[n]= tos[n]=
+        ids[n]=${line:1:${#line}-2} descs[n]='' files[n]='' tests[n]='' froms[n]='' tos[n]=''
         last=
         ;;
     '|'*)
@@ -126,8 +135,9 @@ while IFS= read -r line || [ -n "$line" ]; do
 done <"$LIST"
 total=$((n + 1))
 for ((i = 0; i < total; i++)); do
-    [ -n "${files[i]}" ] && [ -n "${tests[i]}" ] && [ -n "${froms[i]}" ] ||
+    if [ -z "${files[i]}" ] || [ -z "${tests[i]}" ] || [ -z "${froms[i]}" ]; then
         parse_error "?" "[${ids[i]}] needs file:, tests: and from:"
+    fi
     for ((j = 0; j < i; j++)); do
         [ "${ids[i]}" != "${ids[j]}" ] || parse_error "?" "id [${ids[i]}] twice"
     done
@@ -155,20 +165,31 @@ count_in() { # file text: how many times text occurs in file
 build_tests() { # test names...: builds them (and what they link) into $BUILD, quietly
     local targets=() t
     for t in "$@"; do targets+=("$BUILD/tests/$t"); done
+    # the callback modules tests load from $BUILD (tests/workers/wtest.h): never from ./build
+    for t in tests/callbacks/*.c; do targets+=("$BUILD/${t%.c}.so"); done
     make --no-print-directory -s BUILD="$BUILD" WERROR=0 "${targets[@]}" >"$LOGS/build.log" 2>&1
 }
 
-run_tests() { # log tests...: 0 when all pass; else echoes the first failing test's name
+run_tests() { # log tests...: 0 when all pass; else 1 and the first failing test in $why
     local log=$1 t rc
     shift
     : >"$log"
+    why=
     for t in "$@"; do
-        timeout --kill-after=5 "$TIMEOUT" "$BUILD/tests/$t" >>"$log" 2>&1
+        # in the background and waited for: a signal's trap runs at once (bash runs it only
+        # after a foreground command ends, and drops a SIGINT its child did not die of)
+        timeout --kill-after=5 "$TIMEOUT" "$BUILD/tests/$t" >>"$log" 2>&1 &
+        cur_pid=$!
+        wait "$cur_pid"
         rc=$?
+        # a test killed by a mutant (or by the timeout) can leave forked children behind (a
+        # parked consumer waits forever): timeout made a process group of its own; empty it
+        kill -KILL -- -"$cur_pid" 2>/dev/null
+        cur_pid=
         if [ $rc -ne 0 ]; then
             case $rc in
-            124 | 137) echo "$t (timeout)" ;;
-            *) echo "$t (exit $rc)" ;;
+            124 | 137) why="$t (timeout)" ;;
+            *) why="$t (exit $rc)" ;;
             esac
             return 1
         fi
@@ -197,7 +218,8 @@ fi
 all_tests=()
 for ((i = 0; i < total; i++)); do
     selected $i || continue
-    for t in ${tests[i]}; do
+    read -ra these <<<"${tests[i]}"
+    for t in "${these[@]}"; do
         [[ " ${all_tests[*]} " == *" $t "* ]] || all_tests+=("$t")
     done
 done
@@ -211,7 +233,7 @@ if ! build_tests "${all_tests[@]}"; then
     echo "mutate: the unmutated tree does not build" >&2
     exit 1
 fi
-if ! why=$(run_tests "$LOGS/baseline.log" "${all_tests[@]}"); then
+if ! run_tests "$LOGS/baseline.log" "${all_tests[@]}"; then
     echo "mutate: a test fails without any mutant: $why (log: $LOGS/baseline.log)" >&2
     exit 1
 fi
@@ -237,7 +259,8 @@ for ((i = 0; i < total; i++)); do
     cp -p "$f" "$SAVE/$f"
     MF_FROM=${froms[i]} MF_TO=${tos[i]} perl -0777 -i -pe 's/\Q$ENV{MF_FROM}\E/$ENV{MF_TO}/' "$f"
     log="$LOGS/$id.log"
-    if ! build_tests ${tests[i]}; then
+    read -ra these <<<"${tests[i]}"
+    if ! build_tests "${these[@]}"; then
         nobuild=$((nobuild + 1))
         cp "$LOGS/build.log" "$log"
         printf 'NOBUILD   %-28s %s (log: %s)\n' "$id" "$f" "$log"
@@ -246,7 +269,7 @@ for ((i = 0; i < total; i++)); do
     fi
     start=$SECONDS
     mod_a[$f]=$((${mod_a[$f]:-0} + 1))
-    if why=$(run_tests "$log" ${tests[i]}); then
+    if run_tests "$log" "${these[@]}"; then
         survived=$((survived + 1))
         survivors+=("$id ($f): ${descs[i]}")
         printf 'SURVIVED  %-28s %s  %3ss\n' "$id" "$f" $((SECONDS - start))
