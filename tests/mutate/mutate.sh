@@ -41,30 +41,40 @@
 # The tree is never left modified: each mutated file is copied to $BUILD/restore/ first and
 # copied back with its original bytes and times (so ./build sees no change) after the tests,
 # on failure and on Ctrl-C (trap); a run killed with SIGKILL is repaired by the next run,
-# which finds the copy. Needs bash, perl (Essential in Debian) and GNU timeout.
+# which finds the copy. A file changed by hand while its mutant was in is left alone (and the
+# original kept beside it in $BUILD/): do not edit or build in the tree while a run goes.
+# Needs bash, perl (Essential in Debian) and GNU timeout.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 LIST=tests/mutate/mutants.txt
 BUILD=${MUTATE_BUILD:-build-mutate}
 TIMEOUT=${MUTATE_TIMEOUT:-60}
 MIN=${MUTATE_MIN:-90}
-SAVE=$BUILD/restore
+SAVE=$BUILD/restore    # the original of the file a mutant is planted in
+MUT=$BUILD/restore-mut # the mutated text: restore only a file that still holds it
 LOGS=$BUILD/mutate-logs
 export BUILD # the tests find their callback modules under $BUILD (tests/workers/wtest.h)
 if [ "$BUILD" = build ]; then
     echo "mutate: MUTATE_BUILD must not be ./build" >&2
     exit 2
 fi
-mkdir -p "$SAVE" "$LOGS"
+mkdir -p "$SAVE" "$MUT" "$LOGS"
 
 # ---- restore: the one way a mutated file goes back ----
 restore_all() {
     local saved f
     while IFS= read -r -d '' saved; do
         f=${saved#"$SAVE"/}
-        if ! cmp -s "$saved" "$f"; then
+        if cmp -s "$MUT/$f" "$f"; then
             cp -p "$saved" "$f"
+        elif ! cmp -s "$saved" "$f"; then
+            # someone changed it since the mutant went in: theirs, not ours to overwrite
+            local keep
+            keep="$BUILD/$(basename "$f").orig"
+            cp -p "$saved" "$keep"
+            echo "mutate: $f changed while its mutant was in: left as it is (original: $keep)" >&2
         fi
+        rm -f "$MUT/$f"
         # The object built from the mutant is newer than the restored source: date it back so
         # make rebuilds it. (Deleting it is not enough: the Makefile's .SECONDARY makes a
         # missing object no reason to rebuild a library that is newer than its sources.)
@@ -255,9 +265,11 @@ for ((i = 0; i < total; i++)); do
         printf 'STALE     %-28s %s: original text found %s times (want 1)\n' "$id" "$f" "$c"
         continue
     fi
-    mkdir -p "$SAVE/$(dirname "$f")"
+    mkdir -p "$SAVE/$(dirname "$f")" "$MUT/$(dirname "$f")"
     cp -p "$f" "$SAVE/$f"
-    MF_FROM=${froms[i]} MF_TO=${tos[i]} perl -0777 -i -pe 's/\Q$ENV{MF_FROM}\E/$ENV{MF_TO}/' "$f"
+    MF_FROM=${froms[i]} MF_TO=${tos[i]} perl -0777 -pe 's/\Q$ENV{MF_FROM}\E/$ENV{MF_TO}/' \
+        "$SAVE/$f" >"$MUT/$f"
+    cat "$MUT/$f" >"$f" # in place: same inode and mode, a new mtime so make rebuilds it
     log="$LOGS/$id.log"
     read -ra these <<<"${tests[i]}"
     if ! build_tests "${these[@]}"; then
