@@ -190,7 +190,7 @@ run_tests() { # log tests...: 0 when all pass; else 1 and the first failing test
         # after a foreground command ends, and drops a SIGINT its child did not die of)
         timeout --kill-after=5 "$TIMEOUT" "$BUILD/tests/$t" >>"$log" 2>&1 &
         cur_pid=$!
-        wait "$cur_pid"
+        wait "$cur_pid" 2>/dev/null # (no "Aborted" line from bash: the log has it)
         rc=$?
         # a test killed by a mutant (or by the timeout) can leave forked children behind (a
         # parked consumer waits forever): timeout made a process group of its own; empty it
