@@ -5,6 +5,7 @@
 #   make asan       the same build with ASan+UBSan into build-asan
 #   make check      clang-format check, the tests under ASan+UBSan, a short fuzz run
 #   make bench      ring and pipeline benchmarks (tests/bench/)
+#   make mutate     plant each mutant of tests/mutate/mutants.txt, run its unit tests, score
 #   make demo       the live demo (scripts/demo.sh); make demo-python: its Python flavour
 #   make install    binaries, header, pkg-config file, unit, examples, manual pages, guides
 #                   (PREFIX=/usr/local, DESTDIR; see "install" below); make uninstall
@@ -303,6 +304,11 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRCS)
 
 bench: all
 	$(Q)BUILD=$(BUILD) tests/bench/run.sh
+
+# mutation testing: builds into build-mutate (never $(BUILD)), restores every file it mutates
+.PHONY: mutate
+mutate:
+	$(Q)tests/mutate/mutate.sh
 
 demo: all
 	$(Q)BUILD=$(BUILD) scripts/demo.sh

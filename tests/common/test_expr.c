@@ -365,6 +365,17 @@ static void test_expr_json_big_integers_and_nul(void **state)
     assert_int_equal(fl, 0);
 }
 
+/* NaN is not true: 1e999 is infinity, inf - inf is NaN, and a condition on it is false
+ * (while its negation is true: the one place NaN's truth shows). */
+static void test_expr_nan_is_false(void **state)
+{
+    (void)state;
+    T("payload > 1e308", "t", "1e999"); /* the payload is a number: infinity */
+    F("payload - payload", "t", "1e999");
+    T("!(payload - payload)", "t", "1e999");
+    F("payload - payload || false", "t", "1e999");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -383,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_expr_error_without_buffers),
         cmocka_unit_test(test_expr_nesting_limit),
         cmocka_unit_test(test_expr_source_limit),
+        cmocka_unit_test(test_expr_nan_is_false),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,6 +112,23 @@ static void test_names_format_and_limit(void **state)
     assert_int_equal(names_stats(buf, 8, "demo"), -ENAMETOOLONG);
 }
 
+/* The size check is exact: a buffer of rec_size() bytes holds the record, one byte less
+ * does not (and nothing is written past the buffer: the guard byte after it stays). */
+static void test_rec_encode_exact_size(void **state)
+{
+    (void)state;
+    unsigned char buf[64];
+    size_t need = rec_size(3, 5);
+    assert_true(need < sizeof(buf));
+    memset(buf, 0xa5, sizeof(buf));
+    assert_int_equal(encode(buf, need, "a/b", "hello"), (long)need);
+    assert_int_equal(buf[need], 0xa5);
+    rec_view v;
+    assert_int_equal(rec_decode(buf, need, &v), 0);
+    assert_string_equal(v.topic, "a/b");
+    assert_int_equal(encode(buf, need - 1, "a/b", "hello"), -EMSGSIZE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +138,7 @@ int main(void)
         cmocka_unit_test(test_rec_decode_rejects_every_truncation),
         cmocka_unit_test(test_rec_decode_rejects_bad_fields),
         cmocka_unit_test(test_names_format_and_limit),
+        cmocka_unit_test(test_rec_encode_exact_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

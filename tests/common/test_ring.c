@@ -518,9 +518,11 @@ static void test_ring_release_to_and_rewind(void **state)
     ring_detach(o);
 }
 
-static void test_ring_corrupt_length_gives_ebadmsg(void **state)
+/* Pushes one record of payload, overwrites its header with bad and expects ring_peek to
+ * refuse it (-EBADMSG, read position unmoved); then puts the header back and reads the record
+ * whole: the error left nothing behind. */
+static void expect_bad_header(ring_rec_hdr bad, const void *payload, size_t n)
 {
-    (void)state;
     ring *o, *p, *c;
     const void *buf;
     size_t len;
@@ -528,19 +530,30 @@ static void test_ring_corrupt_length_gives_ebadmsg(void **state)
     assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
     p = attach(g_name, RING_PRODUCER);
     c = attach(g_name, RING_CONSUMER);
-    push_rec(p, 0, 24);
+    assert_int_equal(ring_push(p, payload, n), 0);
     ring_flush(p);
     ring_ctl *ctl = map_ctl(g_name, &seg);
     ring_rec_hdr *h = (ring_rec_hdr *)((char *)ctl + RING_DATA_OFFSET);
-    h->len = 5000;
+    const ring_rec_hdr good = *h;
+    *h = bad;
     assert_int_equal(ring_peek(c, &buf, &len), -EBADMSG);
     assert_int_equal(ring_read_pos(c), 0);
-    h->len = 24;
-    pop_rec(c, 0);
+    *h = good;
+    assert_int_equal(ring_peek(c, &buf, &len), 0);
+    assert_int_equal(len, n);
+    assert_memory_equal(buf, payload, n);
     shm_detach(seg);
     ring_detach(c);
     ring_detach(p);
     ring_detach(o);
+}
+
+static void test_ring_corrupt_length_gives_ebadmsg(void **state)
+{
+    (void)state;
+    unsigned char rec[24];
+    fill_rec(rec, sizeof(rec), 0);
+    expect_bad_header((ring_rec_hdr){.len = 5000, .kind = RING_REC_DATA}, rec, sizeof(rec));
 }
 
 /* ---- processes ---- */
@@ -1057,6 +1070,60 @@ static void test_ring_wait_any_wakes_on_each_ring_and_extra(void **state)
     munmap(extra, 4096);
 }
 
+/* A pad must reach exactly the end of the data area. A short one (len 8 at offset 0) would
+ * send the consumer into the middle of a record; the payload here is shaped like a valid
+ * record header, so skipping the pad would return a record instead of the error. */
+static void test_ring_short_pad_gives_ebadmsg(void **state)
+{
+    (void)state;
+    const ring_rec_hdr inner[3] = {{.len = 8, .kind = RING_REC_DATA}};
+    expect_bad_header((ring_rec_hdr){.len = 8, .kind = RING_REC_PAD}, inner, sizeof(inner));
+}
+
+/* Releasing up to the read cursor itself is the relay's normal call (everything it read is
+ * acknowledged): it gives back every record read. */
+static void test_ring_release_to_read_position(void **state)
+{
+    (void)state;
+    ring *o, *p, *c;
+    const void *buf;
+    size_t len;
+    ring_stats st;
+    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
+    p = attach(g_name, RING_PRODUCER);
+    c = attach(g_name, RING_CONSUMER);
+    for (uint64_t s = 0; s < 3; s++)
+        push_rec(p, s, 40);
+    ring_flush(p);
+    for (uint64_t s = 0; s < 3; s++) {
+        assert_int_equal(ring_peek(c, &buf, &len), 0);
+        assert_int_equal(check_rec(buf, len, s), REC_OK);
+        ring_advance(c);
+    }
+    ring_release_to(c, ring_read_pos(c));
+    ring_get_stats(o, &st);
+    assert_int_equal(st.records_out, 3);
+    assert_int_equal(st.tail, ring_read_pos(c));
+    assert_int_equal(ring_used(o), 0);
+    ring_release_to(c, ring_read_pos(c)); /* again: nothing more to give back */
+    ring_get_stats(o, &st);
+    assert_int_equal(st.records_out, 3);
+    ring_detach(c);
+    ring_detach(p);
+    ring_detach(o);
+}
+
+/* A record length within max_record and within the data area, but past the published head,
+ * is corrupt as well: the consumer must not read bytes the producer has not published. */
+static void test_ring_length_past_head_gives_ebadmsg(void **state)
+{
+    (void)state;
+    unsigned char rec[24];
+    fill_rec(rec, sizeof(rec), 0);
+    /* 500 <= max_record and fits before the end of the area, but head is at 32 */
+    expect_bad_header((ring_rec_hdr){.len = 500, .kind = RING_REC_DATA}, rec, sizeof(rec));
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1080,6 +1147,9 @@ int main(void)
         T(test_ring_parked_producer_woken_by_release),
         T(test_ring_wait_returns_eintr_on_signal),
         T(test_ring_wait_any_wakes_on_each_ring_and_extra),
+        T(test_ring_short_pad_gives_ebadmsg),
+        T(test_ring_release_to_read_position),
+        T(test_ring_length_past_head_gives_ebadmsg),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

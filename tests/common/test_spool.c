@@ -22,6 +22,7 @@
 
 #include "clock.h"
 #include "spool.h"
+#include "spool_int.h" /* spool_ckpt: the checkpoint's bytes, to damage one */
 
 /* A record is its 8-byte id then bytes derived from the id, so content, order and
  * duplicates can all be checked from what is read back. Every 97th record is big (a batch
@@ -283,6 +284,13 @@ static void tear_last_segment(const char *dir, uint64_t id)
         return;
     char path[600];
     snprintf(path, sizeof path, "%s/%s", dir, last);
+    /* A segment's header goes to the disk in the same write as its first batch, so torn
+     * frame bytes only ever follow a whole header. A kill between the creation of a segment
+     * and that write leaves it empty; tearing it would make a state no crash can make. */
+    struct stat stb;
+    assert_int_equal(stat(path, &stb), 0);
+    if (stb.st_size < SPOOL_SEGHDR_BYTES)
+        return;
     int fd = open(path, O_WRONLY | O_APPEND);
     assert_true(fd >= 0);
     uint8_t torn[64] = {'S', 'P', 'F', 'R', 200, 0, 0, 0};
@@ -531,6 +539,141 @@ static void test_spool_ttl_skips_expired(void **state)
     cleanup_dir(dir);
 }
 
+/* A spool directory holding ids 0..n-1 in its first segment, closed; that segment's path in
+ * seg (so a test can damage it) and its size in *bytes. Returns the directory. */
+static char *spool_of_ids(size_t n, char *seg, size_t seg_cap, uint64_t *bytes)
+{
+    char *dir = mk_tmpdir();
+    spool *s;
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    assert_int_equal(append_ids(s, 0, n), 0);
+    spool_stats st;
+    spool_get_stats(s, &st);
+    *bytes = st.bytes;
+    spool_close(s);
+    snprintf(seg, seg_cap, "%s/0000000000000000.seg", dir);
+    return dir;
+}
+
+/* A cut torn tail is cut in the file, not only in memory: the file ends where the kept
+ * records end, and the next open finds nothing more to cut. */
+static void test_spool_torn_tail_cut_in_the_file(void **state)
+{
+    (void)state;
+    char path[600];
+    uint64_t kept;
+    char *dir = spool_of_ids(10, path, sizeof path, &kept);
+    spool *s;
+    spool_stats st;
+    int fd = open(path, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "SPFR\x10\0\0\0\x0a\0\0", 11), 11);
+    close(fd);
+
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    spool_get_stats(s, &st);
+    assert_int_equal(st.cut_bytes, 11);
+    assert_int_equal(st.bytes, kept);
+    struct stat stb;
+    assert_int_equal(stat(path, &stb), 0);
+    assert_int_equal((uint64_t)stb.st_size, kept);
+    spool_close(s);
+
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    spool_get_stats(s, &st);
+    assert_int_equal(st.cut_bytes, 0);
+    assert_int_equal(st.quarantined, 0);
+    assert_int_equal(spool_count(s), 10);
+    spool_close(s);
+    cleanup_dir(dir);
+}
+
+/* A checkpoint of the right size and magic whose CRC does not match is corrupt: quarantined,
+ * and reading starts from the oldest record (redelivery, never loss). */
+static void test_spool_checkpoint_with_bad_crc_quarantined(void **state)
+{
+    (void)state;
+    char *dir = mk_tmpdir();
+    spool *s;
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    assert_int_equal(append_ids(s, 0, 10), 0);
+    const void *d;
+    size_t len;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(spool_peek(s, &d, &len, NULL), 0);
+        assert_int_equal(spool_consume(s), 0);
+    }
+    assert_int_equal(spool_ack(s), 0);
+    spool_close(s);
+
+    char path[600];
+    snprintf(path, sizeof path, "%s/checkpoint", dir);
+    spool_ckpt c;
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &c, sizeof c, 0), (ssize_t)sizeof c);
+    assert_int_equal(c.acked_seq, 4);
+    c.acked_seq = 6; /* a bit flip on the disk: magic and size still right */
+    assert_int_equal(pwrite(fd, &c, sizeof c, 0), (ssize_t)sizeof c);
+    close(fd);
+
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    spool_stats st;
+    spool_get_stats(s, &st);
+    assert_int_equal(st.quarantined, 1);
+    assert_int_equal(spool_count(s), 10);
+    uint64_t *ids;
+    assert_int_equal(read_all(s, &ids, 1), 10);
+    assert_int_equal(ids[0], 0);
+    free(ids);
+    char q[600];
+    snprintf(q, sizeof q, "%s/quarantine", dir);
+    assert_int_equal(count_files(q, ""), 1);
+    spool_close(s);
+    cleanup_dir(dir);
+}
+
+/* A record whose sequence number is not the next one (with a valid CRC: a stale or misplaced
+ * write, not a torn one) ends what recovery keeps of its segment. */
+static void test_spool_record_out_of_sequence_cut(void **state)
+{
+    (void)state;
+    char path[600];
+    uint64_t bytes;
+    char *dir = spool_of_ids(3, path, sizeof path, &bytes);
+    spool *s;
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    uint64_t off = SPOOL_SEGHDR_BYTES;
+    spool_frame f;
+    for (int i = 0; i < 2; i++) { /* to the third record's frame */
+        assert_int_equal(pread(fd, &f, sizeof f, (off_t)off), (ssize_t)sizeof f);
+        off += sizeof f + f.len;
+    }
+    assert_int_equal(pread(fd, &f, sizeof f, (off_t)off), (ssize_t)sizeof f);
+    assert_int_equal(f.seq, 2);
+    uint8_t data[64];
+    assert_true(f.len <= sizeof data);
+    assert_int_equal(pread(fd, data, f.len, (off_t)(off + sizeof f)), (ssize_t)f.len);
+    f.seq = 5;
+    f.crc = spool_frame_crc(&f, data);
+    assert_int_equal(pwrite(fd, &f, sizeof f, (off_t)off), (ssize_t)sizeof f);
+    close(fd);
+
+    assert_int_equal(spool_open(dir, NULL, &s), 0);
+    spool_stats st;
+    spool_get_stats(s, &st);
+    assert_int_equal(st.cut_bytes, sizeof f + f.len);
+    assert_int_equal(st.bytes, bytes - st.cut_bytes);
+    assert_int_equal(spool_count(s), 2);
+    uint64_t *ids;
+    assert_int_equal(read_all(s, &ids, 1), 2);
+    assert_int_equal(ids[1], 1);
+    free(ids);
+    spool_close(s);
+    cleanup_dir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +684,9 @@ int main(void)
         cmocka_unit_test(test_spool_quarantines_damaged_files),
         cmocka_unit_test(test_spool_cap_refuses_with_enospc),
         cmocka_unit_test(test_spool_ttl_skips_expired),
+        cmocka_unit_test(test_spool_torn_tail_cut_in_the_file),
+        cmocka_unit_test(test_spool_checkpoint_with_bad_crc_quarantined),
+        cmocka_unit_test(test_spool_record_out_of_sequence_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

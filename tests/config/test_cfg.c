@@ -759,9 +759,49 @@ static void test_cfg_destroy_and_fini_accept_null(void **state)
     (void)state;
     cfg_destroy(NULL);
     cfg_diag_fini(NULL);
+    /* a diag filled by a real load (errors; a warning added) is left empty by fini, and a second
+     * fini of the emptied one is harmless; ASan checks that what it held was freed */
+    write_file("config.yaml", CLIENTS CALLBACKS "runtime: {workers: 0, colour: blue}\n", 0644);
+    cfg *c = (cfg *)1;
     cfg_diag d = {0};
+    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    assert_null(c);
+    assert_true(d.n_errors >= 2);
+    cfg_diag_add(&d, true, "config.yaml", (cfg_pos){1, 1}, NULL, "a warning");
+    assert_int_equal(d.n_warnings, 1);
     cfg_diag_fini(&d);
     assert_int_equal(d.n_errors, 0);
+    assert_int_equal(d.n_warnings, 0);
+    assert_null(d.errors);
+    assert_null(d.warnings);
+    cfg_diag_fini(&d);
+    assert_int_equal(d.n_errors, 0);
+}
+
+/* A value equal to the top of its range is accepted: port 65535, qos 2, workers 64. */
+static void test_cfg_values_at_the_top_of_their_ranges(void **state)
+{
+    (void)state;
+    cfg_diag d = {0};
+    cfg *c = load_ok("mqtt_clients:\n"
+                     "  - client_id: c1\n"
+                     "    broker_url: mqtt://localhost\n"
+                     "    port: 65535\n"
+                     "    will: {topic: w, payload: gone, qos: 2}\n"
+                     "    topics:\n"
+                     "      - {name: a/b, qos: 2}\n" CALLBACKS "rules:\n"
+                     "  - {rule: r, callback: cb_a}\n"
+                     "runtime: {workers: 64}\n",
+                     &d);
+    assert_int_equal(d.n_errors, 0);
+    assert_int_equal(c->clients[0].port, 65535);
+    assert_string_equal(c->clients[0].uri, "tcp://localhost:65535");
+    assert_int_equal(c->clients[0].topics[0].qos, 2);
+    assert_int_equal(c->clients[0].will.qos, 2);
+    assert_int_equal(c->runtime.workers, CFG_MAX_WORKERS);
+    assert_int_equal(CFG_MAX_WORKERS, 64);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
 }
 
 int main(void)
@@ -795,6 +835,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cfg_topic_validity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_topic_filters_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_destroy_and_fini_accept_null, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_values_at_the_top_of_their_ranges, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

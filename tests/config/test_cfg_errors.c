@@ -638,6 +638,43 @@ static void test_cfg_error_runtime_paths(void **state)
                        "than the 107 a Unix socket path can hold");
 }
 
+/* A list or a mapping where a scalar belongs is a type error naming what was found, for
+ * every scalar type (the decoder must not read a list as text). */
+static void test_cfg_error_scalar_given_a_collection(void **state)
+{
+    (void)state;
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, port: [1, 2]}\n",
+                 "config.yaml:2:49: mqtt_clients[0].port: expected an integer, got a list");
+    expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, keepalive: {a: 1}}\n",
+                 "config.yaml:2:54: mqtt_clients[0].keepalive: expected an integer, got a mapping");
+    expect_error(CLIENTS "runtime: {overflow: [block]}\n",
+                 "config.yaml:6:21: runtime.overflow: expected a string, got a list");
+    expect_error(CLIENTS "runtime: {ring_size: [1]}\n",
+                 "config.yaml:6:22: runtime.ring_size: expected a size in bytes, got a list");
+    expect_error(CLIENTS "runtime: {stats_interval: [1]}\n",
+                 "config.yaml:6:27: runtime.stats_interval: expected a duration in seconds, got "
+                 "a list");
+}
+
+/* A size whose unit multiplies it past 64 bits is out of range, not wrapped around:
+ * (2^34 + 1) GiB would wrap to exactly 1 GiB, a valid ring size. */
+static void test_cfg_error_size_overflow(void **state)
+{
+    (void)state;
+    expect_error(CLIENTS "runtime: {ring_size: 17179869185G}\n",
+                 "config.yaml:6:22: runtime.ring_size: 17179869185G is out of range "
+                 "65536..1073741824");
+}
+
+/* "Did you mean" reaches two edits: a swapped pair of letters is two. */
+static void test_cfg_error_did_you_mean_two_edits(void **state)
+{
+    (void)state;
+    expect_error("mqtt_clients:\n  - client_di: c1\n    broker_url: mqtt://h\n",
+                 "config.yaml:2:5: mqtt_clients[0].client_di: unknown key (did you mean "
+                 "\"client_id\"?)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -663,6 +700,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cfg_error_runtime_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_warning_rule_topic_not_subscribed, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_scalar_given_a_collection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_size_overflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_error_did_you_mean_two_edits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -254,6 +254,35 @@ static void test_rule_counts_unparsable_json(void **state)
     assert_int_equal(rc.json_invalid, 1);
 }
 
+/* The last client has a bucket of its own like every other (the any-client bucket comes
+ * after it): its rules, with and without a topic, match its messages and no other's. */
+static void test_rule_last_client(void **state)
+{
+    fixture *f = *state;
+    rule(f, 2, "a/#", NULL, NULL);
+    rule(f, 2, NULL, NULL, NULL);
+    rule(f, -1, "a/b", NULL, NULL);
+    rule(f, 1, NULL, NULL, NULL);
+    build(f);
+    assert_string_equal(match(f, 2, "a/b", NULL), "0,1,2");
+    assert_string_equal(match(f, 2, "x", NULL), "1");
+    assert_string_equal(match(f, 1, "a/b", NULL), "2,3");
+    assert_string_equal(match(f, 0, "a/b", NULL), "2");
+}
+
+/* A source client index must name a client: one equal to the client count is out of range
+ * (it is not the any-client bucket that follows the clients' own). */
+static void test_rule_source_client_out_of_range(void **state)
+{
+    fixture *f = *state;
+    char err[256];
+    rule(f, 0, "a", NULL, NULL);
+    rule(f, 3, "a", NULL, NULL);
+    assert_int_equal(rule_set_create(&f->c, &f->rs, err, sizeof(err)), -EINVAL);
+    assert_null(f->rs);
+    assert_string_equal(err, "rules[1]: source client index 3 out of range");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -271,6 +300,8 @@ int main(void)
         T(test_rule_bad_regex_is_einval),
         T(test_rule_bad_condition_is_einval),
         T(test_rule_bad_filter_is_einval),
+        T(test_rule_last_client),
+        T(test_rule_source_client_out_of_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

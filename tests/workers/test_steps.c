@@ -390,6 +390,75 @@ static void test_steps_sampler_without_callback_passes_the_last_message(void **s
     destroy(f);
 }
 
+/* A fresh throttle passes its first message: with one per 600 s exactly one of a burst. */
+static void test_steps_throttle_fresh_passes_the_first(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: throttle\n"
+                 "      config: {interval: 600}\n");
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(feed(f, "in/a", "x", 0, 0), 0);
+    assert_int_equal(f->sink.n, 1);
+    assert_string_equal(f->sink.recs[0].topic, "in/a");
+    assert_int_equal(f->slot.dropped, 4);
+    destroy(f);
+}
+
+/* Drains a throttle of rate 20 (40 messages: its burst of 20 passes), stays idle for at least
+ * idle_ns, then feeds 40 more; returns how many of those passed and the idle spell as
+ * measured (from the last feed of the drain to the last of the 40). The step reads the
+ * monotonic clock itself, so the spell is real time. */
+static size_t throttle_after_idle(fx *f, uint64_t idle_ns, double *spell)
+{
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(feed(f, "in/a", "x", 0, 0), 0);
+    size_t drained = f->sink.n;
+    assert_true(drained >= 20 && drained <= 22); /* 20, plus a token per 50 ms of feeding */
+    uint64_t t0 = clock_mono_ns();
+    while (clock_mono_ns() < t0 + idle_ns) {
+        struct timespec ts = {0, 20000000};
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(feed(f, "in/a", "x", 0, 0), 0);
+    *spell = (double)(clock_mono_ns() - t0) * 1e-9;
+    assert_int_equal(f->slot.dropped, 80 - f->sink.n);
+    return f->sink.n - drained;
+}
+
+/* The bucket is capped at its burst: an idle spell longer than burst/rate (1 s at any rate
+ * of 1 or more) does not save up more than a burst. 1.25 s is the least that tells a capped
+ * bucket (20) from an uncapped one (25) at rate 20 with room for a slow machine. */
+static void test_steps_throttle_bucket_capped_at_burst(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: throttle\n"
+                 "      config: {rate: 20}\n");
+    double spell;
+    size_t passed = throttle_after_idle(f, 1250000000ull, &spell);
+    if (passed < 20 || passed > 22)
+        fail_msg("%zu passed after %.3f s idle; a bucket capped at 20 passes 20 to 22", passed,
+                 spell);
+    destroy(f);
+}
+
+/* The bucket refills at its rate: after a short idle spell a drained bucket passes what the
+ * spell is worth at 20 per second. The bound comes from the spell as measured (plus a token
+ * left over from the drain and one for rounding), so a slow machine widens it, never fails it;
+ * a refill too fast (a unit wrong) passes the whole burst of 20. */
+static void test_steps_throttle_refills_at_its_rate(void **state)
+{
+    (void)state;
+    fx *f = make("    - step: throttle\n"
+                 "      config: {rate: 20}\n");
+    double spell;
+    size_t passed = throttle_after_idle(f, 100000000ull, &spell);
+    size_t most = 2 + (size_t)(spell * 20); /* +1: the leftover, +1: rounding */
+    if (passed < 1 || passed > most)
+        fail_msg("%zu passed after %.3f s idle at 20/s (expected 1..%zu)", passed, spell, most);
+    destroy(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +478,9 @@ int main(void)
         cmocka_unit_test(test_steps_throttle_drops_over_rate),
         cmocka_unit_test(test_steps_on_change_drops_repeats_per_topic),
         cmocka_unit_test(test_steps_aggregate_avg_over_interval),
+        cmocka_unit_test(test_steps_throttle_fresh_passes_the_first),
+        cmocka_unit_test(test_steps_throttle_bucket_capped_at_burst),
+        cmocka_unit_test(test_steps_throttle_refills_at_its_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
