@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TESTLIB_HDR_LEN     24
 #define TESTLIB_MIN_PAYLOAD 32
@@ -132,6 +134,21 @@ static inline int testlib_parse(const void *payload, size_t len, testlib_hdr *h)
     memcpy(&h->t_ns, p + 16, 8);
     h->sumok = sum == testlib_checksum(p, len);
     return 0;
+}
+
+/* A TCP port on 127.0.0.1 free a moment ago (bound and released), or -1. */
+static inline int testlib_free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof(a);
+    int port = -1;
+    if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(s, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    if (s >= 0)
+        close(s);
+    return port;
 }
 
 /* paho.mqtt.c never sets TCP_NODELAY and offers no hook (BASELINES pitfall 5): set it on every
