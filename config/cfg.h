@@ -158,6 +158,10 @@ typedef struct cfg_rule {
 } cfg_rule;
 
 enum cfg_overflow { CFG_OVERFLOW_BLOCK, CFG_OVERFLOW_DROP };
+/* runtime.mqtt_io: the MQTT data path of the ingress (and, later, the relay). auto: io_uring
+ * (common/mqttc) for plain-TCP brokers (mqtt://, tcp://), paho for TLS and WebSocket; paho:
+ * paho everywhere. MQTTFLOW_MQTT_IO=paho|uring in the environment overrides it (tests). */
+enum cfg_mqtt_io { CFG_MQTT_IO_AUTO, CFG_MQTT_IO_PAHO };
 
 typedef struct cfg_runtime {
     char *instance; /* default "default"; [A-Za-z0-9_-]{1,32} */
@@ -179,6 +183,7 @@ typedef struct cfg_runtime {
     char *control_socket;       /* default $XDG_RUNTIME_DIR or /tmp: mqttflow-<instance>.sock */
     double stats_interval;      /* seconds between stats log lines, 0 = off (default) */
     size_t spool_max_bytes;     /* default 1 GiB */
+    enum cfg_mqtt_io mqtt_io;   /* default paho (README "MQTT data path") */
 } cfg_runtime;
 
 typedef struct cfg_logging {

@@ -10,10 +10,11 @@ static void test_cfg_error_unknown_keys(void **state)
     expect_error("mqtt_clients:\n  - client_id: c1\n    brokr_url: mqtt://h\n",
                  "config.yaml:3:5: mqtt_clients[0].brokr_url: unknown key (did you mean "
                  "\"broker_url\"?)");
-    expect_error(CLIENTS "runtime:\n  colour: blue\n",
-                 "config.yaml:7:3: runtime.colour: unknown key (allowed: instance, workers, cpus, "
-                 "ring_size, max_payload, max_attempts, callback_timeout_ms, overflow, "
-                 "spool_dir, dead_letter, control_socket, stats_interval, spool_max_bytes)");
+    expect_error(
+        CLIENTS "runtime:\n  colour: blue\n",
+        "config.yaml:7:3: runtime.colour: unknown key (allowed: instance, workers, cpus, "
+        "ring_size, max_payload, max_attempts, callback_timeout_ms, overflow, "
+        "spool_dir, dead_letter, control_socket, stats_interval, spool_max_bytes, mqtt_io)");
     expect_error(CLIENTS CALLBACKS "processing_chains:\n"
                                    "  ch:\n"
                                    "    - step: relay\n"
