@@ -320,7 +320,7 @@ static void lose(mqttc *m, const char *why)
     if (!m->started) /* mqttc_disconnect's own close: nothing to report or retry */
         ;
     else if (m->st >= MQTTC_SUBSCRIBING || m->failures++ % 10 == 0)
-        log_warn(m->comp, "connection of %s to %s %s: %s; reconnecting in %.1fs", m->client_id,
+        log_warn(m->comp, "connection of %s to %s %s (%s); reconnecting in %.1fs", m->client_id,
                  m->c->uri, was_connected && m->st >= MQTTC_SUBSCRIBING ? "lost" : "failed", why,
                  m->delay_s);
     schedule_retry(m);
@@ -681,6 +681,13 @@ static void on_recv(mqttc *m, int res)
     if (off) {
         memmove(m->rbuf, m->rbuf + off, m->rlen - off);
         m->rlen -= off;
+    }
+    if (m->rlen == 0 && m->rcap > 4 * RBUF_START) { /* a large packet has passed: give it back */
+        uint8_t *nb = realloc(m->rbuf, RBUF_START);
+        if (nb) {
+            m->rbuf = nb;
+            m->rcap = RBUF_START;
+        }
     }
     if (m->rlen == m->rcap) { /* one packet larger than the buffer: grow up to the bound */
         size_t cap = m->rcap * 2, lim = m->max_remain + MQTT_PKT_MAX_HDR;

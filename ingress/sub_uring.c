@@ -87,6 +87,10 @@ static int uring_create(const cfg_client *c, const char *instance, const sub_cbs
                     .filters = (const char *const *)filters,
                     .qos = qos,
                     .n_filters = c->n_topics,
+                    /* no bound of our own, as with paho: the intake counts, logs and
+                     * acknowledges a message above max_payload; refusing the packet here
+                     * would drop the connection and the broker would send it again, forever */
+                    .max_packet = MQTT_PKT_MAX_REMAIN,
                     .log_comp = LOG_COMP,
                     .arg = s,
                     .message = on_message,

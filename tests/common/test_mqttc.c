@@ -454,6 +454,61 @@ static void test_mqttc_persistent_session_redelivers_with_dup(void **state)
     mqttc_destroy(pub.m);
 }
 
+static size_t big_got;
+static void on_big(void *arg, const mqtt_pkt *p)
+{
+    (void)arg;
+    for (size_t i = 0; i < p->payload_len; i++)
+        if (p->payload[i] != (uint8_t)(i * 7))
+            fail_msg("byte %zu of the large payload differs", i);
+    big_got = p->payload_len;
+}
+
+static int big_arrived(peer *a, peer *b)
+{
+    (void)a, (void)b;
+    return big_got != 0;
+}
+
+/* A packet larger than the 256 KiB read buffer: it grows, the packet arrives whole, and the
+ * next small one still decodes. */
+static void test_mqttc_large_packet(void **state)
+{
+    broker *b = *state;
+    peer sub, pub;
+    peer_init(&sub, b, "mqttc-bigsub", 5, true, "big", 1);
+    peer_init(&pub, b, "mqttc-bigpub", 5, true, NULL, 0);
+    mqttc_destroy(sub.m);
+    const char *f[] = {"big"};
+    int q[] = {1};
+    mqttc_opts o = {.c = &sub.c,
+                    .client_id = sub.id,
+                    .filters = f,
+                    .qos = q,
+                    .n_filters = 1,
+                    .arg = &sub,
+                    .message = on_big};
+    assert_int_equal(mqttc_create(&o, &sub.m), 0);
+    mqttc_start(sub.m);
+    assert_int_equal(run_until(&sub, &pub, both_up, 10000), 0);
+    size_t n = 3u << 20;
+    uint8_t *pl = malloc(n);
+    assert_non_null(pl);
+    for (size_t i = 0; i < n; i++)
+        pl[i] = (uint8_t)(i * 7);
+    big_got = 0;
+    assert_int_equal(mqttc_publish(pub.m, "big", 3, pl, n, 1, false, (void *)2), 0);
+    assert_int_equal(run_until(&sub, &pub, big_arrived, 20000), 0);
+    assert_int_equal(big_got, n);
+    big_got = 0;
+    assert_int_equal(mqttc_publish(pub.m, "big", 3, pl, 10, 1, false, (void *)2), 0);
+    assert_int_equal(run_until(&sub, &pub, big_arrived, 10000), 0);
+    assert_int_equal(big_got, 10);
+    free(pl);
+    mqttc_destroy(sub.m);
+    mqttc_destroy(pub.m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +516,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_v5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_puback_after_batch_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_keepalive_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mqttc_large_packet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_persistent_session_redelivers_with_dup, setup,
                                         teardown),
     };
