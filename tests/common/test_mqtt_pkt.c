@@ -354,8 +354,9 @@ static void test_mqtt_pkt_stream_split_anywhere(void **state)
     uint8_t stream[512];
     size_t n = 0;
     for (int i = 1; i <= 10; i++) {
-        long k = mqtt_pkt_encode_publish(stream + n, sizeof(stream) - n, V5, "s/t", 3, "payload",
-                                         (size_t)i, i % 3, false, false, (uint16_t)i);
+        long k = mqtt_pkt_encode_publish(stream + n, sizeof(stream) - n, V5, "s/t", 3,
+                                         "payload-payload!", (size_t)i, i % 3, false, false,
+                                         (uint16_t)i);
         assert_true(k > 0);
         n += (size_t)k;
         k = mqtt_pkt_encode_ack(stream + n, sizeof(stream) - n, V5, MQTT_PUBACK, (uint16_t)i, 0);
