@@ -183,7 +183,7 @@ typedef struct cfg_runtime {
     char *control_socket;       /* default $XDG_RUNTIME_DIR or /tmp: mqttflow-<instance>.sock */
     double stats_interval;      /* seconds between stats log lines, 0 = off (default) */
     size_t spool_max_bytes;     /* default 1 GiB */
-    enum cfg_mqtt_io mqtt_io;   /* default paho (README "MQTT data path") */
+    enum cfg_mqtt_io mqtt_io;   /* default auto (README "MQTT data path") */
 } cfg_runtime;
 
 typedef struct cfg_logging {

@@ -42,7 +42,7 @@ static const cfg_field runtime_fields[] = {
     F("control_socket", CFG_F_PATH, control_socket, NULL, 0, 0, 0, NULL),
     F("stats_interval", CFG_F_DURATION, stats_interval, "0", 0, 0, 86400, NULL),
     F("spool_max_bytes", CFG_F_SIZE, spool_max_bytes, "1GiB", 0, 1, BIG, NULL),
-    F("mqtt_io", CFG_F_ENUM, mqtt_io, "paho", 0, 0, 0, mqtt_ios),
+    F("mqtt_io", CFG_F_ENUM, mqtt_io, "auto", 0, 0, 0, mqtt_ios),
 };
 
 static const cfg_field dead_letter_fields[] = {
