@@ -407,6 +407,11 @@ static bool topic_name_ok(const uint8_t *t, size_t n)
     return n > 0 && !memchr(t, '+', n) && !memchr(t, '#', n);
 }
 
+bool mqtt_pkt_topic_ok(const char *t, size_t n)
+{
+    return n <= STR_MAX && topic_name_ok((const uint8_t *)t, n) && utf8_ok((const uint8_t *)t, n);
+}
+
 static long decode_publish(rd *r, int version, mqtt_pkt *out, const char **why)
 {
     out->qos = (out->flags >> 1) & 3;

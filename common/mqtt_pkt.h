@@ -125,6 +125,10 @@ long mqtt_pkt_encode_disconnect(uint8_t *buf, size_t cap, int version, uint8_t r
 long mqtt_pkt_decode(const uint8_t *buf, size_t len, int version, size_t max_remain, mqtt_pkt *out,
                      const char **why);
 
+/* Whether MQTT allows t[0..n) as a PUBLISH topic name: 1..65535 bytes of well-formed UTF-8
+ * without U+0000, '+' or '#'. */
+bool mqtt_pkt_topic_ok(const char *t, size_t n);
+
 /* Names, for logs: "PUBLISH"; a reason code's name for that packet type and version
  * ("Not authorized", "Connection Refused, bad user name or password"); "unknown" otherwise. */
 const char *mqtt_pkt_type_name(int type);

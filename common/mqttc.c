@@ -25,7 +25,7 @@
 #define CLOSE_WAIT_MS      1000
 #define NO_SLOT            UINT32_MAX
 
-enum op { OP_CONNECT = 1, OP_LTIMEOUT, OP_RECV, OP_SEND };
+enum op { OP_CONNECT = 1, OP_LTIMEOUT, OP_RECV, OP_SEND, OP_WAKE, OP_CANCEL };
 
 typedef struct buf {
     uint8_t *p;
@@ -101,11 +101,26 @@ struct mqttc {
     unsigned qos2_out;
 
     uint8_t rx_qos2[65536 / 8]; /* incoming QoS 2 ids PUBREC'd, PUBREL awaited */
+    uint64_t wake_buf;          /* the wake_fd read lands here */
+    bool wake_armed;
 };
 
 bool mqttc_supports(const cfg_client *c)
 {
     return c && c->scheme == CFG_MQTT && !c->tls.enabled;
+}
+
+bool mqttc_wanted(enum cfg_mqtt_io mode, const cfg_client *c, const char *comp)
+{
+    const char *env = getenv("MQTTFLOW_MQTT_IO");
+    bool want = mode == CFG_MQTT_IO_AUTO;
+    if (env && strcmp(env, "paho") == 0)
+        want = false;
+    else if (env && (strcmp(env, "uring") == 0 || strcmp(env, "auto") == 0))
+        want = true;
+    else if (env && *env)
+        log_warn(comp, "MQTTFLOW_MQTT_IO=\"%.16s\" is not paho, uring or auto: ignored", env);
+    return want && mqttc_supports(c);
 }
 
 /* ---- buffers ---- */
@@ -261,6 +276,17 @@ static int q0_reserve(mqttc *m)
 }
 
 /* After q0_reserve: the publish just queued ends at tx_queued. */
+/* Keeps one read on wake_fd armed: its completion only ends the turn's wait. */
+static void arm_wake(mqttc *m)
+{
+    if (m->o.wake_fd <= 0 || m->wake_armed)
+        return;
+    struct io_uring_sqe *s = sqe_get(m);
+    io_uring_prep_read(s, m->o.wake_fd, &m->wake_buf, sizeof(m->wake_buf), 0);
+    io_uring_sqe_set_data64(s, OP_WAKE);
+    m->wake_armed = true;
+}
+
 static void q0_push(mqttc *m, void *ctx)
 {
     m->q0s[(m->q0_head + m->q0_n++) % m->q0_cap] = (q0){m->tx_queued, ctx};
@@ -313,6 +339,10 @@ static void lose(mqttc *m, const char *why)
     m->ping_ns = 0;
     m->sub_id = 0;
     q0_complete(m, true, -ENOTCONN);
+    if (m->o.drop_on_loss)
+        for (size_t i = 0; i < m->out_cap && m->n_out; i++)
+            if (m->outs[i].state != OUT_FREE)
+                out_done(m, &m->outs[i], -ENOTCONN);
     if (m->st == MQTTC_CLOSED) {
         close_if_idle(m);
         return;
@@ -746,6 +776,11 @@ static void handle_cqe(mqttc *m, struct io_uring_cqe *cqe)
 {
     enum op op = (enum op)io_uring_cqe_get_data64(cqe);
     int res = cqe->res;
+    if (op == OP_WAKE || op == OP_CANCEL) { /* not the socket's: pending does not count them */
+        if (op == OP_WAKE)
+            m->wake_armed = false;
+        return;
+    }
     m->pending--;
     switch (op) {
     case OP_CONNECT:
@@ -758,6 +793,8 @@ static void handle_cqe(mqttc *m, struct io_uring_cqe *cqe)
         on_send(m, res);
         break;
     case OP_LTIMEOUT:
+    case OP_WAKE:
+    case OP_CANCEL:
         break;
     }
     close_if_idle(m);
@@ -816,6 +853,7 @@ int mqttc_run(mqttc *m, int timeout_ms)
     run_timers(m, now);
     kick_send(m);
     arm_recv(m);
+    arm_wake(m);
     uint64_t until = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
     uint64_t t = next_timer(m);
     if (t < until)
@@ -1001,6 +1039,23 @@ void mqttc_destroy(mqttc *m)
             }
         }
         close(m->fd);
+    }
+    if (m->ring_ok && m->wake_armed) {
+        /* the read writes into *m: cancel it and see it end before m is freed */
+        struct io_uring_sqe *s = sqe_get(m);
+        io_uring_prep_cancel64(s, OP_WAKE, 0);
+        io_uring_sqe_set_data64(s, OP_CANCEL);
+        io_uring_submit(&m->ring);
+        uint64_t end = clock_mono_ns() + CLOSE_WAIT_MS * 1000000ull;
+        while (m->wake_armed && clock_mono_ns() < end) {
+            struct io_uring_cqe *cqe;
+            struct __kernel_timespec ts = {.tv_nsec = 50 * 1000000};
+            if (io_uring_wait_cqe_timeout(&m->ring, &cqe, &ts) == 0) {
+                if (io_uring_cqe_get_data64(cqe) == OP_WAKE)
+                    m->wake_armed = false;
+                io_uring_cqe_seen(&m->ring, cqe);
+            }
+        }
     }
     if (m->ring_ok)
         io_uring_queue_exit(&m->ring);

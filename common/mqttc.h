@@ -78,7 +78,13 @@ typedef struct mqttc_opts {
     size_t max_packet;     /* largest remaining length accepted from the broker (0: 16 MiB) */
     unsigned max_inflight; /* own bound on outgoing QoS>0 in flight (0: 1024) */
     const char *log_comp;  /* log component ("ingress", "relay") */
-    void *arg;             /* passed to every callback */
+    /* an eventfd another thread writes to end mqttc_run's wait (relay/conn_uring); 0 = none */
+    int wake_fd;
+    /* on a lost connection, finish the outgoing QoS>0 publishes at once (published, rc
+     * -ENOTCONN) instead of sending them again after the reconnect: for a caller that
+     * republishes in its own order (the relay) */
+    bool drop_on_loss;
+    void *arg; /* passed to every callback */
     /* an incoming PUBLISH (see above); may be NULL (then messages are dropped, acknowledged) */
     void (*message)(void *arg, const mqtt_pkt *p);
     /* the messages passed since the last call must be durable when this returns */
@@ -124,5 +130,9 @@ size_t mqttc_inflight(const mqttc *m);
 bool mqttc_session_present(const mqttc *m);
 /* Whether this client serves c (plain TCP: mqtt:// or tcp://). */
 bool mqttc_supports(const cfg_client *c);
+/* Whether a stage should use mqttc for c: runtime.mqtt_io `mode` (auto: where it serves c),
+ * overridden by MQTTFLOW_MQTT_IO=paho|uring|auto in the environment (an unknown value is
+ * logged under comp and ignored). */
+bool mqttc_wanted(enum cfg_mqtt_io mode, const cfg_client *c, const char *comp);
 
 #endif

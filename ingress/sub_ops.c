@@ -1,9 +1,5 @@
 #include "sub_ops.h"
 
-#include <stdlib.h>
-#include <string.h>
-
-#include "log.h"
 #include "mqttc.h"
 
 /* paho's subscriber behind the table: thin casts, subscriber.h holds the contracts */
@@ -56,13 +52,5 @@ const sub_ops sub_ops_paho = {
 
 const sub_ops *sub_ops_select(const cfg *conf, const cfg_client *c)
 {
-    const char *env = getenv("MQTTFLOW_MQTT_IO");
-    bool want_uring = conf->runtime.mqtt_io == CFG_MQTT_IO_AUTO;
-    if (env && strcmp(env, "paho") == 0)
-        want_uring = false;
-    else if (env && (strcmp(env, "uring") == 0 || strcmp(env, "auto") == 0))
-        want_uring = true;
-    else if (env && *env)
-        log_warn("ingress", "MQTTFLOW_MQTT_IO=\"%.16s\" is not paho, uring or auto: ignored", env);
-    return want_uring && mqttc_supports(c) ? &sub_uring_ops : &sub_ops_paho;
+    return mqttc_wanted(conf->runtime.mqtt_io, c, "ingress") ? &sub_uring_ops : &sub_ops_paho;
 }
