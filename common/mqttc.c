@@ -14,9 +14,11 @@
 #include "clock.h"
 #include "log.h"
 
-#define RING_ENTRIES       64
-#define RBUF_START         (256u * 1024)      /* one receive takes what a busy socket holds */
-#define WBUF_MAX           (8u * 1024 * 1024) /* write queue bound: mqttc_publish says -EAGAIN */
+#define RING_ENTRIES 64
+#define RBUF_START   (256u * 1024) /* one receive takes what a busy socket holds */
+/* write queue bound (mqttc_publish says -EAGAIN): above what the relay can have outstanding
+ * (256 publishes of up to 256 KiB) */
+#define WBUF_MAX           (128u * 1024 * 1024)
 #define CONNECT_TIMEOUT_S  10
 #define CONNACK_TIMEOUT_NS (10ull * 1000000000ull)
 #define DEFAULT_MAX_PACKET (16u * 1024 * 1024)
@@ -1085,6 +1087,11 @@ enum mqttc_state mqttc_get_state(const mqttc *m)
 int mqttc_ring_fd(const mqttc *m)
 {
     return m->ring.ring_fd;
+}
+
+unsigned mqttc_send_window(const mqttc *m)
+{
+    return m->window;
 }
 
 size_t mqttc_inflight(const mqttc *m)

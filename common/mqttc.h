@@ -124,6 +124,9 @@ int mqttc_disconnect(mqttc *m, int timeout_ms);
 enum mqttc_state mqttc_get_state(const mqttc *m);
 /* The io_uring's fd: poll it for POLLIN to learn that mqttc_run has completions to handle. */
 int mqttc_ring_fd(const mqttc *m);
+/* How many outgoing QoS>0 publishes may be in flight on this connection: min(max_inflight,
+ * the broker's MQTT 5 Receive Maximum); valid from MQTTC_SUBSCRIBING on. */
+unsigned mqttc_send_window(const mqttc *m);
 /* Outgoing QoS>0 publishes not finished yet. */
 size_t mqttc_inflight(const mqttc *m);
 /* Whether the last CONNACK said the broker kept our session. */

@@ -38,10 +38,13 @@ enum conn_state {
     CONN_CLOSED,     /* disconnected for good */
 };
 
-/* Builds the connection of client cl (index in cfg.clients) and its paho handle; does not
- * connect yet. cl and instance must outlive the conn. 0, -ENOMEM, or -EINVAL when paho
- * refuses the URI (logged). */
-int conn_create(const cfg_client *cl, uint16_t index, const char *instance, cq *q, conn **out);
+/* Builds the connection of client cl (index in cfg.clients) and its paho handle, or, when
+ * mqttc_wanted(mqtt_io, cl) (runtime.mqtt_io auto and a plain-TCP target), its io_uring
+ * client (relay/conn_uring.h: same contract, completions and events through the same cq);
+ * does not connect yet. cl and instance must outlive the conn. 0, -ENOMEM, or -EINVAL when
+ * paho refuses the URI (logged). */
+int conn_create(const cfg_client *cl, uint16_t index, const char *instance,
+                enum cfg_mqtt_io mqtt_io, cq *q, conn **out);
 /* Destroys the paho handles (also the one put aside). Disconnect first for a clean close.
  * Accepts NULL. */
 void conn_destroy(conn *c);
