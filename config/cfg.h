@@ -158,7 +158,7 @@ typedef struct cfg_rule {
 } cfg_rule;
 
 enum cfg_overflow { CFG_OVERFLOW_BLOCK, CFG_OVERFLOW_DROP };
-/* runtime.mqtt_io: the MQTT data path of the ingress (and, later, the relay). auto: io_uring
+/* runtime.mqtt_io: the MQTT data path of the ingress and the relay. auto: io_uring
  * (common/mqttc) for plain-TCP brokers (mqtt://, tcp://), paho for TLS and WebSocket; paho:
  * paho everywhere. MQTTFLOW_MQTT_IO=paho|uring in the environment overrides it (tests). */
 enum cfg_mqtt_io { CFG_MQTT_IO_AUTO, CFG_MQTT_IO_PAHO };

@@ -1,4 +1,6 @@
-/* conn: one paho MQTTAsync connection of the relay to one target client's broker.
+/* conn: one connection of the relay to one target client's broker: paho MQTTAsync, or for a
+ * plain-TCP target under runtime.mqtt_io auto the io_uring kind (relay/conn_uring.h), which
+ * keeps every contract below; what is said of paho's handles applies to the paho kind.
  *
  * Used by the relay process's main loop only (one thread); paho's callbacks only post to the
  * completion queue (cq.h) and never touch a conn. The client id is
