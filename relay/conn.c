@@ -385,7 +385,7 @@ static void uring_events(conn *c, unsigned ev)
         c->recv_max = cq_conn_code(c->q, c->index);
         if (c->recv_max <= 0 || c->recv_max > 65535)
             c->recv_max = 65535;
-        log_info(COMP, "client %s: publishing to %s as %s (io_uring)", c->cl->client_id, c->cl->uri,
+        log_info(COMP, "client %s: connected to %s as %s (io_uring)", c->cl->client_id, c->cl->uri,
                  c->client_id);
     }
 }

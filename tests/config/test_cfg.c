@@ -74,6 +74,7 @@ static const char full_yaml[] =
     "  control_socket: /run/mf.sock\n"
     "  stats_interval: 10\n"
     "  spool_max_bytes: 10MB\n"
+    "  mqtt_io: paho\n"
     "logging:\n"
     "  default_level: DEBUG\n"
     "  router: WARNING\n"
@@ -217,6 +218,7 @@ static void test_cfg_full_config_values(void **state)
     assert_int_equal(rt->max_attempts, 5);
     assert_int_equal(rt->callback_timeout_ms, 250);
     assert_int_equal(rt->overflow, CFG_OVERFLOW_DROP);
+    assert_int_equal(rt->mqtt_io, CFG_MQTT_IO_PAHO);
     snprintf(want, sizeof(want), "%s/spool", tmpdir);
     assert_string_equal(rt->spool_dir, want);
     assert_string_equal(rt->dead_letter_dir, "/var/dead");
@@ -268,6 +270,7 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(rt->max_attempts, 3);
     assert_int_equal(rt->callback_timeout_ms, 5000);
     assert_int_equal(rt->overflow, CFG_OVERFLOW_BLOCK);
+    assert_int_equal(rt->mqtt_io, CFG_MQTT_IO_AUTO);
     assert_string_equal(rt->spool_dir, "/var/tmp/mqttflow/default/spool");
     assert_string_equal(rt->dead_letter_dir, "/var/tmp/mqttflow/default/dead");
     assert_null(rt->dead_letter_topic);

@@ -61,6 +61,8 @@ static void test_cfg_error_types_and_ranges(void **state)
                  "32 of A-Z a-z 0-9 _ -)");
     expect_error(CLIENTS "runtime: {overflow: spill}\n",
                  "config.yaml:6:21: runtime.overflow: expected block | drop, got \"spill\"");
+    expect_error(CLIENTS "runtime: {mqtt_io: uring}\n",
+                 "config.yaml:6:20: runtime.mqtt_io: expected auto | paho, got \"uring\"");
     expect_error(CLIENTS "runtime: {cpus: {workers: [0, x]}}\n",
                  "config.yaml:6:31: runtime.cpus.workers[1]: expected a CPU number 0..4095");
     expect_error(CLIENTS "logging: {default_level: LOUD}\n",
