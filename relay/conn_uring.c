@@ -14,7 +14,7 @@
 #include "mqttc.h"
 
 #define COMP         "relay"
-#define PARK_MS      200   /* the I/O thread's longest wait: mqttc's timers end it earlier */
+#define PARK_MS      1000 /* idle wait: new work writes the eventfd, mqttc's timers end it earlier */
 #define MAX_INFLIGHT 65000 /* the pump bounds what is outstanding (PUMP_MAX_OUTSTANDING) */
 
 /* one queued publish; topic and payload bytes follow it */
