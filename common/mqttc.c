@@ -277,7 +277,6 @@ static int q0_reserve(mqttc *m)
     return 0;
 }
 
-/* After q0_reserve: the publish just queued ends at tx_queued. */
 /* Keeps one read on wake_fd armed: its completion only ends the turn's wait. */
 static void arm_wake(mqttc *m)
 {
@@ -289,6 +288,7 @@ static void arm_wake(mqttc *m)
     m->wake_armed = true;
 }
 
+/* After q0_reserve: the publish just queued ends at tx_queued. */
 static void q0_push(mqttc *m, void *ctx)
 {
     m->q0s[(m->q0_head + m->q0_n++) % m->q0_cap] = (q0){m->tx_queued, ctx};
@@ -329,10 +329,9 @@ static void close_if_idle(mqttc *m)
 
 /* Drops the connection: the socket is shut (the kernel ends its pending receive and send,
  * whose completions then only count down `pending`) and closed once nothing refers to it.
- * Outgoing QoS>0 publishes stay for the next connection. */
+ * Outgoing QoS>0 publishes stay for the next connection, unless drop_on_loss. */
 static void lose(mqttc *m, const char *why)
 {
-    bool was_connected = connected(m) || m->st == MQTTC_CONNECTING;
     if (m->fd >= 0)
         shutdown(m->fd, SHUT_RDWR);
     m->rlen = 0;
@@ -349,12 +348,12 @@ static void lose(mqttc *m, const char *why)
         close_if_idle(m);
         return;
     }
-    if (!m->started) /* mqttc_disconnect's own close: nothing to report or retry */
-        ;
-    else if (m->st >= MQTTC_SUBSCRIBING || m->failures++ % 10 == 0)
+    /* a lost connection is always logged; failed attempts the first time and every 10th (a
+     * broker down for long must not flood the log); mqttc_disconnect's own close never */
+    bool up = m->st >= MQTTC_SUBSCRIBING;
+    if (m->started && (up || m->failures++ % 10 == 0))
         log_warn(m->comp, "connection of %s to %s %s (%s); reconnecting in %.1fs", m->client_id,
-                 m->c->uri, was_connected && m->st >= MQTTC_SUBSCRIBING ? "lost" : "failed", why,
-                 m->delay_s);
+                 m->c->uri, up ? "lost" : "failed", why, m->delay_s);
     schedule_retry(m);
     set_state(m, MQTTC_DOWN);
     close_if_idle(m);
