@@ -1,4 +1,5 @@
 #include "mqttc.h"
+#include "mqttc_int.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -13,99 +14,6 @@
 
 #include "clock.h"
 #include "log.h"
-
-#define RING_ENTRIES 64
-#define RBUF_START   (256u * 1024) /* one receive takes what a busy socket holds */
-/* write queue bound (mqttc_publish says -EAGAIN): above what the relay can have outstanding
- * (256 publishes of up to 256 KiB) */
-#define WBUF_MAX           (128u * 1024 * 1024)
-#define CONNECT_TIMEOUT_S  10
-#define CONNACK_TIMEOUT_NS (10ull * 1000000000ull)
-#define DEFAULT_MAX_PACKET (16u * 1024 * 1024)
-#define DEFAULT_INFLIGHT   1024
-#define V311_QOS2_INFLIGHT 19 /* see relay/conn.c: mosquitto's default 20, minus one */
-#define CLOSE_WAIT_MS      1000
-#define NO_SLOT            UINT32_MAX
-
-enum op { OP_CONNECT = 1, OP_LTIMEOUT, OP_RECV, OP_SEND, OP_WAKE, OP_CANCEL };
-
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf;
-
-/* an outgoing QoS>0 publish until its PUBACK / PUBCOMP */
-enum out_state { OUT_FREE = 0, OUT_SENT, OUT_RELEASING };
-typedef struct out_msg {
-    uint8_t state;
-    uint8_t qos;
-    uint16_t id;
-    uint64_t seq; /* order of mqttc_publish calls: redelivery keeps it */
-    void *ctx;
-    uint8_t *pkt; /* the encoded PUBLISH, sent again after a reconnect */
-    size_t len;
-} out_msg;
-
-/* a QoS 0 publish with a context: reported once the stream is written past `end` */
-typedef struct q0 {
-    uint64_t end;
-    void *ctx;
-} q0;
-
-struct mqttc {
-    mqttc_opts o;
-    const cfg_client *c;
-    char *client_id;
-    char **filters;
-    int *qos;
-    const char *comp;
-    int version;
-    size_t max_remain;
-
-    struct io_uring ring;
-    bool ring_ok; /* io_uring_queue_init succeeded (mqttc_destroy also frees a half-built one) */
-    int fd;
-    unsigned pending; /* SQEs of fd not completed yet: fd is closed only at 0 */
-    enum mqttc_state st;
-    bool started;
-    uint64_t next_ns;     /* DOWN: next connect attempt; SUBSCRIBING after a refusal: retry */
-    uint64_t deadline_ns; /* CONNACK_WAIT: CONNACK due */
-    uint64_t last_tx_ns, ping_ns;
-    double delay_s;
-    unsigned failures;
-    bool session_present;
-    unsigned window; /* outgoing QoS>0 in flight allowed now */
-    uint16_t keepalive;
-    uint16_t sub_id; /* the SUBSCRIBE outstanding, 0 = none */
-    bool sub_failed;
-    struct __kernel_timespec connect_ts; /* the link timeout reads it at submit */
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-
-    uint8_t *rbuf;
-    size_t rcap, rlen;
-    bool recv_armed;
-
-    buf wbuf, sbuf, abuf; /* queued, being sent, acks held back until batch_done */
-    size_t soff;
-    bool send_armed;
-    uint64_t tx_queued, tx_sent; /* bytes of this connection's stream */
-
-    q0 *q0s;
-    size_t q0_head, q0_n, q0_cap;
-
-    out_msg *outs;
-    uint32_t *slot_of; /* packet id -> index in outs */
-    uint32_t *free_slots;
-    size_t n_free, n_out, out_cap;
-    uint16_t next_id;
-    uint64_t out_seq;
-    unsigned qos2_out;
-
-    uint8_t rx_qos2[65536 / 8]; /* incoming QoS 2 ids PUBREC'd, PUBREL awaited */
-    uint64_t wake_buf;          /* the wake_fd read lands here */
-    bool wake_armed;
-};
 
 bool mqttc_supports(const cfg_client *c)
 {
@@ -127,7 +35,7 @@ bool mqttc_wanted(enum cfg_mqtt_io mode, const cfg_client *c, const char *comp)
 
 /* ---- buffers ---- */
 
-static int buf_reserve(buf *b, size_t add, size_t max)
+int mqttc_buf_reserve(buf *b, size_t add, size_t max)
 {
     if (b->len + add <= b->cap)
         return 0;
@@ -168,49 +76,11 @@ static struct io_uring_sqe *sqe_get(mqttc *m)
     return s;
 }
 
-/* ---- outgoing QoS>0 table ---- */
-
-static out_msg *out_find(mqttc *m, uint16_t id)
-{
-    uint32_t s = m->slot_of[id];
-    return s == NO_SLOT ? NULL : &m->outs[s];
-}
-
-static void out_free(mqttc *m, out_msg *o)
-{
-    m->slot_of[o->id] = NO_SLOT;
-    if (o->qos == 2)
-        m->qos2_out--;
-    free(o->pkt);
-    memset(o, 0, sizeof(*o));
-    m->free_slots[m->n_free++] = (uint32_t)(o - m->outs);
-    m->n_out--;
-}
-
-static void out_done(mqttc *m, out_msg *o, int rc)
-{
-    void *ctx = o->ctx;
-    out_free(m, o);
-    if (m->o.published)
-        m->o.published(m->o.arg, ctx, rc);
-}
-
-/* A packet id no outgoing publish or SUBSCRIBE of ours holds. The window is far below 65535,
- * so the loop ends within window + 2 steps. */
-static uint16_t alloc_id(mqttc *m)
-{
-    for (;;) {
-        uint16_t id = ++m->next_id;
-        if (id != 0 && id != m->sub_id && m->slot_of[id] == NO_SLOT)
-            return id;
-    }
-}
-
 /* ---- write path ---- */
 
-static int queue_bytes(mqttc *m, buf *b, const void *p, size_t n)
+int mqttc_queue_bytes(mqttc *m, buf *b, const void *p, size_t n)
 {
-    int rc = buf_reserve(b, n, WBUF_MAX);
+    int rc = mqttc_buf_reserve(b, n, WBUF_MAX);
     if (rc < 0)
         return rc;
     memcpy(b->p + b->len, p, n);
@@ -220,11 +90,11 @@ static int queue_bytes(mqttc *m, buf *b, const void *p, size_t n)
     return 0;
 }
 
-static void queue_ack(mqttc *m, buf *b, int type, uint16_t id, uint8_t reason)
+void mqttc_queue_ack(mqttc *m, buf *b, int type, uint16_t id, uint8_t reason)
 {
     uint8_t p[8];
     long n = mqtt_pkt_encode_ack(p, sizeof(p), m->version, type, id, reason);
-    if (n > 0 && queue_bytes(m, b, p, (size_t)n) < 0)
+    if (n > 0 && mqttc_queue_bytes(m, b, p, (size_t)n) < 0)
         log_error(m->comp, "write queue of %s full: %s %u not sent", m->c->uri,
                   mqtt_pkt_type_name(type), (unsigned)id);
 }
@@ -259,24 +129,6 @@ static void arm_recv(mqttc *m)
     m->pending++;
 }
 
-/* Room for one more QoS 0 completion; -ENOMEM. */
-static int q0_reserve(mqttc *m)
-{
-    if (m->q0_n == m->q0_cap) {
-        size_t cap = m->q0_cap ? m->q0_cap * 2 : 256;
-        q0 *n = malloc(cap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
-        for (size_t i = 0; i < m->q0_n; i++)
-            n[i] = m->q0s[(m->q0_head + i) % m->q0_cap];
-        free(m->q0s);
-        m->q0s = n;
-        m->q0_head = 0;
-        m->q0_cap = cap;
-    }
-    return 0;
-}
-
 /* Keeps one read on wake_fd armed: its completion only ends the turn's wait. */
 static void arm_wake(mqttc *m)
 {
@@ -286,27 +138,6 @@ static void arm_wake(mqttc *m)
     io_uring_prep_read(s, m->o.wake_fd, &m->wake_buf, sizeof(m->wake_buf), 0);
     io_uring_sqe_set_data64(s, OP_WAKE);
     m->wake_armed = true;
-}
-
-/* After q0_reserve: the publish just queued ends at tx_queued. */
-static void q0_push(mqttc *m, void *ctx)
-{
-    m->q0s[(m->q0_head + m->q0_n++) % m->q0_cap] = (q0){m->tx_queued, ctx};
-}
-
-/* Reports the QoS 0 publishes written up to tx_sent, or all of them with rc when lost. */
-static void q0_complete(mqttc *m, bool all, int rc)
-{
-    while (m->q0_n) {
-        q0 *e = &m->q0s[m->q0_head];
-        if (!all && e->end > m->tx_sent)
-            break;
-        void *ctx = e->ctx;
-        m->q0_head = (m->q0_head + 1) % m->q0_cap;
-        m->q0_n--;
-        if (m->o.published)
-            m->o.published(m->o.arg, ctx, rc);
-    }
 }
 
 /* ---- connection lifecycle ---- */
@@ -330,7 +161,7 @@ static void close_if_idle(mqttc *m)
 /* Drops the connection: the socket is shut (the kernel ends its pending receive and send,
  * whose completions then only count down `pending`) and closed once nothing refers to it.
  * Outgoing QoS>0 publishes stay for the next connection, unless drop_on_loss. */
-static void lose(mqttc *m, const char *why)
+void mqttc_lose(mqttc *m, const char *why)
 {
     if (m->fd >= 0)
         shutdown(m->fd, SHUT_RDWR);
@@ -339,11 +170,11 @@ static void lose(mqttc *m, const char *why)
     m->tx_queued = m->tx_sent = 0;
     m->ping_ns = 0;
     m->sub_id = 0;
-    q0_complete(m, true, -ENOTCONN);
+    mqttc_q0_complete(m, true, -ENOTCONN);
     if (m->o.drop_on_loss)
         for (size_t i = 0; i < m->out_cap && m->n_out; i++)
             if (m->outs[i].state != OUT_FREE)
-                out_done(m, &m->outs[i], -ENOTCONN);
+                mqttc_out_done(m, &m->outs[i], -ENOTCONN);
     if (m->st == MQTTC_CLOSED) {
         close_if_idle(m);
         return;
@@ -431,11 +262,11 @@ static void send_connect(mqttc *m)
         pc.will_qos = c->will.qos;
         pc.will_retain = c->will.retain;
     }
-    int rc = buf_reserve(&m->wbuf, 512 + 6 * 65536, SIZE_MAX);
+    int rc = mqttc_buf_reserve(&m->wbuf, 512 + 6 * 65536, SIZE_MAX);
     long n = rc < 0 ? rc : mqtt_pkt_encode_connect(m->wbuf.p, m->wbuf.cap, &pc);
     if (n < 0) {
         log_error(m->comp, "CONNECT for %s cannot be encoded: %s", c->uri, strerror((int)-n));
-        lose(m, "CONNECT not encodable");
+        mqttc_lose(m, "CONNECT not encodable");
         return;
     }
     m->wbuf.len = (size_t)n;
@@ -451,12 +282,12 @@ static void send_subscribe(mqttc *m)
     size_t need = 16;
     for (size_t i = 0; i < m->o.n_filters; i++)
         need += 3 + strlen(m->filters[i]) + 1;
-    if (buf_reserve(&m->wbuf, need, SIZE_MAX) < 0) {
-        lose(m, "out of memory for SUBSCRIBE");
+    if (mqttc_buf_reserve(&m->wbuf, need, SIZE_MAX) < 0) {
+        mqttc_lose(m, "out of memory for SUBSCRIBE");
         return;
     }
     m->sub_id = 0;
-    m->sub_id = alloc_id(m);
+    m->sub_id = mqttc_alloc_id(m);
     long n = mqtt_pkt_encode_subscribe(m->wbuf.p + m->wbuf.len, m->wbuf.cap - m->wbuf.len,
                                        m->version, m->sub_id, (const char *const *)m->filters,
                                        m->qos, m->o.n_filters);
@@ -468,64 +299,17 @@ static void send_subscribe(mqttc *m)
     m->tx_queued += (uint64_t)n;
 }
 
-static int cmp_seq(const void *a, const void *b)
-{
-    const out_msg *x = *(out_msg *const *)a, *y = *(out_msg *const *)b;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-/* After CONNACK: what was in flight goes out again, in publish order (MQTT 4.4: with the
- * session kept, PUBLISH with DUP or PUBREL; without one, as new messages). */
-static void redeliver(mqttc *m)
-{
-    if (m->n_out == 0)
-        return;
-    out_msg **v = malloc(m->n_out * sizeof(*v));
-    if (!v) {
-        lose(m, "out of memory for redelivery");
-        return;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < m->out_cap; i++)
-        if (m->outs[i].state != OUT_FREE)
-            v[n++] = &m->outs[i];
-    qsort(v, n, sizeof(*v), cmp_seq);
-    size_t resent = 0;
-    for (size_t i = 0; i < n; i++) {
-        out_msg *o = v[i];
-        if (o->state == OUT_RELEASING) {
-            if (m->session_present) {
-                queue_ack(m, &m->wbuf, MQTT_PUBREL, o->id, 0);
-            } else {
-                out_done(m, o, 0); /* the broker took it (PUBREC) before it lost the session */
-                continue;
-            }
-        } else {
-            if (m->session_present)
-                o->pkt[0] |= 0x08;
-            else
-                o->pkt[0] &= (uint8_t)~0x08;
-            (void)queue_bytes(m, &m->wbuf, o->pkt, o->len);
-        }
-        resent++;
-    }
-    free(v);
-    if (resent)
-        log_info(m->comp, "%zu unacknowledged publish(es) sent again to %s%s", resent, m->c->uri,
-                 m->session_present ? " (DUP, session kept)" : " (the broker has no session)");
-}
-
 static void on_connack(mqttc *m, const mqtt_pkt *p)
 {
     if (m->st != MQTTC_CONNACK_WAIT) {
-        lose(m, "a second CONNACK");
+        mqttc_lose(m, "a second CONNACK");
         return;
     }
     if (p->reason != 0) {
         char why[160];
         snprintf(why, sizeof(why), "CONNACK refused: 0x%02x %s", p->reason,
                  mqtt_pkt_reason_name(MQTT_CONNACK, m->version, p->reason));
-        lose(m, why);
+        mqttc_lose(m, why);
         return;
     }
     m->session_present = p->session_present;
@@ -544,7 +328,7 @@ static void on_connack(mqttc *m, const mqtt_pkt *p)
         m->delay_s = m->c->reconnect_min;
         m->failures = 0;
     }
-    redeliver(m);
+    mqttc_redeliver(m);
     send_subscribe(m);
 }
 
@@ -569,7 +353,7 @@ static void on_suback(mqttc *m, const mqtt_pkt *p)
         }
     }
     if (p->n_codes != m->o.n_filters) {
-        lose(m, "SUBACK with a wrong number of return codes");
+        mqttc_lose(m, "SUBACK with a wrong number of return codes");
         return;
     }
     if (refused) {
@@ -601,7 +385,7 @@ static void rx_qos2_set(mqttc *m, uint16_t id, bool on)
 static bool handle_pkt(mqttc *m, const mqtt_pkt *p)
 {
     if (m->st == MQTTC_CONNACK_WAIT && p->type != MQTT_CONNACK) {
-        lose(m, "a packet before CONNACK");
+        mqttc_lose(m, "a packet before CONNACK");
         return false;
     }
     out_msg *o;
@@ -611,42 +395,43 @@ static bool handle_pkt(mqttc *m, const mqtt_pkt *p)
         return false;
     case MQTT_PUBLISH:
         if (p->qos == 2 && rx_qos2_has(m, p->id)) { /* a redelivery of one we hold */
-            queue_ack(m, &m->abuf, MQTT_PUBREC, p->id, 0);
+            mqttc_queue_ack(m, &m->abuf, MQTT_PUBREC, p->id, 0);
             return false;
         }
         if (m->o.message)
             m->o.message(m->o.arg, p);
         if (p->qos == 1) {
-            queue_ack(m, &m->abuf, MQTT_PUBACK, p->id, 0);
+            mqttc_queue_ack(m, &m->abuf, MQTT_PUBACK, p->id, 0);
         } else if (p->qos == 2) {
             rx_qos2_set(m, p->id, true);
-            queue_ack(m, &m->abuf, MQTT_PUBREC, p->id, 0);
+            mqttc_queue_ack(m, &m->abuf, MQTT_PUBREC, p->id, 0);
         }
         return true;
     case MQTT_PUBREL:
         /* the message was stored before its PUBREC; an unknown id is answered too (MQTT
          * 4.3.3: the sender may resend PUBREL after a reconnect) */
         rx_qos2_set(m, p->id, false);
-        queue_ack(m, &m->wbuf, MQTT_PUBCOMP, p->id, 0);
+        mqttc_queue_ack(m, &m->wbuf, MQTT_PUBCOMP, p->id, 0);
         return false;
     case MQTT_PUBACK:
     case MQTT_PUBREC:
     case MQTT_PUBCOMP:
-        o = out_find(m, p->id);
+        o = mqttc_out_find(m, p->id);
         if (!o || o->qos != (p->type == MQTT_PUBACK ? 1 : 2) ||
             (p->type == MQTT_PUBREC && o->state != OUT_SENT) ||
             (p->type == MQTT_PUBCOMP && o->state != OUT_RELEASING)) {
             log_debug(m->comp, "%s for packet id %u not in flight on %s (ignored)",
                       mqtt_pkt_type_name(p->type), (unsigned)p->id, m->c->uri);
             if (p->type == MQTT_PUBREC) /* let the broker forget it ([MQTT-4.3.3]) */
-                queue_ack(m, &m->wbuf, MQTT_PUBREL, p->id, m->version == MQTT_PKT_V5 ? 0x92 : 0);
+                mqttc_queue_ack(m, &m->wbuf, MQTT_PUBREL, p->id,
+                                m->version == MQTT_PKT_V5 ? 0x92 : 0);
             return false;
         }
         if (p->type == MQTT_PUBREC && p->reason < 0x80) {
             o->state = OUT_RELEASING;
-            queue_ack(m, &m->wbuf, MQTT_PUBREL, p->id, 0);
+            mqttc_queue_ack(m, &m->wbuf, MQTT_PUBREL, p->id, 0);
         } else {
-            out_done(m, o, p->reason >= 0x80 ? p->reason : 0);
+            mqttc_out_done(m, o, p->reason >= 0x80 ? p->reason : 0);
         }
         return false;
     case MQTT_SUBACK:
@@ -659,11 +444,11 @@ static bool handle_pkt(mqttc *m, const mqtt_pkt *p)
         char why[128];
         snprintf(why, sizeof(why), "DISCONNECT from the broker: 0x%02x %s", p->reason,
                  mqtt_pkt_reason_name(MQTT_DISCONNECT, m->version, p->reason));
-        lose(m, why);
+        mqttc_lose(m, why);
         return false;
     }
     default:
-        lose(m, "unexpected packet");
+        mqttc_lose(m, "unexpected packet");
         return false;
     }
 }
@@ -677,7 +462,7 @@ static void on_recv(mqttc *m, int res)
     if (!connected(m))
         return;
     if (res <= 0) {
-        lose(m, res == 0 ? "closed by the broker" : strerror(-res));
+        mqttc_lose(m, res == 0 ? "closed by the broker" : strerror(-res));
         return;
     }
     m->rlen += (size_t)res;
@@ -693,7 +478,7 @@ static void on_recv(mqttc *m, int res)
             char msg[160];
             snprintf(msg, sizeof(msg), "%s from the broker: %s",
                      n == -EMSGSIZE ? "packet too large" : "malformed packet", why);
-            lose(m, msg);
+            mqttc_lose(m, msg);
             break;
         }
         delivered |= handle_pkt(m, &p);
@@ -704,7 +489,7 @@ static void on_recv(mqttc *m, int res)
     if (!connected(m))
         return;
     if (m->abuf.len) {
-        if (queue_bytes(m, &m->wbuf, m->abuf.p, m->abuf.len) < 0)
+        if (mqttc_queue_bytes(m, &m->wbuf, m->abuf.p, m->abuf.len) < 0)
             log_error(m->comp, "write queue of %s full: %zu bytes of acknowledgements dropped",
                       m->c->uri, m->abuf.len);
         m->abuf.len = 0;
@@ -724,7 +509,7 @@ static void on_recv(mqttc *m, int res)
         size_t cap = m->rcap * 2, lim = m->max_remain + MQTT_PKT_MAX_HDR;
         uint8_t *nb = realloc(m->rbuf, cap < lim ? cap : lim);
         if (!nb) {
-            lose(m, "out of memory for a large packet");
+            mqttc_lose(m, "out of memory for a large packet");
             return;
         }
         m->rbuf = nb;
@@ -739,12 +524,12 @@ static void on_send(mqttc *m, int res)
     if (!connected(m))
         return;
     if (res < 0) {
-        lose(m, strerror(-res));
+        mqttc_lose(m, strerror(-res));
         return;
     }
     m->soff += (size_t)res;
     m->tx_sent += (uint64_t)res;
-    q0_complete(m, false, 0);
+    mqttc_q0_complete(m, false, 0);
     if (m->soff < m->sbuf.len) { /* a short send: the rest first, then whatever queued since */
         struct io_uring_sqe *s = sqe_get(m);
         io_uring_prep_send(s, m->fd, m->sbuf.p + m->soff, m->sbuf.len - m->soff, MSG_NOSIGNAL);
@@ -765,7 +550,7 @@ static void on_connect(mqttc *m, int res)
         char why[96];
         snprintf(why, sizeof(why), "connect(): %s",
                  res == -ECANCELED ? "timed out" : strerror(-res));
-        lose(m, why);
+        mqttc_lose(m, why);
         return;
     }
     set_state(m, MQTTC_CONNACK_WAIT);
@@ -813,18 +598,18 @@ static void run_timers(mqttc *m, uint64_t now)
     if (m->st == MQTTC_DOWN && m->started && now >= m->next_ns)
         start_connect(m);
     if (m->st == MQTTC_CONNACK_WAIT && now >= m->deadline_ns)
-        lose(m, "no CONNACK within 10 s");
+        mqttc_lose(m, "no CONNACK within 10 s");
     if (m->st == MQTTC_SUBSCRIBING && m->sub_failed && now >= m->next_ns) {
         m->sub_failed = false;
         send_subscribe(m);
     }
     if (m->st >= MQTTC_SUBSCRIBING && m->st <= MQTTC_UP && m->keepalive) {
         if (m->ping_ns && now - m->ping_ns >= ka_ns(m)) {
-            lose(m, "no PINGRESP within the keepalive");
+            mqttc_lose(m, "no PINGRESP within the keepalive");
         } else if (!m->ping_ns && now - m->last_tx_ns >= ka_ns(m) * 3 / 4) {
             uint8_t p[2];
             (void)mqtt_pkt_encode_pingreq(p, sizeof(p));
-            if (queue_bytes(m, &m->wbuf, p, 2) == 0)
+            if (mqttc_queue_bytes(m, &m->wbuf, p, 2) == 0)
                 m->ping_ns = now;
         }
     }
@@ -885,52 +670,6 @@ int mqttc_run(mqttc *m, int timeout_ms)
 }
 
 /* ---- public ---- */
-
-int mqttc_publish(mqttc *m, const char *topic, size_t topic_len, const void *payload, size_t len,
-                  int qos, bool retain, void *ctx)
-{
-    if (m->st != MQTTC_SUBSCRIBING && m->st != MQTTC_UP)
-        return -ENOTCONN;
-    size_t size = mqtt_pkt_publish_size(m->version, topic_len, len, qos);
-    if (size == 0)
-        return -EINVAL;
-    if (qos > 0 && (m->n_out >= m->window ||
-                    (qos == 2 && m->version != MQTT_PKT_V5 && m->n_out >= V311_QOS2_INFLIGHT)))
-        return -EBUSY;
-    int rc = buf_reserve(&m->wbuf, size, WBUF_MAX);
-    if (rc == 0 && qos == 0 && ctx)
-        rc = q0_reserve(m);
-    if (rc < 0)
-        return rc;
-    uint16_t id = qos ? alloc_id(m) : 0;
-    long n = mqtt_pkt_encode_publish(m->wbuf.p + m->wbuf.len, size, m->version, topic, topic_len,
-                                     payload, len, qos, retain, false, id);
-    if (n < 0)
-        return (int)n;
-    if (qos > 0) {
-        uint8_t *copy = malloc(size);
-        if (!copy)
-            return -ENOMEM;
-        memcpy(copy, m->wbuf.p + m->wbuf.len, size);
-        uint32_t s = m->free_slots[--m->n_free];
-        m->outs[s] = (out_msg){.state = OUT_SENT,
-                               .qos = (uint8_t)qos,
-                               .id = id,
-                               .seq = m->out_seq++,
-                               .ctx = ctx,
-                               .pkt = copy,
-                               .len = size};
-        m->slot_of[id] = s;
-        m->n_out++;
-        if (qos == 2)
-            m->qos2_out++;
-    }
-    m->wbuf.len += size;
-    m->tx_queued += size;
-    if (qos == 0 && ctx)
-        q0_push(m, ctx);
-    return 0;
-}
 
 int mqttc_create(const mqttc_opts *o, mqttc **out)
 {
@@ -1008,7 +747,7 @@ int mqttc_disconnect(mqttc *m, int timeout_ms)
     if (connected(m)) {
         uint8_t p[4];
         long n = mqtt_pkt_encode_disconnect(p, sizeof(p), m->version, 0);
-        (void)queue_bytes(m, &m->wbuf, p, (size_t)n);
+        (void)mqttc_queue_bytes(m, &m->wbuf, p, (size_t)n);
         while (connected(m) && (m->wbuf.len || m->send_armed)) {
             uint64_t now = clock_mono_ns();
             if (now >= end) {
@@ -1019,7 +758,7 @@ int mqttc_disconnect(mqttc *m, int timeout_ms)
         }
     }
     set_state(m, MQTTC_CLOSED);
-    lose(m, "disconnect");
+    mqttc_lose(m, "disconnect");
     return err;
 }
 
@@ -1086,16 +825,6 @@ enum mqttc_state mqttc_get_state(const mqttc *m)
 int mqttc_ring_fd(const mqttc *m)
 {
     return m->ring.ring_fd;
-}
-
-unsigned mqttc_send_window(const mqttc *m)
-{
-    return m->window;
-}
-
-size_t mqttc_inflight(const mqttc *m)
-{
-    return m->n_out;
 }
 
 bool mqttc_session_present(const mqttc *m)
