@@ -269,7 +269,7 @@ check: format-check
 # loader's are in tests/fuzz/seeds/). clang compiles the target with the sources it may use.
 #   make fuzz         each target for FUZZ_SECONDS (make check: a short run of each)
 #   make fuzz-soak    each target for FUZZ_RUNS executions (default 1,000,000), the counts at the end
-FUZZ_TARGETS ?= cfg rec topic expr spool
+FUZZ_TARGETS ?= cfg rec topic expr spool mqtt_pkt
 FUZZ_SECONDS ?= 5
 FUZZ_RUNS    ?= 1000000
 FUZZ_SRCS := $(call srcs_of,config) $(call srcs_of,common) router/topic.c

@@ -166,6 +166,10 @@ typedef struct cfg_rule {
 } cfg_rule;
 
 enum cfg_overflow { CFG_OVERFLOW_BLOCK, CFG_OVERFLOW_DROP };
+/* runtime.mqtt_io: the MQTT data path of the ingress and the relay. auto: io_uring
+ * (common/mqttc) for plain-TCP brokers (mqtt://, tcp://), paho for TLS and WebSocket; paho:
+ * paho everywhere. MQTTFLOW_MQTT_IO=paho|uring in the environment overrides it (tests). */
+enum cfg_mqtt_io { CFG_MQTT_IO_AUTO, CFG_MQTT_IO_PAHO };
 
 typedef struct cfg_runtime {
     char *instance; /* default "default"; [A-Za-z0-9_-]{1,32} */
@@ -193,6 +197,7 @@ typedef struct cfg_runtime {
     char *python_venv;
     char **python_path;
     size_t n_python_path;
+    enum cfg_mqtt_io mqtt_io; /* default auto (README "MQTT data path") */
 } cfg_runtime;
 
 typedef struct cfg_logging {

@@ -20,6 +20,12 @@ static const cfg_enum_name overflows[] = {
     {NULL, 0},
 };
 _Static_assert(sizeof(enum cfg_overflow) == sizeof(int), "CFG_F_ENUM stores an int");
+static const cfg_enum_name mqtt_ios[] = {
+    {"auto", CFG_MQTT_IO_AUTO},
+    {"paho", CFG_MQTT_IO_PAHO},
+    {NULL, 0},
+};
+_Static_assert(sizeof(enum cfg_mqtt_io) == sizeof(int), "CFG_F_ENUM stores an int");
 
 #define F(key, type, field, def, ...)                                                              \
     {                                                                                              \
@@ -43,6 +49,7 @@ static const cfg_field runtime_fields[] = {
     F("spool_max_bytes", CFG_F_SIZE, spool_max_bytes, "1GiB", 0, 1, BIG, NULL),
     F("metrics", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
     F("python", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
+    F("mqtt_io", CFG_F_ENUM, mqtt_io, "auto", 0, 0, 0, mqtt_ios),
 };
 
 static const cfg_field metrics_fields[] = {

@@ -40,6 +40,7 @@ struct intake {
     uint64_t unacked; /* spool records consumed into the ring since the last spool_ack */
     uint64_t last_ack_ns;
     int spill_failed_logged;
+    int defer_flush; /* intake_set_deferred_flush */
 };
 
 int intake_create(ring *r, stats_slot *slot, size_t client, size_t max_payload,
@@ -305,10 +306,26 @@ full:
     if (n < 0) /* cannot happen: len is rec_size of these lengths */
         abort();
     ring_commit(in->r, (size_t)n);
-    /* publish before paho acknowledges the message (see intake.h) */
-    ring_flush(in->r);
+    /* publish before paho acknowledges the message (see intake.h); a batching caller
+     * flushes once per batch, before its acknowledgements (intake_flush) */
+    if (!in->defer_flush)
+        ring_flush(in->r);
     in->seq++;
     pthread_mutex_unlock(&in->mu);
     stats_add(&in->slot->in, 1);
     return INTAKE_WRITTEN;
+}
+
+void intake_set_deferred_flush(intake *in, int defer)
+{
+    pthread_mutex_lock(&in->mu);
+    in->defer_flush = defer;
+    pthread_mutex_unlock(&in->mu);
+}
+
+void intake_flush(intake *in)
+{
+    pthread_mutex_lock(&in->mu);
+    ring_flush(in->r);
+    pthread_mutex_unlock(&in->mu);
 }

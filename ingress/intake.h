@@ -73,6 +73,13 @@ int intake_set_spool(intake *in, spool *sp, int spill_wait_ms);
  * for room (it may wait for the mutex while a message is being written). *left (may be
  * NULL) gets the records still spooled. Never fails: errors are logged and retried. */
 int intake_drain(intake *in, uint64_t *left);
+/* Batched intake (the io_uring subscriber, ingress/sub_ops.h): with defer on, intake_message
+ * commits without flushing and the caller calls intake_flush once after a batch of messages,
+ * before it acknowledges any of them (ack after commit stays true: nothing is acknowledged
+ * before the flush). Off (the default): every intake_message flushes, for paho, which
+ * acknowledges each message as its call returns. Never fails. */
+void intake_set_deferred_flush(intake *in, int defer);
+void intake_flush(intake *in);
 /* Records waiting in the spool (0 without one). */
 uint64_t intake_spooled(intake *in);
 /* Sequence number the next written record gets. */

@@ -25,6 +25,7 @@
 #include "spool.h"
 #include "stage.h"
 #include "stats.h"
+#include "sub_ops.h"
 #include "subscriber.h"
 
 #define LOG_COMP          "ingress"
@@ -43,7 +44,8 @@ typedef struct ingress_app {
     stats_slot *slot;
     intake *in;
     spool *sp;
-    subscriber *sub;
+    const sub_ops *ops; /* the broker connection's kind (sub_ops.h: paho or io_uring) */
+    void *sub;
 } ingress_app;
 
 static int on_message(void *arg, const char *topic, size_t topic_len, const void *payload,
@@ -51,6 +53,14 @@ static int on_message(void *arg, const char *topic, size_t topic_len, const void
 {
     ingress_app *app = arg;
     return intake_message(app->in, topic, topic_len, payload, payload_len, qos, retain);
+}
+
+/* io_uring kind: the batch's messages are committed; publish them to the router before the
+ * subscriber acknowledges them */
+static void on_batch_done(void *arg)
+{
+    ingress_app *app = arg;
+    intake_flush(app->in);
 }
 
 static int load_config(ingress_app *app, const char *path, const char *index_arg)
@@ -117,14 +127,14 @@ static void run(ingress_app *app)
 {
     int ready_sent = 0, poll_ms = LOOP_MS;
     while (!stage_stop_flag) {
-        subscriber_poll(app->sub, poll_ms);
-        if (!ready_sent && subscriber_is_ready(app->sub)) {
+        app->ops->poll(app->sub, poll_ms);
+        if (!ready_sent && app->ops->is_ready(app->sub)) {
             int rc = stage_ready();
             if (rc < 0)
                 log_warn(LOG_COMP, "stage_ready: %s", strerror(-rc));
             ready_sent = 1;
         }
-        stats_set(&app->slot->connected, subscriber_is_connected(app->sub) ? 1 : 0);
+        stats_set(&app->slot->connected, app->ops->is_connected(app->sub) ? 1 : 0);
         stats_set(&app->slot->heartbeat_ns, clock_mono_ns());
         uint64_t left = 0;
         intake_drain(app->in, &left);
@@ -210,18 +220,23 @@ int main(int argc, char **argv)
         goto out_segments;
     }
     open_spool(&app, cl);
-    rc = subscriber_create(cl, app.conf->runtime.instance, on_message, &app, &app.sub);
+    app.ops = sub_ops_select(app.conf, cl);
+    sub_cbs cbs = {.message = on_message, .batch_done = on_batch_done, .arg = &app};
+    rc = app.ops->create(cl, app.conf->runtime.instance, &cbs, &app.sub);
     if (rc < 0) {
         code = rc == -EINVAL ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
         goto out_intake;
     }
-    subscriber_start(app.sub); /* a failure is retried by subscriber_poll */
+    if (app.ops->batches)
+        intake_set_deferred_flush(app.in, 1);
+    log_info(LOG_COMP, "MQTT data path for %s: %s", cl->uri, app.ops->name);
+    app.ops->start(app.sub); /* a failure is retried by the next poll */
     run(&app);
 
     log_info(LOG_COMP, "stopping: disconnecting from %s", cl->uri);
-    if (subscriber_stop(app.sub, STOP_WAIT_MS) < 0)
+    if (app.ops->stop(app.sub, STOP_WAIT_MS) < 0)
         log_warn(LOG_COMP, "no answer to DISCONNECT from %s within %d ms", cl->uri, STOP_WAIT_MS);
-    subscriber_destroy(app.sub); /* waits for a message still being written */
+    app.ops->destroy(app.sub); /* waits for a message still being written */
     app.sub = NULL;
     drain_on_stop(&app); /* no message thread any more: the main thread is the producer */
     ring_flush(app.r);
@@ -231,7 +246,8 @@ int main(int argc, char **argv)
     code = MF_EXIT_OK;
 
 out_intake:
-    subscriber_destroy(app.sub);
+    if (app.ops)
+        app.ops->destroy(app.sub);
     intake_destroy(app.in);
     spool_close(app.sp);
 out_segments:

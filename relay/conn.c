@@ -1,6 +1,8 @@
 /* conn: the relay's paho MQTTAsync connection to one target client; see conn.h. */
 #include "conn.h"
 
+#include "conn_uring.h"
+#include "mqttc.h"
 #include "nodelay.h"
 
 #include <MQTTAsync.h>
@@ -53,6 +55,7 @@ struct conn {
     int qos_out;       /* QoS>0 publishes handed to paho and not finished */
     char client_id[512];
     mqtt_tls *tls; /* TLS options; they outlive every connect on both handles */
+    conn_uring *u; /* the io_uring kind (conn_uring.h): no paho handle then */
 };
 
 /* ---- paho callbacks: paho's threads; they only post to the completion queue ---- */
@@ -195,7 +198,8 @@ static int make_handle(conn *c, MQTTAsync *out)
     return 0;
 }
 
-int conn_create(const cfg_client *cl, uint16_t index, const char *instance, cq *q, conn **out)
+int conn_create(const cfg_client *cl, uint16_t index, const char *instance,
+                enum cfg_mqtt_io mqtt_io, cq *q, conn **out)
 {
     *out = NULL;
     conn *c = calloc(1, sizeof(*c));
@@ -218,7 +222,16 @@ int conn_create(const cfg_client *cl, uint16_t index, const char *instance, cq *
         free(c);
         return -EINVAL;
     }
-    int rc = mqtt_tls_create(cl, COMP, &c->tls);
+    int rc;
+    if (mqttc_wanted(mqtt_io, cl, COMP)) {
+        if ((rc = conn_uring_create(cl, c->client_id, q, index, &c->u)) != 0) {
+            free(c);
+            return rc;
+        }
+        *out = c;
+        return 0;
+    }
+    rc = mqtt_tls_create(cl, COMP, &c->tls);
     if (rc) {
         free(c);
         return rc;
@@ -237,6 +250,7 @@ void conn_destroy(conn *c)
 {
     if (!c)
         return;
+    conn_uring_destroy(c->u);
     if (c->zombie)
         MQTTAsync_destroy(&c->zombie);
     if (c->h)
@@ -302,6 +316,14 @@ static void connect_now(conn *c, uint64_t now)
 
 void conn_start(conn *c, uint64_t now_ns)
 {
+    if (c->u) {
+        c->state = CONN_CONNECTING;
+        if (conn_uring_start(c->u) < 0) {
+            c->first_done = 1;
+            c->state = CONN_DOWN;
+        }
+        return;
+    }
     connect_now(c, now_ns);
 }
 
@@ -341,6 +363,33 @@ static void on_connection_lost(conn *c, uint64_t now)
     c->backoff_ns = c->min_ns * 2 > c->max_ns ? c->max_ns : c->min_ns * 2;
 }
 
+/* The io_uring kind reconnects by itself (mqttc); the conn mirrors its state. LOST and UP of
+ * one turn may come in either order (a quick reconnect): what is outstanding is failed either
+ * way and republished once the connection is up. */
+static void uring_events(conn *c, unsigned ev)
+{
+    if (ev & CQ_EV_LOST) {
+        cq_fail_conn(c->q, c->index);
+        if (c->state == CONN_UP)
+            log_warn(COMP, "client %s: connection to %s lost; reconnecting", c->cl->client_id,
+                     c->cl->uri);
+        c->state = CONN_DOWN;
+    }
+    if (ev & CQ_EV_CONNFAIL) {
+        c->first_done = 1;
+        c->state = CONN_DOWN;
+    }
+    if (ev & CQ_EV_UP) {
+        c->first_done = 1;
+        c->state = CONN_UP;
+        c->recv_max = cq_conn_code(c->q, c->index);
+        if (c->recv_max <= 0 || c->recv_max > 65535)
+            c->recv_max = 65535;
+        log_info(COMP, "client %s: connected to %s as %s (io_uring)", c->cl->client_id, c->cl->uri,
+                 c->client_id);
+    }
+}
+
 void conn_handle_events(conn *c, unsigned ev, uint64_t now_ns)
 {
     if (c->state == CONN_CLOSING || c->state == CONN_CLOSED) {
@@ -348,6 +397,10 @@ void conn_handle_events(conn *c, unsigned ev, uint64_t now_ns)
             cq_fail_conn(c->q, c->index);
             c->state = CONN_CLOSED;
         }
+        return;
+    }
+    if (c->u) {
+        uring_events(c, ev);
         return;
     }
     /* the bits of one turn have one possible order: a connect attempt ends in exactly one of
@@ -362,6 +415,8 @@ void conn_handle_events(conn *c, unsigned ev, uint64_t now_ns)
 
 void conn_tick(conn *c, uint64_t now_ns)
 {
+    if (c->u) /* mqttc keeps its own timers */
+        return;
     if (c->zombie && now_ns >= c->zombie_until)
         MQTTAsync_destroy(&c->zombie);
     if (c->state == CONN_DOWN && now_ns >= c->retry_at)
@@ -371,6 +426,8 @@ void conn_tick(conn *c, uint64_t now_ns)
 uint64_t conn_next_timer(const conn *c)
 {
     uint64_t t = UINT64_MAX;
+    if (c->u)
+        return t;
     if (c->zombie)
         t = c->zombie_until;
     if (c->state == CONN_DOWN && c->retry_at < t)
@@ -409,6 +466,12 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
         return -EBUSY; /* completions wake the pump, as above */
     if (len > INT_MAX)
         return -EINVAL;
+    if (c->u) {
+        int rc = conn_uring_publish(c->u, topic, payload, len, qos, retain, ctx);
+        if (rc == 0 && qos > 0)
+            c->qos_out++;
+        return rc;
+    }
     MQTTAsync_message m = MQTTAsync_message_initializer;
     m.payload = (void *)(uintptr_t)payload; /* paho copies it; the cast drops const only */
     m.payloadlen = (int)len;
@@ -449,6 +512,11 @@ void conn_qos_done(conn *c)
 
 int conn_disconnect(conn *c, int timeout_ms)
 {
+    if (c->u && c->state != CONN_CLOSED) { /* CQ_EV_DISC follows in every state */
+        conn_uring_disconnect(c->u, timeout_ms);
+        c->state = CONN_CLOSING;
+        return 0;
+    }
     if (c->state != CONN_UP) {
         c->state = CONN_CLOSED;
         return 1;

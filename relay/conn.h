@@ -1,4 +1,6 @@
-/* conn: one paho MQTTAsync connection of the relay to one target client's broker.
+/* conn: one connection of the relay to one target client's broker: paho MQTTAsync, or for a
+ * plain-TCP target under runtime.mqtt_io auto the io_uring kind (relay/conn_uring.h), which
+ * keeps every contract below; what is said of paho's handles applies to the paho kind.
  *
  * Used by the relay process's main loop only (one thread); paho's callbacks only post to the
  * completion queue (cq.h) and never touch a conn. The client id is
@@ -38,10 +40,13 @@ enum conn_state {
     CONN_CLOSED,     /* disconnected for good */
 };
 
-/* Builds the connection of client cl (index in cfg.clients) and its paho handle; does not
- * connect yet. cl and instance must outlive the conn. 0, -ENOMEM, or -EINVAL when paho
- * refuses the URI (logged). */
-int conn_create(const cfg_client *cl, uint16_t index, const char *instance, cq *q, conn **out);
+/* Builds the connection of client cl (index in cfg.clients) and its paho handle, or, when
+ * mqttc_wanted(mqtt_io, cl) (runtime.mqtt_io auto and a plain-TCP target), its io_uring
+ * client (relay/conn_uring.h: same contract, completions and events through the same cq);
+ * does not connect yet. cl and instance must outlive the conn. 0, -ENOMEM, or -EINVAL when
+ * paho refuses the URI (logged). */
+int conn_create(const cfg_client *cl, uint16_t index, const char *instance,
+                enum cfg_mqtt_io mqtt_io, cq *q, conn **out);
 /* Destroys the paho handles (also the one put aside). Disconnect first for a clean close.
  * Accepts NULL. */
 void conn_destroy(conn *c);

@@ -138,8 +138,8 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
     if ((rc = cq_create(outstanding, p->n_conns, &p->q)) != 0)
         goto err;
     for (size_t i = 0; i < p->n_conns; i++)
-        if ((rc = conn_create(&c->clients[i], (uint16_t)i, c->runtime.instance, p->q,
-                              &p->conns[i])) != 0)
+        if ((rc = conn_create(&c->clients[i], (uint16_t)i, c->runtime.instance, c->runtime.mqtt_io,
+                              p->q, &p->conns[i])) != 0)
             goto err;
     *out = p;
     return 0;

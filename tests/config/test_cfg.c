@@ -76,6 +76,7 @@ static const char full_yaml[] =
     "  control_socket: /run/mf.sock\n"
     "  stats_interval: 10\n"
     "  spool_max_bytes: 10MB\n"
+    "  mqtt_io: paho\n"
     "logging:\n"
     "  default_level: DEBUG\n"
     "  router: WARNING\n"
@@ -219,6 +220,7 @@ static void test_cfg_full_config_values(void **state)
     assert_int_equal(rt->max_attempts, 5);
     assert_int_equal(rt->callback_timeout_ms, 250);
     assert_int_equal(rt->overflow, CFG_OVERFLOW_DROP);
+    assert_int_equal(rt->mqtt_io, CFG_MQTT_IO_PAHO);
     snprintf(want, sizeof(want), "%s/spool", tmpdir);
     assert_string_equal(rt->spool_dir, want);
     assert_string_equal(rt->dead_letter_dir, "/var/dead");
@@ -311,6 +313,7 @@ static void test_cfg_defaults(void **state)
         assert_string_equal(rt->dead_letter_dir, "/var/lib/mqttflow/default/dead");
         assert_string_equal(rt->control_socket, "/run/mqttflow/mqttflow-default.sock");
     }
+    assert_int_equal(rt->mqtt_io, CFG_MQTT_IO_AUTO);
     assert_null(rt->dead_letter_topic);
     assert_int_equal(rt->dead_letter_client, -1);
     assert_true(rt->stats_interval == 0);

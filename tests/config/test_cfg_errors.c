@@ -14,7 +14,7 @@ static void test_cfg_error_unknown_keys(void **state)
                  "config.yaml:7:3: runtime.colour: unknown key (allowed: instance, workers, cpus, "
                  "ring_size, max_payload, max_attempts, callback_timeout_ms, overflow, "
                  "spool_dir, dead_letter, control_socket, stats_interval, spool_max_bytes, "
-                 "metrics, python)");
+                 "metrics, python, mqtt_io)");
     expect_error(CLIENTS CALLBACKS "processing_chains:\n"
                                    "  ch:\n"
                                    "    - step: relay\n"
@@ -67,6 +67,8 @@ static void test_cfg_error_types_and_ranges(void **state)
                  "32 of A-Z a-z 0-9 _ -)");
     expect_error(CLIENTS "runtime: {overflow: spill}\n",
                  "config.yaml:6:21: runtime.overflow: expected block | drop, got \"spill\"");
+    expect_error(CLIENTS "runtime: {mqtt_io: uring}\n",
+                 "config.yaml:6:20: runtime.mqtt_io: expected auto | paho, got \"uring\"");
     expect_error(CLIENTS "runtime: {cpus: {workers: [0, x]}}\n",
                  "config.yaml:6:31: runtime.cpus.workers[1]: expected a CPU number 0..4095");
     expect_error(CLIENTS "logging: {default_level: LOUD}\n",

@@ -28,6 +28,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

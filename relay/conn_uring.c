@@ -1,0 +1,265 @@
+#include "conn_uring.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mqtt_pkt.h"
+#include "mqttc.h"
+
+#define COMP         "relay"
+#define PARK_MS      1000 /* idle wait: new work writes the eventfd, mqttc's timers end it earlier */
+#define MAX_INFLIGHT 65000 /* the pump bounds what is outstanding (PUMP_MAX_OUTSTANDING) */
+
+/* one queued publish; topic and payload bytes follow it */
+typedef struct req {
+    void *ctx;
+    uint32_t topic_len;
+    uint32_t len;
+    uint8_t qos, retain;
+} req;
+
+#define REQ_ALIGN        8
+#define REQ_SIZE(tl, pl) ((sizeof(req) + (tl) + (pl) + REQ_ALIGN - 1) & ~(size_t)(REQ_ALIGN - 1))
+
+struct conn_uring {
+    mqttc *m;
+    cq *q;
+    void *cctx; /* cq_conn_ctx: where connection events go */
+    const cfg_client *cl;
+    int efd;
+    pthread_t th;
+    bool th_started;
+    /* under mu: the request queue and the hand-over flags */
+    pthread_mutex_t mu;
+    uint8_t *qb;
+    size_t qlen, qcap;
+    bool parked; /* the I/O thread waits (or is about to): a new request must wake it */
+    bool stop, disc;
+    int disc_ms;
+    /* I/O thread only */
+    uint8_t *tb; /* the queue taken from the pump */
+    size_t tcap;
+    bool was_up;
+};
+
+/* ---- I/O thread: mqttc's callbacks post to the completion queue ---- */
+
+static void on_published(void *arg, void *ctx, int rc)
+{
+    (void)arg;
+    cq_complete(ctx, rc == 0);
+}
+
+static void on_state(void *arg, enum mqttc_state st)
+{
+    conn_uring *u = arg;
+    if (st == MQTTC_UP) {
+        u->was_up = true;
+        cq_conn_event(u->cctx, CQ_EV_UP, (int)mqttc_send_window(u->m));
+    } else if (st == MQTTC_DOWN) {
+        cq_conn_event(u->cctx, u->was_up ? CQ_EV_LOST : CQ_EV_CONNFAIL, -1);
+        u->was_up = false;
+    }
+}
+
+/* Hands every taken request to mqttc. A publish mqttc refuses (not connected, queue full) is
+ * failed to the pump, which publishes it again in ring order. */
+static void submit_taken(conn_uring *u, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        const req *r = (const req *)(u->tb + off);
+        const char *topic = (const char *)(r + 1);
+        int rc = mqttc_publish(u->m, topic, r->topic_len, topic + r->topic_len, r->len, r->qos,
+                               r->retain, r->ctx);
+        if (rc != 0)
+            cq_complete(r->ctx, 0);
+        off += REQ_SIZE(r->topic_len, r->len);
+    }
+}
+
+/* The loop: take the queue, publish it, one mqttc turn (one io_uring_enter: sends, receives
+ * acknowledgements, waits when there was nothing to do). Syscalls per turn: that one enter;
+ * per publish: none. */
+static void *io_main(void *arg)
+{
+    conn_uring *u = arg;
+    mqttc_start(u->m);
+    for (;;) {
+        pthread_mutex_lock(&u->mu);
+        uint8_t *t = u->tb;
+        size_t tcap = u->tcap, n = u->qlen;
+        u->tb = u->qb;
+        u->tcap = u->qcap;
+        u->qb = t;
+        u->qcap = tcap;
+        u->qlen = 0;
+        bool stop = u->stop, disc = u->disc;
+        int disc_ms = u->disc_ms;
+        u->parked = n == 0 && !stop && !disc;
+        pthread_mutex_unlock(&u->mu);
+        submit_taken(u, n);
+        if (disc) {
+            (void)mqttc_disconnect(u->m, disc_ms);
+            cq_conn_event(u->cctx, CQ_EV_DISC, 0);
+            break;
+        }
+        if (stop)
+            break;
+        (void)mqttc_run(u->m, n ? 0 : PARK_MS);
+    }
+    return NULL;
+}
+
+/* ---- the pump's thread ---- */
+
+int conn_uring_create(const cfg_client *cl, const char *client_id, cq *q, uint16_t index,
+                      conn_uring **out)
+{
+    conn_uring *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    u->q = q;
+    u->cctx = cq_conn_ctx(q, index);
+    u->cl = cl;
+    pthread_mutex_init(&u->mu, NULL);
+    u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (u->efd < 0) {
+        int err = -errno;
+        log_error(COMP, "eventfd(): %s", strerror(errno));
+        pthread_mutex_destroy(&u->mu);
+        free(u);
+        return err;
+    }
+    mqttc_opts o = {.c = cl,
+                    .client_id = client_id,
+                    .max_inflight = MAX_INFLIGHT,
+                    .log_comp = COMP,
+                    .wake_fd = u->efd,
+                    .drop_on_loss = true,
+                    .arg = u,
+                    .published = on_published,
+                    .state = on_state};
+    int rc = mqttc_create(&o, &u->m);
+    if (rc < 0) {
+        close(u->efd);
+        pthread_mutex_destroy(&u->mu);
+        free(u);
+        return rc;
+    }
+    *out = u;
+    return 0;
+}
+
+int conn_uring_start(conn_uring *u)
+{
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, &old); /* the thread inherits it: signals stay ours */
+    int rc = pthread_create(&u->th, NULL, io_main, u);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        log_error(COMP, "pthread_create for the connection of %s: %s", u->cl->client_id,
+                  strerror(rc));
+        return -rc;
+    }
+    u->th_started = true;
+    return 0;
+}
+
+/* Under mu: whether the I/O thread waits and must be woken (then it no longer counts as
+ * parked, so a burst of publishes writes the eventfd once). */
+static bool take_parked(conn_uring *u)
+{
+    bool p = u->parked;
+    u->parked = false;
+    return p;
+}
+
+static void wake(conn_uring *u)
+{
+    uint64_t one = 1;
+    if (write(u->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_error(COMP, "write(eventfd) of %s: %s", u->cl->client_id, strerror(errno));
+}
+
+/* Syscalls: none, unless the I/O thread is parked (one eventfd write, then it is not). */
+int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, size_t len, int qos,
+                       int retain, void *ctx)
+{
+    size_t tl = strlen(topic);
+    /* refused here, as paho's sendMessage refuses it: a broker would drop the connection */
+    if (!mqtt_pkt_topic_ok(topic, tl) || qos < 0 || qos > 2 || len > MQTT_PKT_MAX_REMAIN)
+        return -EINVAL;
+    size_t need = REQ_SIZE(tl, len);
+    pthread_mutex_lock(&u->mu);
+    if (u->qlen + need > u->qcap) {
+        size_t cap = u->qcap ? u->qcap : 65536;
+        while (cap < u->qlen + need)
+            cap *= 2;
+        uint8_t *nb = realloc(u->qb, cap);
+        if (!nb) {
+            pthread_mutex_unlock(&u->mu);
+            return -ENOMEM;
+        }
+        u->qb = nb;
+        u->qcap = cap;
+    }
+    req *r = (req *)(u->qb + u->qlen);
+    *r = (req){.ctx = ctx,
+               .topic_len = (uint32_t)tl,
+               .len = (uint32_t)len,
+               .qos = (uint8_t)qos,
+               .retain = retain ? 1 : 0};
+    memcpy(r + 1, topic, tl);
+    if (len)
+        memcpy((uint8_t *)(r + 1) + tl, payload, len);
+    u->qlen += need;
+    bool w = take_parked(u);
+    pthread_mutex_unlock(&u->mu);
+    if (w)
+        wake(u);
+    return 0;
+}
+
+void conn_uring_disconnect(conn_uring *u, int timeout_ms)
+{
+    pthread_mutex_lock(&u->mu);
+    u->disc = true;
+    u->disc_ms = timeout_ms;
+    bool w = take_parked(u);
+    pthread_mutex_unlock(&u->mu);
+    if (w)
+        wake(u);
+    if (!u->th_started) /* never started: nothing to wait for */
+        cq_conn_event(u->cctx, CQ_EV_DISC, 0);
+}
+
+void conn_uring_destroy(conn_uring *u)
+{
+    if (!u)
+        return;
+    if (u->th_started) {
+        pthread_mutex_lock(&u->mu);
+        u->stop = true;
+        take_parked(u);
+        pthread_mutex_unlock(&u->mu);
+        wake(u); /* unconditionally: the thread may be between its check and its wait */
+        pthread_join(u->th, NULL);
+    }
+    mqttc_destroy(u->m);
+    close(u->efd);
+    pthread_mutex_destroy(&u->mu);
+    free(u->qb);
+    free(u->tb);
+    free(u);
+}

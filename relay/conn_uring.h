@@ -1,0 +1,48 @@
+/* conn_uring: the io_uring kind of a relay connection (relay/conn.h), for plain-TCP targets
+ * (mqtt://, tcp://) when runtime.mqtt_io is auto: one common/mqttc client on an I/O thread of
+ * its own, in place of paho's two threads.
+ *
+ * The pump's side (conn.c calls these from the relay's main loop) and the I/O thread share one
+ * request queue under a mutex: conn_uring_publish appends the publish (topic and payload
+ * copied) and wakes the I/O thread only when it is parked (a write to an eventfd the thread's
+ * io_uring has a read armed on), so a pump that publishes a batch costs at most one wake-up
+ * per batch, none while the thread is busy. The I/O thread takes the whole queue, hands it to
+ * mqttc and sends all of it with one io_uring_enter, which also waits for the acknowledgements.
+ * Completions and connection events go back through the relay's completion queue (cq.h), as
+ * paho's did: cq_complete(ctx, ok) (QoS 0 once written, QoS 1 on PUBACK, QoS 2 on PUBCOMP) and
+ * cq_conn_event (CQ_EV_UP with the broker's Receive Maximum, CQ_EV_CONNFAIL, CQ_EV_LOST,
+ * CQ_EV_DISC), which wake the pump only when it sleeps.
+ *
+ * Connection management is mqttc's (connect, CONNACK, keepalive, reconnect with the client's
+ * backoff, TCP_NODELAY). On a lost connection mqttc drops its in-flight publishes
+ * (drop_on_loss) and the pump republishes them in ring order after CQ_EV_UP, as with paho. No
+ * will (conn.h says why). The I/O thread runs with SIGTERM/SIGINT/SIGHUP blocked.
+ */
+#ifndef MF_RELAY_CONN_URING_H
+#define MF_RELAY_CONN_URING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "cq.h"
+
+typedef struct conn_uring conn_uring;
+
+/* Builds the client (not connected, no thread yet) for cl with MQTT client id client_id
+ * (copied); events go to cq's connection `index`. 0, -ENOMEM, or mqttc_create's error. */
+int conn_uring_create(const cfg_client *cl, const char *client_id, cq *q, uint16_t index,
+                      conn_uring **out);
+/* Starts the I/O thread, which connects at once. 0 or -errno of pthread_create (logged). */
+int conn_uring_start(conn_uring *u);
+/* Queues a publish (copied); its cq completion follows. 0; -EINVAL when MQTT cannot carry it
+ * (topic not valid UTF-8, with a wildcard, empty or too long; QoS); -ENOMEM. */
+int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, size_t len, int qos,
+                       int retain, void *ctx);
+/* Asks the I/O thread to send DISCONNECT (waiting at most timeout_ms for it to be written) and
+ * stop; CQ_EV_DISC follows. */
+void conn_uring_disconnect(conn_uring *u, int timeout_ms);
+/* Stops and joins the I/O thread, frees everything. Accepts NULL. */
+void conn_uring_destroy(conn_uring *u);
+
+#endif
