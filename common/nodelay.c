@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-int nodelay_set_peer_port(int port)
+int nodelay_each_peer_port(int port, int (*fn)(int fd, void *arg), void *arg)
 {
     int n = 0;
     DIR *d = opendir("/proc/self/fd");
@@ -28,10 +28,21 @@ int nodelay_set_peer_port(int port)
             p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         if (p != port)
             continue;
-        int one = 1;
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+        if (fn(fd, arg) == 0)
             n++;
     }
     closedir(d);
     return n;
+}
+
+static int set_nodelay(int fd, void *arg)
+{
+    (void)arg;
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int nodelay_set_peer_port(int port)
+{
+    return nodelay_each_peer_port(port, set_nodelay, NULL);
 }

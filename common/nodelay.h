@@ -12,5 +12,9 @@
 
 /* Returns how many sockets got TCP_NODELAY. */
 int nodelay_set_peer_port(int port);
+/* The walk itself: calls fn on every TCP socket of this process connected to remote port
+ * `port` (the ingress also uses it to cut its connection without paho, see
+ * ingress/subscriber.h). Returns how many calls returned 0. */
+int nodelay_each_peer_port(int port, int (*fn)(int fd, void *arg), void *arg);
 
 #endif

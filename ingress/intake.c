@@ -40,6 +40,9 @@ struct intake {
     uint64_t unacked; /* spool records consumed into the ring since the last spool_ack */
     uint64_t last_ack_ns;
     int spill_failed_logged;
+    int stall_ms;                /* intake_set_stall: longest hold of the caller, 0 = none */
+    uint64_t resume_spool_bytes; /* intake_has_room: spool bytes at or below which we resume */
+    uint64_t stall_refused;      /* messages handed back unstored (INTAKE_REFUSED) */
 };
 
 int intake_create(ring *r, stats_slot *slot, size_t client, size_t max_payload,
@@ -176,12 +179,25 @@ static void fill_hdr(intake *in, rec_hdr *h, int qos, int retain)
     h->src_client = in->client;
 }
 
+/* How long the next wait on a full ring may take before deadline_ns (0 = none): 0 once the
+ * deadline has passed. */
+static int wait_slice(uint64_t deadline_ns)
+{
+    if (!deadline_ns)
+        return WAIT_SLICE_MS;
+    uint64_t now = clock_mono_ns();
+    if (now >= deadline_ns)
+        return 0;
+    uint64_t left_ms = (deadline_ns - now + 999999) / 1000000;
+    return left_ms < WAIT_SLICE_MS ? (int)left_ms : WAIT_SLICE_MS;
+}
+
 /* Under mu, with the spool non-empty or the ring full after the bounded wait: the message
  * goes to the spool and is durable when this returns 0. When the spool refuses (cap reached:
  * -ENOSPC, or a disk error) the message is owed to the ring in order: drain, then wait for
  * room as without a spool (this blocks paho's thread: the last resort, logged). */
 static int spill(intake *in, const rec_hdr *h, const char *topic, size_t topic_len,
-                 const void *payload, size_t payload_len)
+                 const void *payload, size_t payload_len, uint64_t deadline_ns)
 {
     long n = rec_encode(in->scratch, in->scratch_cap, h, topic, topic_len, payload, payload_len);
     if (n < 0) /* cannot happen: the size was checked against the ring's max record */
@@ -194,10 +210,19 @@ static int spill(intake *in, const rec_hdr *h, const char *topic, size_t topic_l
         return 0;
     }
     if (!in->spill_failed_logged) {
-        log_error(LOG_COMP,
-                  "spool_append: %s; holding the message until the ring has room "
-                  "(the broker connection may time out meanwhile)",
-                  strerror(-rc));
+        spool_stats ss;
+        spool_get_stats(in->sp, &ss);
+        if (rc == -ENOSPC)
+            log_warn(LOG_COMP,
+                     "the ingress spool is at its cap (runtime.spool_max_bytes, %llu bytes in "
+                     "%llu records; the disk is not full) and the ring is full: the pipeline "
+                     "behind this ingress is not keeping up; %s",
+                     (unsigned long long)ss.bytes, (unsigned long long)ss.records,
+                     in->stall_ms ? "waiting for room, then pausing the broker connection"
+                                  : "holding the message until the ring has room");
+        else
+            log_error(LOG_COMP, "spool_append: %s; holding the message until the ring has room",
+                      strerror(-rc));
         in->spill_failed_logged = 1;
     }
     for (;;) {
@@ -213,8 +238,34 @@ static int spill(intake *in, const rec_hdr *h, const char *topic, size_t topic_l
             stats_set(&in->slot->extra[INTAKE_EXTRA_SPOOL_NOW], spool_count(in->sp));
             return 0;
         }
-        (void)ring_wait_space(in->r, (size_t)n, WAIT_SLICE_MS);
+        int slice = wait_slice(deadline_ns);
+        if (slice == 0)
+            return -ETIMEDOUT;
+        (void)ring_wait_space(in->r, (size_t)n, slice);
     }
+}
+
+void intake_set_stall(intake *in, int stall_ms, uint64_t resume_spool_bytes)
+{
+    pthread_mutex_lock(&in->mu);
+    in->stall_ms = stall_ms > 0 ? stall_ms : 0;
+    in->resume_spool_bytes = resume_spool_bytes;
+    pthread_mutex_unlock(&in->mu);
+}
+
+bool intake_has_room(intake *in)
+{
+    pthread_mutex_lock(&in->mu);
+    bool room = ring_used(in->r) <= ring_capacity(in->r) / 2;
+    if (room && in->sp && !spool_is_empty(in->sp)) {
+        spool_stats ss;
+        spool_get_stats(in->sp, &ss);
+        room = ss.bytes <= in->resume_spool_bytes;
+    }
+    if (room)
+        in->spill_failed_logged = 0; /* the next time the spool refuses is news again */
+    pthread_mutex_unlock(&in->mu);
+    return room;
 }
 
 uint64_t intake_next_seq(intake *in)
@@ -253,6 +304,9 @@ int intake_message(intake *in, const char *topic, size_t topic_len, const void *
     void *buf;
     int rc;
     rec_hdr h;
+    /* the caller's thread (paho's, which also sends PINGREQs and PUBACKs) is held at most
+     * stall_ms in all: past that the message is handed back unstored (INTAKE_REFUSED) */
+    uint64_t deadline = in->stall_ms ? clock_mono_ns() + (uint64_t)in->stall_ms * 1000000ull : 0;
     pthread_mutex_lock(&in->mu);
     if (in->sp && !spool_is_empty(in->sp)) {
         /* order: what waits in the spool goes first; if it cannot all go, this one follows
@@ -280,17 +334,25 @@ full:
         }
         if (in->sp) {
             fill_hdr(in, &h, qos, retain);
-            rc = spill(in, &h, topic, topic_len, payload, payload_len);
+            rc = spill(in, &h, topic, topic_len, payload, payload_len, deadline);
             if (rc == 0) {
                 in->seq++;
                 stats_add(&in->slot->in, 1);
             }
+            if (rc == -ETIMEDOUT)
+                in->stall_refused++;
             pthread_mutex_unlock(&in->mu);
-            return rc == 0 ? INTAKE_WRITTEN : rc;
+            return rc == 0 ? INTAKE_WRITTEN : rc == -ETIMEDOUT ? INTAKE_REFUSED : rc;
         }
-        /* -ETIMEDOUT / -EINTR: the record is still owed to the ring (a QoS 1 message is
-         * acknowledged when we return), so keep waiting */
-        (void)ring_wait_space(in->r, len, WAIT_SLICE_MS);
+        /* the record is still owed to the ring (a QoS 1 message is acknowledged when we
+         * return), so keep waiting, up to the stall limit */
+        int slice = wait_slice(deadline);
+        if (slice == 0) {
+            in->stall_refused++;
+            pthread_mutex_unlock(&in->mu);
+            return INTAKE_REFUSED;
+        }
+        (void)ring_wait_space(in->r, len, slice);
         rc = ring_reserve(in->r, len, &buf);
     }
     if (rc < 0) { /* -EMSGSIZE was checked above; anything else is our bug */

@@ -50,7 +50,8 @@ static int on_message(void *arg, const char *topic, size_t topic_len, const void
                       size_t payload_len, int qos, int retain)
 {
     ingress_app *app = arg;
-    return intake_message(app->in, topic, topic_len, payload, payload_len, qos, retain);
+    int rc = intake_message(app->in, topic, topic_len, payload, payload_len, qos, retain);
+    return rc == INTAKE_REFUSED ? SUBSCRIBER_MSG_REFUSED : rc;
 }
 
 static int load_config(ingress_app *app, const char *path, const char *index_arg)
@@ -124,6 +125,8 @@ static void run(ingress_app *app)
                 log_warn(LOG_COMP, "stage_ready: %s", strerror(-rc));
             ready_sent = 1;
         }
+        if (subscriber_is_paused(app->sub) && intake_has_room(app->in))
+            subscriber_resume(app->sub);
         stats_set(&app->slot->connected, subscriber_is_connected(app->sub) ? 1 : 0);
         stats_set(&app->slot->heartbeat_ns, clock_mono_ns());
         uint64_t left = 0;
@@ -210,6 +213,12 @@ int main(int argc, char **argv)
         goto out_segments;
     }
     open_spool(&app, cl);
+    /* never hold paho's thread (it sends the PINGREQs) past half the keepalive: 40% leaves
+     * room for the spool's fsync that may follow the wait; resume once the spool is half
+     * drained, so the broker's queue does not grow for the whole drain */
+    if (cl->keepalive > 0)
+        intake_set_stall(app.in, cl->keepalive * 1000 * 2 / 5,
+                         app.conf->runtime.spool_max_bytes / 2);
     rc = subscriber_create(cl, app.conf->runtime.instance, on_message, &app, &app.sub);
     if (rc < 0) {
         code = rc == -EINVAL ? MF_EXIT_CONFIG : MF_EXIT_FAILED;

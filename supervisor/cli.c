@@ -67,10 +67,11 @@ static void help_of(const char *cmd, FILE *f)
               "  what it made of it is in the next ring (the relay: once PUBACKed), and the new\n"
               "  process re-reads what the old one had not released: at most those are\n"
               "  delivered twice (the relay: at most its in-flight window).\n"
-              "  ingress: every message it PUBACKed is in its ring. With clean_session: false\n"
-              "  the broker keeps the session while the ingress restarts and delivers what\n"
-              "  arrived meanwhile, and what it had sent but not got a PUBACK for: nothing is\n"
-              "  lost. With clean_session: true (the default) the broker ends the session at\n"
+              "  ingress: every message it PUBACKed is in its ring. With a persistent session\n"
+              "  (the default of a client with a QoS >= 1 subscription) the broker keeps the\n"
+              "  session while the ingress restarts and delivers what arrived meanwhile, and\n"
+              "  what it had sent but not got a PUBACK for: nothing is lost. With\n"
+              "  clean_session: true (the default for QoS 0 only) the broker ends the session at\n"
               "  the disconnect: QoS 1 messages published until the new ingress has subscribed\n"
               "  (about 0.1-0.5 s), and those in flight to the old one, are not delivered.\n",
               f);
