@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "clock.h"
+#include "deadletter.h"
 #include "log.h"
 #include "rec.h"
+#include "topicname.h"
 
 #define LOG_COMP "ingress"
 /* wait slice on a full ring: bounded so a consumer that never wakes us still lets the loop
@@ -17,6 +19,9 @@
  * (consumed-but-unacknowledged records are re-read after a crash: bounded duplicates) */
 #define ACK_EVERY_NS   (100ull * 1000 * 1000)
 #define ACK_EVERY_RECS 1024
+/* an oversized message's dead letter keeps its metadata and this much of its payload: enough
+ * to tell what it was, never the 100 MiB that made it oversized */
+#define DEAD_HEAD_BYTES 1024
 
 struct intake {
     ring *r;
@@ -43,6 +48,10 @@ struct intake {
     int stall_ms;                /* intake_set_stall: longest hold of the caller, 0 = none */
     uint64_t resume_spool_bytes; /* intake_has_room: spool bytes at or below which we resume */
     uint64_t stall_refused;      /* messages handed back unstored (INTAKE_REFUSED) */
+    /* dead letters of what the ingress refuses (intake_set_deadletter); opened on first use,
+     * written only by the thread that holds mu */
+    char *dead_dir, *instance, *client_id;
+    deadletter *dead;
 };
 
 int intake_create(ring *r, stats_slot *slot, size_t client, size_t max_payload,
@@ -75,6 +84,10 @@ void intake_destroy(intake *in)
         (void)spool_ack(in->sp); /* everything consumed was flushed to the ring */
     pthread_mutex_unlock(&in->mu);
     pthread_mutex_destroy(&in->mu);
+    deadletter_close(in->dead);
+    free(in->dead_dir);
+    free(in->instance);
+    free(in->client_id);
     free(in->scratch);
     free(in);
 }
@@ -179,6 +192,97 @@ static void fill_hdr(intake *in, rec_hdr *h, int qos, int retain)
     h->src_client = in->client;
 }
 
+int intake_set_deadletter(intake *in, const char *dir, const char *instance, const char *client_id)
+{
+    char *d = dir ? strdup(dir) : NULL, *i = strdup(instance ? instance : "");
+    char *c = strdup(client_id ? client_id : "");
+    if ((dir && !d) || !i || !c) {
+        free(d);
+        free(i);
+        free(c);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&in->mu);
+    free(in->dead_dir);
+    free(in->instance);
+    free(in->client_id);
+    in->dead_dir = d;
+    in->instance = i;
+    in->client_id = c;
+    pthread_mutex_unlock(&in->mu);
+    return 0;
+}
+
+/* Under mu: one dead letter, durable when it returns 0. */
+static int write_dead(intake *in, const deadletter_entry *e)
+{
+    int rc;
+    if (!in->dead_dir)
+        return -ENOENT;
+    if (!in->dead && (rc = deadletter_open(in->dead_dir, &in->dead)) < 0)
+        return rc;
+    char *line = deadletter_json(e);
+    if (!line)
+        return -ENOMEM;
+    rc = deadletter_append(in->dead, line);
+    free(line);
+    if (rc == 0)
+        rc = deadletter_sync(in->dead);
+    return rc;
+}
+
+/* A message the pipeline cannot take (oversized, or a topic no broker accepts): counted,
+ * logged at most once a second, and written to the dead-letter store (for an oversized one
+ * its metadata and first DEAD_HEAD_BYTES bytes) before the caller acknowledges it. When the
+ * store cannot be written the message is still acknowledged (it can never be taken; holding
+ * it would wedge the subscription) and the log says so. */
+static int refuse(intake *in, const char *topic, size_t topic_len, const void *payload,
+                  size_t payload_len, int qos, const char *bad_topic, size_t len)
+{
+    stats_add(&in->slot->errors, 1);
+    stats_add(&in->slot->dead, 1);
+    char reason[256], shown[256];
+    if (bad_topic)
+        snprintf(reason, sizeof(reason), "invalid topic: the topic name %s", bad_topic);
+    else
+        snprintf(reason, sizeof(reason),
+                 "oversized: %zu bytes, above runtime.max_payload %zu or the ring's max record "
+                 "%zu; the first %d bytes kept",
+                 payload_len, in->max_payload, ring_max_record(in->r), DEAD_HEAD_BYTES);
+    topicname_escape(shown, sizeof(shown), topic, topic_len);
+    /* the store takes a C string: an invalid topic (it may hold a NUL) goes escaped */
+    char *topic_c = bad_topic ? strdup(shown) : strndup(topic, topic_len);
+    deadletter_entry e = {
+        .instance = in->instance,
+        .reason = reason,
+        .source_client = in->client_id,
+        .topic = topic_c ? topic_c : "",
+        .qos = qos,
+        .payload = payload,
+        .payload_len = bad_topic || payload_len <= DEAD_HEAD_BYTES ? payload_len : DEAD_HEAD_BYTES,
+    };
+    pthread_mutex_lock(&in->mu);
+    int rc = write_dead(in, &e);
+    pthread_mutex_unlock(&in->mu);
+    free(topic_c);
+    /* one line per second at most: a publisher flooding such messages must not turn into a
+     * log flood; the counters and the store keep the exact number */
+    uint64_t now = clock_mono_ns();
+    if (now - in->last_refusal_log_ns >= 1000000000ull || in->last_refusal_log_ns == 0) {
+        log_warn(LOG_COMP,
+                 "message on \"%s\" refused (%s, record %zu bytes): %s%s; %llu more "
+                 "refused since the last such line",
+                 shown, reason, len,
+                 rc == 0 ? "dead-lettered" : "NOT dead-lettered: ", rc == 0 ? "" : strerror(-rc),
+                 (unsigned long long)in->refusals_unlogged);
+        in->last_refusal_log_ns = now;
+        in->refusals_unlogged = 0;
+    } else {
+        in->refusals_unlogged++;
+    }
+    return bad_topic ? -EINVAL : -EMSGSIZE;
+}
+
 /* How long the next wait on a full ring may take before deadline_ns (0 = none): 0 once the
  * deadline has passed. */
 static int wait_slice(uint64_t deadline_ns)
@@ -280,26 +384,9 @@ int intake_message(intake *in, const char *topic, size_t topic_len, const void *
                    size_t payload_len, int qos, int retain)
 {
     size_t len = rec_size(topic_len, payload_len);
-    if (payload_len > in->max_payload || len > ring_max_record(in->r)) {
-        stats_add(&in->slot->errors, 1);
-        stats_add(&in->slot->dead, 1);
-        /* one line per second at most: a publisher flooding oversized messages must not turn
-         * into a log flood; the counters keep the exact number */
-        uint64_t now = clock_mono_ns();
-        if (now - in->last_refusal_log_ns >= 1000000000ull || in->last_refusal_log_ns == 0) {
-            log_warn(LOG_COMP,
-                     "message on \"%.*s\" of %zu bytes refused: above max_payload %zu or the "
-                     "ring's max record %zu (record %zu bytes); %llu more refused since the "
-                     "last such line",
-                     (int)(topic_len > 200 ? 200 : topic_len), topic, payload_len, in->max_payload,
-                     ring_max_record(in->r), len, (unsigned long long)in->refusals_unlogged);
-            in->last_refusal_log_ns = now;
-            in->refusals_unlogged = 0;
-        } else {
-            in->refusals_unlogged++;
-        }
-        return -EMSGSIZE;
-    }
+    const char *bad_topic = topicname_check(topic, topic_len, false, NULL);
+    if (bad_topic || payload_len > in->max_payload || len > ring_max_record(in->r))
+        return refuse(in, topic, topic_len, payload, payload_len, qos, bad_topic, len);
 
     void *buf;
     int rc;

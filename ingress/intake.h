@@ -36,8 +36,11 @@
  * reaches the broker through TCP, since paho's receive thread stops reading), unless
  * runtime.overflow is drop and the message is QoS 0: then it is dropped and counted (ring
  * drops, stats dropped).
- * A message larger than runtime.max_payload or than the ring's max record is counted (stats
- * errors and dead), logged with its topic and size and not written; it never stops the stage.
+ * A message larger than runtime.max_payload or than the ring's max record, or whose topic no
+ * broker accepts (common/topicname.h: a source broker that passes control characters on), is
+ * counted (stats errors and dead), logged with its topic and size (rate-limited), written to
+ * the dead-letter store with its reason (an oversized one: metadata and the first 1 KiB) and
+ * not put into the ring; it never stops the stage.
  *
  * Sequence numbers continue across restarts: they start at the number of records the ring's
  * producers have published so far plus what waits in the spool, so the router sees one
@@ -72,9 +75,9 @@ enum { INTAKE_EXTRA_SPOOLED = 0, INTAKE_EXTRA_SPOOL_NOW = 1 };
 int intake_create(ring *r, stats_slot *slot, size_t client, size_t max_payload,
                   enum cfg_overflow overflow, intake **out);
 /* Writes one message (topic need not be NUL-terminated) into the ring or the spool.
- * INTAKE_WRITTEN (stored), INTAKE_DROPPED, or -EMSGSIZE when it was too large (counted and
- * logged, nothing written). Waits while the ring is full as described above; signals do not
- * end the wait. */
+ * INTAKE_WRITTEN (stored), INTAKE_DROPPED, INTAKE_REFUSED (see Stall limit), -EMSGSIZE when
+ * it was too large or -EINVAL for an invalid topic (dead-lettered, see above). Waits while the ring
+ * is full as described above; signals do not end the wait. */
 int intake_message(intake *in, const char *topic, size_t topic_len, const void *payload,
                    size_t payload_len, int qos, int retain);
 /* Gives the intake a spool for a full ring (see above): sp is borrowed (the caller closes it
@@ -90,6 +93,10 @@ int intake_drain(intake *in, uint64_t *left);
 void intake_set_stall(intake *in, int stall_ms, uint64_t resume_spool_bytes);
 /* Whether a paused connection may come back (see "Stall limit"). Cannot fail. */
 bool intake_has_room(intake *in);
+/* Where refused messages go (issue 8 item 3): the dead-letter store in dir
+ * (common/deadletter.h; runtime.dead_letter_dir), with instance and client_id in each line.
+ * Strings are copied. 0 or -ENOMEM. Without it refusals are only counted and logged. */
+int intake_set_deadletter(intake *in, const char *dir, const char *instance, const char *client_id);
 /* Records waiting in the spool (0 without one). */
 uint64_t intake_spooled(intake *in);
 /* Sequence number the next written record gets. */

@@ -213,6 +213,10 @@ int main(int argc, char **argv)
         goto out_segments;
     }
     open_spool(&app, cl);
+    if (intake_set_deadletter(app.in, app.conf->runtime.dead_letter_dir, app.conf->runtime.instance,
+                              cl->client_id) < 0)
+        log_warn(LOG_COMP, "intake_set_deadletter: out of memory; refused messages are only "
+                           "counted");
     /* never hold paho's thread (it sends the PINGREQs) past half the keepalive: 40% leaves
      * room for the spool's fsync that may follow the wait; resume once the spool is half
      * drained, so the broker's queue does not grow for the whole drain */

@@ -441,6 +441,11 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
     }
 }
 
+int conn_qos_outstanding(const conn *c)
+{
+    return c->qos_out;
+}
+
 void conn_qos_done(conn *c)
 {
     if (c->qos_out > 0)

@@ -94,6 +94,21 @@ const char *dlq_reason(const cfg *c, unsigned aux, char *buf, size_t cap)
         snprintf(buf, cap,
                  "callback error (the callback returned non-zero; on_error: dead_letter)");
         break;
+    case REC_DEAD_INVALID_TOPIC:
+        snprintf(buf, cap,
+                 "invalid topic: a format step made a topic name that brokers refuse (control "
+                 "characters, wildcards, bad UTF-8 or empty); the original message is kept");
+        break;
+    case REC_DEAD_STEP_ERROR:
+        snprintf(buf, cap, "step error (a format step failed; on_error: dead_letter)");
+        break;
+    case REC_DEAD_BROKER_CLOSED:
+        snprintf(buf, cap,
+                 "refused by the broker: it closed the connection after this publish %d times "
+                 "in a row (runtime.max_attempts; e.g. above its max_packet_size, or a topic it "
+                 "refuses)",
+                 c->runtime.max_attempts);
+        break;
     default:
         snprintf(buf, cap, "unknown reason %u%s", code, by);
         break;

@@ -22,6 +22,8 @@
 #include "log.h"
 #include "rec.h"
 #include "dlq.h"
+#include "suspect.h"
+#include "topicname.h"
 #include "inflight.h"
 #include "sfwd.h"
 #include "stage.h"
@@ -48,6 +50,8 @@ struct pump {
     uint8_t *blocked;     /* per ring: this turn stopped at a record for a down target */
     sfwd *sf;
     dlq *dl;
+    suspect *sus; /* which publish a target broker closes the connection for */
+    size_t *lost; /* per conn: publishes lost with its connection in this apply_done */
     int stopping;
     uint64_t spooled_shown; /* last value written to stats extra[0] */
     ring **waitset;
@@ -128,7 +132,13 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
     for (size_t i = 0; i < n_rings; i++)
         if ((rc = inflight_create(PUMP_WINDOW, &p->win[i])) != 0)
             goto err;
-    if ((rc = sfwd_create(c, batch, &p->sf)) != 0 || (rc = dlq_create(c, &p->dl)) != 0)
+    p->lost = calloc(p->n_conns ? p->n_conns : 1, sizeof(*p->lost));
+    if (!p->lost) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    if ((rc = suspect_create(p->n_conns, c->runtime.max_attempts, &p->sus)) != 0 ||
+        (rc = sfwd_create(c, batch, &p->sf)) != 0 || (rc = dlq_create(c, &p->dl)) != 0)
         goto err;
     for (size_t t = 0; t < p->n_conns; t++)
         p->win[n_rings + t] = sfwd_window(p->sf, (uint16_t)t);
@@ -160,6 +170,8 @@ void pump_destroy(pump *p)
             inflight_destroy(p->win[i]);
     sfwd_destroy(p->sf); /* after the connections: every completion has been applied */
     dlq_destroy(p->dl);
+    suspect_destroy(p->sus);
+    free(p->lost);
     free(p->done);
     free(p->ev);
     free(p->conns);
@@ -169,6 +181,40 @@ void pump_destroy(pump *p)
     free(p->hold_until);
     free(p->win);
     free(p);
+}
+
+/* Turns e (a REC_PUBLISH record) into a dead letter of `reason` (rec.h): an owned REC_DEAD
+ * copy that takes the dead-letter path (dispatch -> dlq). 0, or -ENOMEM / -EINVAL (e is
+ * unchanged). */
+static int to_dead_letter(pump *p, inflight_entry *e, unsigned reason)
+{
+    rec_view v;
+    if (rec_decode(e->rec, e->rec_len, &v) != 0)
+        return -EINVAL;
+    void *buf = malloc(e->rec_len);
+    if (!buf)
+        return -ENOMEM;
+    rec_hdr h = v.h;
+    h.kind = REC_DEAD;
+    h.aux = REC_DEAD_AUX(reason, 0);
+    long n = rec_encode(buf, e->rec_len, &h, v.topic, v.h.topic_len, v.payload, v.h.payload_len);
+    if (n < 0 || rec_decode(buf, (size_t)n, &v) != 0) {
+        free(buf);
+        return -EINVAL;
+    }
+    free(e->owned); /* after the copy: e's views may point into it */
+    e->owned = buf;
+    e->rec = buf;
+    e->rec_len = (uint32_t)n;
+    e->topic = v.topic;
+    e->kind = INFLIGHT_DEAD;
+    e->state = INFLIGHT_PENDING;
+    p->dead_seen++;
+    if (p->st) {
+        stats_set(&p->st->extra[1], p->dead_seen);
+        stats_add(&p->st->dead, 1);
+    }
+    return 0;
 }
 
 /* Fills e from a record read from the ring; e->state is PENDING when it is to be published,
@@ -193,12 +239,18 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
             return;
         }
         if (!cfg_topic_name_is_valid(v.topic)) {
-            /* a broker disconnects a client that publishes to a filter: that record would
-             * take the connection down on every retry */
+            /* a broker disconnects a client that publishes to a filter or a control
+             * character: that record would take the connection down on every retry */
+            char shown[256];
+            topicname_escape(shown, sizeof(shown), v.topic, v.h.topic_len);
             ADD(p, errors, 1);
+            e->rec = buf;
+            e->rec_len = (uint32_t)len;
+            int rc = to_dead_letter(p, e, REC_DEAD_INVALID_TOPIC);
             if (should_log_reject(p))
-                log_error(COMP, "client %s: invalid topic name \"%s\": record skipped",
-                          conn_name(p->conns[v.h.client]), v.topic);
+                log_error(COMP, "client %s: invalid topic name \"%s\": record %s",
+                          conn_name(p->conns[v.h.client]), shown,
+                          rc == 0 ? "dead-lettered" : "skipped (out of memory)");
             return;
         }
         e->topic = v.topic;
@@ -241,6 +293,8 @@ static enum send_result send_entry(pump *p, size_t ri, uint64_t seq, inflight_en
     conn *c = p->conns[e->conn];
     if (!conn_is_up(c))
         return SEND_DOWN;
+    if (e->qos > 0 && !suspect_may_send(p->sus, e->conn, conn_qos_outstanding(c)))
+        return SEND_NO_CREDIT; /* on probation (suspect.h): one at a time */
     void *ctx;
     if (cq_acquire(p->q, (uint16_t)ri, seq, e->conn, &ctx) != 0)
         return SEND_NO_CREDIT;
@@ -394,7 +448,9 @@ static size_t service_drain(pump *p, size_t t, uint64_t now)
     inflight_entry *e;
     uint64_t seq;
     while ((e = inflight_next_pending(w, &seq)) != NULL) {
-        enum send_result s = send_entry(p, wi, seq, e);
+        /* a spooled record the broker refused became a dead letter (retry_lost) */
+        enum send_result s =
+            e->kind == INFLIGHT_DEAD ? dispatch(p, wi, seq, e) : send_entry(p, wi, seq, e);
         if (s == SEND_OK || s == SEND_REJECTED) {
             n++;
             continue;
@@ -467,21 +523,56 @@ static void on_dead_stored(void *arg, uint16_t wi, uint64_t seq, char *line)
     inflight_retry(w, seq);
 }
 
+/* A publish lost with its connection (or failed) is published again, unless the broker
+ * closed the connection for it max_attempts times in a row (suspect.h): then it is
+ * dead-lettered. */
+static void retry_lost(pump *p, const cq_done *d, inflight_entry *e)
+{
+    inflight *w = p->win[d->ring];
+    if (e && e->qos > 0 && e->kind == INFLIGHT_PUBLISH &&
+        suspect_lost(p->sus, d->conn, p->lost[d->conn], d->ring, d->seq)) {
+        char shown[256];
+        topicname_escape(shown, sizeof(shown), e->topic, strlen(e->topic));
+        int rc = to_dead_letter(p, e, REC_DEAD_BROKER_CLOSED);
+        log_error(COMP,
+                  "client %s: the broker closed the connection %d times in a row right after the "
+                  "publish to \"%s\" (%zu bytes), alone in flight: %s",
+                  conn_name(p->conns[d->conn]), p->cfg->runtime.max_attempts, shown,
+                  (size_t)e->payload_len,
+                  rc == 0 ? "dead-lettered (runtime.max_attempts)"
+                          : "could not be dead-lettered (out of memory), publishing again");
+    }
+    inflight_retry(w, d->seq);
+}
+
 static void apply_done(pump *p, size_t n, uint64_t now)
 {
     uint64_t ok = 0, failed = 0;
+    for (size_t i = 0; i < p->n_conns; i++)
+        p->lost[i] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cq_done *d = &p->done[i];
+        inflight_entry *e = inflight_at(p->win[d->ring], d->seq);
+        /* paho often reports the publishes of a closed connection through onFailure before
+         * connectionLost: a failure counts as a loss (a 3.1.1 publish fails no other way; an
+         * MQTT 5 refusal by reason code is the broker refusing it too) */
+        if (d->result != CQ_OK && d->conn < p->n_conns && e && e->qos > 0)
+            p->lost[d->conn]++;
+    }
     for (size_t i = 0; i < n; i++) {
         const cq_done *d = &p->done[i];
         inflight *w = p->win[d->ring];
-        const inflight_entry *e = inflight_at(w, d->seq);
+        inflight_entry *e = inflight_at(w, d->seq);
         if (e && e->qos > 0)
             conn_qos_done(p->conns[d->conn]);
         if (d->result == CQ_OK) {
+            if (e && e->qos > 0)
+                suspect_acked(p->sus, d->conn);
             inflight_done(w, d->seq);
             ok++;
             continue;
         }
-        inflight_retry(w, d->seq);
+        retry_lost(p, d, e);
         if (d->result == CQ_FAIL) {
             failed++;
             /* a failure on a live connection (a v5 reason code, a timeout): do not hammer */

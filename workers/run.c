@@ -274,9 +274,14 @@ static void handle(run *r, const void *buf, size_t len)
         .pos = ring_read_pos(r->in) + 1, /* the record's own position: not yet advanced */
     };
     rc = chain_run(r->cs, v.h.rule, &o, &m);
-    if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
+    if (rc == CHAIN_ERR_INVALID_TOPIC) {
         stats_add(&slot->dead, 1);
-        dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_CALLBACK_ERROR, 0));
+        dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_INVALID_TOPIC, 0));
+    } else if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
+        stats_add(&slot->dead, 1);
+        dead_letter(
+            r, &v,
+            REC_DEAD_AUX(rc == CHAIN_ERR_STEP ? REC_DEAD_STEP_ERROR : REC_DEAD_CALLBACK_ERROR, 0));
     }
 done:
     ring_end(r->in);
