@@ -1,6 +1,8 @@
 /* cli: `mqttflow` subcommands (see cli.h). */
 #include "cli.h"
 
+#include "topo.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -112,6 +114,12 @@ int cli_check(int argc, char **argv)
     cfg *c = load(argv[1], CFG_LOAD_CHECK_MODULES, 1);
     if (!c)
         return MF_EXIT_CONFIG;
+    char err[1024];
+    if (topo_check_shm(c, err, sizeof(err)) < 0) { /* what `run` would refuse */
+        fprintf(stderr, "%s: %s\n", argv[1], err);
+        cfg_destroy(c);
+        return MF_EXIT_CONFIG;
+    }
     cfg_print_summary(c, stdout);
     cfg_destroy(c);
     return MF_EXIT_OK;
@@ -159,7 +167,7 @@ int cli_run(int argc, char **argv)
     if (rc < 0) {
         cfg_destroy(c);
         /* already running, or the segments cannot be made: neither is fixed by a respawn */
-        return rc == -EEXIST ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
+        return rc == -EEXIST || rc == -ENOSPC ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
     }
     int code = loop_run(l);
     loop_destroy(l);

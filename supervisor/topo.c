@@ -1,8 +1,12 @@
 /* topo: create and remove an instance's segments (see topo.h). */
 #include "topo.h"
 
+#include "ring_layout.h"
+
 #include <dirent.h>
 #include <errno.h>
+#include <sys/statvfs.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -254,8 +258,47 @@ static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, ch
     return 0;
 }
 
+int topo_check_shm(const cfg *c, char *err, size_t errlen)
+{
+    struct statvfs vfs;
+    if (statvfs("/dev/shm", &vfs) != 0)
+        return 0;
+    uint64_t page = 4096;
+    uint64_t seg = (RING_DATA_OFFSET + (uint64_t)c->runtime.ring_size + page - 1) / page * page;
+    uint64_t n_rings = cfg_ingress_count(c) + 2 * (uint64_t)c->runtime.workers;
+    uint64_t need = seg * n_rings;
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    uint64_t total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    /* this instance's segments are adopted or replaced by a run: their space counts as free */
+    char prefix[SHM_NAME_MAX];
+    int pl = snprintf(prefix, sizeof(prefix), "mqttflow.%s.", c->runtime.instance);
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while (d && pl > 0 && (e = readdir(d)) != NULL) {
+        struct stat st;
+        if (!strncmp(e->d_name, prefix, (size_t)pl) &&
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            avail += (uint64_t)st.st_blocks * 512;
+    }
+    if (d)
+        closedir(d);
+    if (need <= avail)
+        return 0;
+    fail(err, errlen,
+         "the rings need %llu bytes of shared memory (%llu rings of %llu bytes: runtime.ring_size "
+         "%zu for %zu ingress and 2 x %d workers) but /dev/shm has %llu bytes free of %llu; "
+         "lower runtime.ring_size or runtime.workers, or enlarge /dev/shm (mount -o "
+         "remount,size=... /dev/shm; docker --shm-size)",
+         (unsigned long long)need, (unsigned long long)n_rings, (unsigned long long)seg,
+         c->runtime.ring_size, cfg_ingress_count(c), c->runtime.workers, (unsigned long long)avail,
+         (unsigned long long)total);
+    return -ENOSPC;
+}
+
 int topo_create(const cfg *c, topo **out, char *err, size_t errlen)
 {
+    if (topo_check_shm(c, err, errlen) < 0)
+        return -ENOSPC;
     char name[SHM_NAME_MAX];
     int rc;
     topo *t = calloc(1, sizeof(*t));
