@@ -15,10 +15,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "deadletter.h"
 #include "log.h"
 #include "names.h"
 #include "rec.h"
 #include "ring.h"
+#include "salvage.h"
 #include "shm.h"
 
 struct topo {
@@ -125,7 +127,7 @@ static uint64_t queued_in(const char *name)
  * segments (each worker adopts its own, so open windows survive too). It runs once this
  * process has created the stats segment exclusively: no live supervisor owns the instance.
  * Returns how many were removed. */
-static size_t sweep_stale(const topo *t)
+static size_t sweep_stale(const topo *t, const cfg *c)
 {
     char prefix[SHM_NAME_MAX], stats_name[SHM_NAME_MAX];
     size_t n = 0;
@@ -140,15 +142,28 @@ static size_t sweep_stale(const topo *t)
         if (strncmp(e->d_name, prefix, strlen(prefix)) || !strcmp(e->d_name, stats_name) ||
             is_current_ring(t, e->d_name) || is_state_segment(t->instance, e->d_name))
             continue;
-        uint64_t lost = queued_in(e->d_name);
+        uint64_t queued = queued_in(e->d_name), saved = 0;
+        if (queued && !is_state_segment(t->instance, e->d_name)) {
+            int rc = salvage_ring(e->d_name, c,
+                                  "queued for a stage this configuration no longer has (fewer "
+                                  "workers or ingress clients)",
+                                  &saved);
+            if (rc < 0) {
+                log_error("supervisor",
+                          "%s (not in this configuration) holds %llu queued record(s) and the "
+                          "dead-letter store cannot take them: %s; kept",
+                          e->d_name, (unsigned long long)queued, strerror(-rc));
+                continue;
+            }
+        }
         if (shm_unlink_name(e->d_name) < 0)
             continue;
         n++;
-        if (lost)
+        if (queued)
             log_warn("supervisor",
-                     "removed %s (not in this configuration) with %llu queued record(s): they "
-                     "are lost",
-                     e->d_name, (unsigned long long)lost);
+                     "removed %s (not in this configuration): its %llu queued record(s) went to "
+                     "the dead-letter store with reason \"configuration changed\"",
+                     e->d_name, (unsigned long long)saved);
     }
     closedir(d);
     return n;
@@ -199,16 +214,33 @@ static uint64_t config_tag(const cfg *c)
 
 /* An adopted ring whose records were written under another configuration (other clients or
  * rules, so other indices): its records would be routed to the wrong rule or client, so they
- * are dropped, loudly, and the ring made anew. 0 or -errno (*r replaced). */
-static int drop_foreign(ring **r, const char *name, uint64_t queued)
+ * go to the dead-letter store (salvage.h) and the ring is made anew. 0 or -errno (*r
+ * replaced; on an error of the store the ring is kept and the run refused: nothing queued
+ * disappears). */
+static int drop_foreign(ring **r, const cfg *c, const char *name, uint64_t queued)
 {
-    log_error("supervisor",
-              "%s holds %llu queued record(s) of another configuration (its clients or rules "
-              "changed since): dropped; start the previous configuration once to deliver them",
-              name, (unsigned long long)queued);
     size_t cap = ring_capacity(*r), max_rec = ring_max_record(*r);
     ring_detach(*r);
     *r = NULL;
+    uint64_t n = 0;
+    int rc = salvage_ring(name, c,
+                          "queued under a previous configuration whose clients or rules "
+                          "differ (their indices in the records mean other ones now)",
+                          &n);
+    if (rc < 0) {
+        log_error("supervisor",
+                  "%s holds %llu queued record(s) of another configuration and the dead-letter "
+                  "store %s cannot take them: %s; the ring is kept, start the previous "
+                  "configuration or fix the store",
+                  name, (unsigned long long)queued, c->runtime.dead_letter_dir, strerror(-rc));
+        return rc;
+    }
+    log_warn("supervisor",
+             "%s held %llu queued record(s) of another configuration (its clients or rules "
+             "changed since): %llu written to the dead-letter store %s/%s with reason "
+             "\"configuration changed\"",
+             name, (unsigned long long)queued, (unsigned long long)n, c->runtime.dead_letter_dir,
+             DEADLETTER_FILE);
     (void)ring_unlink(name);
     return ring_create(name, cap, max_rec, r);
 }
@@ -240,8 +272,8 @@ static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, ch
             ring_get_stats(rs[i], &st);
             uint64_t q = st.records_in - st.records_out, tag = ring_tag(rs[i]);
             if (q && tag && tag != t->tag) {
-                if ((rc = drop_foreign(&rs[i], name, q)) < 0) {
-                    fail(err, errlen, "ring_create(%s): %s", name, strerror(-rc));
+                if ((rc = drop_foreign(&rs[i], c, name, q)) < 0) {
+                    fail(err, errlen, "queued records of %s: %s", name, strerror(-rc));
                     return rc;
                 }
                 q = 0;
@@ -330,7 +362,7 @@ int topo_create(const cfg *c, topo **out, char *err, size_t errlen)
         fail(err, errlen, "stats_create(%s): %s", name, strerror(-rc));
         goto err_free;
     }
-    size_t stale = sweep_stale(t);
+    size_t stale = sweep_stale(t, c);
     if (stale)
         log_info("supervisor", "removed %zu segment(s) a dead instance %s left", stale,
                  t->instance);
