@@ -33,6 +33,9 @@
 #define DRAIN_MS          20   /* loop turn while the spool holds records */
 #define STOP_DRAIN_MS     2000 /* on stop, how long the spool may drain into the ring */
 #define SPILL_WAIT_MAX_MS 100
+/* connecting failed this long after start: report ready anyway (well under the supervisor's
+ * 30 s ready timeout) */
+#define READY_UNCONNECTED_MS 5000
 
 typedef struct ingress_app {
     cfg *conf;
@@ -117,12 +120,26 @@ static int attach_segments(ingress_app *app)
 static void run(ingress_app *app)
 {
     int ready_sent = 0, poll_ms = LOOP_MS;
+    uint64_t started_ns = clock_mono_ns();
     while (!stage_stop_flag) {
         subscriber_poll(app->sub, poll_ms);
-        if (!ready_sent && subscriber_is_ready(app->sub)) {
+        /* ready once subscribed, or once connecting has failed for READY_UNCONNECTED_MS: the
+         * stage is up and retries by itself, as the relay does; holding the instance in
+         * "starting" got the ingress SIGKILLed every 30 s for a broker that is down, which
+         * fixes nothing. The grace keeps "ready = subscribed" for a broker that is only
+         * slow to come up (tests publish right after ready) */
+        if (!ready_sent && (subscriber_is_ready(app->sub) ||
+                            (subscriber_first_attempt_done(app->sub) &&
+                             clock_mono_ns() - started_ns >= READY_UNCONNECTED_MS * 1000000ull))) {
             int rc = stage_ready();
             if (rc < 0)
                 log_warn(LOG_COMP, "stage_ready: %s", strerror(-rc));
+            if (!subscriber_is_ready(app->sub))
+                log_warn(LOG_COMP,
+                         "ready without a broker connection to %s: the instance runs, this "
+                         "ingress keeps retrying (see the connect error above; `mqttflow "
+                         "status` shows CONN 0 until it is connected)",
+                         app->conf->clients[app->client].uri);
             ready_sent = 1;
         }
         if (subscriber_is_paused(app->sub) && intake_has_room(app->in))

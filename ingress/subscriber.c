@@ -619,6 +619,15 @@ bool subscriber_is_ready(const subscriber *s)
     return r;
 }
 
+bool subscriber_first_attempt_done(const subscriber *s)
+{
+    subscriber *m = (subscriber *)s;
+    pthread_mutex_lock(&m->mu);
+    bool r = m->ever_connected || m->failures > 0;
+    pthread_mutex_unlock(&m->mu);
+    return r;
+}
+
 bool subscriber_is_paused(const subscriber *s)
 {
     subscriber *m = (subscriber *)s;

@@ -106,6 +106,8 @@ void subscriber_poll(subscriber *s, int timeout_ms);
 /* Connected and every subscription acknowledged by the broker. */
 bool subscriber_is_ready(const subscriber *s);
 bool subscriber_is_connected(const subscriber *s);
+/* A connection was made once, or the first attempt failed (the stage is up either way). */
+bool subscriber_first_attempt_done(const subscriber *s);
 /* Paused after a refused message (see Pause), until subscriber_resume. */
 bool subscriber_is_paused(const subscriber *s);
 /* Main thread: ends a pause; the next subscriber_poll connects. Cannot fail. */
