@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "mqtt_tls.h"
+#include "mqtt_why.h"
 
 #define COMP "relay"
 /* How long a replaced paho handle is kept before MQTTAsync_destroy: paho calls
@@ -259,8 +260,10 @@ static void fail_attempt(conn *c, uint64_t now, int code)
      * at the default 30 s backoff, not one per attempt */
     if (c->failures == 1 || c->failures % 10 == 0)
         log_warn(COMP,
-                 "client %s: connect to %s failed (paho code %d, attempt %u); retrying in %.1f s",
-                 c->cl->client_id, c->cl->uri, code, c->failures, (double)c->backoff_ns / 1e9);
+                 "client %s: connect to %s failed: %s (paho code %d, attempt %u); retrying "
+                 "in %.1f s",
+                 c->cl->client_id, c->cl->uri, mqtt_why_connect(code, code > 5 ? code : 0, NULL),
+                 code, c->failures, (double)c->backoff_ns / 1e9);
     schedule_retry(c, now, c->backoff_ns);
     c->backoff_ns *= 2;
     if (c->backoff_ns > c->max_ns)
@@ -336,7 +339,8 @@ static void on_connection_lost(conn *c, uint64_t now)
     }
     /* else: keep the old handle; reconnecting on it still works, only ordering after a
      * loss is weaker */
-    log_warn(COMP, "client %s: connection to %s lost; reconnecting", c->cl->client_id, c->cl->uri);
+    log_warn(COMP, "client %s: connection to %s lost (%s); reconnecting", c->cl->client_id,
+             c->cl->uri, mqtt_why_lost(10, 0));
     schedule_retry(c, now, c->min_ns);
     c->backoff_ns = c->min_ns * 2 > c->max_ns ? c->max_ns : c->min_ns * 2;
 }
