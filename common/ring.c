@@ -10,6 +10,7 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,6 +226,16 @@ int ring_attach(const char *name, enum ring_role role, ring **out)
     r->mask = cap - 1;
     r->max_rec = ctl->max_record;
     r->role = role;
+    /* Issue 8 item 4: only the producer writes record bytes; every other process maps them
+     * read-only, so a callback that writes past its (const) payload faults at once (a crash:
+     * the poison-record path) instead of silently corrupting the records queued behind it.
+     * The control block (positions, attempt mark) stays writable. */
+    if (role != RING_PRODUCER && mprotect(r->data, cap, PROT_READ) != 0) {
+        rc = -errno;
+        free(r);
+        shm_detach(seg);
+        return rc;
+    }
 
     /* A previous holder of this role may have died: its published positions are the truth,
      * anything it wrote beyond them is discarded (producer) or re-read (consumer). */
