@@ -471,6 +471,20 @@ static int have_data(ring *r)
     return r->c_read != r->c_head;
 }
 
+uint64_t ring_skip_damaged(ring *r, const void **first, size_t *first_len)
+{
+    uint64_t pos = r->c_read;
+    r->c_head = atom_load_acquire(&r->ctl->head); /* C1 pairs with P1 */
+    uint64_t bytes = r->c_head - pos, to_end = r->cap - (pos & r->mask);
+    if (first)
+        *first = hdr_at(r, pos);
+    if (first_len)
+        *first_len = (size_t)(bytes < to_end ? bytes : to_end);
+    r->c_read = r->c_head;
+    r->c_peeked = 0;
+    return bytes;
+}
+
 int ring_peek(ring *r, const void **buf, size_t *len)
 {
     uint64_t pos = r->c_read;

@@ -219,8 +219,11 @@ int shm_create(const char *name, uint32_t kind, uint32_t version, size_t size, s
     /* Reserve the memory now (issue 8 item 6): tmpfs allocates pages on first touch, so a
      * /dev/shm too small for the segment would otherwise show up later as SIGBUS in whichever
      * stage first writes past the free space, again after every restart. A file system
-     * without fallocate (EOPNOTSUPP) keeps the old behaviour. */
-    if ((rc = posix_fallocate(fd, 0, (off_t)total)) != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+     * without fallocate (EOPNOTSUPP) keeps the old behaviour. The workers' state segments
+     * stay sparse by design (a large address range, pages used as windows grow; wstate.h):
+     * not reserved. */
+    if (kind != SHM_KIND_STATE && (rc = posix_fallocate(fd, 0, (off_t)total)) != 0 &&
+        rc != EOPNOTSUPP && rc != EINVAL) {
         struct statvfs vfs;
         unsigned long long avail = 0, size_all = 0;
         if (fstatvfs(fd, &vfs) == 0) {
