@@ -21,6 +21,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "rec.h"
+#include "deadletter.h"
 #include "dlq.h"
 #include "suspect.h"
 #include "topicname.h"
@@ -346,6 +347,52 @@ static enum send_result dispatch(pump *p, size_t ri, uint64_t seq, inflight_entr
     return send_entry(p, ri, seq, e);
 }
 
+/* A corrupt record header at ring ri's read cursor: see service_ring. 0 (skipped, *n
+ * counts it) or -errno (nothing moved). */
+static int quarantine(pump *p, size_t ri, size_t *n)
+{
+    ring *r = p->rings[ri];
+    const void *first;
+    size_t first_len;
+    uint64_t at = ring_read_pos(r);
+    uint64_t bytes = ring_skip_damaged(r, &first, &first_len);
+    char reason[256];
+    snprintf(reason, sizeof(reason),
+             "corrupt ring: %llu bytes of worker output ring %zu at position %llu could not be "
+             "read as records and were skipped (the payload holds the first of them)",
+             (unsigned long long)bytes, ri, (unsigned long long)at);
+    deadletter_entry e = {
+        .instance = p->cfg->runtime.instance,
+        .reason = reason,
+        .topic = "$mqttflow/corrupt-ring",
+        .payload = first,
+        .payload_len = first_len < 4096 ? first_len : 4096,
+    };
+    int rc = deadletter_store_one(p->cfg->runtime.dead_letter_dir, &e);
+    ADD(p, errors, 1);
+    if (rc < 0) {
+        /* the cursor moved, but nothing of the region is in the window, so nothing of it
+         * is released: a later relay reads it again */
+        log_error(COMP,
+                  "ring %zu: corrupt record header at position %llu and the dead-letter store "
+                  "cannot take the damaged %llu bytes: %s; ring no longer read",
+                  ri, (unsigned long long)at, (unsigned long long)bytes, strerror(-rc));
+        return rc;
+    }
+    ADD(p, dead, 1);
+    inflight_entry ne;
+    memset(&ne, 0, sizeof(ne));
+    ne.end_pos = ring_read_pos(r);
+    ne.state = INFLIGHT_DONE;
+    (void)inflight_push(p->win[ri], &ne);
+    (*n)++;
+    log_error(COMP,
+              "ring %zu: corrupt record header at position %llu: %llu byte(s) skipped and "
+              "dead-lettered; reading on",
+              ri, (unsigned long long)at, (unsigned long long)bytes);
+    return 0;
+}
+
 /* Publishes what ring ri has pending, then reads and publishes new records. Returns how
  * many records it handled (0: nothing to do or blocked). */
 static size_t service_ring(pump *p, size_t ri, uint64_t now)
@@ -382,15 +429,15 @@ static size_t service_ring(pump *p, size_t ri, uint64_t now)
         if (rc == -EAGAIN)
             break;
         if (rc != 0) {
-            /* a corrupt length: nothing past it can be found; leave the ring alone (its
-             * records stay for a later relay after the bug is fixed) */
-            p->broken[ri] = 1;
-            ADD(p, errors, 1);
-            log_error(COMP,
-                      "ring %zu: corrupt record header at position %llu: ring no longer "
-                      "read",
-                      ri, (unsigned long long)ring_read_pos(r));
-            break;
+            /* a corrupt length (issue 8 item 4): nothing in the region up to the worker's
+             * head can be trusted; it is dead-lettered (size and first bytes) and released
+             * in ring order like a finished record, and the ring read on. Only when the
+             * store cannot take it is the ring left alone (its records stay) */
+            if (quarantine(p, ri, &n) < 0) {
+                p->broken[ri] = 1;
+                break;
+            }
+            continue;
         }
         /* the attempt mark (DESIGN §2): decoding and handing a record to paho is this
          * stage's "run"; a record that killed max_attempts relays is skipped */
