@@ -31,8 +31,15 @@ static const struct {
     {0, 0x9F, "the broker refuses connections at this rate (connection rate exceeded)"},
 };
 
+int mqtt_why_code(int code, const char *message)
+{
+    return message && strstr(message, "connect timeout") ? MQTT_WHY_NO_CONNACK : code;
+}
+
 const char *mqtt_why_connect(int code, int reason, const char *message)
 {
+    if (code == MQTT_WHY_NO_CONNACK)
+        message = "connect timeout";
     for (size_t i = 0; i < N(refusals); i++)
         if ((reason && refusals[i].reason == reason) || (code > 0 && refusals[i].v311 == code))
             return refusals[i].why;

@@ -9,6 +9,12 @@
 #ifndef MF_MQTT_WHY_H
 #define MF_MQTT_WHY_H
 
+/* A code for mqtt_why_connect where only a number can travel (the relay's completion queue):
+ * paho said "connect timeout" (no CONNACK) */
+#define MQTT_WHY_NO_CONNACK (-1000)
+/* paho's failure (code, message) as one number: MQTT_WHY_NO_CONNACK or code */
+int mqtt_why_code(int code, const char *message);
+
 /* A failed connect as paho reports it to onFailure/onFailure5: code (3.1.1: the CONNACK
  * return code 1..5, or a negative MQTTASYNC_* code), reason (MQTT 5 reason code, 0 when
  * none) and paho's message (may be NULL). Returns "what happened; what to do". */

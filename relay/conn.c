@@ -66,7 +66,8 @@ static void on_conn_ok(void *ctx, MQTTAsync_successData *d)
 
 static void on_conn_fail(void *ctx, MQTTAsync_failureData *d)
 {
-    cq_conn_event(ctx, CQ_EV_CONNFAIL, d && d->code ? d->code : MQTTASYNC_FAILURE);
+    int code = d && d->code ? d->code : MQTTASYNC_FAILURE;
+    cq_conn_event(ctx, CQ_EV_CONNFAIL, mqtt_why_code(code, d ? d->message : NULL));
 }
 
 static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *d)
@@ -86,7 +87,7 @@ static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
     int code = MQTTASYNC_FAILURE;
     if (d)
         code = d->code ? d->code : (int)d->reasonCode;
-    cq_conn_event(ctx, CQ_EV_CONNFAIL, code);
+    cq_conn_event(ctx, CQ_EV_CONNFAIL, mqtt_why_code(code, d ? d->message : NULL));
 }
 
 static void on_lost(void *ctx, char *cause)
