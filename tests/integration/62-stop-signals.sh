@@ -37,8 +37,10 @@ it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_in_total worker 0) == 10 ]]' 
     lib_fail "the worker did not take the 10 messages"
 [[ -e /dev/shm/mqttflow.$IT_INSTANCE.w0.state ]] || lib_fail "no worker state segment"
 
-# the same request twice, back to back
+# the same request twice, a few ms apart: the second once the first was taken (two pending
+# SIGTERMs would merge into one signal)
 kill -TERM "$mf_PID"
+it_until 5 'grep -q "SIGTERM received" "$IT_LOG"' || lib_fail "the first SIGTERM was not taken"
 kill -TERM "$mf_PID"
 it_assert_clean_exit 30
 grep -q "killing every stage" "$IT_LOG" && lib_fail "a doubled SIGTERM was taken as a second stop"
