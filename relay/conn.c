@@ -54,6 +54,7 @@ struct conn {
     int qos_out;       /* QoS>0 publishes handed to paho and not finished */
     char client_id[512];
     mqtt_tls *tls; /* TLS options; they outlive every connect on both handles */
+    int sndbuf;    /* conn_set_sndbuf: send buffer wanted after each connect, 0 = default */
 };
 
 /* ---- paho callbacks: paho's threads; they only post to the completion queue ---- */
@@ -318,6 +319,12 @@ static void on_up(conn *c)
         c->recv_max = 65535;
     c->backoff_ns = c->min_ns;
     int n = nodelay_set_peer_port(c->cl->port);
+    if (c->sndbuf > 0 && nodelay_set_sndbuf_peer_port(c->cl->port, c->sndbuf) < 1)
+        log_info(COMP,
+                 "client %s: the socket send buffer stays below the largest record (%d bytes; "
+                 "net.core.wmem_max, or CAP_NET_ADMIN): a large publish goes out in several "
+                 "turns of paho's thread, about 1 s each",
+                 c->cl->client_id, c->sndbuf);
     log_info(COMP, "client %s: connected to %s as %s%s (TCP_NODELAY on %d socket%s)",
              c->cl->client_id, c->cl->uri, c->client_id,
              c->failures ? " after failed attempts" : "", n, n == 1 ? "" : "s");
@@ -444,6 +451,11 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
     default:
         return -EINVAL;
     }
+}
+
+void conn_set_sndbuf(conn *c, size_t bytes)
+{
+    c->sndbuf = bytes > INT_MAX / 2 ? INT_MAX / 2 : (int)bytes;
 }
 
 int conn_qos_outstanding(const conn *c)

@@ -72,6 +72,10 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
 /* A QoS>0 publish of this connection finished (any cq result): frees its Receive Maximum
  * slot. */
 void conn_qos_done(conn *c);
+/* After each connect, give the socket a send buffer of at least bytes (the largest record),
+ * where the system allows (common/nodelay.h: paho writes a partly sent packet once a second).
+ * Cannot fail. */
+void conn_set_sndbuf(conn *c, size_t bytes);
 /* QoS>0 publishes handed to paho and not finished. Cannot fail. */
 int conn_qos_outstanding(const conn *c);
 

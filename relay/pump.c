@@ -145,10 +145,15 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
         p->win[n_rings + t] = sfwd_window(p->sf, (uint16_t)t);
     if ((rc = cq_create(outstanding, p->n_conns, &p->q)) != 0)
         goto err;
-    for (size_t i = 0; i < p->n_conns; i++)
+    for (size_t i = 0; i < p->n_conns; i++) {
         if ((rc = conn_create(&c->clients[i], (uint16_t)i, c->runtime.instance, p->q,
                               &p->conns[i])) != 0)
             goto err;
+        /* a publish of the largest payload in one write (common/nodelay.h); the default
+         * buffer already holds what max_payload allows by default (256 KiB) */
+        if (c->runtime.max_payload > (1u << 20))
+            conn_set_sndbuf(p->conns[i], c->runtime.max_payload + 65536);
+    }
     *out = p;
     return 0;
 
