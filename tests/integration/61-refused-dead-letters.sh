@@ -75,7 +75,9 @@ it_until 40 '[[ $(it_lines out out/in/big | grep -c "^after-") -ge 3 ]]' ||
     lib_fail "the messages behind the refused one did not come out: $(it_lines out out/in/big | cut -c 1-40); $(grep -c 'lost' "$IT_LOG") connection losses logged"
 it_until 10 'grep -s "refused by the broker" "$dead" | grep -q "out/in/big"' ||
     lib_fail "no dead letter for the publish the broker refused"
-expect_eq "before delivered" "$(it_lines out out/in/big | grep -c '^before$')" 1
+# at least once: "before" may still have been in flight when the broker closed the connection
+# for the big one, and is then published again (a duplicate, never a loss)
+[[ $(it_lines out out/in/big | grep -c '^before$') -ge 1 ]] || lib_fail "\"before\" was not delivered"
 
 it_stop "$conf"
 lib_log "PASS"
