@@ -203,3 +203,18 @@ const char *deadletter_path(const deadletter *d)
 {
     return d->path;
 }
+
+int deadletter_store_one(const char *dir, const deadletter_entry *e)
+{
+    deadletter *d = NULL;
+    int rc = deadletter_open(dir, &d);
+    if (rc < 0)
+        return rc;
+    char *line = deadletter_json(e);
+    rc = line ? deadletter_append(d, line) : -ENOMEM;
+    free(line);
+    if (rc == 0)
+        rc = deadletter_sync(d);
+    deadletter_close(d);
+    return rc;
+}

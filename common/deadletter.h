@@ -59,6 +59,9 @@ int deadletter_append(deadletter *d, const char *line);
 /* fdatasync: every line appended before is durable when it returns 0. -errno otherwise. */
 int deadletter_sync(deadletter *d);
 
+/* For rare events of a process that keeps no store open: opens the store in dir, appends
+ * e's line, syncs and closes. 0 or -errno. */
+int deadletter_store_one(const char *dir, const deadletter_entry *e);
 /* Lines appended by this open. Cannot fail. */
 uint64_t deadletter_count(const deadletter *d);
 /* The file's path (for log lines). */

@@ -166,6 +166,7 @@ void mqttc_lose(mqttc *m, const char *why)
     if (m->fd >= 0)
         shutdown(m->fd, SHUT_RDWR);
     m->rlen = 0;
+    m->refused = false;
     m->wbuf.len = m->abuf.len = 0;
     m->tx_queued = m->tx_sent = 0;
     m->ping_ns = 0;
@@ -398,8 +399,10 @@ static bool handle_pkt(mqttc *m, const mqtt_pkt *p)
             mqttc_queue_ack(m, &m->abuf, MQTT_PUBREC, p->id, 0);
             return false;
         }
-        if (m->o.message)
-            m->o.message(m->o.arg, p);
+        if (m->o.message && m->o.message(m->o.arg, p) != 0) {
+            m->refused = true; /* not stored: no ack (opts.message) */
+            return true;
+        }
         if (p->qos == 1) {
             mqttc_queue_ack(m, &m->abuf, MQTT_PUBACK, p->id, 0);
         } else if (p->qos == 2) {
@@ -468,7 +471,7 @@ static void on_recv(mqttc *m, int res)
     m->rlen += (size_t)res;
     size_t off = 0;
     bool delivered = false;
-    while (off < m->rlen && connected(m)) {
+    while (off < m->rlen && connected(m) && !m->refused) {
         mqtt_pkt p;
         const char *why = NULL;
         long n = mqtt_pkt_decode(m->rbuf + off, m->rlen - off, m->version, m->max_remain, &p, &why);
@@ -737,6 +740,8 @@ void mqttc_start(mqttc *m)
 {
     m->started = true;
     m->next_ns = 0;
+    if (m->st == MQTTC_CLOSED) /* again after mqttc_disconnect (the ingress's pause) */
+        set_state(m, MQTTC_DOWN);
 }
 
 int mqttc_disconnect(mqttc *m, int timeout_ms)

@@ -85,8 +85,13 @@ typedef struct mqttc_opts {
      * republishes in its own order (the relay) */
     bool drop_on_loss;
     void *arg; /* passed to every callback */
-    /* an incoming PUBLISH (see above); may be NULL (then messages are dropped, acknowledged) */
-    void (*message)(void *arg, const mqtt_pkt *p);
+    /* an incoming PUBLISH (see above); may be NULL (then messages are dropped, acknowledged).
+     * Returns 0 once the message is stored, non-zero when the stage refused it (could not
+     * store it): then it is not acknowledged, no further packet of that read is handed over,
+     * and the caller is expected to end the connection (mqttc_disconnect) so the broker keeps
+     * the rest queued in the session; what was not acknowledged comes again after the
+     * reconnect (at least once) */
+    int (*message)(void *arg, const mqtt_pkt *p);
     /* the messages passed since the last call must be durable when this returns */
     void (*batch_done)(void *arg);
     /* an outgoing publish finished: rc 0 done, > 0 the broker's MQTT 5 refusal reason code
@@ -103,7 +108,8 @@ int mqttc_create(const mqttc_opts *o, mqttc **out);
  * still in flight are not reported. Accepts NULL. */
 void mqttc_destroy(mqttc *m);
 
-/* Schedules the first connect attempt (made by the next mqttc_run). */
+/* Schedules the first connect attempt (made by the next mqttc_run); after mqttc_disconnect,
+ * starts connecting again. */
 void mqttc_start(mqttc *m);
 /* One loop turn: runs due timers, submits queued work and waits up to timeout_ms (0: does
  * not wait) for completions, handles them (callbacks run here). Returns how many completions

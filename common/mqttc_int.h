@@ -85,6 +85,7 @@ struct mqttc {
     uint8_t *rbuf;
     size_t rcap, rlen;
     bool recv_armed;
+    bool refused; /* the stage refused a message of this connection: hand over no more */
 
     buf wbuf, sbuf, abuf; /* queued, being sent, acks held back until batch_done */
     size_t soff;

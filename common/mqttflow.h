@@ -51,13 +51,16 @@ typedef int (*mf_callback)(mf_ctx *ctx, const mf_msg *msgs, size_t n);
  * callback rule, the message is published on the rule's source client (topic as given) with
  * the QoS and retain flag of the message being processed, unless a relay step sets them.
  * topic must be a valid MQTT topic name (no wildcards); payload may be NULL when len == 0.
- * Returns 0, -EINVAL (bad topic, or len > runtime.max_payload), or -ENOSPC when the
- * per-invocation output limit is reached. The data is copied before the call returns. */
+ * Returns 0, -EINVAL (bad topic: empty, wildcards, control characters U+0000-U+001F or
+ * U+007F-U+009F, not UTF-8, over 65535 bytes; or len > runtime.max_payload), -ENOSPC when the
+ * per-invocation output limit is reached, or -EPERM when called in a process the callback
+ * forked (only the worker may write its output ring). The data is copied before the call
+ * returns. */
 int mf_emit(mf_ctx *ctx, const char *topic, const void *payload, size_t len);
 
 /* Publish straight through the relay on the client named client_id (any configured client).
  * qos 0 or 1; retain 0 or 1. Returns 0, -EINVAL (unknown client, bad topic, bad qos, too
- * large) or -ENOSPC as mf_emit. The data is copied before the call returns. */
+ * large), -ENOSPC or -EPERM as mf_emit. The data is copied before the call returns. */
 int mf_publish(mf_ctx *ctx, const char *client_id, const char *topic, const void *payload,
                size_t len, int qos, int retain);
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-int nodelay_set_peer_port(int port)
+int nodelay_each_peer_port(int port, int (*fn)(int fd, void *arg), void *arg)
 {
     int n = 0;
     DIR *d = opendir("/proc/self/fd");
@@ -28,10 +28,40 @@ int nodelay_set_peer_port(int port)
             p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         if (p != port)
             continue;
-        int one = 1;
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+        if (fn(fd, arg) == 0)
             n++;
     }
     closedir(d);
     return n;
+}
+
+static int set_nodelay(int fd, void *arg)
+{
+    (void)arg;
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int nodelay_set_peer_port(int port)
+{
+    return nodelay_each_peer_port(port, set_nodelay, NULL);
+}
+
+static int set_sndbuf(int fd, void *arg)
+{
+    int want = *(const int *)arg, got = 0;
+    socklen_t gl = sizeof(got);
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &gl) == 0 && got >= want)
+        return 0;
+    /* the kernel doubles the value given (bookkeeping overhead): ask for half */
+    int half = want / 2 + 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &half, sizeof(half)) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &half, sizeof(half));
+    gl = sizeof(got);
+    return getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &gl) == 0 && got >= want ? 0 : -1;
+}
+
+int nodelay_set_sndbuf_peer_port(int port, int bytes)
+{
+    return nodelay_each_peer_port(port, set_sndbuf, &bytes);
 }

@@ -12,5 +12,18 @@
 
 /* Returns how many sockets got TCP_NODELAY. */
 int nodelay_set_peer_port(int port);
+/* Gives every socket to remote port `port` a send buffer of at least `bytes` (SO_SNDBUFFORCE
+ * when allowed, i.e. CAP_NET_ADMIN, else SO_SNDBUF, which the kernel caps at
+ * net.core.wmem_max). Why (measured, issue 8): paho's MQTTAsync continues a partly written
+ * packet only once per turn of its receive thread, whose poll waits up to 1 s for incoming
+ * data, and the broker sends nothing until the whole PUBLISH arrived; each turn writes one
+ * send buffer (tcp_wmem max, 4 MiB here), so a 100 MiB publish took ~25 turns, 28-31 s. A
+ * buffer that holds the largest record lets it go out in one write. Returns how many sockets
+ * got a buffer of at least `bytes`. */
+int nodelay_set_sndbuf_peer_port(int port, int bytes);
+/* The walk itself: calls fn on every TCP socket of this process connected to remote port
+ * `port` (the ingress also uses it to cut its connection without paho, see
+ * ingress/subscriber.h). Returns how many calls returned 0. */
+int nodelay_each_peer_port(int port, int (*fn)(int fd, void *arg), void *arg);
 
 #endif

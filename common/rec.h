@@ -32,6 +32,12 @@ enum rec_dead_reason {
     REC_DEAD_CALLBACK_ERROR = 3, /* a callback returned non-zero, rule has on_error: dead_letter */
     REC_DEAD_TIMEOUT = 4,        /* like CRASHED, the last death by a callback past
                                     runtime.callback_timeout_ms (a watchdog killed the worker) */
+    REC_DEAD_INVALID_TOPIC = 5,  /* a step (format) made a topic name no broker accepts */
+    REC_DEAD_STEP_ERROR = 6,     /* a step failed (format), rule has on_error: dead_letter */
+    REC_DEAD_BROKER_CLOSED = 7,  /* relay: the target broker closed the connection after this
+                                    publish, alone in flight, runtime.max_attempts times */
+    REC_DEAD_CORRUPT_RING = 8,   /* a worker skipped a damaged region of its input ring: seq
+                                    holds the bytes skipped, the payload its first bytes */
 };
 #define REC_DEAD_AUX(reason, sig)                                                                  \
     ((uint16_t)(((unsigned)(sig)&0xffu) << 8 | ((unsigned)(reason)&0xffu)))

@@ -10,6 +10,7 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -226,6 +227,16 @@ int ring_attach(const char *name, enum ring_role role, ring **out)
     r->mask = cap - 1;
     r->max_rec = ctl->max_record;
     r->role = role;
+    /* Issue 8 item 4: only the producer writes record bytes; every other process maps them
+     * read-only, so a callback that writes past its (const) payload faults at once (a crash:
+     * the poison-record path) instead of silently corrupting the records queued behind it.
+     * The control block (positions, attempt mark) stays writable. */
+    if (role != RING_PRODUCER && mprotect(r->data, cap, PROT_READ) != 0) {
+        rc = -errno;
+        free(r);
+        shm_detach(seg);
+        return rc;
+    }
 
     /* A previous holder of this role may have died: its published positions are the truth,
      * anything it wrote beyond them is discarded (producer) or re-read (consumer). */
@@ -427,6 +438,20 @@ static int have_data(ring *r)
     /* C1 pairs with P1: the record bytes before head are complete once we see head */
     r->c_head = atom_load_acquire(&r->ctl->head);
     return r->c_read != r->c_head;
+}
+
+uint64_t ring_skip_damaged(ring *r, const void **first, size_t *first_len)
+{
+    uint64_t pos = r->c_read;
+    r->c_head = atom_load_acquire(&r->ctl->head); /* C1 pairs with P1 */
+    uint64_t bytes = r->c_head - pos, to_end = r->cap - (pos & r->mask);
+    if (first)
+        *first = hdr_at(r, pos);
+    if (first_len)
+        *first_len = (size_t)(bytes < to_end ? bytes : to_end);
+    r->c_read = r->c_head;
+    r->c_peeked = 0;
+    return bytes;
 }
 
 int ring_peek(ring *r, const void **buf, size_t *len)

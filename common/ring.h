@@ -129,6 +129,14 @@ int ring_wait_space(ring *r, size_t len, int timeout_ms);
  * is released. 0, or -EAGAIN when none is published. A corrupt length in the segment (our
  * bug or memory corruption) returns -EBADMSG and leaves the cursor alone. */
 int ring_peek(ring *r, const void **buf, size_t *len);
+/* After ring_peek returned -EBADMSG (a corrupt record header): quarantines the damaged region,
+ * the bytes from the read cursor to the head the producer has published, since no record
+ * boundary inside it can be trusted (issue 8 item 4: a fault with a way out, never a silent
+ * stop). *first and *first_len (may be NULL) view its first contiguous bytes (valid until
+ * released), for the dead letter. Moves the read cursor to that head and returns how many
+ * bytes were skipped; release as after ring_advance. Records the producer publishes later
+ * are read normally. */
+uint64_t ring_skip_damaged(ring *r, const void **first, size_t *first_len);
 /* Moves the read cursor past the record ring_peek returned (finished, not yet released). */
 void ring_advance(ring *r);
 /* The read cursor's position: pass it to ring_release_to later (relay: release on PUBACK). */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,6 +268,28 @@ int shm_create(const char *name, uint32_t kind, uint32_t version, size_t size, s
         rc = -errno;
         log_error("shm", "fchmod/ftruncate(%llu) of segment %s: %s", (unsigned long long)total,
                   path + 1, strerror(-rc));
+        goto err_unlink;
+    }
+    /* Reserve the memory now (issue 8 item 6): tmpfs allocates pages on first touch, so a
+     * /dev/shm too small for the segment would otherwise show up later as SIGBUS in whichever
+     * stage first writes past the free space, again after every restart. A file system
+     * without fallocate (EOPNOTSUPP) keeps the old behaviour. The workers' state segments
+     * stay sparse by design (a large address range, pages used as windows grow; wstate.h):
+     * not reserved. */
+    if (kind != SHM_KIND_STATE && (rc = posix_fallocate(fd, 0, (off_t)total)) != 0 &&
+        rc != EOPNOTSUPP && rc != EINVAL) {
+        struct statvfs vfs;
+        unsigned long long avail = 0, size_all = 0;
+        if (fstatvfs(fd, &vfs) == 0) {
+            avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+            size_all = (unsigned long long)vfs.f_blocks * vfs.f_frsize;
+        }
+        log_error("shm",
+                  "posix_fallocate(%llu) of segment %s in /dev/shm: %s (/dev/shm: %llu bytes "
+                  "free of %llu); lower runtime.ring_size or runtime.workers, or enlarge /dev/shm "
+                  "(mount -o remount,size=... /dev/shm; docker --shm-size)",
+                  (unsigned long long)total, path + 1, strerror(rc), avail, size_all);
+        rc = -rc;
         goto err_unlink;
     }
     s = calloc(1, sizeof(*s));

@@ -71,9 +71,10 @@ typedef struct cfg_client {
         char *ca, *cert, *key, *alpn; /* paths resolved against the YAML's folder */
         bool verify;                  /* default true */
     } tls;
-    int keepalive;      /* seconds, default 60 */
-    bool clean_session; /* default true */
-    int mqtt_version;   /* 4 (3.1.1, default) or 5 */
+    int keepalive;           /* seconds, default 60 */
+    bool clean_session;      /* default: false when a topic has QoS >= 1, else true */
+    uint32_t session_expiry; /* MQTT 5, seconds, with clean_session false; default never */
+    int mqtt_version;        /* 4 (3.1.1, default) or 5 */
     struct {
         bool enabled;
         char *topic, *payload;

@@ -33,7 +33,8 @@ static const cfg_field client_fields[] = {
     A("password_file"),
     A("tls"),
     F("keepalive", CFG_F_INT, keepalive, "60", 0, 0, 65535, NULL),
-    F("clean_session", CFG_F_BOOL, clean_session, "true", 0, 0, 0, NULL),
+    F("clean_session", CFG_F_BOOL, clean_session, NULL, 0, 0, 0, NULL),
+    A("session_expiry"),
     A("mqtt_version"),
     A("will"),
     A("reconnect"),
@@ -385,6 +386,43 @@ out:
     cfg_path_pop(x, old);
 }
 
+/* The session default (issue 8): a subscription with QoS 1 or 2 asks the broker to keep what
+ * it cannot deliver now, which only a persistent session does, so without a clean_session key
+ * such a client gets one; an explicit clean_session: true there is warned about. */
+static void load_session(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
+{
+    int top_qos = 0;
+    for (size_t i = 0; i < cl->n_topics; i++)
+        if (cl->topics[i].qos > top_qos)
+            top_qos = cl->topics[i].qos;
+    const cfg_node *cs = cfg_node_get(m, "clean_session");
+    if (!cs) {
+        cl->clean_session = top_qos == 0;
+    } else if (cl->clean_session && top_qos > 0) {
+        size_t old = cfg_path_key(x, "clean_session");
+        cfg_warn(x, cs,
+                 "a clean session with a QoS %d subscription: what the broker receives while "
+                 "this client is disconnected (a restart, a full pipeline) is lost; remove the "
+                 "key (QoS >= 1 defaults to a persistent session) or set it false",
+                 top_qos);
+        cfg_path_pop(x, old);
+    }
+    cl->session_expiry = UINT32_MAX;
+    const cfg_node *se = cfg_node_get(m, "session_expiry");
+    if (!se)
+        return;
+    size_t old = cfg_path_key(x, "session_expiry");
+    double secs = 0;
+    if (se->type == CFG_NODE_SCALAR && !strcmp(se->str, "never"))
+        cl->session_expiry = UINT32_MAX;
+    else if (se->type == CFG_NODE_SCALAR && cfg_schema_parse_duration(se->str, &secs) == 0 &&
+             secs >= 0 && secs < (double)UINT32_MAX)
+        cl->session_expiry = (uint32_t)secs;
+    else
+        cfg_err(x, se, "expected \"never\" or a duration below 136 years (e.g. 3600, 1h)");
+    cfg_path_pop(x, old);
+}
+
 static void load_client(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
 {
     cl->pos = m->pos;
@@ -465,6 +503,7 @@ static void load_client(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
     const cfg_node *topics = cfg_node_get(m, "topics");
     if (topics)
         load_topics(x, cl, topics);
+    load_session(x, cl, m);
 
     if (!cl->port)
         cl->port = cl->tls.enabled ? (cl->scheme == CFG_WSS ? 443 : 8883)

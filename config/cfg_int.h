@@ -123,6 +123,8 @@ char *cfg_schema_string(cfg_ctx *x, const cfg_node *v);
 char *cfg_schema_abspath(const char *dir, const char *p);
 /* Parses a size like "4MiB". 0 or -EINVAL. */
 int cfg_schema_parse_size(const char *s, size_t *out);
+/* "2s", "500ms", "1m", "1h" or a plain number of seconds: 0 and *out, or -EINVAL */
+int cfg_schema_parse_duration(const char *s, double *out);
 
 /* ---- sections: each decodes its part of the tree into x->c, reporting into x ---- */
 void cfg_clients_load(cfg_ctx *x, const cfg_node *seq); /* cfg_client.c */

@@ -112,7 +112,7 @@ static int parse_bool(const char *s, bool *out)
     return -EINVAL;
 }
 
-static int parse_duration(const char *s, double *out)
+int cfg_schema_parse_duration(const char *s, double *out)
 {
     char *end;
     errno = 0;
@@ -350,7 +350,8 @@ static void decode_value(cfg_ctx *x, const cfg_field *f, const cfg_node *v, cons
     case CFG_F_DOUBLE:
     case CFG_F_DURATION: {
         double d;
-        int r = f->type == CFG_F_DOUBLE ? parse_double(text, &d) : parse_duration(text, &d);
+        int r =
+            f->type == CFG_F_DOUBLE ? parse_double(text, &d) : cfg_schema_parse_duration(text, &d);
         if (r < 0) {
             cfg_err(x, v, "expected %s, got \"%s\"",
                     f->type == CFG_F_DOUBLE ? "a number"

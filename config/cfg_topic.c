@@ -3,40 +3,17 @@
 
 #include <string.h>
 
-/* One rule for both: a non-empty UTF-8 string of at most 65535 bytes without NUL (a C string
- * cannot hold one, and the parser refuses them); filters may use + as a whole level and # as
- * a whole last level, names may use neither. */
-static bool topic_ok(const char *s, bool filter)
-{
-    if (!s || !*s)
-        return false;
-    size_t len = strlen(s);
-    if (len > CFG_MAX_TOPIC)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch != '+' && ch != '#')
-            continue;
-        if (!filter)
-            return false;
-        bool starts_level = i == 0 || s[i - 1] == '/';
-        bool ends_level = i + 1 == len || s[i + 1] == '/';
-        if (!starts_level || !ends_level)
-            return false;
-        if (ch == '#' && i + 1 != len)
-            return false;
-    }
-    return true;
-}
+#include "topicname.h"
 
+/* One rule for both, the brokers' (common/topicname.h); a C string holds no NUL anyway. */
 bool cfg_topic_filter_is_valid(const char *filter)
 {
-    return topic_ok(filter, true);
+    return filter && topicname_check(filter, strlen(filter), true, NULL) == NULL;
 }
 
 bool cfg_topic_name_is_valid(const char *topic)
 {
-    return topic_ok(topic, false);
+    return topic && topicname_check(topic, strlen(topic), false, NULL) == NULL;
 }
 
 /* Whether some topic name matches both filters: walk the levels together; # in either ends

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "clock.h"
+#include "deadletter.h"
 #include "log.h"
 #include "rec.h"
+#include "topicname.h"
 
 #define LOG_COMP "ingress"
 /* wait slice on a full ring: bounded so a consumer that never wakes us still lets the loop
@@ -17,6 +19,9 @@
  * (consumed-but-unacknowledged records are re-read after a crash: bounded duplicates) */
 #define ACK_EVERY_NS   (100ull * 1000 * 1000)
 #define ACK_EVERY_RECS 1024
+/* an oversized message's dead letter keeps its metadata and this much of its payload: enough
+ * to tell what it was, never the 100 MiB that made it oversized */
+#define DEAD_HEAD_BYTES 1024
 
 struct intake {
     ring *r;
@@ -40,7 +45,14 @@ struct intake {
     uint64_t unacked; /* spool records consumed into the ring since the last spool_ack */
     uint64_t last_ack_ns;
     int spill_failed_logged;
-    int defer_flush; /* intake_set_deferred_flush */
+    int defer_flush;             /* intake_set_deferred_flush */
+    int stall_ms;                /* intake_set_stall: longest hold of the caller, 0 = none */
+    uint64_t resume_spool_bytes; /* intake_has_room: spool bytes at or below which we resume */
+    uint64_t stall_refused;      /* messages handed back unstored (INTAKE_REFUSED) */
+    /* dead letters of what the ingress refuses (intake_set_deadletter); opened on first use,
+     * written only by the thread that holds mu */
+    char *dead_dir, *instance, *client_id;
+    deadletter *dead;
 };
 
 int intake_create(ring *r, stats_slot *slot, size_t client, size_t max_payload,
@@ -73,6 +85,10 @@ void intake_destroy(intake *in)
         (void)spool_ack(in->sp); /* everything consumed was flushed to the ring */
     pthread_mutex_unlock(&in->mu);
     pthread_mutex_destroy(&in->mu);
+    deadletter_close(in->dead);
+    free(in->dead_dir);
+    free(in->instance);
+    free(in->client_id);
     free(in->scratch);
     free(in);
 }
@@ -177,12 +193,116 @@ static void fill_hdr(intake *in, rec_hdr *h, int qos, int retain)
     h->src_client = in->client;
 }
 
+int intake_set_deadletter(intake *in, const char *dir, const char *instance, const char *client_id)
+{
+    char *d = dir ? strdup(dir) : NULL, *i = strdup(instance ? instance : "");
+    char *c = strdup(client_id ? client_id : "");
+    if ((dir && !d) || !i || !c) {
+        free(d);
+        free(i);
+        free(c);
+        return -ENOMEM;
+    }
+    pthread_mutex_lock(&in->mu);
+    free(in->dead_dir);
+    free(in->instance);
+    free(in->client_id);
+    in->dead_dir = d;
+    in->instance = i;
+    in->client_id = c;
+    pthread_mutex_unlock(&in->mu);
+    return 0;
+}
+
+/* Under mu: one dead letter, durable when it returns 0. */
+static int write_dead(intake *in, const deadletter_entry *e)
+{
+    int rc;
+    if (!in->dead_dir)
+        return -ENOENT;
+    if (!in->dead && (rc = deadletter_open(in->dead_dir, &in->dead)) < 0)
+        return rc;
+    char *line = deadletter_json(e);
+    if (!line)
+        return -ENOMEM;
+    rc = deadletter_append(in->dead, line);
+    free(line);
+    if (rc == 0)
+        rc = deadletter_sync(in->dead);
+    return rc;
+}
+
+/* A message the pipeline cannot take (oversized, or a topic no broker accepts): counted,
+ * logged at most once a second, and written to the dead-letter store (for an oversized one
+ * its metadata and first DEAD_HEAD_BYTES bytes) before the caller acknowledges it. When the
+ * store cannot be written the message is still acknowledged (it can never be taken; holding
+ * it would wedge the subscription) and the log says so. */
+static int refuse(intake *in, const char *topic, size_t topic_len, const void *payload,
+                  size_t payload_len, int qos, const char *bad_topic, size_t len)
+{
+    stats_add(&in->slot->errors, 1);
+    stats_add(&in->slot->dead, 1);
+    char reason[256], shown[256];
+    if (bad_topic)
+        snprintf(reason, sizeof(reason), "invalid topic: the topic name %s", bad_topic);
+    else
+        snprintf(reason, sizeof(reason),
+                 "oversized: %zu bytes, above runtime.max_payload %zu or the ring's max record "
+                 "%zu; the first %d bytes kept",
+                 payload_len, in->max_payload, ring_max_record(in->r), DEAD_HEAD_BYTES);
+    topicname_escape(shown, sizeof(shown), topic, topic_len);
+    /* the store takes a C string: an invalid topic (it may hold a NUL) goes escaped */
+    char *topic_c = bad_topic ? strdup(shown) : strndup(topic, topic_len);
+    deadletter_entry e = {
+        .instance = in->instance,
+        .reason = reason,
+        .source_client = in->client_id,
+        .topic = topic_c ? topic_c : "",
+        .qos = qos,
+        .payload = payload,
+        .payload_len = bad_topic || payload_len <= DEAD_HEAD_BYTES ? payload_len : DEAD_HEAD_BYTES,
+    };
+    pthread_mutex_lock(&in->mu);
+    int rc = write_dead(in, &e);
+    pthread_mutex_unlock(&in->mu);
+    free(topic_c);
+    /* one line per second at most: a publisher flooding such messages must not turn into a
+     * log flood; the counters and the store keep the exact number */
+    uint64_t now = clock_mono_ns();
+    if (now - in->last_refusal_log_ns >= 1000000000ull || in->last_refusal_log_ns == 0) {
+        log_warn(LOG_COMP,
+                 "message on \"%s\" refused (%s, record %zu bytes): %s%s; %llu more "
+                 "refused since the last such line",
+                 shown, reason, len,
+                 rc == 0 ? "dead-lettered" : "NOT dead-lettered: ", rc == 0 ? "" : strerror(-rc),
+                 (unsigned long long)in->refusals_unlogged);
+        in->last_refusal_log_ns = now;
+        in->refusals_unlogged = 0;
+    } else {
+        in->refusals_unlogged++;
+    }
+    return bad_topic ? -EINVAL : -EMSGSIZE;
+}
+
+/* How long the next wait on a full ring may take before deadline_ns (0 = none): 0 once the
+ * deadline has passed. */
+static int wait_slice(uint64_t deadline_ns)
+{
+    if (!deadline_ns)
+        return WAIT_SLICE_MS;
+    uint64_t now = clock_mono_ns();
+    if (now >= deadline_ns)
+        return 0;
+    uint64_t left_ms = (deadline_ns - now + 999999) / 1000000;
+    return left_ms < WAIT_SLICE_MS ? (int)left_ms : WAIT_SLICE_MS;
+}
+
 /* Under mu, with the spool non-empty or the ring full after the bounded wait: the message
  * goes to the spool and is durable when this returns 0. When the spool refuses (cap reached:
  * -ENOSPC, or a disk error) the message is owed to the ring in order: drain, then wait for
  * room as without a spool (this blocks paho's thread: the last resort, logged). */
 static int spill(intake *in, const rec_hdr *h, const char *topic, size_t topic_len,
-                 const void *payload, size_t payload_len)
+                 const void *payload, size_t payload_len, uint64_t deadline_ns)
 {
     long n = rec_encode(in->scratch, in->scratch_cap, h, topic, topic_len, payload, payload_len);
     if (n < 0) /* cannot happen: the size was checked against the ring's max record */
@@ -195,10 +315,19 @@ static int spill(intake *in, const rec_hdr *h, const char *topic, size_t topic_l
         return 0;
     }
     if (!in->spill_failed_logged) {
-        log_error(LOG_COMP,
-                  "spool_append: %s; holding the message until the ring has room "
-                  "(the broker connection may time out meanwhile)",
-                  strerror(-rc));
+        spool_stats ss;
+        spool_get_stats(in->sp, &ss);
+        if (rc == -ENOSPC)
+            log_warn(LOG_COMP,
+                     "the ingress spool is at its cap (runtime.spool_max_bytes, %llu bytes in "
+                     "%llu records; the disk is not full) and the ring is full: the pipeline "
+                     "behind this ingress is not keeping up; %s",
+                     (unsigned long long)ss.bytes, (unsigned long long)ss.records,
+                     in->stall_ms ? "waiting for room, then pausing the broker connection"
+                                  : "holding the message until the ring has room");
+        else
+            log_error(LOG_COMP, "spool_append: %s; holding the message until the ring has room",
+                      strerror(-rc));
         in->spill_failed_logged = 1;
     }
     for (;;) {
@@ -214,8 +343,34 @@ static int spill(intake *in, const rec_hdr *h, const char *topic, size_t topic_l
             stats_set(&in->slot->extra[INTAKE_EXTRA_SPOOL_NOW], spool_count(in->sp));
             return 0;
         }
-        (void)ring_wait_space(in->r, (size_t)n, WAIT_SLICE_MS);
+        int slice = wait_slice(deadline_ns);
+        if (slice == 0)
+            return -ETIMEDOUT;
+        (void)ring_wait_space(in->r, (size_t)n, slice);
     }
+}
+
+void intake_set_stall(intake *in, int stall_ms, uint64_t resume_spool_bytes)
+{
+    pthread_mutex_lock(&in->mu);
+    in->stall_ms = stall_ms > 0 ? stall_ms : 0;
+    in->resume_spool_bytes = resume_spool_bytes;
+    pthread_mutex_unlock(&in->mu);
+}
+
+bool intake_has_room(intake *in)
+{
+    pthread_mutex_lock(&in->mu);
+    bool room = ring_used(in->r) <= ring_capacity(in->r) / 2;
+    if (room && in->sp && !spool_is_empty(in->sp)) {
+        spool_stats ss;
+        spool_get_stats(in->sp, &ss);
+        room = ss.bytes <= in->resume_spool_bytes;
+    }
+    if (room)
+        in->spill_failed_logged = 0; /* the next time the spool refuses is news again */
+    pthread_mutex_unlock(&in->mu);
+    return room;
 }
 
 uint64_t intake_next_seq(intake *in)
@@ -230,30 +385,16 @@ int intake_message(intake *in, const char *topic, size_t topic_len, const void *
                    size_t payload_len, int qos, int retain)
 {
     size_t len = rec_size(topic_len, payload_len);
-    if (payload_len > in->max_payload || len > ring_max_record(in->r)) {
-        stats_add(&in->slot->errors, 1);
-        stats_add(&in->slot->dead, 1);
-        /* one line per second at most: a publisher flooding oversized messages must not turn
-         * into a log flood; the counters keep the exact number */
-        uint64_t now = clock_mono_ns();
-        if (now - in->last_refusal_log_ns >= 1000000000ull || in->last_refusal_log_ns == 0) {
-            log_warn(LOG_COMP,
-                     "message on \"%.*s\" of %zu bytes refused: above max_payload %zu or the "
-                     "ring's max record %zu (record %zu bytes); %llu more refused since the "
-                     "last such line",
-                     (int)(topic_len > 200 ? 200 : topic_len), topic, payload_len, in->max_payload,
-                     ring_max_record(in->r), len, (unsigned long long)in->refusals_unlogged);
-            in->last_refusal_log_ns = now;
-            in->refusals_unlogged = 0;
-        } else {
-            in->refusals_unlogged++;
-        }
-        return -EMSGSIZE;
-    }
+    const char *bad_topic = topicname_check(topic, topic_len, false, NULL);
+    if (bad_topic || payload_len > in->max_payload || len > ring_max_record(in->r))
+        return refuse(in, topic, topic_len, payload, payload_len, qos, bad_topic, len);
 
     void *buf;
     int rc;
     rec_hdr h;
+    /* the caller's thread (paho's, which also sends PINGREQs and PUBACKs) is held at most
+     * stall_ms in all: past that the message is handed back unstored (INTAKE_REFUSED) */
+    uint64_t deadline = in->stall_ms ? clock_mono_ns() + (uint64_t)in->stall_ms * 1000000ull : 0;
     pthread_mutex_lock(&in->mu);
     if (in->sp && !spool_is_empty(in->sp)) {
         /* order: what waits in the spool goes first; if it cannot all go, this one follows
@@ -281,17 +422,25 @@ full:
         }
         if (in->sp) {
             fill_hdr(in, &h, qos, retain);
-            rc = spill(in, &h, topic, topic_len, payload, payload_len);
+            rc = spill(in, &h, topic, topic_len, payload, payload_len, deadline);
             if (rc == 0) {
                 in->seq++;
                 stats_add(&in->slot->in, 1);
             }
+            if (rc == -ETIMEDOUT)
+                in->stall_refused++;
             pthread_mutex_unlock(&in->mu);
-            return rc == 0 ? INTAKE_WRITTEN : rc;
+            return rc == 0 ? INTAKE_WRITTEN : rc == -ETIMEDOUT ? INTAKE_REFUSED : rc;
         }
-        /* -ETIMEDOUT / -EINTR: the record is still owed to the ring (a QoS 1 message is
-         * acknowledged when we return), so keep waiting */
-        (void)ring_wait_space(in->r, len, WAIT_SLICE_MS);
+        /* the record is still owed to the ring (a QoS 1 message is acknowledged when we
+         * return), so keep waiting, up to the stall limit */
+        int slice = wait_slice(deadline);
+        if (slice == 0) {
+            in->stall_refused++;
+            pthread_mutex_unlock(&in->mu);
+            return INTAKE_REFUSED;
+        }
+        (void)ring_wait_space(in->r, len, slice);
         rc = ring_reserve(in->r, len, &buf);
     }
     if (rc < 0) { /* -EMSGSIZE was checked above; anything else is our bug */

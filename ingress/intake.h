@@ -16,8 +16,18 @@
  * goes to the spool itself if anything is left there. intake_drain (main thread, every loop turn)
  * moves spooled records into the ring when no messages arrive. QoS 0 with runtime.overflow: drop is
  * dropped and counted as before, never spooled. When the spool refuses (its cap
- * runtime.spool_max_bytes: -ENOSPC, or a disk error) the call falls back to blocking until
+ * runtime.spool_max_bytes: -ENOSPC, or a disk error) the call falls back to waiting until
  * the ring has room (logged once): nothing is ever acknowledged that is not stored.
+ *
+ * Stall limit (intake_set_stall; issue 8, DESIGN §2 "never stalls its MQTT client past half
+ * the keepalive"): the caller's thread is paho's receive thread, which also sends the PINGREQs
+ * and PUBACKs, so a wait past 1.5 x keepalive makes the broker drop the connection and, for a
+ * clean session, the messages it queued. With a limit set, a message that could be stored
+ * neither in the ring nor in the spool within stall_ms of the call is handed back unstored
+ * (INTAKE_REFUSED): the caller must then cut the connection without acknowledging it (the
+ * broker keeps it in the persistent session and sends it again) and connect again only once
+ * intake_has_room says so (the ring half empty and the spool at or below the resume mark), so
+ * the broker queues meanwhile instead of dropping the session.
  * Cost: paho hands over one message per call, so each spilled message is its own durable
  * batch (one fdatasync): measured 0.1 ms here (virtio disk, about 10k spilled messages/s);
  * a disk with a 2 ms fsync takes about 500/s while spilling. The ring path is unchanged.
@@ -26,8 +36,11 @@
  * reaches the broker through TCP, since paho's receive thread stops reading), unless
  * runtime.overflow is drop and the message is QoS 0: then it is dropped and counted (ring
  * drops, stats dropped).
- * A message larger than runtime.max_payload or than the ring's max record is counted (stats
- * errors and dead), logged with its topic and size and not written; it never stops the stage.
+ * A message larger than runtime.max_payload or than the ring's max record, or whose topic no
+ * broker accepts (common/topicname.h: a source broker that passes control characters on), is
+ * counted (stats errors and dead), logged with its topic and size (rate-limited), written to
+ * the dead-letter store with its reason (an oversized one: metadata and the first 1 KiB) and
+ * not put into the ring; it never stops the stage.
  *
  * Sequence numbers continue across restarts: they start at the number of records the ring's
  * producers have published so far plus what waits in the spool, so the router sees one
@@ -39,6 +52,7 @@
 #ifndef MF_INTAKE_H
 #define MF_INTAKE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,7 +63,8 @@
 
 typedef struct intake intake;
 
-enum { INTAKE_WRITTEN = 0, INTAKE_DROPPED = 1 };
+/* INTAKE_REFUSED: not stored within the stall limit (see above); nothing was written */
+enum { INTAKE_WRITTEN = 0, INTAKE_DROPPED = 1, INTAKE_REFUSED = 2 };
 /* indexes into stats_slot.extra: messages that went through the spool (a counter), and
  * messages in the spool now (a gauge, as the relay's extra[0]) */
 enum { INTAKE_EXTRA_SPOOLED = 0, INTAKE_EXTRA_SPOOL_NOW = 1 };
@@ -60,9 +75,9 @@ enum { INTAKE_EXTRA_SPOOLED = 0, INTAKE_EXTRA_SPOOL_NOW = 1 };
 int intake_create(ring *r, stats_slot *slot, size_t client, size_t max_payload,
                   enum cfg_overflow overflow, intake **out);
 /* Writes one message (topic need not be NUL-terminated) into the ring or the spool.
- * INTAKE_WRITTEN (stored), INTAKE_DROPPED, or -EMSGSIZE when it was too large (counted and
- * logged, nothing written). Waits while the ring is full as described above; signals do not
- * end the wait. */
+ * INTAKE_WRITTEN (stored), INTAKE_DROPPED, INTAKE_REFUSED (see Stall limit), -EMSGSIZE when
+ * it was too large or -EINVAL for an invalid topic (dead-lettered, see above). Waits while the ring
+ * is full as described above; signals do not end the wait. */
 int intake_message(intake *in, const char *topic, size_t topic_len, const void *payload,
                    size_t payload_len, int qos, int retain);
 /* Gives the intake a spool for a full ring (see above): sp is borrowed (the caller closes it
@@ -80,6 +95,15 @@ int intake_drain(intake *in, uint64_t *left);
  * acknowledges each message as its call returns. Never fails. */
 void intake_set_deferred_flush(intake *in, int defer);
 void intake_flush(intake *in);
+/* Sets the stall limit (0 = none: a full ring is waited for as long as it takes) and the
+ * spool size at or below which intake_has_room says yes. Cannot fail. */
+void intake_set_stall(intake *in, int stall_ms, uint64_t resume_spool_bytes);
+/* Whether a paused connection may come back (see "Stall limit"). Cannot fail. */
+bool intake_has_room(intake *in);
+/* Where refused messages go (issue 8 item 3): the dead-letter store in dir
+ * (common/deadletter.h; runtime.dead_letter_dir), with instance and client_id in each line.
+ * Strings are copied. 0 or -ENOMEM. Without it refusals are only counted and logged. */
+int intake_set_deadletter(intake *in, const char *dir, const char *instance, const char *client_id);
 /* Records waiting in the spool (0 without one). */
 uint64_t intake_spooled(intake *in);
 /* Sequence number the next written record gets. */

@@ -34,6 +34,9 @@
 #define DRAIN_MS          20   /* loop turn while the spool holds records */
 #define STOP_DRAIN_MS     2000 /* on stop, how long the spool may drain into the ring */
 #define SPILL_WAIT_MAX_MS 100
+/* connecting failed this long after start: report ready anyway (well under the supervisor's
+ * 30 s ready timeout) */
+#define READY_UNCONNECTED_MS 5000
 
 typedef struct ingress_app {
     cfg *conf;
@@ -52,7 +55,8 @@ static int on_message(void *arg, const char *topic, size_t topic_len, const void
                       size_t payload_len, int qos, int retain)
 {
     ingress_app *app = arg;
-    return intake_message(app->in, topic, topic_len, payload, payload_len, qos, retain);
+    int rc = intake_message(app->in, topic, topic_len, payload, payload_len, qos, retain);
+    return rc == INTAKE_REFUSED ? SUBSCRIBER_MSG_REFUSED : rc;
 }
 
 /* io_uring kind: the batch's messages are committed; publish them to the router before the
@@ -126,14 +130,30 @@ static int attach_segments(ingress_app *app)
 static void run(ingress_app *app)
 {
     int ready_sent = 0, poll_ms = LOOP_MS;
+    uint64_t started_ns = clock_mono_ns();
     while (!stage_stop_flag) {
         app->ops->poll(app->sub, poll_ms);
-        if (!ready_sent && app->ops->is_ready(app->sub)) {
+        /* ready once subscribed, or once connecting has failed for READY_UNCONNECTED_MS: the
+         * stage is up and retries by itself, as the relay does; holding the instance in
+         * "starting" got the ingress SIGKILLed every 30 s for a broker that is down, which
+         * fixes nothing. The grace keeps "ready = subscribed" for a broker that is only
+         * slow to come up (tests publish right after ready) */
+        if (!ready_sent && (app->ops->is_ready(app->sub) ||
+                            (app->ops->first_attempt_done(app->sub) &&
+                             clock_mono_ns() - started_ns >= READY_UNCONNECTED_MS * 1000000ull))) {
             int rc = stage_ready();
             if (rc < 0)
                 log_warn(LOG_COMP, "stage_ready: %s", strerror(-rc));
+            if (!app->ops->is_ready(app->sub))
+                log_warn(LOG_COMP,
+                         "ready without a broker connection to %s: the instance runs, this "
+                         "ingress keeps retrying (see the connect error above; `mqttflow "
+                         "status` shows CONN 0 until it is connected)",
+                         app->conf->clients[app->client].uri);
             ready_sent = 1;
         }
+        if (app->ops->is_paused(app->sub) && intake_has_room(app->in))
+            app->ops->resume(app->sub);
         stats_set(&app->slot->connected, app->ops->is_connected(app->sub) ? 1 : 0);
         stats_set(&app->slot->heartbeat_ns, clock_mono_ns());
         uint64_t left = 0;
@@ -220,6 +240,16 @@ int main(int argc, char **argv)
         goto out_segments;
     }
     open_spool(&app, cl);
+    if (intake_set_deadletter(app.in, app.conf->runtime.dead_letter_dir, app.conf->runtime.instance,
+                              cl->client_id) < 0)
+        log_warn(LOG_COMP, "intake_set_deadletter: out of memory; refused messages are only "
+                           "counted");
+    /* never hold the MQTT client's thread (it sends the PINGREQs) past half the keepalive: 40%
+     * leaves room for the spool's fsync that may follow the wait; resume once the spool is half
+     * drained, so the broker's queue does not grow for the whole drain */
+    if (cl->keepalive > 0)
+        intake_set_stall(app.in, cl->keepalive * 1000 * 2 / 5,
+                         app.conf->runtime.spool_max_bytes / 2);
     app.ops = sub_ops_select(app.conf, cl);
     sub_cbs cbs = {.message = on_message, .batch_done = on_batch_done, .arg = &app};
     rc = app.ops->create(cl, app.conf->runtime.instance, &cbs, &app.sub);

@@ -28,6 +28,21 @@ static bool paho_is_connected(const void *s)
     return subscriber_is_connected(s);
 }
 
+static bool paho_first_attempt_done(const void *s)
+{
+    return subscriber_first_attempt_done(s);
+}
+
+static bool paho_is_paused(const void *s)
+{
+    return subscriber_is_paused(s);
+}
+
+static void paho_resume(void *s)
+{
+    subscriber_resume(s);
+}
+
 static int paho_stop(void *s, int timeout_ms)
 {
     return subscriber_stop(s, timeout_ms);
@@ -46,6 +61,9 @@ const sub_ops sub_ops_paho = {
     .poll = paho_poll,
     .is_ready = paho_is_ready,
     .is_connected = paho_is_connected,
+    .first_attempt_done = paho_first_attempt_done,
+    .is_paused = paho_is_paused,
+    .resume = paho_resume,
     .stop = paho_stop,
     .destroy = paho_destroy,
 };

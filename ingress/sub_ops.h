@@ -36,6 +36,9 @@ typedef struct sub_ops {
     void (*poll)(void *s, int timeout_ms);
     bool (*is_ready)(const void *s);
     bool (*is_connected)(const void *s);
+    bool (*first_attempt_done)(const void *s); /* a connect attempt has ended, either way */
+    bool (*is_paused)(const void *s);          /* cut after a refused message (subscriber.h) */
+    void (*resume)(void *s);                   /* may reconnect: the pipeline has room */
     int (*stop)(void *s, int timeout_ms);
     void (*destroy)(void *s);
 } sub_ops;

@@ -30,12 +30,30 @@ typedef struct sub_uring {
     mqttc *m;
     sub_cbs cb;
     const cfg_client *c;
+    bool refused; /* the intake refused a message in this turn: cut the connection after it */
+    bool paused;  /* cut with the session kept; no reconnect until uring_resume */
+    bool tried;   /* a connection attempt ended (up or failed): subscriber_first_attempt_done */
 } sub_uring;
 
-static void on_message(void *arg, const mqtt_pkt *p)
+/* SUBSCRIBER_MSG_REFUSED (ring and spool full past the stall limit, subscriber.h "Pause"):
+ * mqttc sends no acknowledgement for it and hands over nothing more of that read; the turn
+ * ends with a clean DISCONNECT (uring_poll) so the broker keeps the session and queues. */
+static int on_message(void *arg, const mqtt_pkt *p)
 {
     sub_uring *s = arg;
-    s->cb.message(s->cb.arg, p->topic, p->topic_len, p->payload, p->payload_len, p->qos, p->retain);
+    int rc = s->cb.message(s->cb.arg, p->topic, p->topic_len, p->payload, p->payload_len, p->qos,
+                           p->retain);
+    if (rc != SUBSCRIBER_MSG_REFUSED)
+        return 0;
+    s->refused = true;
+    return 1;
+}
+
+static void on_state(void *arg, enum mqttc_state st)
+{
+    sub_uring *s = arg;
+    if (st == MQTTC_UP || st == MQTTC_DOWN)
+        s->tried = true;
 }
 
 static void on_batch_done(void *arg)
@@ -94,7 +112,8 @@ static int uring_create(const cfg_client *c, const char *instance, const sub_cbs
                     .log_comp = LOG_COMP,
                     .arg = s,
                     .message = on_message,
-                    .batch_done = on_batch_done};
+                    .batch_done = on_batch_done,
+                    .state = on_state};
     rc = mqttc_create(&o, &s->m); /* copies id and filters */
 out:
     free(id);
@@ -122,6 +141,38 @@ static void uring_poll(void *v, int timeout_ms)
     int rc = mqttc_run(s->m, timeout_ms);
     if (rc < 0 && rc != -EINTR)
         log_error(LOG_COMP, "io_uring_enter for %s: %s", s->c->uri, strerror(-rc));
+    if (s->refused) {
+        /* the acknowledgements of what was stored go first, then DISCONNECT: the broker
+         * keeps the persistent session and sends the refused message again later */
+        s->refused = false;
+        s->paused = true;
+        log_warn(LOG_COMP,
+                 "connection of %s paused by the ingress: its ring and spool were full "
+                 "(disconnected with the session kept; the broker queues meanwhile)",
+                 s->c->client_id);
+        (void)mqttc_disconnect(s->m, 1000);
+    }
+}
+
+static bool uring_first_attempt_done(const void *v)
+{
+    return ((const sub_uring *)v)->tried;
+}
+
+static bool uring_is_paused(const void *v)
+{
+    return ((const sub_uring *)v)->paused;
+}
+
+static void uring_resume(void *v)
+{
+    sub_uring *s = v;
+    if (!s->paused)
+        return;
+    s->paused = false;
+    log_info(LOG_COMP, "the pipeline has room again: reconnecting %s to %s", s->c->client_id,
+             s->c->uri);
+    mqttc_start(s->m);
 }
 
 static bool uring_is_ready(const void *v)
@@ -157,6 +208,9 @@ const sub_ops sub_uring_ops = {
     .poll = uring_poll,
     .is_ready = uring_is_ready,
     .is_connected = uring_is_connected,
+    .first_attempt_done = uring_first_attempt_done,
+    .is_paused = uring_is_paused,
+    .resume = uring_resume,
     .stop = uring_stop,
     .destroy = uring_destroy,
 };

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "log.h"
 #include "mqtt_tls.h"
+#include "mqtt_why.h"
 
 #define LOG_COMP        "ingress"
 #define CONNECT_TIMEOUT 10 /* seconds paho waits for CONNACK */
@@ -56,7 +57,19 @@ struct subscriber {
     uint64_t next_ns;  /* monotonic time of the next attempt */
     double delay_s;    /* current backoff */
     unsigned failures; /* consecutive failed connects, to quiet repeated log lines */
+    /* pause (subscriber.h "Pause"): paused = no reconnect until subscriber_resume; cutting =
+     * the current connection is being cut, so messages paho still hands over are ignored
+     * (their PUBACK can no longer reach the broker, which sends them again) */
+    bool paused, cutting;
+    bool ever_connected;  /* a session was established once: a reconnect expects it back */
+    uint64_t up_ns;       /* when the current connection came up */
+    uint64_t down_ns;     /* when the last connection ended */
+    unsigned short_lived; /* connections in a row that ended within SHORT_LIVED_NS */
+    char last_cause[160]; /* how the last connection ended, for the lost-session line */
 };
+
+/* a connection that ends this soon after its connect counts towards a takeover suspicion */
+#define SHORT_LIVED_NS (5ull * 1000000000ull)
 
 static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
 
@@ -93,12 +106,58 @@ static void set_state(subscriber *s, enum sub_state st)
 
 /* ---- paho callbacks (paho's threads) ---- */
 
+/* nodelay_each_peer_port callback: DISCONNECT (plain TCP only: on TLS or WebSocket two raw
+ * bytes would be garbage inside the stream, so the broker sees a dropped connection there and
+ * publishes the will), then shut the socket both ways so no PUBACK leaves it. */
+static int cut_fd(int fd, void *arg)
+{
+    static const unsigned char disconnect[2] = {0xE0, 0x00}; /* 3.1.1 and 5: normal */
+    if (*(const bool *)arg)
+        (void)send(fd, disconnect, sizeof(disconnect), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return shutdown(fd, SHUT_RDWR);
+}
+
+/* paho's receive thread, inside the message callback, the message not stored: end the
+ * connection before paho can acknowledge it. paho has no call for this: MQTTAsync_disconnect
+ * is carried out by paho's other thread after this callback has returned and paho has sent
+ * the PUBACK, and its completion is reported on this very thread (waiting for it here would
+ * deadlock). Only paho's threads write to the socket and the send thread has nothing to send
+ * for a subscriber (no publishes), so the two bytes cannot land inside another packet. */
+static void cut_connection(subscriber *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->cutting = true;
+    s->paused = true;
+    snprintf(s->last_cause, sizeof(s->last_cause),
+             "paused by the ingress: its ring and spool were full");
+    pthread_mutex_unlock(&s->mu);
+    bool raw = !mqtt_tls_is_enabled(s->tls) && s->c->scheme == CFG_MQTT;
+    if (s->c->clean_session)
+        log_warn(LOG_COMP,
+                 "ring and spool full: disconnecting %s from %s to keep the broker's keepalive; "
+                 "its session is clean (clean_session: true), so the broker discards what "
+                 "arrives meanwhile: remove clean_session: true to keep it",
+                 s->mqtt_id, s->c->uri);
+    else
+        log_warn(LOG_COMP,
+                 "ring and spool full: disconnecting %s from %s with the session kept (the "
+                 "broker queues for it); reconnecting when the pipeline has room",
+                 s->mqtt_id, s->c->uri);
+    if (nodelay_each_peer_port(s->c->port, cut_fd, &raw) < 1)
+        log_error(LOG_COMP, "found no socket to %s to cut; paho will acknowledge", s->c->uri);
+}
+
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
     subscriber *s = ctx;
     size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-    s->fn(s->arg, topic, tl, m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0, m->qos,
-          m->retained);
+    pthread_mutex_lock(&s->mu);
+    bool cutting = s->cutting;
+    pthread_mutex_unlock(&s->mu);
+    if (!cutting &&
+        s->fn(s->arg, topic, tl, m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0, m->qos,
+              m->retained) == SUBSCRIBER_MSG_REFUSED)
+        cut_connection(s);
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1; /* 0 would park the message inside paho (BASELINES pitfall 2) */
@@ -109,9 +168,20 @@ static void on_connection_lost(void *ctx, char *cause)
     subscriber *s = ctx;
     pthread_mutex_lock(&s->mu);
     s->connected = false;
-    if (s->st != ST_STOPPING) {
-        log_warn(LOG_COMP, "connection of %s to %s lost (%s); reconnecting in %.1fs",
-                 s->c->client_id, s->c->uri, cause ? cause : "no cause given", s->delay_s);
+    uint64_t now = clock_mono_ns();
+    s->down_ns = now;
+    if (s->st != ST_STOPPING && s->paused) {
+        log_info(LOG_COMP, "connection of %s to %s paused until the pipeline has room", s->mqtt_id,
+                 s->c->uri);
+        s->next_ns = UINT64_MAX; /* subscriber_resume sets it */
+        set_state(s, ST_DOWN);
+    } else if (s->st != ST_STOPPING) {
+        double up_s = (double)(now - s->up_ns) / 1e9;
+        s->short_lived = now - s->up_ns < SHORT_LIVED_NS ? s->short_lived + 1 : 0;
+        const char *why = cause ? cause : mqtt_why_lost(up_s, s->short_lived);
+        snprintf(s->last_cause, sizeof(s->last_cause), "connection lost after %.1f s up", up_s);
+        log_warn(LOG_COMP, "connection of %s to %s lost after %.1f s: %s; reconnecting in %.1fs",
+                 s->mqtt_id, s->c->uri, up_s, why, s->delay_s);
         schedule_retry(s);
         set_state(s, ST_DOWN);
     }
@@ -226,16 +296,35 @@ static void subscribe_all(subscriber *s)
     }
 }
 
-static void connected(subscriber *s)
+static void connected(subscriber *s, bool session_present)
 {
     if (nodelay_set_peer_port(s->c->port) < 1)
         log_warn(LOG_COMP, "could not set TCP_NODELAY on the socket to %s", s->c->uri);
     pthread_mutex_lock(&s->mu);
     s->connected = true;
+    s->cutting = false;
     bool go = s->st == ST_CONNECTING;
     if (go) {
-        log_info(LOG_COMP, "connected to %s as %s (MQTT %s%s)", s->c->uri, s->mqtt_id,
-                 s->v5 ? "5" : "3.1.1", mqtt_tls_is_enabled(s->tls) ? ", TLS" : "");
+        uint64_t now = clock_mono_ns();
+        log_info(LOG_COMP, "connected to %s as %s (MQTT %s%s%s)", s->c->uri, s->mqtt_id,
+                 s->v5 ? "5" : "3.1.1", mqtt_tls_is_enabled(s->tls) ? ", TLS" : "",
+                 s->c->clean_session ? ", clean session"
+                 : session_present   ? ", session resumed"
+                                     : ", new session");
+        /* a persistent session the broker no longer has: what was published to our
+         * subscriptions while we were away is gone, and only the broker knew it */
+        if (!s->c->clean_session && s->ever_connected && !session_present)
+            log_error(LOG_COMP,
+                      "session of %s on %s was lost: the broker had no session for it when it "
+                      "reconnected (%s, %.1f s disconnected), so messages published to its "
+                      "subscriptions meanwhile were not kept. The broker restarted without "
+                      "persistence, expired the session (MQTT 5 session_expiry, mosquitto "
+                      "persistent_client_expiration), or another client connected with this "
+                      "client id and a clean session",
+                      s->mqtt_id, s->c->uri, s->last_cause[0] ? s->last_cause : "first reconnect",
+                      (double)(now - s->down_ns) / 1e9);
+        s->ever_connected = true;
+        s->up_ns = now;
         set_state(s, ST_SUBSCRIBING);
     }
     pthread_mutex_unlock(&s->mu);
@@ -245,16 +334,17 @@ static void connected(subscriber *s)
         subscribe_all(s);
 }
 
-static void connect_failed(subscriber *s, int code, const char *message)
+static void connect_failed(subscriber *s, int code, int reason, const char *message)
 {
     pthread_mutex_lock(&s->mu);
     if (s->st == ST_CONNECTING) {
         /* the first failure and then every 10th: a broker down for long must not flood logs */
         if (s->failures++ % 10 == 0)
             log_warn(LOG_COMP,
-                     "connect of %s to %s failed (paho rc %d%s%s; failure %u); retrying in %.1fs",
-                     s->c->client_id, s->c->uri, code, message ? ": " : "", message ? message : "",
-                     s->failures, s->delay_s);
+                     "connect of %s to %s failed: %s (paho rc %d%s%s; failure %u); retrying in "
+                     "%.1fs",
+                     s->mqtt_id, s->c->uri, mqtt_why_connect(code, reason, message), code,
+                     message ? ": " : "", message ? message : "", s->failures, s->delay_s);
         schedule_retry(s);
         set_state(s, ST_DOWN);
     }
@@ -263,24 +353,32 @@ static void connect_failed(subscriber *s, int code, const char *message)
 
 static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
 {
-    (void)r;
-    connected(ctx);
+    connected(ctx, r && r->alt.connect.sessionPresent);
 }
 
 static void on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
 {
-    (void)r;
-    connected(ctx);
+    connected(ctx, r && r->alt.connect.sessionPresent);
 }
 
 static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
 {
-    connect_failed(ctx, r ? r->code : 0, r ? r->message : NULL);
+    connect_failed(ctx, r ? r->code : 0, 0, r ? r->message : NULL);
 }
 
 static void on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
 {
-    connect_failed(ctx, r ? r->code : 0, r ? r->message : NULL);
+    connect_failed(ctx, r ? r->code : 0, r ? (int)r->reasonCode : 0, r ? r->message : NULL);
+}
+
+/* MQTT 5: the broker said why it closed the connection (e.g. 0x8E session taken over);
+ * paho's connectionLost that follows carries no cause, so the reason is kept for it. */
+static void on_disconnected5(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+    (void)props;
+    subscriber *s = ctx;
+    log_warn(LOG_COMP, "broker %s disconnected %s: reason 0x%02x, %s", s->c->uri, s->mqtt_id,
+             (unsigned)rc, mqtt_why_disconnect_reason((int)rc));
 }
 
 static void on_disconnect_done(void *ctx, MQTTAsync_successData *r)
@@ -383,6 +481,8 @@ int subscriber_create(const cfg_client *c, const char *instance, subscriber_msg_
     }
     if (rc == MQTTASYNC_SUCCESS)
         rc = MQTTAsync_setCallbacks(s->h, s, on_connection_lost, on_message, NULL);
+    if (rc == MQTTASYNC_SUCCESS && s->v5)
+        rc = MQTTAsync_setDisconnected(s->h, s, on_disconnected5);
     restore_signals(&old);
     if (rc != MQTTASYNC_SUCCESS) {
         log_error(LOG_COMP, "MQTTAsync_create(%s, %s): paho rc %d%s", c->uri, s->mqtt_id, rc,
@@ -421,9 +521,9 @@ static int connect_now(subscriber *s)
         co.cleanstart = c->clean_session;
         if (!c->clean_session) {
             /* MQTT 5 ends a session at disconnect unless it has an expiry: keep it as 3.1.1
-             * clean_session: false would (0xFFFFFFFF = never expires) */
+             * clean_session: false would (session_expiry, default 0xFFFFFFFF = never) */
             MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
-            p.value.integer4 = 0xFFFFFFFFu;
+            p.value.integer4 = c->session_expiry;
             MQTTProperties_add(&props, &p);
             co.connectProperties = &props;
         }
@@ -517,6 +617,39 @@ bool subscriber_is_ready(const subscriber *s)
     bool r = m->st == ST_READY;
     pthread_mutex_unlock(&m->mu);
     return r;
+}
+
+bool subscriber_first_attempt_done(const subscriber *s)
+{
+    subscriber *m = (subscriber *)s;
+    pthread_mutex_lock(&m->mu);
+    bool r = m->ever_connected || m->failures > 0;
+    pthread_mutex_unlock(&m->mu);
+    return r;
+}
+
+bool subscriber_is_paused(const subscriber *s)
+{
+    subscriber *m = (subscriber *)s;
+    pthread_mutex_lock(&m->mu);
+    bool r = m->paused;
+    pthread_mutex_unlock(&m->mu);
+    return r;
+}
+
+void subscriber_resume(subscriber *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->paused) {
+        s->paused = false;
+        if (s->st == ST_DOWN) {
+            log_info(LOG_COMP, "the pipeline has room again: reconnecting %s to %s", s->mqtt_id,
+                     s->c->uri);
+            s->next_ns = clock_mono_ns();
+            set_state(s, ST_DOWN); /* wakes subscriber_poll */
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 bool subscriber_is_connected(const subscriber *s)

@@ -71,8 +71,23 @@
 
 typedef struct subscriber subscriber;
 
-/* Called on paho's receive thread for each message; topic is not NUL-terminated. The return
- * value is ignored (the message is acknowledged either way). */
+/* Pause (issue 8; DESIGN §2 "past that it disconnects cleanly with its persistent session
+ * kept"): when the message function returns SUBSCRIBER_MSG_REFUSED (it could not store the
+ * message within half the keepalive: ring and spool full), the subscriber cuts the connection
+ * before paho can acknowledge that message: on plain TCP it writes a DISCONNECT itself and
+ * shuts the socket down (on TLS/WebSocket only the shutdown), so the broker keeps the
+ * persistent session, queues what arrives and sends the unacknowledged message again. No
+ * reconnect is made until subscriber_resume (the ingress calls it once intake_has_room).
+ * Every message paho hands over while the cut is under way is ignored (it cannot be
+ * acknowledged any more). A persistent session the broker no longer has on a reconnect
+ * (CONNACK session present 0 after an earlier session) is logged as lost, with how the last
+ * connection ended.
+ */
+enum { SUBSCRIBER_MSG_REFUSED = 2 };
+
+/* Called on paho's receive thread for each message; topic is not NUL-terminated. Returns
+ * SUBSCRIBER_MSG_REFUSED when the message was not stored (see Pause); any other value: the
+ * message is acknowledged. */
 typedef int (*subscriber_msg_fn)(void *arg, const char *topic, size_t topic_len,
                                  const void *payload, size_t payload_len, int qos, int retain);
 
@@ -91,6 +106,12 @@ void subscriber_poll(subscriber *s, int timeout_ms);
 /* Connected and every subscription acknowledged by the broker. */
 bool subscriber_is_ready(const subscriber *s);
 bool subscriber_is_connected(const subscriber *s);
+/* A connection was made once, or the first attempt failed (the stage is up either way). */
+bool subscriber_first_attempt_done(const subscriber *s);
+/* Paused after a refused message (see Pause), until subscriber_resume. */
+bool subscriber_is_paused(const subscriber *s);
+/* Main thread: ends a pause; the next subscriber_poll connects. Cannot fail. */
+void subscriber_resume(subscriber *s);
 /* Disconnects cleanly (no new message function call starts once it returned 0; one already
  * running, blocked on a full ring, finishes) and stops reconnecting. Waits
  * up to timeout_ms for the broker's side; 0, or -ETIMEDOUT (the connection is dropped

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "mqtt_tls.h"
+#include "mqtt_why.h"
 
 #define COMP "relay"
 /* How long a replaced paho handle is kept before MQTTAsync_destroy: paho calls
@@ -56,6 +57,7 @@ struct conn {
     char client_id[512];
     mqtt_tls *tls; /* TLS options; they outlive every connect on both handles */
     conn_uring *u; /* the io_uring kind (conn_uring.h): no paho handle then */
+    int sndbuf;    /* conn_set_sndbuf: send buffer wanted after each connect, 0 = default */
 };
 
 /* ---- paho callbacks: paho's threads; they only post to the completion queue ---- */
@@ -68,7 +70,8 @@ static void on_conn_ok(void *ctx, MQTTAsync_successData *d)
 
 static void on_conn_fail(void *ctx, MQTTAsync_failureData *d)
 {
-    cq_conn_event(ctx, CQ_EV_CONNFAIL, d && d->code ? d->code : MQTTASYNC_FAILURE);
+    int code = d && d->code ? d->code : MQTTASYNC_FAILURE;
+    cq_conn_event(ctx, CQ_EV_CONNFAIL, mqtt_why_code(code, d ? d->message : NULL));
 }
 
 static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *d)
@@ -88,7 +91,7 @@ static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
     int code = MQTTASYNC_FAILURE;
     if (d)
         code = d->code ? d->code : (int)d->reasonCode;
-    cq_conn_event(ctx, CQ_EV_CONNFAIL, code);
+    cq_conn_event(ctx, CQ_EV_CONNFAIL, mqtt_why_code(code, d ? d->message : NULL));
 }
 
 static void on_lost(void *ctx, char *cause)
@@ -273,8 +276,10 @@ static void fail_attempt(conn *c, uint64_t now, int code)
      * at the default 30 s backoff, not one per attempt */
     if (c->failures == 1 || c->failures % 10 == 0)
         log_warn(COMP,
-                 "client %s: connect to %s failed (paho code %d, attempt %u); retrying in %.1f s",
-                 c->cl->client_id, c->cl->uri, code, c->failures, (double)c->backoff_ns / 1e9);
+                 "client %s: connect to %s failed: %s (paho code %d, attempt %u); retrying "
+                 "in %.1f s",
+                 c->cl->client_id, c->cl->uri, mqtt_why_connect(code, code > 5 ? code : 0, NULL),
+                 code, c->failures, (double)c->backoff_ns / 1e9);
     schedule_retry(c, now, c->backoff_ns);
     c->backoff_ns *= 2;
     if (c->backoff_ns > c->max_ns)
@@ -336,6 +341,12 @@ static void on_up(conn *c)
         c->recv_max = 65535;
     c->backoff_ns = c->min_ns;
     int n = nodelay_set_peer_port(c->cl->port);
+    if (c->sndbuf > 0 && nodelay_set_sndbuf_peer_port(c->cl->port, c->sndbuf) < 1)
+        log_info(COMP,
+                 "client %s: the socket send buffer stays below the largest record (%d bytes; "
+                 "net.core.wmem_max, or CAP_NET_ADMIN): a large publish goes out in several "
+                 "turns of paho's thread, about 1 s each",
+                 c->cl->client_id, c->sndbuf);
     log_info(COMP, "client %s: connected to %s as %s%s (TCP_NODELAY on %d socket%s)",
              c->cl->client_id, c->cl->uri, c->client_id,
              c->failures ? " after failed attempts" : "", n, n == 1 ? "" : "s");
@@ -358,7 +369,8 @@ static void on_connection_lost(conn *c, uint64_t now)
     }
     /* else: keep the old handle; reconnecting on it still works, only ordering after a
      * loss is weaker */
-    log_warn(COMP, "client %s: connection to %s lost; reconnecting", c->cl->client_id, c->cl->uri);
+    log_warn(COMP, "client %s: connection to %s lost (%s); reconnecting", c->cl->client_id,
+             c->cl->uri, mqtt_why_lost(10, 0));
     schedule_retry(c, now, c->min_ns);
     c->backoff_ns = c->min_ns * 2 > c->max_ns ? c->max_ns : c->min_ns * 2;
 }
@@ -502,6 +514,16 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
     default:
         return -EINVAL;
     }
+}
+
+void conn_set_sndbuf(conn *c, size_t bytes)
+{
+    c->sndbuf = bytes > INT_MAX / 2 ? INT_MAX / 2 : (int)bytes;
+}
+
+int conn_qos_outstanding(const conn *c)
+{
+    return c->qos_out;
 }
 
 void conn_qos_done(conn *c)

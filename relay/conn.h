@@ -77,6 +77,12 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
 /* A QoS>0 publish of this connection finished (any cq result): frees its Receive Maximum
  * slot. */
 void conn_qos_done(conn *c);
+/* After each connect, give the socket a send buffer of at least bytes (the largest record),
+ * where the system allows (common/nodelay.h: paho writes a partly sent packet once a second).
+ * Cannot fail. */
+void conn_set_sndbuf(conn *c, size_t bytes);
+/* QoS>0 publishes handed to paho and not finished. Cannot fail. */
+int conn_qos_outstanding(const conn *c);
 
 /* Starts a clean disconnect waiting up to timeout_ms for paho's in-flight work. Returns 1 when
  * the conn is already closed, 0 when CQ_EV_DISC will report the end. */

@@ -94,6 +94,21 @@ const char *dlq_reason(const cfg *c, unsigned aux, char *buf, size_t cap)
         snprintf(buf, cap,
                  "callback error (the callback returned non-zero; on_error: dead_letter)");
         break;
+    case REC_DEAD_INVALID_TOPIC:
+        snprintf(buf, cap,
+                 "invalid topic: a format step made a topic name that brokers refuse (control "
+                 "characters, wildcards, bad UTF-8 or empty); the original message is kept");
+        break;
+    case REC_DEAD_STEP_ERROR:
+        snprintf(buf, cap, "step error (a format step failed; on_error: dead_letter)");
+        break;
+    case REC_DEAD_BROKER_CLOSED:
+        snprintf(buf, cap,
+                 "refused by the broker: it closed the connection after this publish %d times "
+                 "in a row (runtime.max_attempts; e.g. above its max_packet_size, or a topic it "
+                 "refuses)",
+                 c->runtime.max_attempts);
+        break;
     default:
         snprintf(buf, cap, "unknown reason %u%s", code, by);
         break;
@@ -128,11 +143,18 @@ static char *line_of(dlq *q, const item *it)
     char reason[200];
     if (rec_decode(it->rec, it->len, &v) != 0)
         return NULL; /* checked by the pump before queueing */
+    if (REC_DEAD_AUX_REASON(v.h.aux) == REC_DEAD_CORRUPT_RING)
+        snprintf(reason, sizeof(reason),
+                 "corrupt ring: %llu bytes of the worker's input ring could not be read as "
+                 "records and were skipped (the payload holds the first of them)",
+                 (unsigned long long)v.h.seq);
     deadletter_entry e = {
         .instance = c->runtime.instance,
         .rule = v.h.rule < c->n_rules ? c->rules[v.h.rule].name : NULL,
         .callback = dlq_callback(c, v.h.rule, v.h.step),
-        .reason = dlq_reason(c, v.h.aux, reason, sizeof(reason)),
+        .reason = REC_DEAD_AUX_REASON(v.h.aux) == REC_DEAD_CORRUPT_RING
+                      ? reason
+                      : dlq_reason(c, v.h.aux, reason, sizeof(reason)),
         .source_client =
             v.h.src_client < c->n_clients ? c->clients[v.h.src_client].client_id : NULL,
         .topic = v.topic,

@@ -21,7 +21,10 @@
 #include "exitcode.h"
 #include "log.h"
 #include "rec.h"
+#include "deadletter.h"
 #include "dlq.h"
+#include "suspect.h"
+#include "topicname.h"
 #include "inflight.h"
 #include "sfwd.h"
 #include "stage.h"
@@ -49,6 +52,8 @@ struct pump {
     uint8_t *blocked;     /* per ring: this turn stopped at a record for a down target */
     sfwd *sf;
     dlq *dl;
+    suspect *sus; /* which publish a target broker closes the connection for */
+    size_t *lost; /* per conn: publishes lost with its connection in this apply_done */
     int stopping;
     uint64_t spooled_shown; /* last value written to stats extra[0] */
     ring **waitset;
@@ -131,16 +136,27 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
     for (size_t i = 0; i < n_rings; i++)
         if ((rc = inflight_create(PUMP_WINDOW, &p->win[i])) != 0)
             goto err;
-    if ((rc = sfwd_create(c, batch, &p->sf)) != 0 || (rc = dlq_create(c, &p->dl)) != 0)
+    p->lost = calloc(p->n_conns ? p->n_conns : 1, sizeof(*p->lost));
+    if (!p->lost) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    if ((rc = suspect_create(p->n_conns, c->runtime.max_attempts, &p->sus)) != 0 ||
+        (rc = sfwd_create(c, batch, &p->sf)) != 0 || (rc = dlq_create(c, &p->dl)) != 0)
         goto err;
     for (size_t t = 0; t < p->n_conns; t++)
         p->win[n_rings + t] = sfwd_window(p->sf, (uint16_t)t);
     if ((rc = cq_create(outstanding, p->n_conns, &p->q)) != 0)
         goto err;
-    for (size_t i = 0; i < p->n_conns; i++)
+    for (size_t i = 0; i < p->n_conns; i++) {
         if ((rc = conn_create(&c->clients[i], (uint16_t)i, c->runtime.instance, c->runtime.mqtt_io,
                               p->q, &p->conns[i])) != 0)
             goto err;
+        /* a publish of the largest payload in one write (common/nodelay.h); the default
+         * buffer already holds what max_payload allows by default (256 KiB) */
+        if (c->runtime.max_payload > (1u << 20))
+            conn_set_sndbuf(p->conns[i], c->runtime.max_payload + 65536);
+    }
     *out = p;
     return 0;
 
@@ -169,6 +185,8 @@ void pump_destroy(pump *p)
     sfwd_destroy(p->sf); /* after the connections: every completion has been applied */
     tap_port_fini(&p->tap_out);
     dlq_destroy(p->dl);
+    suspect_destroy(p->sus);
+    free(p->lost);
     free(p->done);
     free(p->ev);
     free(p->conns);
@@ -178,6 +196,40 @@ void pump_destroy(pump *p)
     free(p->hold_until);
     free(p->win);
     free(p);
+}
+
+/* Turns e (a REC_PUBLISH record) into a dead letter of `reason` (rec.h): an owned REC_DEAD
+ * copy that takes the dead-letter path (dispatch -> dlq). 0, or -ENOMEM / -EINVAL (e is
+ * unchanged). */
+static int to_dead_letter(pump *p, inflight_entry *e, unsigned reason)
+{
+    rec_view v;
+    if (rec_decode(e->rec, e->rec_len, &v) != 0)
+        return -EINVAL;
+    void *buf = malloc(e->rec_len);
+    if (!buf)
+        return -ENOMEM;
+    rec_hdr h = v.h;
+    h.kind = REC_DEAD;
+    h.aux = REC_DEAD_AUX(reason, 0);
+    long n = rec_encode(buf, e->rec_len, &h, v.topic, v.h.topic_len, v.payload, v.h.payload_len);
+    if (n < 0 || rec_decode(buf, (size_t)n, &v) != 0) {
+        free(buf);
+        return -EINVAL;
+    }
+    free(e->owned); /* after the copy: e's views may point into it */
+    e->owned = buf;
+    e->rec = buf;
+    e->rec_len = (uint32_t)n;
+    e->topic = v.topic;
+    e->kind = INFLIGHT_DEAD;
+    e->state = INFLIGHT_PENDING;
+    p->dead_seen++;
+    if (p->st) {
+        stats_set(&p->st->extra[1], p->dead_seen);
+        stats_add(&p->st->dead, 1);
+    }
+    return 0;
 }
 
 /* Fills e from a record read from the ring; e->state is PENDING when it is to be published,
@@ -202,12 +254,18 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
             return;
         }
         if (!cfg_topic_name_is_valid(v.topic)) {
-            /* a broker disconnects a client that publishes to a filter: that record would
-             * take the connection down on every retry */
+            /* a broker disconnects a client that publishes to a filter or a control
+             * character: that record would take the connection down on every retry */
+            char shown[256];
+            topicname_escape(shown, sizeof(shown), v.topic, v.h.topic_len);
             ADD(p, errors, 1);
+            e->rec = buf;
+            e->rec_len = (uint32_t)len;
+            int rc = to_dead_letter(p, e, REC_DEAD_INVALID_TOPIC);
             if (should_log_reject(p))
-                log_error(COMP, "client %s: invalid topic name \"%s\": record skipped",
-                          conn_name(p->conns[v.h.client]), v.topic);
+                log_error(COMP, "client %s: invalid topic name \"%s\": record %s",
+                          conn_name(p->conns[v.h.client]), shown,
+                          rc == 0 ? "dead-lettered" : "skipped (out of memory)");
             return;
         }
         e->topic = v.topic;
@@ -251,6 +309,8 @@ static enum send_result send_entry(pump *p, size_t ri, uint64_t seq, inflight_en
     conn *c = p->conns[e->conn];
     if (!conn_is_up(c))
         return SEND_DOWN;
+    if (e->qos > 0 && !suspect_may_send(p->sus, e->conn, conn_qos_outstanding(c)))
+        return SEND_NO_CREDIT; /* on probation (suspect.h): one at a time */
     void *ctx;
     if (cq_acquire(p->q, (uint16_t)ri, seq, e->conn, &ctx) != 0)
         return SEND_NO_CREDIT;
@@ -302,6 +362,52 @@ static enum send_result dispatch(pump *p, size_t ri, uint64_t seq, inflight_entr
     return send_entry(p, ri, seq, e);
 }
 
+/* A corrupt record header at ring ri's read cursor: see service_ring. 0 (skipped, *n
+ * counts it) or -errno (nothing moved). */
+static int quarantine(pump *p, size_t ri, size_t *n)
+{
+    ring *r = p->rings[ri];
+    const void *first;
+    size_t first_len;
+    uint64_t at = ring_read_pos(r);
+    uint64_t bytes = ring_skip_damaged(r, &first, &first_len);
+    char reason[256];
+    snprintf(reason, sizeof(reason),
+             "corrupt ring: %llu bytes of worker output ring %zu at position %llu could not be "
+             "read as records and were skipped (the payload holds the first of them)",
+             (unsigned long long)bytes, ri, (unsigned long long)at);
+    deadletter_entry e = {
+        .instance = p->cfg->runtime.instance,
+        .reason = reason,
+        .topic = "$mqttflow/corrupt-ring",
+        .payload = first,
+        .payload_len = first_len < 4096 ? first_len : 4096,
+    };
+    int rc = deadletter_store_one(p->cfg->runtime.dead_letter_dir, &e);
+    ADD(p, errors, 1);
+    if (rc < 0) {
+        /* the cursor moved, but nothing of the region is in the window, so nothing of it
+         * is released: a later relay reads it again */
+        log_error(COMP,
+                  "ring %zu: corrupt record header at position %llu and the dead-letter store "
+                  "cannot take the damaged %llu bytes: %s; ring no longer read",
+                  ri, (unsigned long long)at, (unsigned long long)bytes, strerror(-rc));
+        return rc;
+    }
+    ADD(p, dead, 1);
+    inflight_entry ne;
+    memset(&ne, 0, sizeof(ne));
+    ne.end_pos = ring_read_pos(r);
+    ne.state = INFLIGHT_DONE;
+    (void)inflight_push(p->win[ri], &ne);
+    (*n)++;
+    log_error(COMP,
+              "ring %zu: corrupt record header at position %llu: %llu byte(s) skipped and "
+              "dead-lettered; reading on",
+              ri, (unsigned long long)at, (unsigned long long)bytes);
+    return 0;
+}
+
 /* Publishes what ring ri has pending, then reads and publishes new records. Returns how
  * many records it handled (0: nothing to do or blocked). */
 static size_t service_ring(pump *p, size_t ri, uint64_t now)
@@ -338,15 +444,15 @@ static size_t service_ring(pump *p, size_t ri, uint64_t now)
         if (rc == -EAGAIN)
             break;
         if (rc != 0) {
-            /* a corrupt length: nothing past it can be found; leave the ring alone (its
-             * records stay for a later relay after the bug is fixed) */
-            p->broken[ri] = 1;
-            ADD(p, errors, 1);
-            log_error(COMP,
-                      "ring %zu: corrupt record header at position %llu: ring no longer "
-                      "read",
-                      ri, (unsigned long long)ring_read_pos(r));
-            break;
+            /* a corrupt length (issue 8 item 4): nothing in the region up to the worker's
+             * head can be trusted; it is dead-lettered (size and first bytes) and released
+             * in ring order like a finished record, and the ring read on. Only when the
+             * store cannot take it is the ring left alone (its records stay) */
+            if (quarantine(p, ri, &n) < 0) {
+                p->broken[ri] = 1;
+                break;
+            }
+            continue;
         }
         /* the attempt mark (DESIGN §2): decoding and handing a record to paho is this
          * stage's "run"; a record that killed max_attempts relays is skipped */
@@ -404,7 +510,9 @@ static size_t service_drain(pump *p, size_t t, uint64_t now)
     inflight_entry *e;
     uint64_t seq;
     while ((e = inflight_next_pending(w, &seq)) != NULL) {
-        enum send_result s = send_entry(p, wi, seq, e);
+        /* a spooled record the broker refused became a dead letter (retry_lost) */
+        enum send_result s =
+            e->kind == INFLIGHT_DEAD ? dispatch(p, wi, seq, e) : send_entry(p, wi, seq, e);
         if (s == SEND_OK || s == SEND_REJECTED) {
             n++;
             continue;
@@ -477,21 +585,56 @@ static void on_dead_stored(void *arg, uint16_t wi, uint64_t seq, char *line)
     inflight_retry(w, seq);
 }
 
+/* A publish lost with its connection (or failed) is published again, unless the broker
+ * closed the connection for it max_attempts times in a row (suspect.h): then it is
+ * dead-lettered. */
+static void retry_lost(pump *p, const cq_done *d, inflight_entry *e)
+{
+    inflight *w = p->win[d->ring];
+    if (e && e->qos > 0 && e->kind == INFLIGHT_PUBLISH &&
+        suspect_lost(p->sus, d->conn, p->lost[d->conn], d->ring, d->seq)) {
+        char shown[256];
+        topicname_escape(shown, sizeof(shown), e->topic, strlen(e->topic));
+        int rc = to_dead_letter(p, e, REC_DEAD_BROKER_CLOSED);
+        log_error(COMP,
+                  "client %s: the broker closed the connection %d times in a row right after the "
+                  "publish to \"%s\" (%zu bytes), alone in flight: %s",
+                  conn_name(p->conns[d->conn]), p->cfg->runtime.max_attempts, shown,
+                  (size_t)e->payload_len,
+                  rc == 0 ? "dead-lettered (runtime.max_attempts)"
+                          : "could not be dead-lettered (out of memory), publishing again");
+    }
+    inflight_retry(w, d->seq);
+}
+
 static void apply_done(pump *p, size_t n, uint64_t now)
 {
     uint64_t ok = 0, failed = 0;
+    for (size_t i = 0; i < p->n_conns; i++)
+        p->lost[i] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cq_done *d = &p->done[i];
+        inflight_entry *e = inflight_at(p->win[d->ring], d->seq);
+        /* paho often reports the publishes of a closed connection through onFailure before
+         * connectionLost: a failure counts as a loss (a 3.1.1 publish fails no other way; an
+         * MQTT 5 refusal by reason code is the broker refusing it too) */
+        if (d->result != CQ_OK && d->conn < p->n_conns && e && e->qos > 0)
+            p->lost[d->conn]++;
+    }
     for (size_t i = 0; i < n; i++) {
         const cq_done *d = &p->done[i];
         inflight *w = p->win[d->ring];
-        const inflight_entry *e = inflight_at(w, d->seq);
+        inflight_entry *e = inflight_at(w, d->seq);
         if (e && e->qos > 0)
             conn_qos_done(p->conns[d->conn]);
         if (d->result == CQ_OK) {
+            if (e && e->qos > 0)
+                suspect_acked(p->sus, d->conn);
             inflight_done(w, d->seq);
             ok++;
             continue;
         }
-        inflight_retry(w, d->seq);
+        retry_lost(p, d, e);
         if (d->result == CQ_FAIL) {
             failed++;
             /* a failure on a live connection (a v5 reason code, a timeout): do not hammer */

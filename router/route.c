@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include "clock.h"
 #include "dispatch.h"
 #include "futex.h"
+#include "deadletter.h"
 #include "log.h"
 #include "names.h"
 #include "rec.h"
@@ -23,6 +25,8 @@
 #define ROUTE_STOP_BLOCK_MS 5000 /* stopping: how long a full worker ring may block the drain */
 
 static const char COMP[] = "router";
+/* bytes of a damaged ring region kept in its dead letter */
+#define QUARANTINE_KEEP 4096
 
 struct route {
     const cfg *c;
@@ -230,6 +234,37 @@ static int reserve_out(route *r, size_t w, size_t len, void **dst)
     }
 }
 
+/* A corrupt record header in ingress ring i (issue 8 item 4): the damaged region up to the
+ * ingress's published head is skipped, written to the dead-letter store with its size and
+ * first bytes, counted (errors, dead), and the ring read on: a fault with a way out instead
+ * of a ring no longer read while status says running. */
+static void quarantine(route *r, size_t i)
+{
+    const void *first;
+    size_t first_len;
+    uint64_t at = ring_read_pos(r->in[i]);
+    uint64_t bytes = ring_skip_damaged(r->in[i], &first, &first_len);
+    char reason[256];
+    snprintf(reason, sizeof(reason),
+             "corrupt ring: %llu bytes of %s at position %llu could not be read as records and "
+             "were skipped (the payload holds the first of them)",
+             (unsigned long long)bytes, r->in_names[i], (unsigned long long)at);
+    deadletter_entry e = {
+        .instance = r->c->runtime.instance,
+        .reason = reason,
+        .topic = "$mqttflow/corrupt-ring",
+        .payload = first,
+        .payload_len = first_len < QUARANTINE_KEEP ? first_len : QUARANTINE_KEEP,
+    };
+    int rc = deadletter_store_one(r->c->runtime.dead_letter_dir, &e);
+    ring_release(r->in[i]);
+    stats_add(&r->slot->errors, 1);
+    stats_add(&r->slot->dead, 1);
+    log_error(COMP, "%s is corrupt at position %llu: %llu byte(s) skipped and %s%s; reading on",
+              r->in_names[i], (unsigned long long)at, (unsigned long long)bytes,
+              rc == 0 ? "dead-lettered" : "NOT dead-lettered: ", rc == 0 ? "" : strerror(-rc));
+}
+
 /* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT. */
 /* Once per turn: follows the taps the supervisor attaches or removes (one load each). */
 static void tap_sync(route *r)
@@ -309,6 +344,10 @@ static int route_turn(route *r, size_t *taken)
             int prc = ring_peek(r->in[i], &buf, &len);
             if (prc == -EAGAIN)
                 break;
+            if (prc == -EBADMSG) {
+                quarantine(r, i);
+                continue;
+            }
             if (prc < 0) {
                 r->in_broken[i] = 1;
                 stats_add(&r->slot->errors, 1);

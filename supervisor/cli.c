@@ -1,6 +1,8 @@
 /* cli: `mqttflow` subcommands (see cli.h). */
 #include "cli.h"
 
+#include "topo.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -79,10 +81,11 @@ static const cli_command commands[] = {
      "  what it made of it is in the next ring (the relay: once PUBACKed), and the new\n"
      "  process re-reads what the old one had not released: at most those are\n"
      "  delivered twice (the relay: at most its in-flight window).\n"
-     "  ingress: every message it PUBACKed is in its ring. With clean_session: false\n"
-     "  the broker keeps the session while the ingress restarts and delivers what\n"
-     "  arrived meanwhile, and what it had sent but not got a PUBACK for: nothing is\n"
-     "  lost. With clean_session: true (the default) the broker ends the session at\n"
+     "  ingress: every message it PUBACKed is in its ring. With a persistent session\n"
+     "  (the default of a client with a QoS >= 1 subscription) the broker keeps the\n"
+     "  session while the ingress restarts and delivers what arrived meanwhile, and\n"
+     "  what it had sent but not got a PUBACK for: nothing is lost. With\n"
+     "  clean_session: true (the default for QoS 0 only) the broker ends the session at\n"
      "  the disconnect: QoS 1 messages published until the new ingress has subscribed\n"
      "  (about 0.1-0.5 s), and those in flight to the old one, are not delivered.\n"},
     {"stop", cli_stop, "  mqttflow stop [CONFIG | -c CONFIG | -i INSTANCE | -s SOCKET]\n",
@@ -166,6 +169,12 @@ int cli_check(int argc, char **argv)
     cfg *c = cli_load_config(argv[1], CFG_LOAD_CHECK_MODULES, 1);
     if (!c)
         return MF_EXIT_CONFIG;
+    char err[1024];
+    if (topo_check_shm(c, err, sizeof(err)) < 0) { /* what `run` would refuse */
+        fprintf(stderr, "%s: %s\n", argv[1], err);
+        cfg_destroy(c);
+        return MF_EXIT_CONFIG;
+    }
     cfg_print_summary(c, stdout);
     cfg_destroy(c);
     return MF_EXIT_OK;
@@ -212,9 +221,10 @@ int cli_run(int argc, char **argv)
     int rc = loop_create(c, &l);
     if (rc < 0) {
         cfg_destroy(c);
-        /* already running, or a segment that is not ours to adopt (-EPERM: another user's we
-         * cannot remove, or ours with a loose mode): neither is fixed by a respawn */
-        return rc == -EEXIST || rc == -EPERM ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
+        /* already running, a segment that is not ours to adopt (-EPERM: another user's we
+         * cannot remove, or ours with a loose mode), or the segments do not fit /dev/shm
+         * (-ENOSPC): none is fixed by a respawn */
+        return rc == -EEXIST || rc == -EPERM || rc == -ENOSPC ? MF_EXIT_CONFIG : MF_EXIT_FAILED;
     }
     int code = loop_run(l);
     loop_destroy(l);

@@ -225,6 +225,7 @@ void loop_begin_shutdown(loop *l, int code)
         loop_ctl_job_finish(l, "the instance is stopping");
     log_info(COMP, "stopping instance %s: ingress, router, workers, relay", l->c->runtime.instance);
     l->phase = PH_SHUTDOWN;
+    l->stop_began_ns = clock_mono_ns();
     l->stop_group = 0;
     if (l->exit_code == MF_EXIT_OK)
         l->exit_code = code;
@@ -232,7 +233,8 @@ void loop_begin_shutdown(loop *l, int code)
 
 static void kill_everything(loop *l)
 {
-    log_warn(COMP, "second stop signal: killing every stage");
+    log_warn(COMP, "second stop signal: killing every stage (rings with records and the "
+                   "workers' state are kept for the next run)");
     l->kill_all = 1;
     for (size_t i = 0; i < l->n_procs; i++) {
         loop_dispatch(l, i, CHILD_EV_STOP, 0);
@@ -308,8 +310,17 @@ static void on_signal(loop *l)
         case SIGTERM:
         case SIGINT:
             if (l->phase == PH_SHUTDOWN) {
-                if (!l->kill_all)
+                /* issue 8 item 7: only a second request at least a second later forces (as
+                 * PostgreSQL's pg_ctl escalates only on a later, explicit request) */
+                if (l->kill_all)
+                    break;
+                if (clock_mono_ns() - l->stop_began_ns >= FORCE_AFTER_NS)
                     kill_everything(l);
+                else
+                    log_info(COMP,
+                             "SIG%s again within 1 s of the stop: the same request, ignored "
+                             "(send it again after a second to kill every stage)",
+                             sigabbrev_np((int)si.ssi_signo));
             } else {
                 log_info(COMP, "SIG%s received", sigabbrev_np((int)si.ssi_signo));
                 loop_begin_shutdown(l, MF_EXIT_OK);

@@ -37,6 +37,8 @@
 #define N_STOP_GROUPS   4
 /* a callback past callback_timeout_ms by this much is killed by the supervisor too */
 #define CALLBACK_GRACE_NS 2000000000ull
+/* a stop signal this long after the stop began forces it (issue 8 item 7) */
+#define FORCE_AFTER_NS 1000000000ull
 
 /* epoll tags: the source in the high half, an index (stage or connection) in the low half */
 enum src { SRC_SIGNAL = 1, SRC_TIMER, SRC_LISTEN, SRC_PIDFD, SRC_READY, SRC_CONN, SRC_HTTP };
@@ -100,6 +102,10 @@ struct loop {
     int stop_group;
     int exit_code;
     int kill_all; /* a second stop signal: SIGKILL whatever is left */
+    /* monotonic time the stop began: a stop signal within FORCE_AFTER_NS of it is the same
+     * request delivered twice (timeout(1), an init system forwarding SIGTERM), not a person
+     * pressing Ctrl-C again */
+    uint64_t stop_began_ns;
     uint64_t born_ns, last_sample_ns, next_sample_ns;
     double sample_s;
     uint64_t next_stats_log_ns;

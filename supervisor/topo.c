@@ -1,8 +1,12 @@
 /* topo: create and remove an instance's segments (see topo.h). */
 #include "topo.h"
 
+#include "ring_layout.h"
+
 #include <dirent.h>
 #include <errno.h>
+#include <sys/statvfs.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,10 +16,12 @@
 #include <unistd.h>
 
 #include "hash.h"
+#include "deadletter.h"
 #include "log.h"
 #include "names.h"
 #include "rec.h"
 #include "ring.h"
+#include "salvage.h"
 #include "shm.h"
 
 struct topo {
@@ -122,7 +128,7 @@ static uint64_t queued_in(const char *name)
  * segments (each worker adopts its own, so open windows survive too). It runs once this
  * process has created the stats segment exclusively: no live supervisor owns the instance.
  * Returns how many were removed. */
-static size_t sweep_stale(const topo *t)
+static size_t sweep_stale(const topo *t, const cfg *c)
 {
     char prefix[SHM_NAME_MAX], stats_name[SHM_NAME_MAX];
     size_t n = 0;
@@ -137,15 +143,28 @@ static size_t sweep_stale(const topo *t)
         if (strncmp(e->d_name, prefix, strlen(prefix)) || !strcmp(e->d_name, stats_name) ||
             is_current_ring(t, e->d_name) || is_state_segment(t->instance, e->d_name))
             continue;
-        uint64_t lost = queued_in(e->d_name);
+        uint64_t queued = queued_in(e->d_name), saved = 0;
+        if (queued && !is_state_segment(t->instance, e->d_name)) {
+            int rc = salvage_ring(e->d_name, c,
+                                  "queued for a stage this configuration no longer has (fewer "
+                                  "workers or ingress clients)",
+                                  &saved);
+            if (rc < 0) {
+                log_error("supervisor",
+                          "%s (not in this configuration) holds %llu queued record(s) and the "
+                          "dead-letter store cannot take them: %s; kept",
+                          e->d_name, (unsigned long long)queued, strerror(-rc));
+                continue;
+            }
+        }
         if (shm_unlink_name(e->d_name) < 0)
             continue;
         n++;
-        if (lost)
+        if (queued)
             log_warn("supervisor",
-                     "removed %s (not in this configuration) with %llu queued record(s): they "
-                     "are lost",
-                     e->d_name, (unsigned long long)lost);
+                     "removed %s (not in this configuration): its %llu queued record(s) went to "
+                     "the dead-letter store with reason \"configuration changed\"",
+                     e->d_name, (unsigned long long)saved);
     }
     closedir(d);
     return n;
@@ -193,16 +212,33 @@ static uint64_t config_tag(const cfg *c)
 
 /* An adopted ring whose records were written under another configuration (other clients or
  * rules, so other indices): its records would be routed to the wrong rule or client, so they
- * are dropped, loudly, and the ring made anew. 0 or -errno (*r replaced). */
-static int drop_foreign(ring **r, const char *name, uint64_t queued)
+ * go to the dead-letter store (salvage.h) and the ring is made anew. 0 or -errno (*r
+ * replaced; on an error of the store the ring is kept and the run refused: nothing queued
+ * disappears). */
+static int drop_foreign(ring **r, const cfg *c, const char *name, uint64_t queued)
 {
-    log_error("supervisor",
-              "%s holds %llu queued record(s) of another configuration (its clients or rules "
-              "changed since): dropped; start the previous configuration once to deliver them",
-              name, (unsigned long long)queued);
     size_t cap = ring_capacity(*r), max_rec = ring_max_record(*r);
     ring_detach(*r);
     *r = NULL;
+    uint64_t n = 0;
+    int rc = salvage_ring(name, c,
+                          "queued under a previous configuration whose clients or rules "
+                          "differ (their indices in the records mean other ones now)",
+                          &n);
+    if (rc < 0) {
+        log_error("supervisor",
+                  "%s holds %llu queued record(s) of another configuration and the dead-letter "
+                  "store %s cannot take them: %s; the ring is kept, start the previous "
+                  "configuration or fix the store",
+                  name, (unsigned long long)queued, c->runtime.dead_letter_dir, strerror(-rc));
+        return rc;
+    }
+    log_warn("supervisor",
+             "%s held %llu queued record(s) of another configuration (its clients or rules "
+             "changed since): %llu written to the dead-letter store %s/%s with reason "
+             "\"configuration changed\"",
+             name, (unsigned long long)queued, (unsigned long long)n, c->runtime.dead_letter_dir,
+             DEADLETTER_FILE);
     (void)ring_unlink(name);
     return ring_create(name, cap, max_rec, r);
 }
@@ -234,8 +270,8 @@ static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, ch
             ring_get_stats(rs[i], &st);
             uint64_t q = st.records_in - st.records_out, tag = ring_tag(rs[i]);
             if (q && tag && tag != t->tag) {
-                if ((rc = drop_foreign(&rs[i], name, q)) < 0) {
-                    fail(err, errlen, "ring_create(%s): %s", name, strerror(-rc));
+                if ((rc = drop_foreign(&rs[i], c, name, q)) < 0) {
+                    fail(err, errlen, "queued records of %s: %s", name, strerror(-rc));
                     return rc;
                 }
                 q = 0;
@@ -252,8 +288,47 @@ static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, ch
     return 0;
 }
 
+int topo_check_shm(const cfg *c, char *err, size_t errlen)
+{
+    struct statvfs vfs;
+    if (statvfs("/dev/shm", &vfs) != 0)
+        return 0;
+    uint64_t page = 4096;
+    uint64_t seg = (RING_DATA_OFFSET + (uint64_t)c->runtime.ring_size + page - 1) / page * page;
+    uint64_t n_rings = cfg_ingress_count(c) + 2 * (uint64_t)c->runtime.workers;
+    uint64_t need = seg * n_rings;
+    uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+    uint64_t total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    /* this instance's segments are adopted or replaced by a run: their space counts as free */
+    char prefix[SHM_NAME_MAX];
+    int pl = snprintf(prefix, sizeof(prefix), "mqttflow.%s.", c->runtime.instance);
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    while (d && pl > 0 && (e = readdir(d)) != NULL) {
+        struct stat st;
+        if (!strncmp(e->d_name, prefix, (size_t)pl) &&
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            avail += (uint64_t)st.st_blocks * 512;
+    }
+    if (d)
+        closedir(d);
+    if (need <= avail)
+        return 0;
+    fail(err, errlen,
+         "the rings need %llu bytes of shared memory (%llu rings of %llu bytes: runtime.ring_size "
+         "%zu for %zu ingress and 2 x %d workers) but /dev/shm has %llu bytes free of %llu; "
+         "lower runtime.ring_size or runtime.workers, or enlarge /dev/shm (mount -o "
+         "remount,size=... /dev/shm; docker --shm-size)",
+         (unsigned long long)need, (unsigned long long)n_rings, (unsigned long long)seg,
+         c->runtime.ring_size, cfg_ingress_count(c), c->runtime.workers, (unsigned long long)avail,
+         (unsigned long long)total);
+    return -ENOSPC;
+}
+
 int topo_create(const cfg *c, topo **out, char *err, size_t errlen)
 {
+    if (topo_check_shm(c, err, errlen) < 0)
+        return -ENOSPC;
     char name[SHM_NAME_MAX];
     int rc;
     topo *t = calloc(1, sizeof(*t));
@@ -286,7 +361,7 @@ int topo_create(const cfg *c, topo **out, char *err, size_t errlen)
         fail(err, errlen, "stats_create(%s): %s", name, strerror(-rc));
         goto err_free;
     }
-    size_t stale = sweep_stale(t);
+    size_t stale = sweep_stale(t, c);
     if (stale)
         log_info("supervisor", "removed %zu segment(s) a dead instance %s left", stale,
                  t->instance);

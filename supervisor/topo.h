@@ -40,6 +40,11 @@ typedef struct topo topo;
  * another -errno with a one-line explanation in err. On failure every segment this call
  * created is unlinked again; a live instance's segments are never touched. */
 int topo_create(const cfg *c, topo **out, char *err, size_t errlen);
+/* Whether the rings of c fit the free space of /dev/shm (plus what this instance's existing
+ * segments hold, which a run adopts or replaces): 0, or -ENOSPC with the sizes and the fix in
+ * err (issue 8 item 6; `check` and `run` both ask it). The workers' state segments are
+ * small and made later, so not counted. Cannot fail otherwise (no /dev/shm: 0). */
+int topo_check_shm(const cfg *c, char *err, size_t errlen);
 /* Unlinks the segments of the instance, whoever created them, and frees t. Rings that still
  * hold records are kept (logged) for the next run to adopt, and so are the workers' state
  * segments unless clean (every stage stopped by request with exit 0). Accepts NULL; cannot

@@ -21,6 +21,7 @@
 #ifndef MF_WORKERS_CHAIN_H
 #define MF_WORKERS_CHAIN_H
 
+#include <limits.h>
 #include <stdint.h>
 
 #include "ctx.h"
@@ -40,9 +41,17 @@ int chain_set_create(const ctx_env *env, const loader *ld, chain_set **out);
 /* Frees everything without closing windows (call chain_close_all first to flush them). */
 void chain_set_destroy(chain_set *cs);
 
-/* Runs rule on m (from origin o). Returns 0, -EINVAL when rule is out of range, or the first
- * non-zero value a callback returned (already logged and counted). Outputs that could not be
- * written (too large, bad topic) are logged and counted as errors. */
+/* What chain_run returns when a step, not a callback, failed: a format step made a topic no
+ * broker accepts (the worker dead-letters the message whatever on_error says), or a step
+ * failed otherwise (dead-lettered under on_error: dead_letter). Callbacks return small codes;
+ * one that returns exactly these values is taken for the step's failure. */
+#define CHAIN_ERR_INVALID_TOPIC INT_MIN
+#define CHAIN_ERR_STEP          (INT_MIN + 1)
+
+/* Runs rule on m (from origin o). Returns 0, -EINVAL when rule is out of range, the first
+ * non-zero value a callback returned (already logged and counted), or a CHAIN_ERR_* above.
+ * Outputs that could not be written (too large, bad topic) are logged and counted as
+ * errors. */
 int chain_run(chain_set *cs, int rule, const ctx_origin *o, const mf_msg *m);
 
 /* Monotonic ns of the earliest open sampler window's close, or UINT64_MAX. */

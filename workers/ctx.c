@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "atom.h"
 #include "clock.h"
@@ -22,6 +23,12 @@ void ctx_init_module(mf_ctx *x, const ctx_env *env, const char *module)
     x->origin.client = -1;
 }
 
+/* The process that may write outputs: the first that set up a call (the worker). A child a
+ * callback forked inherits it and so differs from its own pid (issue 8 item 4): its writes
+ * would make a second producer of the SPSC output ring and corrupt it. Only the worker's
+ * thread writes it; a forked child only reads its copy. */
+static pid_t owner_pid;
+
 void ctx_init_call(mf_ctx *x, const ctx_env *env, int rule, int step, const char *callback,
                    const cfg_param *params, size_t n_params, ctx_next_fn next, void *next_arg,
                    const ctx_origin *origin)
@@ -37,6 +44,8 @@ void ctx_init_call(mf_ctx *x, const ctx_env *env, int rule, int step, const char
     x->next_arg = next_arg;
     x->origin = *origin;
     x->emitted = 0;
+    if (!owner_pid)
+        owner_pid = getpid();
 }
 
 const char *ctx_rule_name(const ctx_env *env, int rule)
@@ -86,6 +95,14 @@ static int admit(mf_ctx *x)
 {
     if (!x || !x->next)
         return -EINVAL;
+    /* one getpid (a syscall, ~0.1 us) per output: cheap next to the ring write */
+    if (getpid() != owner_pid) {
+        log_error(COMP,
+                  "mf_emit/mf_publish called in a process forked by callback %s: refused "
+                  "(only the worker may write its output ring)",
+                  x->callback ? x->callback : "?");
+        return -EPERM;
+    }
     if (x->emitted >= CTX_MAX_EMITS)
         return -ENOSPC;
     return 0;

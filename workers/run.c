@@ -23,7 +23,9 @@
 #include "wstate.h"
 #include "ring_layout.h"
 
-#define COMP "worker"
+/* bytes of a damaged ring region kept in its dead letter */
+#define QUARANTINE_KEEP 4096
+#define COMP            "worker"
 
 struct run {
     const cfg *c;
@@ -287,14 +289,55 @@ static void handle(run *r, const void *buf, size_t len)
     rc = chain_run(r->cs, v.h.rule, &o, &m);
     stats_rule_row *row = r->st ? stats_rule_row_at(r->st, r->worker, v.h.rule) : NULL;
     stats_rule_done(row, rc != 0, clock_mono_ns() - t0); /* `status --rules` (stats.h) */
-    if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
+    if (rc == CHAIN_ERR_INVALID_TOPIC) {
         count_rule_dead(r, v.h.rule);
         stats_add(&slot->dead, 1);
-        dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_CALLBACK_ERROR, 0));
+        dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_INVALID_TOPIC, 0));
+    } else if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
+        count_rule_dead(r, v.h.rule);
+        stats_add(&slot->dead, 1);
+        dead_letter(
+            r, &v,
+            REC_DEAD_AUX(rc == CHAIN_ERR_STEP ? REC_DEAD_STEP_ERROR : REC_DEAD_CALLBACK_ERROR, 0));
     }
 done:
     ring_end(r->in);
     ring_advance(r->in);
+}
+
+/* A corrupt record header in the input ring (something wrote into it: issue 8 item 4): the
+ * region up to the router's published head is skipped, counted (errors, dead) and handed to
+ * the dead-letter store with its size and first bytes, so the worker goes on with what the
+ * router writes next instead of stopping (it would find the same damage after every
+ * restart). */
+static void quarantine(run *r)
+{
+    const void *first;
+    size_t first_len;
+    uint64_t at = ring_read_pos(r->in);
+    uint64_t bytes = ring_skip_damaged(r->in, &first, &first_len);
+    size_t keep = first_len < QUARANTINE_KEEP ? first_len : QUARANTINE_KEEP;
+    if (keep > r->c->runtime.max_payload)
+        keep = r->c->runtime.max_payload;
+    rec_hdr h = {0};
+    h.kind = REC_DEAD;
+    h.aux = REC_DEAD_AUX(REC_DEAD_CORRUPT_RING, 0);
+    h.seq = bytes;
+    h.rule = REC_NONE;
+    h.step = REC_NONE;
+    h.client = REC_NONE;
+    h.src_client = REC_NONE;
+    static const char topic[] = "$mqttflow/corrupt-ring";
+    int rc = r->env.publish(r->env.publish_arg, &h, topic, first, keep);
+    out_flush(&r->o);
+    ring_release(r->in);
+    stats_add(&r->env.slot->errors, 1);
+    stats_add(&r->env.slot->dead, 1);
+    log_error(COMP,
+              "input ring of worker %zu is corrupt at position %llu: %llu byte(s) up to the "
+              "router's head skipped and %s; reading on",
+              r->worker, (unsigned long long)at, (unsigned long long)bytes,
+              rc == 0 ? "dead-lettered (first bytes kept)" : "NOT dead-lettered (output full)");
 }
 
 /* Whether the router (the producer of the input ring) runs, from its stats slot: the
@@ -348,8 +391,8 @@ int run_loop(run *r)
             wstate_note_released(r->ws, ring_read_pos(r->in));
         }
         if (rc == -EBADMSG) {
-            log_error(COMP, "input ring of worker %zu is corrupt: stopping", r->worker);
-            return rc;
+            quarantine(r);
+            continue;
         }
         busy |= n != 0;
         if (n == RUN_BATCH)

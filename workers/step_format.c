@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "chain_int.h"
+#include "topicname.h"
 #include "log.h"
 
 #define COMP "worker"
@@ -154,13 +155,20 @@ static int step_format_process(chain_step *s, const ctx_origin *o, const mf_msg 
     }
     /* a payload inserted into a topic may hold a NUL, which no topic name may */
     bool has_nul = out.topic == s->topic.p && strlen(s->topic.p) != s->topic.len;
-    if (has_nul || !cfg_topic_name_is_valid(out.topic)) {
+    const char *why = has_nul ? "contains a NUL character (U+0000)"
+                              : topicname_check(out.topic, strlen(out.topic), false, NULL);
+    if (why) {
+        char shown[256];
+        topicname_escape(shown, sizeof(shown), s->topic.p, s->topic.len);
         log_error(COMP,
-                  "rule %s, step %zu (format): \"%s\" is not a valid topic name, message "
-                  "dropped",
-                  s->cr->r->name, s->index, out.topic);
+                  "rule %s, step %zu (format): the topic \"%s\" %s: brokers refuse it; the "
+                  "message is dead-lettered",
+                  s->cr->r->name, s->index, shown, why);
         if (s->cr->env->slot)
             stats_add(&s->cr->env->slot->errors, 1);
+        /* the worker dead-letters the original message (run.c), whatever on_error says: a
+         * message is never dropped for a topic it was given */
+        chain_note_error(s->cr, CHAIN_ERR_INVALID_TOPIC);
         rc = -EINVAL;
         goto done;
     }
@@ -171,6 +179,7 @@ done:
                   s->cr->r->name, s->index);
         if (s->cr->env->slot)
             stats_add(&s->cr->env->slot->errors, 1);
+        chain_note_error(s->cr, CHAIN_ERR_STEP);
     }
     json_decref(in.json);
     return rc;

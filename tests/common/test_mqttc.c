@@ -151,7 +151,7 @@ static int teardown(void **state)
 }
 
 /* payload "<qos>:<seq>" */
-static void on_message(void *arg, const mqtt_pkt *p)
+static int on_message(void *arg, const mqtt_pkt *p)
 {
     peer *pe = arg;
     char s[32];
@@ -167,6 +167,7 @@ static void on_message(void *arg, const mqtt_pkt *p)
     pe->last_seq[q] = seq;
     pe->dups_seen += p->dup;
     pe->seen[seq]++;
+    return 0;
 }
 
 static void on_batch_done(void *arg)
@@ -459,13 +460,14 @@ static void test_mqttc_persistent_session_redelivers_with_dup(void **state)
 }
 
 static size_t big_got;
-static void on_big(void *arg, const mqtt_pkt *p)
+static int on_big(void *arg, const mqtt_pkt *p)
 {
     (void)arg;
     for (size_t i = 0; i < p->payload_len; i++)
         if (p->payload[i] != (uint8_t)(i * 7))
             fail_msg("byte %zu of the large payload differs", i);
     big_got = p->payload_len;
+    return 0;
 }
 
 static int big_arrived(peer *a, peer *b)

@@ -329,6 +329,50 @@ static void test_cfg_defaults(void **state)
     cfg_diag_fini(&d);
 }
 
+/* issue 8: QoS >= 1 without a clean_session key gets a persistent session; QoS 0 keeps the
+ * clean one; an explicit clean session with QoS 1 loads with a warning naming the key */
+static void test_cfg_session_default_follows_qos(void **state)
+{
+    (void)state;
+    cfg_diag d = {0};
+    cfg *c = load_ok("mqtt_clients:\n"
+                     "  - {client_id: q0, broker_url: mqtt://h, topics: [{name: a, qos: 0}]}\n"
+                     "  - {client_id: q1, broker_url: mqtt://h, topics: [{name: a, qos: 1}]}\n"
+                     "  - {client_id: q2, broker_url: mqtt://h, mqtt_version: 5,\n"
+                     "     session_expiry: 1h, topics: [{name: a, qos: 2}]}\n"
+                     "  - {client_id: t, broker_url: mqtt://h}\n"
+                     "callbacks:\n"
+                     "  cb_a: {module: cb/a.so, function: fa}\n"
+                     "rules:\n"
+                     "  - {rule: r, topic: a, callback: cb_a}\n",
+                     &d);
+    assert_true(c->clients[0].clean_session);
+    assert_false(c->clients[1].clean_session);
+    assert_int_equal(c->clients[1].session_expiry, UINT32_MAX);
+    assert_false(c->clients[2].clean_session);
+    assert_int_equal(c->clients[2].session_expiry, 3600);
+    assert_true(c->clients[3].clean_session);
+    assert_int_equal(d.n_warnings, 0);
+    cfg_destroy(c);
+    cfg_diag_fini(&d);
+
+    cfg_diag d2 = {0};
+    c = load_ok("mqtt_clients:\n"
+                "  - {client_id: q1, broker_url: mqtt://h, clean_session: true,\n"
+                "     topics: [{name: a, qos: 1}]}\n"
+                "callbacks:\n"
+                "  cb_a: {module: cb/a.so, function: fa}\n"
+                "rules:\n"
+                "  - {rule: r, topic: a, callback: cb_a}\n",
+                &d2);
+    assert_true(c->clients[0].clean_session);
+    assert_int_equal(d2.n_warnings, 1);
+    assert_non_null(strstr(d2.warnings[0], "config.yaml:2:58: mqtt_clients[0].clean_session: a "
+                                           "clean session with a QoS 1 subscription"));
+    cfg_destroy(c);
+    cfg_diag_fini(&d2);
+}
+
 static void test_cfg_url_schemes(void **state)
 {
     (void)state;
@@ -836,6 +880,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cfg_example_with_real_modules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_topic_validity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cfg_session_default_follows_qos, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_topic_filters_overlap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_destroy_and_fini_accept_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cfg_values_at_the_top_of_their_ranges, setup,

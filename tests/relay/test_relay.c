@@ -9,6 +9,9 @@
  * order of arrival per topic must be the order of the ring. Binaries are found under $BUILD.
  */
 #include "relay_fixture.h"
+#include "ring_layout.h"
+
+#include <sys/stat.h>
 
 /* ---- tests ---- */
 
@@ -319,7 +322,7 @@ static void test_relay_skips_unpublishable_records(void **state)
     size_t len = make_payload(pl, 0, 0);
     push_rec(f, 0, 0, "t/good", pl, len, 1, 0);
     push_bad(f, 0, REC_PUBLISH, 7, "t/unknown-client"); /* no client 7 */
-    push_bad(f, 0, REC_PUBLISH, 0, "t/+/wildcard");     /* not a topic name */
+    push_bad(f, 0, REC_PUBLISH, 0, "t/+/wildcard");     /* not a topic name: dead-lettered */
     push_bad(f, 0, REC_MSG, 0, "t/msg");                /* not for the relay */
     push_bad(f, 0, REC_DEAD, 0, "t/dead");              /* dead letter: counted */
     unsigned char junk[64];
@@ -335,16 +338,52 @@ static void test_relay_skips_unpublishable_records(void **state)
     assert_int_equal(stats_get(&f->slot->in), 7);
     assert_int_equal(stats_get(&f->slot->out), 2);
     assert_int_equal(stats_get(&f->slot->errors), 4);
-    assert_int_equal(stats_get(&f->slot->extra[1]), 1);
+    /* the REC_DEAD record and the invalid topic (issue 8: every drop is a dead letter) */
+    assert_int_equal(stats_get(&f->slot->extra[1]), 2);
     /* nothing else went out (the bad records were not published) */
     sleep_ms(200);
     assert_int_equal(sub_count(&f->s), 2);
+}
+
+/* issue 8 item 4: a corrupt record header in a worker's output ring: the damaged region is
+ * dead-lettered and released, and the records the worker writes next are published (the
+ * ring was left alone for good before, while status said running) */
+static void test_relay_corrupt_ring_region_quarantined(void **state)
+{
+    fixture *f = *state;
+    char id[80];
+    snprintf(id, sizeof(id), "sub-%s", f->instance);
+    assert_int_equal(sub_open(&f->s, f->port, id, 1, "#"), 0);
+    assert_int_equal(start_relay(f), 0);
+    void *buf;
+    assert_int_equal(ring_reserve(f->prod[0], 64, &buf), 0);
+    memset(buf, 0x5a, 64);
+    ring_commit(f->prod[0], 64);
+    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
+    ring_flush(f->prod[0]);
+    uint64_t end = clock_mono_ns() + 10000000000ull;
+    while (stats_get(&f->slot->dead) < 1 && clock_mono_ns() < end)
+        sleep_ms(10);
+    assert_int_equal(stats_get(&f->slot->dead), 1);
+    unsigned char pl[MAX_PAYLOAD];
+    size_t len = make_payload(pl, 0, 0);
+    push_rec(f, 0, 0, "t/after", pl, len, 1, 0);
+    ring_flush(f->prod[0]);
+    assert_int_equal(sub_wait_count(&f->s, 1, 10000), 1);
+    assert_int_equal(wait_released_ring(f, 0, 5000), 0);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/dead/dead-letters.jsonl", f->dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_relay_publishes_in_order_and_releases, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_relay_corrupt_ring_region_quarantined, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_relay_spools_while_broker_down, setup_persistent,
                                         teardown),

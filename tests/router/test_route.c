@@ -28,6 +28,7 @@
 #include "names.h"
 #include "rec.h"
 #include "ring.h"
+#include "ring_layout.h"
 #include "shm.h"
 #include "stats.h"
 
@@ -122,9 +123,10 @@ static void write_config(env *e, const char *rules_yaml, size_t ring_size)
                             "  workers: %zu\n"
                             "  ring_size: %zu\n"
                             "  max_payload: 1024\n"
+                            "  dead_letter: {dir: \"%s/dead\"}\n"
                             "logging:\n"
                             "  default_level: WARNING\n",
-                            rules_yaml, e->inst, e->n_w, ring_size);
+                            rules_yaml, e->inst, e->n_w, ring_size, e->dir);
     assert_true(off < sizeof(buf));
     write_file(e->cfgpath, buf);
 }
@@ -660,6 +662,41 @@ static void test_route_bad_records_counted_and_skipped(void **state)
     assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
 }
 
+/* issue 8 item 4: a corrupt record header is a fault with a way out: the damaged region is
+ * skipped and dead-lettered with its size, and what the ingress writes next is routed (the
+ * ring was no longer read at all before, while status said running) */
+static void test_route_corrupt_ring_region_quarantined(void **state)
+{
+    env *e = *state;
+    env_start(e,
+              "  - rule: all\n"
+              "    topic: \"#\"\n"
+              "    callback: cb\n",
+              1, 1, 65536);
+    void *buf;
+    assert_int_equal(ring_reserve(e->in[0], 64, &buf), 0);
+    memset(buf, 0x5a, 64);
+    ring_commit(e->in[0], 64);
+    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
+    flush_in(e);
+    wait_counter(&router_slot(e)->dead, 1, "dead");
+    push(e, 0, "ok/after", "fine", 8);
+    flush_in(e);
+    wait_got(e, 1);
+    assert_string_equal(e->got[0].topic, "ok/after");
+    char path[160], line[4096] = "";
+    snprintf(path, sizeof(path), "%s/dead/dead-letters.jsonl", e->dir);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(line, sizeof(line), fp));
+    fclose(fp);
+    assert_non_null(strstr(line, "corrupt ring: "));
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/dead", e->dir);
+    rmdir(path);
+    assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
+}
+
 static void test_route_poison_record_skipped_after_max_attempts(void **state)
 {
     env *e = *state;
@@ -793,6 +830,7 @@ int main(void)
         T(test_route_reads_ingress_rings_fairly),
         T(test_route_sigterm_drains_every_record),
         T(test_route_bad_records_counted_and_skipped),
+        T(test_route_corrupt_ring_region_quarantined),
         T(test_route_poison_record_skipped_after_max_attempts),
         T(test_route_sigkill_and_restart_loses_nothing),
         T(test_route_missing_ring_fails_without_ready),

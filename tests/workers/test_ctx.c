@@ -9,6 +9,9 @@
 
 #include "wtest.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 static cfg *two_clients(void)
 {
     cfg *c = wt_cfg("mqtt_clients:\n"
@@ -111,6 +114,32 @@ static void test_ctx_emit_rejects_bad_topics_and_sizes(void **state)
     assert_int_equal(f->sink.total, 1);
 }
 
+/* issue 8 items 2 and 4: control characters and bad UTF-8 are refused like wildcards; a
+ * forked child of the worker may not write into the worker's output ring (it would be a
+ * second producer of an SPSC ring) */
+static void test_ctx_emit_rejects_control_chars_and_forked_children(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(mf_emit(&f->x, "a\nb", "x", 1), -EINVAL);
+    assert_int_equal(mf_emit(&f->x, "a\x7f", "x", 1), -EINVAL);
+    assert_int_equal(mf_emit(&f->x, "a\xc2\x85", "x", 1), -EINVAL); /* U+0085 */
+    assert_int_equal(mf_emit(&f->x, "a\xff", "x", 1), -EINVAL);     /* not UTF-8 */
+    assert_int_equal(mf_emit(&f->x, "caf\xc3\xa9", "x", 1), 0);     /* é is fine */
+    assert_int_equal(mf_publish(&f->x, "c2", "a\tb", "x", 1, 0, 0), -EINVAL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int a = mf_emit(&f->x, "t", "x", 1);
+        int b = mf_publish(&f->x, "c2", "t", "x", 1, 0, 0);
+        _exit(a == -EPERM && b == -EPERM ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(f->sink.total, 1);
+}
+
 static void test_ctx_emit_limit_per_invocation(void **state)
 {
     fx *f = *state;
@@ -192,6 +221,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ctx_param_returns_step_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctx_emit_rejects_control_chars_and_forked_children,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_ctx_emit_publishes_on_source_with_origin_flags, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ctx_emit_rejects_bad_topics_and_sizes, setup,

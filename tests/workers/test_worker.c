@@ -34,6 +34,7 @@
 #include "stats.h"
 #include "workers/run.h"
 #include "wtest.h"
+#include "ring_layout.h"
 
 #define RING_BYTES (1u << 16)
 #define MAX_REC    (1u << 14)
@@ -667,6 +668,39 @@ static void test_worker_failed_callback_goes_to_dead_letter(void **state)
     assert_non_null(strstr(read_log(f), "rule r_fail: callback fail returned 7"));
 }
 
+/* issue 8 item 4: a corrupt record header in the input ring (something wrote into it) is a
+ * fault with a way out: the damaged region is skipped and dead-lettered with its size, and
+ * the worker goes on with what comes next, instead of exiting on it after every restart */
+static void test_worker_corrupt_input_is_quarantined_and_dead_lettered(void **state)
+{
+    fx *f = *state;
+    assert_true(spawn(f));
+    push(f, R_ECHO, "in/e", "before");
+    wt_rec r;
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_string_equal(r.payload, "before");
+    /* a record whose ring header claims an impossible length */
+    void *buf;
+    assert_int_equal(ring_reserve(f->in, 64, &buf), 0);
+    memset(buf, 0xA5, 64);
+    ring_commit(f->in, 64);
+    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
+    ring_flush(f->in);
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_int_equal(r.h.kind, REC_DEAD);
+    assert_int_equal(REC_DEAD_AUX_REASON(r.h.aux), REC_DEAD_CORRUPT_RING);
+    assert_true(r.h.seq >= 64); /* the bytes skipped */
+    push(f, R_ECHO, "in/e", "after");
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_int_equal(r.h.kind, REC_PUBLISH);
+    assert_string_equal(r.payload, "after");
+    assert_int_equal(kill(f->pid, 0), 0); /* the same worker: it did not stop */
+    kill(f->pid, SIGTERM);
+    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+    assert_int_equal(stats_get(&f->slot->dead), 1);
+    assert_non_null(strstr(read_log(f), "is corrupt at position"));
+}
+
 static void test_worker_stop_waits_for_room_in_a_full_output_ring(void **state)
 {
     fx *f = *state;
@@ -760,6 +794,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_refuses_module_of_other_version, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_worker_corrupt_input_is_quarantined_and_dead_lettered,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_failed_callback_goes_to_dead_letter, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_stop_waits_for_room_in_a_full_output_ring,
