@@ -315,6 +315,8 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(rt->dead_letter_client, -1);
     assert_true(rt->stats_interval == 0);
     assert_int_equal(rt->spool_max_bytes, 1u << 30);
+    assert_int_equal(rt->relay_outstanding, 256);
+    assert_int_equal(rt->relay_drain_batch, 128);
     assert_int_equal(c->logging.default_level, MF_LOG_INFO);
     assert_int_equal(c->logging.n_levels, 0);
     /* cb_b is declared but unused */
@@ -364,7 +366,8 @@ static void test_cfg_numbers_decimal_hex_and_units(void **state)
                              "  ring_size: \"1MiB\"\n"
                              "  max_payload: 64 KiB\n"
                              "  stats_interval: 1.5m\n"
-                             "  callback_timeout_ms: 0\n",
+                             "  callback_timeout_ms: 0\n"
+                             "  relay: {outstanding: 1048576, drain_batch: 1}\n",
                      &d);
     assert_int_equal(c->runtime.workers, 8);
     assert_int_equal(c->runtime.max_attempts, 16);
@@ -372,6 +375,8 @@ static void test_cfg_numbers_decimal_hex_and_units(void **state)
     assert_int_equal(c->runtime.max_payload, 64u << 10);
     assert_true(c->runtime.stats_interval == 90);
     assert_int_equal(c->runtime.callback_timeout_ms, 0);
+    assert_int_equal(c->runtime.relay_outstanding, 1 << 20); /* the top of their ranges */
+    assert_int_equal(c->runtime.relay_drain_batch, 1);
     cfg_destroy(c);
     cfg_diag_fini(&d);
     /* the default max_payload shrinks to fit a small ring */
