@@ -172,6 +172,11 @@ enum cfg_overflow { CFG_OVERFLOW_BLOCK, CFG_OVERFLOW_DROP };
  * paho everywhere. MQTTFLOW_MQTT_IO=paho|uring in the environment overrides it (tests). */
 enum cfg_mqtt_io { CFG_MQTT_IO_AUTO, CFG_MQTT_IO_PAHO };
 
+/* runtime.relay's upper bounds: relay/pump.c asserts they are its completion queue's slots
+ * (CQ_MAX_SLOTS) and its drain window (SFWD_BATCH_MAX); config does not include relay/. */
+#define CFG_RELAY_OUTSTANDING_MAX (1 << 20)
+#define CFG_RELAY_DRAIN_BATCH_MAX 256
+
 typedef struct cfg_runtime {
     char *instance; /* default "default"; [A-Za-z0-9_-]{1,32} */
     int workers;    /* default 2, 1..CFG_MAX_WORKERS */
@@ -193,6 +198,11 @@ typedef struct cfg_runtime {
     double stats_interval;      /* seconds between stats log lines, 0 = off (default) */
     size_t spool_max_bytes;     /* default 1 GiB */
     char *metrics_listen;       /* runtime.metrics.listen "HOST:PORT", NULL = no HTTP endpoint */
+    /* runtime.relay: publishes handed to paho and not yet finished (default 256,
+     * 1..CFG_RELAY_OUTSTANDING_MAX) and records per spool drain batch (default 128,
+     * 1..CFG_RELAY_DRAIN_BATCH_MAX; the relay takes at most half of relay_outstanding) */
+    int relay_outstanding;
+    int relay_drain_batch;
     /* runtime.python (config/cfg_python.c): a virtual environment whose site-packages
      * callbacks import from, and folders put first on sys.path; absolute; NULL/0 = none */
     char *python_venv;

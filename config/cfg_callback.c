@@ -2,13 +2,13 @@
  * `mqttflow check`, loading each module the way a worker will. */
 #include "cfg_int.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cbmodule.h"
 #include "mqttflow.h"
 #include "pyshim.h"
 
@@ -17,61 +17,25 @@ static const cfg_field callback_fields[] = {
     {"function", CFG_F_STR, offsetof(cfg_callback, function), NULL, CFG_REQUIRED, 0, 0, NULL},
 };
 
-/* Whether dlopen failed only because of a function of the callback API (common/mqttflow.h). */
-static bool needs_worker_api(const char *err)
-{
-    static const char *const api[] = {"mf_emit", "mf_publish", "mf_log", "mf_param"};
-    const char *u = strstr(err, "undefined symbol: ");
-    if (!u)
-        return false;
-    u += strlen("undefined symbol: ");
-    for (size_t i = 0; i < sizeof(api) / sizeof(api[0]); i++) {
-        size_t n = strlen(api[i]);
-        if (!strncmp(u, api[i], n) && (u[n] == 0 || u[n] == ' ' || u[n] == ','))
-            return true;
-    }
-    return false;
-}
-
-/* dlopen with RTLD_LOCAL so that checking several modules cannot make one resolve symbols of
- * another (the worker loads them the same way); RTLD_NOW so that an unresolved symbol shows
- * up here and not in the middle of a message. */
+/* Loads the module the way a worker will (common/cbmodule.h, the same code and words); the
+ * CLI does not export the callback API, hence CBMODULE_WITHOUT_API. */
 static void check_module(cfg_ctx *x, const cfg_callback *cb, const cfg_node *m)
 {
-    const cfg_node *mod = cfg_node_get(m, "module"), *fn = cfg_node_get(m, "function");
-    size_t old = cfg_path_key(x, "module");
-    dlerror();
-    void *h = dlopen(cb->module, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        if (e && needs_worker_api(e)) {
-            /* The module calls mf_emit & co., which the worker executable exports and this
-             * process (the CLI) does not: the first one stops RTLD_NOW. Binding lazily lets
-             * the rest be checked; the cost is that another unresolved function would only
-             * show up when the worker loads the module (it uses RTLD_NOW and refuses it). */
-            h = dlopen(cb->module, RTLD_LAZY | RTLD_LOCAL);
-            e = h ? NULL : dlerror();
-        }
-        if (!h) {
-            cfg_err(x, mod, "cannot load module: %s", e ? e : "unknown dlopen error");
-            cfg_path_pop(x, old);
-            return;
-        }
+    char why[1024];
+    void *h;
+    mf_callback fn;
+    const char *key = "module";
+    if (cbmodule_open(cb->module, CBMODULE_WITHOUT_API, &h, why, sizeof(why)) == 0) {
+        key = "function";
+        if (cbmodule_callback(h, cb->module, cb->function, &fn, why, sizeof(why)) == 0)
+            key = NULL;
+        cbmodule_close(h);
     }
-    const int *ver = dlsym(h, "mf_api_version");
-    if (!ver)
-        cfg_err(x, mod, "%s does not export mf_api_version (build it with #include \"mqttflow.h\")",
-                cb->module);
-    else if (*ver != MF_API_VERSION)
-        cfg_err(x, mod, "%s was built for callback API version %d, this mqttflow has %d",
-                cb->module, *ver, MF_API_VERSION);
-    cfg_path_pop(x, old);
-    if (!dlsym(h, cb->function)) {
-        old = cfg_path_key(x, "function");
-        cfg_err(x, fn, "function \"%s\" not found in %s", cb->function, cb->module);
+    if (key) {
+        size_t old = cfg_path_key(x, key);
+        cfg_err(x, cfg_node_get(m, key), "%s", why);
         cfg_path_pop(x, old);
     }
-    dlclose(h);
 }
 
 void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)

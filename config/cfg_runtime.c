@@ -50,6 +50,14 @@ static const cfg_field runtime_fields[] = {
     F("metrics", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
     F("python", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
     F("mqtt_io", CFG_F_ENUM, mqtt_io, "auto", 0, 0, 0, mqtt_ios),
+    F("relay", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
+};
+
+/* runtime.relay: the relay's flow-control knobs (relay/pump.h says what each costs); decoded
+ * even when the section is absent so the defaults live here only. */
+static const cfg_field relay_fields[] = {
+    F("outstanding", CFG_F_INT, relay_outstanding, "256", 0, 1, CFG_RELAY_OUTSTANDING_MAX, NULL),
+    F("drain_batch", CFG_F_INT, relay_drain_batch, "128", 0, 1, CFG_RELAY_DRAIN_BATCH_MAX, NULL),
 };
 
 static const cfg_field metrics_fields[] = {
@@ -242,6 +250,12 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
                 !cfg_node_get(v, "client_id"))
                 cfg_err(x, v, "a dead_letter topic needs client_id (the client to publish on)");
         }
+        cfg_path_pop(x, o2);
+    }
+    {
+        const cfg_node *r = cfg_node_get(m, "relay");
+        size_t o2 = cfg_path_key(x, "relay");
+        cfg_schema_decode(x, r ? r : &empty, relay_fields, CFG_NFIELDS(relay_fields), rt, false);
         cfg_path_pop(x, o2);
     }
     if ((v = cfg_node_get(m, "metrics"))) {

@@ -37,6 +37,9 @@
 #define DISCONNECT_MS      1000
 #define DISCONNECT_WAIT_NS 2000000000ull
 
+_Static_assert(CFG_RELAY_OUTSTANDING_MAX == CQ_MAX_SLOTS, "runtime.relay.outstanding's range");
+_Static_assert(CFG_RELAY_DRAIN_BATCH_MAX == SFWD_BATCH_MAX, "runtime.relay.drain_batch's range");
+
 enum send_result { SEND_OK, SEND_REJECTED, SEND_DOWN, SEND_AGAIN, SEND_NO_CREDIT };
 
 /* Windows: 0 .. n_rings-1 are the rings', n_rings + t is target t's spool drain window (its
@@ -102,22 +105,10 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
     p->n_conns = c->n_clients;
     p->n_wins = n_rings + p->n_conns;
 
-    size_t outstanding = PUMP_MAX_OUTSTANDING;
-    const char *env = getenv("MQTTFLOW_RELAY_OUTSTANDING");
-    if (env && *env) {
-        long v = strtol(env, NULL, 10);
-        if (v >= 1 && v <= (long)CQ_MAX_SLOTS)
-            outstanding = (size_t)v;
-    }
-
+    /* runtime.relay (config/cfg_runtime.c applies the defaults and the ranges) */
+    size_t outstanding = (size_t)c->runtime.relay_outstanding;
     /* a drain batch takes at most half the outstanding slots: live traffic keeps the rest */
-    size_t batch = PUMP_DRAIN_BATCH;
-    env = getenv("MQTTFLOW_RELAY_DRAIN_BATCH");
-    if (env && *env) {
-        long v = strtol(env, NULL, 10);
-        if (v >= 1 && v <= SFWD_BATCH_MAX)
-            batch = (size_t)v;
-    }
+    size_t batch = (size_t)c->runtime.relay_drain_batch;
     if (batch > outstanding / 2)
         batch = outstanding / 2 ? outstanding / 2 : 1;
 

@@ -7,23 +7,23 @@
  * returned": a relay killed right after sendMessage would otherwise lose what paho still had
  * queued, and one accounting path for every QoS keeps the outstanding bound exact.
  *
- * Flow control: at most PUMP_MAX_OUTSTANDING publishes are handed to paho and not yet
- * finished (BASELINES pitfall 1: paho's QoS>0 publish cost grows with its queue; measured
+ * Flow control: at most runtime.relay.outstanding (default 256) publishes are handed to paho and
+ * not yet finished (BASELINES pitfall 1: paho's QoS>0 publish cost grows with its queue; measured
  * here, relay CPU per QoS 1 message was ~32 us at 64-256 outstanding, 35 at 512, 43-46 at
  * 1024, for the same throughput), and at most
  * PUMP_WINDOW records per ring are read ahead of the ring's release point. When either is
  * exhausted the pump stops reading rings; the workers then feel backpressure from the full
- * ring. MQTTFLOW_RELAY_OUTSTANDING in the environment overrides the bound (benchmarks).
+ * ring.
  *
  * A target that is down (store-and-forward, relay/sfwd.h): its records go to its disk spool
  * (runtime.spool_dir/<client_id>/) and are marked done once the spool's batch is durable, so
  * the ring moves on and the other targets' records behind them keep flowing. Until the spool
  * is drained again, the target's new records go to the spool too; once the target is up the
- * spool is published in batches of PUMP_DRAIN_BATCH (at most half the outstanding bound, so
- * live traffic keeps the rest), each batch acknowledged in the spool only when all of it is
- * done. A spool that is full (runtime.spool_max_bytes) or cannot be opened leaves the records
- * in the ring (backpressure, logged). Publishes lost with a connection or failed by paho are
- * published again after reconnect, in ring order (or spooled, in ring order, if the target
+ * spool is published in batches of runtime.relay.drain_batch (default 128; at most half the
+ * outstanding bound, so live traffic keeps the rest), each batch acknowledged in the spool only
+ * when all of it is done. A spool that is full (runtime.spool_max_bytes) or cannot be opened leaves
+ * the records in the ring (backpressure, logged). Publishes lost with a connection or failed by
+ * paho are published again after reconnect, in ring order (or spooled, in ring order, if the target
  * stays down). On stop, the records for a down target are spooled before the exit.
  * Stats: extra[0] = records spooled now (stored, not yet published), extra[1] = REC_DEAD
  * records received, extra[2] = dead letters stored.
@@ -63,12 +63,8 @@
 #include "ring.h"
 #include "stats.h"
 
-#define PUMP_MAX_OUTSTANDING 256
-#define PUMP_WINDOW          4096
-#define PUMP_STOP_MS         5000
-/* records per spool drain batch (at most half the outstanding bound; the environment's
- * MQTTFLOW_RELAY_DRAIN_BATCH overrides it, 1..256): the drain rate knob */
-#define PUMP_DRAIN_BATCH 128
+#define PUMP_WINDOW  4096
+#define PUMP_STOP_MS 5000
 
 typedef struct pump pump;
 

@@ -19,8 +19,8 @@
  * (PUBACK for QoS 1). The spool's reader position is persisted (spool_ack) only when a whole
  * batch is done, before the next batch is read: a relay killed mid-batch publishes that batch
  * again (duplicates bounded by the batch, itself bounded by the outstanding window). Rate: at
- * most one batch per round trip; the batch is the knob (PUMP_DRAIN_BATCH, environment
- * MQTTFLOW_RELAY_DRAIN_BATCH), and because it takes at most half of the outstanding slots the
+ * most one batch per round trip; the batch is the knob (runtime.relay.drain_batch, default
+ * 128), and because it takes at most half of the outstanding slots the
  * live traffic of the other targets keeps flowing during a drain.
  *
  * Cap (runtime.spool_max_bytes, per target): the spool refuses a batch that would exceed it

@@ -1,10 +1,10 @@
 #include "loader.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbmodule.h"
 #include "loader_py.h"
 #include "log.h"
 
@@ -32,37 +32,13 @@ mf_callback loader_fn(const loader *l, int i)
     return l->fns[i];
 }
 
-/* dlsym returns a void *; converting it to a function pointer is what POSIX guarantees works,
- * done through memcpy so that -Wpedantic builds stay quiet too. */
-static void *sym(void *h, const char *name)
-{
-    dlerror();
-    return dlsym(h, name);
-}
-
 static int open_module(module *m)
 {
-    m->handle = dlopen(m->path, RTLD_NOW | RTLD_LOCAL);
-    if (!m->handle) {
-        const char *e = dlerror();
-        log_error(COMP, "dlopen of callback module %s: %s", m->path, e ? e : "failed");
-        return -ENOENT;
-    }
-    const int *ver = sym(m->handle, "mf_api_version");
-    if (!ver) {
-        log_error(COMP,
-                  "callback module %s has no mf_api_version: not built with mqttflow.h, refused",
-                  m->path);
-        return -EPROTO;
-    }
-    if (*ver != MF_API_VERSION) {
-        log_error(COMP,
-                  "callback module %s was built for callback API version %d, this worker "
-                  "implements version %d: refused (rebuild it against this mqttflow.h)",
-                  m->path, *ver, MF_API_VERSION);
-        return -EPROTO;
-    }
-    return 0;
+    char why[1024];
+    int rc = cbmodule_open(m->path, 0, &m->handle, why, sizeof(why));
+    if (rc < 0)
+        log_error(COMP, "callback module refused: %s", why);
+    return rc;
 }
 
 static void fini_modules(loader *l)
@@ -71,7 +47,7 @@ static void fini_modules(loader *l)
         module *m = &l->mods[i];
         if (m->handle && m->inited) {
             mf_fini_fn fini;
-            void *p = sym(m->handle, "mf_fini");
+            void *p = cbmodule_sym(m->handle, "mf_fini");
             if (p) {
                 memcpy(&fini, &p, sizeof(fini));
                 mf_ctx x;
@@ -93,8 +69,7 @@ void loader_destroy(loader *l)
         loader_py_destroy();
     /* closed after every mf_fini, since a module may call into another one it links to */
     for (size_t i = l->n_mods; i-- > 0;)
-        if (l->mods[i].handle)
-            dlclose(l->mods[i].handle);
+        cbmodule_close(l->mods[i].handle);
     free(l->mods);
     free(l->fns);
     free(l);
@@ -145,15 +120,13 @@ int loader_create(const ctx_env *env, loader **out)
         module *m = cb->python ? NULL : find_module(l, cb->module);
         if (!m || !m->handle)
             continue;
-        void *p = sym(m->handle, cb->function);
-        if (!p) {
-            log_error(COMP, "callback %s: function %s not found in module %s", cb->name,
-                      cb->function, cb->module);
+        char why[1024];
+        if (cbmodule_callback(m->handle, cb->module, cb->function, &l->fns[i], why, sizeof(why)) <
+            0) {
+            log_error(COMP, "callback %s: %s", cb->name, why);
             if (rc == 0)
                 rc = -ENOENT;
-            continue;
         }
-        memcpy(&l->fns[i], &p, sizeof(l->fns[i]));
     }
     if (rc < 0)
         goto fail;
@@ -167,7 +140,7 @@ int loader_create(const ctx_env *env, loader **out)
 
     for (size_t i = 0; i < l->n_mods; i++) {
         module *m = &l->mods[i];
-        void *p = sym(m->handle, "mf_init");
+        void *p = cbmodule_sym(m->handle, "mf_init");
         if (!p) {
             m->inited = true; /* no hook: mf_fini (if any) is still owed */
             continue;

@@ -1,9 +1,9 @@
 /* loader: the callback modules of one worker process (DESIGN §4).
  *
- * At start the worker dlopens every module named in the config's `callbacks:` (once per
- * shared object, RTLD_NOW | RTLD_LOCAL so unresolved symbols fail now and modules cannot
- * clash), refuses a module whose mf_api_version differs from MF_API_VERSION or that has none,
- * resolves every configured function, and calls each module's optional mf_init once. Every
+ * At start the worker opens every module named in the config's `callbacks:` once per shared
+ * object through common/cbmodule.h (the code and words `mqttflow check` uses: RTLD_NOW |
+ * RTLD_LOCAL, a module without mf_api_version == MF_API_VERSION refused), resolves every
+ * configured function, and calls each module's optional mf_init once. Every
  * problem is logged (module and function named) before loader_create fails, so one start
  * reports all of them. At stop, mf_fini runs once per module, in reverse load order.
  *

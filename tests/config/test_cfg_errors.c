@@ -14,7 +14,7 @@ static void test_cfg_error_unknown_keys(void **state)
                  "config.yaml:7:3: runtime.colour: unknown key (allowed: instance, workers, cpus, "
                  "ring_size, max_payload, max_attempts, callback_timeout_ms, overflow, "
                  "spool_dir, dead_letter, control_socket, stats_interval, spool_max_bytes, "
-                 "metrics, python, mqtt_io)");
+                 "metrics, python, mqtt_io, relay)");
     expect_error(CLIENTS CALLBACKS "processing_chains:\n"
                                    "  ch:\n"
                                    "    - step: relay\n"
@@ -38,6 +38,13 @@ static void test_cfg_error_types_and_ranges(void **state)
     expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, topics: [{name: a, "
                  "qos: 3}]}\n",
                  "config.yaml:2:67: mqtt_clients[0].topics[0].qos: 3 is out of range 0..2");
+    expect_error(CLIENTS "runtime:\n  relay: {outstanding: 0}\n",
+                 "config.yaml:7:24: runtime.relay.outstanding: 0 is out of range 1..1048576");
+    expect_error(CLIENTS "runtime:\n  relay:\n    drain_batch: 257\n",
+                 "config.yaml:8:18: runtime.relay.drain_batch: 257 is out of range 1..256");
+    expect_error(CLIENTS "runtime:\n  relay: {outstandin: 4}\n",
+                 "config.yaml:7:11: runtime.relay.outstandin: unknown key (did you mean "
+                 "\"outstanding\"?)");
     expect_error(CLIENTS "runtime: {workers: 0}\n",
                  "config.yaml:6:20: runtime.workers: 0 is out of range 1..64");
     expect_error(CLIENTS "runtime: {ring_size: 100000}\n",

@@ -94,7 +94,12 @@ static void test_loader_refuses_other_api_version(void **state)
                             "  - {rule: r, topic: \"in/#\", callback: a}\n",
                     wt_cb("wrong_version"));
     assert_non_null(c);
-    const char *needles[] = {"wrong_version.so", "version 999", "version 1", NULL};
+    /* the words of `mqttflow check` (common/cbmodule.c serves both) */
+    const char *needles[] = {"callback module refused: ",
+                             "wrong_version.so was built for callback "
+                             "API version 999, this mqttflow implements version 1 (rebuild it "
+                             "against this mqttflow.h)",
+                             NULL};
     expect_refusal(c, -EPROTO, needles);
     cfg_destroy(c);
 }
@@ -108,7 +113,9 @@ static void test_loader_refuses_module_without_version(void **state)
                             "  - {rule: r, topic: \"in/#\", callback: a}\n",
                     wt_cb("no_version"));
     assert_non_null(c);
-    const char *needles[] = {"no_version.so", "no mf_api_version", NULL};
+    const char *needles[] = {"no_version.so does not export mf_api_version (build it with "
+                             "#include \"mqttflow.h\")",
+                             NULL};
     expect_refusal(c, -EPROTO, needles);
     cfg_destroy(c);
 }
@@ -124,10 +131,33 @@ static void test_loader_names_every_missing_function(void **state)
                             "  - {rule: r, topic: \"in/#\", callback: ok}\n",
                     wt_cb("echo"), wt_cb("echo"), wt_cb("echo"));
     assert_non_null(c);
-    const char *needles[] = {"callback first: function no_such_fn_one not found",
-                             "callback second: function no_such_fn_two not found", "echo.so", NULL};
+    const char *needles[] = {"callback first: function \"no_such_fn_one\" not found in /",
+                             "callback second: function \"no_such_fn_two\" not found in /",
+                             "echo.so", NULL};
     expect_refusal(c, -ENOENT, needles);
     cfg_destroy(c);
+}
+
+static void test_loader_refuses_module_that_cannot_load(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/mf-test-notelf.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not an ELF file\n", 16), 16);
+    close(fd);
+    cfg *c = wt_cfg(CLIENTS "callbacks:\n"
+                            "  a: {module: \"%s\", function: cb}\n"
+                            "rules:\n"
+                            "  - {rule: r, topic: \"in/#\", callback: a}\n",
+                    path);
+    assert_non_null(c);
+    char want[128];
+    snprintf(want, sizeof(want), "cannot load callback module %s: ", path);
+    const char *needles[] = {want, NULL};
+    expect_refusal(c, -ENOENT, needles);
+    cfg_destroy(c);
+    unlink(path);
 }
 
 static void test_loader_refuses_when_mf_init_fails(void **state)
@@ -151,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_loader_refuses_other_api_version),
         cmocka_unit_test(test_loader_refuses_module_without_version),
         cmocka_unit_test(test_loader_names_every_missing_function),
+        cmocka_unit_test(test_loader_refuses_module_that_cannot_load),
         cmocka_unit_test(test_loader_refuses_when_mf_init_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
