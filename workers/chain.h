@@ -33,7 +33,6 @@ typedef struct chain_set chain_set;
  * 0 for a stateless step. Pure. */
 size_t chain_state_size(const cfg_step *s);
 
-
 /* Builds the state of every rule of env->c with functions from ld (both outlive the set).
  * 0 and *out; -ENOMEM; -EINVAL (a step that cannot be built, e.g. a bad filter condition, or
  * a step kind this worker does not implement: logged, a configuration problem). */
