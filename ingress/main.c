@@ -147,8 +147,8 @@ static void run(ingress_app *app)
             if (!app->ops->is_ready(app->sub))
                 log_warn(LOG_COMP,
                          "ready without a broker connection to %s: the instance runs, this "
-                         "ingress keeps retrying (see the connect error above; `mqttflow "
-                         "status` shows CONN 0 until it is connected)",
+                         "ingress keeps retrying (see the connect error above; 'mqttflow "
+                         "status' shows CONN 0 until it is connected)",
                          app->conf->clients[app->client].uri);
             ready_sent = 1;
         }
