@@ -550,8 +550,11 @@ static void on_connect(mqttc *m, int res)
     if (m->st != MQTTC_CONNECTING)
         return;
     if (res < 0) {
-        char why[96];
-        snprintf(why, sizeof(why), "connect(): %s",
+        /* said as paho's path says it (common/mqtt_why.c), so an operator reads one text */
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "the broker could not be reached: connect(): %s; is it running, and are host "
+                 "and port right?",
                  res == -ECANCELED ? "timed out" : strerror(-res));
         mqttc_lose(m, why);
         return;

@@ -123,7 +123,9 @@ static int cut_fd(int fd, void *arg)
  * the PUBACK, and its completion is reported on this very thread (waiting for it here would
  * deadlock). Only paho's threads write to the socket and the send thread has nothing to send
  * for a subscriber (no publishes), so the two bytes cannot land inside another packet. */
-static void cut_connection(subscriber *s)
+/* false when no socket could be cut: then nothing stops paho from acknowledging, so the
+ * caller must store the message after all (block) and the pause is undone */
+static bool cut_connection(subscriber *s)
 {
     pthread_mutex_lock(&s->mu);
     s->cutting = true;
@@ -143,8 +145,17 @@ static void cut_connection(subscriber *s)
                  "ring and spool full: disconnecting %s from %s with the session kept (the "
                  "broker queues for it); reconnecting when the pipeline has room",
                  s->mqtt_id, s->c->uri);
-    if (nodelay_each_peer_port(s->c->port, cut_fd, &raw) < 1)
-        log_error(LOG_COMP, "found no socket to %s to cut; paho will acknowledge", s->c->uri);
+    if (nodelay_each_peer_port(s->c->port, cut_fd, &raw) >= 1)
+        return true;
+    log_error(LOG_COMP,
+              "found no socket to %s to cut: blocking until the message is stored instead "
+              "(paho would acknowledge it)",
+              s->c->uri);
+    pthread_mutex_lock(&s->mu);
+    s->cutting = false;
+    s->paused = false;
+    pthread_mutex_unlock(&s->mu);
+    return false;
 }
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
@@ -154,10 +165,14 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     pthread_mutex_lock(&s->mu);
     bool cutting = s->cutting;
     pthread_mutex_unlock(&s->mu);
+    size_t pl = m->payloadlen > 0 ? (size_t)m->payloadlen : 0;
     if (!cutting &&
-        s->fn(s->arg, topic, tl, m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0, m->qos,
-              m->retained) == SUBSCRIBER_MSG_REFUSED)
-        cut_connection(s);
+        s->fn(s->arg, topic, tl, m->payload, pl, m->qos, m->retained) == SUBSCRIBER_MSG_REFUSED &&
+        !cut_connection(s))
+        /* paho acknowledges what we return from: store it first, however long that takes */
+        while (s->fn(s->arg, topic, tl, m->payload, pl, m->qos, m->retained) ==
+               SUBSCRIBER_MSG_REFUSED)
+            ;
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1; /* 0 would park the message inside paho (BASELINES pitfall 2) */
