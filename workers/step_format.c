@@ -159,7 +159,11 @@ static int step_format_process(chain_step *s, const ctx_origin *o, const mf_msg 
                               : topicname_check(out.topic, strlen(out.topic), false, NULL);
     if (why) {
         char shown[256];
-        topicname_escape(shown, sizeof(shown), s->topic.p, s->topic.len);
+        /* the topic checked: the one built here, or the incoming one passed through */
+        if (out.topic == s->topic.p)
+            topicname_escape(shown, sizeof(shown), s->topic.p, s->topic.len);
+        else
+            topicname_escape(shown, sizeof(shown), out.topic, strlen(out.topic));
         log_error(COMP,
                   "rule %s, step %zu (format): the topic \"%s\" %s: brokers refuse it; the "
                   "message is dead-lettered",
