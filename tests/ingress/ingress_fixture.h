@@ -135,9 +135,12 @@ static int setup_opts_run(void **state, const setup_opts *o)
             "  instance: \"%s\"\n"
             "  max_payload: 1024\n"
             "  spool_dir: \"%s/spool\"\n"
+            /* the ingress dead-letters what it refuses: in the test's folder, never in the
+             * service's default state folder (/var/lib/mqttflow as root) */
+            "  dead_letter: {dir: \"%s/dead\"}\n"
             "%s",
             f->instance, o->websockets ? "ws" : "mqtt", client_port,
-            o->client_extra ? o->client_extra : "", f->instance, f->dir,
+            o->client_extra ? o->client_extra : "", f->instance, f->dir, f->dir,
             o->runtime_extra ? o->runtime_extra : "");
     fclose(y);
     /* the config must be valid for the real loader, or the ingress would exit 2 */
