@@ -27,11 +27,19 @@ int echo(mf_ctx *ctx, const mf_msg *msgs, size_t n)
 {
     const char *topic = mf_param(ctx, "topic");
     const char *prefix = mf_param(ctx, "prefix");
+    size_t pl = prefix ? strlen(prefix) : 0;
     for (size_t i = 0; i < n; i++) {
         char buf[1024];
         const char *t = topic;
         if (!t) {
-            snprintf(buf, sizeof(buf), "%s%s", prefix ? prefix : "", msgs[i].topic);
+            /* two copies, not snprintf (a third of this callback's cost in bench_pipeline):
+             * prefix + topic, cut at sizeof(buf) - 1 bytes like snprintf would */
+            size_t tl = strlen(msgs[i].topic);
+            size_t a = pl < sizeof(buf) - 1 ? pl : sizeof(buf) - 1;
+            size_t b = tl < sizeof(buf) - 1 - a ? tl : sizeof(buf) - 1 - a;
+            memcpy(buf, prefix ? prefix : "", a);
+            memcpy(buf + a, msgs[i].topic, b);
+            buf[a + b] = '\0';
             t = buf;
         }
         int rc = mf_emit(ctx, t, msgs[i].payload, msgs[i].payload_len);
