@@ -26,8 +26,7 @@ int forward(mf_ctx *ctx, const mf_msg *msgs, size_t n)
         size_t rl = strlen(rest);
         if (ol + rl >= sizeof(topic))
             return -1;
-        memcpy(topic, out, ol);
-        memcpy(topic + ol, rest, rl + 1);
+        mempcpy(mempcpy(topic, out, ol), rest, rl + 1); /* mempcpy: see echo.c */
         int rc = mf_emit(ctx, topic, msgs[i].payload, msgs[i].payload_len);
         if (rc != 0)
             return rc;
