@@ -16,6 +16,7 @@
 #include "out.h"
 #include "rec.h"
 #include "ring.h"
+#include "rtime.h"
 #include "shm.h"
 #include "stage.h"
 #include "stats.h"
@@ -39,7 +40,7 @@ struct run {
     watchdog *wd;
     wstate *ws;         /* the worker's state segment (run_attach) */
     uint16_t crash_aux; /* REC_DEAD aux for a record past max_attempts: the last death's cause */
-    uint64_t mark_ns;   /* end of the last record's processing (or start of the batch) */
+    rtime rt;           /* processing times of `status --rules` */
 };
 
 static void flush_out(void *arg)
@@ -218,6 +219,15 @@ static void count_rule_dead(run *r, size_t rule)
         stats_add(&row->dead, 1);
 }
 
+/* Counts the open group of processing times (rtime.h): one fine clock read per group. */
+static void timer_close(run *r)
+{
+    if (!r->rt.n)
+        return;
+    stats_rule_row *row = r->st ? stats_rule_row_at(r->st, r->worker, r->rt.rule) : NULL;
+    rtime_close(&r->rt, clock_mono_ns(), row);
+}
+
 static void handle(run *r, const void *buf, size_t len)
 {
     const cfg *c = r->c;
@@ -230,7 +240,7 @@ static void handle(run *r, const void *buf, size_t len)
     if (rc < 0) {
         log_error(COMP, "input record of %zu bytes is malformed, skipped", len);
         stats_add(&slot->errors, 1);
-        goto skip;
+        goto done;
     }
     if (v.h.kind != REC_MSG || v.h.rule >= c->n_rules) {
         log_error(COMP,
@@ -238,7 +248,7 @@ static void handle(run *r, const void *buf, size_t len)
                   "skipped",
                   v.h.kind, v.h.rule);
         stats_add(&slot->errors, 1);
-        goto skip;
+        goto done;
     }
     const cfg_rule *rule = &c->rules[v.h.rule];
     if (v.h.payload_len > c->runtime.max_payload) {
@@ -250,7 +260,7 @@ static void handle(run *r, const void *buf, size_t len)
         stats_add(&slot->dead, 1);
         count_rule_dead(r, v.h.rule);
         dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_TOO_LARGE, 0));
-        goto skip;
+        goto done;
     }
     if (c->runtime.max_attempts > 0 && att > (unsigned)c->runtime.max_attempts) {
         /* its processing killed this worker max_attempts times: skip it so the rest flows */
@@ -261,7 +271,7 @@ static void handle(run *r, const void *buf, size_t len)
         stats_add(&slot->dead, 1);
         count_rule_dead(r, v.h.rule);
         dead_letter(r, &v, r->crash_aux);
-        goto skip;
+        goto done;
     }
     if (att > 1)
         log_warn(COMP, "rule %s, topic \"%s\": attempt %u (the worker died running it)", rule->name,
@@ -285,21 +295,15 @@ static void handle(run *r, const void *buf, size_t len)
         .received_ns = v.h.received_ns,
         .pos = ring_read_pos(r->in) + 1, /* the record's own position: not yet advanced */
     };
+    if (rtime_due(&r->rt, v.h.rule))
+        timer_close(r);
     rc = chain_run(r->cs, v.h.rule, &o, &m);
-    /* `status --rules` (stats.h): one fine clock read per record (22 ns), not two: the time
-     * since the previous record's end, so this record's decoding (tens of ns) counts too */
-    uint64_t t = clock_mono_ns();
-    stats_rule_row *row = r->st ? stats_rule_row_at(r->st, r->worker, v.h.rule) : NULL;
-    stats_rule_done(row, rc != 0, t - r->mark_ns);
-    r->mark_ns = t;
+    rtime_add(&r->rt, v.h.rule, rc != 0);
     if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
         count_rule_dead(r, v.h.rule);
         stats_add(&slot->dead, 1);
         dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_CALLBACK_ERROR, 0));
     }
-    goto done;
-skip:
-    r->mark_ns = clock_mono_ns(); /* rare: a skipped record is no rule's processing time */
 done:
     ring_end(r->in);
     ring_advance(r->in);
@@ -345,11 +349,12 @@ int run_loop(run *r)
 
         stats_set(&slot->heartbeat_ns, now);
         chain_tick(r->cs, now);
-        r->mark_ns = clock_mono_ns(); /* per batch: handle times records from here */
+        rtime_start(&r->rt, clock_mono_ns()); /* per batch */
         while (n < RUN_BATCH && (rc = ring_peek(r->in, &buf, &len)) == 0) {
             handle(r, buf, len);
             n++;
         }
+        timer_close(r);
         /* outputs first, then the inputs they came from (at-least-once) */
         out_flush(&r->o);
         if (n) {
