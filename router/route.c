@@ -2,6 +2,7 @@
 #include "route.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,7 +242,6 @@ static void tap_sync(route *r)
 static int route_one(route *r, const void *buf, size_t len)
 {
     rec_view v;
-    rec_hdr h;
     size_t n;
 
     if (rec_decode(buf, len, &v) < 0) {
@@ -263,7 +263,6 @@ static int route_one(route *r, const void *buf, size_t len)
         stats_add(&r->slot->extra[0], 1);
         return 0;
     }
-    memcpy(&h, buf, sizeof(h));
     for (size_t i = 0; i < n; i++) {
         uint64_t *matched = r->st ? stats_rule_matched(r->st, r->matched[i]) : NULL;
         if (matched) /* per-rule count for `status --rules` (stats.h) */
@@ -281,10 +280,12 @@ static int route_one(route *r, const void *buf, size_t len)
         }
         if (rc < 0)
             return rc;
-        h.rule = r->matched[i];
-        memcpy(dst, &h, sizeof(h));
-        memcpy((unsigned char *)dst + sizeof(h), (const unsigned char *)buf + sizeof(h),
-               len - sizeof(h));
+        /* the record as it came, then its rule patched in place: a header copy patched on
+         * the stack before copying it out stalled the copy's 16-byte loads on the 2-byte
+         * store of the rule (no store forwarding), about 8 ns per record */
+        uint16_t rule = r->matched[i];
+        memcpy(dst, buf, len);
+        memcpy((unsigned char *)dst + offsetof(rec_hdr, rule), &rule, sizeof(rule));
         ring_commit(r->out[w], len);
         r->pending[w] += len;
         r->dirty[w] = 1;
