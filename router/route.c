@@ -231,7 +231,6 @@ static int reserve_out(route *r, size_t w, size_t len, void **dst)
     }
 }
 
-/* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT. */
 /* Once per turn: follows the taps the supervisor attaches or removes (one load each). */
 static void tap_sync(route *r)
 {
@@ -239,6 +238,11 @@ static void tap_sync(route *r)
     tap_port_sync(&r->tap_rule, r->st, TAP_RULE, r->c->runtime.instance);
 }
 
+/* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT.
+ * Per record (STYLE 25), about 55 ns of CPU in bench_pipeline (one rule in/#): no system call
+ * and no wake-up unless a worker ring is full (the flush that may wake a worker is per turn,
+ * route_turn); the rule match (a walk of the topic trie, a memchr per level) is the largest
+ * part, then the decode and one copy of the record per matching rule. */
 static int route_one(route *r, const void *buf, size_t len)
 {
     rec_view v;
