@@ -187,7 +187,7 @@ int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 2000000;
     int rounds = argc > 2 ? atoi(argv[2]) : 5, nw = argc > 3 ? atoi(argv[3]) : 1;
-    char name[SHM_NAME_MAX], self[PATH_MAX], warg[8];
+    char name[SHM_NAME_MAX], self[PATH_MAX], warg[16];
     ring *in_obs, *in, *wi_obs[MAX_W], *wo_obs[MAX_W], *out[MAX_W];
     stats *st;
     pid_t router, worker[MAX_W];

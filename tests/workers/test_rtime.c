@@ -35,14 +35,23 @@ static int bucket(uint64_t ns)
     return -1;
 }
 
-/* Runs n records of rule 0, each dt_ns long, the way run.c drives rtime; closes at the end. */
+/* A timer opened at now with an empty row. */
+static void fresh(rtime *t, stats_rule_row *row, uint64_t now)
+{
+    memset(t, 0, sizeof(*t));
+    memset(row, 0, sizeof(*row));
+    rtime_start(t, now);
+}
+
+/* Runs n records of rule 0, each dt_ns long except record slow_at (-1: none), slow_ns long,
+ * the first `errors` of them failing, the way run.c drives rtime; closes at the end. */
 static uint64_t run_records(rtime *t, stats_rule_row *row, uint64_t now, int n, uint64_t dt_ns,
-                            int errors)
+                            int errors, int slow_at, uint64_t slow_ns)
 {
     for (int i = 0; i < n; i++) {
         if (rtime_due(t, 0))
             rtime_close(t, now, row);
-        now += dt_ns;
+        now += i == slow_at ? slow_ns : dt_ns;
         rtime_add(t, 0, i < errors);
     }
     rtime_close(t, now, row);
@@ -54,11 +63,9 @@ static void test_rtime_fast_records_grow_groups_and_count_exactly(void **state)
     (void)state;
     rtime t;
     stats_rule_row row;
-    memset(&t, 0, sizeof(t));
-    memset(&row, 0, sizeof(row));
-    rtime_start(&t, 1000);
+    fresh(&t, &row, 1000);
     assert_int_equal(t.size, 1);
-    run_records(&t, &row, 1000, 100, 100, 3);
+    run_records(&t, &row, 1000, 100, 100, 3, -1, 0);
     assert_int_equal(row.processed, 100);
     assert_int_equal(row.errors, 3);
     assert_int_equal(row.sum_ns, 100 * 100);
@@ -71,19 +78,11 @@ static void test_rtime_slow_record_in_a_group_then_exact_per_record(void **state
     (void)state;
     rtime t;
     stats_rule_row row;
-    memset(&t, 0, sizeof(t));
-    memset(&row, 0, sizeof(row));
-    rtime_start(&t, 0);
-    uint64_t now = run_records(&t, &row, 0, 64, 100, 0);
+    fresh(&t, &row, 0);
+    uint64_t now = run_records(&t, &row, 0, 64, 100, 0, -1, 0);
     assert_int_equal(t.size, RTIME_GROUP);
     /* a group of RTIME_GROUP in which one record takes 1 ms */
-    for (int i = 0; i < RTIME_GROUP; i++) {
-        if (rtime_due(&t, 0))
-            rtime_close(&t, now, &row);
-        now += i == 5 ? 1000 * US : 100;
-        rtime_add(&t, 0, false);
-    }
-    rtime_close(&t, now, &row);
+    now = run_records(&t, &row, now, RTIME_GROUP, 100, 0, 5, 1000 * US);
     assert_int_equal(row.processed, 64 + RTIME_GROUP);
     assert_int_equal(hist_sum(&row), row.processed);
     assert_int_equal(row.hist[bucket(1000 * US + (RTIME_GROUP - 1) * 100)], 1);
@@ -92,7 +91,7 @@ static void test_rtime_slow_record_in_a_group_then_exact_per_record(void **state
     assert_int_equal(t.size, 1);
     /* now every slow record is timed on its own, exactly */
     memset(&row, 0, sizeof(row));
-    run_records(&t, &row, now, 3, 50 * US, 1);
+    run_records(&t, &row, now, 3, 50 * US, 1, -1, 0);
     assert_int_equal(row.processed, 3);
     assert_int_equal(row.errors, 1);
     assert_int_equal(row.hist[bucket(50 * US)], 3);
@@ -104,9 +103,7 @@ static void test_rtime_rule_change_is_due_and_empty_close_counts_nothing(void **
     (void)state;
     rtime t;
     stats_rule_row row;
-    memset(&t, 0, sizeof(t));
-    memset(&row, 0, sizeof(row));
-    rtime_start(&t, 0);
+    fresh(&t, &row, 0);
     assert_false(rtime_due(&t, 7)); /* empty */
     rtime_close(&t, 5 * US, &row);
     assert_int_equal(row.processed, 0);
