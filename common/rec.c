@@ -1,6 +1,7 @@
 #include "rec.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 size_t rec_size(size_t topic_len, size_t payload_len)
@@ -16,12 +17,15 @@ long rec_encode(void *buf, size_t cap, const rec_hdr *h, const char *topic, size
     size_t need = rec_size(topic_len, payload_len);
     if (need > cap)
         return -EMSGSIZE;
-    rec_hdr hdr = *h;
-    hdr.topic_len = (uint32_t)topic_len;
-    hdr.payload_len = (uint32_t)payload_len;
+    /* the header as given, then its lengths patched in place: a copy patched on the stack
+     * and copied out stalled the 16-byte loads on the 4-byte stores of the lengths (no store
+     * forwarding), per record */
+    uint32_t tl = (uint32_t)topic_len, pl = (uint32_t)payload_len;
     unsigned char *p = buf;
-    memcpy(p, &hdr, sizeof(hdr));
-    p += sizeof(hdr);
+    memcpy(p, h, sizeof(*h));
+    memcpy(p + offsetof(rec_hdr, topic_len), &tl, sizeof(tl));
+    memcpy(p + offsetof(rec_hdr, payload_len), &pl, sizeof(pl));
+    p += sizeof(*h);
     memcpy(p, topic, topic_len);
     p[topic_len] = 0;
     p += topic_len + 1;

@@ -126,20 +126,29 @@ static inline uint64_t stats_get(const uint64_t *field)
     return __atomic_load_n(field, __ATOMIC_RELAXED); /* relaxed: a snapshot value */
 }
 
-/* A worker's single-writer count of one message of a rule: err nonzero when it failed,
- * ns its processing time. Accepts NULL (rule not counted). */
-static inline void stats_rule_done(stats_rule_row *row, int err, uint64_t ns)
+/* A worker's single-writer count of n messages of a rule, of which errors failed, that took
+ * ns together, each one counted in the histogram bucket of ns_each (workers/run.c times
+ * groups of records: it knows each one's bucket, not each one's time). Accepts NULL (rule
+ * not counted). */
+static inline void stats_rule_done_n(stats_rule_row *row, uint64_t n, uint64_t errors, uint64_t ns,
+                                     uint64_t ns_each)
 {
-    if (!row)
+    if (!row || !n)
         return;
     unsigned b = 0;
-    while (b < STATS_HIST_N - 1 && ns >= (STATS_HIST_BASE_NS << b))
+    while (b < STATS_HIST_N - 1 && ns_each >= (STATS_HIST_BASE_NS << b))
         b++;
-    stats_add(&row->processed, 1);
-    if (err)
-        stats_add(&row->errors, 1);
+    stats_add(&row->processed, n);
+    if (errors)
+        stats_add(&row->errors, errors);
     stats_add(&row->sum_ns, ns);
-    stats_add(&row->hist[b], 1);
+    stats_add(&row->hist[b], n);
+}
+
+/* One message of a rule: err nonzero when it failed, ns its processing time. */
+static inline void stats_rule_done(stats_rule_row *row, int err, uint64_t ns)
+{
+    stats_rule_done_n(row, 1, err != 0, ns, ns);
 }
 
 #endif

@@ -2,6 +2,7 @@
 #include "route.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,10 +274,14 @@ static void tap_sync(route *r)
     tap_port_sync(&r->tap_rule, r->st, TAP_RULE, r->c->runtime.instance);
 }
 
+/* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT.
+ * Per record (STYLE 25), about 55 ns of CPU in bench_pipeline (one rule in/#): no system call
+ * and no wake-up unless a worker ring is full (the flush that may wake a worker is per turn,
+ * route_turn); the rule match (a walk of the topic trie, a memchr per level) is the largest
+ * part, then the decode and one copy of the record per matching rule. */
 static int route_one(route *r, const void *buf, size_t len)
 {
     rec_view v;
-    rec_hdr h;
     size_t n;
 
     if (rec_decode(buf, len, &v) < 0) {
@@ -298,7 +303,6 @@ static int route_one(route *r, const void *buf, size_t len)
         stats_add(&r->slot->extra[0], 1);
         return 0;
     }
-    memcpy(&h, buf, sizeof(h));
     for (size_t i = 0; i < n; i++) {
         uint64_t *matched = r->st ? stats_rule_matched(r->st, r->matched[i]) : NULL;
         if (matched) /* per-rule count for `status --rules` (stats.h) */
@@ -316,10 +320,12 @@ static int route_one(route *r, const void *buf, size_t len)
         }
         if (rc < 0)
             return rc;
-        h.rule = r->matched[i];
-        memcpy(dst, &h, sizeof(h));
-        memcpy((unsigned char *)dst + sizeof(h), (const unsigned char *)buf + sizeof(h),
-               len - sizeof(h));
+        /* the record as it came, then its rule patched in place: a header copy patched on
+         * the stack before copying it out stalled the copy's 16-byte loads on the 2-byte
+         * store of the rule (no store forwarding), about 8 ns per record */
+        uint16_t rule = r->matched[i];
+        memcpy(dst, buf, len);
+        memcpy((unsigned char *)dst + offsetof(rec_hdr, rule), &rule, sizeof(rule));
         ring_commit(r->out[w], len);
         r->pending[w] += len;
         r->dirty[w] = 1;

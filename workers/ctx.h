@@ -57,7 +57,10 @@ typedef struct ctx_env {
      * one */
     struct wstate *state;
     stats_slot *slot; /* this worker's counters (busy_since_ns included), or NULL */
-    ctx_busy *busy;   /* or NULL */
+    /* busy_since_ns is never set below this: a fine-clock time taken after this process
+     * started (ctx_call reads the coarse clock, the supervisor compares with its spawn time) */
+    uint64_t busy_floor_ns;
+    ctx_busy *busy; /* or NULL */
     /* Sees every message a chain step hands on (step = the step that emitted it), before the
      * next step gets it: `mqttflow try` prints them (supervisor/try.h). NULL in a worker. */
     void (*trace)(void *trace_arg, int rule, int step, const mf_msg *m);
@@ -109,7 +112,8 @@ int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int c
               const char *topic, const void *payload, size_t len, int qos, int retain);
 
 /* Runs cb(x, msgs, n), marking the worker busy in stats for the supervisor's callback
- * timeout. A non-zero return is logged with rule and callback name and counted in stats
+ * timeout (busy_since_ns: the coarse clock, up to one jiffy early, never below
+ * env->busy_floor_ns). A non-zero return is logged with rule and callback name and counted in stats
  * `errors`; it is returned. */
 int ctx_call(mf_ctx *x, mf_callback cb, const mf_msg *msgs, size_t n);
 

@@ -16,6 +16,7 @@
 struct watchdog {
     const ctx_env *env;
     uint64_t timeout_ns;
+    uint64_t slack_ns; /* the coarse clock's lag: busy_since_ns may be this much early */
     int tick_ms;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -40,7 +41,10 @@ static void *watch(void *arg)
             break;
         uint64_t since = stats_get(&slot->busy_since_ns);
         uint64_t now = clock_mono_ns();
-        if (since == 0 || now < since || now - since <= w->timeout_ns)
+        /* since may be up to slack_ns before the callback really started (ctx_call reads
+         * the coarse clock): with the slack added, a callback is never killed before it ran
+         * for the full timeout */
+        if (since == 0 || now < since || now - since <= w->timeout_ns + w->slack_ns)
             continue;
         const ctx_busy *b = w->env->busy;
         int rule = b ? atom_load_relaxed(&b->rule) : -1;
@@ -70,6 +74,7 @@ int watchdog_start(const ctx_env *env, int timeout_ms, watchdog **out)
         return -ENOMEM;
     w->env = env;
     w->timeout_ns = (uint64_t)timeout_ms * 1000000ull;
+    w->slack_ns = clock_mono_coarse_res_ns();
     w->tick_ms = timeout_ms / 4 < WATCHDOG_TICK_MS ? (timeout_ms / 4 ? timeout_ms / 4 : 1)
                                                    : WATCHDOG_TICK_MS;
     pthread_condattr_t ca;

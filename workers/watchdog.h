@@ -2,7 +2,11 @@
  *
  * A thread of the worker process wakes every WATCHDOG_TICK_MS (or a quarter of the timeout if
  * shorter) and reads the worker's stats slot busy_since_ns, which ctx_call sets around every
- * callback. Past the timeout it logs the rule and callback, marks the timeout in the slot
+ * callback. That mark is read from the coarse clock (ctx_call: per callback it costs 5 ns, the
+ * fine clock 22), so it may be up to one coarse tick (clock_mono_coarse_res_ns, 1-10 ms) before
+ * the callback's real start; the watchdog adds that tick to the timeout, so a callback is never
+ * killed before it ran for the full timeout, and at the latest timeout + tick + one watchdog
+ * tick after its start. Past that it logs the rule and callback, marks the timeout in the slot
  * (extra[STATS_W_TIMEOUT_NS], for the successor's dead letters) and kills the process with SIGKILL:
  * a callback stuck in a loop cannot be interrupted safely any other way. The record it was
  * running is then retried by the restarted worker and dead-lettered after max_attempts, like

@@ -97,8 +97,11 @@ static void write_config(int workers)
             "processing_chains:\n  fwd:\n"
             "    - {step: custom_processor, config: {callback: echo, prefix: \"out/\"}}\n"
             "runtime:\n  instance: \"%s\"\n  workers: %d\n  ring_size: %u\n"
+            /* its own folders: the default state folder may be another user's (an installed
+             * package's), which the loader refuses */
+            "  spool_dir: \"%s/spool\"\n  dead_letter: {dir: \"%s/dead\"}\n"
             "logging:\n  default_level: WARNING\n",
-            bindir, inst, workers, RING_SIZE);
+            bindir, inst, workers, RING_SIZE, dir, dir);
     fclose(f);
 }
 

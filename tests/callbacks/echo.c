@@ -27,11 +27,21 @@ int echo(mf_ctx *ctx, const mf_msg *msgs, size_t n)
 {
     const char *topic = mf_param(ctx, "topic");
     const char *prefix = mf_param(ctx, "prefix");
+    size_t pl = prefix ? strlen(prefix) : 0;
     for (size_t i = 0; i < n; i++) {
         char buf[1024];
         const char *t = topic;
         if (!t) {
-            snprintf(buf, sizeof(buf), "%s%s", prefix ? prefix : "", msgs[i].topic);
+            /* two copies, not snprintf (a third of this callback's cost in bench_pipeline);
+             * snprintf only for what does not fit, to cut it the same way */
+            size_t tl = strlen(msgs[i].topic);
+            if (pl + tl < sizeof(buf)) {
+                /* mempcpy, not memcpy: gcc inlines a memcpy whose size it can bound as a
+                 * rep movsq, whose start-up costs more than the call for a few bytes */
+                mempcpy(mempcpy(buf, prefix ? prefix : "", pl), msgs[i].topic, tl + 1);
+            } else {
+                snprintf(buf, sizeof(buf), "%s%s", prefix ? prefix : "", msgs[i].topic);
+            }
             t = buf;
         }
         int rc = mf_emit(ctx, t, msgs[i].payload, msgs[i].payload_len);
