@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mqttc.h"
 
@@ -30,9 +31,12 @@ typedef struct sub_uring {
     mqttc *m;
     sub_cbs cb;
     const cfg_client *c;
-    bool refused; /* the intake refused a message in this turn: cut the connection after it */
-    bool paused;  /* cut with the session kept; no reconnect until uring_resume */
-    bool tried;   /* a connection attempt ended (up or failed): subscriber_first_attempt_done */
+    bool refused;     /* the intake refused a message in this turn: cut the connection after it */
+    bool paused;      /* cut with the session kept; no reconnect until uring_resume */
+    bool tried;       /* a connection attempt ended (up or failed): subscriber_first_attempt_done */
+    bool ever_up;     /* a session was established once: a reconnect expects it back */
+    uint64_t down_ns; /* when the last connection ended */
+    char last_cause[64]; /* how it ended, for the lost-session line */
 } sub_uring;
 
 /* SUBSCRIBER_MSG_REFUSED (ring and spool full past the stall limit, subscriber.h "Pause"):
@@ -54,6 +58,25 @@ static void on_state(void *arg, enum mqttc_state st)
     sub_uring *s = arg;
     if (st == MQTTC_UP || st == MQTTC_DOWN)
         s->tried = true;
+    if ((st == MQTTC_DOWN || st == MQTTC_CLOSED) && s->ever_up && !s->down_ns)
+        s->down_ns = clock_mono_ns();
+    if (st != MQTTC_SUBSCRIBING) /* the CONNACK was accepted: is our session still there? */
+        return;
+    /* as ingress/subscriber.c says it: what was published to our subscriptions while we were
+     * away is gone, and only the broker knew it */
+    if (!s->c->clean_session && s->ever_up && !mqttc_session_present(s->m))
+        log_error(LOG_COMP,
+                  "session of %s on %s was lost: the broker had no session for it when it "
+                  "reconnected (%s, %.1f s disconnected), so messages published to its "
+                  "subscriptions meanwhile were not kept. The broker restarted without "
+                  "persistence, expired the session (MQTT 5 session_expiry, mosquitto "
+                  "persistent_client_expiration), or another client connected with this "
+                  "client id and a clean session",
+                  s->c->client_id, s->c->uri, s->last_cause[0] ? s->last_cause : "first reconnect",
+                  s->down_ns ? (double)(clock_mono_ns() - s->down_ns) / 1e9 : 0.0);
+    s->ever_up = true;
+    s->down_ns = 0;
+    snprintf(s->last_cause, sizeof(s->last_cause), "connection lost");
 }
 
 static void on_batch_done(void *arg)
@@ -147,9 +170,11 @@ static void uring_poll(void *v, int timeout_ms)
         s->refused = false;
         s->paused = true;
         log_warn(LOG_COMP,
-                 "connection of %s paused by the ingress: its ring and spool were full "
-                 "(disconnected with the session kept; the broker queues meanwhile)",
-                 s->c->client_id);
+                 "ring and spool full: disconnecting %s from %s with the session kept (the "
+                 "broker queues for it); reconnecting when the pipeline has room",
+                 s->c->client_id, s->c->uri);
+        snprintf(s->last_cause, sizeof(s->last_cause),
+                 "paused by the ingress: its ring and spool were full");
         (void)mqttc_disconnect(s->m, 1000);
     }
 }
