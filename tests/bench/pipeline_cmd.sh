@@ -31,6 +31,8 @@ processing_chains:
 runtime:
   instance: "bench$$"
   workers: $WORKERS
+  spool_dir: "$dir/spool"        # never the service's state folder (/var/lib/mqttflow as root)
+  dead_letter: {dir: "$dir/dead"}
 logging:
   default_level: "WARNING"
 YAML
