@@ -19,10 +19,12 @@
 #include "ring.h"
 #include "shm.h"
 #include "supervisor/topo.h"
+#include "tests/tools/testlib.h"
 
 typedef struct fx {
     cfg *c;
     char instance[40];
+    char dir[64]; /* the instance's spool and dead letters: the test's own folder */
 } fx;
 
 static int seg_exists(const char *name)
@@ -33,9 +35,9 @@ static int seg_exists(const char *name)
 }
 
 /* The test config of instance with rule rule_name. NULL when it does not load. */
-static cfg *load_config(const char *instance, const char *rule_name)
+static cfg *load_config(const char *instance, const char *rule_name, const char *dir)
 {
-    char yaml[1024];
+    char yaml[1280];
     snprintf(yaml, sizeof(yaml),
              "mqtt_clients:\n"
              "  - client_id: \"a\"\n"
@@ -57,8 +59,12 @@ static cfg *load_config(const char *instance, const char *rule_name)
              "runtime:\n"
              "  instance: \"%s\"\n"
              "  workers: 3\n"
-             "  ring_size: 65536\n",
-             rule_name, instance);
+             "  ring_size: 65536\n"
+             /* salvaged records go to the dead-letter store: never the service's default
+              * state folder (/var/lib/mqttflow as root) */
+             "  spool_dir: \"%s/spool\"\n"
+             "  dead_letter: {dir: \"%s/dead\"}\n",
+             rule_name, instance, dir, dir);
     cfg_diag d = {0};
     cfg *c = NULL;
     int rc = cfg_load_buffer("topo.yaml", "/tmp", yaml, strlen(yaml), 0, &c, &d);
@@ -75,8 +81,14 @@ static int setup(void **state)
     if (!f)
         return -1;
     snprintf(f->instance, sizeof(f->instance), "ttopo%d_%d", (int)getpid(), seq++);
-    f->c = load_config(f->instance, "r");
+    snprintf(f->dir, sizeof(f->dir), "/tmp/mqttflow-topo.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    f->c = load_config(f->instance, "r", f->dir);
     if (!f->c) {
+        testlib_remove_dir(f->dir);
         free(f);
         return -1;
     }
@@ -88,6 +100,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     cfg_destroy(f->c);
+    testlib_remove_dir(f->dir);
     free(f);
     return 0;
 }
@@ -296,7 +309,7 @@ static void test_topo_drops_records_of_another_configuration(void **state)
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     /* rule 0 is another rule now: the record must not be run by it */
-    cfg *other = load_config(f->instance, "renamed");
+    cfg *other = load_config(f->instance, "renamed", f->dir);
     assert_non_null(other);
     topo *t = NULL;
     char err[256] = "";
