@@ -62,18 +62,11 @@ static void on_state(void *arg, enum mqttc_state st)
         s->down_ns = clock_mono_ns();
     if (st != MQTTC_SUBSCRIBING) /* the CONNACK was accepted: is our session still there? */
         return;
-    /* as ingress/subscriber.c says it: what was published to our subscriptions while we were
-     * away is gone, and only the broker knew it */
+    /* what was published to our subscriptions while we were away is gone */
     if (!s->c->clean_session && s->ever_up && !mqttc_session_present(s->m))
-        log_error(LOG_COMP,
-                  "session of %s on %s was lost: the broker had no session for it when it "
-                  "reconnected (%s, %.1f s disconnected), so messages published to its "
-                  "subscriptions meanwhile were not kept. The broker restarted without "
-                  "persistence, expired the session (MQTT 5 session_expiry, mosquitto "
-                  "persistent_client_expiration), or another client connected with this "
-                  "client id and a clean session",
-                  s->c->client_id, s->c->uri, s->last_cause[0] ? s->last_cause : "first reconnect",
-                  s->down_ns ? (double)(clock_mono_ns() - s->down_ns) / 1e9 : 0.0);
+        subscriber_log_session_lost(s->c->client_id, s->c->uri, s->last_cause,
+                                    s->down_ns ? (double)(clock_mono_ns() - s->down_ns) / 1e9
+                                               : 0.0);
     s->ever_up = true;
     s->down_ns = 0;
     snprintf(s->last_cause, sizeof(s->last_cause), "connection lost");
@@ -169,10 +162,7 @@ static void uring_poll(void *v, int timeout_ms)
          * keeps the persistent session and sends the refused message again later */
         s->refused = false;
         s->paused = true;
-        log_warn(LOG_COMP,
-                 "ring and spool full: disconnecting %s from %s with the session kept (the "
-                 "broker queues for it); reconnecting when the pipeline has room",
-                 s->c->client_id, s->c->uri);
+        subscriber_log_pause(s->c->client_id, s->c->uri, s->c->clean_session);
         snprintf(s->last_cause, sizeof(s->last_cause),
                  "paused by the ingress: its ring and spool were full");
         (void)mqttc_disconnect(s->m, 1000);

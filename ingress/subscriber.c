@@ -123,6 +123,34 @@ static int cut_fd(int fd, void *arg)
  * the PUBACK, and its completion is reported on this very thread (waiting for it here would
  * deadlock). Only paho's threads write to the socket and the send thread has nothing to send
  * for a subscriber (no publishes), so the two bytes cannot land inside another packet. */
+void subscriber_log_pause(const char *mqtt_id, const char *uri, bool clean_session)
+{
+    if (clean_session)
+        log_warn(LOG_COMP,
+                 "ring and spool full: disconnecting %s from %s to keep the broker's keepalive; "
+                 "its session is clean (clean_session: true), so the broker discards what "
+                 "arrives meanwhile: remove clean_session: true to keep it",
+                 mqtt_id, uri);
+    else
+        log_warn(LOG_COMP,
+                 "ring and spool full: disconnecting %s from %s with the session kept (the "
+                 "broker queues for it); reconnecting when the pipeline has room",
+                 mqtt_id, uri);
+}
+
+void subscriber_log_session_lost(const char *mqtt_id, const char *uri, const char *cause,
+                                 double down_s)
+{
+    log_error(LOG_COMP,
+              "session of %s on %s was lost: the broker had no session for it when it "
+              "reconnected (%s, %.1f s disconnected), so messages published to its "
+              "subscriptions meanwhile were not kept. The broker restarted without "
+              "persistence, expired the session (MQTT 5 session_expiry, mosquitto "
+              "persistent_client_expiration), or another client connected with this "
+              "client id and a clean session",
+              mqtt_id, uri, cause && *cause ? cause : "first reconnect", down_s);
+}
+
 /* false when no socket could be cut: then nothing stops paho from acknowledging, so the
  * caller must store the message after all (block) and the pause is undone */
 static bool cut_connection(subscriber *s)
@@ -134,17 +162,7 @@ static bool cut_connection(subscriber *s)
              "paused by the ingress: its ring and spool were full");
     pthread_mutex_unlock(&s->mu);
     bool raw = !mqtt_tls_is_enabled(s->tls) && s->c->scheme == CFG_MQTT;
-    if (s->c->clean_session)
-        log_warn(LOG_COMP,
-                 "ring and spool full: disconnecting %s from %s to keep the broker's keepalive; "
-                 "its session is clean (clean_session: true), so the broker discards what "
-                 "arrives meanwhile: remove clean_session: true to keep it",
-                 s->mqtt_id, s->c->uri);
-    else
-        log_warn(LOG_COMP,
-                 "ring and spool full: disconnecting %s from %s with the session kept (the "
-                 "broker queues for it); reconnecting when the pipeline has room",
-                 s->mqtt_id, s->c->uri);
+    subscriber_log_pause(s->mqtt_id, s->c->uri, s->c->clean_session);
     if (nodelay_each_peer_port(s->c->port, cut_fd, &raw) >= 1)
         return true;
     log_error(LOG_COMP,
@@ -329,15 +347,8 @@ static void connected(subscriber *s, bool session_present)
         /* a persistent session the broker no longer has: what was published to our
          * subscriptions while we were away is gone, and only the broker knew it */
         if (!s->c->clean_session && s->ever_connected && !session_present)
-            log_error(LOG_COMP,
-                      "session of %s on %s was lost: the broker had no session for it when it "
-                      "reconnected (%s, %.1f s disconnected), so messages published to its "
-                      "subscriptions meanwhile were not kept. The broker restarted without "
-                      "persistence, expired the session (MQTT 5 session_expiry, mosquitto "
-                      "persistent_client_expiration), or another client connected with this "
-                      "client id and a clean session",
-                      s->mqtt_id, s->c->uri, s->last_cause[0] ? s->last_cause : "first reconnect",
-                      (double)(now - s->down_ns) / 1e9);
+            subscriber_log_session_lost(s->mqtt_id, s->c->uri, s->last_cause,
+                                        (double)(now - s->down_ns) / 1e9);
         s->ever_connected = true;
         s->up_ns = now;
         set_state(s, ST_SUBSCRIBING);

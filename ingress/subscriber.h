@@ -85,6 +85,14 @@ typedef struct subscriber subscriber;
  */
 enum { SUBSCRIBER_MSG_REFUSED = 2 };
 
+/* The two lines of the Pause above, shared by both connection kinds (sub_ops.h) so an
+ * operator reads one text: the pause itself (with a clean session: what the broker discards)
+ * and a persistent session found missing on a reconnect (cause: how the last connection
+ * ended, NULL or "" for none). Cannot fail. */
+void subscriber_log_pause(const char *mqtt_id, const char *uri, bool clean_session);
+void subscriber_log_session_lost(const char *mqtt_id, const char *uri, const char *cause,
+                                 double down_s);
+
 /* Called on paho's receive thread for each message; topic is not NUL-terminated. Returns
  * SUBSCRIBER_MSG_REFUSED when the message was not stored (see Pause); any other value: the
  * message is acknowledged. */
