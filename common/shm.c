@@ -443,6 +443,36 @@ int shm_adopt(const char *name, uint32_t kind, uint32_t version, size_t size, sh
     return rc == -EPROTO ? shm_create(name, kind, version, size, out) : rc;
 }
 
+int shm_check_ours(const char *name)
+{
+    char path[SHM_NAME_MAX + 2];
+    struct stat st;
+    int rc = shm_path(name, path, sizeof(path));
+    if (rc < 0)
+        return rc;
+    int fd = shm_open(path, O_RDONLY | O_CLOEXEC, 0); /* glibc adds O_NOFOLLOW */
+    if (fd < 0)
+        return -errno;
+    enum existing_state state = SEG_INCOMPLETE;
+    if (fstat(fd, &st) < 0)
+        rc = -errno;
+    else if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != 0600)
+        rc = -EPERM;
+    else if ((rc = judge_existing(fd, &state)) == 0 && state == SEG_FOREIGN)
+        rc = -EPERM;
+    else if (rc == 0 && state == SEG_INCOMPLETE)
+        rc = -EPROTO;
+    else if (rc == 0 && state == SEG_LIVE) {
+        /* adopted by this very process (shm_adopt made it the owner) is ours to read */
+        shm_hdr h;
+        rc = pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) && h.owner_pid == (uint64_t)getpid()
+                 ? 0
+                 : -EEXIST;
+    }
+    close(fd);
+    return rc;
+}
+
 void shm_detach(shm *s)
 {
     if (!s)

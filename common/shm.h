@@ -52,6 +52,14 @@ int shm_attach(const char *name, uint32_t kind, uint32_t version, shm **out);
 void shm_detach(shm *s);
 /* Removes the name; mappings stay valid until detached. 0 or -errno (-ENOENT if absent). */
 int shm_unlink_name(const char *name);
+/* Whether the existing segment `name` is one this user's mqttflow left behind, safe to read
+ * records from without adopting it (issue 8 items 5 and 9): a regular file (shm_open does not
+ * follow symlinks; a directory or device is refused), owned by this effective uid, mode
+ * exactly 0600, with a complete header whose owner is dead or is this process. 0 when so;
+ * -ENOENT when absent; -EEXIST when another live process owns it; -EPERM when it is not ours
+ * (other owner, other mode, not a regular file); -EPROTO when its header is incomplete;
+ * other -errno. Another user cannot swap the name afterwards: /dev/shm is sticky. */
+int shm_check_ours(const char *name);
 /* Whether the owner recorded in a segment is a live process (same pid and start time). */
 int shm_owner_is_alive(const shm_hdr *h);
 

@@ -22,8 +22,17 @@
 
 /* Writes a dead letter for every published record of ring `name` not released yet (reason:
  * "configuration changed: " + why) into c's runtime.dead_letter_dir and syncs. 0 and *n
- * (records written), or -errno (the dead-letter store could not be written: the caller keeps
- * the ring). The ring itself is left as it is (the caller removes it). */
+ * (records written), or -errno (the dead-letter store could not be written, or the segment is
+ * not one this user's mqttflow left, shm_check_ours: the caller keeps the ring). The ring is
+ * left in /dev/shm (the caller removes it).
+ *
+ * The geometry is the segment's own (a ring of another runtime.ring_size or max_payload is
+ * read as it was written), bounded by its mapped size (ring_attach) and its positions by its
+ * capacity (damaged ones: logged, nothing read, 0). Idempotent: every SALVAGE_BATCH records,
+ * and before returning, the store is synced and only then are the records written released
+ * from the ring (its tail moves), also when a later write fails; so a salvage retried after a
+ * failure, or after a crash once the store was synced, writes no record twice (a crash between
+ * a write and its sync can still repeat up to one batch: at least once, as the relay). */
 int salvage_ring(const char *name, const cfg *c, const char *why, uint64_t *n);
 
 #endif

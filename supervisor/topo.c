@@ -151,8 +151,8 @@ static size_t sweep_stale(const topo *t, const cfg *c)
                                   &saved);
             if (rc < 0) {
                 log_error("supervisor",
-                          "%s (not in this configuration) holds %llu queued record(s) and the "
-                          "dead-letter store cannot take them: %s; kept",
+                          "%s (not in this configuration) holds %llu queued record(s) that cannot "
+                          "be dead-lettered: %s; kept",
                           e->d_name, (unsigned long long)queued, strerror(-rc));
                 continue;
             }
@@ -243,6 +243,47 @@ static int drop_foreign(ring **r, const cfg *c, const char *name, uint64_t queue
     return ring_create(name, cap, max_rec, r);
 }
 
+/* Before ring_adopt: a ring the last run left in another geometry (runtime.ring_size or
+ * runtime.max_payload changed) cannot be adopted, and ring_adopt would reclaim it empty; its
+ * queued records go to the dead-letter store first (salvage.h reads them in the segment's own
+ * geometry), then the ring is removed, so ring_adopt creates it anew. Anything else (absent,
+ * the same geometry, empty, not a ring we can read, not ours) is left to ring_adopt. 0 or
+ * -errno (the store failed: the ring is kept and the run refused, as in drop_foreign). */
+static int drop_other_geometry(const char *name, const cfg *c, size_t cap, size_t max_rec)
+{
+    ring *r = NULL;
+    ring_stats st;
+    if (shm_check_ours(name) < 0 || ring_attach(name, RING_OBSERVER, &r) < 0)
+        return 0;
+    size_t old_cap = ring_capacity(r), old_max = ring_max_record(r);
+    ring_get_stats(r, &st);
+    ring_detach(r);
+    uint64_t queued = st.records_in > st.records_out ? st.records_in - st.records_out : 0;
+    if ((old_cap == cap && old_max == max_rec) || !queued)
+        return 0;
+    uint64_t n = 0;
+    int rc = salvage_ring(name, c,
+                          "queued in a ring of another geometry (runtime.ring_size or "
+                          "runtime.max_payload changed since)",
+                          &n);
+    if (rc < 0) {
+        log_error("supervisor",
+                  "%s holds %llu queued record(s) in another geometry and the dead-letter store "
+                  "%s cannot take them: %s; the ring is kept, start with the previous "
+                  "runtime.ring_size and runtime.max_payload or fix the store",
+                  name, (unsigned long long)queued, c->runtime.dead_letter_dir, strerror(-rc));
+        return rc;
+    }
+    log_warn("supervisor",
+             "%s held %llu queued record(s) in another geometry (%zu bytes, records up to %zu; "
+             "now %zu and %zu: runtime.ring_size or runtime.max_payload changed): %llu written "
+             "to the dead-letter store %s/%s with reason \"configuration changed\"",
+             name, (unsigned long long)queued, old_cap, old_max, cap, max_rec,
+             (unsigned long long)n, c->runtime.dead_letter_dir, DEADLETTER_FILE);
+    (void)ring_unlink(name);
+    return 0;
+}
+
 /* Creates n rings named by fn into rs[], adopting those a dead instance left with the same
  * geometry and configuration (their queued records are resumed, and logged). On failure
  * rs[] holds what was made. */
@@ -253,6 +294,10 @@ static int create_set(topo *t, const cfg *c, name_fn fn, size_t n, ring **rs, ch
     size_t max_rec = topo_max_record(c->runtime.ring_size, c->runtime.max_payload);
     for (size_t i = 0; i < n; i++) {
         int rc = fn(name, sizeof(name), t->instance, i);
+        if (rc == 0 && (rc = drop_other_geometry(name, c, c->runtime.ring_size, max_rec)) < 0) {
+            fail(err, errlen, "queued records of %s: %s", name, strerror(-rc));
+            return rc;
+        }
         if (rc == 0)
             rc = ring_adopt(name, c->runtime.ring_size, max_rec, &rs[i]);
         if (rc == -EEXIST) {
