@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +21,7 @@
 #include "rec.h"
 #include "ring.h"
 #include "shm.h"
+#include "supervisor/salvage.h"
 #include "supervisor/topo.h"
 #include "tests/tools/testlib.h"
 
@@ -32,6 +36,44 @@ static int seg_exists(const char *name)
     char path[SHM_NAME_MAX + 16];
     snprintf(path, sizeof(path), "/dev/shm/%s", name);
     return access(path, F_OK) == 0;
+}
+
+/* Lines of the instance's dead-letter store holding needle (all lines when NULL). */
+static int dead_lines(const fx *f, const char *needle)
+{
+    char path[128], line[4096];
+    snprintf(path, sizeof(path), "%s/dead/dead-letters.jsonl", f->dir);
+    FILE *fp = fopen(path, "r");
+    int n = 0;
+    while (fp && fgets(line, sizeof(line), fp))
+        n += !needle || strstr(line, needle) != NULL;
+    if (fp)
+        fclose(fp);
+    return n;
+}
+
+/* In a child that dies holding them (a dead instance): n records "rec <i>" queued in ring
+ * `name`, created with the given geometry. */
+static void leave_ring(const char *name, size_t cap, size_t max_rec, int n)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ring *r = NULL, *p = NULL;
+        char rec[32];
+        if (ring_create(name, cap, max_rec, &r) != 0 || ring_attach(name, RING_PRODUCER, &p))
+            _exit(1);
+        for (int i = 0; i < n; i++) {
+            int len = snprintf(rec, sizeof(rec), "rec %d.", i);
+            if (ring_push(p, rec, (size_t)len) != 0)
+                _exit(1);
+        }
+        ring_flush(p);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 /* The test config of instance with rule rule_name. NULL when it does not load. */
@@ -262,30 +304,96 @@ static void test_topo_adopts_what_a_dead_instance_left(void **state)
     assert_int_equal(shm_unlink_name(name), 0);
 }
 
-static void test_topo_reclaims_a_ring_of_another_size(void **state)
+/* Issue 8 item 5: a ring of another geometry (runtime.ring_size or max_payload changed) is
+ * not adopted, but its records are dead-lettered before it is made anew: none is lost. */
+static void test_topo_dead_letters_a_ring_of_another_geometry(void **state)
 {
     fx *f = *state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char name[SHM_NAME_MAX];
-        ring *r = NULL, *p = NULL;
-        names_worker_out(name, sizeof(name), f->instance, 0);
-        if (ring_create(name, 8192, 1024, &r) != 0 || ring_attach(name, RING_PRODUCER, &p) ||
-            ring_push(p, "x", 1))
-            _exit(1);
-        ring_flush(p);
-        _exit(0);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char name[SHM_NAME_MAX];
+    /* another size (worker 0's output), and the config's size with another record limit
+     * (ingress 1) */
+    names_worker_out(name, sizeof(name), f->instance, 0);
+    leave_ring(name, 8192, 1024, 5);
+    names_ingress_ring(name, sizeof(name), f->instance, 1);
+    leave_ring(name, 65536, 1024, 7);
     topo *t = NULL;
     char err[256] = "";
     assert_int_equal(topo_create(f->c, &t, err, sizeof(err)), 0);
     assert_int_equal(topo_resumed_records(t), 0);
     assert_int_equal(topo_fill_pct(t, STATS_RELAY, 0), 0);
+    assert_int_equal(topo_fill_pct(t, STATS_INGRESS, 1), 0);
+    assert_int_equal(dead_lines(f, NULL), 12);
+    assert_int_equal(dead_lines(f, "\"configuration changed: queued in a ring of another "
+                                   "geometry"),
+                     12);
+    assert_int_equal(dead_lines(f, "\"rec 4.\""), 2); /* one of each ring */
+    assert_int_equal(dead_lines(f, "\"rec 6.\""), 1);
     topo_destroy(t, 1);
+}
+
+/* A salvage that fails part-way (here the store's file may not grow: EFBIG) and is tried
+ * again writes every record exactly once: what was synced was released from the ring. */
+static void test_salvage_retry_writes_no_record_twice(void **state)
+{
+    fx *f = *state;
+    char name[SHM_NAME_MAX];
+    names_worker_in(name, sizeof(name), f->instance, 7);
+    leave_ring(name, 65536, 1024, 300);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {4096, 4096}; /* about 15 dead letters */
+        uint64_t n = 0;
+        signal(SIGXFSZ, SIG_IGN);
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(1);
+        _exit(salvage_ring(name, f->c, "test", &n) == -EFBIG ? 0 : 2);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    int first = dead_lines(f, NULL);
+    assert_true(first > 0 && first < 300);
+    uint64_t n = 0;
+    assert_int_equal(salvage_ring(name, f->c, "test", &n), 0);
+    assert_int_equal(n, 300 - (uint64_t)first);
+    assert_int_equal(dead_lines(f, NULL), 300);
+    char rec[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(rec, sizeof(rec), "\"rec %d.\"", i);
+        assert_int_equal(dead_lines(f, rec), 1);
+    }
+    /* and a third salvage finds nothing left */
+    assert_int_equal(salvage_ring(name, f->c, "test", &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(ring_unlink(name), 0);
+}
+
+/* Records are read only from a segment this user's mqttflow left: not from one others may
+ * read or write (mode), nor through a symlink. */
+static void test_salvage_reads_only_segments_of_ours(void **state)
+{
+    fx *f = *state;
+    char name[SHM_NAME_MAX], path[SHM_NAME_MAX + 16], link[SHM_NAME_MAX + 16];
+    uint64_t n = 0;
+    names_worker_in(name, sizeof(name), f->instance, 7);
+    leave_ring(name, 65536, 1024, 3);
+    snprintf(path, sizeof(path), "/dev/shm/%s", name);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(shm_check_ours(name), -EPERM);
+    assert_int_equal(salvage_ring(name, f->c, "test", &n), -EPERM);
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(shm_check_ours(name), 0);
+
+    char lname[SHM_NAME_MAX];
+    names_worker_in(lname, sizeof(lname), f->instance, 8);
+    snprintf(link, sizeof(link), "/dev/shm/%s", lname);
+    assert_int_equal(symlink(path, link), 0);
+    assert_true(shm_check_ours(lname) < 0);
+    assert_true(salvage_ring(lname, f->c, "test", &n) < 0);
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(dead_lines(f, NULL), 0);
+    assert_int_equal(ring_unlink(name), 0);
 }
 
 static void test_topo_drops_records_of_another_configuration(void **state)
@@ -369,7 +477,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_topo_refuses_a_live_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(test_topo_adopts_what_a_dead_instance_left, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_topo_reclaims_a_ring_of_another_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_topo_dead_letters_a_ring_of_another_geometry, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_salvage_retry_writes_no_record_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_salvage_reads_only_segments_of_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_topo_drops_records_of_another_configuration, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_topo_fill_levels, setup, teardown),
