@@ -63,12 +63,12 @@ queue_and_kill() {
     relay=$(stage_pid relay)
     kill -STOP "$relay"
     it_mfpub "pa$round" pub -p "$MQTT_PORT" -t "in/a$round" -n 20 -q 1 -i 3
-    it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_out_total worker 0) == $((w0 + 20)) ]]' ||
+    it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_out_total worker 0) == '$((w0 + 20))' ]]' ||
         lib_fail "the worker did not pass on the 20 messages"
     router=$(stage_pid router)
     kill -STOP "$router"
     it_mfpub "pb$round" pub -p "$MQTT_PORT" -t "in/b$round" -n 20 -q 1 -i 3
-    it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_in_total ingress c1) == $((in0 + 40)) ]]' ||
+    it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_in_total ingress c1) == '$((in0 + 40))' ]]' ||
         lib_fail "the ingress did not take the 20 messages"
     kill -KILL "$mf_PID"
     wait "$mf_PID" 2>/dev/null
