@@ -473,7 +473,7 @@ static int route_turn(route *r, size_t *taken)
             ring_advance(r->in[i]);
             got++;
         }
-        if (got)
+        if (got && !h->region) /* a held region was skipped, not released */
             r->in_moved[i] = 1;
         *taken += got;
     }
@@ -481,7 +481,8 @@ static int route_turn(route *r, size_t *taken)
         r->start = (r->start + 1) % r->n_in;
     if (rc < 0)
         return rc; /* the unfinished batch stays unreleased: re-read on the next run */
-    /* at-least-once: copies are published before the ingress records are let go */
+    /* at-least-once: copies are flushed to the worker rings before the ingress records are let
+     * go */
     flush_out(r);
     for (size_t i = 0; i < r->n_in; i++) {
         if (r->in_moved[i]) {
