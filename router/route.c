@@ -500,7 +500,7 @@ static void wait_input(route *r, int busy)
 {
     size_t n = 0;
     int timeout = ROUTE_WAIT_MS;
-    uint64_t now = clock_mono_ns();
+    uint64_t now = 0;
 
     for (size_t i = 0; i < r->n_in; i++) {
         const hold *h = &r->hold[i];
@@ -508,6 +508,8 @@ static void wait_input(route *r, int busy)
             r->waitset[n++] = r->in[i];
             continue;
         }
+        if (!now)
+            now = clock_mono_ns(); /* only while a ring is held */
         uint64_t ms = h->retry_at > now ? (h->retry_at - now + 999999) / 1000000 : 0;
         if (ms < (uint64_t)timeout)
             timeout = (int)ms;
