@@ -28,17 +28,22 @@
 static const char COMP[] = "router";
 /* bytes of a damaged ring region or an undecodable record kept in its dead letter */
 #define QUARANTINE_KEEP 4096
-/* how often a dead letter the store refused is tried again (its ring waits meanwhile) */
-#define ROUTE_RETRY_MS 100
+/* when a dead letter the store refused is tried again (its ring waits meanwhile): after
+ * ROUTE_RETRY_MS, the wait doubling with each failure up to ROUTE_RETRY_MAX_MS, so a store
+ * that stays broken costs a log line of deadletter_open's every few seconds, not ten a
+ * second, and a repaired one is found again within that bound */
+#define ROUTE_RETRY_MS     100
+#define ROUTE_RETRY_MAX_MS 3200
 
 /* A dead letter of an ingress ring that the store could not take yet: nothing is released
  * before its dead letter is durable (issue 8), so the ring is not read on (backpressure) and
- * the store is tried again every ROUTE_RETRY_MS. Either a damaged region the read cursor has
- * skipped (region: its first bytes stay valid, being unreleased) or the undecodable record at
+ * the store is tried again (ROUTE_RETRY_MS, backing off). Either a damaged region the read cursor
+ * has skipped (region: its first bytes stay valid, being unreleased) or the undecodable record at
  * the read cursor (read again on the retry). A held ring is left out of every wait: a wait
  * releases what it waits on, and its unread records would end each wait at once. */
 typedef struct hold {
     uint64_t retry_at; /* monotonic ns; 0: nothing held */
+    unsigned delay_ms; /* the wait before retry_at */
     int region;
     uint64_t at, bytes; /* region: where it began, how long it is */
     const void *first;
@@ -275,9 +280,13 @@ static int store_dead(route *r, size_t i, const deadletter_entry *e)
     if (!h->retry_at)
         log_error(COMP,
                   "dead-letter store %s cannot take a dead letter of %s: %s; what follows in "
-                  "that ring waits for it (tried again every %d ms)",
-                  r->c->runtime.dead_letter_dir, r->in_names[i], strerror(-rc), ROUTE_RETRY_MS);
-    h->retry_at = clock_mono_ns() + ROUTE_RETRY_MS * 1000000ull;
+                  "that ring waits for it (tried again from %d ms up to every %d ms)",
+                  r->c->runtime.dead_letter_dir, r->in_names[i], strerror(-rc), ROUTE_RETRY_MS,
+                  ROUTE_RETRY_MAX_MS);
+    h->delay_ms = h->delay_ms ? h->delay_ms * 2 : ROUTE_RETRY_MS;
+    if (h->delay_ms > ROUTE_RETRY_MAX_MS)
+        h->delay_ms = ROUTE_RETRY_MAX_MS;
+    h->retry_at = clock_mono_ns() + h->delay_ms * 1000000ull;
     return rc;
 }
 
