@@ -38,7 +38,12 @@ enum rec_dead_reason {
                                     publish, alone in flight, runtime.max_attempts times */
     REC_DEAD_CORRUPT_RING = 8,   /* a worker skipped a damaged region of its input ring: seq
                                     holds the bytes skipped, the payload its first bytes */
+    REC_DEAD_UNDECODABLE = 9,    /* a record that rec_decode refused: seq holds its length, the
+                                    payload its first bytes, aux's high byte the enum rec_bad,
+                                    | REC_DEAD_FOUND_BY_RELAY when the relay found it in a
+                                    worker's output ring (else a worker in its input ring) */
 };
+#define REC_DEAD_FOUND_BY_RELAY 0x80u
 #define REC_DEAD_AUX(reason, sig)                                                                  \
     ((uint16_t)(((unsigned)(sig)&0xffu) << 8 | ((unsigned)(reason)&0xffu)))
 #define REC_DEAD_AUX_REASON(aux) ((unsigned)(aux)&0xffu)        /* enum rec_dead_reason */
@@ -79,5 +84,21 @@ long rec_encode(void *buf, size_t cap, const rec_hdr *h, const char *topic, size
 /* Parses a record of len bytes: 0, or -EBADMSG when the lengths disagree with len, a NUL is
  * missing, the topic holds a NUL, or kind/qos are out of range. */
 int rec_decode(const void *buf, size_t len, rec_view *out);
+
+/* Why rec_decode refused a record (the dead letter of an undecodable record names it). */
+enum rec_bad {
+    REC_BAD_NONE = 0, /* it decodes */
+    REC_BAD_SHORT,    /* shorter than a rec_hdr */
+    REC_BAD_LENGTHS,  /* topic_len + payload_len disagree with the record's size */
+    REC_BAD_FIELDS,   /* kind, qos or retain out of range */
+    REC_BAD_TOPIC,    /* the topic holds a NUL or lacks its terminating one */
+    REC_BAD_PAYLOAD,  /* the payload lacks its terminating NUL */
+};
+/* rec_decode's checks, saying which failed: REC_BAD_NONE (and *out filled) or the reason.
+ * Pure; for the error path (rec_decode is the same checks with an errno). */
+enum rec_bad rec_check(const void *buf, size_t len, rec_view *out);
+/* The text of an enum rec_bad ("topic and payload lengths disagree with the record's size");
+ * "unknown" for a value out of range. Never NULL. */
+const char *rec_bad_text(unsigned why);
 
 #endif

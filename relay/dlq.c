@@ -12,6 +12,8 @@
 #include "rec.h"
 
 #define COMP "relay"
+/* bytes of an undecodable record kept in its dead letter */
+#define DLQ_KEEP 4096
 
 typedef struct item {
     uint16_t ring;
@@ -136,25 +138,91 @@ const char *dlq_callback(const cfg *c, unsigned rule, unsigned step)
     return NULL;
 }
 
+int dlq_dead_of_publish(const void *rec, size_t len, unsigned reason, void **out, size_t *out_len)
+{
+    rec_view v;
+    *out = NULL;
+    if (rec_decode(rec, len, &v) != 0)
+        return -EINVAL;
+    void *buf = malloc(len);
+    if (!buf)
+        return -ENOMEM;
+    rec_hdr h = v.h;
+    h.kind = REC_DEAD;
+    h.aux = REC_DEAD_AUX(reason, 0);
+    long n = rec_encode(buf, len, &h, v.topic, v.h.topic_len, v.payload, v.h.payload_len);
+    if (n < 0) {
+        free(buf);
+        return -EINVAL;
+    }
+    *out = buf;
+    *out_len = (size_t)n;
+    return 0;
+}
+
+int dlq_dead_of_bytes(const cfg *c, const void *buf, size_t len, void **out, size_t *out_len)
+{
+    static const char topic[] = "$mqttflow/undecodable-record";
+    rec_view v;
+    unsigned why = rec_check(buf, len, &v);
+    size_t keep = len < DLQ_KEEP ? len : DLQ_KEEP;
+    if (keep > c->runtime.max_payload)
+        keep = c->runtime.max_payload;
+    size_t need = rec_size(sizeof(topic) - 1, keep);
+    *out = malloc(need);
+    if (!*out)
+        return -ENOMEM;
+    rec_hdr h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_DEAD;
+    h.aux = REC_DEAD_AUX(REC_DEAD_UNDECODABLE, why | REC_DEAD_FOUND_BY_RELAY);
+    h.seq = len;
+    h.client = REC_NONE;
+    h.rule = REC_NONE;
+    h.step = REC_NONE;
+    h.src_client = REC_NONE;
+    *out_len = (size_t)rec_encode(*out, need, &h, topic, sizeof(topic) - 1, buf, keep);
+    return 0;
+}
+
+/* The reasons that describe bytes rather than a message (seq holds their size). NULL for
+ * another reason. */
+static const char *raw_reason(const rec_view *v, uint16_t ring, char *buf, size_t cap)
+{
+    unsigned detail = REC_DEAD_AUX_SIGNAL(v->h.aux);
+    switch (REC_DEAD_AUX_REASON(v->h.aux)) {
+    case REC_DEAD_CORRUPT_RING:
+        snprintf(buf, cap,
+                 "corrupt ring: %llu bytes of the worker's input ring could not be read as "
+                 "records and were skipped (the payload holds the first of them)",
+                 (unsigned long long)v->h.seq);
+        return buf;
+    case REC_DEAD_UNDECODABLE:
+        snprintf(buf, cap,
+                 "undecodable record: %llu bytes of worker %u's %s ring: %s (the payload holds "
+                 "the first of them)",
+                 (unsigned long long)v->h.seq, (unsigned)ring,
+                 detail & REC_DEAD_FOUND_BY_RELAY ? "output" : "input",
+                 rec_bad_text(detail & ~REC_DEAD_FOUND_BY_RELAY));
+        return buf;
+    default:
+        return NULL;
+    }
+}
+
 static char *line_of(dlq *q, const item *it)
 {
     const cfg *c = q->cfg;
     rec_view v;
-    char reason[200];
+    char reason[256];
     if (rec_decode(it->rec, it->len, &v) != 0)
         return NULL; /* checked by the pump before queueing */
-    if (REC_DEAD_AUX_REASON(v.h.aux) == REC_DEAD_CORRUPT_RING)
-        snprintf(reason, sizeof(reason),
-                 "corrupt ring: %llu bytes of the worker's input ring could not be read as "
-                 "records and were skipped (the payload holds the first of them)",
-                 (unsigned long long)v.h.seq);
+    const char *raw = raw_reason(&v, it->ring, reason, sizeof(reason));
     deadletter_entry e = {
         .instance = c->runtime.instance,
         .rule = v.h.rule < c->n_rules ? c->rules[v.h.rule].name : NULL,
         .callback = dlq_callback(c, v.h.rule, v.h.step),
-        .reason = REC_DEAD_AUX_REASON(v.h.aux) == REC_DEAD_CORRUPT_RING
-                      ? reason
-                      : dlq_reason(c, v.h.aux, reason, sizeof(reason)),
+        .reason = raw ? raw : dlq_reason(c, v.h.aux, reason, sizeof(reason)),
         .source_client =
             v.h.src_client < c->n_clients ? c->clients[v.h.src_client].client_id : NULL,
         .topic = v.topic,
@@ -163,6 +231,42 @@ static char *line_of(dlq *q, const item *it)
         .payload_len = v.h.payload_len,
     };
     return deadletter_json(&e);
+}
+
+/* What to publish of a stored dead letter (dlq_stored_fn): a REC_PUBLISH record of line on
+ * runtime.dead_letter_topic, or NULL (no topic set, no client to publish it on, out of
+ * memory: the line is in the store either way). */
+static void *topic_record(dlq *q, const item *it, const char *line, size_t *len)
+{
+    const cfg_runtime *rt = &q->cfg->runtime;
+    rec_view v;
+    if (!rt->dead_letter_topic || rec_decode(it->rec, it->len, &v) != 0)
+        return NULL;
+    int target = rt->dead_letter_client >= 0 ? rt->dead_letter_client : (int)v.h.src_client;
+    if (target < 0 || (size_t)target >= q->cfg->n_clients) {
+        log_warn(COMP, "dead letter of rule %u: no client to publish it on", v.h.rule);
+        return NULL;
+    }
+    size_t tlen = strlen(rt->dead_letter_topic), plen = strlen(line);
+    size_t need = rec_size(tlen, plen);
+    void *buf = malloc(need);
+    if (!buf) {
+        log_error(COMP, "out of memory: dead letter not published (it is in the store)");
+        return NULL;
+    }
+    rec_hdr h = v.h;
+    h.kind = REC_PUBLISH;
+    h.client = (uint16_t)target;
+    h.qos = 1;
+    h.retain = 0;
+    h.aux = 0;
+    long n = rec_encode(buf, need, &h, rt->dead_letter_topic, tlen, line, plen);
+    if (n < 0) {
+        free(buf);
+        return NULL;
+    }
+    *len = (size_t)n;
+    return buf;
 }
 
 static void failed(dlq *q, uint64_t now, const char *what, int rc)
@@ -208,8 +312,12 @@ size_t dlq_flush(dlq *q, uint64_t now, dlq_stored_fn fn, void *arg)
         log_info(COMP, "dead-letter store %s works again", deadletter_path(q->store));
     q->failing = 0;
     size_t n = q->n;
-    for (size_t i = 0; i < n; i++)
-        fn(arg, q->q[i].ring, q->q[i].seq, lines[i]);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        void *pub = topic_record(q, &q->q[i], lines[i], &len);
+        free(lines[i]);
+        fn(arg, q->q[i].ring, q->q[i].seq, pub, len);
+    }
     free(lines);
     q->n = 0;
     q->stored += n;

@@ -1,12 +1,16 @@
-/* dlq: the relay's side of the dead-letter store (DESIGN §2, §5; issue 4 "Poison messages").
+/* dlq: the relay's side of the dead-letter path (DESIGN §2, §5; issue 4 "Poison messages",
+ * issue 9 "the dead-letter path in one module per side"): it makes the relay's own dead
+ * records, stores every dead record and says what to publish on the dead-letter topic.
  *
  * The workers hand messages they gave up as REC_DEAD records (rec.h: rec_hdr.aux is
  * the reason, rule and src_client name where it came from, topic and payload are the
- * original's). The pump queues each one here (the ring record stays unreleased); dlq_flush
+ * original's; workers/deadrec.h makes them). What the relay itself gives up becomes such a
+ * record too (dlq_dead_of_publish, dlq_dead_of_bytes), owned by its inflight entry. The pump
+ * queues each one here (the ring record stays unreleased); dlq_flush
  * writes one JSON line per record to runtime.dead_letter_dir/dead-letters.jsonl
- * (common/deadletter.h), fdatasyncs once for the batch and then reports each record with its
- * line, so the pump releases it only once the line is durable (and, when
- * runtime.dead_letter_topic is set, publishes the line there first: see pump.h). A failed
+ * (common/deadletter.h), fdatasyncs once for the batch and then reports each record, so the
+ * pump releases it only once the line is durable (and, when runtime.dead_letter_topic is set,
+ * publishes the line there first: dlq_flush hands it a REC_PUBLISH record of the line). A failed
  * open, write or sync keeps the batch queued and is tried again after DLQ_RETRY_MS (the ring
  * waits: backpressure, never a silent drop); a crash in between writes the line again
  * (at-least-once).
@@ -16,7 +20,9 @@
  * (runtime.max_attempts) by SIGSEGV (Segmentation fault)", or without a signal "crashed the
  * worker N times ..."; REC_DEAD_TIMEOUT "timed out: ... the watchdog killed the worker N
  * times"; REC_DEAD_TOO_LARGE "oversized: ..."; REC_DEAD_CALLBACK_ERROR "callback error ...";
- * other codes "unknown reason N".
+ * REC_DEAD_CORRUPT_RING "corrupt ring: N bytes ..."; REC_DEAD_UNDECODABLE "undecodable
+ * record: N bytes of worker W's input|output ring: <rec_bad_text>"; other codes "unknown
+ * reason N".
  *
  * Used by the relay's main loop only (one thread).
  */
@@ -32,9 +38,12 @@
 
 typedef struct dlq dlq;
 
-/* Called by dlq_flush for each record whose line is durable; line is malloc'd and becomes
- * the callee's (free() it). */
-typedef void (*dlq_stored_fn)(void *arg, uint16_t ring, uint64_t seq, char *line);
+/* Called by dlq_flush for each record whose line is durable. pub is NULL when there is
+ * nothing more to do (release it), else a malloc'd REC_PUBLISH record of pub_len bytes that
+ * becomes the callee's: the line, QoS 1, on runtime.dead_letter_topic, for the client
+ * runtime.dead_letter_client or else the message's source client (publish it, then
+ * release). */
+typedef void (*dlq_stored_fn)(void *arg, uint16_t ring, uint64_t seq, void *pub, size_t pub_len);
 
 /* c outlives it; nothing is opened yet. 0 or -ENOMEM. */
 int dlq_create(const cfg *c, dlq **out);
@@ -50,6 +59,15 @@ size_t dlq_queued(const dlq *q);
 uint64_t dlq_stored(const dlq *q); /* lines made durable by this process */
 /* Monotonic time of the next retry, or UINT64_MAX. */
 uint64_t dlq_next_timer(const dlq *q);
+
+/* A REC_DEAD copy, malloc'd into *out (*out_len bytes), of the REC_PUBLISH record rec that
+ * the relay gives up for reason (enum rec_dead_reason). 0, -EINVAL (rec does not decode) or
+ * -ENOMEM. */
+int dlq_dead_of_publish(const void *rec, size_t len, unsigned reason, void **out, size_t *out_len);
+/* A REC_DEAD record (REC_DEAD_UNDECODABLE, found by the relay), malloc'd into *out, for the
+ * len bytes of a worker's output ring that do not decode as a record: their length, the
+ * decode error, the first of them (at most 4096 and runtime.max_payload). 0 or -ENOMEM. */
+int dlq_dead_of_bytes(const cfg *c, const void *buf, size_t len, void **out, size_t *out_len);
 
 /* The reason text for a REC_DEAD aux into buf. Returns buf. */
 const char *dlq_reason(const cfg *c, unsigned aux, char *buf, size_t cap);

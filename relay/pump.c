@@ -189,29 +189,16 @@ void pump_destroy(pump *p)
     free(p);
 }
 
-/* Turns e (a REC_PUBLISH record) into a dead letter of `reason` (rec.h): an owned REC_DEAD
- * copy that takes the dead-letter path (dispatch -> dlq). 0, or -ENOMEM / -EINVAL (e is
- * unchanged). */
-static int to_dead_letter(pump *p, inflight_entry *e, unsigned reason)
+/* Makes e the owner of dead, a REC_DEAD record of len bytes from dlq.h, which takes the
+ * dead-letter path (dispatch -> dlq); counted as a dead letter of this stage. */
+static void adopt_dead(pump *p, inflight_entry *e, void *dead, size_t len)
 {
     rec_view v;
-    if (rec_decode(e->rec, e->rec_len, &v) != 0)
-        return -EINVAL;
-    void *buf = malloc(e->rec_len);
-    if (!buf)
-        return -ENOMEM;
-    rec_hdr h = v.h;
-    h.kind = REC_DEAD;
-    h.aux = REC_DEAD_AUX(reason, 0);
-    long n = rec_encode(buf, e->rec_len, &h, v.topic, v.h.topic_len, v.payload, v.h.payload_len);
-    if (n < 0 || rec_decode(buf, (size_t)n, &v) != 0) {
-        free(buf);
-        return -EINVAL;
-    }
-    free(e->owned); /* after the copy: e's views may point into it */
-    e->owned = buf;
-    e->rec = buf;
-    e->rec_len = (uint32_t)n;
+    (void)rec_decode(dead, len, &v); /* made by dlq.h: it decodes */
+    free(e->owned);                  /* after the copy: e's views may point into it */
+    e->owned = dead;
+    e->rec = dead;
+    e->rec_len = (uint32_t)len;
     e->topic = v.topic;
     e->kind = INFLIGHT_DEAD;
     e->state = INFLIGHT_PENDING;
@@ -220,7 +207,18 @@ static int to_dead_letter(pump *p, inflight_entry *e, unsigned reason)
         stats_set(&p->st->extra[1], p->dead_seen);
         stats_add(&p->st->dead, 1);
     }
-    return 0;
+}
+
+/* Turns e (a REC_PUBLISH record) into a dead letter of `reason` (rec.h). 0, or -ENOMEM /
+ * -EINVAL (e is unchanged). */
+static int to_dead_letter(pump *p, inflight_entry *e, unsigned reason)
+{
+    void *dead;
+    size_t len;
+    int rc = dlq_dead_of_publish(e->rec, e->rec_len, reason, &dead, &len);
+    if (rc == 0)
+        adopt_dead(p, e, dead, len);
+    return rc;
 }
 
 /* Fills e from a record read from the ring; e->state is PENDING when it is to be published,
@@ -230,9 +228,16 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
     rec_view v;
     e->state = INFLIGHT_DONE;
     if (rec_decode(buf, len, &v) != 0) {
+        /* issue 8 item 3: its length and first bytes to the dead-letter store */
+        void *dead;
+        size_t dlen;
         ADD(p, errors, 1);
+        int rc = dlq_dead_of_bytes(p->cfg, buf, len, &dead, &dlen);
+        if (rc == 0)
+            adopt_dead(p, e, dead, dlen);
         if (should_log_reject(p))
-            log_error(COMP, "ring %zu: corrupt record of %zu bytes skipped", ri, len);
+            log_error(COMP, "ring %zu: undecodable record of %zu bytes: %s", ri, len,
+                      rc == 0 ? "dead-lettered" : "skipped (out of memory)");
         return;
     }
     switch (v.h.kind) {
@@ -522,54 +527,28 @@ static void on_spooled(void *arg, uint16_t wi, uint64_t seq)
 }
 
 /* A dead letter's line is durable: released, or first published to the dead-letter topic
- * (the entry becomes a QoS 1 publish of the line, owning its record, and takes the normal
- * path: straight out, or to the target's spool when it is down). */
-static void on_dead_stored(void *arg, uint16_t wi, uint64_t seq, char *line)
+ * (the entry becomes pub, dlq.h's QoS 1 publish of the line, owning its record, and takes the
+ * normal path: straight out, or to the target's spool when it is down). */
+static void on_dead_stored(void *arg, uint16_t wi, uint64_t seq, void *pub, size_t pub_len)
 {
     pump *p = arg;
     inflight *w = p->win[wi];
     inflight_entry *e = inflight_at(w, seq);
-    const cfg_runtime *rt = &p->cfg->runtime;
     rec_view v;
     ADD(p, extra[2], 1);
-    if (!rt->dead_letter_topic || !e || rec_decode(e->rec, e->rec_len, &v) != 0) {
-        free(line);
+    if (!pub || !e || rec_decode(pub, pub_len, &v) != 0) {
+        free(pub);
         inflight_done(w, seq);
         return;
     }
-    int target = rt->dead_letter_client >= 0 ? rt->dead_letter_client : (int)v.h.src_client;
-    size_t tlen = strlen(rt->dead_letter_topic), plen = strlen(line);
-    size_t need = rec_size(tlen, plen);
-    void *buf = target >= 0 && (size_t)target < p->n_conns ? malloc(need) : NULL;
-    if (!buf) {
-        if (target < 0 || (size_t)target >= p->n_conns)
-            log_warn(COMP, "dead letter of rule %u: no client to publish it on", v.h.rule);
-        else
-            log_error(COMP, "out of memory: dead letter not published (it is in the store)");
-        free(line);
-        inflight_done(w, seq);
-        return;
-    }
-    rec_hdr h = v.h;
-    h.kind = REC_PUBLISH;
-    h.client = (uint16_t)target;
-    h.qos = 1;
-    h.retain = 0;
-    h.aux = 0;
-    long n = rec_encode(buf, need, &h, rt->dead_letter_topic, tlen, line, plen);
-    free(line);
-    if (n < 0 || rec_decode(buf, (size_t)n, &v) != 0) {
-        free(buf);
-        inflight_done(w, seq);
-        return;
-    }
-    e->owned = buf;
-    e->rec = buf;
-    e->rec_len = (uint32_t)n;
+    free(e->owned); /* the dead record, if the relay made it: the store is done with it */
+    e->owned = pub;
+    e->rec = pub;
+    e->rec_len = (uint32_t)pub_len;
     e->topic = v.topic;
     e->payload = v.payload;
     e->payload_len = v.h.payload_len;
-    e->conn = (uint16_t)target;
+    e->conn = v.h.client;
     e->qos = 1;
     e->retain = 0;
     e->kind = INFLIGHT_PUBLISH;

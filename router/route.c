@@ -26,8 +26,29 @@
 #define ROUTE_STOP_BLOCK_MS 5000 /* stopping: how long a full worker ring may block the drain */
 
 static const char COMP[] = "router";
-/* bytes of a damaged ring region kept in its dead letter */
+/* bytes of a damaged ring region or an undecodable record kept in its dead letter */
 #define QUARANTINE_KEEP 4096
+/* when a dead letter the store refused is tried again (its ring waits meanwhile): after
+ * ROUTE_RETRY_MS, the wait doubling with each failure up to ROUTE_RETRY_MAX_MS, so a store
+ * that stays broken costs a log line of deadletter_open's every few seconds, not ten a
+ * second, and a repaired one is found again within that bound */
+#define ROUTE_RETRY_MS     100
+#define ROUTE_RETRY_MAX_MS 3200
+
+/* A dead letter of an ingress ring that the store could not take yet: nothing is released
+ * before its dead letter is durable (issue 8), so the ring is not read on (backpressure) and
+ * the store is tried again (ROUTE_RETRY_MS, backing off). Either a damaged region the read cursor
+ * has skipped (region: its first bytes stay valid, being unreleased) or the undecodable record at
+ * the read cursor (read again on the retry). A held ring is left out of every wait: a wait
+ * releases what it waits on, and its unread records would end each wait at once. */
+typedef struct hold {
+    uint64_t retry_at; /* monotonic ns; 0: nothing held */
+    unsigned delay_ms; /* the wait before retry_at */
+    int region;
+    uint64_t at, bytes; /* region: where it began, how long it is */
+    const void *first;
+    size_t first_len;
+} hold;
 
 struct route {
     const cfg *c;
@@ -38,6 +59,8 @@ struct route {
     char **in_names;
     unsigned char *in_broken; /* a corrupt segment: no longer read */
     unsigned char *in_moved;  /* records advanced this turn, to release */
+    hold *hold;               /* per ingress ring */
+    ring **waitset;           /* the rings a wait watches (the ones not held) */
     ring **out;
     size_t *pending; /* bytes committed to out[w] since its last flush (parallel load) */
     unsigned char *dirty;
@@ -76,6 +99,8 @@ void route_destroy(route *r)
     free(r->in_names);
     free(r->in_broken);
     free(r->in_moved);
+    free(r->hold);
+    free(r->waitset);
     free(r->out);
     free(r->pending);
     free(r->dirty);
@@ -144,12 +169,14 @@ int route_create(const cfg *c, route **out)
     r->in_names = calloc(r->n_in + 1, sizeof(*r->in_names));
     r->in_broken = calloc(r->n_in + 1, 1);
     r->in_moved = calloc(r->n_in + 1, 1);
+    r->hold = calloc(r->n_in + 1, sizeof(*r->hold));
+    r->waitset = calloc(r->n_in + 1, sizeof(*r->waitset));
     r->out = calloc(r->n_out, sizeof(*r->out));
     r->pending = calloc(r->n_out, sizeof(*r->pending));
     r->dirty = calloc(r->n_out, 1);
     r->matched = calloc(c->n_rules + 1, sizeof(*r->matched));
-    if (!r->in || !r->in_names || !r->in_broken || !r->in_moved || !r->out || !r->pending ||
-        !r->dirty || !r->matched)
+    if (!r->in || !r->in_names || !r->in_broken || !r->in_moved || !r->hold || !r->waitset ||
+        !r->out || !r->pending || !r->dirty || !r->matched)
         goto fail;
     rc = rule_set_create(c, &r->rules, err, sizeof(err));
     if (rc < 0) {
@@ -235,38 +262,105 @@ static int reserve_out(route *r, size_t w, size_t len, void **dst)
     }
 }
 
-/* A corrupt record header in ingress ring i (issue 8 item 4): the damaged region up to the
- * ingress's published head is skipped, written to the dead-letter store with its size and
- * first bytes, counted (errors, dead), and the ring read on: a fault with a way out instead
- * of a ring no longer read while status says running. */
-static void quarantine(route *r, size_t i)
+/* Writes one dead letter of ingress ring i and syncs it. 0 (counted in dead; a hold of ring
+ * i ends), or -errno: counted in errors, ring i held (struct hold), logged once per episode. */
+static int store_dead(route *r, size_t i, const deadletter_entry *e)
 {
-    const void *first;
-    size_t first_len;
-    uint64_t at = ring_read_pos(r->in[i]);
-    uint64_t bytes = ring_skip_damaged(r->in[i], &first, &first_len);
+    hold *h = &r->hold[i];
+    int rc = deadletter_store_one(r->c->runtime.dead_letter_dir, e);
+    if (rc == 0) {
+        if (h->retry_at)
+            log_info(COMP, "dead-letter store %s works again: reading %s on",
+                     r->c->runtime.dead_letter_dir, r->in_names[i]);
+        memset(h, 0, sizeof(*h));
+        stats_add(&r->slot->dead, 1);
+        return 0;
+    }
+    stats_add(&r->slot->errors, 1);
+    if (!h->retry_at)
+        log_error(COMP,
+                  "dead-letter store %s cannot take a dead letter of %s: %s; what follows in "
+                  "that ring waits for it (tried again from %d ms up to every %d ms)",
+                  r->c->runtime.dead_letter_dir, r->in_names[i], strerror(-rc), ROUTE_RETRY_MS,
+                  ROUTE_RETRY_MAX_MS);
+    h->delay_ms = h->delay_ms ? h->delay_ms * 2 : ROUTE_RETRY_MS;
+    if (h->delay_ms > ROUTE_RETRY_MAX_MS)
+        h->delay_ms = ROUTE_RETRY_MAX_MS;
+    h->retry_at = clock_mono_ns() + h->delay_ms * 1000000ull;
+    return rc;
+}
+
+/* The dead letter of ring i's held damaged region (h->region). 0 or -errno (still held). */
+static int store_region(route *r, size_t i)
+{
+    const hold *h = &r->hold[i];
     char reason[256];
     snprintf(reason, sizeof(reason),
              "corrupt ring: %llu bytes of %s at position %llu could not be read as records and "
              "were skipped (the payload holds the first of them)",
-             (unsigned long long)bytes, r->in_names[i], (unsigned long long)at);
+             (unsigned long long)h->bytes, r->in_names[i], (unsigned long long)h->at);
     deadletter_entry e = {
         .instance = r->c->runtime.instance,
         .reason = reason,
         .topic = "$mqttflow/corrupt-ring",
-        .payload = first,
-        .payload_len = first_len < QUARANTINE_KEEP ? first_len : QUARANTINE_KEEP,
+        .payload = h->first,
+        .payload_len = h->first_len < QUARANTINE_KEEP ? h->first_len : QUARANTINE_KEEP,
     };
-    int rc = deadletter_store_one(r->c->runtime.dead_letter_dir, &e);
+    return store_dead(r, i, &e);
+}
+
+/* A corrupt record header in ingress ring i (issue 8 item 4): the damaged region up to the
+ * ingress's published head is skipped, written to the dead-letter store with its size and
+ * first bytes, counted (errors, dead), released and the ring read on: a fault with a way out
+ * instead of a ring no longer read while status says running. What was routed before it is
+ * released first, so that the region alone waits when the store fails (held, struct hold). */
+static void quarantine(route *r, size_t i)
+{
+    hold *h = &r->hold[i];
+    flush_out(r);
     ring_release(r->in[i]);
+    r->in_moved[i] = 0;
+    h->region = 1;
+    h->at = ring_read_pos(r->in[i]);
+    h->bytes = ring_skip_damaged(r->in[i], &h->first, &h->first_len);
     stats_add(&r->slot->errors, 1);
-    stats_add(&r->slot->dead, 1);
-    log_error(COMP, "%s is corrupt at position %llu: %llu byte(s) skipped and %s%s; reading on",
-              r->in_names[i], (unsigned long long)at, (unsigned long long)bytes,
-              rc == 0 ? "dead-lettered" : "NOT dead-lettered: ", rc == 0 ? "" : strerror(-rc));
+    int rc = store_region(r, i);
+    if (rc == 0)
+        ring_release(r->in[i]);
+    log_error(COMP, "%s is corrupt at position %llu: %llu byte(s) skipped and %s", r->in_names[i],
+              (unsigned long long)h->at, (unsigned long long)h->bytes,
+              rc == 0 ? "dead-lettered; reading on"
+                      : "kept until the dead-letter store takes them");
+}
+
+/* A record of ring i that does not decode (issue 8 item 3): a dead letter with the decode
+ * error, its length and first bytes; retry = the ring was held for it. 0, or -errno when the
+ * store failed (ring i is held). */
+static int dead_undecodable(route *r, size_t i, const void *buf, size_t len, int retry)
+{
+    rec_view v;
+    char reason[256];
+    unsigned why = rec_check(buf, len, &v);
+    if (!retry && count_error(r))
+        log_warn(COMP, "%s: undecodable record of %zu bytes (%s): dead-lettered", r->in_names[i],
+                 len, rec_bad_text(why));
+    snprintf(reason, sizeof(reason),
+             "undecodable record: %zu bytes of %s at position %llu: %s (the payload holds the "
+             "first of them)",
+             len, r->in_names[i], (unsigned long long)ring_read_pos(r->in[i]), rec_bad_text(why));
+    deadletter_entry e = {
+        .instance = r->c->runtime.instance,
+        .reason = reason,
+        .topic = "$mqttflow/undecodable-record",
+        .payload = buf,
+        .payload_len = len < QUARANTINE_KEEP ? len : QUARANTINE_KEEP,
+    };
+    return store_dead(r, i, &e);
 }
 
 /* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT. */
+#define ROUTE_HELD 1
+
 /* Once per turn: follows the taps the supervisor attaches or removes (one load each). */
 static void tap_sync(route *r)
 {
@@ -274,21 +368,20 @@ static void tap_sync(route *r)
     tap_port_sync(&r->tap_rule, r->st, TAP_RULE, r->c->runtime.instance);
 }
 
-/* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT.
+/* Routes one ingress record of ring ri. 0 (routed, dropped, dead-lettered or counted as
+ * bad); ROUTE_HELD (an undecodable record the dead-letter store could not take: it stays,
+ * ring ri is held); -ETIMEDOUT.
  * Per record (STYLE 25), about 55 ns of CPU in bench_pipeline (one rule in/#): no system call
  * and no wake-up unless a worker ring is full (the flush that may wake a worker is per turn,
  * route_turn); the rule match (a walk of the topic trie, a memchr per level) is the largest
  * part, then the decode and one copy of the record per matching rule. */
-static int route_one(route *r, const void *buf, size_t len)
+static int route_one(route *r, size_t ri, const void *buf, size_t len)
 {
     rec_view v;
     size_t n;
 
-    if (rec_decode(buf, len, &v) < 0) {
-        if (count_error(r))
-            log_warn(COMP, "undecodable ingress record of %zu bytes skipped", len);
-        return 0;
-    }
+    if (rec_decode(buf, len, &v) < 0)
+        return dead_undecodable(r, ri, buf, len, r->hold[ri].retry_at != 0) < 0 ? ROUTE_HELD : 0;
     if (v.h.kind != REC_MSG) {
         if (count_error(r))
             log_warn(COMP, "ingress record of kind %u skipped", (unsigned)v.h.kind);
@@ -344,7 +437,14 @@ static int route_turn(route *r, size_t *taken)
     tap_sync(r);
     for (size_t k = 0; k < r->n_in && rc == 0; k++) {
         size_t i = (r->start + k) % r->n_in, got = 0;
-        while (got < ROUTE_BATCH && !r->in_broken[i]) {
+        hold *h = &r->hold[i];
+        if (h->retry_at && (clock_mono_ns() < h->retry_at || (h->region && store_region(r, i))))
+            continue;    /* held (struct hold); a held record is stored by its route_one again */
+        if (h->region) { /* stored just now */
+            ring_release(r->in[i]);
+            h->region = 0;
+        }
+        while (got < ROUTE_BATCH && !r->in_broken[i] && !h->retry_at) {
             const void *buf;
             size_t len;
             int prc = ring_peek(r->in[i], &buf, &len);
@@ -370,15 +470,19 @@ static int route_turn(route *r, size_t *taken)
                 log_error(COMP, "%s: record of %zu bytes killed the router %d times: skipped",
                           r->in_names[i], len, r->c->runtime.max_attempts);
             } else {
-                rc = route_one(r, buf, len);
+                rc = route_one(r, i, buf, len);
             }
             ring_end(r->in[i]); /* it did not kill us, whatever rc says */
+            if (rc == ROUTE_HELD) {
+                rc = 0;
+                break; /* the record stays at the read cursor */
+            }
             if (rc < 0)
                 break;
             ring_advance(r->in[i]);
             got++;
         }
-        if (got)
+        if (got && !h->region) /* a held region was skipped, not released */
             r->in_moved[i] = 1;
         *taken += got;
     }
@@ -386,7 +490,8 @@ static int route_turn(route *r, size_t *taken)
         r->start = (r->start + 1) % r->n_in;
     if (rc < 0)
         return rc; /* the unfinished batch stays unreleased: re-read on the next run */
-    /* at-least-once: copies are published before the ingress records are let go */
+    /* at-least-once: copies are flushed to the worker rings before the ingress records are let
+     * go */
     flush_out(r);
     for (size_t i = 0; i < r->n_in; i++) {
         if (r->in_moved[i]) {
@@ -402,23 +507,38 @@ static int route_turn(route *r, size_t *taken)
  * FUTEX_WAKE (park); under steady traffic a nap takes every record that arrived during it. */
 static void wait_input(route *r, int busy)
 {
-    size_t n = r->n_in;
+    size_t n = 0;
+    int timeout = ROUTE_WAIT_MS;
+    uint64_t now = 0;
 
+    for (size_t i = 0; i < r->n_in; i++) {
+        const hold *h = &r->hold[i];
+        if (!h->retry_at) {
+            r->waitset[n++] = r->in[i];
+            continue;
+        }
+        if (!now)
+            now = clock_mono_ns(); /* only while a ring is held */
+        uint64_t ms = h->retry_at > now ? (h->retry_at - now + 999999) / 1000000 : 0;
+        if (ms < (uint64_t)timeout)
+            timeout = (int)ms;
+    }
     if (n == 0) {
-        poll(NULL, 0, ROUTE_WAIT_MS); /* nothing to read: just wait for the stop flag */
+        poll(NULL, 0, timeout); /* nothing to read: just wait for the stop flag or a retry */
         return;
     }
     if (n <= FUTEX_WAITV_MAX_WORDS) {
-        ring_wait_paced(r->in, n, NULL, 0, ROUTE_WAIT_MS, busy);
+        ring_wait_paced(r->waitset, n, NULL, 0, timeout, busy);
         return;
     }
     /* more rings than futex_waitv takes: park on a rotating window with a short timeout, so
      * rings outside it are looked at within a few milliseconds */
     for (size_t i = 0; i < n; i++)
-        ring_release(r->in[i]);
+        ring_release(r->waitset[i]);
     {
         size_t off = r->start % (n - FUTEX_WAITV_MAX_WORDS + 1);
-        ring_wait_paced(r->in + off, FUTEX_WAITV_MAX_WORDS, NULL, 0, 5, busy);
+        ring_wait_paced(r->waitset + off, FUTEX_WAITV_MAX_WORDS, NULL, 0, timeout < 5 ? timeout : 5,
+                        busy);
     }
 }
 

@@ -14,12 +14,15 @@
  * Stop: when stage_stop_flag is set (the supervisor stops the ingresses first), the loop
  * keeps going until every ingress ring is empty, flushes and returns.
  *
- * Bad input never crashes the router: a record that does not decode or is not a message is
- * counted in errors and skipped; a copy larger than a worker ring's max_record is counted
- * and skipped; an ingress ring whose segment is corrupt is counted, logged and no longer
- * read (its records stay for inspection). Each record is marked (ring_begin) while it is
- * routed, so a record that kills the router runtime.max_attempts times is skipped on the
- * next start (counted in errors and dead, logged) instead of crashing it forever.
+ * Bad input never crashes the router: a record that does not decode, and a damaged region of
+ * an ingress ring (a corrupt record header), are counted (errors, dead) and written to the
+ * dead-letter store with the decode error, their size and first bytes, and only then
+ * released; while the store cannot be written the ring keeps them and is not read on
+ * (backpressure; tried again after ROUTE_RETRY_MS, backing off, route.c). A record that is not a
+ * message is counted in errors and skipped; a copy larger than a worker ring's max_record is
+ * counted and skipped. Each record is marked (ring_begin) while it is routed, so a record that
+ * kills the router runtime.max_attempts times is skipped on the next start (counted in errors and
+ * dead, logged) instead of crashing it forever.
  *
  * One thread; route_create attaches everything, route_run loops, route_destroy detaches.
  */

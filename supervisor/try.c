@@ -154,8 +154,8 @@ static int try_init(try_run *t, const char *path)
             if (topic_add(t->subs, t->c->clients[i].topics[k].name, (uint32_t)i) < 0)
                 return MF_EXIT_FAILED;
     t->env.c = t->c;
-    t->env.publish = publish;
-    t->env.publish_arg = t;
+    t->env.append = publish;
+    t->env.append_arg = t;
     t->env.trace = trace;
     t->env.trace_arg = t;
     /* the loader and the chains log every problem themselves */

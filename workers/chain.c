@@ -129,7 +129,7 @@ bool chain_replay(const chain_rule *cr)
 void chain_flush(chain_rule *cr)
 {
     if (cr->env->flush)
-        cr->env->flush(cr->env->publish_arg);
+        cr->env->flush(cr->env->append_arg);
 }
 
 bool chain_close_allowed(chain_step *s, unsigned attempts, size_t n_held)

@@ -7,7 +7,7 @@
  *
  * Message flow inside a chain: each step hands what it produces to the next step at once (a
  * callback's mf_emit recurses into the next step before it returns), so a message is fully
- * processed, outputs written through ctx_env.publish, when chain_run returns. The end of a
+ * processed, outputs written through ctx_env.append, when chain_run returns. The end of a
  * chain publishes on the source client (topic as given, origin's QoS/retain); a relay step
  * publishes on its target and ends the message's way.
  *

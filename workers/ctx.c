@@ -81,7 +81,7 @@ int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int c
     h.retain = (uint8_t)retain;
     h.src_client = o->client >= 0 ? (uint32_t)o->client : REC_NONE;
 
-    int rc = env->publish(env->publish_arg, &h, topic, len ? payload : "", len);
+    int rc = env->append(env->append_arg, &h, topic, len ? payload : "", len);
     if (rc == -EMSGSIZE)
         return -EINVAL; /* the API promises -EINVAL for "too large" */
     if (rc == 0 && env->slot)

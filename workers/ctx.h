@@ -5,8 +5,9 @@
  * callback is running, which message is being processed (its QoS, retain flag, source client
  * and sequence number are inherited by what the callback emits), and where mf_emit goes (the
  * next step of the chain, or a publish on the source client at the end of a chain or from a
- * simple callback rule). Every output leaves the worker through ctx_env.publish, which writes
- * one REC_PUBLISH record; the run loop points it at the output ring, tests at a recorder.
+ * simple callback rule). Every output leaves the worker through ctx_env.append, which appends
+ * one REC_PUBLISH record to the output; the run loop points it at the output ring, tests at a
+ * recorder.
  *
  * Why struct mf_ctx is defined in this header rather than kept opaque (STYLE 5): it is opaque
  * to callbacks (mqttflow.h only declares it), but the worker's own modules allocate one per
@@ -31,10 +32,11 @@
  * bounds what a runaway callback can push into the output ring per input record. */
 #define CTX_MAX_EMITS 10000u
 
-/* Writes one REC_PUBLISH record (h is complete except topic_len/payload_len). 0, or
- * -EMSGSIZE when the record cannot fit the output, or another -errno. */
-typedef int (*ctx_publish_fn)(void *arg, const rec_hdr *h, const char *topic, const void *payload,
-                              size_t len);
+/* Appends one record to the worker's output (h is complete except topic_len/payload_len): a
+ * REC_PUBLISH from ctx_write, a REC_DEAD from deadrec.h. 0, or -EMSGSIZE when the record
+ * cannot fit the output, or another -errno. */
+typedef int (*ctx_append_fn)(void *arg, const rec_hdr *h, const char *topic, const void *payload,
+                             size_t len);
 
 /* What every context of one worker shares; owned by the caller, outlives every ctx. */
 /* The callback running now, for the watchdog's log line (workers/watchdog.h). Written by
@@ -48,11 +50,11 @@ struct wstate;
 
 typedef struct ctx_env {
     const cfg *c;
-    ctx_publish_fn publish;
-    void *publish_arg;
-    /* makes what publish wrote visible downstream (the output ring's flush), or NULL: a window
+    ctx_append_fn append;
+    void *append_arg;
+    /* makes what append wrote visible downstream (the output ring's flush), or NULL: a window
      * flushes its output before it forgets its messages (window.h) */
-    void (*flush)(void *publish_arg);
+    void (*flush)(void *append_arg);
     /* where stateful steps keep their state (wstate.h); NULL: the chain set makes a private
      * one */
     struct wstate *state;
@@ -107,7 +109,7 @@ void ctx_init_call(mf_ctx *x, const ctx_env *env, int rule, int step, const char
 /* Validates and writes one REC_PUBLISH on client (index) for rule/step with origin o, and
  * counts it in stats `out`. Used by mf_publish, mf_emit at the end of a chain and the relay
  * step. 0; -EINVAL (bad client, topic, qos or retain; payload above runtime.max_payload; a
- * record too large for the output ring); another -errno from env->publish. */
+ * record too large for the output ring); another -errno from env->append. */
 int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int client,
               const char *topic, const void *payload, size_t len, int qos, int retain);
 

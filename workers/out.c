@@ -20,7 +20,7 @@ void out_flush(out *o)
     ring_flush(o->r);
 }
 
-int out_publish(void *arg, const rec_hdr *h, const char *topic, const void *payload, size_t len)
+int out_append(void *arg, const rec_hdr *h, const char *topic, const void *payload, size_t len)
 {
     out *o = arg;
     size_t tl = strlen(topic);

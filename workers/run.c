@@ -10,6 +10,7 @@
 #include "chain.h"
 #include "clock.h"
 #include "ctx.h"
+#include "deadrec.h"
 #include "loader.h"
 #include "log.h"
 #include "names.h"
@@ -24,9 +25,7 @@
 #include "wstate.h"
 #include "ring_layout.h"
 
-/* bytes of a damaged ring region kept in its dead letter */
-#define QUARANTINE_KEEP 4096
-#define COMP            "worker"
+#define COMP "worker"
 
 struct run {
     const cfg *c;
@@ -61,8 +60,8 @@ int run_create(const cfg *c, size_t worker, run **out_r)
     r->c = c;
     r->worker = worker;
     r->env.c = c;
-    r->env.publish = out_publish;
-    r->env.publish_arg = &r->o;
+    r->env.append = out_append;
+    r->env.append_arg = &r->o;
     r->env.flush = flush_out;
     r->env.slot = &r->local_slot;
     r->busy.rule = -1;
@@ -198,21 +197,6 @@ static const char *rule_target(const cfg *c, const cfg_rule *rule)
     return "?";
 }
 
-/* Hands the original message to the relay as REC_DEAD. The record may not fit the output
- * ring (an oversized payload): then the log line and the count are all that is left. */
-static void dead_letter(run *r, const rec_view *v, uint16_t aux)
-{
-    rec_hdr h = v->h;
-    h.kind = REC_DEAD;
-    h.aux = aux;
-    h.step = REC_NONE;
-    h.src_client = v->h.client;
-    int rc = r->env.publish(r->env.publish_arg, &h, v->topic, v->payload, v->h.payload_len);
-    if (rc < 0)
-        log_warn(COMP, "dead message on topic \"%s\" (%u bytes) not handed to the relay: %s",
-                 v->topic, v->h.payload_len, strerror(-rc));
-}
-
 /* The per-rule dead-letter count of `status --rules` (stats.h), when the rule is counted. */
 static void count_rule_dead(run *r, size_t rule)
 {
@@ -244,12 +228,18 @@ static void handle(run *r, const void *buf, size_t len)
     stats_slot *slot = r->env.slot;
     rec_view v;
     unsigned att = ring_begin(r->in);
-    int rc = rec_decode(buf, len, &v);
+    enum rec_bad why = rec_check(buf, len, &v);
+    int rc;
 
     stats_add(&slot->in, 1);
-    if (rc < 0) {
-        log_error(COMP, "input record of %zu bytes is malformed, skipped", len);
+    if (why != REC_BAD_NONE) {
+        /* issue 8 item 3: no topic to file it under, but its bytes and length are kept */
+        rc = deadrec_undecodable(&r->env, buf, len, why);
+        log_error(COMP, "input record of %zu bytes does not decode (%s): %s", len,
+                  rec_bad_text(why),
+                  rc == 0 ? "dead-lettered (first bytes kept)" : "NOT dead-lettered");
         stats_add(&slot->errors, 1);
+        stats_add(&slot->dead, 1);
         goto done;
     }
     if (v.h.kind != REC_MSG || v.h.rule >= c->n_rules) {
@@ -269,7 +259,7 @@ static void handle(run *r, const void *buf, size_t len)
                   rule->name, v.topic, v.h.payload_len, c->runtime.max_payload);
         stats_add(&slot->dead, 1);
         count_rule_dead(r, v.h.rule);
-        dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_TOO_LARGE, 0));
+        deadrec_message(&r->env, &v, REC_DEAD_AUX(REC_DEAD_TOO_LARGE, 0));
         goto done;
     }
     if (c->runtime.max_attempts > 0 && att > (unsigned)c->runtime.max_attempts) {
@@ -280,7 +270,7 @@ static void handle(run *r, const void *buf, size_t len)
                   rule->name, rule_target(c, rule), v.topic, v.h.payload_len, att - 1);
         stats_add(&slot->dead, 1);
         count_rule_dead(r, v.h.rule);
-        dead_letter(r, &v, r->crash_aux);
+        deadrec_message(&r->env, &v, r->crash_aux);
         goto done;
     }
     if (att > 1)
@@ -312,12 +302,12 @@ static void handle(run *r, const void *buf, size_t len)
     if (rc == CHAIN_ERR_INVALID_TOPIC) {
         count_rule_dead(r, v.h.rule);
         stats_add(&slot->dead, 1);
-        dead_letter(r, &v, REC_DEAD_AUX(REC_DEAD_INVALID_TOPIC, 0));
+        deadrec_message(&r->env, &v, REC_DEAD_AUX(REC_DEAD_INVALID_TOPIC, 0));
     } else if (rc != 0 && rule->on_error == CFG_ON_ERROR_DEAD_LETTER) {
         count_rule_dead(r, v.h.rule);
         stats_add(&slot->dead, 1);
-        dead_letter(
-            r, &v,
+        deadrec_message(
+            &r->env, &v,
             REC_DEAD_AUX(rc == CHAIN_ERR_STEP ? REC_DEAD_STEP_ERROR : REC_DEAD_CALLBACK_ERROR, 0));
     }
 done:
@@ -336,19 +326,7 @@ static void quarantine(run *r)
     size_t first_len;
     uint64_t at = ring_read_pos(r->in);
     uint64_t bytes = ring_skip_damaged(r->in, &first, &first_len);
-    size_t keep = first_len < QUARANTINE_KEEP ? first_len : QUARANTINE_KEEP;
-    if (keep > r->c->runtime.max_payload)
-        keep = r->c->runtime.max_payload;
-    rec_hdr h = {0};
-    h.kind = REC_DEAD;
-    h.aux = REC_DEAD_AUX(REC_DEAD_CORRUPT_RING, 0);
-    h.seq = bytes;
-    h.rule = REC_NONE;
-    h.step = REC_NONE;
-    h.client = REC_NONE;
-    h.src_client = REC_NONE;
-    static const char topic[] = "$mqttflow/corrupt-ring";
-    int rc = r->env.publish(r->env.publish_arg, &h, topic, first, keep);
+    int rc = deadrec_region(&r->env, bytes, first, first_len);
     out_flush(&r->o);
     ring_release(r->in);
     stats_add(&r->env.slot->errors, 1);

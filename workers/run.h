@@ -10,7 +10,8 @@
  * source client, rule; aux = REC_DEAD_AUX of rec.h: REC_DEAD_TIMEOUT when the last worker that
  * ran it was killed by a callback watchdog, else REC_DEAD_CRASHED and the signal that killed
  * it, both read at run_attach from the stats slot, stats.h STATS_W_*), as are records of
- * rules with `on_error: dead_letter` whose callback failed. On
+ * rules with `on_error: dead_letter` whose callback failed, input records that do not decode
+ * and damaged regions of the input ring (workers/deadrec.h makes each such record). On
  * stage_stop_flag it drains the input ring, flushes and returns. Open windows stay in the
  * worker's state segment (wstate.h, window.h), which run_attach adopts (-EEXIST while another
  * worker of the same index lives), so a restarted worker (crash, `mqttflow restart worker N`)

@@ -21,8 +21,8 @@
 
 static unsigned long long published;
 
-static int count_publish(void *arg, const rec_hdr *h, const char *topic, const void *payload,
-                         size_t len)
+static int count_append(void *arg, const rec_hdr *h, const char *topic, const void *payload,
+                        size_t len)
 {
     (void)arg;
     (void)h;
@@ -86,7 +86,7 @@ int main(int argc, char **argv)
         return 1;
     stats_slot slot;
     memset(&slot, 0, sizeof(slot));
-    ctx_env env = {.c = c, .publish = count_publish, .slot = &slot};
+    ctx_env env = {.c = c, .append = count_append, .slot = &slot};
     loader *ld = NULL;
     chain_set *cs = NULL;
     if (loader_create(&env, &ld) < 0 || chain_set_create(&env, ld, &cs) < 0) {

@@ -79,26 +79,38 @@ static void test_rec_decode_rejects_bad_fields(void **state)
     h.topic_len = 0xffffffffu; /* would overflow a naive sum on 32-bit */
     memcpy(copy, &h, sizeof(h));
     assert_int_equal(rec_decode(copy, (size_t)n, &v), -EBADMSG);
+    /* rec_check names the failed check (the dead letter of an undecodable record says it) */
+    assert_int_equal(rec_check(copy, (size_t)n, &v), REC_BAD_LENGTHS);
 
     memcpy(copy, buf, (size_t)n);
     copy[sizeof(rec_hdr) + 1] = 0; /* NUL inside the topic */
     assert_int_equal(rec_decode(copy, (size_t)n, &v), -EBADMSG);
+    assert_int_equal(rec_check(copy, (size_t)n, &v), REC_BAD_TOPIC);
 
     memcpy(copy, buf, (size_t)n);
     copy[n - 1] = 'x'; /* payload NUL missing */
     assert_int_equal(rec_decode(copy, (size_t)n, &v), -EBADMSG);
+    assert_int_equal(rec_check(copy, (size_t)n, &v), REC_BAD_PAYLOAD);
 
     memcpy(copy, buf, (size_t)n);
     memcpy(&h, copy, sizeof(h));
     h.qos = 3;
     memcpy(copy, &h, sizeof(h));
     assert_int_equal(rec_decode(copy, (size_t)n, &v), -EBADMSG);
+    assert_int_equal(rec_check(copy, (size_t)n, &v), REC_BAD_FIELDS);
 
     memcpy(copy, buf, (size_t)n);
     memcpy(&h, copy, sizeof(h));
     h.kind = 0;
     memcpy(copy, &h, sizeof(h));
     assert_int_equal(rec_decode(copy, (size_t)n, &v), -EBADMSG);
+    assert_int_equal(rec_check(copy, (size_t)n, &v), REC_BAD_FIELDS);
+
+    assert_int_equal(rec_check(buf, sizeof(rec_hdr) - 1, &v), REC_BAD_SHORT);
+    assert_int_equal(rec_check(buf, (size_t)n, &v), REC_BAD_NONE);
+    assert_string_equal(rec_bad_text(REC_BAD_LENGTHS),
+                        "topic and payload lengths disagree with the record's size");
+    assert_string_equal(rec_bad_text(200), "unknown");
 }
 
 static void test_names_format_and_limit(void **state)

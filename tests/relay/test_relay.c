@@ -338,8 +338,9 @@ static void test_relay_skips_unpublishable_records(void **state)
     assert_int_equal(stats_get(&f->slot->in), 7);
     assert_int_equal(stats_get(&f->slot->out), 2);
     assert_int_equal(stats_get(&f->slot->errors), 4);
-    /* the REC_DEAD record and the invalid topic (issue 8: every drop is a dead letter) */
-    assert_int_equal(stats_get(&f->slot->extra[1]), 2);
+    /* the REC_DEAD record, the invalid topic and the junk (issue 8: every drop is a dead
+     * letter) */
+    assert_int_equal(stats_get(&f->slot->extra[1]), 3);
     /* nothing else went out (the bad records were not published) */
     sleep_ms(200);
     assert_int_equal(sub_count(&f->s), 2);
@@ -378,6 +379,59 @@ static void test_relay_corrupt_ring_region_quarantined(void **state)
     assert_true(st.st_size > 0);
 }
 
+/* issue 8 item 3: a record that does not decode is a dead letter with the decode error, its
+ * length and its bytes, whether the relay finds it in a worker's output ring or a worker
+ * found it in its input ring (a REC_DEAD record of reason REC_DEAD_UNDECODABLE); it was only
+ * counted and logged */
+static void test_relay_undecodable_records_are_dead_lettered(void **state)
+{
+    fixture *f = *state;
+    char id[80];
+    snprintf(id, sizeof(id), "sub-%s", f->instance);
+    assert_int_equal(sub_open(&f->s, f->port, id, 1, "t/#"), 0);
+    assert_int_equal(start_relay(f), 0);
+    unsigned char junk[64];
+    memset(junk, 0xa5, sizeof(junk));
+    push_raw(f, 0, junk, sizeof(junk)); /* lengths that disagree with the record's size */
+    /* what a worker hands on for a record of its input ring that did not decode */
+    unsigned char buf[256];
+    rec_hdr h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_DEAD;
+    h.aux = REC_DEAD_AUX(REC_DEAD_UNDECODABLE, REC_BAD_FIELDS);
+    h.seq = 80;
+    h.client = REC_NONE;
+    h.rule = REC_NONE;
+    h.step = REC_NONE;
+    h.src_client = REC_NONE;
+    const char *topic = "$mqttflow/undecodable-record";
+    long n = rec_encode(buf, sizeof(buf), &h, topic, strlen(topic), "first-bytes", 11);
+    assert_true(n > 0);
+    push_raw(f, 1, buf, (size_t)n);
+    unsigned char pl[MAX_PAYLOAD];
+    size_t len = make_payload(pl, 0, 0);
+    push_rec(f, 0, 0, "t/after", pl, len, 1, 0);
+    ring_flush(f->prod[0]);
+    ring_flush(f->prod[1]);
+    assert_int_equal(sub_wait_count(&f->s, 1, 10000), 1);
+    assert_int_equal(wait_released(f, 10000), 0);
+    char path[256], text[8192];
+    snprintf(path, sizeof(path), "%s/dead/dead-letters.jsonl", f->dir);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t nread = fread(text, 1, sizeof(text) - 1, fp);
+    text[nread] = '\0';
+    fclose(fp);
+    assert_non_null(strstr(text, "\"reason\":\"undecodable record: 64 bytes"));
+    assert_non_null(strstr(text, "topic and payload lengths disagree with the record's size"));
+    assert_non_null(strstr(text, "\"payload_b64\":\"paWlpaWl"));
+    assert_non_null(strstr(text, "\"reason\":\"undecodable record: 80 bytes"));
+    assert_non_null(strstr(text, "kind, qos or retain out of range"));
+    assert_non_null(strstr(text, "\"payload\":\"first-bytes\""));
+    /* the relay's own drop (the worker counted its own) */
+    assert_int_equal(stats_get(&f->slot->dead), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -393,6 +447,8 @@ int main(void)
                                         setup_persistent, teardown),
         cmocka_unit_test_setup_teardown(test_relay_sigkill_restart_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_skips_unpublishable_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_undecodable_records_are_dead_lettered, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_relay_skips_record_that_killed_it_max_attempts_times,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(

@@ -339,6 +339,11 @@ static void env_stop(env *e)
     shm_unlink_name(name);
     snprintf(path, sizeof(path), "%s/cb.so", e->dir);
     unlink(path);
+    snprintf(path, sizeof(path), "%s/dead/dead-letters.jsonl", e->dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/dead", e->dir);
+    if (rmdir(path) != 0)
+        unlink(path); /* a test that planted a file there */
     unlink(e->cfgpath);
     rmdir(e->dir);
     free(e->got);
@@ -662,6 +667,17 @@ static void test_route_bad_records_counted_and_skipped(void **state)
     assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
 }
 
+/* Writes a record into ingress ring 0 whose ring header claims an impossible length. */
+static void plant_corrupt_header(env *e)
+{
+    void *buf;
+    assert_int_equal(ring_reserve(e->in[0], 64, &buf), 0);
+    memset(buf, 0x5a, 64);
+    ring_commit(e->in[0], 64);
+    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
+    flush_in(e);
+}
+
 /* issue 8 item 4: a corrupt record header is a fault with a way out: the damaged region is
  * skipped and dead-lettered with its size, and what the ingress writes next is routed (the
  * ring was no longer read at all before, while status said running) */
@@ -673,12 +689,7 @@ static void test_route_corrupt_ring_region_quarantined(void **state)
               "    topic: \"#\"\n"
               "    callback: cb\n",
               1, 1, 65536);
-    void *buf;
-    assert_int_equal(ring_reserve(e->in[0], 64, &buf), 0);
-    memset(buf, 0x5a, 64);
-    ring_commit(e->in[0], 64);
-    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
-    flush_in(e);
+    plant_corrupt_header(e);
     wait_counter(&router_slot(e)->dead, 1, "dead");
     push(e, 0, "ok/after", "fine", 8);
     flush_in(e);
@@ -695,6 +706,98 @@ static void test_route_corrupt_ring_region_quarantined(void **state)
     snprintf(path, sizeof(path), "%s/dead", e->dir);
     rmdir(path);
     assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
+}
+
+/* The dead-letter file's lines, concatenated (empty when there is none). */
+static void read_dead(env *e, char *out, size_t cap)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/dead/dead-letters.jsonl", e->dir);
+    out[0] = '\0';
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return;
+    size_t n = fread(out, 1, cap - 1, fp);
+    out[n] = '\0';
+    fclose(fp);
+}
+
+/* Waits for the one record routed (topic) and the one dead letter; the dead-letter file's
+ * text into text. */
+static void routed_then_dead(env *e, const char *topic, char *text, size_t cap)
+{
+    wait_got(e, 1);
+    assert_string_equal(e->got[0].topic, topic);
+    wait_counter(&router_slot(e)->dead, 1, "dead");
+    read_dead(e, text, cap);
+}
+
+/* issue 8 item 3: a record that does not decode is a dead letter with the decode error, its
+ * size and its bytes (it was counted and logged only), and what comes next is routed */
+static void test_route_undecodable_record_is_dead_lettered(void **state)
+{
+    env *e = *state;
+    unsigned char junk[64];
+    env_start(e,
+              "  - rule: all\n"
+              "    topic: \"#\"\n"
+              "    callback: cb\n",
+              1, 1, 65536);
+    memset(junk, 0xab, sizeof(junk)); /* lengths that disagree with the record's size */
+    assert_int_equal(ring_push(e->in[0], junk, sizeof(junk)), 0);
+    push(e, 0, "ok/after", "fine", 9);
+    flush_in(e);
+    char text[8192];
+    routed_then_dead(e, "ok/after", text, sizeof(text));
+    assert_non_null(strstr(text, "\"reason\":\"undecodable record: 64 bytes"));
+    assert_non_null(strstr(text, "topic and payload lengths disagree with the record's size"));
+    assert_non_null(strstr(text, "\"topic\":\"$mqttflow/undecodable-record\""));
+    assert_non_null(strstr(text, "\"payload_b64\":\"q6urq6ur"));
+    assert_non_null(strstr(text, "\"payload_len\":64"));
+    assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
+}
+
+/* issue 8 item 3: nothing is released before its dead letter is durable. While the store
+ * cannot be written (its folder is a file here), the damaged region stays in the ingress
+ * ring and holds what comes behind it (backpressure); once the store works it is written,
+ * released and the ring read on. */
+static void test_route_corrupt_region_kept_while_store_fails(void **state)
+{
+    env *e = *state;
+    char path[160];
+    env_start(e, "  - rule: all\n    topic: \"#\"\n    callback: cb\n", 1, 1, 65536);
+    /* after the start (the config check refuses it) */
+    snprintf(path, sizeof(path), "%s/dead", e->dir);
+    write_file(path, "not a folder");
+    /* a record before the damage, taken in the same turn: it is released, the region not */
+    assert_int_equal(kill(e->pid, SIGSTOP), 0);
+    push(e, 0, "ok/before", "fine", 9);
+    flush_in(e);
+    ring_stats rs;
+    ring_get_stats(e->in_obs[0], &rs);
+    uint64_t region_at = rs.head;
+    plant_corrupt_header(e);
+    assert_int_equal(kill(e->pid, SIGCONT), 0);
+    /* the damage and a failed attempt to store it */
+    wait_counter(&router_slot(e)->errors, 2, "errors");
+    push(e, 0, "ok/behind", "held", 10);
+    flush_in(e);
+    /* two more attempts, so at least one retry after the push */
+    wait_counter(&router_slot(e)->errors, 4, "errors");
+    ring_get_stats(e->in_obs[0], &rs);
+    assert_int_equal(rs.tail, region_at); /* nothing of the region released */
+    drain(e);
+    assert_int_equal(e->n_got, 1); /* the one before; nothing behind it */
+    assert_string_equal(e->got[0].topic, "ok/before");
+    e->n_got = 0;
+    assert_int_equal(stats_get(&router_slot(e)->dead), 0);
+    assert_int_equal(unlink(path), 0);
+    char text[8192];
+    routed_then_dead(e, "ok/behind", text, sizeof(text));
+    assert_non_null(strstr(text, "corrupt ring: "));
+    assert_int_equal(WEXITSTATUS(stop_router(e)), 0);
+    ring_get_stats(e->in_obs[0], &rs);
+    assert_true(rs.tail == rs.head);
 }
 
 static void test_route_poison_record_skipped_after_max_attempts(void **state)
@@ -831,6 +934,8 @@ int main(void)
         T(test_route_sigterm_drains_every_record),
         T(test_route_bad_records_counted_and_skipped),
         T(test_route_corrupt_ring_region_quarantined),
+        T(test_route_undecodable_record_is_dead_lettered),
+        T(test_route_corrupt_region_kept_while_store_fails),
         T(test_route_poison_record_skipped_after_max_attempts),
         T(test_route_sigkill_and_restart_loses_nothing),
         T(test_route_missing_ring_fails_without_ready),

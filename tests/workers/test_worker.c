@@ -647,6 +647,18 @@ static void test_worker_sustained_load_keeps_order_under_backpressure(void **sta
     assert_int_equal(stats_get(&f->slot->out), N);
 }
 
+/* The worker went on after a dead letter: the next output is the echo of "after"; then it
+ * stops cleanly. */
+static void expect_after_then_stop(fx *f)
+{
+    wt_rec r;
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_int_equal(r.h.kind, REC_PUBLISH);
+    assert_string_equal(r.payload, "after");
+    kill(f->pid, SIGTERM);
+    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+}
+
 static void test_worker_failed_callback_goes_to_dead_letter(void **state)
 {
     fx *f = *state;
@@ -658,11 +670,7 @@ static void test_worker_failed_callback_goes_to_dead_letter(void **state)
     assert_int_equal(r.h.kind, REC_DEAD);
     assert_int_equal(r.h.aux, REC_DEAD_AUX(REC_DEAD_CALLBACK_ERROR, 0));
     assert_string_equal(r.payload, "bad");
-    assert_int_equal(next_out(f, &r, 10000), 0);
-    assert_int_equal(r.h.kind, REC_PUBLISH);
-    assert_string_equal(r.payload, "after");
-    kill(f->pid, SIGTERM);
-    assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
+    expect_after_then_stop(f);
     assert_int_equal(stats_get(&f->slot->errors), 1);
     assert_int_equal(stats_get(&f->slot->dead), 1);
     assert_non_null(strstr(read_log(f), "rule r_fail: callback fail returned 7"));
@@ -699,6 +707,30 @@ static void test_worker_corrupt_input_is_quarantined_and_dead_lettered(void **st
     assert_int_equal(WEXITSTATUS(wait_exit(f)), 0);
     assert_int_equal(stats_get(&f->slot->dead), 1);
     assert_non_null(strstr(read_log(f), "is corrupt at position"));
+}
+
+/* issue 8 item 3: a record that does not decode is handed to the relay's dead-letter store
+ * with its length, the decode error and its bytes (it was only counted and logged), and the
+ * worker goes on */
+static void test_worker_undecodable_input_is_dead_lettered(void **state)
+{
+    fx *f = *state;
+    assert_true(spawn(f));
+    unsigned char junk[64];
+    memset(junk, 0xA5, sizeof(junk)); /* lengths that disagree with the record's size */
+    assert_int_equal(ring_push(f->in, junk, sizeof(junk)), 0);
+    push(f, R_ECHO, "in/e", "after");
+    wt_rec r;
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_int_equal(r.h.kind, REC_DEAD);
+    assert_int_equal(REC_DEAD_AUX_REASON(r.h.aux), REC_DEAD_UNDECODABLE);
+    assert_int_equal(REC_DEAD_AUX_SIGNAL(r.h.aux), REC_BAD_LENGTHS);
+    assert_int_equal(r.h.seq, sizeof(junk)); /* the record's length */
+    assert_int_equal(r.len, sizeof(junk));
+    assert_memory_equal(r.payload, junk, sizeof(junk));
+    expect_after_then_stop(f);
+    assert_int_equal(stats_get(&f->slot->dead), 1);
+    assert_int_equal(stats_get(&f->slot->errors), 1);
 }
 
 static void test_worker_stop_waits_for_room_in_a_full_output_ring(void **state)
@@ -796,6 +828,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_corrupt_input_is_quarantined_and_dead_lettered,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_undecodable_input_is_dead_lettered, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_worker_failed_callback_goes_to_dead_letter, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_stop_waits_for_room_in_a_full_output_ring,

@@ -1,6 +1,6 @@
 /* wtest: helpers shared by the worker tests (header-only: the Makefile builds one binary per
  * test_*.c). Paths of the built test callback modules ($BUILD, default "build"), configs from
- * YAML text, a recording ctx_publish_fn, and capture of this process's stderr (log lines). */
+ * YAML text, a recording ctx_append_fn, and capture of this process's stderr (log lines). */
 #ifndef MF_TESTS_WTEST_H
 #define MF_TESTS_WTEST_H
 
@@ -71,11 +71,11 @@ typedef struct wt_rec {
 typedef struct wt_sink {
     wt_rec recs[64];
     size_t n;
-    unsigned long total; /* records published, including those beyond recs[] */
+    unsigned long total; /* records appended, including those beyond recs[] */
 } wt_sink;
 
-static inline int wt_publish(void *arg, const rec_hdr *h, const char *topic, const void *payload,
-                             size_t len)
+static inline int wt_append(void *arg, const rec_hdr *h, const char *topic, const void *payload,
+                            size_t len)
 {
     wt_sink *s = arg;
     s->total++;
@@ -96,8 +96,8 @@ static inline void wt_env(ctx_env *env, const cfg *c, wt_sink *sink, stats_slot 
     memset(sink, 0, sizeof(*sink));
     memset(slot, 0, sizeof(*slot));
     env->c = c;
-    env->publish = wt_publish;
-    env->publish_arg = sink;
+    env->append = wt_append;
+    env->append_arg = sink;
     env->slot = slot;
 }
 
