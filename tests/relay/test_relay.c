@@ -339,7 +339,7 @@ static void test_relay_skips_unpublishable_records(void **state)
     assert_int_equal(stats_get(&f->slot->out), 2);
     assert_int_equal(stats_get(&f->slot->errors), 4);
     /* the REC_DEAD record and the invalid topic (issue 8: every drop is a dead letter) */
-    assert_int_equal(stats_get(&f->slot->extra[1]), 2);
+    assert_int_equal(stats_get(&f->slot->extra[STATS_RL_DEAD_IN]), 2);
     /* nothing else went out (the bad records were not published) */
     sleep_ms(200);
     assert_int_equal(sub_count(&f->s), 2);
