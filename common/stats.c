@@ -55,9 +55,9 @@ int stats_create_rules(const char *name, size_t n_slots, size_t n_rules, size_t 
     s->l = shm_base(s->seg);
     /* relaxed: the segment is published to other processes by their later shm_open/mmap,
      * which orders everything written before it */
-    __atomic_store_n(&s->l->n_slots, n_slots, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->l->n_rules, n_rules, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->l->n_workers, n_workers, __ATOMIC_RELAXED);
+    atom_store_relaxed(&s->l->n_slots, n_slots);
+    atom_store_relaxed(&s->l->n_rules, n_rules);
+    atom_store_relaxed(&s->l->n_workers, n_workers);
     *out = s;
     return 0;
 }
@@ -171,4 +171,58 @@ double stats_hist_quantile(const uint64_t *h, double q)
 uint64_t *stats_tap_gen(stats *s, int point)
 {
     return point >= 0 && point < 3 ? &s->l->tap_gen[point] : NULL;
+}
+
+/* ---- the extras of each stage kind (stats.h) ---- */
+
+/* The spool gauges of the ingress and the relay share one family, as they always did. */
+#define SPOOLED_METRIC "mqttflow_stage_spooled_messages"
+#define SPOOLED_HELP   "messages in the stage's disk spool now (ingress, relay)"
+
+static const stats_extra_def ingress_extras[STATS_I_N] = {
+    [STATS_I_SPOOLED] = {"spooled_total", STATS_EXTRA_COUNTER, "mqttflow_stage_spooled_total",
+                         "messages that went through the stage's disk spool (ingress: ring full)"},
+    [STATS_I_SPOOL_NOW] = {"spooled", STATS_EXTRA_GAUGE, SPOOLED_METRIC, SPOOLED_HELP},
+};
+static const stats_extra_def router_extras[STATS_RT_N] = {
+    [STATS_RT_UNMATCHED] = {"unmatched", STATS_EXTRA_COUNTER, "mqttflow_stage_unmatched_total",
+                            "messages that matched no rule (router; also in dropped)"},
+};
+static const stats_extra_def relay_extras[STATS_RL_N] = {
+    [STATS_RL_SPOOL_NOW] = {"spooled", STATS_EXTRA_GAUGE, SPOOLED_METRIC, SPOOLED_HELP},
+    [STATS_RL_DEAD_IN] = {"dead_received", STATS_EXTRA_COUNTER,
+                          "mqttflow_stage_dead_received_total",
+                          "dead records received from the workers (relay)"},
+    [STATS_RL_DEAD_STORED] = {"dead_stored", STATS_EXTRA_COUNTER,
+                              "mqttflow_stage_dead_stored_total",
+                              "dead letters written durably to the dead-letter file (relay)"},
+};
+static const stats_extra_def worker_extras[STATS_W_N] = {
+    [STATS_W_DEATH] = {"death", STATS_EXTRA_INTERNAL, NULL, "how the last worker died"},
+    [STATS_W_TIMEOUT_NS] = {"timeout_ns", STATS_EXTRA_INTERNAL, NULL, "its watchdog's kill"},
+    [STATS_W_BACKSTOP_NS] = {"backstop_ns", STATS_EXTRA_INTERNAL, NULL, "the supervisor's kill"},
+};
+_Static_assert(STATS_I_N <= STATS_EXTRA_MAX && STATS_RT_N <= STATS_EXTRA_MAX &&
+                   STATS_RL_N <= STATS_EXTRA_MAX && STATS_W_N <= STATS_EXTRA_MAX,
+               "a stage kind's extras fit stats_slot.extra");
+
+static const struct {
+    const stats_extra_def *defs;
+    size_t n;
+} extras[] = {
+    [STATS_SUPERVISOR] = {NULL, 0},
+    [STATS_INGRESS] = {ingress_extras, STATS_I_N},
+    [STATS_ROUTER] = {router_extras, STATS_RT_N},
+    [STATS_WORKER] = {worker_extras, STATS_W_N},
+    [STATS_RELAY] = {relay_extras, STATS_RL_N},
+};
+
+const stats_extra_def *stats_extra_defs(enum stats_stage kind, size_t *n)
+{
+    if ((unsigned)kind >= sizeof(extras) / sizeof(extras[0])) {
+        *n = 0;
+        return NULL;
+    }
+    *n = extras[kind].n;
+    return extras[kind].defs;
 }

@@ -14,28 +14,59 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "atom.h"
 #include "shm.h"
 
 enum stats_stage { STATS_SUPERVISOR = 0, STATS_INGRESS, STATS_ROUTER, STATS_WORKER, STATS_RELAY };
 
+#define STATS_EXTRA_MAX 6 /* stats_slot.extra[]: room for every kind's extras */
+
 /* One stage's counters: a *_layout exception to opacity (fixed width, 128 bytes). */
 typedef struct stats_slot {
-    uint64_t pid;           /* current process, 0 = not running */
-    uint64_t in;            /* records/messages taken in */
-    uint64_t out;           /* records/messages handed on / published */
-    uint64_t errors;        /* callback errors, publish failures, bad records */
-    uint64_t dropped;       /* dropped by policy (overflow: drop), unmatched (router) */
-    uint64_t dead;          /* dead-lettered */
-    uint64_t restarts;      /* written by the supervisor */
-    uint64_t heartbeat_ns;  /* monotonic time of the stage's last loop turn */
-    uint64_t busy_since_ns; /* worker: monotonic start of the running callback, 0 = idle */
-    uint64_t connected;     /* ingress/relay: broker connections up (bitmask by target) */
-    uint64_t extra[6]; /* stage-specific: router unmatched = extra[0]; relay spooled = extra[0];
-                          worker: STATS_W_* below */
+    uint64_t pid;                    /* current process, 0 = not running */
+    uint64_t in;                     /* records/messages taken in */
+    uint64_t out;                    /* records/messages handed on / published */
+    uint64_t errors;                 /* callback errors, publish failures, bad records */
+    uint64_t dropped;                /* dropped by policy (overflow: drop), unmatched (router) */
+    uint64_t dead;                   /* dead-lettered */
+    uint64_t restarts;               /* written by the supervisor */
+    uint64_t heartbeat_ns;           /* monotonic time of the stage's last loop turn */
+    uint64_t busy_since_ns;          /* worker: monotonic start of the running callback, 0 = idle */
+    uint64_t connected;              /* ingress/relay: broker connections up (bitmask by target) */
+    uint64_t extra[STATS_EXTRA_MAX]; /* stage-specific: the stage kind's enum and table below */
 } stats_slot;
 _Static_assert(sizeof(stats_slot) == 128, "stats_slot layout");
 
-/* A worker slot's extra[]: why the last worker of the slot died, for its successor's dead
+/* Extra counters: stats_slot.extra[] of each stage kind, one enum per kind (its index into
+ * extra[]) and one table (stats_extra_defs: name, counter or gauge, Prometheus family, help).
+ * The stage writes them by their enum name, never a bare index; `mqttflow status --json`
+ * ("extra" of a stage) and `--prom` / /metrics read them through the table, so adding one is
+ * a new enum value and one table row in common/stats.c (ARCHITECTURE.md says where else).
+ * A counter only grows (stats_add) and counts across restarts like the common ones; a gauge
+ * is a value of now (stats_set); an internal field is a hand-over between processes, not
+ * shown. The supervisor (STATS_SUPERVISOR) has none. */
+enum stats_extra_type { STATS_EXTRA_COUNTER, STATS_EXTRA_GAUGE, STATS_EXTRA_INTERNAL };
+
+typedef struct stats_extra_def {
+    const char *name; /* key in a stage's "extra" object of status --json */
+    enum stats_extra_type type;
+    /* Prometheus family (labels instance, stage, id; samples only for stages of this kind);
+     * rows of several kinds may share one family with one type and help. NULL: internal. */
+    const char *metric;
+    const char *help;
+} stats_extra_def;
+
+/* The ingress: messages that went through its disk spool because the ring was full (a
+ * counter), and messages in the spool now (a gauge). Written by ingress/intake.c. */
+enum stats_ingress_extra { STATS_I_SPOOLED, STATS_I_SPOOL_NOW, STATS_I_N };
+/* The router: messages that matched no rule (also counted in dropped). router/route.c. */
+enum stats_router_extra { STATS_RT_UNMATCHED, STATS_RT_N };
+/* The relay (relay/pump.c): records in its disk spools now, stored and not yet published (a
+ * gauge); REC_DEAD records received from the workers, and dead letters stored (durable in
+ * the dead-letter file), both counters. */
+enum stats_relay_extra { STATS_RL_SPOOL_NOW, STATS_RL_DEAD_IN, STATS_RL_DEAD_STORED, STATS_RL_N };
+
+/* The worker: internal fields, why the last worker of the slot died, for its successor's dead
  * letters (rec.h REC_DEAD_AUX). Each field has one writer, the usual relaxed snapshots; the
  * successor reads them at its start, after the supervisor reaped the dead one (the reap and
  * the spawn order the writes before the reads).
@@ -48,11 +79,13 @@ _Static_assert(sizeof(stats_slot) == 128, "stats_slot layout");
  * - extra[STATS_W_TIMEOUT_NS], worker: monotonic time at which its own watchdog killed it for
  *   a callback past runtime.callback_timeout_ms, written before the kill; the successor
  *   reads it and clears it (only one worker of a slot runs at a time). */
-#define STATS_W_DEATH          0
-#define STATS_W_TIMEOUT_NS     1
-#define STATS_W_BACKSTOP_NS    2
+enum stats_worker_extra { STATS_W_DEATH, STATS_W_TIMEOUT_NS, STATS_W_BACKSTOP_NS, STATS_W_N };
 #define STATS_W_DEATH_SIG      0xffu
 #define STATS_W_DEATH_BACKSTOP 0x100u
+
+/* The table of kind's extras: entry i describes extra[i]; *n of them (0: none). Static
+ * storage; never fails. */
+const stats_extra_def *stats_extra_defs(enum stats_stage kind, size_t *n);
 
 /* Per-rule counters (`mqttflow status --rules`, /metrics), after the slots. The router is the
  * one writer of each rule's matched counter; each worker has its own row per rule (a worker
@@ -114,16 +147,17 @@ size_t stats_slot_total(size_t n_ingress, size_t n_workers);
 /* Single-writer increment of a counter of one's own slot. */
 static inline void stats_add(uint64_t *counter, uint64_t n)
 {
-    /* relaxed: only this process writes the counter; readers need no ordering */
-    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+    /* relaxed load and store, no RMW: only this process writes the counter (a plain load of
+     * one's own value is exact), readers take snapshots and need no ordering */
+    atom_store_relaxed(counter, atom_load_relaxed(counter) + n);
 }
 static inline void stats_set(uint64_t *field, uint64_t v)
 {
-    __atomic_store_n(field, v, __ATOMIC_RELAXED); /* relaxed: a snapshot value */
+    atom_store_relaxed(field, v); /* relaxed: a snapshot value, orders nothing else */
 }
 static inline uint64_t stats_get(const uint64_t *field)
 {
-    return __atomic_load_n(field, __ATOMIC_RELAXED); /* relaxed: a snapshot value */
+    return atom_load_relaxed(field); /* relaxed: a snapshot value, orders nothing else */
 }
 
 /* A worker's single-writer count of n messages of a rule, of which errors failed, that took

@@ -108,7 +108,7 @@ int intake_set_spool(intake *in, spool *sp, int spill_wait_ms)
     /* spooled records already carry their sequence numbers; new ones come after them (with
      * records consumed-not-acknowledged the sum overshoots: a gap, never a repeat) */
     in->seq += spool_count(sp);
-    stats_set(&in->slot->extra[INTAKE_EXTRA_SPOOL_NOW], spool_count(sp));
+    stats_set(&in->slot->extra[STATS_I_SPOOL_NOW], spool_count(sp));
     pthread_mutex_unlock(&in->mu);
     return 0;
 }
@@ -146,7 +146,7 @@ static uint64_t drain_locked(intake *in, int force_ack)
         ring_flush(in->r); /* before the spool forgets them */
         in->unacked += moved;
     }
-    stats_set(&in->slot->extra[INTAKE_EXTRA_SPOOL_NOW], spool_count(in->sp));
+    stats_set(&in->slot->extra[STATS_I_SPOOL_NOW], spool_count(in->sp));
     uint64_t now = clock_mono_ns();
     if (in->unacked && (force_ack || spool_is_empty(in->sp) || in->unacked >= ACK_EVERY_RECS ||
                         now - in->last_ack_ns >= ACK_EVERY_NS)) {
@@ -309,8 +309,8 @@ static int spill(intake *in, const rec_hdr *h, const char *topic, size_t topic_l
         abort();
     int rc = spool_append(in->sp, in->scratch, (size_t)n);
     if (rc == 0) {
-        stats_add(&in->slot->extra[INTAKE_EXTRA_SPOOLED], 1);
-        stats_set(&in->slot->extra[INTAKE_EXTRA_SPOOL_NOW], spool_count(in->sp));
+        stats_add(&in->slot->extra[STATS_I_SPOOLED], 1);
+        stats_set(&in->slot->extra[STATS_I_SPOOL_NOW], spool_count(in->sp));
         in->spill_failed_logged = 0;
         return 0;
     }
@@ -339,8 +339,8 @@ static int spill(intake *in, const rec_hdr *h, const char *topic, size_t topic_l
                 return 0;
             }
         } else if (spool_append(in->sp, in->scratch, (size_t)n) == 0) {
-            stats_add(&in->slot->extra[INTAKE_EXTRA_SPOOLED], 1);
-            stats_set(&in->slot->extra[INTAKE_EXTRA_SPOOL_NOW], spool_count(in->sp));
+            stats_add(&in->slot->extra[STATS_I_SPOOLED], 1);
+            stats_set(&in->slot->extra[STATS_I_SPOOL_NOW], spool_count(in->sp));
             return 0;
         }
         int slice = wait_slice(deadline_ns);

@@ -46,8 +46,8 @@
  * producers have published so far plus what waits in the spool, so the router sees one
  * increasing series per source (with a gap after a crash that re-reads spooled records).
  *
- * Counters: in (taken: ring or spool), dropped, errors, dead, and
- * extra[INTAKE_EXTRA_SPOOLED] / extra[INTAKE_EXTRA_SPOOL_NOW] (see below).
+ * Counters: in (taken: ring or spool), dropped, errors, dead, and the ingress's extras
+ * (stats.h STATS_I_SPOOLED: through the spool, STATS_I_SPOOL_NOW: in the spool now).
  */
 #ifndef MF_INTAKE_H
 #define MF_INTAKE_H
@@ -65,9 +65,6 @@ typedef struct intake intake;
 
 /* INTAKE_REFUSED: not stored within the stall limit (see above); nothing was written */
 enum { INTAKE_WRITTEN = 0, INTAKE_DROPPED = 1, INTAKE_REFUSED = 2 };
-/* indexes into stats_slot.extra: messages that went through the spool (a counter), and
- * messages in the spool now (a gauge, as the relay's extra[0]) */
-enum { INTAKE_EXTRA_SPOOLED = 0, INTAKE_EXTRA_SPOOL_NOW = 1 };
 
 /* Prepares intake for ring r (attached as producer; not owned) of source client `client`
  * (cfg index, written into every record). slot (may be NULL) receives in/dropped/errors/dead.

@@ -58,7 +58,7 @@ struct pump {
     suspect *sus; /* which publish a target broker closes the connection for */
     size_t *lost; /* per conn: publishes lost with its connection in this apply_done */
     int stopping;
-    uint64_t spooled_shown; /* last value written to stats extra[0] */
+    uint64_t spooled_shown; /* last value written to extra[STATS_RL_SPOOL_NOW] */
     ring **waitset;
     conn **conns;
     size_t n_conns;
@@ -67,7 +67,6 @@ struct pump {
     size_t done_cap;
     unsigned *ev;
     stats_slot *st;
-    uint64_t dead_seen;
     uint64_t rejects; /* for log rate limiting */
     int ready;
     size_t rr;
@@ -202,9 +201,8 @@ static void adopt_dead(pump *p, inflight_entry *e, void *dead, size_t len)
     e->topic = v.topic;
     e->kind = INFLIGHT_DEAD;
     e->state = INFLIGHT_PENDING;
-    p->dead_seen++;
     if (p->st) {
-        stats_set(&p->st->extra[1], p->dead_seen);
+        stats_add(&p->st->extra[STATS_RL_DEAD_IN], 1);
         stats_add(&p->st->dead, 1);
     }
 }
@@ -278,9 +276,8 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
         return;
     case REC_DEAD:
         /* to the dead-letter store (dlq.h); released once its line is durable */
-        p->dead_seen++;
         if (p->st)
-            stats_set(&p->st->extra[1], p->dead_seen);
+            stats_add(&p->st->extra[STATS_RL_DEAD_IN], 1);
         e->topic = v.topic;
         e->rec = buf;
         e->rec_len = (uint32_t)len;
@@ -535,7 +532,7 @@ static void on_dead_stored(void *arg, uint16_t wi, uint64_t seq, void *pub, size
     inflight *w = p->win[wi];
     inflight_entry *e = inflight_at(w, seq);
     rec_view v;
-    ADD(p, extra[2], 1);
+    ADD(p, extra[STATS_RL_DEAD_STORED], 1);
     if (!pub || !e || rec_decode(pub, pub_len, &v) != 0) {
         free(pub);
         inflight_done(w, seq);
@@ -645,7 +642,7 @@ static void release_rings(pump *p)
     }
     uint64_t spooled = sfwd_spooled(p->sf);
     if (p->st && spooled != p->spooled_shown)
-        stats_set(&p->st->extra[0], spooled);
+        stats_set(&p->st->extra[STATS_RL_SPOOL_NOW], spooled);
     p->spooled_shown = spooled;
 }
 

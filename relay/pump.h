@@ -25,8 +25,8 @@
  * the records in the ring (backpressure, logged). Publishes lost with a connection or failed by
  * paho are published again after reconnect, in ring order (or spooled, in ring order, if the target
  * stays down). On stop, the records for a down target are spooled before the exit.
- * Stats: extra[0] = records spooled now (stored, not yet published), extra[1] = REC_DEAD
- * records received, extra[2] = dead letters stored.
+ * Stats: the common counters, and the relay's extras (stats.h STATS_RL_*: records spooled now,
+ * REC_DEAD records received, dead letters stored).
  *
  * Dead letters (relay/dlq.h): a REC_DEAD record becomes one JSON line in
  * runtime.dead_letter_dir/dead-letters.jsonl and is released once the line is durable; when

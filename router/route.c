@@ -66,9 +66,8 @@ struct route {
     unsigned char *dirty;
     uint16_t *matched; /* rule_set_match output, n_rules entries */
     size_t start;      /* round-robin: first ingress ring of the next turn */
-    stats *st;
+    stats *st;         /* the stats segment and the router's slot: stage.h's, borrowed */
     stats_slot *slot;
-    stats_slot local_slot;     /* when the stats segment is missing (run by hand) */
     tap_port tap_in, tap_rule; /* `mqttflow tap --at ingress|rule` (tap.h) */
 };
 
@@ -85,7 +84,6 @@ static void route_detach_all(route *r)
     }
     tap_port_fini(&r->tap_in);
     tap_port_fini(&r->tap_rule);
-    stats_detach(r->st);
 }
 
 void route_destroy(route *r)
@@ -137,22 +135,10 @@ static int attach_rings(route *r)
             return rc;
         }
     }
-    rc = names_stats(name, sizeof(name), inst);
-    if (rc == 0)
-        rc = stats_attach(name, &r->st);
-    if (rc == 0)
-        r->slot = stats_slot_at(r->st, stats_slot_index(STATS_ROUTER, 0, r->n_in));
-    if (!r->slot) {
-        /* counters are for observation only; routing works without them */
-        log_warn(COMP, "stats segment %s not available (%s): counters not published", name,
-                 strerror(rc < 0 ? -rc : ERANGE));
-        r->slot = &r->local_slot;
-    }
-    stats_set(&r->slot->pid, (uint64_t)getpid());
     return 0;
 }
 
-int route_create(const cfg *c, route **out)
+int route_create(const cfg *c, stats *st, stats_slot *slot, route **out)
 {
     route *r;
     char err[256];
@@ -163,6 +149,8 @@ int route_create(const cfg *c, route **out)
     if (!r)
         return -ENOMEM;
     r->c = c;
+    r->st = st;
+    r->slot = slot;
     r->n_in = cfg_ingress_count(c);
     r->n_out = c->runtime.workers > 0 ? (size_t)c->runtime.workers : 1;
     r->in = calloc(r->n_in + 1, sizeof(*r->in));
@@ -393,7 +381,7 @@ static int route_one(route *r, size_t ri, const void *buf, size_t len)
                        r->matched);
     if (n == 0) {
         stats_add(&r->slot->dropped, 1);
-        stats_add(&r->slot->extra[0], 1);
+        stats_add(&r->slot->extra[STATS_RT_UNMATCHED], 1);
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -569,7 +557,7 @@ int route_run(route *r)
             log_info(COMP, "ingress rings drained: %llu in, %llu out, %llu unmatched",
                      (unsigned long long)stats_get(&r->slot->in),
                      (unsigned long long)stats_get(&r->slot->out),
-                     (unsigned long long)stats_get(&r->slot->extra[0]));
+                     (unsigned long long)stats_get(&r->slot->extra[STATS_RT_UNMATCHED]));
             return 0;
         }
         wait_input(r, busy);

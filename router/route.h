@@ -32,18 +32,20 @@
 #include <stddef.h>
 
 #include "cfg.h"
+#include "stats.h"
 
 #define ROUTE_BATCH   64  /* records taken from one ingress ring per turn */
 #define ROUTE_WAIT_MS 200 /* longest park: bounds how late a missed stop flag is seen */
 
 typedef struct route route;
 
-/* Builds the rule set and dispatcher, attaches every ingress ring (consumer), every worker
- * input ring (producer) and the stats slot of the router. c must outlive the route.
+/* Builds the rule set and dispatcher, attaches every ingress ring (consumer) and every worker
+ * input ring (producer). c, the stats segment st and the router's slot in it (stage.h) must
+ * outlive the route.
  * 0 and *out; -EINVAL when a rule does not compile (a config error); -ENOENT when a ring is
  * missing (supervisor not running); other -errno. Everything attached is detached on
  * failure. */
-int route_create(const cfg *c, route **out);
+int route_create(const cfg *c, stats *st, stats_slot *slot, route **out);
 /* Runs until stage_stop_flag is set and the ingress rings are drained. 0 on a clean stop;
  * -ETIMEDOUT when, stopping, a worker ring stayed full past ROUTE_STOP_BLOCK_MS (the
  * unreleased ingress records remain for the next run). */

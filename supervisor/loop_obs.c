@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atom.h"
 #include "clock.h"
 #include "log.h"
 #include "names.h"
@@ -116,11 +117,6 @@ static void fill_rows(loop *l, status_row *rows)
         proc *p = &l->procs[i];
         stats_slot *s = stats_slot_at(l->st, p->slot);
         status_row *r = &rows[i + 1];
-        uint64_t spooled = 0;
-        if (p->kind == STATS_RELAY)
-            spooled = stats_get(&s->extra[0]);
-        else if (p->kind == STATS_INGRESS)
-            spooled = stats_get(&s->extra[1]); /* intake.h INTAKE_EXTRA_SPOOL_NOW */
         *r = (status_row){
             .kind = loop_kind_name(p->kind),
             .id = p->id,
@@ -143,8 +139,10 @@ static void fill_rows(loop *l, status_row *rows)
             .reason = p->ch.reason,
             .cpu_s = p->ch.pid > 0 ? p->cpu_s : 0,
             .cpu_pct = p->ch.pid > 0 ? p->cpu_pct : 0,
-            .spooled = spooled,
+            .stage = p->kind,
         };
+        for (size_t x = 0; x < STATS_EXTRA_MAX; x++) /* status.c reads them by the kind's table */
+            r->extra[x] = stats_get(&s->extra[x]);
     }
 }
 
@@ -301,7 +299,7 @@ void loop_obs_http(loop *l)
 static void tap_end(loop *l, int pt)
 {
     /* T0 (release): the stages stop copying at their next batch; pairs with T1 */
-    __atomic_store_n(stats_tap_gen(l->st, pt), 0, __ATOMIC_RELEASE);
+    atom_store_release(stats_tap_gen(l->st, pt), 0);
     tap_destroy(l->taps[pt]);
     l->taps[pt] = NULL;
     size_t j = l->tap_conn[pt];
@@ -382,7 +380,7 @@ void loop_obs_tap(loop *l, size_t j, char *args)
     l->tap_conn[pt] = j;
     l->conns[j].use = CONN_TAP;
     /* T0 (release): the segment is complete before a stage can see its generation */
-    __atomic_store_n(stats_tap_gen(l->st, pt), ++l->tap_gen, __ATOMIC_RELEASE);
+    atom_store_release(stats_tap_gen(l->st, pt), ++l->tap_gen);
     rc = ctl_write_all(l->conns[j].c.fd, reply, strlen(reply), REPLY_TIMEOUT);
     free(reply);
     /* watched again: the reader's close (EOF) is how the tap ends */

@@ -79,21 +79,7 @@ static void label(FILE *f, const char *v)
     }
 }
 
-enum {
-    F_UP,
-    F_PID,
-    F_RESTARTS,
-    F_FILL,
-    F_IN,
-    F_OUT,
-    F_ERR,
-    F_DROP,
-    F_DEAD,
-    F_CONN,
-    F_CPU,
-    F_SPOOLED,
-    F_N
-};
+enum { F_UP, F_PID, F_RESTARTS, F_FILL, F_IN, F_OUT, F_ERR, F_DROP, F_DEAD, F_CONN, F_CPU, F_N };
 
 static const struct {
     const char *name, *type, *help;
@@ -110,8 +96,6 @@ static const struct {
     [F_CONN] = {"mqttflow_stage_connections", "gauge", "broker connections up (ingress, relay)"},
     [F_CPU] = {"mqttflow_stage_cpu_seconds_total", "counter",
                "CPU seconds (user + system) of the stage's current process"},
-    [F_SPOOLED] = {"mqttflow_stage_spooled_messages", "gauge",
-                   "messages in the stage's disk spool (ingress, relay)"},
 };
 
 static double value_of(const status_row *r, int m)
@@ -137,8 +121,6 @@ static double value_of(const status_row *r, int m)
         return (double)r->dead;
     case F_CPU:
         return r->cpu_s;
-    case F_SPOOLED:
-        return (double)r->spooled;
     default:
         return (double)r->connected;
     }
@@ -160,6 +142,69 @@ static void sample_start(FILE *f, const char *name, const status_head *h, const 
         label(f, value);
     }
     fputs("\"", f);
+}
+
+static const char *const extra_type[] = {[STATS_EXTRA_COUNTER] = "counter",
+                                         [STATS_EXTRA_GAUGE] = "gauge",
+                                         [STATS_EXTRA_INTERNAL] = NULL};
+
+/* Whether metric was already printed for a kind or an extra before (kind, i) in table order:
+ * kinds may share a family (the spool gauges), printed once with the samples of every kind. */
+static int extra_seen_before(enum stats_stage kind, size_t i, const char *metric)
+{
+    for (int k = 0; k <= (int)kind; k++) {
+        size_t nd;
+        const stats_extra_def *d = stats_extra_defs((enum stats_stage)k, &nd);
+        for (size_t j = 0; j < nd && (k < (int)kind || j < i); j++)
+            if (d[j].metric && !strcmp(d[j].metric, metric))
+                return 1;
+    }
+    return 0;
+}
+
+/* The stage kinds' extras (stats.h stats_extra_defs), one family per metric name, with a
+ * sample for each stage whose kind has it. */
+static void prom_extras(FILE *f, const status_head *h, const status_row *rows, size_t n)
+{
+    for (int k = 0; k <= STATS_RELAY; k++) {
+        size_t nd;
+        const stats_extra_def *d = stats_extra_defs((enum stats_stage)k, &nd);
+        for (size_t i = 0; i < nd; i++) {
+            if (!d[i].metric || extra_seen_before((enum stats_stage)k, i, d[i].metric))
+                continue;
+            help_type(f, d[i].metric, extra_type[d[i].type], d[i].help);
+            for (size_t r = 0; r < n; r++) {
+                size_t nr;
+                const stats_extra_def *rd = stats_extra_defs(rows[r].stage, &nr);
+                for (size_t x = 0; x < nr; x++) {
+                    if (!rd[x].metric || strcmp(rd[x].metric, d[i].metric))
+                        continue;
+                    sample_start(f, d[i].metric, h, "stage", rows[r].kind);
+                    fputs(",id=\"", f);
+                    label(f, rows[r].id);
+                    fprintf(f, "\"} %llu\n", (unsigned long long)rows[r].extra[x]);
+                }
+            }
+        }
+    }
+}
+
+/* The shown extras of a stage as a JSON object by name; *spooled: the one named "spooled",
+ * which the schema also has at the top (from before "extra"), 0 when the kind has none. */
+static json_t *json_extras(const status_row *r, uint64_t *spooled)
+{
+    json_t *o = json_object();
+    size_t nd;
+    const stats_extra_def *d = stats_extra_defs(r->stage, &nd);
+    *spooled = 0;
+    for (size_t x = 0; x < nd; x++) {
+        if (d[x].type == STATS_EXTRA_INTERNAL)
+            continue;
+        json_object_set_new(o, d[x].name, json_integer((json_int_t)r->extra[x]));
+        if (!strcmp(d[x].name, "spooled"))
+            *spooled = r->extra[x];
+    }
+    return o;
 }
 
 enum { R_MATCHED, R_PROCESSED, R_ERRORS, R_DEAD, R_N };
@@ -231,6 +276,7 @@ void status_format_prom(FILE *f, const status_head *h, const status_row *rows, s
             fprintf(f, "\"} %.15g\n", value_of(r, m));
         }
     }
+    prom_extras(f, h, rows, n);
     help_type(f, "mqttflow_up", "gauge", "1 while the instance is running (not starting/stopping)");
     sample_start(f, "mqttflow_up", h, NULL, NULL);
     fprintf(f, "} %d\n", !strcmp(h->phase, "running"));
@@ -295,10 +341,12 @@ void status_format_json(FILE *f, const status_head *h, const status_row *rows, s
     json_t *stages = json_array(), *rules = json_array(), *clients = json_array();
     for (size_t i = 0; i < n; i++) {
         const status_row *r = &rows[i];
+        uint64_t spooled;
+        json_t *extra = json_extras(r, &spooled);
         json_array_append_new(
             stages,
             json_pack("{s:s, s:s, s:I, s:o, s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:f, "
-                      "s:f, s:f, s:f, s:I, s:o}",
+                      "s:f, s:f, s:f, s:I, s:o, s:o}",
                       "kind", r->kind, "id", r->id ? r->id : "", "pid", (json_int_t)r->pid, "cpu",
                       r->cpu >= 0 ? json_integer(r->cpu) : json_null(), "state", r->state,
                       "restarts", (json_int_t)r->restarts, "ring_fill_pct",
@@ -307,8 +355,9 @@ void status_format_json(FILE *f, const status_head *h, const status_row *rows, s
                       "dropped", (json_int_t)r->dropped, "dead", (json_int_t)r->dead, "connected",
                       r->connected >= 0 ? json_integer(r->connected) : json_null(), "in_rate",
                       r->in_rate, "out_rate", r->out_rate, "cpu_seconds", r->cpu_s, "cpu_pct",
-                      r->cpu_pct, "spooled", (json_int_t)r->spooled, "reason",
-                      r->reason && *r->reason ? json_string(r->reason) : json_null()));
+                      r->cpu_pct, "spooled", (json_int_t)spooled, "reason",
+                      r->reason && *r->reason ? json_string(r->reason) : json_null(), "extra",
+                      extra));
     }
     for (size_t i = 0; h->rules && i < h->n_rules; i++) {
         const status_rule *r = &h->rules[i];

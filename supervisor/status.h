@@ -23,12 +23,13 @@ typedef struct status_row {
     uint64_t restarts;
     int fill_pct; /* fill of the stage's ring(s), 0..100, -1 = none */
     uint64_t in, out, errors, dropped, dead;
-    int connected;            /* ingress/relay: broker connections up, -1 = not applicable */
-    double in_rate, out_rate; /* per second over the last interval */
-    const char *reason;       /* why failed/backing off, or NULL/"" */
-    double cpu_s;             /* CPU seconds (user + system) of the current process */
-    double cpu_pct;           /* CPU use over the last interval, 100 = one core */
-    uint64_t spooled;         /* ingress, relay: messages in the disk spool now */
+    int connected;                   /* ingress/relay: broker connections up, -1 = not applicable */
+    double in_rate, out_rate;        /* per second over the last interval */
+    const char *reason;              /* why failed/backing off, or NULL/"" */
+    double cpu_s;                    /* CPU seconds (user + system) of the current process */
+    double cpu_pct;                  /* CPU use over the last interval, 100 = one core */
+    enum stats_stage stage;          /* which of the tables of extras (stats.h) applies */
+    uint64_t extra[STATS_EXTRA_MAX]; /* the slot's extras, by the enum of its kind */
 } status_row;
 
 /* One rule's counters, summed over the workers (stats.h stats_rule_row). */
@@ -61,12 +62,14 @@ typedef struct status_head {
 /* The human table: a heading line, one line per row, then a line per row that has a reason.
  * Never fails (stdio errors stay in f). */
 void status_format(FILE *f, const status_head *h, const status_row *rows, size_t n);
-/* Prometheus text: mqttflow_stage_* per stage (labels instance, stage, id), mqttflow_rule_*
+/* Prometheus text: mqttflow_stage_* per stage (labels instance, stage, id; the stage kinds'
+ * extras as their table in stats.h names them, for the stages of that kind), mqttflow_rule_*
  * per rule (instance, rule), mqttflow_client_connected (instance, client) and instance-wide
  * gauges; the list with meanings is docs/metrics.md. `mqttflow status --prom` and the HTTP
  * /metrics print this. */
 void status_format_prom(FILE *f, const status_head *h, const status_row *rows, size_t n);
-/* The same data as one JSON object (`status --json`; schema in docs/metrics.md). */
+/* The same data as one JSON object (`status --json`; schema in docs/metrics.md): per stage,
+ * "extra" holds the extras of its kind that are shown (stats.h table), by their names. */
 void status_format_json(FILE *f, const status_head *h, const status_row *rows, size_t n);
 /* The per-rule table of `status --rules`. */
 void status_format_rules(FILE *f, const status_head *h);

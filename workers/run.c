@@ -35,8 +35,8 @@ struct run {
     chain_set *cs;
     ring *in, *outr;
     out o;
-    stats *st;
-    stats_slot local_slot; /* counters when no stats segment exists (worker run by hand) */
+    stats *st;             /* the stats segment (stage.h's, borrowed), from run_attach */
+    stats_slot local_slot; /* counters until run_attach hands the worker's slot */
     ctx_busy busy;
     watchdog *wd;
     wstate *ws;         /* the worker's state segment (run_attach) */
@@ -122,7 +122,7 @@ static void note_last_death(run *r)
     stats_set(&s->extra[STATS_W_TIMEOUT_NS], 0);
 }
 
-int run_attach(run *r)
+int run_attach(run *r, stats *st, stats_slot *slot)
 {
     char name[SHM_NAME_MAX];
     const char *inst = r->c->runtime.instance;
@@ -141,25 +141,8 @@ int run_attach(run *r)
     }
     if ((rc = attach_state(r, name)) < 0)
         return rc;
-    if ((rc = names_stats(name, sizeof(name), inst)) < 0)
-        return rc;
-    rc = stats_attach(name, &r->st);
-    if (rc == -ENOENT) {
-        /* run by hand without a supervisor: count locally */
-        log_warn(COMP, "no stats segment %s: counters are not shared", name);
-    } else if (rc < 0) {
-        log_error(COMP, "attach of stats segment %s: %s", name, strerror(-rc));
-        return rc;
-    } else {
-        size_t idx = stats_slot_index(STATS_WORKER, r->worker, cfg_ingress_count(r->c));
-        if (idx >= stats_slot_count(r->st)) {
-            log_error(COMP, "stats segment %s has %zu slots, worker %zu needs slot %zu", name,
-                      stats_slot_count(r->st), r->worker, idx);
-            return -EPROTO;
-        }
-        r->env.slot = stats_slot_at(r->st, idx);
-    }
-    stats_set(&r->env.slot->pid, (uint64_t)getpid());
+    r->st = st;
+    r->env.slot = slot;
     stats_set(&r->env.slot->busy_since_ns, 0); /* a dead predecessor may have left it set */
     r->env.busy_floor_ns = clock_mono_ns();    /* after the supervisor's spawn time (ctx.h) */
     note_last_death(r);
@@ -176,12 +159,9 @@ void run_destroy(run *r)
     watchdog_stop(r->wd);
     if (r->outr)
         ring_flush(r->outr);
-    if (r->st && r->env.slot != &r->local_slot)
-        stats_set(&r->env.slot->pid, 0);
     chain_set_destroy(r->cs);
     wstate_close(r->ws);
     loader_destroy(r->ld);
-    stats_detach(r->st);
     ring_detach(r->in);
     ring_detach(r->outr);
     free(r);

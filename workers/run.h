@@ -27,6 +27,7 @@
 #include <stddef.h>
 
 #include "cfg.h"
+#include "stats.h"
 
 #define RUN_BATCH   64  /* input records per release */
 #define RUN_WAIT_MS 200 /* longest wait, so a missed signal is still seen */
@@ -37,8 +38,10 @@ typedef struct run run;
  * any failure (logged) is a configuration error: -ENOENT, -EPROTO, -ECANCELED, -EINVAL,
  * -ENOMEM. */
 int run_create(const cfg *c, size_t worker, run **out);
-/* Attaches rings and stats. 0 or -errno (logged, naming the segment). */
-int run_attach(run *r);
+/* Attaches the rings and the state segment, and takes the stats segment st and the worker's
+ * slot in it (stage.h's: borrowed, they outlive the run). 0 or -errno (logged, naming the
+ * segment). */
+int run_attach(run *r, stats *st, stats_slot *slot);
 /* Runs until stage_stop_flag, then drains. 0, or -EBADMSG when the input ring is corrupt. */
 int run_loop(run *r);
 /* Detaches and unloads (mf_fini runs); accepts NULL. */

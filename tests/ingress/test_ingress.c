@@ -334,7 +334,7 @@ static void test_ingress_persistent_session_survives_keepalive_timeout(void **st
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "1000", "-s", "64", "-q", "1", "-i", "4", NULL),
                  20000);
     assert_int_equal(wait_counter(&f->slot->in, 1000, 15000), 1000);
-    assert_true(stats_get(&f->slot->extra[0]) > 0); /* spooled */
+    assert_true(stats_get(&f->slot->extra[STATS_I_SPOOLED]) > 0); /* spooled */
     hold_ring_full(f, 6500);
     expect_in_order(f, 1000);
     assert_false(file_has(f, "ingress.log", "lost"));
@@ -358,9 +358,9 @@ static void test_ingress_full_ring_spools_and_keeps_connection(void **state)
                             "4", NULL);
     expect_exit0(pub, 20000); /* every message PUBACKed by the broker to its publisher */
     assert_int_equal(wait_counter(&f->slot->in, 1000, 15000), 1000);
-    uint64_t spooled = stats_get(&f->slot->extra[0]);
+    uint64_t spooled = stats_get(&f->slot->extra[STATS_I_SPOOLED]);
     assert_true(spooled >= 1000 - 64); /* the ring holds 64 of these records */
-    assert_int_equal(stats_get(&f->slot->extra[1]), spooled); /* in the spool now */
+    assert_int_equal(stats_get(&f->slot->extra[STATS_I_SPOOL_NOW]), spooled); /* in the spool now */
     hold_ring_full(f, 6500);
     /* messages keep flowing while the spool is non-empty: they queue behind it */
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "200", "-s", "64", "-q", "1", "-i", "5", NULL),
@@ -369,9 +369,9 @@ static void test_ingress_full_ring_spools_and_keeps_connection(void **state)
     expect_in_order2(f, 1000, 200);
     /* the gauge is set just after the last records were flushed into the ring */
     uint64_t end = clock_mono_ns() + 2000000000ull;
-    while (stats_get(&f->slot->extra[1]) != 0 && clock_mono_ns() < end)
+    while (stats_get(&f->slot->extra[STATS_I_SPOOL_NOW]) != 0 && clock_mono_ns() < end)
         sleep_ms(10);
-    assert_int_equal(stats_get(&f->slot->extra[1]), 0);
+    assert_int_equal(stats_get(&f->slot->extra[STATS_I_SPOOL_NOW]), 0);
     assert_false(file_has(f, "ingress.log", "lost"));
     assert_false(file_has(f, "ingress.log", "reconnect"));
     assert_false(file_has(f, "mosquitto.log", "exceeded timeout"));
@@ -393,7 +393,7 @@ static void test_ingress_kill9_with_spooled_messages_loses_nothing(void **state)
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "1000", "-s", "64", "-q", "1", "-i", "4", NULL),
                  20000);
     assert_int_equal(wait_counter(&f->slot->in, 1000, 15000), 1000);
-    assert_true(stats_get(&f->slot->extra[0]) > 900);
+    assert_true(stats_get(&f->slot->extra[STATS_I_SPOOLED]) > 900);
     kill_wait(&f->ingress);
     assert_int_equal(start_ingress(f), 0);
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "100", "-s", "64", "-q", "1", "-i", "5", NULL),

@@ -97,11 +97,11 @@ static inline int start_broker(fixture *f)
     return start_broker_at(f, 0);
 }
 
-/* Waits until the relay's "spooled now" counter (stats extra[0]) is n. */
+/* Waits until the relay's "spooled now" counter (stats extra[STATS_RL_SPOOL_NOW]) is n. */
 static inline int wait_spooled(fixture *f, uint64_t n, int timeout_ms)
 {
     uint64_t end = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-    while (stats_get(&f->slot->extra[0]) != n) {
+    while (stats_get(&f->slot->extra[STATS_RL_SPOOL_NOW]) != n) {
         if (clock_mono_ns() >= end)
             return -1;
         sleep_ms(10);

@@ -340,7 +340,7 @@ static void test_relay_skips_unpublishable_records(void **state)
     assert_int_equal(stats_get(&f->slot->errors), 4);
     /* the REC_DEAD record, the invalid topic and the junk (issue 8: every drop is a dead
      * letter) */
-    assert_int_equal(stats_get(&f->slot->extra[1]), 3);
+    assert_int_equal(stats_get(&f->slot->extra[STATS_RL_DEAD_IN]), 3);
     /* nothing else went out (the bad records were not published) */
     sleep_ms(200);
     assert_int_equal(sub_count(&f->s), 2);

@@ -109,7 +109,7 @@ static void test_relay_spool_down_target_spooled_up_target_flows(void **state)
     assert_int_equal(wait_missing_on(f, &f->s2, 1, 10000, &dups, &wrong, &reordered), 0);
     assert_int_equal(reordered, 0);
     assert_int_equal(wait_missing_on(f, &f->s, 0, 10000, &dups, &wrong, &reordered), 0);
-    assert_int_equal(stats_get(&f->slot->extra[0]), 0);
+    assert_int_equal(stats_get(&f->slot->extra[STATS_RL_SPOOL_NOW]), 0);
     uint64_t end = clock_mono_ns() + 5000000000ull;
     while (stats_get(&f->slot->out) < out0 + 20 && clock_mono_ns() < end)
         sleep_ms(5);
@@ -127,12 +127,12 @@ static void test_relay_spool_sigkill_while_spooling_and_draining_loses_nothing(v
     const size_t chunk = 300;
     size_t next = 0;
     for (int k = 0; k < 10; k++) {
-        uint64_t before = stats_get(&f->slot->extra[0]);
+        uint64_t before = stats_get(&f->slot->extra[STATS_RL_SPOOL_NOW]);
         push_mix_range(f, next, chunk, 0);
         next += chunk;
         uint64_t end = clock_mono_ns() + 5000000000ull;
         /* kill once it has spooled something of this chunk, at a varying point */
-        while (stats_get(&f->slot->extra[0]) <= before && clock_mono_ns() < end)
+        while (stats_get(&f->slot->extra[STATS_RL_SPOOL_NOW]) <= before && clock_mono_ns() < end)
             sleep_ms(1);
         sleep_ms(k % 4);
         kill_wait(&f->relay);
@@ -213,7 +213,7 @@ static void test_relay_spool_garbage_files_quarantined_at_start(void **state)
     assert_int_equal(check_delivery(f), 0);
     assert_int_equal(wait_released(f, 5000), 0);
     assert_int_equal(kill(f->relay, 0), 0);
-    assert_int_equal(stats_get(&f->slot->extra[0]), 0);
+    assert_int_equal(stats_get(&f->slot->extra[STATS_RL_SPOOL_NOW]), 0);
 }
 
 static void test_relay_spool_cap_keeps_records_in_ring(void **state)
@@ -237,7 +237,7 @@ static void test_relay_spool_cap_keeps_records_in_ring(void **state)
         sleep_ms(20);
     assert_true(log_has(f, "is full"));
     sleep_ms(300); /* a few refused retries */
-    uint64_t spooled = stats_get(&f->slot->extra[0]);
+    uint64_t spooled = stats_get(&f->slot->extra[STATS_RL_SPOOL_NOW]);
     assert_true(spooled > 0);
     assert_true(spooled < total);
     assert_int_equal(wait_released(f, 0), -1);
@@ -386,8 +386,8 @@ static void test_relay_dead_letters_stored_and_published(void **state)
 
     assert_int_equal(sub_wait_count(&f->s, 6, 10000), 6);
     assert_int_equal(wait_released_ring(f, 0, 5000), 0);
-    assert_int_equal(stats_get(&f->slot->extra[1]), 6);
-    assert_int_equal(stats_get(&f->slot->extra[2]), 6);
+    assert_int_equal(stats_get(&f->slot->extra[STATS_RL_DEAD_IN]), 6);
+    assert_int_equal(stats_get(&f->slot->extra[STATS_RL_DEAD_STORED]), 6);
 
     char path[300];
     struct stat sb;

@@ -404,7 +404,7 @@ static void test_route_rule_indices_copies_and_unmatched(void **state)
     /* expected copies: 300*2 + 300*3 (half of the first kind has v=10 too) ... computed: */
     size_t want = (N / 4) * 2 + (N / 4 / 2) * 1 + (N / 4) * 3 + (N / 4) * 1;
     wait_got(e, want);
-    wait_counter(&router_slot(e)->extra[0], N / 4, "extra[0] (unmatched)");
+    wait_counter(&router_slot(e)->extra[STATS_RT_UNMATCHED], N / 4, "extra[STATS_RT_UNMATCHED]");
     assert_int_equal(stats_get(&router_slot(e)->dropped), N / 4);
     wait_counter(&router_slot(e)->in, N, "in");
     wait_counter(&router_slot(e)->out, want, "out");

@@ -314,6 +314,90 @@ static void test_status_json_is_valid(void **state)
     free(t);
 }
 
+/* The stage kinds' extras (stats.h table) reach --prom and --json by their names: the spool
+ * gauges of the ingress and the relay in one family, the router's unmatched counter, nothing
+ * for a kind without the metric, nothing of the worker's internal fields. */
+static void test_status_extras_by_table(void **state)
+{
+    (void)state;
+    rows[0].stage = STATS_INGRESS;
+    rows[0].extra[STATS_I_SPOOLED] = 17;
+    rows[0].extra[STATS_I_SPOOL_NOW] = 5;
+    rows[1].stage = STATS_WORKER;
+    rows[1].extra[STATS_W_TIMEOUT_NS] = 123456;
+    rows[2].stage = STATS_RELAY;
+    rows[2].extra[STATS_RL_SPOOL_NOW] = 9;
+    rows[2].extra[STATS_RL_DEAD_IN] = 3;
+    rows[2].extra[STATS_RL_DEAD_STORED] = 2;
+    char *t = format(1);
+    const char *fam = "# TYPE mqttflow_stage_spooled_messages gauge\n";
+    char *at = strstr(t, fam);
+    assert_non_null(at);
+    assert_null(strstr(at + 1, fam)); /* one family for both kinds */
+    assert_non_null(strstr(t, "mqttflow_stage_spooled_messages{instance=\"demo\",stage=\"ingress\","
+                              "id=\"client1\"} 5\n"));
+    assert_non_null(strstr(
+        t, "mqttflow_stage_spooled_messages{instance=\"demo\",stage=\"relay\",id=\"\"} 9\n"));
+    assert_null(strstr(t, "mqttflow_stage_spooled_messages{instance=\"demo\",stage=\"worker\""));
+    assert_non_null(strstr(t, "# TYPE mqttflow_stage_spooled_total counter\n"));
+    assert_non_null(strstr(t, "mqttflow_stage_spooled_total{instance=\"demo\",stage=\"ingress\","
+                              "id=\"client1\"} 17\n"));
+    assert_non_null(strstr(
+        t, "mqttflow_stage_dead_received_total{instance=\"demo\",stage=\"relay\",id=\"\"} 3\n"));
+    assert_non_null(strstr(
+        t, "mqttflow_stage_dead_stored_total{instance=\"demo\",stage=\"relay\",id=\"\"} 2\n"));
+    /* a family without a stage of its kind still has HELP and TYPE, and no sample */
+    assert_non_null(strstr(t, "# TYPE mqttflow_stage_unmatched_total counter\n"));
+    assert_null(strstr(t, "mqttflow_stage_unmatched_total{"));
+    assert_null(strstr(t, "123456"));
+    free(t);
+
+    status_head h = head;
+    t = format_with(status_format_json, &h);
+    assert_non_null(strstr(t, "\"spooled\": 5"));
+    assert_non_null(strstr(t, "\"spooled_total\": 17"));
+    assert_non_null(strstr(t, "\"dead_stored\": 2"));
+    assert_null(strstr(t, "timeout_ns"));
+    free(t);
+}
+
+/* The table itself: every shown extra has a name, a metric and help; kinds that share a family
+ * agree on its type and help; names are unique within a kind. */
+static void test_status_extra_table_is_consistent(void **state)
+{
+    (void)state;
+    for (int k = 0; k <= STATS_RELAY; k++) {
+        size_t n;
+        const stats_extra_def *d = stats_extra_defs((enum stats_stage)k, &n);
+        assert_true(n <= STATS_EXTRA_MAX);
+        for (size_t i = 0; i < n; i++) {
+            assert_non_null(d[i].name);
+            assert_non_null(d[i].help);
+            assert_true((d[i].type == STATS_EXTRA_INTERNAL) == (d[i].metric == NULL));
+            for (size_t j = 0; j < i; j++)
+                assert_string_not_equal(d[i].name, d[j].name);
+            if (!d[i].metric)
+                continue;
+            assert_true(!strncmp(d[i].metric, "mqttflow_stage_", 15));
+            assert_true((d[i].type == STATS_EXTRA_COUNTER) ==
+                        (strlen(d[i].metric) > 6 &&
+                         !strcmp(d[i].metric + strlen(d[i].metric) - 6, "_total")));
+            for (int k2 = 0; k2 <= STATS_RELAY; k2++) {
+                size_t n2;
+                const stats_extra_def *d2 = stats_extra_defs((enum stats_stage)k2, &n2);
+                for (size_t j = 0; j < n2; j++)
+                    if (d2[j].metric && !strcmp(d2[j].metric, d[i].metric)) {
+                        assert_int_equal(d2[j].type, d[i].type);
+                        assert_string_equal(d2[j].help, d[i].help);
+                    }
+            }
+        }
+    }
+    size_t n;
+    assert_null(stats_extra_defs(STATS_SUPERVISOR, &n));
+    assert_int_equal(n, 0);
+}
+
 static void test_status_rate(void **state)
 {
     (void)state;
@@ -333,6 +417,8 @@ int main(void)
         cmocka_unit_test_setup(test_status_rules_table_and_quantiles, setup),
         cmocka_unit_test_setup(test_status_health_and_readiness, setup),
         cmocka_unit_test_setup(test_status_json_is_valid, setup),
+        cmocka_unit_test_setup(test_status_extras_by_table, setup),
+        cmocka_unit_test(test_status_extra_table_is_consistent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
