@@ -38,13 +38,21 @@ it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_in_total worker 0) == 10 ]]' 
 [[ -e /dev/shm/mqttflow.$IT_INSTANCE.w0.state ]] || lib_fail "no worker state segment"
 
 # the same request twice, a few ms apart: the second once the first was taken (two pending
-# SIGTERMs would merge into one signal)
+# SIGTERMs would merge into one signal). A drained instance stops within a few ms, so the
+# router is held (SIGSTOP) until the second was answered: otherwise the second signal could
+# find the supervisor gone and the test would prove nothing.
+router=$(it_metric "$conf" mqttflow_stage_pid router)
+[[ -n $router && $router -gt 0 ]] || lib_fail "no router pid"
+grep -q mqttflow "/proc/$router/cmdline" || lib_fail "pid $router is not the router"
+kill -STOP "$router"
 kill -TERM "$mf_PID"
 it_until 5 'grep -q "SIGTERM received" "$IT_LOG"' || lib_fail "the first SIGTERM was not taken"
 kill -TERM "$mf_PID"
+it_until 5 'grep -q "the same request, ignored" "$IT_LOG"' ||
+    lib_fail "the second SIGTERM was not reported"
+kill -CONT "$router"
 it_assert_clean_exit 30
 grep -q "killing every stage" "$IT_LOG" && lib_fail "a doubled SIGTERM was taken as a second stop"
-grep -q "the same request, ignored" "$IT_LOG" || lib_fail "the second SIGTERM was not reported"
 
 # a stage that cannot stop: a second signal 1 s later forces, and what is left is kept
 it_start "$conf" 30 mf2
