@@ -66,6 +66,7 @@ struct subscriber {
     uint64_t down_ns;     /* when the last connection ended */
     unsigned short_lived; /* connections in a row that ended within SHORT_LIVED_NS */
     char last_cause[160]; /* how the last connection ended, for the lost-session line */
+    stats_slot *slot;     /* subscriber_set_stats; NULL = none */
 };
 
 /* a connection that ends this soon after its connect counts towards a takeover suspicion */
@@ -141,14 +142,53 @@ void subscriber_log_pause(const char *mqtt_id, const char *uri, bool clean_sessi
 void subscriber_log_session_lost(const char *mqtt_id, const char *uri, const char *cause,
                                  double down_s)
 {
+    char down[48] = "disconnected for an unknown time";
+    if (down_s >= 0)
+        snprintf(down, sizeof(down), "%.1f s disconnected", down_s);
     log_error(LOG_COMP,
               "session of %s on %s was lost: the broker had no session for it when it "
-              "reconnected (%s, %.1f s disconnected), so messages published to its "
-              "subscriptions meanwhile were not kept. The broker restarted without "
-              "persistence, expired the session (MQTT 5 session_expiry, mosquitto "
-              "persistent_client_expiration), or another client connected with this "
-              "client id and a clean session",
-              mqtt_id, uri, cause && *cause ? cause : "first reconnect", down_s);
+              "reconnected (%s, %s), so messages published to its subscriptions meanwhile "
+              "were not kept. The broker restarted without persistence, expired the session "
+              "(MQTT 5 session_expiry, mosquitto persistent_client_expiration), or another "
+              "client connected with this client id and a clean session",
+              mqtt_id, uri, cause && *cause ? cause : "first reconnect", down);
+}
+
+/* FNV-1a over "uri\0id", never 0 (0 = no session recorded) */
+static uint64_t session_key(const char *mqtt_id, const char *uri)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = uri;; p++) {
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        if (!*p)
+            break;
+    }
+    for (const char *p = mqtt_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h | 1;
+}
+
+bool subscriber_session_check(stats_slot *slot, const char *mqtt_id, const char *uri,
+                              bool clean_session, bool session_present, bool ever_here,
+                              const char *cause, double down_s)
+{
+    uint64_t key = session_key(mqtt_id, uri);
+    bool before = slot && stats_get(&slot->extra[SUBSCRIBER_EXTRA_SESSION]) == key;
+    bool lost = !clean_session && !session_present && (ever_here || before);
+    if (lost) {
+        /* an earlier process had it: it ended (crash, kill, restart) while connected or
+         * reconnecting, and this one cannot know for how long the client was away */
+        if (!ever_here)
+            subscriber_log_session_lost(mqtt_id, uri,
+                                        "the ingress's previous process ended meanwhile", -1);
+        else
+            subscriber_log_session_lost(mqtt_id, uri, cause, down_s);
+        if (slot)
+            stats_add(&slot->extra[SUBSCRIBER_EXTRA_SESSIONS_LOST], 1);
+    }
+    if (slot)
+        stats_set(&slot->extra[SUBSCRIBER_EXTRA_SESSION], clean_session ? 0 : key);
+    return lost;
 }
 
 /* false when no socket could be cut: then nothing stops paho from acknowledging, so the
@@ -346,9 +386,9 @@ static void connected(subscriber *s, bool session_present)
                                      : ", new session");
         /* a persistent session the broker no longer has: what was published to our
          * subscriptions while we were away is gone, and only the broker knew it */
-        if (!s->c->clean_session && s->ever_connected && !session_present)
-            subscriber_log_session_lost(s->mqtt_id, s->c->uri, s->last_cause,
-                                        (double)(now - s->down_ns) / 1e9);
+        subscriber_session_check(s->slot, s->mqtt_id, s->c->uri, s->c->clean_session,
+                                 session_present, s->ever_connected, s->last_cause,
+                                 (double)(now - s->down_ns) / 1e9);
         s->ever_connected = true;
         s->up_ns = now;
         set_state(s, ST_SUBSCRIBING);
@@ -592,6 +632,11 @@ static int connect_now(subscriber *s)
         return -EIO;
     }
     return 0;
+}
+
+void subscriber_set_stats(subscriber *s, stats_slot *slot)
+{
+    s->slot = slot;
 }
 
 int subscriber_start(subscriber *s)

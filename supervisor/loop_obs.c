@@ -121,6 +121,8 @@ static void fill_rows(loop *l, status_row *rows)
             spooled = stats_get(&s->extra[0]);
         else if (p->kind == STATS_INGRESS)
             spooled = stats_get(&s->extra[1]); /* intake.h INTAKE_EXTRA_SPOOL_NOW */
+        /* subscriber.h SUBSCRIBER_EXTRA_SESSIONS_LOST */
+        uint64_t sessions_lost = p->kind == STATS_INGRESS ? stats_get(&s->extra[3]) : 0;
         *r = (status_row){
             .kind = loop_kind_name(p->kind),
             .id = p->id,
@@ -144,6 +146,7 @@ static void fill_rows(loop *l, status_row *rows)
             .cpu_s = p->ch.pid > 0 ? p->cpu_s : 0,
             .cpu_pct = p->ch.pid > 0 ? p->cpu_pct : 0,
             .spooled = spooled,
+            .sessions_lost = sessions_lost,
         };
     }
 }

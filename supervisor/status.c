@@ -64,6 +64,16 @@ void status_format(FILE *f, const status_head *h, const status_row *rows, size_t
         stage_name(name, sizeof(name), r);
         fprintf(f, "%s: %s: %s\n", name, r->state, r->reason);
     }
+    for (size_t i = 0; i < n; i++) {
+        const status_row *r = &rows[i];
+        if (!r->sessions_lost)
+            continue;
+        char name[64];
+        stage_name(name, sizeof(name), r);
+        fprintf(f,
+                "%s: %llu lost session%s (the broker had no session on a reconnect; see the log)\n",
+                name, (unsigned long long)r->sessions_lost, r->sessions_lost == 1 ? "" : "s");
+    }
 }
 
 /* Label values escape backslash, double quote and newline (exposition format 0.0.4). */
@@ -92,6 +102,7 @@ enum {
     F_CONN,
     F_CPU,
     F_SPOOLED,
+    F_SESSIONS_LOST,
     F_N
 };
 
@@ -112,6 +123,8 @@ static const struct {
                "CPU seconds (user + system) of the stage's current process"},
     [F_SPOOLED] = {"mqttflow_stage_spooled_messages", "gauge",
                    "messages in the stage's disk spool (ingress, relay)"},
+    [F_SESSIONS_LOST] = {"mqttflow_stage_sessions_lost_total", "counter",
+                         "persistent sessions the broker no longer had on a reconnect (ingress)"},
 };
 
 static double value_of(const status_row *r, int m)
@@ -139,6 +152,8 @@ static double value_of(const status_row *r, int m)
         return r->cpu_s;
     case F_SPOOLED:
         return (double)r->spooled;
+    case F_SESSIONS_LOST:
+        return (double)r->sessions_lost;
     default:
         return (double)r->connected;
     }
@@ -220,7 +235,8 @@ void status_format_prom(FILE *f, const status_head *h, const status_row *rows, s
                 metrics[m].name, metrics[m].type);
         for (size_t i = 0; i < n; i++) {
             const status_row *r = &rows[i];
-            if ((m == F_FILL && r->fill_pct < 0) || (m == F_CONN && r->connected < 0))
+            if ((m == F_FILL && r->fill_pct < 0) || (m == F_CONN && r->connected < 0) ||
+                (m == F_SESSIONS_LOST && strcmp(r->kind, "ingress") != 0))
                 continue;
             fprintf(f, "%s{instance=\"", metrics[m].name);
             label(f, h->instance);
@@ -310,6 +326,11 @@ void status_format_json(FILE *f, const status_head *h, const status_row *rows, s
                       r->cpu_pct, "spooled", (json_int_t)r->spooled, "reason",
                       r->reason && *r->reason ? json_string(r->reason) : json_null()));
     }
+    /* an ingress's lost sessions, beside its other fields (subscriber.h) */
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rows[i].kind, "ingress"))
+            json_object_set_new(json_array_get(stages, i), "sessions_lost",
+                                json_integer((json_int_t)rows[i].sessions_lost));
     for (size_t i = 0; h->rules && i < h->n_rules; i++) {
         const status_rule *r = &h->rules[i];
         double a = rule_ms(r, 0.5), b = rule_ms(r, 0.99);

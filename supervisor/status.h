@@ -29,6 +29,7 @@ typedef struct status_row {
     double cpu_s;             /* CPU seconds (user + system) of the current process */
     double cpu_pct;           /* CPU use over the last interval, 100 = one core */
     uint64_t spooled;         /* ingress, relay: messages in the disk spool now */
+    uint64_t sessions_lost;   /* ingress: persistent sessions the broker no longer had */
 } status_row;
 
 /* One rule's counters, summed over the workers (stats.h stats_rule_row). */

@@ -314,6 +314,29 @@ static void test_status_json_is_valid(void **state)
     free(t);
 }
 
+/* an ingress's lost sessions: a prom sample of the ingress only, a table line, a JSON field */
+static void test_status_sessions_lost(void **state)
+{
+    (void)state;
+    rows[0].sessions_lost = 2;
+    char *t = format(1);
+    assert_non_null(strstr(t, "# TYPE mqttflow_stage_sessions_lost_total counter\n"));
+    assert_non_null(strstr(t, "mqttflow_stage_sessions_lost_total{instance=\"demo\",stage="
+                              "\"ingress\",id=\"client1\"} 2\n"));
+    assert_null(strstr(t, "mqttflow_stage_sessions_lost_total{instance=\"demo\",stage=\"relay\""));
+    free(t);
+    t = format(0);
+    assert_non_null(strstr(t, "\ningress client1: 2 lost sessions (the broker had no session"));
+    free(t);
+    t = format_with(status_format_json, &head);
+    assert_non_null(strstr(t, "\"sessions_lost\": 2"));
+    free(t);
+    rows[0].sessions_lost = 0;
+    t = format(0);
+    assert_null(strstr(t, "lost session"));
+    free(t);
+}
+
 static void test_status_rate(void **state)
 {
     (void)state;
@@ -333,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup(test_status_rules_table_and_quantiles, setup),
         cmocka_unit_test_setup(test_status_health_and_readiness, setup),
         cmocka_unit_test_setup(test_status_json_is_valid, setup),
+        cmocka_unit_test_setup(test_status_sessions_lost, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
