@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "mqtt_paho.h"
 #include "mqtt_tls.h"
 #include "mqtt_why.h"
 
@@ -347,15 +348,9 @@ static void on_sub_fail5(void *ctx, MQTTAsync_failureData5 *r)
  * deadlock (lock order: paho's, then ours; never the reverse). */
 static void subscribe_all(subscriber *s)
 {
+    static const mqtt_paho_cbs cbs = {on_sub_ok, on_sub_fail, on_sub_ok5, on_sub_fail5};
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    if (s->v5) {
-        ro.onSuccess5 = on_sub_ok5;
-        ro.onFailure5 = on_sub_fail5;
-    } else {
-        ro.onSuccess = on_sub_ok;
-        ro.onFailure = on_sub_fail;
-    }
-    ro.context = s;
+    mqtt_paho_response(&ro, s->v5, &cbs, s);
     int rc = MQTTAsync_subscribeMany(s->h, s->n_filters, s->filters, s->qos, &ro);
     if (rc != MQTTASYNC_SUCCESS) {
         pthread_mutex_lock(&s->mu);
@@ -400,17 +395,16 @@ static void connected(subscriber *s, bool session_present)
         subscribe_all(s);
 }
 
-static void connect_failed(subscriber *s, int code, int reason, const char *message)
+static void connect_failed(subscriber *s, const mqtt_why_fail *f)
 {
     pthread_mutex_lock(&s->mu);
     if (s->st == ST_CONNECTING) {
         /* the first failure and then every 10th: a broker down for long must not flood logs */
+        char detail[192];
         if (s->failures++ % 10 == 0)
-            log_warn(LOG_COMP,
-                     "connect of %s to %s failed: %s (paho rc %d%s%s; failure %u); retrying in "
-                     "%.1fs",
-                     s->mqtt_id, s->c->uri, mqtt_why_connect(code, reason, message), code,
-                     message ? ": " : "", message ? message : "", s->failures, s->delay_s);
+            log_warn(LOG_COMP, "connect of %s to %s failed: %s (%s; failure %u); retrying in %.1fs",
+                     s->mqtt_id, s->c->uri, mqtt_paho_why_connect(f),
+                     mqtt_paho_detail(f, detail, sizeof(detail)), s->failures, s->delay_s);
         schedule_retry(s);
         set_state(s, ST_DOWN);
     }
@@ -429,12 +423,16 @@ static void on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
 
 static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
 {
-    connect_failed(ctx, r ? r->code : 0, 0, r ? r->message : NULL);
+    mqtt_why_fail f;
+    mqtt_paho_failure(&f, r);
+    connect_failed(ctx, &f);
 }
 
 static void on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
 {
-    connect_failed(ctx, r ? r->code : 0, r ? (int)r->reasonCode : 0, r ? r->message : NULL);
+    mqtt_why_fail f;
+    mqtt_paho_failure5(&f, r);
+    connect_failed(ctx, &f);
 }
 
 /* MQTT 5: the broker said why it closed the connection (e.g. 0x8E session taken over);
@@ -593,14 +591,13 @@ static int connect_now(subscriber *s)
             MQTTProperties_add(&props, &p);
             co.connectProperties = &props;
         }
-        co.onSuccess5 = on_connect_ok5;
-        co.onFailure5 = on_connect_fail5;
     } else {
         co.cleansession = c->clean_session;
         co.MQTTVersion = MQTTVERSION_3_1_1;
-        co.onSuccess = on_connect_ok;
-        co.onFailure = on_connect_fail;
     }
+    static const mqtt_paho_cbs cbs = {on_connect_ok, on_connect_fail, on_connect_ok5,
+                                      on_connect_fail5};
+    mqtt_paho_connect(&co, s->v5, &cbs, s);
     co.keepAliveInterval = c->keepalive;
     co.connectTimeout = CONNECT_TIMEOUT;
     co.automaticReconnect = 0; /* ours: sub-second min_delay, resubscribe (see subscriber.h) */
@@ -614,7 +611,6 @@ static int connect_now(subscriber *s)
         co.will = &will;
     }
     mqtt_tls_apply(s->tls, &co);
-    co.context = s;
     sigset_t old;
     block_signals(&old);
     int rc = MQTTAsync_connect(s->h, &co);
