@@ -3,14 +3,15 @@
 #include <errno.h>
 #include <stdlib.h>
 
-/* 2: the per-rule counters after the slots */
-#define STATS_VERSION 2
+/* 2: the per-rule counters after the slots; 3: the router's per-rule counters after them */
+#define STATS_VERSION 3
 
 /* Segment: shm_hdr, then this header on its own cache line, then the slots. */
 typedef struct stats_layout {
     shm_hdr hdr;
     uint64_t n_slots;
-    uint64_t n_rules;    /* counted rules: matched[n_rules] then rows[n_workers][n_rules] */
+    uint64_t n_rules;    /* counted rules: matched[n_rules], rows[n_workers][n_rules], then
+                            stats_rule_router[n_rules] */
     uint64_t n_workers;  /* worker rows per rule */
     uint64_t tap_gen[3]; /* stats_tap_gen */
     uint64_t pad[2];
@@ -26,7 +27,7 @@ struct stats {
 static size_t layout_size(size_t n_slots, size_t n_rules, size_t n_workers)
 {
     return sizeof(stats_layout) + n_slots * sizeof(stats_slot) + n_rules * sizeof(uint64_t) +
-           n_rules * n_workers * sizeof(stats_rule_row);
+           n_rules * n_workers * sizeof(stats_rule_row) + n_rules * sizeof(stats_rule_router);
 }
 
 int stats_create(const char *name, size_t n_slots, stats **out)
@@ -150,6 +151,15 @@ stats_rule_row *stats_rule_row_at(stats *s, size_t w, size_t rule)
     return &rows[w * s->l->n_rules + rule];
 }
 
+stats_rule_router *stats_rule_router_at(stats *s, size_t rule)
+{
+    if (rule >= s->l->n_rules)
+        return NULL;
+    stats_rule_row *rows =
+        (stats_rule_row *)((uint64_t *)&s->l->slots[s->l->n_slots] + s->l->n_rules);
+    return (stats_rule_router *)&rows[s->l->n_workers * s->l->n_rules] + rule;
+}
+
 double stats_hist_quantile(const uint64_t *h, double q)
 {
     uint64_t total = 0;
@@ -183,6 +193,11 @@ static const stats_extra_def ingress_extras[STATS_I_N] = {
     [STATS_I_SPOOLED] = {"spooled_total", STATS_EXTRA_COUNTER, "mqttflow_stage_spooled_total",
                          "messages that went through the stage's disk spool (ingress: ring full)"},
     [STATS_I_SPOOL_NOW] = {"spooled", STATS_EXTRA_GAUGE, SPOOLED_METRIC, SPOOLED_HELP},
+    [STATS_I_SESSION] = {"session", STATS_EXTRA_INTERNAL, NULL, "the persistent session's key"},
+    [STATS_I_SESSIONS_LOST] = {"sessions_lost", STATS_EXTRA_COUNTER,
+                               "mqttflow_stage_sessions_lost_total",
+                               "persistent sessions the broker no longer had on a reconnect, "
+                               "also across restarts of the ingress (ingress)"},
 };
 static const stats_extra_def router_extras[STATS_RT_N] = {
     [STATS_RT_UNMATCHED] = {"unmatched", STATS_EXTRA_COUNTER, "mqttflow_stage_unmatched_total",

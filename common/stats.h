@@ -57,8 +57,17 @@ typedef struct stats_extra_def {
 } stats_extra_def;
 
 /* The ingress: messages that went through its disk spool because the ring was full (a
- * counter), and messages in the spool now (a gauge). Written by ingress/intake.c. */
-enum stats_ingress_extra { STATS_I_SPOOLED, STATS_I_SPOOL_NOW, STATS_I_N };
+ * counter), and messages in the spool now (a gauge), written by ingress/intake.c; the hash of
+ * broker URI and client id of the persistent session it had (internal, 0 = none) and the
+ * sessions the broker no longer had on a reconnect (a counter), written by
+ * ingress/subscriber.c (subscriber_session_check: a lost session across ingress restarts). */
+enum stats_ingress_extra {
+    STATS_I_SPOOLED,
+    STATS_I_SPOOL_NOW,
+    STATS_I_SESSION,
+    STATS_I_SESSIONS_LOST,
+    STATS_I_N
+};
 /* The router: messages that matched no rule (also counted in dropped). router/route.c. */
 enum stats_router_extra { STATS_RT_UNMATCHED, STATS_RT_N };
 /* The relay (relay/pump.c): records in its disk spools now, stored and not yet published (a
@@ -107,6 +116,15 @@ typedef struct stats_rule_row {
 } stats_rule_row;
 _Static_assert(sizeof(stats_rule_row) == 192, "stats_rule_row layout");
 
+/* The router's per-rule counts of messages a rule could not judge (router/rule.h
+ * rule_counters), after the worker rows; the router is their one writer (it adds what its
+ * rule set counted since it last published, so they count across its restarts). */
+typedef struct stats_rule_router {
+    uint64_t match_limit;  /* the regex stopped at PCRE2's match or depth limit */
+    uint64_t json_invalid; /* the condition met a payload that is not JSON */
+} stats_rule_router;
+_Static_assert(sizeof(stats_rule_router) == 16, "stats_rule_router layout");
+
 typedef struct stats stats;
 
 /* Supervisor: creates the segment with n_slots slots (shm_create semantics). */
@@ -135,6 +153,8 @@ size_t stats_rule_workers(const stats *s);
 uint64_t *stats_rule_matched(stats *s, size_t rule);
 /* Worker w's row of rule, NULL when not counted. Valid until stats_detach. */
 stats_rule_row *stats_rule_row_at(stats *s, size_t w, size_t rule);
+/* The router's counters of rule, NULL when the rule is not counted. */
+stats_rule_router *stats_rule_router_at(stats *s, size_t rule);
 /* Quantile q (0..1) of the summed histogram h, in ns: the upper bound of the bucket that
  * holds it (the last bucket: its lower bound). -1 when h is empty. */
 double stats_hist_quantile(const uint64_t *h, double q);

@@ -5,7 +5,10 @@
 /* paho's subscriber behind the table: thin casts, subscriber.h holds the contracts */
 static int paho_create(const cfg_client *c, const char *instance, const sub_cbs *cb, void **out)
 {
-    return subscriber_create(c, instance, cb->message, cb->arg, (subscriber **)out);
+    int rc = subscriber_create(c, instance, cb->message, cb->arg, (subscriber **)out);
+    if (rc == 0)
+        subscriber_set_stats(*out, cb->slot);
+    return rc;
 }
 
 static int paho_start(void *s)

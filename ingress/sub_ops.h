@@ -26,6 +26,7 @@ typedef struct sub_cbs {
     subscriber_msg_fn message;     /* one message (paho: on paho's thread; uring: main thread) */
     void (*batch_done)(void *arg); /* uring only: make the messages so far durable */
     void *arg;
+    stats_slot *slot; /* the ingress's stats slot (subscriber_session_check), may be NULL */
 } sub_cbs;
 
 typedef struct sub_ops {

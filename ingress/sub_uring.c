@@ -63,10 +63,9 @@ static void on_state(void *arg, enum mqttc_state st)
     if (st != MQTTC_SUBSCRIBING) /* the CONNACK was accepted: is our session still there? */
         return;
     /* what was published to our subscriptions while we were away is gone */
-    if (!s->c->clean_session && s->ever_up && !mqttc_session_present(s->m))
-        subscriber_log_session_lost(s->c->client_id, s->c->uri, s->last_cause,
-                                    s->down_ns ? (double)(clock_mono_ns() - s->down_ns) / 1e9
-                                               : 0.0);
+    subscriber_session_check(s->cb.slot, s->c->client_id, s->c->uri, s->c->clean_session,
+                             mqttc_session_present(s->m), s->ever_up, s->last_cause,
+                             s->down_ns ? (double)(clock_mono_ns() - s->down_ns) / 1e9 : 0.0);
     s->ever_up = true;
     s->down_ns = 0;
     snprintf(s->last_cause, sizeof(s->last_cause), "connection lost");

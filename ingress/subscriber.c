@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "mqtt_paho.h"
 #include "mqtt_tls.h"
 #include "mqtt_why.h"
 
@@ -66,6 +67,7 @@ struct subscriber {
     uint64_t down_ns;     /* when the last connection ended */
     unsigned short_lived; /* connections in a row that ended within SHORT_LIVED_NS */
     char last_cause[160]; /* how the last connection ended, for the lost-session line */
+    stats_slot *slot;     /* subscriber_set_stats; NULL = none */
 };
 
 /* a connection that ends this soon after its connect counts towards a takeover suspicion */
@@ -141,14 +143,53 @@ void subscriber_log_pause(const char *mqtt_id, const char *uri, bool clean_sessi
 void subscriber_log_session_lost(const char *mqtt_id, const char *uri, const char *cause,
                                  double down_s)
 {
+    char down[48] = "disconnected for an unknown time";
+    if (down_s >= 0)
+        snprintf(down, sizeof(down), "%.1f s disconnected", down_s);
     log_error(LOG_COMP,
               "session of %s on %s was lost: the broker had no session for it when it "
-              "reconnected (%s, %.1f s disconnected), so messages published to its "
-              "subscriptions meanwhile were not kept. The broker restarted without "
-              "persistence, expired the session (MQTT 5 session_expiry, mosquitto "
-              "persistent_client_expiration), or another client connected with this "
-              "client id and a clean session",
-              mqtt_id, uri, cause && *cause ? cause : "first reconnect", down_s);
+              "reconnected (%s, %s), so messages published to its subscriptions meanwhile "
+              "were not kept. The broker restarted without persistence, expired the session "
+              "(MQTT 5 session_expiry, mosquitto persistent_client_expiration), or another "
+              "client connected with this client id and a clean session",
+              mqtt_id, uri, cause && *cause ? cause : "first reconnect", down);
+}
+
+/* FNV-1a over "uri\0id", never 0 (0 = no session recorded) */
+static uint64_t session_key(const char *mqtt_id, const char *uri)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = uri;; p++) {
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        if (!*p)
+            break;
+    }
+    for (const char *p = mqtt_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h | 1;
+}
+
+bool subscriber_session_check(stats_slot *slot, const char *mqtt_id, const char *uri,
+                              bool clean_session, bool session_present, bool ever_here,
+                              const char *cause, double down_s)
+{
+    uint64_t key = session_key(mqtt_id, uri);
+    bool before = slot && stats_get(&slot->extra[STATS_I_SESSION]) == key;
+    bool lost = !clean_session && !session_present && (ever_here || before);
+    if (lost) {
+        /* an earlier process had it: it ended (crash, kill, restart) while connected or
+         * reconnecting, and this one cannot know for how long the client was away */
+        if (!ever_here)
+            subscriber_log_session_lost(mqtt_id, uri,
+                                        "the ingress's previous process ended meanwhile", -1);
+        else
+            subscriber_log_session_lost(mqtt_id, uri, cause, down_s);
+        if (slot)
+            stats_add(&slot->extra[STATS_I_SESSIONS_LOST], 1);
+    }
+    if (slot)
+        stats_set(&slot->extra[STATS_I_SESSION], clean_session ? 0 : key);
+    return lost;
 }
 
 /* false when no socket could be cut: then nothing stops paho from acknowledging, so the
@@ -307,15 +348,9 @@ static void on_sub_fail5(void *ctx, MQTTAsync_failureData5 *r)
  * deadlock (lock order: paho's, then ours; never the reverse). */
 static void subscribe_all(subscriber *s)
 {
+    static const mqtt_paho_cbs cbs = {on_sub_ok, on_sub_fail, on_sub_ok5, on_sub_fail5};
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    if (s->v5) {
-        ro.onSuccess5 = on_sub_ok5;
-        ro.onFailure5 = on_sub_fail5;
-    } else {
-        ro.onSuccess = on_sub_ok;
-        ro.onFailure = on_sub_fail;
-    }
-    ro.context = s;
+    mqtt_paho_response(&ro, s->v5, &cbs, s);
     int rc = MQTTAsync_subscribeMany(s->h, s->n_filters, s->filters, s->qos, &ro);
     if (rc != MQTTASYNC_SUCCESS) {
         pthread_mutex_lock(&s->mu);
@@ -346,9 +381,9 @@ static void connected(subscriber *s, bool session_present)
                                      : ", new session");
         /* a persistent session the broker no longer has: what was published to our
          * subscriptions while we were away is gone, and only the broker knew it */
-        if (!s->c->clean_session && s->ever_connected && !session_present)
-            subscriber_log_session_lost(s->mqtt_id, s->c->uri, s->last_cause,
-                                        (double)(now - s->down_ns) / 1e9);
+        subscriber_session_check(s->slot, s->mqtt_id, s->c->uri, s->c->clean_session,
+                                 session_present, s->ever_connected, s->last_cause,
+                                 (double)(now - s->down_ns) / 1e9);
         s->ever_connected = true;
         s->up_ns = now;
         set_state(s, ST_SUBSCRIBING);
@@ -360,17 +395,16 @@ static void connected(subscriber *s, bool session_present)
         subscribe_all(s);
 }
 
-static void connect_failed(subscriber *s, int code, int reason, const char *message)
+static void connect_failed(subscriber *s, const mqtt_why_fail *f)
 {
     pthread_mutex_lock(&s->mu);
     if (s->st == ST_CONNECTING) {
         /* the first failure and then every 10th: a broker down for long must not flood logs */
+        char detail[192];
         if (s->failures++ % 10 == 0)
-            log_warn(LOG_COMP,
-                     "connect of %s to %s failed: %s (paho rc %d%s%s; failure %u); retrying in "
-                     "%.1fs",
-                     s->mqtt_id, s->c->uri, mqtt_why_connect(code, reason, message), code,
-                     message ? ": " : "", message ? message : "", s->failures, s->delay_s);
+            log_warn(LOG_COMP, "connect of %s to %s failed: %s (%s; failure %u); retrying in %.1fs",
+                     s->mqtt_id, s->c->uri, mqtt_paho_why_connect(f),
+                     mqtt_paho_detail(f, detail, sizeof(detail)), s->failures, s->delay_s);
         schedule_retry(s);
         set_state(s, ST_DOWN);
     }
@@ -389,12 +423,16 @@ static void on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
 
 static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
 {
-    connect_failed(ctx, r ? r->code : 0, 0, r ? r->message : NULL);
+    mqtt_why_fail f;
+    mqtt_paho_failure(&f, r);
+    connect_failed(ctx, &f);
 }
 
 static void on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
 {
-    connect_failed(ctx, r ? r->code : 0, r ? (int)r->reasonCode : 0, r ? r->message : NULL);
+    mqtt_why_fail f;
+    mqtt_paho_failure5(&f, r);
+    connect_failed(ctx, &f);
 }
 
 /* MQTT 5: the broker said why it closed the connection (e.g. 0x8E session taken over);
@@ -553,14 +591,13 @@ static int connect_now(subscriber *s)
             MQTTProperties_add(&props, &p);
             co.connectProperties = &props;
         }
-        co.onSuccess5 = on_connect_ok5;
-        co.onFailure5 = on_connect_fail5;
     } else {
         co.cleansession = c->clean_session;
         co.MQTTVersion = MQTTVERSION_3_1_1;
-        co.onSuccess = on_connect_ok;
-        co.onFailure = on_connect_fail;
     }
+    static const mqtt_paho_cbs cbs = {on_connect_ok, on_connect_fail, on_connect_ok5,
+                                      on_connect_fail5};
+    mqtt_paho_connect(&co, s->v5, &cbs, s);
     co.keepAliveInterval = c->keepalive;
     co.connectTimeout = CONNECT_TIMEOUT;
     co.automaticReconnect = 0; /* ours: sub-second min_delay, resubscribe (see subscriber.h) */
@@ -574,7 +611,6 @@ static int connect_now(subscriber *s)
         co.will = &will;
     }
     mqtt_tls_apply(s->tls, &co);
-    co.context = s;
     sigset_t old;
     block_signals(&old);
     int rc = MQTTAsync_connect(s->h, &co);
@@ -592,6 +628,11 @@ static int connect_now(subscriber *s)
         return -EIO;
     }
     return 0;
+}
+
+void subscriber_set_stats(subscriber *s, stats_slot *slot)
+{
+    s->slot = slot;
 }
 
 int subscriber_start(subscriber *s)

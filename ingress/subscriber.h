@@ -68,6 +68,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "stats.h"
 
 typedef struct subscriber subscriber;
 
@@ -93,6 +94,26 @@ void subscriber_log_pause(const char *mqtt_id, const char *uri, bool clean_sessi
 void subscriber_log_session_lost(const char *mqtt_id, const char *uri, const char *cause,
                                  double down_s);
 
+/* Lost sessions across restarts of the ingress (issue 8): a process that starts knows nothing
+ * of its predecessor's session, so the fact "a persistent session of this client id with
+ * this broker existed" is kept in the ingress's stats slot, which the supervisor keeps over
+ * respawns (stats.h): extra[STATS_I_SESSION] holds a hash of broker URI and client id
+ * (0 = none; a hash, so a slot given to another client after a configuration change does not
+ * count), extra[STATS_I_SESSIONS_LOST] counts the lost sessions (`status`, /metrics
+ * mqttflow_stage_sessions_lost_total). The slot lives
+ * as long as the supervisor's stats segment: a session lost while the whole instance was
+ * stopped is not seen (the next run's first connect finds none, as on a first start). */
+
+/* At every accepted CONNACK, by both kinds: a persistent session (clean_session false) that
+ * the broker says it does not have (session_present false) while one existed, in this process
+ * (ever_here) or in an earlier one (the slot), is logged with subscriber_log_session_lost
+ * (cause and down_s as there; down_s < 0: unknown) and counted; then the slot records the
+ * session (or its absence, for a clean session). slot may be NULL (only ever_here counts).
+ * true when the session was lost. Single writer: the thread that handles CONNACKs. */
+bool subscriber_session_check(stats_slot *slot, const char *mqtt_id, const char *uri,
+                              bool clean_session, bool session_present, bool ever_here,
+                              const char *cause, double down_s);
+
 /* Called on paho's receive thread for each message; topic is not NUL-terminated. Returns
  * SUBSCRIBER_MSG_REFUSED when the message was not stored (see Pause); any other value: the
  * message is acknowledged. */
@@ -105,6 +126,8 @@ typedef int (*subscriber_msg_fn)(void *arg, const char *topic, size_t topic_len,
  * Nothing is connected yet. */
 int subscriber_create(const cfg_client *c, const char *instance, subscriber_msg_fn fn, void *arg,
                       subscriber **out);
+/* The ingress's stats slot for subscriber_session_check (NULL: none); before subscriber_start. */
+void subscriber_set_stats(subscriber *s, stats_slot *slot);
 /* Starts the first connection attempt (asynchronous). 0 or -EIO when paho refused the call
  * (then subscriber_poll retries after the backoff anyway). */
 int subscriber_start(subscriber *s);

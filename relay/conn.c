@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "clock.h"
 #include "log.h"
+#include "mqtt_paho.h"
 #include "mqtt_tls.h"
 #include "mqtt_why.h"
 
@@ -55,10 +57,16 @@ struct conn {
     int recv_max;      /* QoS>0 publishes the server accepts in flight (MQTT 5 CONNACK) */
     int qos_out;       /* QoS>0 publishes handed to paho and not finished */
     char client_id[512];
-    mqtt_tls *tls; /* TLS options; they outlive every connect on both handles */
-    conn_uring *u; /* the io_uring kind (conn_uring.h): no paho handle then */
-    int sndbuf;    /* conn_set_sndbuf: send buffer wanted after each connect, 0 = default */
+    mqtt_tls *tls;        /* TLS options; they outlive every connect on both handles */
+    conn_uring *u;        /* the io_uring kind (conn_uring.h): no paho handle then */
+    int sndbuf;           /* conn_set_sndbuf: send buffer wanted after each connect, 0 = default */
+    uint64_t up_ns;       /* monotonic time the current connection came up */
+    unsigned short_lived; /* connections in a row that ended within SHORT_LIVED_NS */
 };
+
+/* a connection that ends this soon after its connect counts towards a takeover suspicion (as
+ * the ingress's, ingress/subscriber.c) */
+#define SHORT_LIVED_NS (5ull * 1000000000ull)
 
 /* ---- paho callbacks: paho's threads; they only post to the completion queue ---- */
 
@@ -68,10 +76,18 @@ static void on_conn_ok(void *ctx, MQTTAsync_successData *d)
     cq_conn_event(ctx, CQ_EV_UP, 0);
 }
 
+/* the whole failure for the log line, then the event (a code travels with it, as before) */
+static void conn_failed(void *ctx, const mqtt_why_fail *f)
+{
+    cq_conn_why(ctx, f);
+    cq_conn_event(ctx, CQ_EV_CONNFAIL, mqtt_why_code(f->code, f->message));
+}
+
 static void on_conn_fail(void *ctx, MQTTAsync_failureData *d)
 {
-    int code = d && d->code ? d->code : MQTTASYNC_FAILURE;
-    cq_conn_event(ctx, CQ_EV_CONNFAIL, mqtt_why_code(code, d ? d->message : NULL));
+    mqtt_why_fail f;
+    mqtt_paho_failure(&f, d);
+    conn_failed(ctx, &f);
 }
 
 static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *d)
@@ -88,16 +104,24 @@ static void on_conn_ok5(void *ctx, MQTTAsync_successData5 *d)
 
 static void on_conn_fail5(void *ctx, MQTTAsync_failureData5 *d)
 {
-    int code = MQTTASYNC_FAILURE;
-    if (d)
-        code = d->code ? d->code : (int)d->reasonCode;
-    cq_conn_event(ctx, CQ_EV_CONNFAIL, mqtt_why_code(code, d ? d->message : NULL));
+    mqtt_why_fail f;
+    mqtt_paho_failure5(&f, d);
+    conn_failed(ctx, &f);
 }
 
 static void on_lost(void *ctx, char *cause)
 {
     (void)cause; /* always NULL in paho 1.3 */
     cq_conn_event(ctx, CQ_EV_LOST, 0);
+}
+
+/* MQTT 5: the broker said why it closes the connection (e.g. 0x8E session taken over); paho's
+ * connectionLost that follows carries no cause, so the reason is kept for its log line */
+static void on_disconnected5(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+    (void)props;
+    mqtt_why_fail f = {.reason = (int)rc};
+    cq_conn_why(ctx, &f);
 }
 
 static void on_disc_ok(void *ctx, MQTTAsync_successData *d)
@@ -192,6 +216,8 @@ static int make_handle(conn *c, MQTTAsync *out)
         return -EINVAL;
     }
     rc = MQTTAsync_setCallbacks(h, cq_conn_ctx(c->q, c->index), on_lost, on_msg, NULL);
+    if (rc == MQTTASYNC_SUCCESS && c->v5)
+        rc = MQTTAsync_setDisconnected(h, cq_conn_ctx(c->q, c->index), on_disconnected5);
     if (rc != MQTTASYNC_SUCCESS) {
         log_error(COMP, "MQTTAsync_setCallbacks(%s): paho error %d", c->client_id, rc);
         MQTTAsync_destroy(&h);
@@ -268,18 +294,24 @@ static void schedule_retry(conn *c, uint64_t now, uint64_t delay)
     c->retry_at = now + delay;
 }
 
+/* code: what MQTTAsync_connect returned, or the failure event's code; paho's own account
+ * (cq_conn_why, from onFailure) is preferred when there is one */
 static void fail_attempt(conn *c, uint64_t now, int code)
 {
     c->first_done = 1;
     c->failures++;
+    mqtt_why_fail f;
+    cq_conn_why_take(c->q, c->index, &f);
+    if (!f.code && !f.reason)
+        f.code = code;
     /* the first failure and then every 10th: a broker down for an hour is one line a minute
      * at the default 30 s backoff, not one per attempt */
+    char detail[192];
     if (c->failures == 1 || c->failures % 10 == 0)
-        log_warn(COMP,
-                 "client %s: connect to %s failed: %s (paho code %d, attempt %u); retrying "
-                 "in %.1f s",
-                 c->cl->client_id, c->cl->uri, mqtt_why_connect(code, code > 5 ? code : 0, NULL),
-                 code, c->failures, (double)c->backoff_ns / 1e9);
+        log_warn(COMP, "client %s: connect to %s failed: %s (%s, attempt %u); retrying in %.1f s",
+                 c->cl->client_id, c->cl->uri, mqtt_paho_why_connect(&f),
+                 mqtt_paho_detail(&f, detail, sizeof(detail)), c->failures,
+                 (double)c->backoff_ns / 1e9);
     schedule_retry(c, now, c->backoff_ns);
     c->backoff_ns *= 2;
     if (c->backoff_ns > c->max_ns)
@@ -297,15 +329,14 @@ static void connect_now(conn *c, uint64_t now)
     if (c->v5) {
         opt->cleanstart = c->cl->clean_session;
         opt->MQTTVersion = MQTTVERSION_5;
-        opt->onSuccess5 = on_conn_ok5;
-        opt->onFailure5 = on_conn_fail5;
     } else {
         opt->cleansession = c->cl->clean_session;
         opt->MQTTVersion = MQTTVERSION_3_1_1;
-        opt->onSuccess = on_conn_ok;
-        opt->onFailure = on_conn_fail;
     }
-    opt->context = ctx;
+    static const mqtt_paho_cbs cbs = {on_conn_ok, on_conn_fail, on_conn_ok5, on_conn_fail5};
+    mqtt_paho_connect(opt, c->v5, &cbs, ctx);
+    mqtt_why_fail stale; /* an account of an earlier attempt must not explain this one */
+    cq_conn_why_take(c->q, c->index, &stale);
     opt->connectTimeout = CONNECT_TIMEOUT_S;
     opt->automaticReconnect = 0; /* ours: see conn.h */
     opt->username = c->cl->username;
@@ -347,6 +378,7 @@ static void on_up(conn *c)
                  "net.core.wmem_max, or CAP_NET_ADMIN): a large publish goes out in several "
                  "turns of paho's thread, about 1 s each",
                  c->cl->client_id, c->sndbuf);
+    c->up_ns = clock_mono_ns();
     log_info(COMP, "client %s: connected to %s as %s%s (TCP_NODELAY on %d socket%s)",
              c->cl->client_id, c->cl->uri, c->client_id,
              c->failures ? " after failed attempts" : "", n, n == 1 ? "" : "s");
@@ -355,6 +387,9 @@ static void on_up(conn *c)
 
 static void on_connection_lost(conn *c, uint64_t now)
 {
+    /* the broker's reason (MQTT 5 DISCONNECT), read before the handle's epoch ends */
+    mqtt_why_fail f;
+    cq_conn_why_take(c->q, c->index, &f);
     /* every publish paho still holds on this handle is given up and published again later,
      * in ring order, on a fresh handle */
     cq_fail_conn(c->q, c->index);
@@ -369,8 +404,18 @@ static void on_connection_lost(conn *c, uint64_t now)
     }
     /* else: keep the old handle; reconnecting on it still works, only ordering after a
      * loss is weaker */
-    log_warn(COMP, "client %s: connection to %s lost (%s); reconnecting", c->cl->client_id,
-             c->cl->uri, mqtt_why_lost(10, 0));
+    uint64_t up_ns = c->up_ns && now > c->up_ns ? now - c->up_ns : 0;
+    c->short_lived = up_ns < SHORT_LIVED_NS ? c->short_lived + 1 : 0;
+    if (f.reason)
+        log_warn(COMP,
+                 "client %s: connection to %s lost after %.1f s: the broker disconnected it "
+                 "with reason 0x%02x, %s; reconnecting",
+                 c->cl->client_id, c->cl->uri, (double)up_ns / 1e9, (unsigned)f.reason,
+                 mqtt_why_disconnect_reason(f.reason));
+    else
+        log_warn(COMP, "client %s: connection to %s lost after %.1f s (%s); reconnecting",
+                 c->cl->client_id, c->cl->uri, (double)up_ns / 1e9,
+                 mqtt_why_lost((double)up_ns / 1e9, c->short_lived));
     schedule_retry(c, now, c->min_ns);
     c->backoff_ns = c->min_ns * 2 > c->max_ns ? c->max_ns : c->min_ns * 2;
 }
@@ -489,15 +534,9 @@ int conn_publish(conn *c, const char *topic, const void *payload, size_t len, in
     m.payloadlen = (int)len;
     m.qos = qos;
     m.retained = retain;
+    static const mqtt_paho_cbs cbs = {on_pub_ok, on_pub_fail, on_pub_ok5, on_pub_fail5};
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    if (c->v5) {
-        ro.onSuccess5 = on_pub_ok5;
-        ro.onFailure5 = on_pub_fail5;
-    } else {
-        ro.onSuccess = on_pub_ok;
-        ro.onFailure = on_pub_fail;
-    }
-    ro.context = ctx;
+    mqtt_paho_response(&ro, c->v5, &cbs, ctx);
     int rc = MQTTAsync_sendMessage(c->h, topic, &m, &ro);
     switch (rc) {
     case MQTTASYNC_SUCCESS:
@@ -547,14 +586,8 @@ int conn_disconnect(conn *c, int timeout_ms)
     MQTTAsync_disconnectOptions d5 = MQTTAsync_disconnectOptions_initializer5;
     MQTTAsync_disconnectOptions *opt = c->v5 ? &d5 : &d;
     opt->timeout = timeout_ms;
-    if (c->v5) {
-        opt->onSuccess5 = on_disc_ok5;
-        opt->onFailure5 = on_disc_fail5;
-    } else {
-        opt->onSuccess = on_disc_ok;
-        opt->onFailure = on_disc_fail;
-    }
-    opt->context = cq_conn_ctx(c->q, c->index);
+    static const mqtt_paho_cbs cbs = {on_disc_ok, on_disc_fail, on_disc_ok5, on_disc_fail5};
+    mqtt_paho_disconnect(opt, c->v5, &cbs, cq_conn_ctx(c->q, c->index));
     if (MQTTAsync_disconnect(c->h, opt) != MQTTASYNC_SUCCESS) {
         c->state = CONN_CLOSED;
         return 1;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "atom.h"
 #include "ring.h"
@@ -46,7 +47,8 @@ struct cq {
     uint32_t *conn_epoch;
     unsigned *conn_ev;
     int *conn_code;
-    uint32_t ev_pending; /* written under mu; read unlocked as a hint (relaxed) */
+    mqtt_why_fail *conn_why; /* cq_conn_why, under mu */
+    uint32_t ev_pending;     /* written under mu; read unlocked as a hint (relaxed) */
     int sleeping;
     uint32_t word; /* futex word, bumped by ring_wake_word */
 };
@@ -88,7 +90,9 @@ int cq_create(size_t slots, size_t n_conns, cq **out)
     q->conn_epoch = calloc(n_conns ? n_conns : 1, sizeof(*q->conn_epoch));
     q->conn_ev = calloc(n_conns ? n_conns : 1, sizeof(*q->conn_ev));
     q->conn_code = calloc(n_conns ? n_conns : 1, sizeof(*q->conn_code));
-    if (!q->slots || !q->free_stack || !q->queue || !q->conn_epoch || !q->conn_ev || !q->conn_code)
+    q->conn_why = calloc(n_conns ? n_conns : 1, sizeof(*q->conn_why));
+    if (!q->slots || !q->free_stack || !q->queue || !q->conn_epoch || !q->conn_ev ||
+        !q->conn_code || !q->conn_why)
         goto err_free;
     if (pthread_mutex_init(&q->mu, NULL) != 0)
         goto err_free;
@@ -117,6 +121,7 @@ int cq_create(size_t slots, size_t n_conns, cq **out)
 err_mutex:
     pthread_mutex_destroy(&q->mu);
 err_free:
+    free(q->conn_why);
     free(q->conn_code);
     free(q->conn_ev);
     free(q->conn_epoch);
@@ -135,6 +140,7 @@ void cq_destroy(cq *q)
     atom_store_release(&registry[q->id], NULL); /* release: pairs with token_queue */
     pthread_mutex_unlock(&reg_mu);
     pthread_mutex_destroy(&q->mu);
+    free(q->conn_why);
     free(q->conn_code);
     free(q->conn_ev);
     free(q->conn_epoch);
@@ -245,6 +251,7 @@ void cq_conn_next_epoch(cq *q, uint16_t conn)
     pthread_mutex_lock(&q->mu);
     q->conn_epoch[conn] = (q->conn_epoch[conn] + 1) & GEN_MASK;
     q->conn_ev[conn] = 0; /* events of the old handle are moot */
+    memset(&q->conn_why[conn], 0, sizeof(q->conn_why[conn]));
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -280,6 +287,29 @@ int cq_conn_code(cq *q, uint16_t conn)
     int code = q->conn_code[conn];
     pthread_mutex_unlock(&q->mu);
     return code;
+}
+
+void cq_conn_why(void *ctx, const mqtt_why_fail *why)
+{
+    uint32_t epoch, conn;
+    cq *q = token_queue(ctx, &epoch, &conn);
+    if (!q || conn >= q->n_conns)
+        return;
+    pthread_mutex_lock(&q->mu);
+    if (q->conn_epoch[conn] == epoch)
+        q->conn_why[conn] = *why;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void cq_conn_why_take(cq *q, uint16_t conn, mqtt_why_fail *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (conn >= q->n_conns)
+        return;
+    pthread_mutex_lock(&q->mu);
+    *out = q->conn_why[conn];
+    memset(&q->conn_why[conn], 0, sizeof(q->conn_why[conn]));
+    pthread_mutex_unlock(&q->mu);
 }
 
 size_t cq_drain(cq *q, cq_done *out, size_t max)

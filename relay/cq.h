@@ -15,15 +15,17 @@
  * Why a small static registry: paho's callbacks get one `void *context` and nothing else,
  * so the token must name its queue too (4 bits of it index the registry).
  *
- * Who calls what: cq_complete and cq_conn_event from any thread (paho's); everything else
- * from the main loop's thread only. Nothing here blocks except on the internal mutex, which
- * is held for a few hundred nanoseconds at most.
+ * Who calls what: cq_complete, cq_conn_event and cq_conn_why from any thread (paho's); everything
+ * else from the main loop's thread only. Nothing here blocks except on the internal mutex, which is
+ * held for a few hundred nanoseconds at most.
  */
 #ifndef MF_RELAY_CQ_H
 #define MF_RELAY_CQ_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "mqtt_paho.h"
 
 #define CQ_MAX_SLOTS (1u << 20)
 #define CQ_MAX_CONNS 65535
@@ -86,6 +88,12 @@ void cq_conn_next_epoch(cq *q, uint16_t conn);
 void cq_conn_event(void *ctx, unsigned ev, int code);
 /* Main loop: the value of the last event of conn that carried one. */
 int cq_conn_code(cq *q, uint16_t conn);
+/* paho threads: why the connection behind ctx failed or ended (onFailure's data, an MQTT 5
+ * DISCONNECT's reason code), kept for the main loop; no event (cq_conn_event posts it).
+ * Main loop: cq_conn_why_take copies what was kept into out and clears it (all zero: none).
+ * A value posted through a replaced handle's context is ignored, as its events are. */
+void cq_conn_why(void *ctx, const mqtt_why_fail *why);
+void cq_conn_why_take(cq *q, uint16_t conn, mqtt_why_fail *out);
 
 /* Main loop: moves up to max finished publishes into out (freeing their slots) and returns
  * how many. Slots are freed in the order paho finished them. */

@@ -69,6 +69,8 @@ struct route {
     stats *st;         /* the stats segment and the router's slot: stage.h's, borrowed */
     stats_slot *slot;
     tap_port tap_in, tap_rule; /* `mqttflow tap --at ingress|rule` (tap.h) */
+    rule_counters *pub;        /* per rule: what publish_rule_counters has added to stats */
+    uint64_t pub_total;        /* rule_set_counters_total at that time */
 };
 
 static void route_detach_all(route *r)
@@ -103,6 +105,7 @@ void route_destroy(route *r)
     free(r->pending);
     free(r->dirty);
     free(r->matched);
+    free(r->pub);
     free(r);
 }
 
@@ -163,8 +166,9 @@ int route_create(const cfg *c, stats *st, stats_slot *slot, route **out)
     r->pending = calloc(r->n_out, sizeof(*r->pending));
     r->dirty = calloc(r->n_out, 1);
     r->matched = calloc(c->n_rules + 1, sizeof(*r->matched));
+    r->pub = calloc(c->n_rules + 1, sizeof(*r->pub));
     if (!r->in || !r->in_names || !r->in_broken || !r->in_moved || !r->hold || !r->waitset ||
-        !r->out || !r->pending || !r->dirty || !r->matched)
+        !r->out || !r->pending || !r->dirty || !r->matched || !r->pub)
         goto fail;
     rc = rule_set_create(c, &r->rules, err, sizeof(err));
     if (rc < 0) {
@@ -188,9 +192,31 @@ fail:
     return rc;
 }
 
+/* The rule set's match-limit and invalid-JSON counts into the stats segment (`status
+ * --rules`, /metrics), as deltas so they count across restarts of the router; only when one
+ * changed, so an untroubled router does not walk its rules on every turn. */
+static void publish_rule_counters(route *r)
+{
+    uint64_t total = rule_set_counters_total(r->rules);
+    if (total == r->pub_total || !r->st)
+        return;
+    r->pub_total = total;
+    for (size_t i = 0; i < rule_set_count(r->rules); i++) {
+        stats_rule_router *out = stats_rule_router_at(r->st, i);
+        if (!out)
+            break; /* rules past STATS_MAX_RULES are not counted */
+        rule_counters now;
+        rule_set_counters(r->rules, i, &now);
+        stats_add(&out->match_limit, now.match_limit - r->pub[i].match_limit);
+        stats_add(&out->json_invalid, now.json_invalid - r->pub[i].json_invalid);
+        r->pub[i] = now;
+    }
+}
+
 static void heartbeat(route *r)
 {
     stats_set(&r->slot->heartbeat_ns, clock_mono_ns());
+    publish_rule_counters(r);
 }
 
 /* Logs the 1st, 2nd, 4th, 8th... occurrence: a stream of bad records must not flood the log. */

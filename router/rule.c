@@ -49,6 +49,7 @@ struct rule_set {
     pcre2_match_context *mc; /* the match and depth limits */
     uint32_t *cand;          /* n_rules + 1 candidates of one match */
     int jit;
+    uint64_t n_total; /* rule_set_counters_total */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -253,6 +254,11 @@ void rule_set_counters(const rule_set *rs, size_t rule, rule_counters *out)
     *out = rule < rs->n_rules ? rs->rules[rule].n : (rule_counters){0};
 }
 
+uint64_t rule_set_counters_total(const rule_set *rs)
+{
+    return rs->n_total;
+}
+
 /* One line per rule per RULE_LOG_INTERVAL_S at most, with the counts since the last one: a
  * flood of hostile messages must not become a flood of log lines. The topic is logged as
  * is: common/log escapes control bytes. */
@@ -293,6 +299,7 @@ size_t rule_set_match(rule_set *rs, size_t client, const char *topic, size_t top
             if (m == PCRE2_ERROR_MATCHLIMIT || m == PCRE2_ERROR_DEPTHLIMIT ||
                 m == PCRE2_ERROR_HEAPLIMIT) {
                 r->n.match_limit++;
+                rs->n_total++;
                 note(r, rs->cand[i], topic);
             }
             if (m < 0)
@@ -303,6 +310,7 @@ size_t rule_set_match(rule_set *rs, size_t client, const char *topic, size_t top
             int ok = expr_eval_ex(r->cond, topic, payload, payload_len, &fl);
             if (fl & EXPR_JSON_INVALID) {
                 r->n.json_invalid++;
+                rs->n_total++;
                 note(r, rs->cand[i], topic);
             }
             if (!ok)

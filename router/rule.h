@@ -46,6 +46,8 @@ typedef struct rule_counters {
     uint64_t json_invalid; /* condition on a payload that is not JSON: its fields were null */
 } rule_counters;
 void rule_set_counters(const rule_set *rs, size_t rule, rule_counters *out);
+/* The sum of every rule's counters: changes whenever one of them does (cheap to poll). */
+uint64_t rule_set_counters_total(const rule_set *rs);
 
 /* Writes into out (room for rule_set_count entries) the indices of the rules that match a
  * message from source client index `client` (a client index not in the config matches only

@@ -155,6 +155,9 @@ static void fill_rules(loop *l, status_rule *rules, size_t n)
         memset(r, 0, sizeof(*r));
         r->name = l->c->rules[i].name;
         r->matched = stats_get(stats_rule_matched(l->st, i));
+        stats_rule_router *rr = stats_rule_router_at(l->st, i);
+        r->match_limit = stats_get(&rr->match_limit);
+        r->json_invalid = stats_get(&rr->json_invalid);
         for (size_t w = 0; w < nw; w++) {
             stats_rule_row *row = stats_rule_row_at(l->st, w, i);
             r->processed += stats_get(&row->processed);

@@ -64,6 +64,17 @@ void status_format(FILE *f, const status_head *h, const status_row *rows, size_t
         stage_name(name, sizeof(name), r);
         fprintf(f, "%s: %s: %s\n", name, r->state, r->reason);
     }
+    for (size_t i = 0; i < n; i++) {
+        const status_row *r = &rows[i];
+        uint64_t lost = r->stage == STATS_INGRESS ? r->extra[STATS_I_SESSIONS_LOST] : 0;
+        if (!lost)
+            continue;
+        char name[64];
+        stage_name(name, sizeof(name), r);
+        fprintf(f,
+                "%s: %llu lost session%s (the broker had no session on a reconnect; see the log)\n",
+                name, (unsigned long long)lost, lost == 1 ? "" : "s");
+    }
 }
 
 /* Label values escape backslash, double quote and newline (exposition format 0.0.4). */
@@ -207,7 +218,7 @@ static json_t *json_extras(const status_row *r, uint64_t *spooled)
     return o;
 }
 
-enum { R_MATCHED, R_PROCESSED, R_ERRORS, R_DEAD, R_N };
+enum { R_MATCHED, R_PROCESSED, R_ERRORS, R_DEAD, R_MATCH_LIMIT, R_JSON_INVALID, R_N };
 static const struct {
     const char *name, *help;
 } rule_metrics[R_N] = {
@@ -216,14 +227,21 @@ static const struct {
                      "messages run through the rule's callback or chain"},
     [R_ERRORS] = {"mqttflow_rule_errors_total", "runs of the rule that returned an error"},
     [R_DEAD] = {"mqttflow_rule_dead_total", "messages of the rule dead-lettered by a worker"},
+    [R_MATCH_LIMIT] = {"mqttflow_rule_regex_limit_total",
+                       "messages whose topic stopped the rule's regex at the match limit (no "
+                       "match)"},
+    [R_JSON_INVALID] = {"mqttflow_rule_json_invalid_total",
+                        "messages whose payload the rule's condition could not read as JSON"},
 };
 
 static uint64_t rule_value(const status_rule *r, int m)
 {
-    return m == R_MATCHED     ? r->matched
-           : m == R_PROCESSED ? r->processed
-           : m == R_ERRORS    ? r->errors
-                              : r->dead;
+    return m == R_MATCHED        ? r->matched
+           : m == R_PROCESSED    ? r->processed
+           : m == R_ERRORS       ? r->errors
+           : m == R_MATCH_LIMIT  ? r->match_limit
+           : m == R_JSON_INVALID ? r->json_invalid
+                                 : r->dead;
 }
 
 static void prom_rules(FILE *f, const status_head *h)
@@ -315,8 +333,8 @@ void status_format_rules(FILE *f, const status_head *h)
 {
     fprintf(f, "instance %s: %zu rule%s (times: upper bound of the histogram bucket)\n",
             h->instance, h->n_rules, h->n_rules == 1 ? "" : "s");
-    fprintf(f, "%-32s %12s %12s %10s %10s %10s %10s\n", "RULE", "MATCHED", "PROCESSED", "ERRORS",
-            "DEAD", "P50_MS", "P99_MS");
+    fprintf(f, "%-32s %12s %12s %10s %10s %10s %10s %11s %12s\n", "RULE", "MATCHED", "PROCESSED",
+            "ERRORS", "DEAD", "P50_MS", "P99_MS", "REGEX_LIMIT", "JSON_INVALID");
     for (size_t i = 0; i < h->n_rules; i++) {
         const status_rule *r = &h->rules[i];
         char p50[24] = "-", p99[24] = "-";
@@ -325,9 +343,10 @@ void status_format_rules(FILE *f, const status_head *h)
             snprintf(p50, sizeof(p50), "%.3f", a);
         if (b >= 0)
             snprintf(p99, sizeof(p99), "%.3f", b);
-        fprintf(f, "%-32s %12llu %12llu %10llu %10llu %10s %10s\n", r->name,
+        fprintf(f, "%-32s %12llu %12llu %10llu %10llu %10s %10s %11llu %12llu\n", r->name,
                 (unsigned long long)r->matched, (unsigned long long)r->processed,
-                (unsigned long long)r->errors, (unsigned long long)r->dead, p50, p99);
+                (unsigned long long)r->errors, (unsigned long long)r->dead, p50, p99,
+                (unsigned long long)r->match_limit, (unsigned long long)r->json_invalid);
     }
 }
 
@@ -367,6 +386,12 @@ void status_format_json(FILE *f, const status_head *h, const status_row *rows, s
                              (json_int_t)r->matched, "processed", (json_int_t)r->processed,
                              "errors", (json_int_t)r->errors, "dead", (json_int_t)r->dead, "p50_ms",
                              num_or_null(a, a >= 0), "p99_ms", num_or_null(b, b >= 0)));
+    }
+    /* the router's counts of each rule, beside the workers' */
+    for (size_t i = 0; h->rules && i < h->n_rules; i++) {
+        json_t *o = json_array_get(rules, i);
+        json_object_set_new(o, "regex_limit", json_integer((json_int_t)h->rules[i].match_limit));
+        json_object_set_new(o, "json_invalid", json_integer((json_int_t)h->rules[i].json_invalid));
     }
     for (size_t i = 0; h->clients && i < h->n_clients; i++)
         json_array_append_new(clients, json_pack("{s:s, s:b}", "id", h->clients[i].id, "connected",

@@ -38,6 +38,7 @@ typedef struct status_rule {
     uint64_t matched; /* by the router */
     uint64_t processed, errors, dead, sum_ns;
     uint64_t hist[STATS_HIST_N];
+    uint64_t match_limit, json_invalid; /* by the router (stats.h stats_rule_router) */
 } status_rule;
 
 /* One MQTT client: whether the relay's connection to its broker is up. */

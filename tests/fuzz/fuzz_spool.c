@@ -6,10 +6,14 @@
  * a 0xff 0xfe marker, a checkpoint file. Even: the rest is cut into records written as valid
  * frames behind a valid segment header, then flipped at a few input-chosen offsets (so the
  * fuzzer reaches deep into recovery without first having to guess a CRC). The folder lives in
- * /dev/shm (no disk wear; io_uring works there) and is emptied after each run.
+ * /dev/shm (no disk wear; io_uring works there), is emptied after each run and removed at exit;
+ * the folders of earlier runs that died without their exit (a crash, a kill) are removed at
+ * the next start, once their process is gone.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +29,47 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static char dir[64];
 
+static void empty_dir(const char *d);
+
+static void remove_dir(void)
+{
+    empty_dir(dir);
+    rmdir(dir);
+}
+
+/* /dev/shm/fuzz_spool.<pid> folders of this user whose process is gone */
+static void remove_stale(void)
+{
+    DIR *dd = opendir("/dev/shm");
+    if (!dd)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dd))) {
+        if (strncmp(e->d_name, "fuzz_spool.", 11) != 0)
+            continue;
+        char *end;
+        long pid = strtol(e->d_name + 11, &end, 10);
+        char p[300];
+        struct stat st;
+        snprintf(p, sizeof(p), "/dev/shm/%s", e->d_name);
+        if (*end || pid <= 0 || lstat(p, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to ask): another run's folder */
+        empty_dir(p);
+        rmdir(p);
+    }
+    closedir(dd);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    remove_stale();
     snprintf(dir, sizeof(dir), "/dev/shm/fuzz_spool.%d", (int)getpid());
     mkdir(dir, 0700);
+    atexit(remove_dir); /* libFuzzer ends a -runs / -max_total_time run with exit() */
     log_set_default(MF_LOG_ERROR + 1); /* quarantine warnings on every run are noise here */
     return 0;
 }

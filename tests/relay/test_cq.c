@@ -120,6 +120,32 @@ static void test_cq_conn_events_and_epochs(void **state)
     cq_destroy(q);
 }
 
+/* why a connection failed travels beside its event; a replaced handle's account is ignored */
+static void test_cq_conn_why(void **state)
+{
+    (void)state;
+    cq *q = make(1, 2);
+    mqtt_why_fail f = {.code = 135, .reason = 0x87, .message = "CONNACK return code"}, got;
+    void *old = cq_conn_ctx(q, 1);
+    cq_conn_why(old, &f);
+    cq_conn_why_take(q, 1, &got);
+    assert_int_equal(got.reason, 0x87);
+    assert_string_equal(got.message, "CONNACK return code");
+    cq_conn_why_take(q, 1, &got); /* taken: cleared */
+    assert_int_equal(got.code, 0);
+    assert_int_equal(got.reason, 0);
+    cq_conn_why(old, &f);
+    cq_conn_next_epoch(q, 1); /* the new handle starts without the old account */
+    cq_conn_why_take(q, 1, &got);
+    assert_int_equal(got.code, 0);
+    cq_conn_why(old, &f); /* late, through the replaced handle */
+    cq_conn_why_take(q, 1, &got);
+    assert_int_equal(got.code, 0);
+    cq_conn_why_take(q, 7, &got); /* no such connection */
+    assert_int_equal(got.code, 0);
+    cq_destroy(q);
+}
+
 static void test_cq_tokens_of_two_queues_do_not_mix(void **state)
 {
     (void)state;
@@ -207,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_cq_drain_in_completion_order),
         cmocka_unit_test(test_cq_fail_conn_makes_late_callbacks_stale),
         cmocka_unit_test(test_cq_conn_events_and_epochs),
+        cmocka_unit_test(test_cq_conn_why),
         cmocka_unit_test(test_cq_tokens_of_two_queues_do_not_mix),
         cmocka_unit_test(test_cq_completion_wakes_sleeping_loop),
         cmocka_unit_test(test_cq_create_limits),

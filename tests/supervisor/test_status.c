@@ -268,6 +268,45 @@ static void test_status_rules_table_and_quantiles(void **state)
     assert_true(stats_hist_quantile(none, 0.5) < 0);
 }
 
+/* the router's per-rule counts: two columns of --rules, two Prometheus counters, JSON fields */
+static void test_status_rule_router_counts(void **state)
+{
+    (void)state;
+    status_rule r[2] = {rules2[0], rules2[1]};
+    r[0].match_limit = 7;
+    r[0].json_invalid = 3;
+    status_head h = head;
+    h.rules = r;
+    h.n_rules = 2;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    status_format_rules(f, &h);
+    fclose(f);
+    char line[256];
+    assert_non_null(strstr(text, " REGEX_LIMIT JSON_INVALID\n"));
+    assert_non_null(line_of(text, "r1 ", line, sizeof(line)));
+    unsigned long long m, p, e, d, ml, js;
+    char p50[16], p99[16];
+    assert_int_equal(sscanf(line, "r1 %llu %llu %llu %llu %15s %15s %llu %llu", &m, &p, &e, &d, p50,
+                            p99, &ml, &js),
+                     8);
+    assert_true(ml == 7 && js == 3);
+    free(text);
+    char *t = format_with(status_format_prom, &h);
+    assert_non_null(
+        strstr(t, "mqttflow_rule_regex_limit_total{instance=\"demo\",rule=\"r1\"} 7\n"));
+    assert_non_null(
+        strstr(t, "mqttflow_rule_json_invalid_total{instance=\"demo\",rule=\"r1\"} 3\n"));
+    assert_non_null(
+        strstr(t, "mqttflow_rule_json_invalid_total{instance=\"demo\",rule=\"idle\"} 0\n"));
+    free(t);
+    t = format_with(status_format_json, &h);
+    assert_non_null(strstr(t, "\"regex_limit\": 7"));
+    assert_non_null(strstr(t, "\"json_invalid\": 3"));
+    free(t);
+}
+
 static void test_status_health_and_readiness(void **state)
 {
     (void)state;
@@ -398,6 +437,31 @@ static void test_status_extra_table_is_consistent(void **state)
     assert_int_equal(n, 0);
 }
 
+/* an ingress's lost sessions (an extra of its kind): a prom sample of the ingress only, a table
+ * line, a JSON field in its "extra" */
+static void test_status_sessions_lost(void **state)
+{
+    (void)state;
+    rows[0].stage = STATS_INGRESS;
+    rows[0].extra[STATS_I_SESSIONS_LOST] = 2;
+    char *t = format(1);
+    assert_non_null(strstr(t, "# TYPE mqttflow_stage_sessions_lost_total counter\n"));
+    assert_non_null(strstr(t, "mqttflow_stage_sessions_lost_total{instance=\"demo\",stage="
+                              "\"ingress\",id=\"client1\"} 2\n"));
+    assert_null(strstr(t, "mqttflow_stage_sessions_lost_total{instance=\"demo\",stage=\"relay\""));
+    free(t);
+    t = format(0);
+    assert_non_null(strstr(t, "\ningress client1: 2 lost sessions (the broker had no session"));
+    free(t);
+    t = format_with(status_format_json, &head);
+    assert_non_null(strstr(t, "\"sessions_lost\": 2"));
+    free(t);
+    rows[0].extra[STATS_I_SESSIONS_LOST] = 0;
+    t = format(0);
+    assert_null(strstr(t, "lost session"));
+    free(t);
+}
+
 static void test_status_rate(void **state)
 {
     (void)state;
@@ -419,6 +483,8 @@ int main(void)
         cmocka_unit_test_setup(test_status_json_is_valid, setup),
         cmocka_unit_test_setup(test_status_extras_by_table, setup),
         cmocka_unit_test(test_status_extra_table_is_consistent),
+        cmocka_unit_test_setup(test_status_sessions_lost, setup),
+        cmocka_unit_test_setup(test_status_rule_router_counts, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
