@@ -247,6 +247,75 @@ static void lex_number(parser *p)
     p->pos = i;
 }
 
+/* Scans a name from pos; the three word operators are names that the lexer claims. */
+static void lex_ident(parser *p)
+{
+    const char *s = p->src;
+    size_t i = p->pos;
+
+    while (i < p->len && is_ident_char(s[i]))
+        i++;
+    p->pos = i;
+    p->tt = T_IDENT;
+    if (i - p->ts == 3 && !memcmp(s + p->ts, "not", 3))
+        p->tt = T_NOT;
+    else if (i - p->ts == 3 && !memcmp(s + p->ts, "and", 3))
+        p->tt = T_AND;
+    else if (i - p->ts == 2 && !memcmp(s + p->ts, "or", 2))
+        p->tt = T_OR;
+}
+
+/* Operator characters: `alone` is the token of the character by itself, `with_eq` the token when
+ * '=' follows (T_BAD: the character never pairs with '='). A table rather than a switch so that
+ * adding an operator is one row. */
+static const struct {
+    char c;
+    enum tok_type alone, with_eq;
+} puncts[] = {
+    {'(', T_LPAREN, T_BAD}, {')', T_RPAREN, T_BAD}, {'[', T_LBRACK, T_BAD}, {']', T_RBRACK, T_BAD},
+    {'.', T_DOT, T_BAD},    {'*', T_STAR, T_BAD},   {'/', T_SLASH, T_BAD},  {'+', T_PLUS, T_BAD},
+    {'-', T_MINUS, T_BAD},  {'<', T_LT, T_LE},      {'>', T_GT, T_GE},      {'!', T_NOT, T_NE},
+};
+
+/* Scans an operator at pos (c, and d the byte after it or '\0'). The doubled forms '==', '&&' and
+ * '||' have no single-character meaning, so their halves get an error that names the fix. */
+static void lex_punct(parser *p, char c, char d)
+{
+    size_t w = 1;
+
+    p->tt = T_BAD;
+    for (size_t k = 0; k < sizeof(puncts) / sizeof(puncts[0]); k++) {
+        if (puncts[k].c != c)
+            continue;
+        if (d == '=' && puncts[k].with_eq != T_BAD) {
+            p->tt = puncts[k].with_eq;
+            w = 2;
+        } else {
+            p->tt = puncts[k].alone;
+        }
+        break;
+    }
+    if (p->tt == T_BAD) {
+        if (c == '=' && d == '=') {
+            p->tt = T_EQ;
+            w = 2;
+        } else if (c == '=') {
+            fail(p, p->pos, "'=' is not an operator (use '==' to compare)");
+        } else if ((c == '&' || c == '|') && d == c) {
+            p->tt = c == '&' ? T_AND : T_OR;
+            w = 2;
+        } else if (c == '&' || c == '|') {
+            fail(p, p->pos, "'%c' is not an operator (use '%c%c')", c, c, c);
+        } else if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f) {
+            fail(p, p->pos, "unexpected character '%c'", c);
+        } else {
+            fail(p, p->pos, "unexpected byte 0x%02x", (unsigned char)c);
+        }
+    }
+    if (p->tt != T_BAD)
+        p->pos += w;
+}
+
 /* Scans the token at pos into the current token. */
 static void next(parser *p)
 {
@@ -264,94 +333,14 @@ static void next(parser *p)
     }
     c = s[p->pos];
     d = p->pos + 1 < p->len ? s[p->pos + 1] : '\0';
-    if (c == '"' || c == '\'') {
+    if (c == '"' || c == '\'')
         lex_string(p);
-    } else if (is_digit(c)) {
+    else if (is_digit(c))
         lex_number(p);
-    } else if (is_ident_start(c)) {
-        size_t i = p->pos;
-        while (i < p->len && is_ident_char(s[i]))
-            i++;
-        p->pos = i;
-        p->tt = T_IDENT;
-        if (i - p->ts == 3 && !memcmp(s + p->ts, "not", 3))
-            p->tt = T_NOT;
-        else if (i - p->ts == 3 && !memcmp(s + p->ts, "and", 3))
-            p->tt = T_AND;
-        else if (i - p->ts == 2 && !memcmp(s + p->ts, "or", 2))
-            p->tt = T_OR;
-    } else {
-        size_t w = 1;
-        switch (c) {
-        case '(':
-            p->tt = T_LPAREN;
-            break;
-        case ')':
-            p->tt = T_RPAREN;
-            break;
-        case '[':
-            p->tt = T_LBRACK;
-            break;
-        case ']':
-            p->tt = T_RBRACK;
-            break;
-        case '.':
-            p->tt = T_DOT;
-            break;
-        case '*':
-            p->tt = T_STAR;
-            break;
-        case '/':
-            p->tt = T_SLASH;
-            break;
-        case '+':
-            p->tt = T_PLUS;
-            break;
-        case '-':
-            p->tt = T_MINUS;
-            break;
-        case '<':
-            p->tt = d == '=' ? T_LE : T_LT;
-            w = d == '=' ? 2 : 1;
-            break;
-        case '>':
-            p->tt = d == '=' ? T_GE : T_GT;
-            w = d == '=' ? 2 : 1;
-            break;
-        case '!':
-            p->tt = d == '=' ? T_NE : T_NOT;
-            w = d == '=' ? 2 : 1;
-            break;
-        case '=':
-            if (d != '=') {
-                fail(p, p->pos, "'=' is not an operator (use '==' to compare)");
-                p->tt = T_BAD;
-                break;
-            }
-            p->tt = T_EQ;
-            w = 2;
-            break;
-        case '&':
-        case '|':
-            if (d != c) {
-                fail(p, p->pos, "'%c' is not an operator (use '%c%c')", c, c, c);
-                p->tt = T_BAD;
-                break;
-            }
-            p->tt = c == '&' ? T_AND : T_OR;
-            w = 2;
-            break;
-        default:
-            if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
-                fail(p, p->pos, "unexpected character '%c'", c);
-            else
-                fail(p, p->pos, "unexpected byte 0x%02x", (unsigned char)c);
-            p->tt = T_BAD;
-            break;
-        }
-        if (p->tt != T_BAD)
-            p->pos += w;
-    }
+    else if (is_ident_start(c))
+        lex_ident(p);
+    else
+        lex_punct(p, c, d);
     p->te = p->tt == T_BAD ? p->ts + 1 : p->pos;
 }
 
