@@ -258,9 +258,13 @@ format:
 	$(Q)clang-format -i $(FMT_SRCS)
 format-check:
 	$(Q)clang-format --dry-run --Werror $(FMT_SRCS)
+# no product function longer than 100 lines (issue 9; scripts/funclen.sh)
+.PHONY: funclen-check
+funclen-check:
+	$(Q)scripts/funclen.sh
 
 # the fuzz run first, so the last line of a check is the test runner's summary
-check: format-check
+check: format-check funclen-check
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 test
 
