@@ -47,15 +47,10 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
                 cfg_node_kind(map));
         goto out;
     }
-    if (map->n / 2 > CFG_MAX_CALLBACKS) {
-        cfg_err(x, map, "%zu callbacks, more than the limit of %d", map->n / 2, CFG_MAX_CALLBACKS);
+    c->callbacks = cfg_entries_alloc(x, map, map->n / 2, CFG_MAX_CALLBACKS, "callbacks",
+                                     sizeof(*c->callbacks));
+    if (!c->callbacks)
         goto out;
-    }
-    c->callbacks = calloc(map->n / 2 + 1, sizeof(*c->callbacks));
-    if (!c->callbacks) {
-        cfg_err(x, map, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const cfg_node *k = map->items[i], *v = map->items[i + 1];
         cfg_callback *cb = &c->callbacks[c->n_callbacks++];

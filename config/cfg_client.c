@@ -346,15 +346,10 @@ static void load_topics(cfg_ctx *x, cfg_client *cl, const cfg_node *seq)
         cfg_err(x, seq, "expected a list of {name, qos}, got %s", cfg_node_kind(seq));
         goto out;
     }
-    if (seq->n > CFG_MAX_TOPICS) {
-        cfg_err(x, seq, "%zu subscriptions, more than the limit of %d", seq->n, CFG_MAX_TOPICS);
+    cl->topics =
+        cfg_entries_alloc(x, seq, seq->n, CFG_MAX_TOPICS, "subscriptions", sizeof(*cl->topics));
+    if (!cl->topics)
         goto out;
-    }
-    cl->topics = calloc(seq->n ? seq->n : 1, sizeof(*cl->topics));
-    if (!cl->topics) {
-        cfg_err(x, seq, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < seq->n; i++) {
         const cfg_node *item = seq->items[i];
         cfg_topic *t = &cl->topics[cl->n_topics++];
@@ -532,15 +527,9 @@ void cfg_clients_load(cfg_ctx *x, const cfg_node *seq)
     }
     if (seq->n == 0)
         cfg_err(x, seq, "at least one client is needed");
-    if (seq->n > CFG_MAX_CLIENTS) {
-        cfg_err(x, seq, "%zu clients, more than the limit of %d", seq->n, CFG_MAX_CLIENTS);
+    c->clients = cfg_entries_alloc(x, seq, seq->n, CFG_MAX_CLIENTS, "clients", sizeof(*c->clients));
+    if (!c->clients)
         goto out;
-    }
-    c->clients = calloc(seq->n ? seq->n : 1, sizeof(*c->clients));
-    if (!c->clients) {
-        cfg_err(x, seq, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < seq->n; i++) {
         size_t o2 = cfg_path_index(x, i);
         cfg_client *cl = &c->clients[c->n_clients++];

@@ -72,6 +72,11 @@ void cfg_warn(cfg_ctx *x, const cfg_node *at, const char *fmt, ...)
 size_t cfg_path_key(cfg_ctx *x, const char *key);
 size_t cfg_path_index(cfg_ctx *x, size_t i);
 void cfg_path_pop(cfg_ctx *x, size_t len);
+/* The zeroed array of a section's n entries of size bytes (one spare, so an empty section has
+ * one too), after bounding n by limit; NULL after an error at `at` ("%zu <what>, more than the
+ * limit of %d", or out of memory). The caller owns the array. */
+void *cfg_entries_alloc(cfg_ctx *x, const cfg_node *at, size_t n, int limit, const char *what,
+                        size_t size);
 
 enum cfg_ftype {
     CFG_F_STR,      /* char * */

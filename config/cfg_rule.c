@@ -205,15 +205,9 @@ void cfg_rules_load(cfg_ctx *x, const cfg_node *seq)
         cfg_err(x, seq, "expected a list of rules, got %s", cfg_node_kind(seq));
         goto out;
     }
-    if (seq->n > CFG_MAX_RULES) {
-        cfg_err(x, seq, "%zu rules, more than the limit of %d", seq->n, CFG_MAX_RULES);
+    c->rules = cfg_entries_alloc(x, seq, seq->n, CFG_MAX_RULES, "rules", sizeof(*c->rules));
+    if (!c->rules)
         goto out;
-    }
-    c->rules = calloc(seq->n + 1, sizeof(*c->rules));
-    if (!c->rules) {
-        cfg_err(x, seq, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < seq->n; i++) {
         size_t o2 = cfg_path_index(x, i);
         cfg_rule *r = &c->rules[c->n_rules++];

@@ -65,6 +65,19 @@ void cfg_path_pop(cfg_ctx *x, size_t len)
     x->path[len] = 0;
 }
 
+void *cfg_entries_alloc(cfg_ctx *x, const cfg_node *at, size_t n, int limit, const char *what,
+                        size_t size)
+{
+    if (n > (size_t)limit) {
+        cfg_err(x, at, "%zu %s, more than the limit of %d", n, what, limit);
+        return NULL;
+    }
+    void *a = calloc(n + 1, size);
+    if (!a)
+        cfg_err(x, at, "out of memory");
+    return a;
+}
+
 /* ---- scalar parsers: 0 or -EINVAL/-ERANGE, never report ---- */
 
 static int parse_ll(const char *s, long long *out)
