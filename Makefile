@@ -161,7 +161,7 @@ $(BUILD)/tests/callbacks/%.so: tests/callbacks/%.c common/mqttflow.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CB      $@")
 	$(Q)$(CC) $(CBFLAGS) $(if $(filter 1,$(WERROR)),-Werror) -o $@ $<
-config/examples/callbacks/%.so: config/examples/callbacks/%.c common/mqttflow.h
+config/examples/callbacks/%.so: config/examples/callbacks/%.c config/examples/callbacks/example_number.h common/mqttflow.h
 	@$(if $(Q),echo "  CB      $@")
 	$(Q)$(CC) $(CBFLAGS) $(if $(filter 1,$(WERROR)),-Werror) -o $@ $<
 
@@ -223,7 +223,7 @@ install: $(BINS) $(EXAMPLECB) $(MANPAGES)
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 config/examples/config.yaml config/examples/reference.yaml \
 		$(DESTDIR)$(EXAMPLEDIR)/
-	install -m 0644 config/examples/callbacks/*.c config/examples/callbacks/Makefile \
+	install -m 0644 config/examples/callbacks/*.c config/examples/callbacks/*.h config/examples/callbacks/Makefile \
 		$(DESTDIR)$(EXAMPLEDIR)/callbacks/
 	install -m 0644 $(EXAMPLECB) $(DESTDIR)$(EXAMPLEDIR)/callbacks/
 	install -d $(DESTDIR)$(EXAMPLEDIR)/python
