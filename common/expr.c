@@ -548,29 +548,44 @@ static int parse_unary(parser *p)
     return id;
 }
 
-/* One left-associative binary level: operand (op operand)*. Iterative, so long chains such
- * as a+b+c+... do not deepen the parser's recursion. */
-typedef int (*parse_fn)(parser *p);
+/* The binary operators by precedence, loosest first: a level is one row, so a new operator or
+ * level is one entry here. */
+static const struct level {
+    size_t n;
+    enum tok_type tt[4];
+    enum node_op op[4];
+} levels[] = {
+    {1, {T_OR}, {N_OR}},
+    {1, {T_AND}, {N_AND}},
+    {2, {T_EQ, T_NE}, {N_EQ, N_NE}},
+    {4, {T_LT, T_LE, T_GT, T_GE}, {N_LT, N_LE, N_GT, N_GE}},
+    {2, {T_PLUS, T_MINUS}, {N_ADD, N_SUB}},
+    {2, {T_STAR, T_SLASH}, {N_MUL, N_DIV}},
+};
 
-static int binop_of(enum tok_type tt, const enum tok_type *tts, const enum node_op *ops, size_t n)
+static int binop_of(enum tok_type tt, const struct level *l)
 {
-    for (size_t i = 0; i < n; i++)
-        if (tts[i] == tt)
-            return (int)ops[i];
+    for (size_t i = 0; i < l->n; i++)
+        if (l->tt[i] == tt)
+            return (int)l->op[i];
     return -1;
 }
 
-static int parse_level(parser *p, parse_fn sub, const enum tok_type *tts, const enum node_op *ops,
-                       size_t n)
+/* One left-associative binary level: operand (op operand)*, the operands of the next tighter
+ * level (past the last, unary expressions). Iterative, so long chains such as a+b+c+... do not
+ * deepen the parser's recursion. */
+static int parse_level(parser *p, size_t lvl)
 {
-    int left = sub(p);
+    if (lvl == sizeof(levels) / sizeof(levels[0]))
+        return parse_unary(p);
+    int left = parse_level(p, lvl + 1);
 
     while (left >= 0) {
-        int op = binop_of(p->tt, tts, ops, n), right;
+        int op = binop_of(p->tt, &levels[lvl]), right;
         if (op < 0)
             break;
         next(p);
-        right = sub(p);
+        right = parse_level(p, lvl + 1);
         if (right < 0)
             return -1;
         left = new_node(p, (enum node_op)op, left, right);
@@ -578,46 +593,9 @@ static int parse_level(parser *p, parse_fn sub, const enum tok_type *tts, const 
     return left;
 }
 
-static int parse_mul(parser *p)
-{
-    static const enum tok_type t[] = {T_STAR, T_SLASH};
-    static const enum node_op o[] = {N_MUL, N_DIV};
-    return parse_level(p, parse_unary, t, o, 2);
-}
-
-static int parse_add(parser *p)
-{
-    static const enum tok_type t[] = {T_PLUS, T_MINUS};
-    static const enum node_op o[] = {N_ADD, N_SUB};
-    return parse_level(p, parse_mul, t, o, 2);
-}
-
-static int parse_rel(parser *p)
-{
-    static const enum tok_type t[] = {T_LT, T_LE, T_GT, T_GE};
-    static const enum node_op o[] = {N_LT, N_LE, N_GT, N_GE};
-    return parse_level(p, parse_add, t, o, 4);
-}
-
-static int parse_eq(parser *p)
-{
-    static const enum tok_type t[] = {T_EQ, T_NE};
-    static const enum node_op o[] = {N_EQ, N_NE};
-    return parse_level(p, parse_rel, t, o, 2);
-}
-
-static int parse_and(parser *p)
-{
-    static const enum tok_type t[] = {T_AND};
-    static const enum node_op o[] = {N_AND};
-    return parse_level(p, parse_eq, t, o, 1);
-}
-
 static int parse_or(parser *p)
 {
-    static const enum tok_type t[] = {T_OR};
-    static const enum node_op o[] = {N_OR};
-    return parse_level(p, parse_and, t, o, 1);
+    return parse_level(p, 0);
 }
 
 int expr_compile(const char *src, expr **out, char *err, size_t errlen, size_t *err_off)
