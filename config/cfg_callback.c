@@ -63,9 +63,7 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
         }
         bool ok = cfg_schema_decode(x, v, callback_fields, CFG_NFIELDS(callback_fields), cb, false);
         if (ok && cb->function && !*cb->function) {
-            size_t o3 = cfg_path_key(x, "function");
-            cfg_err(x, cfg_node_get(v, "function"), "must not be empty");
-            cfg_path_pop(x, o3);
+            cfg_err_key(x, v, "function", "must not be empty");
             ok = false;
         }
         const cfg_node *mn = cfg_node_get(v, "module");
@@ -86,12 +84,10 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
             struct stat st;
             int sr = stat(cb->module, &st) < 0 ? -errno : 0;
             if (sr < 0 || !S_ISREG(st.st_mode)) {
-                size_t o3 = cfg_path_key(x, "module");
-                cfg_err(x, cfg_node_get(v, "module"), "module file %s %s", cb->module,
-                        sr == -ENOENT ? "does not exist"
-                        : sr < 0      ? strerror(-sr)
-                                      : "is not a regular file");
-                cfg_path_pop(x, o3);
+                cfg_err_key(x, v, "module", "module file %s %s", cb->module,
+                            sr == -ENOENT ? "does not exist"
+                            : sr < 0      ? strerror(-sr)
+                                          : "is not a regular file");
             } else if ((x->flags & CFG_LOAD_CHECK_MODULES) && cb->function && !cb->python) {
                 check_module(x, cb, v);
             }

@@ -49,10 +49,9 @@ static void check_relay(cfg_ctx *x, cfg_step *s, const cfg_node *conf)
 {
     s->target_client = cfg_resolve_client(x, conf, "target_client_id");
     if (s->target_topic && !cfg_topic_name_is_valid(s->target_topic)) {
-        size_t o2 = cfg_path_key(x, "target_topic");
-        cfg_err(x, cfg_node_get(conf, "target_topic"),
-                "\"%s\" is not a valid topic name (no + or # when publishing)", s->target_topic);
-        cfg_path_pop(x, o2);
+        cfg_err_key(x, conf, "target_topic",
+                    "\"%s\" is not a valid topic name (no + or # when publishing)",
+                    s->target_topic);
     }
 }
 

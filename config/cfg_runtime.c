@@ -198,10 +198,8 @@ static void check_ring(cfg_ctx *x, const cfg_node *m, cfg_runtime *rt)
 {
     const cfg_node *v;
     if (rt->ring_size & (rt->ring_size - 1)) {
-        size_t o2 = cfg_path_key(x, "ring_size");
-        cfg_err(x, cfg_node_get(m, "ring_size"), "%zu is not a power of two (try %zu)",
-                rt->ring_size, (size_t)1 << (64 - __builtin_clzll(rt->ring_size)));
-        cfg_path_pop(x, o2);
+        cfg_err_key(x, m, "ring_size", "%zu is not a power of two (try %zu)", rt->ring_size,
+                    (size_t)1 << (64 - __builtin_clzll(rt->ring_size)));
     } else if (rt->max_payload > rt->ring_size / 4) {
         /* a record must fit a ring several times over or one message stalls the pipeline
          * (ring.h: records <= capacity / 4). A default that does not fit a small ring shrinks
@@ -242,11 +240,9 @@ static void load_metrics(cfg_ctx *x, cfg_runtime *rt, const cfg_node *v)
     size_t o2 = cfg_path_key(x, "metrics");
     if (cfg_schema_decode(x, v, metrics_fields, CFG_NFIELDS(metrics_fields), rt, false) &&
         rt->metrics_listen && !listen_ok(rt->metrics_listen)) {
-        size_t o3 = cfg_path_key(x, "listen");
-        cfg_err(x, cfg_node_get(v, "listen"),
-                "\"%s\" is not HOST:PORT (e.g. \"127.0.0.1:9464\", \"[::1]:9464\")",
-                rt->metrics_listen);
-        cfg_path_pop(x, o3);
+        cfg_err_key(x, v, "listen",
+                    "\"%s\" is not HOST:PORT (e.g. \"127.0.0.1:9464\", \"[::1]:9464\")",
+                    rt->metrics_listen);
     }
     cfg_path_pop(x, o2);
 }
@@ -319,10 +315,9 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
         goto out;
     const cfg_node *v;
     if (!instance_ok(rt->instance)) {
-        size_t o2 = cfg_path_key(x, "instance");
-        cfg_err(x, cfg_node_get(m, "instance"),
-                "\"%s\" is not a valid instance name (1 to 32 of A-Z a-z 0-9 _ -)", rt->instance);
-        cfg_path_pop(x, o2);
+        cfg_err_key(x, m, "instance",
+                    "\"%s\" is not a valid instance name (1 to 32 of A-Z a-z 0-9 _ -)",
+                    rt->instance);
     }
     check_ring(x, m, rt);
     if ((v = cfg_node_get(m, "cpus")))

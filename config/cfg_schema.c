@@ -41,6 +41,26 @@ void cfg_warn(cfg_ctx *x, const cfg_node *at, const char *fmt, ...)
     va_end(ap);
 }
 
+void cfg_err_key(cfg_ctx *x, const cfg_node *m, const char *key, const char *fmt, ...)
+{
+    size_t old = cfg_path_key(x, key);
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(x, false, cfg_node_get(m, key), fmt, ap);
+    va_end(ap);
+    cfg_path_pop(x, old);
+}
+
+void cfg_warn_key(cfg_ctx *x, const cfg_node *m, const char *key, const char *fmt, ...)
+{
+    size_t old = cfg_path_key(x, key);
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(x, true, cfg_node_get(m, key), fmt, ap);
+    va_end(ap);
+    cfg_path_pop(x, old);
+}
+
 size_t cfg_path_key(cfg_ctx *x, const char *key)
 {
     size_t old = x->plen;
