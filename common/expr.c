@@ -344,6 +344,18 @@ static void next(parser *p)
     p->te = p->tt == T_BAD ? p->ts + 1 : p->pos;
 }
 
+/* Consumes the closing token tt (`what` in the message) that must come next. 0, or -1 after
+ * saying what stands there instead (only the first error is kept, see fail). */
+static int expect_close(parser *p, enum tok_type tt, const char *what)
+{
+    if (p->tt != tt) {
+        fail_expected(p, what);
+        return -1;
+    }
+    next(p);
+    return 0;
+}
+
 /* ---- parser ---- */
 
 static int new_node(parser *p, enum node_op op, int a, int b)
@@ -410,12 +422,8 @@ static int parse_payload(parser *p)
             }
             e->n_segs++;
             next(p);
-            if (p->tt != T_RBRACK) {
-                if (!p->failed)
-                    fail_expected(p, "']'");
+            if (expect_close(p, T_RBRACK, "']'") < 0)
                 return -1;
-            }
-            next(p);
         } else {
             break;
         }
@@ -442,12 +450,8 @@ static int parse_topic(parser *p)
         return -1;
     p->e->nodes[id].level = (size_t)p->num;
     next(p);
-    if (p->tt != T_RBRACK) {
-        if (!p->failed)
-            fail_expected(p, "']'");
+    if (expect_close(p, T_RBRACK, "']'") < 0)
         return -1;
-    }
-    next(p);
     return id;
 }
 
@@ -485,12 +489,9 @@ static int parse_primary(parser *p)
         id = parse_or(p);
         if (id < 0)
             return -1;
-        if (p->tt != T_RPAREN) {
-            fail_expected(p, "')'");
+        if (expect_close(p, T_RPAREN, "')'") < 0)
             return -1;
-        }
         p->depth--;
-        next(p);
         return p->failed ? -1 : id;
     case T_IDENT: {
         size_t n = p->te - p->ts;
