@@ -161,7 +161,7 @@ $(BUILD)/tests/callbacks/%.so: tests/callbacks/%.c common/mqttflow.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CB      $@")
 	$(Q)$(CC) $(CBFLAGS) $(if $(filter 1,$(WERROR)),-Werror) -o $@ $<
-config/examples/callbacks/%.so: config/examples/callbacks/%.c common/mqttflow.h
+config/examples/callbacks/%.so: config/examples/callbacks/%.c config/examples/callbacks/example_number.h common/mqttflow.h
 	@$(if $(Q),echo "  CB      $@")
 	$(Q)$(CC) $(CBFLAGS) $(if $(filter 1,$(WERROR)),-Werror) -o $@ $<
 
@@ -223,7 +223,7 @@ install: $(BINS) $(EXAMPLECB) $(MANPAGES)
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 config/examples/config.yaml config/examples/reference.yaml \
 		$(DESTDIR)$(EXAMPLEDIR)/
-	install -m 0644 config/examples/callbacks/*.c config/examples/callbacks/Makefile \
+	install -m 0644 config/examples/callbacks/*.c config/examples/callbacks/*.h config/examples/callbacks/Makefile \
 		$(DESTDIR)$(EXAMPLEDIR)/callbacks/
 	install -m 0644 $(EXAMPLECB) $(DESTDIR)$(EXAMPLEDIR)/callbacks/
 	install -d $(DESTDIR)$(EXAMPLEDIR)/python
@@ -258,9 +258,13 @@ format:
 	$(Q)clang-format -i $(FMT_SRCS)
 format-check:
 	$(Q)clang-format --dry-run --Werror $(FMT_SRCS)
+# no product function longer than 100 lines (issue 9; scripts/funclen.sh)
+.PHONY: funclen-check
+funclen-check:
+	$(Q)scripts/funclen.sh
 
 # the fuzz run first, so the last line of a check is the test runner's summary
-check: format-check
+check: format-check funclen-check
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 test
 

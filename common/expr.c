@@ -247,6 +247,75 @@ static void lex_number(parser *p)
     p->pos = i;
 }
 
+/* Scans a name from pos; the three word operators are names that the lexer claims. */
+static void lex_ident(parser *p)
+{
+    const char *s = p->src;
+    size_t i = p->pos;
+
+    while (i < p->len && is_ident_char(s[i]))
+        i++;
+    p->pos = i;
+    p->tt = T_IDENT;
+    if (i - p->ts == 3 && !memcmp(s + p->ts, "not", 3))
+        p->tt = T_NOT;
+    else if (i - p->ts == 3 && !memcmp(s + p->ts, "and", 3))
+        p->tt = T_AND;
+    else if (i - p->ts == 2 && !memcmp(s + p->ts, "or", 2))
+        p->tt = T_OR;
+}
+
+/* Operator characters: `alone` is the token of the character by itself, `with_eq` the token when
+ * '=' follows (T_BAD: the character never pairs with '='). A table rather than a switch so that
+ * adding an operator is one row. */
+static const struct {
+    char c;
+    enum tok_type alone, with_eq;
+} puncts[] = {
+    {'(', T_LPAREN, T_BAD}, {')', T_RPAREN, T_BAD}, {'[', T_LBRACK, T_BAD}, {']', T_RBRACK, T_BAD},
+    {'.', T_DOT, T_BAD},    {'*', T_STAR, T_BAD},   {'/', T_SLASH, T_BAD},  {'+', T_PLUS, T_BAD},
+    {'-', T_MINUS, T_BAD},  {'<', T_LT, T_LE},      {'>', T_GT, T_GE},      {'!', T_NOT, T_NE},
+};
+
+/* Scans an operator at pos (c, and d the byte after it or '\0'). The doubled forms '==', '&&' and
+ * '||' have no single-character meaning, so their halves get an error that names the fix. */
+static void lex_punct(parser *p, char c, char d)
+{
+    size_t w = 1;
+
+    p->tt = T_BAD;
+    for (size_t k = 0; k < sizeof(puncts) / sizeof(puncts[0]); k++) {
+        if (puncts[k].c != c)
+            continue;
+        if (d == '=' && puncts[k].with_eq != T_BAD) {
+            p->tt = puncts[k].with_eq;
+            w = 2;
+        } else {
+            p->tt = puncts[k].alone;
+        }
+        break;
+    }
+    if (p->tt == T_BAD) {
+        if (c == '=' && d == '=') {
+            p->tt = T_EQ;
+            w = 2;
+        } else if (c == '=') {
+            fail(p, p->pos, "'=' is not an operator (use '==' to compare)");
+        } else if ((c == '&' || c == '|') && d == c) {
+            p->tt = c == '&' ? T_AND : T_OR;
+            w = 2;
+        } else if (c == '&' || c == '|') {
+            fail(p, p->pos, "'%c' is not an operator (use '%c%c')", c, c, c);
+        } else if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f) {
+            fail(p, p->pos, "unexpected character '%c'", c);
+        } else {
+            fail(p, p->pos, "unexpected byte 0x%02x", (unsigned char)c);
+        }
+    }
+    if (p->tt != T_BAD)
+        p->pos += w;
+}
+
 /* Scans the token at pos into the current token. */
 static void next(parser *p)
 {
@@ -264,95 +333,27 @@ static void next(parser *p)
     }
     c = s[p->pos];
     d = p->pos + 1 < p->len ? s[p->pos + 1] : '\0';
-    if (c == '"' || c == '\'') {
+    if (c == '"' || c == '\'')
         lex_string(p);
-    } else if (is_digit(c)) {
+    else if (is_digit(c))
         lex_number(p);
-    } else if (is_ident_start(c)) {
-        size_t i = p->pos;
-        while (i < p->len && is_ident_char(s[i]))
-            i++;
-        p->pos = i;
-        p->tt = T_IDENT;
-        if (i - p->ts == 3 && !memcmp(s + p->ts, "not", 3))
-            p->tt = T_NOT;
-        else if (i - p->ts == 3 && !memcmp(s + p->ts, "and", 3))
-            p->tt = T_AND;
-        else if (i - p->ts == 2 && !memcmp(s + p->ts, "or", 2))
-            p->tt = T_OR;
-    } else {
-        size_t w = 1;
-        switch (c) {
-        case '(':
-            p->tt = T_LPAREN;
-            break;
-        case ')':
-            p->tt = T_RPAREN;
-            break;
-        case '[':
-            p->tt = T_LBRACK;
-            break;
-        case ']':
-            p->tt = T_RBRACK;
-            break;
-        case '.':
-            p->tt = T_DOT;
-            break;
-        case '*':
-            p->tt = T_STAR;
-            break;
-        case '/':
-            p->tt = T_SLASH;
-            break;
-        case '+':
-            p->tt = T_PLUS;
-            break;
-        case '-':
-            p->tt = T_MINUS;
-            break;
-        case '<':
-            p->tt = d == '=' ? T_LE : T_LT;
-            w = d == '=' ? 2 : 1;
-            break;
-        case '>':
-            p->tt = d == '=' ? T_GE : T_GT;
-            w = d == '=' ? 2 : 1;
-            break;
-        case '!':
-            p->tt = d == '=' ? T_NE : T_NOT;
-            w = d == '=' ? 2 : 1;
-            break;
-        case '=':
-            if (d != '=') {
-                fail(p, p->pos, "'=' is not an operator (use '==' to compare)");
-                p->tt = T_BAD;
-                break;
-            }
-            p->tt = T_EQ;
-            w = 2;
-            break;
-        case '&':
-        case '|':
-            if (d != c) {
-                fail(p, p->pos, "'%c' is not an operator (use '%c%c')", c, c, c);
-                p->tt = T_BAD;
-                break;
-            }
-            p->tt = c == '&' ? T_AND : T_OR;
-            w = 2;
-            break;
-        default:
-            if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
-                fail(p, p->pos, "unexpected character '%c'", c);
-            else
-                fail(p, p->pos, "unexpected byte 0x%02x", (unsigned char)c);
-            p->tt = T_BAD;
-            break;
-        }
-        if (p->tt != T_BAD)
-            p->pos += w;
-    }
+    else if (is_ident_start(c))
+        lex_ident(p);
+    else
+        lex_punct(p, c, d);
     p->te = p->tt == T_BAD ? p->ts + 1 : p->pos;
+}
+
+/* Consumes the closing token tt (`what` in the message) that must come next. 0, or -1 after
+ * saying what stands there instead (only the first error is kept, see fail). */
+static int expect_close(parser *p, enum tok_type tt, const char *what)
+{
+    if (p->tt != tt) {
+        fail_expected(p, what);
+        return -1;
+    }
+    next(p);
+    return 0;
 }
 
 /* ---- parser ---- */
@@ -421,12 +422,8 @@ static int parse_payload(parser *p)
             }
             e->n_segs++;
             next(p);
-            if (p->tt != T_RBRACK) {
-                if (!p->failed)
-                    fail_expected(p, "']'");
+            if (expect_close(p, T_RBRACK, "']'") < 0)
                 return -1;
-            }
-            next(p);
         } else {
             break;
         }
@@ -453,12 +450,8 @@ static int parse_topic(parser *p)
         return -1;
     p->e->nodes[id].level = (size_t)p->num;
     next(p);
-    if (p->tt != T_RBRACK) {
-        if (!p->failed)
-            fail_expected(p, "']'");
+    if (expect_close(p, T_RBRACK, "']'") < 0)
         return -1;
-    }
-    next(p);
     return id;
 }
 
@@ -496,12 +489,9 @@ static int parse_primary(parser *p)
         id = parse_or(p);
         if (id < 0)
             return -1;
-        if (p->tt != T_RPAREN) {
-            fail_expected(p, "')'");
+        if (expect_close(p, T_RPAREN, "')'") < 0)
             return -1;
-        }
         p->depth--;
-        next(p);
         return p->failed ? -1 : id;
     case T_IDENT: {
         size_t n = p->te - p->ts;
@@ -559,29 +549,44 @@ static int parse_unary(parser *p)
     return id;
 }
 
-/* One left-associative binary level: operand (op operand)*. Iterative, so long chains such
- * as a+b+c+... do not deepen the parser's recursion. */
-typedef int (*parse_fn)(parser *p);
+/* The binary operators by precedence, loosest first: a level is one row, so a new operator or
+ * level is one entry here. */
+static const struct level {
+    size_t n;
+    enum tok_type tt[4];
+    enum node_op op[4];
+} levels[] = {
+    {1, {T_OR}, {N_OR}},
+    {1, {T_AND}, {N_AND}},
+    {2, {T_EQ, T_NE}, {N_EQ, N_NE}},
+    {4, {T_LT, T_LE, T_GT, T_GE}, {N_LT, N_LE, N_GT, N_GE}},
+    {2, {T_PLUS, T_MINUS}, {N_ADD, N_SUB}},
+    {2, {T_STAR, T_SLASH}, {N_MUL, N_DIV}},
+};
 
-static int binop_of(enum tok_type tt, const enum tok_type *tts, const enum node_op *ops, size_t n)
+static int binop_of(enum tok_type tt, const struct level *l)
 {
-    for (size_t i = 0; i < n; i++)
-        if (tts[i] == tt)
-            return (int)ops[i];
+    for (size_t i = 0; i < l->n; i++)
+        if (l->tt[i] == tt)
+            return (int)l->op[i];
     return -1;
 }
 
-static int parse_level(parser *p, parse_fn sub, const enum tok_type *tts, const enum node_op *ops,
-                       size_t n)
+/* One left-associative binary level: operand (op operand)*, the operands of the next tighter
+ * level (past the last, unary expressions). Iterative, so long chains such as a+b+c+... do not
+ * deepen the parser's recursion. */
+static int parse_level(parser *p, size_t lvl)
 {
-    int left = sub(p);
+    if (lvl == sizeof(levels) / sizeof(levels[0]))
+        return parse_unary(p);
+    int left = parse_level(p, lvl + 1);
 
     while (left >= 0) {
-        int op = binop_of(p->tt, tts, ops, n), right;
+        int op = binop_of(p->tt, &levels[lvl]), right;
         if (op < 0)
             break;
         next(p);
-        right = sub(p);
+        right = parse_level(p, lvl + 1);
         if (right < 0)
             return -1;
         left = new_node(p, (enum node_op)op, left, right);
@@ -589,46 +594,9 @@ static int parse_level(parser *p, parse_fn sub, const enum tok_type *tts, const 
     return left;
 }
 
-static int parse_mul(parser *p)
-{
-    static const enum tok_type t[] = {T_STAR, T_SLASH};
-    static const enum node_op o[] = {N_MUL, N_DIV};
-    return parse_level(p, parse_unary, t, o, 2);
-}
-
-static int parse_add(parser *p)
-{
-    static const enum tok_type t[] = {T_PLUS, T_MINUS};
-    static const enum node_op o[] = {N_ADD, N_SUB};
-    return parse_level(p, parse_mul, t, o, 2);
-}
-
-static int parse_rel(parser *p)
-{
-    static const enum tok_type t[] = {T_LT, T_LE, T_GT, T_GE};
-    static const enum node_op o[] = {N_LT, N_LE, N_GT, N_GE};
-    return parse_level(p, parse_add, t, o, 4);
-}
-
-static int parse_eq(parser *p)
-{
-    static const enum tok_type t[] = {T_EQ, T_NE};
-    static const enum node_op o[] = {N_EQ, N_NE};
-    return parse_level(p, parse_rel, t, o, 2);
-}
-
-static int parse_and(parser *p)
-{
-    static const enum tok_type t[] = {T_AND};
-    static const enum node_op o[] = {N_AND};
-    return parse_level(p, parse_eq, t, o, 1);
-}
-
 static int parse_or(parser *p)
 {
-    static const enum tok_type t[] = {T_OR};
-    static const enum node_op o[] = {N_OR};
-    return parse_level(p, parse_and, t, o, 1);
+    return parse_level(p, 0);
 }
 
 int expr_compile(const char *src, expr **out, char *err, size_t errlen, size_t *err_off)

@@ -264,6 +264,59 @@ static int rd_str(rd *r, const uint8_t **p, size_t *len)
     return 0;
 }
 
+/* Checks the value of property `id` (b, h or w, by its type) and keeps the ones this client acts
+ * on in out; the other properties are only validated by their type. */
+static long prop_apply(uint8_t id, uint8_t b, uint16_t h, uint32_t w, mqtt_pkt *out,
+                       const char **why)
+{
+    switch (id) {
+    case 0x01:
+        if (b > 1)
+            BAD("payload format indicator above 1");
+        out->payload_format = b;
+        break;
+    case 0x02:
+        out->message_expiry = w;
+        break;
+    case 0x0B:
+        if (w == 0)
+            BAD("subscription identifier 0");
+        break;
+    case 0x13:
+        out->server_keepalive = h;
+        break;
+    case 0x21:
+        if (h == 0)
+            BAD("receive maximum 0");
+        out->receive_max = h;
+        break;
+    case 0x23:
+        /* we never send a Topic Alias Maximum, so it is 0 and the broker may not use one
+         * ([MQTT-3.3.2-9]) */
+        BAD("topic alias (this client allows none)");
+    case 0x24:
+        if (b > 1)
+            BAD("maximum QoS above 1");
+        out->max_qos_plus1 = (uint8_t)(b + 1);
+        break;
+    case 0x25:
+    case 0x28:
+    case 0x29:
+    case 0x2A:
+        if (b > 1)
+            BAD("availability flag above 1");
+        break;
+    case 0x27:
+        if (w == 0)
+            BAD("maximum packet size 0");
+        out->max_packet = w;
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
 /* Parses an MQTT 5 property block for packet `type` into out's acted-on fields. */
 static long rd_props(rd *r, int type, mqtt_pkt *out, const char **why)
 {
@@ -322,51 +375,9 @@ static long rd_props(rd *r, int type, mqtt_pkt *out, const char **why)
         }
         if (bad)
             BAD("property value truncated or not UTF-8");
-        switch (id) {
-        case 0x01:
-            if (b > 1)
-                BAD("payload format indicator above 1");
-            out->payload_format = b;
-            break;
-        case 0x02:
-            out->message_expiry = w;
-            break;
-        case 0x0B:
-            if (w == 0)
-                BAD("subscription identifier 0");
-            break;
-        case 0x13:
-            out->server_keepalive = h;
-            break;
-        case 0x21:
-            if (h == 0)
-                BAD("receive maximum 0");
-            out->receive_max = h;
-            break;
-        case 0x23:
-            /* we never send a Topic Alias Maximum, so it is 0 and the broker may not use one
-             * ([MQTT-3.3.2-9]) */
-            BAD("topic alias (this client allows none)");
-        case 0x24:
-            if (b > 1)
-                BAD("maximum QoS above 1");
-            out->max_qos_plus1 = (uint8_t)(b + 1);
-            break;
-        case 0x25:
-        case 0x28:
-        case 0x29:
-        case 0x2A:
-            if (b > 1)
-                BAD("availability flag above 1");
-            break;
-        case 0x27:
-            if (w == 0)
-                BAD("maximum packet size 0");
-            out->max_packet = w;
-            break;
-        default:
-            break;
-        }
+        long rc = prop_apply(id, b, h, w, out, why);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }

@@ -198,7 +198,7 @@ static void quarantine_tail(spool *s, const char *name, int fd, uint64_t from, u
 
 /* ---- recovery ---- */
 
-static int seg_push(spool *s, const spool_seg *g)
+int spool_segs_reserve(spool *s)
 {
     if (s->n_segs == s->cap_segs) {
         size_t nc = s->cap_segs ? s->cap_segs * 2 : 16;
@@ -208,7 +208,108 @@ static int seg_push(spool *s, const spool_seg *g)
         s->segs = n;
         s->cap_segs = nc;
     }
+    return 0;
+}
+
+static int seg_push(spool *s, const spool_seg *g)
+{
+    int rc = spool_segs_reserve(s);
+    if (rc < 0)
+        return rc;
     s->segs[s->n_segs++] = *g;
+    return 0;
+}
+
+/* Checks a segment's size and header against first_seq (from its name): NULL when it is a
+ * segment of ours, else why it is not (the quarantine reason). */
+static const char *seg_header_problem(spool_rdbuf *rb, int fd, uint64_t size, uint64_t first_seq)
+{
+    const uint8_t *p;
+    spool_seghdr h;
+    if (size == 0)
+        return "empty file";
+    if (size < SPOOL_SEGHDR_BYTES)
+        return "truncated segment header";
+    if (rd_get(rb, fd, 0, sizeof h, size, &p) < 0)
+        return "unreadable segment header";
+    memcpy(&h, p, sizeof h);
+    if (h.magic != SPOOL_SEG_MAGIC || h.version != SPOOL_VERSION ||
+        h.hdr_bytes != SPOOL_SEGHDR_BYTES || h.first_seq != first_seq ||
+        h.crc != spool_crc32c(0, &h, offsetof(spool_seghdr, crc)))
+        return "bad segment header (not a spool segment or corrupt)";
+    return NULL;
+}
+
+/* Walks the records after the header while each one is whole, in sequence and checksummed.
+ * Leaves *off at the end of the last good record, *seq at the seq after it, and *why saying what
+ * stopped the walk before size (NULL when it reached size). 0, or -ENOMEM (nothing to trust). */
+static int scan_records(spool *s, spool_rdbuf *rb, int fd, uint64_t size, uint64_t *off,
+                        uint64_t *seq, const char **why)
+{
+    const uint8_t *p;
+    int rc;
+    *why = NULL;
+    while (*off < size) {
+        spool_frame f;
+        if (*off + sizeof f > size) {
+            *why = "truncated record frame";
+            break;
+        }
+        if ((rc = rd_get(rb, fd, *off, sizeof f, size, &p)) < 0) {
+            if (rc == -ENOMEM)
+                return rc;
+            *why = "unreadable record";
+            break;
+        }
+        memcpy(&f, p, sizeof f);
+        if (f.magic != SPOOL_REC_MAGIC || f.reserved != 0 || f.len == 0 ||
+            f.len > SPOOL_MAX_RECORD) {
+            *why = "bad record frame";
+            break;
+        }
+        if (f.seq != *seq) {
+            *why = "record out of sequence";
+            break;
+        }
+        if (*off + sizeof f + f.len > size) {
+            *why = "truncated record data";
+            break;
+        }
+        if ((rc = rd_get(rb, fd, *off + sizeof f, f.len, size, &p)) < 0) {
+            if (rc == -ENOMEM)
+                return rc;
+            *why = "unreadable record";
+            break;
+        }
+        if (spool_frame_crc(&f, p) != f.crc) {
+            *why = "record checksum mismatch";
+            break;
+        }
+        *off += sizeof f + f.len;
+        (*seq)++;
+        s->st.recovered++;
+    }
+    return 0;
+}
+
+/* Cuts a damaged tail [off, size) off the file, after copying it to quarantine/ for a look.
+ * kept is the number of good records before it (for the log). 0, or -1 when the cut failed and
+ * the whole file was quarantined instead. */
+static int cut_tail(spool *s, const char *name, int fd, uint64_t off, uint64_t size, uint64_t kept,
+                    const char *why)
+{
+    log_warn("spool",
+             "%s: %s/%s: %s at offset %" PRIu64 ": cutting %" PRIu64 " bytes (kept %" PRIu64
+             " records, tail copied to %s/)",
+             s->name, s->dir, name, why, off, size - off, kept, QDIR);
+    quarantine_tail(s, name, fd, off, size);
+    if (ftruncate(fd, (off_t)off) < 0 || fdatasync(fd) < 0) {
+        log_error("spool", "%s: ftruncate %s/%s to %" PRIu64 ": %s; quarantining it", s->name,
+                  s->dir, name, off, strerror(errno));
+        quarantine(s, name, "cannot cut its damaged tail");
+        return -1;
+    }
+    s->st.cut_bytes += size - off;
     return 0;
 }
 
@@ -219,9 +320,8 @@ static int recover_segment(spool *s, const char *name, uint64_t first_seq)
     int rc = 0;
     int fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     struct stat stb;
-    const uint8_t *p;
-    spool_seghdr h;
     spool_rdbuf rb = {0};
+    const char *why;
     if (fd < 0) {
         log_warn("spool", "%s: open %s/%s: %s; quarantining it", s->name, s->dir, name,
                  strerror(errno));
@@ -233,81 +333,16 @@ static int recover_segment(spool *s, const char *name, uint64_t first_seq)
         goto out;
     }
     uint64_t size = (uint64_t)stb.st_size;
-    if (size == 0) {
-        quarantine(s, name, "empty file");
-        goto out;
-    }
-    if (size < SPOOL_SEGHDR_BYTES) {
-        quarantine(s, name, "truncated segment header");
-        goto out;
-    }
-    if (rd_get(&rb, fd, 0, sizeof h, size, &p) < 0) {
-        quarantine(s, name, "unreadable segment header");
-        goto out;
-    }
-    memcpy(&h, p, sizeof h);
-    if (h.magic != SPOOL_SEG_MAGIC || h.version != SPOOL_VERSION ||
-        h.hdr_bytes != SPOOL_SEGHDR_BYTES || h.first_seq != first_seq ||
-        h.crc != spool_crc32c(0, &h, offsetof(spool_seghdr, crc))) {
-        quarantine(s, name, "bad segment header (not a spool segment or corrupt)");
+    if ((why = seg_header_problem(&rb, fd, size, first_seq)) != NULL) {
+        quarantine(s, name, why);
         goto out;
     }
     uint64_t off = SPOOL_SEGHDR_BYTES, seq = first_seq;
-    const char *why = NULL;
-    while (off < size) {
-        spool_frame f;
-        if (off + sizeof f > size) {
-            why = "truncated record frame";
-            break;
-        }
-        if ((rc = rd_get(&rb, fd, off, sizeof f, size, &p)) < 0) {
-            if (rc == -ENOMEM)
-                goto out;
-            why = "unreadable record";
-            break;
-        }
-        memcpy(&f, p, sizeof f);
-        if (f.magic != SPOOL_REC_MAGIC || f.reserved != 0 || f.len == 0 ||
-            f.len > SPOOL_MAX_RECORD) {
-            why = "bad record frame";
-            break;
-        }
-        if (f.seq != seq) {
-            why = "record out of sequence";
-            break;
-        }
-        if (off + sizeof f + f.len > size) {
-            why = "truncated record data";
-            break;
-        }
-        if ((rc = rd_get(&rb, fd, off + sizeof f, f.len, size, &p)) < 0) {
-            if (rc == -ENOMEM)
-                goto out;
-            why = "unreadable record";
-            break;
-        }
-        if (spool_frame_crc(&f, p) != f.crc) {
-            why = "record checksum mismatch";
-            break;
-        }
-        off += sizeof f + f.len;
-        seq++;
-        s->st.recovered++;
-    }
-    rc = 0;
+    if ((rc = scan_records(s, &rb, fd, size, &off, &seq, &why)) < 0)
+        goto out;
     if (off < size) {
-        log_warn("spool",
-                 "%s: %s/%s: %s at offset %" PRIu64 ": cutting %" PRIu64 " bytes (kept %" PRIu64
-                 " records, tail copied to %s/)",
-                 s->name, s->dir, name, why, off, size - off, seq - first_seq, QDIR);
-        quarantine_tail(s, name, fd, off, size);
-        if (ftruncate(fd, (off_t)off) < 0 || fdatasync(fd) < 0) {
-            log_error("spool", "%s: ftruncate %s/%s to %" PRIu64 ": %s; quarantining it", s->name,
-                      s->dir, name, off, strerror(errno));
-            quarantine(s, name, "cannot cut its damaged tail");
+        if (cut_tail(s, name, fd, off, size, seq - first_seq, why) < 0)
             goto out;
-        }
-        s->st.cut_bytes += size - off;
         size = off;
     }
     if (seq == first_seq || seq <= s->acked_seq) {

@@ -40,18 +40,13 @@ static int new_segment(spool *s)
 {
     char name[32];
     spool_seg g = {.first_seq = s->next_seq, .end_seq = s->next_seq, .size = 0};
-    if (s->n_segs == s->cap_segs) {
-        size_t nc = s->cap_segs ? s->cap_segs * 2 : 16;
-        spool_seg *ns = realloc(s->segs, nc * sizeof *ns);
-        if (!ns)
-            return -ENOMEM;
-        s->segs = ns;
-        s->cap_segs = nc;
-    }
+    int rc = spool_segs_reserve(s);
+    if (rc < 0)
+        return rc;
     spool_seg_name(name, sizeof name, g.first_seq);
     int fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
-        int rc = -errno;
+        rc = -errno;
         log_error("spool", "%s: open(O_CREAT|O_EXCL) %s/%s: %s", s->name, s->dir, name,
                   strerror(errno));
         return rc;
@@ -101,33 +96,11 @@ static int finish_sync(spool *s, uint64_t off, size_t done, size_t len, int crea
     return 0;
 }
 
-int spool_append_batch(spool *s, const struct iovec *recs, size_t n)
+/* Lays the batch out in s->stage as it goes to disk: a segment header first when the batch
+ * opens segment g, then one frame and its data per record. */
+static void stage_batch(spool *s, const struct iovec *recs, size_t n, int created,
+                        const spool_seg *g)
 {
-    int rc;
-    if (s->broken)
-        return -EIO;
-    if (n == 0)
-        return 0;
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (recs[i].iov_len == 0 || recs[i].iov_len > s->o.max_record)
-            return -EMSGSIZE;
-        total += SPOOL_FRAME_BYTES + recs[i].iov_len;
-    }
-    int created = s->wfd < 0 || s->n_segs == 0 || s->segs[s->n_segs - 1].size >= s->o.segment_bytes;
-    uint64_t len = total + (created ? SPOOL_SEGHDR_BYTES : 0);
-    if (len > (1u << 30))
-        return -EMSGSIZE; /* one write SQE carries 32-bit lengths; batches are far smaller */
-    if (s->o.max_bytes && s->st.bytes + len > s->o.max_bytes) {
-        s->st.refused += n;
-        return -ENOSPC;
-    }
-    if ((rc = stage_reserve(s, (size_t)len)) < 0)
-        return rc;
-    if (created && (rc = new_segment(s)) < 0)
-        return rc;
-    spool_seg *g = &s->segs[s->n_segs - 1];
-    uint64_t off = g->size;
     uint8_t *p = s->stage;
     if (created) {
         spool_seghdr h = {.magic = SPOOL_SEG_MAGIC,
@@ -149,7 +122,13 @@ int spool_append_batch(spool *s, const struct iovec *recs, size_t n)
         memcpy(p + sizeof f, recs[i].iov_base, f.len);
         p += sizeof f + f.len;
     }
+}
 
+/* Queues write -> fdatasync (-> directory fsync) as one linked chain and submits it. Returns the
+ * number of SQEs submitted, or -errno; after a failed submit the ring is made anew (the queued
+ * SQEs must not go out with a later batch) and the spool is broken if that fails too. */
+static int submit_chain(spool *s, uint64_t len, uint64_t off, int created)
+{
     unsigned nsqe = created ? 3 : 2;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
     io_uring_prep_write(sqe, s->wfd, s->stage, (unsigned)len, off);
@@ -170,8 +149,7 @@ int spool_append_batch(spool *s, const struct iovec *recs, size_t n)
         sub = io_uring_submit_and_wait(&s->ring, nsqe);
     while (sub == -EINTR);
     if (sub < 0) {
-        rc = sub;
-        log_error("spool", "%s: io_uring_submit: %s", s->name, strerror(-rc));
+        log_error("spool", "%s: io_uring_submit: %s", s->name, strerror(-sub));
         /* nothing was submitted: the SQEs stay queued; drop them with a fresh ring state */
         io_uring_queue_exit(&s->ring);
         s->ring_ok = 0;
@@ -179,9 +157,14 @@ int spool_append_batch(spool *s, const struct iovec *recs, size_t n)
             s->ring_ok = 1;
         else
             s->broken = 1;
-        rollback(s, created, off);
-        return rc;
     }
+    return sub;
+}
+
+/* Reaps the sub completions of a submitted chain and finishes a short write by hand. 0 when
+ * all len bytes are written and synced, else the first -errno. */
+static int reap_chain(spool *s, int sub, uint64_t len, uint64_t off, int created)
+{
     int64_t wres = -ECANCELED;
     int fail = 0, short_write = 0;
     for (unsigned k = 0; k < (unsigned)sub; k++) {
@@ -211,11 +194,46 @@ int spool_append_batch(spool *s, const struct iovec *recs, size_t n)
     }
     if (!fail && short_write)
         fail = finish_sync(s, off, (size_t)wres, (size_t)len, created);
-    if (fail) {
-        log_error("spool", "%s: writing %" PRIu64 " bytes to segment %016" PRIx64 " of %s: %s",
-                  s->name, len, s->wfirst, s->dir, strerror(-fail));
+    return fail;
+}
+
+int spool_append_batch(spool *s, const struct iovec *recs, size_t n)
+{
+    int rc;
+    if (s->broken)
+        return -EIO;
+    if (n == 0)
+        return 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].iov_len == 0 || recs[i].iov_len > s->o.max_record)
+            return -EMSGSIZE;
+        total += SPOOL_FRAME_BYTES + recs[i].iov_len;
+    }
+    int created = s->wfd < 0 || s->n_segs == 0 || s->segs[s->n_segs - 1].size >= s->o.segment_bytes;
+    uint64_t len = total + (created ? SPOOL_SEGHDR_BYTES : 0);
+    if (len > (1u << 30))
+        return -EMSGSIZE; /* one write SQE carries 32-bit lengths; batches are far smaller */
+    if (s->o.max_bytes && s->st.bytes + len > s->o.max_bytes) {
+        s->st.refused += n;
+        return -ENOSPC;
+    }
+    if ((rc = stage_reserve(s, (size_t)len)) < 0)
+        return rc;
+    if (created && (rc = new_segment(s)) < 0)
+        return rc;
+    spool_seg *g = &s->segs[s->n_segs - 1];
+    uint64_t off = g->size;
+    stage_batch(s, recs, n, created, g);
+    if ((rc = submit_chain(s, len, off, created)) < 0) {
         rollback(s, created, off);
-        return fail;
+        return rc;
+    }
+    if ((rc = reap_chain(s, rc, len, off, created)) != 0) {
+        log_error("spool", "%s: writing %" PRIu64 " bytes to segment %016" PRIx64 " of %s: %s",
+                  s->name, len, s->wfirst, s->dir, strerror(-rc));
+        rollback(s, created, off);
+        return rc;
     }
     g->size = off + len;
     g->end_seq += n;

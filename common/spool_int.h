@@ -88,5 +88,8 @@ struct spool {
 uint32_t spool_crc32c(uint32_t crc, const void *data, size_t n);
 uint32_t spool_frame_crc(const spool_frame *f, const void *data);
 void spool_seg_name(char *buf, size_t cap, uint64_t first_seq);
+/* Makes room for one more entry in s->segs, so that adding a segment after its file exists
+ * cannot fail. 0 or -ENOMEM (s->segs unchanged). */
+int spool_segs_reserve(spool *s);
 
 #endif

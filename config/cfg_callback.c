@@ -47,15 +47,10 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
                 cfg_node_kind(map));
         goto out;
     }
-    if (map->n / 2 > CFG_MAX_CALLBACKS) {
-        cfg_err(x, map, "%zu callbacks, more than the limit of %d", map->n / 2, CFG_MAX_CALLBACKS);
+    c->callbacks = cfg_entries_alloc(x, map, map->n / 2, CFG_MAX_CALLBACKS, "callbacks",
+                                     sizeof(*c->callbacks));
+    if (!c->callbacks)
         goto out;
-    }
-    c->callbacks = calloc(map->n / 2 + 1, sizeof(*c->callbacks));
-    if (!c->callbacks) {
-        cfg_err(x, map, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const cfg_node *k = map->items[i], *v = map->items[i + 1];
         cfg_callback *cb = &c->callbacks[c->n_callbacks++];
@@ -68,9 +63,7 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
         }
         bool ok = cfg_schema_decode(x, v, callback_fields, CFG_NFIELDS(callback_fields), cb, false);
         if (ok && cb->function && !*cb->function) {
-            size_t o3 = cfg_path_key(x, "function");
-            cfg_err(x, cfg_node_get(v, "function"), "must not be empty");
-            cfg_path_pop(x, o3);
+            cfg_err_key(x, v, "function", "must not be empty");
             ok = false;
         }
         const cfg_node *mn = cfg_node_get(v, "module");
@@ -91,12 +84,10 @@ void cfg_callbacks_load(cfg_ctx *x, const cfg_node *map)
             struct stat st;
             int sr = stat(cb->module, &st) < 0 ? -errno : 0;
             if (sr < 0 || !S_ISREG(st.st_mode)) {
-                size_t o3 = cfg_path_key(x, "module");
-                cfg_err(x, cfg_node_get(v, "module"), "module file %s %s", cb->module,
-                        sr == -ENOENT ? "does not exist"
-                        : sr < 0      ? strerror(-sr)
-                                      : "is not a regular file");
-                cfg_path_pop(x, o3);
+                cfg_err_key(x, v, "module", "module file %s %s", cb->module,
+                            sr == -ENOENT ? "does not exist"
+                            : sr < 0      ? strerror(-sr)
+                                          : "is not a regular file");
             } else if ((x->flags & CFG_LOAD_CHECK_MODULES) && cb->function && !cb->python) {
                 check_module(x, cb, v);
             }

@@ -49,10 +49,9 @@ static void check_relay(cfg_ctx *x, cfg_step *s, const cfg_node *conf)
 {
     s->target_client = cfg_resolve_client(x, conf, "target_client_id");
     if (s->target_topic && !cfg_topic_name_is_valid(s->target_topic)) {
-        size_t o2 = cfg_path_key(x, "target_topic");
-        cfg_err(x, cfg_node_get(conf, "target_topic"),
-                "\"%s\" is not a valid topic name (no + or # when publishing)", s->target_topic);
-        cfg_path_pop(x, o2);
+        cfg_err_key(x, conf, "target_topic",
+                    "\"%s\" is not a valid topic name (no + or # when publishing)",
+                    s->target_topic);
     }
 }
 
@@ -275,15 +274,9 @@ static void load_chain(cfg_ctx *x, cfg_chain *ch, const cfg_node *seq)
         cfg_err(x, seq, "a processing chain needs at least one step");
         return;
     }
-    if (seq->n > CFG_MAX_STEPS) {
-        cfg_err(x, seq, "%zu steps, more than the limit of %d", seq->n, CFG_MAX_STEPS);
+    ch->steps = cfg_entries_alloc(x, seq, seq->n, CFG_MAX_STEPS, "steps", sizeof(*ch->steps));
+    if (!ch->steps)
         return;
-    }
-    ch->steps = calloc(seq->n, sizeof(*ch->steps));
-    if (!ch->steps) {
-        cfg_err(x, seq, "out of memory");
-        return;
-    }
     for (size_t i = 0; i < seq->n; i++) {
         size_t old = cfg_path_index(x, i);
         cfg_step *s = &ch->steps[ch->n_steps++];
@@ -302,15 +295,9 @@ void cfg_chains_load(cfg_ctx *x, const cfg_node *map)
         cfg_err(x, map, "expected a mapping of name -> list of steps, got %s", cfg_node_kind(map));
         goto out;
     }
-    if (map->n / 2 > CFG_MAX_CHAINS) {
-        cfg_err(x, map, "%zu chains, more than the limit of %d", map->n / 2, CFG_MAX_CHAINS);
+    c->chains = cfg_entries_alloc(x, map, map->n / 2, CFG_MAX_CHAINS, "chains", sizeof(*c->chains));
+    if (!c->chains)
         goto out;
-    }
-    c->chains = calloc(map->n / 2 + 1, sizeof(*c->chains));
-    if (!c->chains) {
-        cfg_err(x, map, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const cfg_node *k = map->items[i], *v = map->items[i + 1];
         cfg_chain *ch = &c->chains[c->n_chains++];

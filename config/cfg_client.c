@@ -306,9 +306,7 @@ static void check_key_mode(cfg_ctx *x, const cfg_node *m, const char *p)
     if (!p || (x->flags & CFG_LOAD_CONTROL) || stat(p, &st) < 0 ||
         !(st.st_mode & (S_IROTH | S_IWOTH)))
         return;
-    size_t old = cfg_path_key(x, "key");
-    cfg_warn(x, cfg_node_get(m, "key"), "private key %s is readable by others (chmod 600 it)", p);
-    cfg_path_pop(x, old);
+    cfg_warn_key(x, m, "key", "private key %s is readable by others (chmod 600 it)", p);
 }
 
 /* alpn: one protocol name or a comma-separated list ("mqtt" or "x-amzn-mqtt-ca,mqtt"), each
@@ -330,12 +328,10 @@ static void check_alpn(cfg_ctx *x, const cfg_node *m, const char *alpn)
         }
     }
     if (bad || strlen(alpn) > 1024) {
-        size_t old = cfg_path_key(x, "alpn");
-        cfg_err(x, cfg_node_get(m, "alpn"),
-                "expected protocol names of 1 to 255 bytes separated by commas (at most 1024 "
-                "bytes in all), got \"%s\"",
-                alpn);
-        cfg_path_pop(x, old);
+        cfg_err_key(x, m, "alpn",
+                    "expected protocol names of 1 to 255 bytes separated by commas (at most 1024 "
+                    "bytes in all), got \"%s\"",
+                    alpn);
     }
 }
 
@@ -346,15 +342,10 @@ static void load_topics(cfg_ctx *x, cfg_client *cl, const cfg_node *seq)
         cfg_err(x, seq, "expected a list of {name, qos}, got %s", cfg_node_kind(seq));
         goto out;
     }
-    if (seq->n > CFG_MAX_TOPICS) {
-        cfg_err(x, seq, "%zu subscriptions, more than the limit of %d", seq->n, CFG_MAX_TOPICS);
+    cl->topics =
+        cfg_entries_alloc(x, seq, seq->n, CFG_MAX_TOPICS, "subscriptions", sizeof(*cl->topics));
+    if (!cl->topics)
         goto out;
-    }
-    cl->topics = calloc(seq->n ? seq->n : 1, sizeof(*cl->topics));
-    if (!cl->topics) {
-        cfg_err(x, seq, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < seq->n; i++) {
         const cfg_node *item = seq->items[i];
         cfg_topic *t = &cl->topics[cl->n_topics++];
@@ -433,17 +424,13 @@ static void load_client(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
         return;
     char leaf[NAME_MAX + 1];
     if (cl->client_id && !*cl->client_id) {
-        size_t old = cfg_path_key(x, "client_id");
-        cfg_err(x, cfg_node_get(m, "client_id"), "must not be empty");
-        cfg_path_pop(x, old);
+        cfg_err_key(x, m, "client_id", "must not be empty");
     } else if (cl->client_id && names_client_dir(leaf, sizeof(leaf), cl->client_id) < 0) {
         /* the relay's spool folder of this client (common/names.h) must be one file name */
-        size_t old = cfg_path_key(x, "client_id");
-        cfg_err(x, cfg_node_get(m, "client_id"),
-                "too long for its spool folder name (at most %d bytes once encoded; bytes "
-                "outside A-Z a-z 0-9 . _ - take three)",
-                NAME_MAX);
-        cfg_path_pop(x, old);
+        cfg_err_key(x, m, "client_id",
+                    "too long for its spool folder name (at most %d bytes once encoded; bytes "
+                    "outside A-Z a-z 0-9 . _ - take three)",
+                    NAME_MAX);
     }
     char *ws_path = NULL;
     if (cl->broker_url) {
@@ -477,10 +464,8 @@ static void load_client(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
         if (cfg_schema_decode(x, will, will_fields, CFG_NFIELDS(will_fields), cl, false)) {
             cl->will.enabled = true;
             if (cl->will.topic && !cfg_topic_name_is_valid(cl->will.topic)) {
-                size_t o2 = cfg_path_key(x, "topic");
-                cfg_err(x, cfg_node_get(will, "topic"),
-                        "\"%s\" is not a valid topic name (no wildcards)", cl->will.topic);
-                cfg_path_pop(x, o2);
+                cfg_err_key(x, will, "topic", "\"%s\" is not a valid topic name (no wildcards)",
+                            cl->will.topic);
             }
         }
         cfg_path_pop(x, old);
@@ -495,10 +480,8 @@ static void load_client(cfg_ctx *x, cfg_client *cl, const cfg_node *m)
         cfg_path_pop(x, old);
     }
     if (cl->shared_group && (!*cl->shared_group || strpbrk(cl->shared_group, "/+#"))) {
-        size_t old = cfg_path_key(x, "shared_group");
-        cfg_err(x, cfg_node_get(m, "shared_group"),
-                "a shared group name must be non-empty without '/', '+' or '#'");
-        cfg_path_pop(x, old);
+        cfg_err_key(x, m, "shared_group",
+                    "a shared group name must be non-empty without '/', '+' or '#'");
     }
     const cfg_node *topics = cfg_node_get(m, "topics");
     if (topics)
@@ -532,26 +515,18 @@ void cfg_clients_load(cfg_ctx *x, const cfg_node *seq)
     }
     if (seq->n == 0)
         cfg_err(x, seq, "at least one client is needed");
-    if (seq->n > CFG_MAX_CLIENTS) {
-        cfg_err(x, seq, "%zu clients, more than the limit of %d", seq->n, CFG_MAX_CLIENTS);
+    c->clients = cfg_entries_alloc(x, seq, seq->n, CFG_MAX_CLIENTS, "clients", sizeof(*c->clients));
+    if (!c->clients)
         goto out;
-    }
-    c->clients = calloc(seq->n ? seq->n : 1, sizeof(*c->clients));
-    if (!c->clients) {
-        cfg_err(x, seq, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < seq->n; i++) {
         size_t o2 = cfg_path_index(x, i);
         cfg_client *cl = &c->clients[c->n_clients++];
         load_client(x, cl, seq->items[i]);
         for (size_t j = 0; cl->client_id && j < i; j++) {
             if (c->clients[j].client_id && !strcmp(c->clients[j].client_id, cl->client_id)) {
-                size_t o3 = cfg_path_key(x, "client_id");
-                cfg_err(x, cfg_node_get(seq->items[i], "client_id"),
-                        "duplicate client_id \"%s\" (first at line %d)", cl->client_id,
-                        c->clients[j].pos.line);
-                cfg_path_pop(x, o3);
+                cfg_err_key(x, seq->items[i], "client_id",
+                            "duplicate client_id \"%s\" (first at line %d)", cl->client_id,
+                            c->clients[j].pos.line);
                 break;
             }
         }

@@ -68,10 +68,21 @@ void cfg_err(cfg_ctx *x, const cfg_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cfg_warn(cfg_ctx *x, const cfg_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* cfg_err/cfg_warn about the value of key in mapping m: the message names m.key's path and
+ * stands at the value (at m's position when key is absent, a value that came by default). */
+void cfg_err_key(cfg_ctx *x, const cfg_node *m, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void cfg_warn_key(cfg_ctx *x, const cfg_node *m, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Path building: push ".key" or "[i]", returning the length to pop back to. */
 size_t cfg_path_key(cfg_ctx *x, const char *key);
 size_t cfg_path_index(cfg_ctx *x, size_t i);
 void cfg_path_pop(cfg_ctx *x, size_t len);
+/* The zeroed array of a section's n entries of size bytes (one spare, so an empty section has
+ * one too), after bounding n by limit; NULL after an error at `at` ("%zu <what>, more than the
+ * limit of %d", or out of memory). The caller owns the array. */
+void *cfg_entries_alloc(cfg_ctx *x, const cfg_node *at, size_t n, int limit, const char *what,
+                        size_t size);
 
 enum cfg_ftype {
     CFG_F_STR,      /* char * */

@@ -31,10 +31,7 @@ void cfg_python_load(cfg_ctx *x, cfg_runtime *rt, const cfg_node *m)
         goto out;
     struct stat st;
     if (rt->python_venv && (stat(rt->python_venv, &st) < 0 || !S_ISDIR(st.st_mode))) {
-        size_t o2 = cfg_path_key(x, "venv");
-        cfg_err(x, cfg_node_get(m, "venv"), "%s is not a folder (a virtual environment)",
-                rt->python_venv);
-        cfg_path_pop(x, o2);
+        cfg_err_key(x, m, "venv", "%s is not a folder (a virtual environment)", rt->python_venv);
     }
     const cfg_node *p = cfg_node_get(m, "path");
     if (!p)

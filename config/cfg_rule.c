@@ -167,11 +167,9 @@ static void load_rule(cfg_ctx *x, cfg_rule *r, const cfg_node *m)
 
     const cfg_node *v;
     if (r->topic && !cfg_topic_filter_is_valid(r->topic)) {
-        size_t old = cfg_path_key(x, "topic");
-        cfg_err(x, cfg_node_get(m, "topic"),
-                "malformed topic filter \"%s\" (+ and # must fill a whole level, # only last)",
-                r->topic);
-        cfg_path_pop(x, old);
+        cfg_err_key(x, m, "topic",
+                    "malformed topic filter \"%s\" (+ and # must fill a whole level, # only last)",
+                    r->topic);
     }
     if (r->topic && cfg_topic_filter_is_valid(r->topic))
         warn_unsubscribed(x, r, cfg_node_get(m, "topic"));
@@ -205,26 +203,18 @@ void cfg_rules_load(cfg_ctx *x, const cfg_node *seq)
         cfg_err(x, seq, "expected a list of rules, got %s", cfg_node_kind(seq));
         goto out;
     }
-    if (seq->n > CFG_MAX_RULES) {
-        cfg_err(x, seq, "%zu rules, more than the limit of %d", seq->n, CFG_MAX_RULES);
+    c->rules = cfg_entries_alloc(x, seq, seq->n, CFG_MAX_RULES, "rules", sizeof(*c->rules));
+    if (!c->rules)
         goto out;
-    }
-    c->rules = calloc(seq->n + 1, sizeof(*c->rules));
-    if (!c->rules) {
-        cfg_err(x, seq, "out of memory");
-        goto out;
-    }
     for (size_t i = 0; i < seq->n; i++) {
         size_t o2 = cfg_path_index(x, i);
         cfg_rule *r = &c->rules[c->n_rules++];
         load_rule(x, r, seq->items[i]);
         for (size_t j = 0; r->name && j < i; j++) {
             if (c->rules[j].name && !strcmp(c->rules[j].name, r->name)) {
-                size_t o3 = cfg_path_key(x, "rule");
-                cfg_err(x, cfg_node_get(seq->items[i], "rule"),
-                        "duplicate rule name \"%s\" (first at line %d)", r->name,
-                        c->rules[j].pos.line);
-                cfg_path_pop(x, o3);
+                cfg_err_key(x, seq->items[i], "rule",
+                            "duplicate rule name \"%s\" (first at line %d)", r->name,
+                            c->rules[j].pos.line);
                 break;
             }
         }

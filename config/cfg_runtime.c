@@ -193,30 +193,13 @@ static void warn_old_default(cfg_ctx *x, const cfg_node *m, const char *instance
                  old, !strcmp(leaf, "dead") ? "dead letters" : "spooled records", old, now);
 }
 
-void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
+/* ring_size must be a power of two, and a record must fit the ring several times over. */
+static void check_ring(cfg_ctx *x, const cfg_node *m, cfg_runtime *rt)
 {
-    cfg_runtime *rt = &x->c->runtime;
-    rt->cpu_ingress = rt->cpu_router = rt->cpu_relay = rt->cpu_supervisor = -1;
-    rt->dead_letter_client = -1;
-    size_t old = cfg_path_key(x, "runtime");
-    /* an absent section still gets every default: decode an empty mapping */
-    cfg_node empty = {.type = CFG_NODE_MAP, .pos = {1, 1}};
-    if (!m)
-        m = &empty;
-    if (!cfg_schema_decode(x, m, runtime_fields, CFG_NFIELDS(runtime_fields), rt, false))
-        goto out;
     const cfg_node *v;
-    if (!instance_ok(rt->instance)) {
-        size_t o2 = cfg_path_key(x, "instance");
-        cfg_err(x, cfg_node_get(m, "instance"),
-                "\"%s\" is not a valid instance name (1 to 32 of A-Z a-z 0-9 _ -)", rt->instance);
-        cfg_path_pop(x, o2);
-    }
     if (rt->ring_size & (rt->ring_size - 1)) {
-        size_t o2 = cfg_path_key(x, "ring_size");
-        cfg_err(x, cfg_node_get(m, "ring_size"), "%zu is not a power of two (try %zu)",
-                rt->ring_size, (size_t)1 << (64 - __builtin_clzll(rt->ring_size)));
-        cfg_path_pop(x, o2);
+        cfg_err_key(x, m, "ring_size", "%zu is not a power of two (try %zu)", rt->ring_size,
+                    (size_t)1 << (64 - __builtin_clzll(rt->ring_size)));
     } else if (rt->max_payload > rt->ring_size / 4) {
         /* a record must fit a ring several times over or one message stalls the pipeline
          * (ring.h: records <= capacity / 4). A default that does not fit a small ring shrinks
@@ -230,46 +213,43 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
             rt->max_payload = rt->ring_size / 4;
         }
     }
-    if ((v = cfg_node_get(m, "cpus")))
-        load_cpus(x, rt, v);
-    if ((v = cfg_node_get(m, "python")))
-        cfg_python_load(x, rt, v);
-    if ((v = cfg_node_get(m, "dead_letter"))) {
-        size_t o2 = cfg_path_key(x, "dead_letter");
-        if (cfg_schema_decode(x, v, dead_letter_fields, CFG_NFIELDS(dead_letter_fields), rt,
-                              false)) {
-            rt->dead_letter_client = cfg_resolve_client(x, v, "client_id");
-            const cfg_node *t = cfg_node_get(v, "topic");
-            if (rt->dead_letter_topic && !cfg_topic_name_is_valid(rt->dead_letter_topic)) {
-                size_t o3 = cfg_path_key(x, "topic");
-                cfg_err(x, t, "\"%s\" is not a valid topic name (no + or # when publishing)",
-                        rt->dead_letter_topic);
-                cfg_path_pop(x, o3);
-            }
-            if (rt->dead_letter_topic && rt->dead_letter_client < 0 &&
-                !cfg_node_get(v, "client_id"))
-                cfg_err(x, v, "a dead_letter topic needs client_id (the client to publish on)");
-        }
-        cfg_path_pop(x, o2);
-    }
-    {
-        const cfg_node *r = cfg_node_get(m, "relay");
-        size_t o2 = cfg_path_key(x, "relay");
-        cfg_schema_decode(x, r ? r : &empty, relay_fields, CFG_NFIELDS(relay_fields), rt, false);
-        cfg_path_pop(x, o2);
-    }
-    if ((v = cfg_node_get(m, "metrics"))) {
-        size_t o2 = cfg_path_key(x, "metrics");
-        if (cfg_schema_decode(x, v, metrics_fields, CFG_NFIELDS(metrics_fields), rt, false) &&
-            rt->metrics_listen && !listen_ok(rt->metrics_listen)) {
-            size_t o3 = cfg_path_key(x, "listen");
-            cfg_err(x, cfg_node_get(v, "listen"),
-                    "\"%s\" is not HOST:PORT (e.g. \"127.0.0.1:9464\", \"[::1]:9464\")",
-                    rt->metrics_listen);
+}
+
+/* runtime.dead_letter: where dead letters are also published, if anywhere. */
+static void load_dead_letter(cfg_ctx *x, cfg_runtime *rt, const cfg_node *v)
+{
+    size_t o2 = cfg_path_key(x, "dead_letter");
+    if (cfg_schema_decode(x, v, dead_letter_fields, CFG_NFIELDS(dead_letter_fields), rt, false)) {
+        rt->dead_letter_client = cfg_resolve_client(x, v, "client_id");
+        const cfg_node *t = cfg_node_get(v, "topic");
+        if (rt->dead_letter_topic && !cfg_topic_name_is_valid(rt->dead_letter_topic)) {
+            size_t o3 = cfg_path_key(x, "topic");
+            cfg_err(x, t, "\"%s\" is not a valid topic name (no + or # when publishing)",
+                    rt->dead_letter_topic);
             cfg_path_pop(x, o3);
         }
-        cfg_path_pop(x, o2);
+        if (rt->dead_letter_topic && rt->dead_letter_client < 0 && !cfg_node_get(v, "client_id"))
+            cfg_err(x, v, "a dead_letter topic needs client_id (the client to publish on)");
     }
+    cfg_path_pop(x, o2);
+}
+
+/* runtime.metrics: the Prometheus listener. */
+static void load_metrics(cfg_ctx *x, cfg_runtime *rt, const cfg_node *v)
+{
+    size_t o2 = cfg_path_key(x, "metrics");
+    if (cfg_schema_decode(x, v, metrics_fields, CFG_NFIELDS(metrics_fields), rt, false) &&
+        rt->metrics_listen && !listen_ok(rt->metrics_listen)) {
+        cfg_err_key(x, v, "listen",
+                    "\"%s\" is not HOST:PORT (e.g. \"127.0.0.1:9464\", \"[::1]:9464\")",
+                    rt->metrics_listen);
+    }
+    cfg_path_pop(x, o2);
+}
+
+/* spool_dir and the dead-letter folder: defaults per instance, and room below them. */
+static void load_dirs(cfg_ctx *x, const cfg_node *m, cfg_runtime *rt)
+{
     if (!rt->spool_dir && (rt->spool_dir = default_path(x, m, rt->instance, "spool")) &&
         !(x->flags & CFG_LOAD_CONTROL))
         warn_old_default(x, m, rt->instance, "spool", rt->spool_dir);
@@ -293,6 +273,11 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
     } else {
         check_dir(x, m, "dead_letter", rt->dead_letter_dir);
     }
+}
+
+/* control_socket: a default per instance, and a path a Unix socket can bind. */
+static void load_control_socket(cfg_ctx *x, const cfg_node *m, cfg_runtime *rt)
+{
     if (!rt->control_socket) {
         char dir[PATH_MAX];
         int rc = privdir_default_runtime(dir, sizeof(dir));
@@ -314,6 +299,43 @@ void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
                 strlen(rt->control_socket), CFG_SOCKET_PATH_MAX, how);
         cfg_path_pop(x, o2);
     }
+}
+
+void cfg_runtime_load(cfg_ctx *x, const cfg_node *m)
+{
+    cfg_runtime *rt = &x->c->runtime;
+    rt->cpu_ingress = rt->cpu_router = rt->cpu_relay = rt->cpu_supervisor = -1;
+    rt->dead_letter_client = -1;
+    size_t old = cfg_path_key(x, "runtime");
+    /* an absent section still gets every default: decode an empty mapping */
+    cfg_node empty = {.type = CFG_NODE_MAP, .pos = {1, 1}};
+    if (!m)
+        m = &empty;
+    if (!cfg_schema_decode(x, m, runtime_fields, CFG_NFIELDS(runtime_fields), rt, false))
+        goto out;
+    const cfg_node *v;
+    if (!instance_ok(rt->instance)) {
+        cfg_err_key(x, m, "instance",
+                    "\"%s\" is not a valid instance name (1 to 32 of A-Z a-z 0-9 _ -)",
+                    rt->instance);
+    }
+    check_ring(x, m, rt);
+    if ((v = cfg_node_get(m, "cpus")))
+        load_cpus(x, rt, v);
+    if ((v = cfg_node_get(m, "python")))
+        cfg_python_load(x, rt, v);
+    if ((v = cfg_node_get(m, "dead_letter")))
+        load_dead_letter(x, rt, v);
+    {
+        const cfg_node *r = cfg_node_get(m, "relay");
+        size_t o2 = cfg_path_key(x, "relay");
+        cfg_schema_decode(x, r ? r : &empty, relay_fields, CFG_NFIELDS(relay_fields), rt, false);
+        cfg_path_pop(x, o2);
+    }
+    if ((v = cfg_node_get(m, "metrics")))
+        load_metrics(x, rt, v);
+    load_dirs(x, m, rt);
+    load_control_socket(x, m, rt);
 out:
     cfg_path_pop(x, old);
 }

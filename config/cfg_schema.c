@@ -41,6 +41,26 @@ void cfg_warn(cfg_ctx *x, const cfg_node *at, const char *fmt, ...)
     va_end(ap);
 }
 
+void cfg_err_key(cfg_ctx *x, const cfg_node *m, const char *key, const char *fmt, ...)
+{
+    size_t old = cfg_path_key(x, key);
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(x, false, cfg_node_get(m, key), fmt, ap);
+    va_end(ap);
+    cfg_path_pop(x, old);
+}
+
+void cfg_warn_key(cfg_ctx *x, const cfg_node *m, const char *key, const char *fmt, ...)
+{
+    size_t old = cfg_path_key(x, key);
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(x, true, cfg_node_get(m, key), fmt, ap);
+    va_end(ap);
+    cfg_path_pop(x, old);
+}
+
 size_t cfg_path_key(cfg_ctx *x, const char *key)
 {
     size_t old = x->plen;
@@ -63,6 +83,19 @@ void cfg_path_pop(cfg_ctx *x, size_t len)
 {
     x->plen = len;
     x->path[len] = 0;
+}
+
+void *cfg_entries_alloc(cfg_ctx *x, const cfg_node *at, size_t n, int limit, const char *what,
+                        size_t size)
+{
+    if (n > (size_t)limit) {
+        cfg_err(x, at, "%zu %s, more than the limit of %d", n, what, limit);
+        return NULL;
+    }
+    void *a = calloc(n + 1, size);
+    if (!a)
+        cfg_err(x, at, "out of memory");
+    return a;
 }
 
 /* ---- scalar parsers: 0 or -EINVAL/-ERANGE, never report ---- */
@@ -279,6 +312,112 @@ static void range_error(cfg_ctx *x, const cfg_node *v, const cfg_field *f, const
         cfg_err(x, v, "%s is out of range %g..%g", what, f->min, f->max);
 }
 
+/* CFG_F_STR, CFG_F_PATH: a copy of the text (a path made absolute against the file's folder). */
+static void decode_string(cfg_ctx *x, const cfg_field *f, const cfg_node *v, const char *text,
+                          char *dst)
+{
+    char *s = f->type == CFG_F_PATH ? cfg_schema_abspath(x->dir, text) : strdup(text);
+    if (!s) {
+        cfg_err(x, v, "out of memory");
+        return;
+    }
+    free(*(char **)dst);
+    *(char **)dst = s;
+}
+
+/* CFG_F_INT, CFG_F_U32: a whole number within the field's range and its C type's. */
+static void decode_integer(cfg_ctx *x, const cfg_field *f, const cfg_node *v, const char *text,
+                           char *dst)
+{
+    long long ll;
+    int r = parse_ll(text, &ll);
+    if (r == -EINVAL) {
+        cfg_err(x, v, "expected an integer, got \"%s\"", text);
+        return;
+    }
+    if (r < 0 || !in_range(f, (double)ll) ||
+        (f->type == CFG_F_INT && (ll < INT_MIN || ll > INT_MAX)) ||
+        (f->type == CFG_F_U32 && (ll < 0 || ll > UINT32_MAX))) {
+        range_error(x, v, f, text);
+        return;
+    }
+    if (f->type == CFG_F_INT)
+        *(int *)dst = (int)ll;
+    else
+        *(uint32_t *)dst = (uint32_t)ll;
+}
+
+/* CFG_F_BOOL, CFG_F_TRIBOOL (an int, so that -1 can stand for "not set"). */
+static void decode_bool(cfg_ctx *x, const cfg_field *f, const cfg_node *v, const char *text,
+                        char *dst)
+{
+    bool b;
+    if (parse_bool(text, &b) < 0) {
+        cfg_err(x, v, "expected true or false, got \"%s\"", text);
+        return;
+    }
+    if (f->type == CFG_F_BOOL)
+        *(bool *)dst = b;
+    else
+        *(int *)dst = b;
+}
+
+/* CFG_F_DOUBLE, CFG_F_DURATION (seconds, or with a unit: 500ms, 2s, 1m, 1h). */
+static void decode_double(cfg_ctx *x, const cfg_field *f, const cfg_node *v, const char *text,
+                          char *dst)
+{
+    double d;
+    int r = f->type == CFG_F_DOUBLE ? parse_double(text, &d) : cfg_schema_parse_duration(text, &d);
+    if (r < 0) {
+        cfg_err(x, v, "expected %s, got \"%s\"",
+                f->type == CFG_F_DOUBLE ? "a number" : "a duration (seconds, or 500ms/2s/1m/1h)",
+                text);
+        return;
+    }
+    if (!in_range(f, d)) {
+        range_error(x, v, f, text);
+        return;
+    }
+    *(double *)dst = d;
+}
+
+/* CFG_F_SIZE: bytes, or with a binary unit (64KiB, 4MiB). */
+static void decode_size(cfg_ctx *x, const cfg_field *f, const cfg_node *v, const char *text,
+                        char *dst)
+{
+    size_t sz;
+    int r = cfg_schema_parse_size(text, &sz);
+    if (r == -EINVAL) {
+        cfg_err(x, v, "expected a size in bytes (like 65536, \"64KiB\" or \"4MiB\"), got \"%s\"",
+                text);
+        return;
+    }
+    if (r < 0 || !in_range(f, (double)sz)) {
+        range_error(x, v, f, text);
+        return;
+    }
+    *(size_t *)dst = sz;
+}
+
+/* CFG_F_ENUM: one of the field's names; the error lists them all. */
+static void decode_enum(cfg_ctx *x, const cfg_field *f, const cfg_node *v, const char *text,
+                        char *dst)
+{
+    char allowed[256] = "";
+    size_t used = 0;
+    for (const cfg_enum_name *e = f->names; e->name; e++) {
+        if (!strcmp(e->name, text)) {
+            *(int *)dst = e->value;
+            return;
+        }
+        int n = snprintf(allowed + used, sizeof(allowed) - used, "%s%s", e == f->names ? "" : " | ",
+                         e->name);
+        if (n > 0 && (size_t)n < sizeof(allowed) - used)
+            used += (size_t)n;
+    }
+    cfg_err(x, v, "expected %s, got \"%s\"", allowed, text);
+}
+
 /* text: the value's text (from v, or a default when v is NULL) */
 static void decode_value(cfg_ctx *x, const cfg_field *f, const cfg_node *v, const char *text,
                          void *base)
@@ -300,104 +439,31 @@ static void decode_value(cfg_ctx *x, const cfg_field *f, const cfg_node *v, cons
     }
     switch (f->type) {
     case CFG_F_STR:
-    case CFG_F_PATH: {
-        char *s = f->type == CFG_F_PATH ? cfg_schema_abspath(x->dir, text) : strdup(text);
-        if (!s) {
-            cfg_err(x, v, "out of memory");
-            return;
-        }
-        free(*(char **)dst);
-        *(char **)dst = s;
+    case CFG_F_PATH:
+        decode_string(x, f, v, text, dst);
         return;
-    }
     case CFG_F_NAME:
         if (!*text)
             cfg_err(x, v, "expected a name, got an empty string");
         return;
     case CFG_F_INT:
-    case CFG_F_U32: {
-        long long ll;
-        int r = parse_ll(text, &ll);
-        if (r == -EINVAL) {
-            cfg_err(x, v, "expected an integer, got \"%s\"", text);
-            return;
-        }
-        if (r < 0 || !in_range(f, (double)ll) ||
-            (f->type == CFG_F_INT && (ll < INT_MIN || ll > INT_MAX)) ||
-            (f->type == CFG_F_U32 && (ll < 0 || ll > UINT32_MAX))) {
-            range_error(x, v, f, text);
-            return;
-        }
-        if (f->type == CFG_F_INT)
-            *(int *)dst = (int)ll;
-        else
-            *(uint32_t *)dst = (uint32_t)ll;
+    case CFG_F_U32:
+        decode_integer(x, f, v, text, dst);
         return;
-    }
     case CFG_F_BOOL:
-    case CFG_F_TRIBOOL: {
-        bool b;
-        if (parse_bool(text, &b) < 0) {
-            cfg_err(x, v, "expected true or false, got \"%s\"", text);
-            return;
-        }
-        if (f->type == CFG_F_BOOL)
-            *(bool *)dst = b;
-        else
-            *(int *)dst = b;
+    case CFG_F_TRIBOOL:
+        decode_bool(x, f, v, text, dst);
         return;
-    }
     case CFG_F_DOUBLE:
-    case CFG_F_DURATION: {
-        double d;
-        int r =
-            f->type == CFG_F_DOUBLE ? parse_double(text, &d) : cfg_schema_parse_duration(text, &d);
-        if (r < 0) {
-            cfg_err(x, v, "expected %s, got \"%s\"",
-                    f->type == CFG_F_DOUBLE ? "a number"
-                                            : "a duration (seconds, or 500ms/2s/1m/1h)",
-                    text);
-            return;
-        }
-        if (!in_range(f, d)) {
-            range_error(x, v, f, text);
-            return;
-        }
-        *(double *)dst = d;
+    case CFG_F_DURATION:
+        decode_double(x, f, v, text, dst);
         return;
-    }
-    case CFG_F_SIZE: {
-        size_t sz;
-        int r = cfg_schema_parse_size(text, &sz);
-        if (r == -EINVAL) {
-            cfg_err(x, v,
-                    "expected a size in bytes (like 65536, \"64KiB\" or \"4MiB\"), got \"%s\"",
-                    text);
-            return;
-        }
-        if (r < 0 || !in_range(f, (double)sz)) {
-            range_error(x, v, f, text);
-            return;
-        }
-        *(size_t *)dst = sz;
+    case CFG_F_SIZE:
+        decode_size(x, f, v, text, dst);
         return;
-    }
-    case CFG_F_ENUM: {
-        char allowed[256] = "";
-        size_t used = 0;
-        for (const cfg_enum_name *e = f->names; e->name; e++) {
-            if (!strcmp(e->name, text)) {
-                *(int *)dst = e->value;
-                return;
-            }
-            int n = snprintf(allowed + used, sizeof(allowed) - used, "%s%s",
-                             e == f->names ? "" : " | ", e->name);
-            if (n > 0 && (size_t)n < sizeof(allowed) - used)
-                used += (size_t)n;
-        }
-        cfg_err(x, v, "expected %s, got \"%s\"", allowed, text);
+    case CFG_F_ENUM:
+        decode_enum(x, f, v, text, dst);
         return;
-    }
     case CFG_F_ANY:
         return;
     }

@@ -175,6 +175,87 @@ static int apply_tag(const char *name, const char *tag, cfg_node *n, cfg_diag *d
     return -EINVAL;
 }
 
+/* Turns the parser's error into a diagnostic at its position: -ENOMEM or -EINVAL. */
+static int syntax_error(const char *name, const yaml_parser_t *p, cfg_diag *d)
+{
+    cfg_pos pos = mark_pos(p->problem_mark);
+    if (p->error == YAML_MEMORY_ERROR)
+        return -ENOMEM;
+    if (p->context)
+        cfg_diag_add(d, false, name, pos, NULL, "YAML syntax error: %s %s", p->problem, p->context);
+    else
+        cfg_diag_add(d, false, name, pos, NULL, "YAML syntax error: %s",
+                     p->problem ? p->problem : "unknown");
+    return -EINVAL;
+}
+
+/* A scalar event as a node in *out, within the size limit and without a NUL. On an error from
+ * its tag *out is still set (the caller frees it); 0 or -errno. */
+static int scalar_node(const char *name, const yaml_event_t *ev, cfg_pos pos, cfg_node **out,
+                       cfg_diag *d)
+{
+    cfg_node *n;
+    if (ev->data.scalar.length > CFG_MAX_SCALAR) {
+        cfg_diag_add(d, false, name, pos, NULL,
+                     "value is %zu bytes long, more than the limit of %d", ev->data.scalar.length,
+                     CFG_MAX_SCALAR);
+        return -EINVAL;
+    }
+    if (memchr(ev->data.scalar.value, 0, ev->data.scalar.length)) {
+        cfg_diag_add(d, false, name, pos, NULL, "value contains a NUL byte");
+        return -EINVAL;
+    }
+    n = calloc(1, sizeof(*n));
+    if (!n || !(n->str = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length))) {
+        free(n);
+        return -ENOMEM;
+    }
+    n->len = ev->data.scalar.length;
+    n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    n->type = n->plain && is_null_text(n->str) ? CFG_NODE_NULL : CFG_NODE_SCALAR;
+    n->pos = pos;
+    *out = n;
+    return apply_tag(name, (const char *)ev->data.scalar.tag, n, d);
+}
+
+/* A sequence or mapping start as an empty node in *out, refused past CFG_MAX_DEPTH. On an error
+ * from its tag *out is still set (the caller frees it); 0 or -errno. */
+static int collection_node(const char *name, const yaml_event_t *ev, cfg_pos pos, int depth,
+                           cfg_node **out, cfg_diag *d)
+{
+    bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
+    if (depth >= CFG_MAX_DEPTH) {
+        cfg_diag_add(d, false, name, pos, NULL, "nesting deeper than %d levels", CFG_MAX_DEPTH);
+        return -EINVAL;
+    }
+    cfg_node *n = calloc(1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    n->type = seq ? CFG_NODE_SEQ : CFG_NODE_MAP;
+    n->pos = pos;
+    *out = n;
+    return apply_tag(
+        name, (const char *)(seq ? ev->data.sequence_start.tag : ev->data.mapping_start.tag), n, d);
+}
+
+/* Hangs n under parent (the innermost open collection). A collection cannot be a mapping key:
+ * keys sit at even indices of a mapping, and only scalars make sense there. On an error n is
+ * freed; 0 or -errno. */
+static int attach_node(const char *name, cfg_node *parent, cfg_node *n, cfg_diag *d)
+{
+    if (parent->type == CFG_NODE_MAP && parent->n % 2 == 0 &&
+        (n->type == CFG_NODE_SEQ || n->type == CFG_NODE_MAP)) {
+        cfg_diag_add(d, false, name, n->pos, NULL, "a mapping key must be a string");
+        cfg_node_free(n);
+        return -EINVAL;
+    }
+    if (node_append(parent, n) < 0) {
+        cfg_node_free(n);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int cfg_yaml_parse(const char *name, const char *data, size_t len, cfg_node **root, cfg_diag *d)
 {
     *root = NULL;
@@ -197,18 +278,7 @@ int cfg_yaml_parse(const char *name, const char *data, size_t len, cfg_node **ro
     while (!done && r == 0) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
-            cfg_pos pos = mark_pos(p.problem_mark);
-            if (p.error == YAML_MEMORY_ERROR) {
-                r = -ENOMEM;
-            } else if (p.context) {
-                cfg_diag_add(d, false, name, pos, NULL, "YAML syntax error: %s %s", p.problem,
-                             p.context);
-                r = -EINVAL;
-            } else {
-                cfg_diag_add(d, false, name, pos, NULL, "YAML syntax error: %s",
-                             p.problem ? p.problem : "unknown");
-                r = -EINVAL;
-            }
+            r = syntax_error(name, &p, d);
             break;
         }
         cfg_pos pos = mark_pos(ev.start_mark);
@@ -233,52 +303,11 @@ int cfg_yaml_parse(const char *name, const char *data, size_t len, cfg_node **ro
             r = -EINVAL;
             break;
         case YAML_SCALAR_EVENT:
-            if (ev.data.scalar.length > CFG_MAX_SCALAR) {
-                cfg_diag_add(d, false, name, pos, NULL,
-                             "value is %zu bytes long, more than the limit of %d",
-                             ev.data.scalar.length, CFG_MAX_SCALAR);
-                r = -EINVAL;
-                break;
-            }
-            if (memchr(ev.data.scalar.value, 0, ev.data.scalar.length)) {
-                cfg_diag_add(d, false, name, pos, NULL, "value contains a NUL byte");
-                r = -EINVAL;
-                break;
-            }
-            n = calloc(1, sizeof(*n));
-            if (!n ||
-                !(n->str = strndup((const char *)ev.data.scalar.value, ev.data.scalar.length))) {
-                free(n);
-                n = NULL;
-                r = -ENOMEM;
-                break;
-            }
-            n->len = ev.data.scalar.length;
-            n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-            n->type = n->plain && is_null_text(n->str) ? CFG_NODE_NULL : CFG_NODE_SCALAR;
-            n->pos = pos;
-            r = apply_tag(name, (const char *)ev.data.scalar.tag, n, d);
+            r = scalar_node(name, &ev, pos, &n, d);
             break;
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT:
-            if (depth >= CFG_MAX_DEPTH) {
-                cfg_diag_add(d, false, name, pos, NULL, "nesting deeper than %d levels",
-                             CFG_MAX_DEPTH);
-                r = -EINVAL;
-                break;
-            }
-            n = calloc(1, sizeof(*n));
-            if (!n) {
-                r = -ENOMEM;
-                break;
-            }
-            n->type = ev.type == YAML_SEQUENCE_START_EVENT ? CFG_NODE_SEQ : CFG_NODE_MAP;
-            n->pos = pos;
-            r = apply_tag(name,
-                          (const char *)(ev.type == YAML_SEQUENCE_START_EVENT
-                                             ? ev.data.sequence_start.tag
-                                             : ev.data.mapping_start.tag),
-                          n, d);
+            r = collection_node(name, &ev, pos, depth, &n, d);
             break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
@@ -296,24 +325,10 @@ int cfg_yaml_parse(const char *name, const char *data, size_t len, cfg_node **ro
         }
         if (!n)
             continue;
-        if (depth == 0) {
+        if (depth == 0)
             top = n;
-        } else {
-            cfg_node *parent = stack[depth - 1];
-            /* keys sit at even indices of a mapping: only scalars make sense there */
-            if (parent->type == CFG_NODE_MAP && parent->n % 2 == 0 &&
-                (n->type == CFG_NODE_SEQ || n->type == CFG_NODE_MAP)) {
-                cfg_diag_add(d, false, name, n->pos, NULL, "a mapping key must be a string");
-                cfg_node_free(n);
-                r = -EINVAL;
-                break;
-            }
-            if (node_append(parent, n) < 0) {
-                cfg_node_free(n);
-                r = -ENOMEM;
-                break;
-            }
-        }
+        else if ((r = attach_node(name, stack[depth - 1], n, d)) < 0)
+            break;
         if (n->type == CFG_NODE_SEQ || n->type == CFG_NODE_MAP)
             stack[depth++] = n;
     }

@@ -3,10 +3,7 @@
 #include "nodelay.h"
 
 #include <MQTTAsync.h>
-#include <dirent.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>

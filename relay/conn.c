@@ -6,16 +6,11 @@
 #include "nodelay.h"
 
 #include <MQTTAsync.h>
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "clock.h"
 #include "log.h"

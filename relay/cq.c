@@ -73,6 +73,19 @@ static inline cq *token_queue(void *ctx, uint32_t *gen, uint32_t *idx)
     return atom_load_acquire(&registry[id]);
 }
 
+/* Frees q and its arrays (any may be NULL): the end of cq_destroy and of a failed cq_create. */
+static void free_queue(cq *q)
+{
+    free(q->conn_why);
+    free(q->conn_code);
+    free(q->conn_ev);
+    free(q->conn_epoch);
+    free(q->queue);
+    free(q->free_stack);
+    free(q->slots);
+    free(q);
+}
+
 int cq_create(size_t slots, size_t n_conns, cq **out)
 {
     int rc = -ENOMEM;
@@ -121,14 +134,7 @@ int cq_create(size_t slots, size_t n_conns, cq **out)
 err_mutex:
     pthread_mutex_destroy(&q->mu);
 err_free:
-    free(q->conn_why);
-    free(q->conn_code);
-    free(q->conn_ev);
-    free(q->conn_epoch);
-    free(q->queue);
-    free(q->free_stack);
-    free(q->slots);
-    free(q);
+    free_queue(q);
     return rc;
 }
 
@@ -140,14 +146,7 @@ void cq_destroy(cq *q)
     atom_store_release(&registry[q->id], NULL); /* release: pairs with token_queue */
     pthread_mutex_unlock(&reg_mu);
     pthread_mutex_destroy(&q->mu);
-    free(q->conn_why);
-    free(q->conn_code);
-    free(q->conn_ev);
-    free(q->conn_epoch);
-    free(q->queue);
-    free(q->free_stack);
-    free(q->slots);
-    free(q);
+    free_queue(q);
 }
 
 size_t cq_capacity(const cq *q)

@@ -79,6 +79,18 @@ static void detach_set(ring **rs, size_t n)
     free(rs);
 }
 
+/* Detaches every ring and the stats segment and frees t: the end of topo_destroy and of a
+ * failed topo_create (what is not attached yet is NULL). Unlinks nothing. */
+static void topo_free(topo *t)
+{
+    detach_set(t->ingress, t->n_ingress);
+    detach_set(t->w_in, t->n_workers);
+    detach_set(t->w_out, t->n_workers);
+    stats_detach(t->st);
+    free(t->instance);
+    free(t);
+}
+
 /* Whether name is a worker's state segment of the instance ("mqttflow.<inst>.w<N>.state"). */
 static int is_state_segment(const char *instance, const char *name)
 {
@@ -438,12 +450,7 @@ err_unlink:
     if (names_stats(name, sizeof(name), t->instance) == 0)
         (void)shm_unlink_name(name);
 err_free:
-    detach_set(t->ingress, t->n_ingress);
-    detach_set(t->w_in, t->n_workers);
-    detach_set(t->w_out, t->n_workers);
-    stats_detach(t->st);
-    free(t->instance);
-    free(t);
+    topo_free(t);
     return rc;
 }
 
@@ -462,12 +469,7 @@ void topo_destroy(topo *t, int clean)
                  "instance %s: kept %zu segment(s) for its next run (%zu bytes of records in "
                  "its rings%s)",
                  t->instance, kept, queued, clean ? "" : ", the workers' state");
-    detach_set(t->ingress, t->n_ingress);
-    detach_set(t->w_in, t->n_workers);
-    detach_set(t->w_out, t->n_workers);
-    stats_detach(t->st);
-    free(t->instance);
-    free(t);
+    topo_free(t);
 }
 
 uint64_t topo_resumed_records(const topo *t)

@@ -7,6 +7,7 @@
 
 #include "chain_int.h"
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 
 #define COMP "worker"
@@ -119,6 +120,38 @@ json_t *chain_json_field(const mf_msg *m, const char *field)
     json_incref(v);
     json_decref(root);
     return v;
+}
+
+int chain_field_hash(const mf_msg *m, const char *field, uint64_t *h, bool *found)
+{
+    *h = 0;
+    *found = true;
+    if (!field) {
+        *h = hash_fnv1a(m->payload, m->payload_len);
+        return 0;
+    }
+    json_t *j = chain_json_field(m, field);
+    char *v = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (j && !v)
+        return -ENOMEM;
+    if (!v) {
+        *found = false;
+        return 0;
+    }
+    *h = hash_fnv1a(v, strlen(v));
+    free(v);
+    return 0;
+}
+
+bool chain_step_replaying(chain_step *s, const ctx_origin *o, uint64_t *last_pos)
+{
+    bool replaying = s->replay.on && o->pos != 0 && o->pos <= *last_pos;
+    if (s->replay.on && !replaying && o->pos != 0)
+        s->replay.on = false;
+    if (o->pos > *last_pos)
+        *last_pos = o->pos;
+    return replaying;
 }
 
 bool chain_replay(const chain_rule *cr)

@@ -67,6 +67,10 @@ const char *chain_client_name(const chain_rule *cr, int client);
  * the whole payload), as a new reference, or NULL when the payload is not JSON or the field
  * is missing. */
 json_t *chain_json_field(const mf_msg *m, const char *field);
+/* The hash a step compares m by: of the raw payload (field NULL), else of the compact JSON
+ * (keys sorted) of the field. *found false (and *h 0) when the field is missing or the payload
+ * is not JSON. 0, or -ENOMEM when the JSON text cannot be built. */
+int chain_field_hash(const mf_msg *m, const char *field, uint64_t *h, bool *found);
 /* Follows "a.b[2].c" (len bytes) from v; a borrowed reference or NULL. */
 json_t *chain_json_path(json_t *v, const char *path, size_t len);
 /* Counts one message dropped on purpose by a step (throttle, full window). */
@@ -76,6 +80,10 @@ void chain_count_error(chain_rule *cr);
 
 /* Whether stored input positions of this worker's state refer to the current input ring. */
 bool chain_replay(const chain_rule *cr);
+/* For a step that keeps the highest input position it applied (*last_pos, in its state):
+ * whether o re-reads a position it already applied after a worker restart. The first new
+ * position ends the replay; *last_pos advances to o's. */
+bool chain_step_replaying(chain_step *s, const ctx_origin *o, uint64_t *last_pos);
 /* Makes the outputs written so far visible downstream (before state forgets what made them). */
 void chain_flush(chain_rule *cr);
 /* Counts a close attempt of a step's held state (attempts = what the step counted, this one

@@ -29,7 +29,6 @@
 #include "atom.h"
 #include "chain_int.h"
 #include "clock.h"
-#include "hash.h"
 #include "log.h"
 
 #define COMP           "worker"
@@ -79,21 +78,10 @@ static void fini(chain_step *s)
 /* The key's hash in *h: 0 and *h = 0 when m has no key (missing field, not JSON); -ENOMEM. */
 static int key_of(const chain_step *s, const mf_msg *m, uint64_t *h)
 {
-    *h = 0;
-    if (!s->cfg->field) {
-        *h = hash_fnv1a(m->payload, m->payload_len);
-    } else {
-        json_t *j = chain_json_field(m, s->cfg->field);
-        char *v = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-        json_decref(j);
-        if (j && !v)
-            return -ENOMEM;
-        if (!v)
-            return 0;
-        *h = hash_fnv1a(v, strlen(v));
-        free(v);
-    }
-    if (*h == 0)
+    bool found;
+    if (chain_field_hash(m, s->cfg->field, h, &found) < 0)
+        return -ENOMEM;
+    if (found && *h == 0)
         *h = 1; /* 0 marks an empty entry */
     return 0;
 }
@@ -120,11 +108,7 @@ static int process(chain_step *s, const ctx_origin *o, const mf_msg *m)
     if (key == 0)
         return chain_feed(s->cr, s->index + 1, o, m);
 
-    bool replaying = s->replay.on && o->pos != 0 && o->pos <= t->last_pos;
-    if (s->replay.on && !replaying && o->pos != 0)
-        s->replay.on = false;
-    if (o->pos > t->last_pos)
-        t->last_pos = o->pos;
+    bool replaying = chain_step_replaying(s, o, &t->last_pos);
 
     uint64_t now = clock_mono_ns(), win_ns = (uint64_t)(s->cfg->interval * 1e9);
     /* FNV-1a's bits 32..44 barely change with a key's last bytes ("k1", "k2"): fold in the

@@ -87,18 +87,11 @@ static oc_slot *find(oc_table *t, uint64_t topic)
  * field is missing). -ENOMEM when the JSON cannot be built. */
 static int value_of(const chain_step *s, const mf_msg *m, uint64_t *h)
 {
-    if (!s->cfg->field) {
-        *h = hash_fnv1a(m->payload, m->payload_len);
-        return 0;
-    }
-    json_t *j = chain_json_field(m, s->cfg->field);
-    char *v = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(j);
-    if (j && !v)
-        return -ENOMEM;
-    *h = v ? hash_fnv1a(v, strlen(v)) : hash_fnv1a("", 0);
-    free(v);
-    return 0;
+    bool found;
+    int rc = chain_field_hash(m, s->cfg->field, h, &found);
+    if (rc == 0 && !found)
+        *h = hash_fnv1a("", 0);
+    return rc;
 }
 
 static int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_msg *m)
@@ -111,11 +104,7 @@ static int step_on_change_process(chain_step *s, const ctx_origin *o, const mf_m
         return chain_feed(s->cr, s->index + 1, o, m);
     }
     uint64_t topic = hash_fnv1a(m->topic, strlen(m->topic)) | 1;
-    bool replaying = s->replay.on && o->pos != 0 && o->pos <= t->last_pos;
-    if (s->replay.on && !replaying && o->pos != 0)
-        s->replay.on = false;
-    if (o->pos > t->last_pos)
-        t->last_pos = o->pos;
+    bool replaying = chain_step_replaying(s, o, &t->last_pos);
 
     oc_slot *e = find(t, topic);
     if (!e) {

@@ -116,6 +116,18 @@ static bool valid(const window *w, const win_commit *c, const char **why)
     return true;
 }
 
+/* Stamps the region with this configuration's geometry and commits an empty, closed window:
+ * a new region, or the old state given up. */
+static void format_region(window *w, uint32_t max_messages)
+{
+    w->geo->max_messages = max_messages;
+    w->geo->data_cap = w->data_cap;
+    win_commit *n = next(w);
+    memset(n, 0, sizeof(*n));
+    n->deadline = WINDOW_CLOSED;
+    publish(w);
+}
+
 int window_create(void *region, size_t len, uint64_t duration_ns, uint32_t max_messages,
                   bool replay, const char *label, window **out)
 {
@@ -137,12 +149,7 @@ int window_create(void *region, size_t len, uint64_t duration_ns, uint32_t max_m
     const char *why = NULL;
     if (w->geo->max_messages == 0 && w->geo->data_cap == 0) {
         /* a new (zeroed) region: an empty commit copy is already current */
-        w->geo->max_messages = max_messages;
-        w->geo->data_cap = w->data_cap;
-        win_commit *n = next(w);
-        memset(n, 0, sizeof(*n));
-        n->deadline = WINDOW_CLOSED;
-        publish(w);
+        format_region(w, max_messages);
     } else if (w->geo->max_messages != max_messages || w->geo->data_cap != w->data_cap) {
         why = "geometry of another configuration";
     } else {
@@ -151,12 +158,7 @@ int window_create(void *region, size_t len, uint64_t duration_ns, uint32_t max_m
     if (why) {
         log_error(COMP, "%s: state left by the previous worker is corrupt (%s): window emptied",
                   w->label, why);
-        w->geo->max_messages = max_messages;
-        w->geo->data_cap = w->data_cap;
-        win_commit *n = next(w);
-        memset(n, 0, sizeof(*n));
-        n->deadline = WINDOW_CLOSED;
-        publish(w);
+        format_region(w, max_messages);
     }
     const win_commit *c = cur(w);
     w->replay.on = replay && c->applied.pos != 0;

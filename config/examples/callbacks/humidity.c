@@ -13,41 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-int analyze_humidity(mf_ctx *ctx, const mf_msg *msgs, size_t n);
+#include "example_number.h"
 
-static int read_humidity(const char *text, double *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end != text) {
-        while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
-            end++;
-        if (*end == '\0') {
-            *out = v;
-            return 0;
-        }
-    }
-    const char *p = strstr(text, "\"humidity\"");
-    if (!p)
-        return -1;
-    p += strlen("\"humidity\"");
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    if (*p != ':')
-        return -1;
-    p++;
-    v = strtod(p, &end);
-    if (end == p)
-        return -1;
-    *out = v;
-    return 0;
-}
+int analyze_humidity(mf_ctx *ctx, const mf_msg *msgs, size_t n);
 
 int analyze_humidity(mf_ctx *ctx, const mf_msg *msgs, size_t n)
 {
+    static const char *const keys[] = {"humidity", NULL};
     for (size_t i = 0; i < n; i++) {
         double h;
-        if (read_humidity(msgs[i].payload, &h) < 0) {
+        if (read_number(msgs[i].payload, keys, &h) < 0) {
             mf_log(ctx, MF_LOG_WARNING, "no humidity in message on %s", msgs[i].topic);
             continue;
         }

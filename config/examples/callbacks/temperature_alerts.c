@@ -14,41 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int alert_if_high(mf_ctx *ctx, const mf_msg *msgs, size_t n);
+#include "example_number.h"
 
-/* The number after "key": in a JSON text, or the whole text as a number. 0 when found. */
-static int read_number(const char *text, const char *const *keys, double *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end != text) {
-        while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
-            end++;
-        if (*end == '\0') {
-            *out = v;
-            return 0;
-        }
-    }
-    for (; *keys; keys++) {
-        char quoted[64];
-        snprintf(quoted, sizeof(quoted), "\"%s\"", *keys);
-        const char *p = strstr(text, quoted);
-        if (!p)
-            continue;
-        p += strlen(quoted);
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-            p++;
-        if (*p != ':')
-            continue;
-        p++;
-        v = strtod(p, &end);
-        if (end != p) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
+int alert_if_high(mf_ctx *ctx, const mf_msg *msgs, size_t n);
 
 int alert_if_high(mf_ctx *ctx, const mf_msg *msgs, size_t n)
 {

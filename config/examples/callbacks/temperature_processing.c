@@ -17,39 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "example_number.h"
+
 int handle_temperature_sample(mf_ctx *ctx, const mf_msg *msgs, size_t n);
 int handle_processed_temperature(mf_ctx *ctx, const mf_msg *msgs, size_t n);
 
 static int read_temperature(const char *text, double *out)
 {
-    static const char *const keys[] = {"\"temperature\"", "\"temp\"", NULL};
-    char *end;
-    double v = strtod(text, &end);
-    if (end != text) {
-        while (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')
-            end++;
-        if (*end == '\0') {
-            *out = v;
-            return 0;
-        }
-    }
-    for (const char *const *k = keys; *k; k++) {
-        const char *p = strstr(text, *k);
-        if (!p)
-            continue;
-        p += strlen(*k);
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-            p++;
-        if (*p != ':')
-            continue;
-        p++;
-        v = strtod(p, &end);
-        if (end != p) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
+    static const char *const keys[] = {"temperature", "temp", NULL};
+    return read_number(text, keys, out);
 }
 
 int handle_temperature_sample(mf_ctx *ctx, const mf_msg *msgs, size_t n)
