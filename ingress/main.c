@@ -251,7 +251,10 @@ int main(int argc, char **argv)
         intake_set_stall(app.in, cl->keepalive * 1000 * 2 / 5,
                          app.conf->runtime.spool_max_bytes / 2);
     app.ops = sub_ops_select(app.conf, cl);
-    sub_cbs cbs = {.message = on_message, .batch_done = on_batch_done, .arg = &app};
+    sub_cbs cbs = {.message = on_message,
+                   .batch_done = on_batch_done,
+                   .rx_coalesce_us = (unsigned)app.conf->runtime.ingress_coalesce_us,
+                   .arg = &app};
     rc = app.ops->create(cl, app.conf->runtime.instance, &cbs, &app.sub);
     if (rc < 0) {
         code = rc == -EINVAL ? MF_EXIT_CONFIG : MF_EXIT_FAILED;

@@ -8,8 +8,18 @@
  * PUBACK/PUBRECs queued; they leave with the next loop turn's io_uring_enter. Cost at full
  * speed: one io_uring_enter per loop turn for a whole batch (receive completion + the acks
  * of the previous batch), and one ring flush (a futex wake only when the router parks) per
- * batch, against paho's 3 recvfrom + 2 poll + a futex per message. On a dense stream the
- * next receive starts RX_COALESCE_US late (below), so batches are many messages, not one.
+ * batch, against paho's 3 recvfrom + 2 poll + a futex per message.
+ *
+ * Receive coalescing (runtime.ingress_coalesce_us, default 500 us): on a dense stream the next
+ * receive starts that long after a batch, so one wake-up takes everything that came meanwhile
+ * (one receive, one ring flush, one send of all the acknowledgements). At QoS 1 mosquitto
+ * sends each PUBLISH as it gets it and the ingress woke for every one or two of them: a
+ * wake-up, a receive and a PUBACK send each, about 5 us per message; with 500 us about 2
+ * (docs/performance.md). A message waits at most that much more, only on a dense stream. With
+ * mosquitto's default window of 20 QoS>0 messages in flight the delay would bound one
+ * subscription to about 20 per interval, so a batch of 16 or more (a window nearly used up)
+ * is received again at once (common/mqttc_int.h RX_BATCH_ENOUGH). The acknowledgements are
+ * never held: they leave with the turn that follows the batch.
  *
  * A full ring: the message function waits as with paho (intake.h: at most spill_wait_ms, then
  * the spool); here that is the thread that also sends PINGREQs, exactly as paho's receive
@@ -27,16 +37,6 @@
 #include "mqttc.h"
 
 #define LOG_COMP "ingress"
-/* mqttc_opts.rx_coalesce_us: on a dense stream the ingress wakes at most every 500 us and
- * takes what came meanwhile in one batch (one receive, one ring flush, one send of all the
- * acknowledgements). At QoS 1 mosquitto sends each PUBLISH as it gets it and the ingress
- * woke for every one or two of them: a wake-up, a receive and a PUBACK send each, about 5 us
- * per message; with the delay about 2 (docs/performance.md). Costs a message at most 500 us
- * more, only on a dense stream; with mosquitto's default window of 20 QoS>0 messages in flight
- * it would bound one subscription to about 20 per 500 us (40,000 msg/s), so a batch of 16 or
- * more (a window nearly used up) is received again at once (mqttc_int.h RX_BATCH_ENOUGH). The
- * acknowledgements are never held: they leave with the turn that follows the batch. */
-#define RX_COALESCE_US 500
 
 typedef struct sub_uring {
     mqttc *m;
@@ -137,7 +137,7 @@ static int uring_create(const cfg_client *c, const char *instance, const sub_cbs
                      * would drop the connection and the broker would send it again, forever */
                     .max_packet = MQTT_PKT_MAX_REMAIN,
                     .log_comp = LOG_COMP,
-                    .rx_coalesce_us = RX_COALESCE_US,
+                    .rx_coalesce_us = cb->rx_coalesce_us,
                     .arg = s,
                     .message = on_message,
                     .batch_done = on_batch_done,
