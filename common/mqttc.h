@@ -84,6 +84,14 @@ typedef struct mqttc_opts {
      * -ENOTCONN) instead of sending them again after the reconnect: for a caller that
      * republishes in its own order (the relay) */
     bool drop_on_loss;
+    /* interrupt moderation of the receive side: after a receive that handed over fewer than a
+     * batch's worth of messages (mqttc_int.h RX_BATCH_ENOUGH), the next receive starts this
+     * many microseconds later, so at a high rate the stage wakes at most once per interval
+     * and takes all that arrived meanwhile in one completion, instead of waking for every
+     * packet or two. The acknowledgements of the batch are not held: they leave at once. A
+     * message waits at most this long more; one after a quiet spell not at all. 0: none.
+     * Needs Linux 5.17 (IORING_FEAT_CQE_SKIP); older kernels run without it. */
+    unsigned rx_coalesce_us;
     void *arg; /* passed to every callback */
     /* an incoming PUBLISH (see above); may be NULL (then messages are dropped, acknowledged).
      * Returns 0 once the message is stored, non-zero when the stage refused it (could not

@@ -26,8 +26,13 @@
 #define V311_QOS2_INFLIGHT 19 /* see relay/conn.c: mosquitto's default 20, minus one */
 #define CLOSE_WAIT_MS      1000
 #define NO_SLOT            UINT32_MAX
+/* a receive that handed over this many messages or more is not followed by a coalescing
+ * delay (mqttc_opts.rx_coalesce_us): the wake-ups are already cheap per message, and under
+ * mosquitto's default window of 20 QoS>0 messages in flight a batch this size means the
+ * broker is waiting for our acknowledgements, not that the rate is low */
+#define RX_BATCH_ENOUGH 16
 
-enum op { OP_CONNECT = 1, OP_LTIMEOUT, OP_RECV, OP_SEND, OP_WAKE, OP_CANCEL };
+enum op { OP_CONNECT = 1, OP_LTIMEOUT, OP_RECV, OP_SEND, OP_WAKE, OP_CANCEL, OP_DELAY };
 
 typedef struct buf {
     uint8_t *p;
@@ -85,6 +90,10 @@ struct mqttc {
     uint8_t *rbuf;
     size_t rcap, rlen;
     bool recv_armed;
+    bool rx_delay;       /* the next receive starts rx_coalesce_us late (a small batch came) */
+    bool rx_coalesce_ok; /* the kernel has what the delay needs (IORING_FEAT_CQE_SKIP) */
+    uint64_t rx_prev_ns; /* when the last receive completed */
+    struct __kernel_timespec rx_delay_ts; /* read by the kernel at submit */
     bool refused; /* the stage refused a message of this connection: hand over no more */
 
     buf wbuf, sbuf, abuf; /* queued, being sent, acks held back until batch_done */

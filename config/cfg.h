@@ -209,6 +209,10 @@ typedef struct cfg_runtime {
     char **python_path;
     size_t n_python_path;
     enum cfg_mqtt_io mqtt_io; /* default auto (README "MQTT data path") */
+    /* runtime.ingress_coalesce_us: on a dense stream the io_uring ingress starts its next
+     * receive this long after a batch (common/mqttc.h rx_coalesce_us); default 500, 0 = off,
+     * at most 100000 */
+    int ingress_coalesce_us;
 } cfg_runtime;
 
 typedef struct cfg_logging {

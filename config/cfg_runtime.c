@@ -51,6 +51,7 @@ static const cfg_field runtime_fields[] = {
     F("python", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
     F("mqtt_io", CFG_F_ENUM, mqtt_io, "auto", 0, 0, 0, mqtt_ios),
     F("relay", CFG_F_ANY, workers, NULL, 0, 0, 0, NULL),
+    F("ingress_coalesce_us", CFG_F_INT, ingress_coalesce_us, "500", 0, 0, 100000, NULL),
 };
 
 /* runtime.relay: the relay's flow-control knobs (relay/pump.h says what each costs); decoded

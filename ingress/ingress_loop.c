@@ -186,8 +186,11 @@ int ingress_loop_create(const cfg *c, size_t index, stats_slot *slot, ingress_lo
     if (cl->keepalive > 0)
         intake_set_stall(app->in, cl->keepalive * 1000 * 2 / 5, c->runtime.spool_max_bytes / 2);
     app->ops = sub_ops_select(c, cl);
-    sub_cbs cbs = {
-        .message = on_message, .batch_done = on_batch_done, .arg = app, .slot = app->slot};
+    sub_cbs cbs = {.message = on_message,
+                   .batch_done = on_batch_done,
+                   .rx_coalesce_us = (unsigned)c->runtime.ingress_coalesce_us,
+                   .arg = app,
+                   .slot = app->slot};
     rc = app->ops->create(cl, c->runtime.instance, &cbs, &app->sub);
     if (rc < 0)
         goto fail; /* -EINVAL: a client the MQTT library refuses (a configuration error) */

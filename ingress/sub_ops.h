@@ -25,6 +25,7 @@
 typedef struct sub_cbs {
     subscriber_msg_fn message;     /* one message (paho: on paho's thread; uring: main thread) */
     void (*batch_done)(void *arg); /* uring only: make the messages so far durable */
+    unsigned rx_coalesce_us;       /* uring only: runtime.ingress_coalesce_us */
     void *arg;
     stats_slot *slot; /* the ingress's stats slot (subscriber_session_check), may be NULL */
 } sub_cbs;

@@ -10,6 +10,17 @@
  * of the previous batch), and one ring flush (a futex wake only when the router parks) per
  * batch, against paho's 3 recvfrom + 2 poll + a futex per message.
  *
+ * Receive coalescing (runtime.ingress_coalesce_us, default 500 us): on a dense stream the next
+ * receive starts that long after a batch, so one wake-up takes everything that came meanwhile
+ * (one receive, one ring flush, one send of all the acknowledgements). At QoS 1 mosquitto
+ * sends each PUBLISH as it gets it and the ingress woke for every one or two of them: a
+ * wake-up, a receive and a PUBACK send each, about 5 us per message; with 500 us about 2
+ * (docs/performance.md). A message waits at most that much more, only on a dense stream. With
+ * mosquitto's default window of 20 QoS>0 messages in flight the delay would bound one
+ * subscription to about 20 per interval, so a batch of 16 or more (a window nearly used up)
+ * is received again at once (common/mqttc_int.h RX_BATCH_ENOUGH). The acknowledgements are
+ * never held: they leave with the turn that follows the batch.
+ *
  * A full ring: the message function waits as with paho (intake.h: at most spill_wait_ms, then
  * the spool); here that is the thread that also sends PINGREQs, exactly as paho's receive
  * thread is, so the same bound (keepalive / 4, at most 100 ms) keeps the connection alive.
@@ -125,6 +136,7 @@ static int uring_create(const cfg_client *c, const char *instance, const sub_cbs
                      * would drop the connection and the broker would send it again, forever */
                     .max_packet = MQTT_PKT_MAX_REMAIN,
                     .log_comp = LOG_COMP,
+                    .rx_coalesce_us = cb->rx_coalesce_us,
                     .arg = s,
                     .message = on_message,
                     .batch_done = on_batch_done,

@@ -193,6 +193,8 @@ static void on_published(void *arg, void *ctx, int rc)
         pe->published[q]++;
 }
 
+static unsigned next_coalesce_us; /* opts.rx_coalesce_us of the next peer_init */
+
 static void peer_init(peer *pe, const broker *b, const char *id, int version, bool clean,
                       const char *filter, int sub_qos)
 {
@@ -218,6 +220,7 @@ static void peer_init(peer *pe, const broker *b, const char *id, int version, bo
                     .qos = qos,
                     .n_filters = filter ? 1 : 0,
                     .log_comp = "test",
+                    .rx_coalesce_us = next_coalesce_us,
                     .arg = pe,
                     .message = on_message,
                     .batch_done = on_batch_done,
@@ -362,6 +365,59 @@ static void test_mqttc_puback_after_batch_done(void **state)
     assert_int_equal(run_until(&sub, &pub, sub_has_one, 10000), 0);
     assert_int_equal(sub.acked_before_batch_done, 0);
     assert_int_equal(run_until(&sub, NULL, puback_logged, 5000), 0);
+    mqttc_destroy(sub.m);
+    mqttc_destroy(pub.m);
+}
+
+#define N_PACED 20
+static unsigned paced_target;
+
+static int paced_acked(peer *a, peer *b)
+{
+    (void)a;
+    return b->published[1] >= paced_target;
+}
+
+static int paced_got(peer *a, peer *b)
+{
+    (void)b;
+    return a->got[1] >= N_PACED;
+}
+
+static int paced_pubacks(peer *a, peer *b)
+{
+    (void)b;
+    return count_in_log(a->watch, "Received PUBACK from mqttc-co ") >= N_PACED;
+}
+
+/* opts.rx_coalesce_us: QoS 1 messages published one at a time (each only once the broker has
+ * the one before, so each reaches the subscriber's socket on its own) are handed over in a
+ * few batches, every one of them, in order, each acknowledged. Without the delay each message
+ * is a receive and a batch of its own. */
+static void test_mqttc_rx_coalesce(void **state)
+{
+    broker *b = *state;
+    peer sub, pub;
+    next_coalesce_us = 300000; /* far above a publish's round trip through the broker */
+    peer_init(&sub, b, "mqttc-co", 4, true, "c/#", 1);
+    next_coalesce_us = 0;
+    peer_init(&pub, b, "mqttc-copub", 4, true, NULL, 0);
+    assert_int_equal(run_until(&sub, &pub, both_up, 10000), 0);
+    for (unsigned i = 0; i < N_PACED; i++) {
+        char pl[32];
+        int n = snprintf(pl, sizeof(pl), "1:%u", i);
+        assert_int_equal(mqttc_publish(pub.m, "c/t", 3, pl, (size_t)n, 1, false, (void *)2), 0);
+        paced_target = i + 1;
+        assert_int_equal(run_until(&sub, &pub, paced_acked, 10000), 0);
+    }
+    assert_int_equal(run_until(&sub, &pub, paced_got, 10000), 0);
+    assert_int_equal(sub.got[1], N_PACED);
+    assert_int_equal(sub.reordered, 0);
+    assert_int_equal(sub.dups_seen, 0);
+    assert_true(sub.batches <= N_PACED / 4);
+    sub.watch = b;
+    assert_int_equal(run_until(&sub, NULL, paced_pubacks, 5000), 0);
+    assert_int_equal(count_in_log(b, "Received PUBACK from mqttc-co "), N_PACED);
     mqttc_destroy(sub.m);
     mqttc_destroy(pub.m);
 }
@@ -522,6 +578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_v5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_puback_after_batch_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_keepalive_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mqttc_rx_coalesce, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_large_packet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_persistent_session_redelivers_with_dup, setup,
                                         teardown),

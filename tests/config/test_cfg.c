@@ -320,6 +320,7 @@ static void test_cfg_defaults(void **state)
     assert_int_equal(rt->spool_max_bytes, 1u << 30);
     assert_int_equal(rt->relay_outstanding, 256);
     assert_int_equal(rt->relay_drain_batch, 128);
+    assert_int_equal(rt->ingress_coalesce_us, 500);
     assert_int_equal(c->logging.default_level, MF_LOG_INFO);
     assert_int_equal(c->logging.n_levels, 0);
     /* cb_b is declared but unused */

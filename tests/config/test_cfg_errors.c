@@ -14,7 +14,7 @@ static void test_cfg_error_unknown_keys(void **state)
                  "config.yaml:7:3: runtime.colour: unknown key (allowed: instance, workers, cpus, "
                  "ring_size, max_payload, max_attempts, callback_timeout_ms, overflow, "
                  "spool_dir, dead_letter, control_socket, stats_interval, spool_max_bytes, "
-                 "metrics, python, mqtt_io, relay)");
+                 "metrics, python, mqtt_io, relay, ingress_coalesce_us)");
     expect_error(CLIENTS CALLBACKS "processing_chains:\n"
                                    "  ch:\n"
                                    "    - step: relay\n"
