@@ -85,6 +85,9 @@ struct mqttc {
     uint8_t *rbuf;
     size_t rcap, rlen;
     bool recv_armed;
+    bool recv_nowait;      /* the armed receive is non-blocking (MSG_DONTWAIT) */
+    bool recv_poll;        /* mqttc_poll_recv: a non-blocking receive is due */
+    uint64_t recv_hold_ns; /* opts.recv_pace_us: no blocking receive before this time */
     bool refused; /* the stage refused a message of this connection: hand over no more */
 
     buf wbuf, sbuf, abuf; /* queued, being sent, acks held back until batch_done */
