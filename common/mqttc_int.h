@@ -42,7 +42,7 @@ typedef struct out_msg {
     uint16_t id;
     uint64_t seq; /* order of mqttc_publish calls: redelivery keeps it */
     void *ctx;
-    uint8_t *pkt; /* the encoded PUBLISH, sent again after a reconnect */
+    uint8_t *pkt; /* the encoded PUBLISH, sent again after a reconnect (NULL: drop_on_loss) */
     size_t len;
 } out_msg;
 
