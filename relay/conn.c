@@ -467,6 +467,12 @@ const char *conn_name(const conn *c)
     return c->cl->client_id;
 }
 
+void conn_flush(conn *c)
+{
+    if (c->u)
+        conn_uring_flush(c->u);
+}
+
 int conn_publish(conn *c, const char *topic, const void *payload, size_t len, int qos, int retain,
                  void *ctx)
 {

@@ -199,7 +199,7 @@ static void wake(conn_uring *u)
         log_error(COMP, "write(eventfd) of %s: %s", u->cl->client_id, strerror(errno));
 }
 
-/* Syscalls: none, unless the I/O thread is parked (one eventfd write, then it is not). */
+/* Syscalls: none (conn_uring_flush hands the queue over). */
 int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, size_t len, int qos,
                        int retain, void *ctx)
 {
@@ -231,11 +231,19 @@ int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, si
     if (len)
         memcpy((uint8_t *)(r + 1) + tl, payload, len);
     u->qlen += need;
-    bool w = take_parked(u);
+    pthread_mutex_unlock(&u->mu);
+    return 0;
+}
+
+/* Syscalls: none, unless requests are queued and the I/O thread is parked (one eventfd write).
+ * Called once per pump turn, so the thread gets the turn's whole batch with one wake-up. */
+void conn_uring_flush(conn_uring *u)
+{
+    pthread_mutex_lock(&u->mu);
+    bool w = u->qlen && take_parked(u);
     pthread_mutex_unlock(&u->mu);
     if (w)
         wake(u);
-    return 0;
 }
 
 void conn_uring_disconnect(conn_uring *u, int timeout_ms)

@@ -828,6 +828,8 @@ int pump_run(pump *p)
         /* one fsync'd batch per target spool and one for the dead letters per turn */
         progress += sfwd_flush(p->sf, now, on_spooled, p);
         progress += dlq_flush(p->dl, now, on_dead_stored, p);
+        for (size_t i = 0; i < p->n_conns; i++)
+            conn_flush(p->conns[i]); /* the turn's publishes leave together */
         release_rings(p);
 
         if (stage_stop_flag && !stopping) {
