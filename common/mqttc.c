@@ -848,6 +848,11 @@ void mqttc_poll_recv(mqttc *m)
     m->recv_poll = m->o.recv_pace_us != 0;
 }
 
+void mqttc_recv_now(mqttc *m)
+{
+    m->recv_hold_ns = 0;
+}
+
 enum mqttc_state mqttc_get_state(const mqttc *m)
 {
     return m->st;

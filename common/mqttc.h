@@ -132,6 +132,9 @@ int mqttc_publish(mqttc *m, const char *topic, size_t topic_len, const void *pay
 /* With opts.recv_pace_us: the next mqttc_run also takes what the socket holds now (a
  * non-blocking receive, no wait for more), even within the pause. No effect without. */
 void mqttc_poll_recv(mqttc *m);
+/* With opts.recv_pace_us: ends the current pause, so the next mqttc_run arms the blocking
+ * receive (for a stage about to sleep until an acknowledgement comes). */
+void mqttc_recv_now(mqttc *m);
 
 /* Sends DISCONNECT (when connected), waits up to timeout_ms for it to be written, closes the
  * socket and stops reconnecting (state CLOSED). 0, or -ETIMEDOUT (closed anyway). */

@@ -43,6 +43,7 @@ struct conn_uring {
     size_t qlen, qcap;
     bool parked; /* the I/O thread waits (or is about to): a new request must wake it */
     bool stop, disc;
+    bool unhold; /* conn_uring_park: the pump sleeps until an acknowledgement comes */
     int disc_ms;
     /* I/O thread only */
     uint8_t *tb; /* the queue taken from the pump */
@@ -101,11 +102,14 @@ static void *io_main(void *arg)
         u->qb = t;
         u->qcap = tcap;
         u->qlen = 0;
-        bool stop = u->stop, disc = u->disc;
+        bool stop = u->stop, disc = u->disc, unhold = u->unhold;
         int disc_ms = u->disc_ms;
+        u->unhold = false;
         u->parked = n == 0 && !stop && !disc;
         pthread_mutex_unlock(&u->mu);
         submit_taken(u, n);
+        if (unhold)
+            mqttc_recv_now(u->m);
         if (n) /* the pump's batch: its sends and the acks gathered since, in one enter */
             mqttc_poll_recv(u->m);
         if (disc) {
@@ -147,9 +151,10 @@ int conn_uring_create(const cfg_client *cl, const char *client_id, cq *q, uint16
                     .wake_fd = u->efd,
                     .drop_on_loss = true,
                     /* the incoming packets are the acknowledgements of our publishes: taken
-                     * once per pump batch (mqttc_poll_recv in io_main) or per nap, not with a
-                     * wake-up per PUBACK (docs/performance.md has the figures) */
-                    .recv_pace_us = RING_NAP_US,
+                     * once per pump batch (mqttc_poll_recv in io_main) or after a pause of
+                     * four naps, not with a wake-up per PUBACK; a pump that parks ends the
+                     * pause (conn_uring_park). docs/performance.md has the figures */
+                    .recv_pace_us = 4 * RING_NAP_US,
                     .arg = u,
                     .published = on_published,
                     .state = on_state};
@@ -241,6 +246,18 @@ void conn_uring_flush(conn_uring *u)
 {
     pthread_mutex_lock(&u->mu);
     bool w = u->qlen && take_parked(u);
+    pthread_mutex_unlock(&u->mu);
+    if (w)
+        wake(u);
+}
+
+/* Syscalls: one eventfd write when the I/O thread is parked (its pause may be holding back
+ * the acknowledgement the pump is about to sleep for), else none. */
+void conn_uring_park(conn_uring *u)
+{
+    pthread_mutex_lock(&u->mu);
+    u->unhold = true;
+    bool w = take_parked(u);
     pthread_mutex_unlock(&u->mu);
     if (w)
         wake(u);

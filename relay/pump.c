@@ -741,6 +741,8 @@ static void wait_idle(pump *p, uint64_t now, uint64_t deadline, int busy)
             (void)ring_wait_paced(p->waitset, n, NULL, 0, timeout, 1);
         return; /* data, the nap's end or a signal: the next turn looks at everything */
     }
+    for (size_t i = 0; i < p->n_conns; i++)
+        conn_park(p->conns[i]); /* acknowledgements awaited must wake us at once */
     uint32_t seen;
     if (cq_prepare_wait(p->q, &seen) != 0)
         return;
