@@ -88,7 +88,7 @@ struct mqttc {
     bool recv_nowait;      /* the armed receive is non-blocking (MSG_DONTWAIT) */
     bool recv_poll;        /* mqttc_poll_recv: a non-blocking receive is due */
     uint64_t recv_hold_ns; /* opts.recv_pace_us: no blocking receive before this time */
-    bool refused; /* the stage refused a message of this connection: hand over no more */
+    bool refused;          /* the stage refused a message of this connection: hand over no more */
 
     buf wbuf, sbuf, abuf; /* queued, being sent, acks held back until batch_done */
     size_t soff;

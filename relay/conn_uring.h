@@ -8,8 +8,8 @@
  * (a write to an eventfd the thread's io_uring has a read armed on), so a pump turn costs at
  * most one wake-up, none while the thread is busy. Acknowledgements are read once per batch
  * or after a pause (mqttc opts.recv_pace_us) rather than as each arrives, unless the pump is
- * about to park waiting for them (conn_uring_park). The I/O thread takes the whole queue, hands it to
- * mqttc and sends all of it with one io_uring_enter, which also waits for the acknowledgements.
+ * about to park waiting for them (conn_uring_park). The I/O thread takes the whole queue, hands it
+ * to mqttc and sends all of it with one io_uring_enter, which also waits for the acknowledgements.
  * Completions and connection events go back through the relay's completion queue (cq.h), as
  * paho's did: cq_complete(ctx, ok) (QoS 0 once written, QoS 1 on PUBACK, QoS 2 on PUBCOMP) and
  * cq_conn_event (CQ_EV_UP with the broker's Receive Maximum, CQ_EV_CONNFAIL, CQ_EV_LOST,
