@@ -118,10 +118,16 @@ static void kick_send(mqttc *m)
     m->last_tx_ns = clock_mono_ns();
 }
 
+/* Keeps a receive armed; with opts.recv_pace_us, within the pause only the non-blocking one
+ * mqttc_poll_recv asked for (MSG_DONTWAIT: -EAGAIN rather than a wait on the socket). */
 static void arm_recv(mqttc *m)
 {
     if (m->recv_armed || !connected(m))
         return;
+    bool nowait = m->o.recv_pace_us && clock_mono_ns() < m->recv_hold_ns;
+    if (nowait && !m->recv_poll)
+        return;
+    m->recv_poll = false;
     struct io_uring_sqe *s;
     if (m->rx_delay) {
         /* opts.rx_coalesce_us: a timeout linked before the receive; ETIME_SUCCESS lets the
@@ -137,9 +143,10 @@ static void arm_recv(mqttc *m)
         s->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
     }
     s = sqe_get(m);
-    io_uring_prep_recv(s, m->fd, m->rbuf + m->rlen, m->rcap - m->rlen, 0);
+    io_uring_prep_recv(s, m->fd, m->rbuf + m->rlen, m->rcap - m->rlen, nowait ? MSG_DONTWAIT : 0);
     io_uring_sqe_set_data64(s, OP_RECV);
     m->recv_armed = true;
+    m->recv_nowait = nowait;
     m->pending++;
 }
 
@@ -182,6 +189,8 @@ void mqttc_lose(mqttc *m, const char *why)
     m->rlen = 0;
     m->refused = false;
     m->rx_delay = false;
+    m->recv_hold_ns = 0;
+    m->recv_poll = false;
     m->wbuf.len = m->abuf.len = 0;
     m->tx_queued = m->tx_sent = 0;
     m->ping_ns = 0;
@@ -479,11 +488,18 @@ static void on_recv(mqttc *m, int res)
     m->recv_armed = false;
     if (!connected(m))
         return;
+    if (res == -EAGAIN && m->recv_nowait) /* mqttc_poll_recv found nothing: the pause goes on */
+        return;
     if (res <= 0) {
         mqttc_lose(m, res == 0 ? "closed by the broker" : strerror(-res));
         return;
     }
     bool filled = m->rlen + (size_t)res == m->rcap; /* more may wait in the socket */
+    if (m->o.recv_pace_us) {
+        m->recv_hold_ns = clock_mono_ns() + m->o.recv_pace_us * 1000ull;
+        /* a full buffer: the socket may hold more, take it with the next turn */
+        m->recv_poll = (size_t)res == m->rcap - m->rlen;
+    }
     m->rlen += (size_t)res;
     size_t off = 0;
     unsigned delivered = 0;
@@ -665,6 +681,8 @@ static uint64_t next_timer(const mqttc *m)
             t = k < t ? k : t;
         }
     }
+    if (m->o.recv_pace_us && connected(m) && !m->recv_armed && m->recv_hold_ns < t)
+        t = m->recv_hold_ns; /* the pause ends: arm the blocking receive */
     return t;
 }
 
@@ -853,6 +871,16 @@ void mqttc_destroy(mqttc *m)
     free(m->rbuf);
     free(m->client_id);
     free(m);
+}
+
+void mqttc_poll_recv(mqttc *m)
+{
+    m->recv_poll = m->o.recv_pace_us != 0;
+}
+
+void mqttc_recv_now(mqttc *m)
+{
+    m->recv_hold_ns = 0;
 }
 
 enum mqttc_state mqttc_get_state(const mqttc *m)

@@ -92,6 +92,12 @@ typedef struct mqttc_opts {
      * message waits at most this long more; one after a quiet spell not at all. 0: none.
      * Needs Linux 5.17 (IORING_FEAT_CQE_SKIP); older kernels run without it. */
     unsigned rx_coalesce_us;
+    /* receive moderation (0: off, a receive is always armed): after a receive that carried
+     * packets, no receive is armed for this long; what arrives meanwhile waits in the socket
+     * and one receive takes all of it when the pause ends, or earlier with mqttc_poll_recv.
+     * For a stage whose incoming packets are only acknowledgements of its own publishes (the
+     * relay): the I/O thread then wakes per pause, not per PUBACK */
+    unsigned recv_pace_us;
     void *arg; /* passed to every callback */
     /* an incoming PUBLISH (see above); may be NULL (then messages are dropped, acknowledged).
      * Returns 0 once the message is stored, non-zero when the stage refused it (could not
@@ -130,6 +136,13 @@ int mqttc_run(mqttc *m, int timeout_ms);
  * turn); -EINVAL: MQTT cannot carry it (empty topic, QoS, sizes); -ENOMEM. */
 int mqttc_publish(mqttc *m, const char *topic, size_t topic_len, const void *payload, size_t len,
                   int qos, bool retain, void *ctx);
+
+/* With opts.recv_pace_us: the next mqttc_run also takes what the socket holds now (a
+ * non-blocking receive, no wait for more), even within the pause. No effect without. */
+void mqttc_poll_recv(mqttc *m);
+/* With opts.recv_pace_us: ends the current pause, so the next mqttc_run arms the blocking
+ * receive (for a stage about to sleep until an acknowledgement comes). */
+void mqttc_recv_now(mqttc *m);
 
 /* Sends DISCONNECT (when connected), waits up to timeout_ms for it to be written, closes the
  * socket and stops reconnecting (state CLOSED). 0, or -ETIMEDOUT (closed anyway). */

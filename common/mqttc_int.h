@@ -47,7 +47,7 @@ typedef struct out_msg {
     uint16_t id;
     uint64_t seq; /* order of mqttc_publish calls: redelivery keeps it */
     void *ctx;
-    uint8_t *pkt; /* the encoded PUBLISH, sent again after a reconnect */
+    uint8_t *pkt; /* the encoded PUBLISH, sent again after a reconnect (NULL: drop_on_loss) */
     size_t len;
 } out_msg;
 
@@ -94,7 +94,10 @@ struct mqttc {
     bool rx_coalesce_ok; /* the kernel has what the delay needs (IORING_FEAT_CQE_SKIP) */
     uint64_t rx_prev_ns; /* when the last receive completed */
     struct __kernel_timespec rx_delay_ts; /* read by the kernel at submit */
-    bool refused; /* the stage refused a message of this connection: hand over no more */
+    bool recv_nowait;                     /* the armed receive is non-blocking (MSG_DONTWAIT) */
+    bool recv_poll;                       /* mqttc_poll_recv: a non-blocking receive is due */
+    uint64_t recv_hold_ns; /* opts.recv_pace_us: no blocking receive before this time */
+    bool refused;          /* the stage refused a message of this connection: hand over no more */
 
     buf wbuf, sbuf, abuf; /* queued, being sent, acks held back until batch_done */
     size_t soff;

@@ -117,6 +117,9 @@ void mqttc_redeliver(mqttc *m)
                                0); /* the broker took it (PUBREC) before it lost the session */
                 continue;
             }
+        } else if (!o->pkt) { /* drop_on_loss: cannot be in flight across a loss */
+            mqttc_out_done(m, o, -ENOTCONN);
+            continue;
         } else {
             if (m->session_present)
                 o->pkt[0] |= 0x08;
@@ -154,10 +157,14 @@ int mqttc_publish(mqttc *m, const char *topic, size_t topic_len, const void *pay
     if (n < 0)
         return (int)n;
     if (qos > 0) {
-        uint8_t *copy = malloc(size);
-        if (!copy)
-            return -ENOMEM;
-        memcpy(copy, m->wbuf.p + m->wbuf.len, size);
+        /* the copy is only for a redelivery, which drop_on_loss never makes: no allocation
+         * per publish for the relay */
+        uint8_t *copy = NULL;
+        if (!m->o.drop_on_loss) {
+            if (!(copy = malloc(size)))
+                return -ENOMEM;
+            memcpy(copy, m->wbuf.p + m->wbuf.len, size);
+        }
         uint32_t s = m->free_slots[--m->n_free];
         m->outs[s] = (out_msg){.state = OUT_SENT,
                                .qos = (uint8_t)qos,

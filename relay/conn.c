@@ -507,6 +507,18 @@ const char *conn_name(const conn *c)
     return c->cl->client_id;
 }
 
+void conn_flush(conn *c)
+{
+    if (c->u)
+        conn_uring_flush(c->u);
+}
+
+void conn_park(conn *c)
+{
+    if (c->u && c->qos_out > 0)
+        conn_uring_park(c->u);
+}
+
 int conn_publish(conn *c, const char *topic, const void *payload, size_t len, int qos, int retain,
                  void *ctx)
 {

@@ -74,6 +74,13 @@ const char *conn_name(const conn *c); /* the client_id of the config */
  * for good (bad UTF-8, QoS, ...). No completion follows an error. */
 int conn_publish(conn *c, const char *topic, const void *payload, size_t len, int qos, int retain,
                  void *ctx);
+/* Ends a pump turn's publishes: the io_uring kind hands them to its I/O thread now (one
+ * wake-up per turn at most); paho's kind has nothing to do. */
+void conn_flush(conn *c);
+/* The pump is about to park: a connection with QoS>0 publishes awaiting their
+ * acknowledgement makes sure the acknowledgement wakes it (the io_uring kind's I/O thread
+ * stops pacing its receives); nothing otherwise. */
+void conn_park(conn *c);
 /* A QoS>0 publish of this connection finished (any cq result): frees its Receive Maximum
  * slot. */
 void conn_qos_done(conn *c);

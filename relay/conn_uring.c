@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mqtt_pkt.h"
 #include "mqttc.h"
+#include "ring.h"
 
 #define COMP         "relay"
 #define PARK_MS      1000 /* idle wait: new work writes the eventfd, mqttc's timers end it earlier */
@@ -42,6 +43,7 @@ struct conn_uring {
     size_t qlen, qcap;
     bool parked; /* the I/O thread waits (or is about to): a new request must wake it */
     bool stop, disc;
+    bool unhold; /* conn_uring_park: the pump sleeps until an acknowledgement comes */
     int disc_ms;
     /* I/O thread only */
     uint8_t *tb; /* the queue taken from the pump */
@@ -100,11 +102,16 @@ static void *io_main(void *arg)
         u->qb = t;
         u->qcap = tcap;
         u->qlen = 0;
-        bool stop = u->stop, disc = u->disc;
+        bool stop = u->stop, disc = u->disc, unhold = u->unhold;
         int disc_ms = u->disc_ms;
+        u->unhold = false;
         u->parked = n == 0 && !stop && !disc;
         pthread_mutex_unlock(&u->mu);
         submit_taken(u, n);
+        if (unhold)
+            mqttc_recv_now(u->m);
+        if (n) /* the pump's batch: its sends and the acks gathered since, in one enter */
+            mqttc_poll_recv(u->m);
         if (disc) {
             (void)mqttc_disconnect(u->m, disc_ms);
             cq_conn_event(u->cctx, CQ_EV_DISC, 0);
@@ -143,6 +150,11 @@ int conn_uring_create(const cfg_client *cl, const char *client_id, cq *q, uint16
                     .log_comp = COMP,
                     .wake_fd = u->efd,
                     .drop_on_loss = true,
+                    /* the incoming packets are the acknowledgements of our publishes: taken
+                     * once per pump batch (mqttc_poll_recv in io_main) or after a pause of
+                     * four naps, not with a wake-up per PUBACK; a pump that parks ends the
+                     * pause (conn_uring_park). docs/performance.md has the figures */
+                    .recv_pace_us = 4 * RING_NAP_US,
                     .arg = u,
                     .published = on_published,
                     .state = on_state};
@@ -192,7 +204,7 @@ static void wake(conn_uring *u)
         log_error(COMP, "write(eventfd) of %s: %s", u->cl->client_id, strerror(errno));
 }
 
-/* Syscalls: none, unless the I/O thread is parked (one eventfd write, then it is not). */
+/* Syscalls: none (conn_uring_flush hands the queue over). */
 int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, size_t len, int qos,
                        int retain, void *ctx)
 {
@@ -224,11 +236,31 @@ int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, si
     if (len)
         memcpy((uint8_t *)(r + 1) + tl, payload, len);
     u->qlen += need;
+    pthread_mutex_unlock(&u->mu);
+    return 0;
+}
+
+/* Syscalls: none, unless requests are queued and the I/O thread is parked (one eventfd write).
+ * Called once per pump turn, so the thread gets the turn's whole batch with one wake-up. */
+void conn_uring_flush(conn_uring *u)
+{
+    pthread_mutex_lock(&u->mu);
+    bool w = u->qlen && take_parked(u);
+    pthread_mutex_unlock(&u->mu);
+    if (w)
+        wake(u);
+}
+
+/* Syscalls: one eventfd write when the I/O thread is parked (its pause may be holding back
+ * the acknowledgement the pump is about to sleep for), else none. */
+void conn_uring_park(conn_uring *u)
+{
+    pthread_mutex_lock(&u->mu);
+    u->unhold = true;
     bool w = take_parked(u);
     pthread_mutex_unlock(&u->mu);
     if (w)
         wake(u);
-    return 0;
 }
 
 void conn_uring_disconnect(conn_uring *u, int timeout_ms)

@@ -4,10 +4,12 @@
  *
  * The pump's side (conn.c calls these from the relay's main loop) and the I/O thread share one
  * request queue under a mutex: conn_uring_publish appends the publish (topic and payload
- * copied) and wakes the I/O thread only when it is parked (a write to an eventfd the thread's
- * io_uring has a read armed on), so a pump that publishes a batch costs at most one wake-up
- * per batch, none while the thread is busy. The I/O thread takes the whole queue, hands it to
- * mqttc and sends all of it with one io_uring_enter, which also waits for the acknowledgements.
+ * copied); conn_uring_flush, once per pump turn, wakes the I/O thread only when it is parked
+ * (a write to an eventfd the thread's io_uring has a read armed on), so a pump turn costs at
+ * most one wake-up, none while the thread is busy. Acknowledgements are read once per batch
+ * or after a pause (mqttc opts.recv_pace_us) rather than as each arrives, unless the pump is
+ * about to park waiting for them (conn_uring_park). The I/O thread takes the whole queue, hands it
+ * to mqttc and sends all of it with one io_uring_enter, which also waits for the acknowledgements.
  * Completions and connection events go back through the relay's completion queue (cq.h), as
  * paho's did: cq_complete(ctx, ok) (QoS 0 once written, QoS 1 on PUBACK, QoS 2 on PUBCOMP) and
  * cq_conn_event (CQ_EV_UP with the broker's Receive Maximum, CQ_EV_CONNFAIL, CQ_EV_LOST,
@@ -39,6 +41,13 @@ int conn_uring_start(conn_uring *u);
  * (topic not valid UTF-8, with a wildcard, empty or too long; QoS); -ENOMEM. */
 int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, size_t len, int qos,
                        int retain, void *ctx);
+/* Hands the queued publishes to the I/O thread (waking it when it is parked): call once per
+ * pump turn, after its publishes. */
+void conn_uring_flush(conn_uring *u);
+/* The pump is about to park with publishes of this connection awaiting their acknowledgement:
+ * the I/O thread stops holding back receives (mqttc opts.recv_pace_us), so the
+ * acknowledgement wakes the pump as soon as it arrives. */
+void conn_uring_park(conn_uring *u);
 /* Asks the I/O thread to send DISCONNECT (waiting at most timeout_ms for it to be written) and
  * stop; CQ_EV_DISC follows. */
 void conn_uring_disconnect(conn_uring *u, int timeout_ms);

@@ -717,6 +717,8 @@ static void wait_idle(pump *p, uint64_t now, uint64_t deadline, int busy)
             (void)ring_wait_paced(p->waitset, n, NULL, 0, timeout, 1);
         return; /* data, the nap's end or a signal: the next turn looks at everything */
     }
+    for (size_t i = 0; i < p->n_conns; i++)
+        conn_park(p->conns[i]); /* acknowledgements awaited must wake us at once */
     uint32_t seen;
     if (cq_prepare_wait(p->q, &seen) != 0)
         return;
@@ -804,6 +806,8 @@ int pump_run(pump *p)
         /* one fsync'd batch per target spool and one for the dead letters per turn */
         progress += sfwd_flush(p->sf, now, on_spooled, p);
         progress += dlq_flush(p->dl, now, on_dead_stored, p);
+        for (size_t i = 0; i < p->n_conns; i++)
+            conn_flush(p->conns[i]); /* the turn's publishes leave together */
         release_rings(p);
 
         if (stage_stop_flag && !stopping) {

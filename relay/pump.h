@@ -52,7 +52,11 @@
  * dead-letter write is to be tried again. A loop that made progress since its last wait naps
  * first instead (ring_wait_paced, without cq_prepare_wait): records and completions arriving
  * during the nap cost the workers and paho's threads no wake-up and are taken by the next
- * turn; only a nap followed by a turn without progress leads to the park above.
+ * turn; only a nap followed by a turn without progress leads to the park above. An io_uring
+ * connection gets the turn's publishes at the end of the turn (conn_flush: one wake-up of its
+ * I/O thread per turn at most) and reads acknowledgements once per turn or after a pause
+ * rather than as each arrives; before parking, the pump asks the connections with
+ * acknowledgements due to stop pausing (conn_park), so a park never waits on a paused read.
  */
 #ifndef MF_RELAY_PUMP_H
 #define MF_RELAY_PUMP_H

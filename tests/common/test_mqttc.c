@@ -194,6 +194,9 @@ static void on_published(void *arg, void *ctx, int rc)
 }
 
 static unsigned next_coalesce_us; /* opts.rx_coalesce_us of the next peer_init */
+/* peer_init gives the next client the relay's options (relay/conn_uring.c): receives paced,
+ * publishes dropped rather than kept for redelivery on a lost connection */
+static bool next_relay_opts;
 
 static void peer_init(peer *pe, const broker *b, const char *id, int version, bool clean,
                       const char *filter, int sub_qos)
@@ -225,6 +228,11 @@ static void peer_init(peer *pe, const broker *b, const char *id, int version, bo
                     .message = on_message,
                     .batch_done = on_batch_done,
                     .published = on_published};
+    if (next_relay_opts) {
+        o.recv_pace_us = 1000;
+        o.drop_on_loss = true;
+        next_relay_opts = false;
+    }
     assert_int_equal(mqttc_create(&o, &pe->m), 0);
     mqttc_start(pe->m);
 }
@@ -286,11 +294,12 @@ static int sub_acks_logged(peer *a, peer *b)
            count_in_log(a->watch, "Received PUBACK from mqttc-sub") >= N_MSGS / 3;
 }
 
-static void qos_both_ways(void **state, int version)
+static void qos_both_ways(void **state, int version, bool relay_pub)
 {
     broker *b = *state;
     peer sub, pub;
     peer_init(&sub, b, "mqttc-sub", version, true, "q/#", 2);
+    next_relay_opts = relay_pub;
     peer_init(&pub, b, "mqttc-pub", version, true, NULL, 0);
     assert_int_equal(run_until(&sub, &pub, both_up, 10000), 0);
     publish_all(&sub, &pub);
@@ -331,12 +340,60 @@ static void qos_both_ways(void **state, int version)
 
 static void test_mqttc_qos_both_ways_v311(void **state)
 {
-    qos_both_ways(state, 4);
+    qos_both_ways(state, 4, false);
 }
 
 static void test_mqttc_qos_both_ways_v5(void **state)
 {
-    qos_both_ways(state, 5);
+    qos_both_ways(state, 5, false);
+}
+
+/* The relay's publisher (receives paced, no copy kept per publish): every PUBACK, PUBREC and
+ * PUBCOMP is still read and every publish completes, exactly once. */
+static void test_mqttc_qos_both_ways_paced_v5(void **state)
+{
+    qos_both_ways(state, 5, true);
+}
+
+static int drop_down(peer *a, peer *b)
+{
+    (void)b;
+    return mqttc_get_state(a->m) == MQTTC_DOWN;
+}
+
+static int pub_up_again(peer *a, peer *b)
+{
+    (void)b;
+    return mqttc_get_state(a->m) == MQTTC_UP;
+}
+
+/* drop_on_loss: QoS 1 publishes in flight when the broker dies complete with -ENOTCONN (the
+ * relay publishes them again itself), none is left in flight or sent again by mqttc. */
+static void test_mqttc_drop_on_loss(void **state)
+{
+    broker *b = *state;
+    peer pub;
+    next_relay_opts = true;
+    peer_init(&pub, b, "mqttc-drop", 4, false, NULL, 0);
+    assert_int_equal(run_until(&pub, NULL, pub_up_again, 10000), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(mqttc_publish(pub.m, "d/1", 3, "1:0", 3, 1, false, (void *)2), 0);
+    assert_int_equal(mqttc_inflight(pub.m), 10);
+    broker_stop(b, SIGKILL);
+    assert_int_equal(run_until(&pub, NULL, drop_down, 10000), 0);
+    assert_int_equal(pub.refused + pub.published[1], 10);
+    assert_int_equal(mqttc_inflight(pub.m), 0);
+    assert_int_equal(broker_start(b), 0);
+    assert_int_equal(run_until(&pub, NULL, pub_up_again, 10000), 0);
+    assert_int_equal(mqttc_inflight(pub.m), 0);
+    assert_int_equal(mqttc_publish(pub.m, "d/1", 3, "1:1", 3, 1, false, (void *)2), 0);
+    unsigned before = pub.published[1];
+    uint64_t end = clock_mono_ns() + 5000000000ull;
+    mqttc_recv_now(pub.m); /* the next turn waits for the PUBACK, not for the pause's end */
+    while (pub.published[1] == before && clock_mono_ns() < end)
+        (void)mqttc_run(pub.m, 10);
+    assert_int_equal(pub.published[1], before + 1);
+    mqttc_destroy(pub.m);
 }
 
 static int sub_has_one(peer *a, peer *b)
@@ -576,6 +633,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_v311, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_v5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_paced_v5, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mqttc_drop_on_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_puback_after_batch_done, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_keepalive_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mqttc_rx_coalesce, setup, teardown),
