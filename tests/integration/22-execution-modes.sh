@@ -17,12 +17,7 @@ it_require "$IT_CB/echo.so"
 it_broker || lib_fail "broker did not start"
 
 write_conf() { # WORKERS
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+    it_conf_print 'topics: [{name: "in/#", qos: 1}]' -- "$1" <<EOF
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
@@ -33,7 +28,6 @@ processing_chains:
   echo_out:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
 EOF
-    it_runtime "$1"
 }
 
 check() { # NAME UNIQUE [reorder]: the mfsub NAME got UNIQUE, lost 0, dup 0 (and reorder 0)

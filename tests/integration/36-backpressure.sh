@@ -12,14 +12,7 @@
 it_require "$IT_CB/it_slow.so"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 'ring_size: "64KiB"' 'overflow: "block"' <<EOF
 callbacks:
   slow: {module: "$IT_CB/it_slow.so", function: "it_slow"}
 rules:
@@ -29,8 +22,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "slow", us: 300, prefix: "out/"}}
     - {step: "relay", config: {qos: 1}}
 EOF
-    it_runtime 1 'ring_size: "64KiB"' 'overflow: "block"'
-} >"$conf"
 it_start "$conf"
 
 it_sub sub -p "$MQTT_PORT" -t 'out/#' -q 1 -n 5000 -I 15 -T 55

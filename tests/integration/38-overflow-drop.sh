@@ -13,14 +13,8 @@
 it_require "$IT_CB/it_slow.so"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "q0/#", qos: 0}, {name: "q1/#", qos: 1}]
+it_conf 'topics: [{name: "q0/#", qos: 0}, {name: "q1/#", qos: 1}]' \
+    -- 1 'ring_size: "64KiB"' 'overflow: "drop"' <<EOF
 callbacks:
   slow: {module: "$IT_CB/it_slow.so", function: "it_slow"}
 rules:
@@ -30,8 +24,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "slow", us: 300, prefix: "out/"}}
     - {step: "relay", config: {qos: 1}}
 EOF
-    it_runtime 1 'ring_size: "64KiB"' 'overflow: "drop"'
-} >"$conf"
 it_start "$conf"
 
 it_sub s0 -p "$MQTT_PORT" -t 'out/q0/#' -q 1 -I 10 -T 58

@@ -15,6 +15,13 @@
 #   it_start CONF [SECS=30] [NAME=mf]   mqttflow run CONF (lib_spawn NAME; $mf_PID, log
 #                                       $IT_LOG = $LIB_TMP/NAME.log); waits until status says
 #                                       "running". Another NAME keeps the log of an earlier run
+#   it_client ID PORT [FIELD_LINE...]   print one mqtt_clients: entry on 127.0.0.1:PORT
+#   it_conf_print CLIENT_FIELD... -- WORKERS [RUNTIME_LINE...] <BODY
+#                                       print a config: client c1 on $MQTT_PORT with the
+#                                       CLIENT_FIELD lines, BODY (stdin: callbacks, rules,
+#                                       chains...), then it_runtime WORKERS RUNTIME_LINE...
+#   it_conf CLIENT_FIELD... -- WORKERS [RUNTIME_LINE...] <BODY
+#                                       the same written to $conf ($LIB_TMP/conf.yaml)
 #   it_status CONF / it_prom CONF       the status table / Prometheus text
 #   it_metric CONF METRIC STAGE [ID]    one value of the Prometheus text (e.g. it_metric "$c"
 #                                       mqttflow_stage_in_total worker 0)
@@ -137,6 +144,88 @@ it_runtime() {
     echo "  spool_dir: \"$LIB_TMP/spool\""
     echo "  dead_letter: ${IT_DEAD_LETTER:-"{ dir: \"$LIB_TMP/dead\" }"}"
     for l in "$@"; do echo "  $l"; done
+}
+
+# it_client ID PORT [FIELD_LINE...]: one entry of mqtt_clients: on 127.0.0.1:PORT, the
+# FIELD_LINEs (e.g. 'topics: [{name: "in/#", qos: 1}]') under it
+it_client() {
+    local l
+    echo "  - client_id: \"$1\""
+    echo "    broker_url: \"mqtt://127.0.0.1\""
+    echo "    port: $2"
+    shift 2
+    for l in "$@"; do echo "    $l"; done
+}
+
+# it_conf_print CLIENT_FIELD... -- WORKERS [RUNTIME_LINE...] <BODY: print a config: client c1
+# on $MQTT_PORT with the CLIENT_FIELD lines (e.g. 'topics: [{name: "in/#", qos: 1}]'), then BODY
+# from stdin (more clients, callbacks, rules, chains), then it_runtime WORKERS RUNTIME_LINE...
+# ($IT_DEAD_LETTER works as for it_runtime). Run it in this shell (not in $(...)): it_runtime
+# records the instance for the cleanup.
+it_conf_print() {
+    local fields=()
+    while [[ $# -gt 0 && $1 != -- ]]; do
+        fields+=("$1")
+        shift
+    done
+    [[ $# -ge 2 ]] || lib_fail "it_conf_print: no '-- WORKERS' after the client fields"
+    shift
+    echo "mqtt_clients:"
+    it_client c1 "$MQTT_PORT" "${fields[@]}"
+    cat
+    it_runtime "$@"
+}
+
+# it_conf CLIENT_FIELD... -- WORKERS [RUNTIME_LINE...] <BODY: it_conf_print into $conf
+# ($LIB_TMP/conf.yaml)
+it_conf() {
+    conf=$LIB_TMP/conf.yaml
+    it_conf_print "$@" >"$conf"
+}
+
+# reconnect quickly to a broker that comes back (client field of the outage tests)
+IT_RECONNECT='reconnect: {min_delay: 0.1, max_delay: 1}'
+
+# it_broker_b2: broker 1 ($MQTT_PORT) and broker 2 ($b2_PORT, persistence on: a subscriber's
+# persistent session there survives broker_restart b2), as the two-broker tests start them
+it_broker_b2() {
+    it_broker || lib_fail "broker 1 did not start"
+    mkdir -p "$LIB_TMP/b2db"
+    it_broker b2 "persistence true" "persistence_location $LIB_TMP/b2db/" ||
+        lib_fail "broker 2 did not start"
+}
+
+# it_echo_chain NAME TARGET: print processing chain NAME: echo.so to out/<topic>, relayed at
+# QoS 1 to client TARGET
+it_echo_chain() {
+    echo "  $1:"
+    echo '    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}'
+    echo "    - {step: \"relay\", config: {target_client_id: \"$2\", qos: 1}}"
+}
+
+# it_conf_to TARGET RULES WORKERS CLIENT_FIELD...: write $conf of the two-broker tests: c1 on
+# broker 1 (CLIENT_FIELDs), client TARGET on broker 2 ($IT_RECONNECT), echo.so, and for each
+# RULE:TOPIC:CLIENT word of RULES (e.g. "up:in/up/#:c1 dn:in/dn/#:t2") a sequential rule RULE
+# on TOPIC through it_echo_chain to_CLIENT CLIENT
+it_conf_to() {
+    local target=$1 rules=$2 workers=$3
+    shift 3
+    it_conf "$@" -- "$workers" < <(it_conf_to_body "$target" "$rules")
+}
+
+it_conf_to_body() { # TARGET RULES: what it_conf_to writes after client c1
+    local r name topic to chains=""
+    it_client "$1" "$b2_PORT" "$IT_RECONNECT"
+    echo "callbacks:"
+    echo "  echo: {module: \"$IT_CB/echo.so\", function: \"echo\"}"
+    echo "rules:"
+    for r in $2; do
+        IFS=: read -r name topic to <<<"$r"
+        echo "  - {rule: \"$name\", topic: \"$topic\", action: \"to_$to\", execution_mode: \"sequential\"}"
+        [[ " $chains " == *" $to "* ]] || chains+=" $to"
+    done
+    echo "processing_chains:"
+    for to in $chains; do it_echo_chain "to_$to" "$to"; done
 }
 
 it_status() {
@@ -294,15 +383,7 @@ it_lines() {
 
 it_echo_conf() {
     local clean=${1:-false}
-    conf=$LIB_TMP/conf.yaml
-    {
-        cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    clean_session: $clean
-    topics: [{name: "in/#", qos: 1}]
+    it_conf "clean_session: $clean" 'topics: [{name: "in/#", qos: 1}]' -- 2 <<EOF
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
@@ -313,8 +394,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
     - {step: "relay", config: {qos: 1}}
 EOF
-        it_runtime 2
-    } >"$conf"
     it_start "$conf"
 }
 
@@ -365,14 +444,7 @@ it_poison_load() {
     shift 8
     it_require "$IT_CB/echo.so" "$IT_CB/$cb.so"
     it_broker || lib_fail "broker did not start"
-    conf=$LIB_TMP/conf.yaml
-    {
-        cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+    it_conf 'topics: [{name: "in/#", qos: 1}]' -- 2 "$@" <<EOF
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
   $kind: {module: "$IT_CB/$cb.so", function: "$cb"}
@@ -385,8 +457,6 @@ processing_chains:
   steady_chain:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
 EOF
-        it_runtime 2 "$@"
-    } >"$conf"
     it_start "$conf"
     it_sub s_steady -p "$MQTT_PORT" -t 'out/in/steady/#' -q 1 -n "$steady_n" -I 20 -T 55
     it_sub "s_$kind" -p "$MQTT_PORT" -t "out/$kind" -q 1 -n $((bad_n - 1)) -I 20 -T 55 -D
@@ -437,16 +507,7 @@ it_workers_restarted() {
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     it_require "$IT_CB/echo.so"
     it_broker || lib_fail "no broker"
-    conf=$LIB_TMP/conf.yaml
-    {
-        cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics:
-      - name: "in/#"
-        qos: 1
+    it_conf 'topics:' '  - name: "in/#"' '    qos: 1' -- 1 <<EOF
 callbacks:
   echo:
     module: "$IT_CB/echo.so"
@@ -460,8 +521,6 @@ processing_chains:
     - step: "custom_processor"
       config: {callback: "echo", prefix: "out/"}
 EOF
-        it_runtime 1
-    } >"$conf"
     "$MQTTFLOW" check "$conf" >"$LIB_TMP/check.log" 2>&1 || {
         cat "$LIB_TMP/check.log" >&2
         lib_fail "mqttflow check refused the config"

@@ -15,42 +15,12 @@
 . "$(dirname "$0")/faultlib.sh"
 
 it_require "$IT_CB/echo.so"
-it_broker || lib_fail "broker 1 did not start"
-mkdir -p "$LIB_TMP/b2db"
-it_broker b2 "persistence true" "persistence_location $LIB_TMP/b2db/" ||
-    lib_fail "broker 2 did not start"
+it_broker_b2
 DOWN=5
 ((FL_LONG)) && DOWN=30
 ROUNDS=${FAULT_ROUNDS:-1}
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "dn", topic: "in/dn/#", action: "to_t2", execution_mode: "sequential"}
-  - {rule: "up", topic: "in/up/#", action: "to_c1", execution_mode: "sequential"}
-processing_chains:
-  to_t2:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
-  to_c1:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "c1", qos: 1}}
-EOF2
-    it_runtime 2
-} >"$conf"
+it_conf_to t2 "dn:in/dn/#:t2 up:in/up/#:c1" 2 "$IT_RECONNECT" 'topics: [{name: "in/#", qos: 1}]'
 it_start "$conf"
 
 SECS=$((ROUNDS * (DOWN + 4) + 4))

@@ -22,31 +22,8 @@ it_broker b2 || lib_fail "broker 2 did not start"
 ROUNDS=$(fl_rounds 1 5)
 GAP=4
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    clean_session: false
-    reconnect: {min_delay: 0.1, max_delay: 1}
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "fwd", topic: "in/#", action: "to_t2", execution_mode: "sequential"}
-processing_chains:
-  to_t2:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
-EOF2
-    it_runtime 1
-} >"$conf"
+it_conf_to t2 "fwd:in/#:t2" 1 'clean_session: false' "$IT_RECONNECT" \
+    'topics: [{name: "in/#", qos: 1}]'
 it_start "$conf"
 
 N=$((FL_RATE * (ROUNDS * GAP + 4)))

@@ -19,15 +19,7 @@ it_require "$IT_CB/it_slow.so"
 it_broker || lib_fail "broker did not start"
 ROUNDS=$(fl_rounds 1 3)
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    clean_session: false
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'clean_session: false' 'topics: [{name: "in/#", qos: 1}]' -- 1 <<EOF2
 callbacks:
   slow: {module: "$IT_CB/it_slow.so", function: "it_slow"}
 rules:
@@ -37,8 +29,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "slow", us: 3000, prefix: "out/"}}
     - {step: "relay", config: {qos: 1}}
 EOF2
-    it_runtime 1
-} >"$conf"
 it_start "$conf" 30 mf0
 
 N=$((FL_RATE * (3 * ROUNDS + 3)))

@@ -28,21 +28,12 @@ PY
 }
 write_module v1
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<YAML
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 <<YAML
 callbacks:
   forward: {module: "fwd.py", function: "forward"}
 rules:
   - {rule: "fwd", topic: "in/#", callback: "forward", execution_mode: "sequential"}
 YAML
-    it_runtime 1
-} >"$conf"
 it_start "$conf"
 
 it_sub s_all -p "$MQTT_PORT" -t 'out/#' -q 1 -n 6000 -I 15 -T 60
