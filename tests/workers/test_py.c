@@ -16,14 +16,7 @@
 
 #define EXAMPLE "config/examples/python/config.yaml"
 
-typedef struct fx {
-    cfg *c;
-    ctx_env env;
-    wt_sink sink;
-    stats_slot slot;
-    loader *ld;
-    chain_set *cs;
-} fx;
+typedef wt_chains fx;
 
 static void test_py_is_python_kinds(void **state)
 {
@@ -47,30 +40,13 @@ static int setup(void **state)
         return -1;
     }
     setenv("MQTTFLOW_PYTHON_SHIM", shim, 1);
-    fx *f = calloc(1, sizeof(*f));
-    cfg_diag d = {0};
-    if (!f)
-        return -1;
-    int rc = cfg_load(EXAMPLE, CFG_LOAD_CHECK_MODULES, &f->c, &d);
-    for (size_t i = 0; i < d.n_errors; i++)
-        fprintf(stderr, "%s\n", d.errors[i]);
-    cfg_diag_fini(&d);
-    if (rc < 0)
-        return -1;
-    wt_env(&f->env, f->c, &f->sink, &f->slot);
-    if (loader_create(&f->env, &f->ld) < 0 || chain_set_create(&f->env, f->ld, &f->cs) < 0)
-        return -1;
-    *state = f;
-    return 0;
+    *state = wt_chains_load(EXAMPLE);
+    return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    chain_set_destroy(f->cs);
-    loader_destroy(f->ld);
-    cfg_destroy(f->c);
-    free(f);
+    wt_chains_destroy(*state);
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "workers/chain.h"
 #include "workers/ctx.h"
 
 static inline const char *wt_build(void)
@@ -99,6 +100,68 @@ static inline void wt_env(ctx_env *env, const cfg *c, wt_sink *sink, stats_slot 
     env->publish = wt_publish;
     env->publish_arg = sink;
     env->slot = slot;
+}
+
+/* A config's chains loaded as a worker loads them: the config, its environment (publishing
+ * into sink, counting into slot), the loaded modules and the chain set. */
+typedef struct wt_chains {
+    cfg *c;
+    ctx_env env;
+    wt_sink sink;
+    stats_slot slot;
+    loader *ld;
+    chain_set *cs;
+} wt_chains;
+
+static inline void wt_chains_destroy(wt_chains *f)
+{
+    if (!f)
+        return;
+    chain_set_destroy(f->cs);
+    loader_destroy(f->ld);
+    cfg_destroy(f->c);
+    free(f);
+}
+
+/* Takes config c (NULL allowed: a config that did not load) and loads its modules and chains;
+ * NULL, with the step that failed on stderr, when any step fails (c is destroyed then). */
+static inline wt_chains *wt_chains_of(cfg *c)
+{
+    wt_chains *f = calloc(1, sizeof(*f));
+    if (!f || !c) {
+        fprintf(stderr, "wt_chains_of: %s\n", !c ? "no config" : "out of memory");
+        cfg_destroy(c);
+        free(f);
+        return NULL;
+    }
+    f->c = c;
+    wt_env(&f->env, f->c, &f->sink, &f->slot);
+    int rc = loader_create(&f->env, &f->ld);
+    if (rc < 0) {
+        fprintf(stderr, "wt_chains_of: loader_create: %d\n", rc);
+    } else if ((rc = chain_set_create(&f->env, f->ld, &f->cs)) < 0) {
+        fprintf(stderr, "wt_chains_of: chain_set_create: %d\n", rc);
+    } else {
+        return f;
+    }
+    wt_chains_destroy(f);
+    return NULL;
+}
+
+/* wt_chains_of the config file at path, loaded with module checks (errors printed). */
+static inline wt_chains *wt_chains_load(const char *path)
+{
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    int rc = cfg_load(path, CFG_LOAD_CHECK_MODULES, &c, &d);
+    for (size_t i = 0; i < d.n_errors; i++)
+        fprintf(stderr, "%s\n", d.errors[i]);
+    cfg_diag_fini(&d);
+    if (rc < 0) {
+        fprintf(stderr, "wt_chains_load: %s does not load: %d\n", path, rc);
+        return NULL;
+    }
+    return wt_chains_of(c);
 }
 
 /* stderr capture: everything written to fd 2 between start and end lands in buf. */
