@@ -35,6 +35,7 @@
 #include "ring.h"
 #include "shm.h"
 #include "stats.h"
+#include "tests/tools/testlib.h"
 
 #define RING_SIZE  (4u << 20)
 #define MAX_REC    (RING_SIZE / 4)
@@ -135,18 +136,11 @@ static pid_t spawn(const char *bin, const char *arg)
 
 static uint64_t cpu_ticks(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* fields after the ")" that ends comm: state is field 3, utime 14, stime 15 */
-    char *p = strrchr(buf, ')');
+    char buf[1024];
+    /* from the state (field 3) on: utime is field 14, stime 15 */
+    const char *p = testlib_proc_stat(pid, buf, sizeof(buf));
     unsigned long ut = 0, st = 0;
-    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+    if (p && sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
         return ut + st;
     return 0;
 }

@@ -30,6 +30,7 @@
 #include "ring.h"
 #include "ring_layout.h"
 #include "shm.h"
+#include "tests/tools/testlib.h"
 
 #define NRINGS 3
 static char g_names[NRINGS][128];
@@ -167,16 +168,9 @@ static ring_ctl *map_ctl(const char *name, shm **seg)
 
 static char proc_state(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : '?';
+    char buf[512];
+    const char *s = testlib_proc_stat(pid, buf, sizeof(buf));
+    return s ? *s : '?';
 }
 
 /* Waits (bounded, 10 s) until every flag is 1 and the process sleeps: it is parked. */

@@ -26,35 +26,22 @@ static char mfpub[PATH_MAX + 48], mfsub[PATH_MAX + 48];
 /* Whether pid is a live process (a zombie nobody reaped yet counts as gone). */
 static int alive(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+    char buf[512];
+    const char *s = testlib_proc_stat(pid, buf, sizeof(buf));
+    return s && *s != '\0' && *s != 'Z' && *s != 'X';
 }
 
 /* CPU seconds of pid and of the children it has reaped (utime+stime+cutime+cstime). */
 static double cpu_of(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
+    char buf[1024];
+    const char *p = testlib_proc_stat(pid, buf, sizeof(buf));
     assert_non_null(p);
     unsigned long long v[4];
     /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
      * utime(14) stime cutime cstime */
-    int got = sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
-                     &v[0], &v[1], &v[2], &v[3]);
+    int got = sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &v[0],
+                     &v[1], &v[2], &v[3]);
     assert_int_equal(got, 4);
     return (double)(v[0] + v[1] + v[2] + v[3]) / (double)sysconf(_SC_CLK_TCK);
 }

@@ -115,16 +115,7 @@ static void test_run_planted_segment_does_not_block(void **state)
     assert_int_equal(shm_create(name, SHM_KIND_STATS, 1, 4096, &s), 0);
     shm_hdr *h = shm_base(s);
     h->owner_pid = 1;
-    FILE *st = fopen("/proc/1/stat", "r");
-    assert_non_null(st);
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, st);
-    fclose(st);
-    buf[n] = 0;
-    char *q = strrchr(buf, ')') + 2;
-    for (int field = 3; field < 22; field++)
-        q = strchr(q, ' ') + 1;
-    h->owner_start = strtoull(q, NULL, 10);
+    assert_int_equal(testlib_proc_start_time(1, &h->owner_start), 0);
     shm_detach(s);
     snprintf(path, sizeof(path), "/dev/shm/%s", name);
     if (geteuid() == 0)
