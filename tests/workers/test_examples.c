@@ -29,23 +29,15 @@ static int teardown(void **state)
 
 static int rule(const fx *f, const char *name)
 {
-    for (size_t i = 0; i < f->c->n_rules; i++)
-        if (strcmp(f->c->rules[i].name, name) == 0)
-            return (int)i;
-    fail_msg("no rule %s in %s", name, EXAMPLE);
-    return -1;
+    int r = wt_chains_rule(f, name);
+    if (r < 0)
+        fail_msg("no rule %s in %s", name, EXAMPLE);
+    return r;
 }
 
 static int feed(fx *f, const char *rule_name, const char *topic, const char *payload)
 {
-    ctx_origin o = {.client = 0, .qos = 1, .seq = 1, .received_ns = 1700000000000000000ull};
-    mf_msg m = {.topic = topic,
-                .payload = payload,
-                .payload_len = strlen(payload),
-                .qos = 1,
-                .client_id = "client1",
-                .received_ns = o.received_ns};
-    return chain_run(f->cs, rule(f, rule_name), &o, &m);
+    return wt_chains_feed(f, rule(f, rule_name), topic, payload);
 }
 
 static void test_examples_temperature_alert_above_threshold(void **state)

@@ -52,20 +52,10 @@ static int teardown(void **state)
 
 static int feed(fx *f, const char *rule_name, const char *payload)
 {
-    int rule = -1;
-    for (size_t i = 0; i < f->c->n_rules; i++)
-        if (strcmp(f->c->rules[i].name, rule_name) == 0)
-            rule = (int)i;
-    assert_true(rule >= 0);
-    const char *topic = f->c->rules[rule].topic;
-    ctx_origin o = {.client = 0, .qos = 1, .seq = 1, .received_ns = 1700000000000000000ull};
-    mf_msg m = {.topic = topic,
-                .payload = payload,
-                .payload_len = strlen(payload),
-                .qos = 1,
-                .client_id = "client1",
-                .received_ns = o.received_ns};
-    return chain_run(f->cs, rule, &o, &m);
+    int rule = wt_chains_rule(f, rule_name);
+    if (rule < 0)
+        fail_msg("no rule %s in %s", rule_name, EXAMPLE);
+    return wt_chains_feed(f, rule, f->c->rules[rule].topic, payload);
 }
 
 static void test_py_example_alert_and_humidity(void **state)

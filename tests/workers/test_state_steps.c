@@ -34,13 +34,7 @@ static const char *yaml_fmt =
 static int setup(void **state)
 {
     wsfx *f = wsfx_new("ss");
-    if (!f)
-        return -1;
-    *state = f;
-    if ((f->c = wt_cfg(yaml_fmt, 600, f->instance)))
-        return 0;
-    wsfx_free(f);
-    return -1;
+    return wsfx_setup(state, f, f ? wt_cfg(yaml_fmt, 600, f->instance) : NULL);
 }
 
 static int teardown(void **state)

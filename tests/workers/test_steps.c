@@ -15,12 +15,7 @@
 typedef wt_chains fx;
 
 #define HEAD                                                                                       \
-    "mqtt_clients:\n"                                                                              \
-    "  - client_id: c1\n"                                                                          \
-    "    broker_url: mqtt://127.0.0.1\n"                                                           \
-    "    topics: [{name: \"in/#\"}]\n"                                                             \
-    "  - client_id: c2\n"                                                                          \
-    "    broker_url: mqtt://127.0.0.1\n"                                                           \
+    WT_TWO_CLIENTS                                                                                 \
     "callbacks:\n"                                                                                 \
     "  echo: {module: \"%s\", function: echo}\n"                                                   \
     "  join: {module: \"%s\", function: join}\n"                                                   \

@@ -61,6 +61,15 @@ __attribute__((format(printf, 1, 2))) static inline cfg *wt_cfg(const char *fmt,
     return c;
 }
 
+/* The clients of most worker test configs: c1 takes in/#, c2 only publishes. */
+#define WT_TWO_CLIENTS                                                                             \
+    "mqtt_clients:\n"                                                                              \
+    "  - client_id: c1\n"                                                                          \
+    "    broker_url: mqtt://127.0.0.1\n"                                                           \
+    "    topics: [{name: \"in/#\"}]\n"                                                             \
+    "  - client_id: c2\n"                                                                          \
+    "    broker_url: mqtt://127.0.0.1\n"
+
 /* A recording publish target. */
 typedef struct wt_rec {
     rec_hdr h;
@@ -146,6 +155,29 @@ static inline wt_chains *wt_chains_of(cfg *c)
     }
     wt_chains_destroy(f);
     return NULL;
+}
+
+/* Index of the rule called name in f's config, or -1. */
+static inline int wt_chains_rule(const wt_chains *f, const char *name)
+{
+    for (size_t i = 0; i < f->c->n_rules; i++)
+        if (strcmp(f->c->rules[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Runs rule (an index) on one QoS 1 message from client "client1" (client 0); chain_run's
+ * result. */
+static inline int wt_chains_feed(wt_chains *f, int rule, const char *topic, const char *payload)
+{
+    ctx_origin o = {.client = 0, .qos = 1, .seq = 1, .received_ns = 1700000000000000000ull};
+    mf_msg m = {.topic = topic,
+                .payload = payload,
+                .payload_len = strlen(payload),
+                .qos = 1,
+                .client_id = "client1",
+                .received_ns = o.received_ns};
+    return chain_run(f->cs, rule, &o, &m);
 }
 
 /* wt_chains_of the config file at path, loaded with module checks (errors printed). */
