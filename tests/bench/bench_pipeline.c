@@ -35,6 +35,7 @@
 #include "ring.h"
 #include "shm.h"
 #include "stats.h"
+#include "tests/bench/benchlib.h"
 #include "tests/tools/testlib.h"
 
 #define RING_SIZE  (4u << 20)
@@ -62,24 +63,13 @@ static void *feed(void *arg)
     feeder *f = arg;
     char payload[64], topics[N_TOPICS][24];
     int tlen[N_TOPICS];
-    rec_hdr h = {0};
 
     memset(payload, 'x', sizeof(payload));
     for (int t = 0; t < N_TOPICS; t++)
         tlen[t] = snprintf(topics[t], sizeof(topics[t]), "in/dev%d/temp", t);
-    h.kind = REC_MSG;
-    h.client = 0;
-    h.rule = REC_NONE;
-    h.step = REC_NONE;
     for (size_t k = 0; k < f->n; k++) {
         int t = (int)(k % N_TOPICS);
-        size_t sz = rec_size((size_t)tlen[t], sizeof(payload));
-        void *buf;
-        h.seq = f->seq++;
-        while (ring_reserve(f->in, sz, &buf) == -EAGAIN)
-            ring_wait_space(f->in, sz, 100);
-        rec_encode(buf, sz, &h, topics[t], (size_t)tlen[t], payload, sizeof(payload));
-        ring_commit(f->in, sz);
+        bench_put_msg(f->in, f->seq++, topics[t], (size_t)tlen[t], payload, sizeof(payload));
     }
     ring_flush(f->in);
     return NULL;
@@ -109,28 +99,12 @@ static void write_config(int workers)
 /* Starts BIN CONFIG [ARG] and waits for its ready line. */
 static pid_t spawn(const char *bin, const char *arg)
 {
-    int p[2];
     char path[PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/%s", bindir, bin);
-    if (pipe2(p, O_CLOEXEC) < 0)
-        die("pipe", errno);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork", errno);
-    if (pid == 0) {
-        char fds[16];
-        fcntl(p[1], F_SETFD, 0);
-        snprintf(fds, sizeof(fds), "%d", p[1]);
-        setenv("MQTTFLOW_READY_FD", fds, 1);
-        execl(path, path, cfgpath, arg, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    char b[16];
-    if (poll(&pfd, 1, 20000) != 1 || read(p[0], b, sizeof(b)) <= 0)
+    char *argv[] = {path, cfgpath, (char *)arg, NULL};
+    pid_t pid = 0;
+    if (testlib_spawn_ready(argv, NULL, 20000, &pid) < 0 || pid <= 0)
         die(bin, EPIPE);
-    close(p[0]);
     return pid;
 }
 

@@ -35,6 +35,8 @@
 #include "shm.h"
 #include "stats.h"
 #include "tap.h"
+#include "tests/bench/benchlib.h"
+#include "tests/tools/testlib.h"
 
 #define RING_SIZE (4u << 20)
 #define N_WORKERS 2
@@ -56,24 +58,13 @@ static void *feed(void *arg)
 {
     feeder *f = arg;
     char payload[65];
-    rec_hdr h = {0};
 
     memset(payload, 'x', 64);
     payload[64] = '\0';
-    h.kind = REC_MSG;
-    h.client = 0;
-    h.rule = REC_NONE;
-    h.step = REC_NONE;
     for (size_t k = 0; k < f->n; k++) {
         char topic[48];
         int tl = snprintf(topic, sizeof(topic), "site%zu/dev%zu/temp", k % 50, k % 1000);
-        size_t sz = rec_size((size_t)tl, 64);
-        void *buf;
-        h.seq = k;
-        while (ring_reserve(f->in, sz, &buf) == -EAGAIN)
-            ring_wait_space(f->in, sz, 100);
-        rec_encode(buf, sz, &h, topic, (size_t)tl, payload, 64);
-        ring_commit(f->in, sz);
+        bench_put_msg(f->in, k, topic, (size_t)tl, payload, 64);
     }
     ring_flush(f->in);
     return NULL;
@@ -152,7 +143,7 @@ int main(int argc, char **argv)
     pthread_t th;
     feeder fd;
     pid_t pid;
-    int pfd[2], rc, status;
+    int rc, status;
     ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
     uint64_t t0, t1, want;
 
@@ -200,22 +191,10 @@ int main(int argc, char **argv)
             pthread_create(&dth, NULL, drain, &dr);
     }
 
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        die("pipe", errno);
-    pid = fork();
-    if (pid == 0) {
-        char fds[16];
-        snprintf(fds, sizeof(fds), "%d", dup(pfd[1]));
-        setenv("MQTTFLOW_READY_FD", fds, 1);
-        execl(bin, bin, cfgpath, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
     {
-        char b[8];
-        if (read(pfd[0], b, sizeof(b)) <= 0)
+        char *rargv[] = {bin, cfgpath, NULL};
+        if (testlib_spawn_ready(rargv, NULL, 60000, &pid) < 0 || pid <= 0)
             die("router did not get ready", EPIPE);
-        close(pfd[0]);
     }
 
     /* expected copies: every topic matches its site rule; even devices also match r50 */
