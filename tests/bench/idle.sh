@@ -13,30 +13,11 @@ export BUILD
 SECS=${IDLE_SECS:-60}
 # shellcheck source=tests/integration/39-pipeline-lib.sh
 . "$ROOT/tests/integration/39-pipeline-lib.sh"
+# shellcheck source=tests/bench/benchlib.sh
+. "$ROOT/tests/bench/benchlib.sh"
 it_require "$IT_CB/echo.so"
 
-it_broker || lib_fail "broker did not start"
-conf=$LIB_TMP/idle.yaml
-cat >"$conf" <<YAML
-mqtt_clients:
-  - client_id: "idle-$$"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics:
-      - name: "in/#"
-        qos: 1
-callbacks:
-  echo: { module: "$IT_CB/echo.so", function: "echo" }
-rules:
-  - { rule: "fwd", topic: "in/#", action: "fwd", execution_mode: "per_topic" }
-processing_chains:
-  fwd:
-    - { step: "custom_processor", config: { callback: "echo", prefix: "out/" } }
-logging:
-  default_level: "WARNING"
-YAML
-it_runtime 1 >>"$conf"
-it_start "$conf"
+bench_echo_start idle 1
 sleep 2 # settle: start-up work (connects, first heartbeats) is not idle use
 
 declare -A PID T0

@@ -32,34 +32,15 @@ REPS=${STAGES_REPS:-3}
 SIZE=${STAGES_SIZE:-64}
 # shellcheck source=tests/integration/39-pipeline-lib.sh
 . "$ROOT/tests/integration/39-pipeline-lib.sh"
+# shellcheck source=tests/bench/benchlib.sh
+. "$ROOT/tests/bench/benchlib.sh"
 it_require "$IT_CB/echo.so"
 command -v perf >/dev/null || {
     echo "stages: perf not installed (linux-perf); skipped"
     exit 0
 }
 
-it_broker || lib_fail "broker did not start"
-conf=$LIB_TMP/stages.yaml
-cat >"$conf" <<YAML
-mqtt_clients:
-  - client_id: "stages-$$"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics:
-      - name: "in/#"
-        qos: $QOS
-callbacks:
-  echo: { module: "$IT_CB/echo.so", function: "echo" }
-rules:
-  - { rule: "fwd", topic: "in/#", action: "fwd", execution_mode: "per_topic" }
-processing_chains:
-  fwd:
-    - { step: "custom_processor", config: { callback: "echo", prefix: "out/" } }
-logging:
-  default_level: "WARNING"
-YAML
-it_runtime 1 >>"$conf"
-it_start "$conf"
+bench_echo_start stages "$QOS"
 
 # stage name -> pid, from the supervisor's children (comm is cut at 15 characters)
 declare -A PID
