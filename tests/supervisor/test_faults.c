@@ -418,10 +418,8 @@ static void test_faults_poison_messages_restart_only_their_worker_at_once(void *
 static void test_faults_crash_loop_at_start_backs_off_fails_and_costs_no_cpu(void **state)
 {
     fx *f = *state;
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
     long pid = 0;
-    assert_int_equal(wait_stage(f, "router", "running", 0, &pid, 5000), 0);
+    start_running(f, "router", &pid);
     /* from now on the router dies before it is ready, every time */
     char path[256];
     snprintf(path, sizeof(path), "%s/crashstart.mqttflow-router", f->fake);

@@ -99,8 +99,7 @@ static void test_run_status_kill9_restart_and_stop(void **state)
 static void test_run_refuses_a_second_instance(void **state)
 {
     fx *f = *state;
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
+    start_running(f, NULL, NULL);
     char *argv[] = {mqttflow, "run", f->cfg, NULL};
     char *out = NULL;
     assert_int_equal(run_cmd(argv, &out, 10000), 2);
@@ -138,8 +137,7 @@ static void test_run_stage_config_error_fails_the_start_with_exit_2(void **state
 static void test_run_crash_loop_ends_failed_with_reason(void **state)
 {
     fx *f = *state;
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
+    start_running(f, NULL, NULL);
     /* from now on the router exits 1 right after saying ready */
     char path[256];
     snprintf(path, sizeof(path), "%s/crash.mqttflow-router", f->fake);
@@ -173,10 +171,8 @@ static void test_run_crash_loop_ends_failed_with_reason(void **state)
 static void test_run_reclaims_a_killed_instance(void **state)
 {
     fx *f = *state;
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
     long relay = 0;
-    assert_int_equal(wait_stage(f, "relay", "running", 0, &relay, 5000), 0);
+    start_running(f, "relay", &relay);
     /* the supervisor dies without cleaning up: segments and the socket file stay behind */
     kill(f->sup, SIGKILL);
     assert_int_equal(wait_exit(f->sup, 5000), 128 + SIGKILL);
@@ -207,8 +203,7 @@ static void test_run_second_signal_kills_a_stage_that_does_not_stop(void **state
     char path[256];
     snprintf(path, sizeof(path), "%s/hang.mqttflow-ingress 0", f->fake);
     write_file(path, "", 0644);
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
+    start_running(f, NULL, NULL);
     uint64_t first = now_ms();
     kill(f->sup, SIGTERM);
     /* the ingress ignores SIGTERM: the stop waits for it (up to its 10 s deadline)... */
