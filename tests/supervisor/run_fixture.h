@@ -503,4 +503,21 @@ static inline int fixture_init(void)
     return 0;
 }
 
+/* `mqttflow stop`, then waits up to timeout_ms for the supervisor to exit 0 and checks its log
+ * for sanitizer reports. Fails the test naming the step that went wrong. */
+static inline void stop_by_cli(fx *f, int timeout_ms)
+{
+    char *out = NULL;
+    int rc = cli(f, &out, "stop", NULL, NULL);
+    if (rc != 0)
+        fail_msg("mqttflow stop exited %d: %s", rc, out ? out : "");
+    free(out);
+    rc = wait_exit(f->sup, timeout_ms);
+    if (rc != 0)
+        fail_msg("the supervisor ended with %d within %d ms of mqttflow stop, want 0", rc,
+                 timeout_ms);
+    f->sup = 0;
+    assert_no_sanitizer_report(f);
+}
+
 #endif

@@ -183,12 +183,7 @@ static void wait_running(fx *f)
 
 static void stop_supervisor(fx *f)
 {
-    char *out = NULL;
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 30000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 30000);
     assert_int_equal(shm_left(f->instance), 0); /* a clean stop leaves no segment */
 }
 

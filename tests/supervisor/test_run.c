@@ -85,11 +85,7 @@ static void test_run_status_kill9_restart_and_stop(void **state)
     assert_non_null(strstr(out, "mqttflow_stage_restarts_total{instance=\""));
     free(out);
 
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 10000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 10000);
     assert_int_equal(shm_left(f->instance), 0);
     /* once it is gone, the CLI says so */
     assert_int_equal(cli(f, &out, "status", NULL, NULL), 1);
@@ -189,11 +185,7 @@ static void test_run_reclaims_a_killed_instance(void **state)
     /* a new supervisor reclaims the stale segments and socket */
     start_supervisor(f, 0);
     assert_int_equal(wait_stage(f, "relay", "running", 0, NULL, 15000), 0);
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 10000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 10000);
     assert_int_equal(shm_left(f->instance), 0);
 }
 
@@ -254,12 +246,7 @@ static void test_run_kills_a_worker_stuck_in_a_callback(void **state)
     }
     stats_detach(st);
     assert_int_equal(wait_stage(f, "worker 0", "running", 0, NULL, 1000), 0);
-    char *out = NULL;
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 10000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 10000);
 }
 
 /* ---- the real stages against a real mosquitto ---- */
@@ -281,12 +268,7 @@ static void test_run_real_stages_with_mosquitto(void **state)
     wait_stage_pids(f, "ingress client1", 0, pids, 5000);
     (void)kill_and_wait_respawn(f, "worker 0", pids[2], 15000);
 
-    char *out = NULL;
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 30000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 30000);
     assert_int_equal(shm_left(f->instance), 0);
     for (int i = 0; i < 5; i++)
         assert_true(kill((pid_t)pids[i], 0) < 0 || i == 2);

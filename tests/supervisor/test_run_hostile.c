@@ -45,11 +45,7 @@ static void test_run_idle_control_connections_do_not_block_status(void **state)
     assert_int_equal(read(idle[39], &c, 1) <= 0 || c == 'E', 1);
     for (int i = 0; i < 40; i++)
         close(idle[i]);
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 10000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 10000);
 }
 
 static void test_run_status_config_without_the_secret(void **state)
