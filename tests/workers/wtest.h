@@ -61,12 +61,14 @@ __attribute__((format(printf, 1, 2))) static inline cfg *wt_cfg(const char *fmt,
     return c;
 }
 
-/* The clients of most worker test configs: c1 takes in/#, c2 only publishes. */
-#define WT_TWO_CLIENTS                                                                             \
+/* The clients of most worker test configs: c1 takes in/#; c2 (WT_TWO_CLIENTS) only publishes. */
+#define WT_ONE_CLIENT                                                                              \
     "mqtt_clients:\n"                                                                              \
     "  - client_id: c1\n"                                                                          \
     "    broker_url: mqtt://127.0.0.1\n"                                                           \
-    "    topics: [{name: \"in/#\"}]\n"                                                             \
+    "    topics: [{name: \"in/#\"}]\n"
+#define WT_TWO_CLIENTS                                                                             \
+    WT_ONE_CLIENT                                                                                  \
     "  - client_id: c2\n"                                                                          \
     "    broker_url: mqtt://127.0.0.1\n"
 
