@@ -46,12 +46,6 @@
 
 static char dir[64], cfgpath[128], inst[32], bindir[PATH_MAX + 8];
 
-static void die(const char *what, int err)
-{
-    fprintf(stderr, "bench_pipeline: %s: %s\n", what, strerror(err));
-    exit(1);
-}
-
 typedef struct feeder {
     ring *in;
     size_t n;
@@ -79,7 +73,7 @@ static void write_config(int workers)
 {
     FILE *f = fopen(cfgpath, "w");
     if (!f)
-        die("fopen config", errno);
+        bench_die("fopen config", errno);
     fprintf(f,
             "mqtt_clients:\n  - client_id: c0\n    broker_url: mqtt://127.0.0.1\n"
             "    topics: [{name: \"in/#\"}]\n"
@@ -104,7 +98,7 @@ static pid_t spawn(const char *bin, const char *arg)
     char *argv[] = {path, cfgpath, (char *)arg, NULL};
     pid_t pid = 0;
     if (testlib_spawn_ready(argv, NULL, 20000, &pid) < 0 || pid <= 0)
-        die(bin, EPIPE);
+        bench_die(bin, EPIPE);
     return pid;
 }
 
@@ -169,36 +163,28 @@ int main(int argc, char **argv)
                 MAX_ROUNDS, MAX_W);
         return 2;
     }
-    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (len <= 0)
-        die("readlink", errno);
-    self[len] = '\0';
-    for (int i = 0; i < 3; i++)
-        *strrchr(self, '/') = '\0';
+    bench_paths(self, sizeof(self), "/tmp/mf-bench-pipeline-XXXXXX", dir, sizeof(dir), cfgpath,
+                sizeof(cfgpath));
     snprintf(bindir, sizeof(bindir), "%s/bin", self);
     snprintf(inst, sizeof(inst), "bp%d", (int)getpid());
-    snprintf(dir, sizeof(dir), "/tmp/mf-bench-pipeline-XXXXXX");
-    if (!mkdtemp(dir))
-        die("mkdtemp", errno);
-    snprintf(cfgpath, sizeof(cfgpath), "%s/config.yaml", dir);
     write_config(nw);
 
     names_ingress_ring(name, sizeof(name), inst, 0);
     if ((rc = ring_create(name, RING_SIZE, MAX_REC, &in_obs)) < 0 ||
         (rc = ring_attach(name, RING_PRODUCER, &in)) < 0)
-        die("ingress ring", -rc);
+        bench_die("ingress ring", -rc);
     for (int w = 0; w < nw; w++) {
         names_worker_in(name, sizeof(name), inst, (size_t)w);
         if ((rc = ring_create(name, RING_SIZE, MAX_REC, &wi_obs[w])) < 0)
-            die("worker input ring", -rc);
+            bench_die("worker input ring", -rc);
         names_worker_out(name, sizeof(name), inst, (size_t)w);
         if ((rc = ring_create(name, RING_SIZE, MAX_REC, &wo_obs[w])) < 0 ||
             (rc = ring_attach(name, RING_CONSUMER, &out[w])) < 0)
-            die("worker output ring", -rc);
+            bench_die("worker output ring", -rc);
     }
     names_stats(name, sizeof(name), inst);
     if ((rc = stats_create(name, stats_slot_total(1, (size_t)nw), &st)) < 0)
-        die("stats", -rc);
+        bench_die("stats", -rc);
     router = spawn("mqttflow-router", NULL);
     for (int w = 0; w < nw; w++) {
         snprintf(warg, sizeof(warg), "%d", w);

@@ -43,12 +43,6 @@
 
 static char dir[64], cfgpath[128], inst[32], bin[PATH_MAX + 32];
 
-static void die(const char *what, int err)
-{
-    fprintf(stderr, "bench_router: %s: %s\n", what, strerror(err));
-    exit(1);
-}
-
 typedef struct feeder {
     ring *in;
     size_t n;
@@ -105,11 +99,11 @@ static void write_config(void)
     snprintf(path, sizeof(path), "%s/cb.so", dir);
     f = fopen(path, "w");
     if (!f)
-        die("fopen cb.so", errno);
+        bench_die("fopen cb.so", errno);
     fclose(f);
     f = fopen(cfgpath, "w");
     if (!f)
-        die("fopen config", errno);
+        bench_die("fopen config", errno);
     fprintf(f, "mqtt_clients:\n  - client_id: c0\n    broker_url: mqtt://127.0.0.1\n"
                "    topics:\n      - name: \"#\"\n"
                "callbacks:\n  cb:\n    module: cb.so\n    function: f\n"
@@ -144,35 +138,27 @@ int main(int argc, char **argv)
     feeder fd;
     pid_t pid;
     int rc, status;
-    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
     uint64_t t0, t1, want;
 
-    if (len <= 0)
-        die("readlink", errno);
-    self[len] = '\0';
-    for (int i = 0; i < 3; i++)
-        *strrchr(self, '/') = '\0';
+    bench_paths(self, sizeof(self), "/tmp/mf-bench-router-XXXXXX", dir, sizeof(dir), cfgpath,
+                sizeof(cfgpath));
     snprintf(bin, sizeof(bin), "%s/bin/mqttflow-router", self);
     snprintf(inst, sizeof(inst), "br%d", (int)getpid());
-    snprintf(dir, sizeof(dir), "/tmp/mf-bench-router-XXXXXX");
-    if (!mkdtemp(dir))
-        die("mkdtemp", errno);
-    snprintf(cfgpath, sizeof(cfgpath), "%s/config.yaml", dir);
     write_config();
 
     names_ingress_ring(name, sizeof(name), inst, 0);
     if ((rc = ring_create(name, RING_SIZE, RING_SIZE / 4, &in_obs)) < 0 ||
         (rc = ring_attach(name, RING_PRODUCER, &in)) < 0)
-        die("ingress ring", -rc);
+        bench_die("ingress ring", -rc);
     for (int w = 0; w < N_WORKERS; w++) {
         names_worker_in(name, sizeof(name), inst, (size_t)w);
         if ((rc = ring_create(name, RING_SIZE, RING_SIZE / 4, &out_obs[w])) < 0 ||
             (rc = ring_attach(name, RING_CONSUMER, &out[w])) < 0)
-            die("worker ring", -rc);
+            bench_die("worker ring", -rc);
     }
     names_stats(name, sizeof(name), inst);
     if ((rc = stats_create(name, stats_slot_total(1, N_WORKERS), &st)) < 0)
-        die("stats", -rc);
+        bench_die("stats", -rc);
     const char *tap_mode = argc > 2 ? argv[2] : NULL;
     tap *taps[2] = {NULL, NULL}, *readers[2] = {NULL, NULL};
     drainer dr = {.taps = readers, .n = 2};
@@ -183,7 +169,7 @@ int main(int argc, char **argv)
             names_tap(name, sizeof(name), inst, tap_point_name(points[i]));
             if ((rc = tap_create(name, points[i], TAP_RULE_ANY, &taps[i])) < 0 ||
                 (rc = tap_attach(name, &readers[i])) < 0)
-                die("tap", -rc);
+                bench_die("tap", -rc);
             /* as the supervisor does: the segment first, then its generation (release) */
             __atomic_store_n(stats_tap_gen(st, points[i]), (uint64_t)i + 1, __ATOMIC_RELEASE);
         }
@@ -194,7 +180,7 @@ int main(int argc, char **argv)
     {
         char *rargv[] = {bin, cfgpath, NULL};
         if (testlib_spawn_ready(rargv, NULL, 60000, &pid) < 0 || pid <= 0)
-            die("router did not get ready", EPIPE);
+            bench_die("router did not get ready", EPIPE);
     }
 
     /* expected copies: every topic matches its site rule; even devices also match r50 */

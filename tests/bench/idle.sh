@@ -4,17 +4,9 @@
 # The same pipeline as stages.sh (mosquitto, one echo rule, one worker), started and then left
 # alone after a settle time. Goal (issue 7): under 0.5% of one core in total.
 #   BUILD=build IDLE_SECS=60 tests/bench/idle.sh
-set -eu
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-export BUILD
-SECS=${IDLE_SECS:-60}
-# shellcheck source=tests/integration/39-pipeline-lib.sh
-. "$ROOT/tests/integration/39-pipeline-lib.sh"
 # shellcheck source=tests/bench/benchlib.sh
-. "$ROOT/tests/bench/benchlib.sh"
+. "$(dirname "$0")/benchlib.sh"
+SECS=${IDLE_SECS:-60}
 it_require "$IT_CB/echo.so"
 
 bench_echo_start idle 1

@@ -18,22 +18,14 @@
 # A row is the median of STAGES_REPS runs (each: a fresh mfsub, the same running instance).
 # "sup" is the supervisor. CPU granularity is one clock tick (10 ms): the runs are long
 # enough that this is under 2% of any stage's figure above 1 us/msg.
-set -eu
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-export BUILD
+# shellcheck source=tests/bench/benchlib.sh
+. "$(dirname "$0")/benchlib.sh"
 N=${STAGES_N:-100000}
 RATE=${STAGES_RATE:-5000}
 RATE_N=${STAGES_RATE_N:-25000}
 QOS=${STAGES_QOS:-0}
 REPS=${STAGES_REPS:-3}
 SIZE=${STAGES_SIZE:-64}
-# shellcheck source=tests/integration/39-pipeline-lib.sh
-. "$ROOT/tests/integration/39-pipeline-lib.sh"
-# shellcheck source=tests/bench/benchlib.sh
-. "$ROOT/tests/bench/benchlib.sh"
 it_require "$IT_CB/echo.so"
 command -v perf >/dev/null || {
     echo "stages: perf not installed (linux-perf); skipped"
