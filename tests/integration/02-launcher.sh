@@ -9,13 +9,7 @@
 
 it_require
 broker_start || lib_fail "broker did not start"
-it_conf 'topics: [{name: "in/#", qos: 1}]' -- 2 <<EOF
-processing_chains:
-  fwd:
-    - {step: "relay", config: {target_client_id: "c1", target_topic: "out/x"}}
-rules:
-  - {rule: "r", source_client_id: "c1", topic: "in/#", action: "fwd"}
-EOF
+it_relay_conf 2
 
 launcher=$IT_ROOT/scripts/mqttflow-launch
 export MQTTFLOW_BIN=$IT_ROOT/$MQTTFLOW

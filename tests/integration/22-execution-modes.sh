@@ -69,8 +69,8 @@ lib_track "$pub_seq"
 "$MFPUB" -p "$MQTT_PORT" -q 1 -i 3 -n 8000 -T in/pt/t -k 8 >"$LIB_TMP/pub_pt.log" 2>&1 &
 pub_pt=$!
 lib_track "$pub_pt"
-wait "$pub_seq" || lib_fail "mfpub (seq) did not complete: $(tail -n 2 "$LIB_TMP/pub_seq.log")"
-wait "$pub_pt" || lib_fail "mfpub (pt) did not complete: $(tail -n 2 "$LIB_TMP/pub_pt.log")"
+it_wait_pub pub_seq "(seq)"
+it_wait_pub pub_pt "(pt)"
 lib_log "pub seq: $(grep '^RESULT' "$LIB_TMP/pub_seq.log")"
 check seq 10000 reorder
 check pt 8000 reorder

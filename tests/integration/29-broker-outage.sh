@@ -30,7 +30,7 @@ relay_conns=$(grep -c "client t2: connected" "$LIB_TMP/mf.log")
 lib_log "stopping broker 2 for 2 s (relay out $(it_metric "$conf" mqttflow_stage_out_total relay))"
 broker_restart b2 2 || lib_fail "broker 2 did not come back"
 lib_log "broker 2 back (relay out $(it_metric "$conf" mqttflow_stage_out_total relay))"
-wait "$pubA" || lib_fail "mfpub A did not complete: $(tail -n 2 "$LIB_TMP/pubA.log")"
+it_wait_pub pubA "A"
 res=$(it_sub_result subA 60)
 lib_log "subA: $res"
 [[ $(grep -c "client t2: connected" "$LIB_TMP/mf.log") -gt $relay_conns ]] ||

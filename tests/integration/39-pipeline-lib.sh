@@ -22,6 +22,12 @@
 #                                       chains...), then it_runtime WORKERS RUNTIME_LINE...
 #   it_conf CLIENT_FIELD... -- WORKERS [RUNTIME_LINE...] <BODY
 #                                       the same written to $conf ($LIB_TMP/conf.yaml)
+#   it_slow_body RULE TOPIC US          print the body of a config: one sequential rule through
+#                                       it_slow.so (US us a message) to out/..., QoS 1 out
+#   it_wait_pub NAME [WHAT]             wait for mfpub $NAME (log $LIB_TMP/NAME.log): fails
+#                                       the test unless it completed
+#   it_sub_results SECS NAME...         lib_log each mfsub NAME's RESULT line
+#   it_relay_conf WORKERS               write $conf: c1 on in/#, one rule relaying to out/x
 #   it_status CONF / it_prom CONF       the status table / Prometheus text
 #   it_metric CONF METRIC STAGE [ID]    one value of the Prometheus text (e.g. it_metric "$c"
 #                                       mqttflow_stage_in_total worker 0)
@@ -228,6 +234,50 @@ it_conf_to_body() { # TARGET RULES: what it_conf_to writes after client c1
     for to in $chains; do it_echo_chain "to_$to" "$to"; done
 }
 
+# it_slow_body RULE TOPIC US: the body (for it_conf's stdin) of the back-pressure tests: one
+# sequential rule RULE on TOPIC through it_slow.so (US microseconds a message) to out/<topic>,
+# relayed at QoS 1
+it_slow_body() {
+    cat <<EOF
+callbacks:
+  slow: {module: "$IT_CB/it_slow.so", function: "it_slow"}
+rules:
+  - {rule: "$1", topic: "$2", action: "slow_out", execution_mode: "sequential"}
+processing_chains:
+  slow_out:
+    - {step: "custom_processor", config: {callback: "slow", us: $3, prefix: "out/"}}
+    - {step: "relay", config: {qos: 1}}
+EOF
+}
+
+# it_wait_pub NAME [WHAT]: waits for the background mfpub whose pid is in $NAME and whose log is
+# $LIB_TMP/NAME.log; fails the test ("mfpub WHAT did not complete" and the log's last lines)
+# unless it exited 0
+it_wait_pub() {
+    local pidvar=$1
+    wait "${!pidvar}" ||
+        lib_fail "mfpub${2:+ $2} did not complete: $(tail -n 2 "$LIB_TMP/$1.log")"
+}
+
+# it_sub_results SECS NAME...: logs the RESULT line of each mfsub NAME (it_sub_result SECS)
+it_sub_results() {
+    local secs=$1 s
+    shift
+    for s in "$@"; do lib_log "$s: $(it_sub_result "$s" "$secs")"; done
+}
+
+# it_relay_conf WORKERS: write $conf: client c1 on in/# (QoS 1) and one rule "r" relaying every
+# message to out/x on c1 (no callback)
+it_relay_conf() {
+    it_conf 'topics: [{name: "in/#", qos: 1}]' -- "$1" <<EOF
+processing_chains:
+  fwd:
+    - {step: "relay", config: {target_client_id: "c1", target_topic: "out/x"}}
+rules:
+  - {rule: "r", source_client_id: "c1", topic: "in/#", action: "fwd"}
+EOF
+}
+
 it_status() {
     "$MQTTFLOW" status "$1" 2>&1
 }
@@ -421,11 +471,9 @@ it_echo_load() {
 
 it_echo_load_check() {
     local n=$1 s f
-    wait "$pub_seq" || lib_fail "mfpub (seq) did not complete: $(tail -n 2 "$LIB_TMP/pub_seq.log")"
-    wait "$pub_par" || lib_fail "mfpub (par) did not complete: $(tail -n 2 "$LIB_TMP/pub_par.log")"
-    for s in s_seq s_par; do
-        lib_log "$s: $(it_sub_result "$s" 60)"
-    done
+    it_wait_pub pub_seq "(seq)"
+    it_wait_pub pub_par "(par)"
+    it_sub_results 60 s_seq s_par
     it_status "$conf" >&2
     for s in s_seq s_par; do
         f=$LIB_TMP/$s.log

@@ -88,9 +88,7 @@ pub p_hang -i 4 -n $N_HANG -r 85 -t in/hang/a -j -V "$(vals HANG)"
 for p in "${pubs[@]}"; do
     wait "${p#*:}" || lib_fail "mfpub ${p%%:*} did not complete: $(tail -n 2 "$LIB_TMP/${p%%:*}.log")"
 done
-for s in s_steady s_segv s_abrt s_hang; do
-    lib_log "$s: $(it_sub_result "$s" $T)"
-done
+it_sub_results $T s_steady s_segv s_abrt s_hang
 it_status "$conf" >&2
 
 fails=()

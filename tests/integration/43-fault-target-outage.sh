@@ -49,19 +49,14 @@ for ((r = 0; r < ROUNDS; r++)); do
     in_up1=$(it_metric "$conf" mqttflow_stage_out_total relay)
     ((in_up1 > in_up0)) || fails+=("the relay published nothing to broker 1 while broker 2 was down")
     broker_restart b2 || lib_fail "broker 2 did not come back"
-    t0=$(fl_now_ms)
-    it_until 30 '[[ $(grep -c "client t2: connected" "$IT_LOG") -gt $conns ]]' ||
-        lib_fail "the relay did not reconnect to broker 2"
-    t1=$(fl_now_ms)
-    FL_RT+=($((t1 - t0)))
-    lib_log "relay reconnected to broker 2 after $((t1 - t0)) ms; spool segments seen: $n_seg"
+    fl_time_until 30 '[[ $(grep -c "client t2: connected" "$IT_LOG") -gt $conns ]]' \
+        "the relay did not reconnect to broker 2"
+    lib_log "relay reconnected to broker 2 after $FL_MS ms; spool segments seen: $n_seg"
 done
 
-wait $p_dn || lib_fail "mfpub dn did not complete: $(tail -n 2 "$LIB_TMP/p_dn.log")"
-wait $p_up || lib_fail "mfpub up did not complete: $(tail -n 2 "$LIB_TMP/p_up.log")"
-for s in s_up s_dn; do
-    lib_log "$s: $(it_sub_result "$s" $T)"
-done
+it_wait_pub p_dn "dn"
+it_wait_pub p_up "up"
+it_sub_results $T s_up s_dn
 it_status "$conf" >&2
 for s in s_up s_dn; do
     f=$LIB_TMP/$s.log

@@ -45,7 +45,7 @@ for ((k = 0; k < KILLS; k++)); do
     fl_kill_stage "$conf" relay
     while ((SECONDS - t_kill < GAP)); do sleep 0.2; done
 done
-wait $pub || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 it_until 30 '[[ $(it_metric "$conf" mqttflow_stage_in_total router) -ge $N &&
                 $(it_metric "$conf" mqttflow_stage_ring_fill_ratio relay) == 0 ]]' ||
     lib_fail "the relay did not take everything in: $(it_status "$conf")"

@@ -39,15 +39,12 @@ for ((r = 0; r < ROUNDS; r++)); do
     subs=$(grep -c "subscribed to" "$IT_LOG")
     lib_log "restarting broker 1 (router in $(it_metric "$conf" mqttflow_stage_in_total router))"
     broker_restart MQTT 1 || lib_fail "broker 1 did not come back"
-    t0=$(fl_now_ms)
-    it_until 20 '[[ $(grep -c "subscribed to" "$IT_LOG") -gt $subs ]]' ||
-        lib_fail "the ingress did not subscribe again within 20 s of broker 1's restart"
-    t1=$(fl_now_ms)
-    FL_RT+=($((t1 - t0)))
-    lib_log "ingress subscribed again $((t1 - t0)) ms after broker 1 was back"
+    fl_time_until 20 '[[ $(grep -c "subscribed to" "$IT_LOG") -gt $subs ]]' \
+        "the ingress did not subscribe again within 20 s of broker 1's restart"
+    lib_log "ingress subscribed again $FL_MS ms after broker 1 was back"
     while ((SECONDS - t_r < GAP)); do sleep 0.2; done
 done
-wait $pub || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 lib_log "mfpub: $(tail -n 1 "$LIB_TMP/pub.log")"
 lib_log "s_out: $(it_sub_result s_out $T)"
 it_status "$conf" >&2

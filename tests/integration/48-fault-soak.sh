@@ -91,11 +91,9 @@ for ((c = 0; c < PERIODS; c++)); do
     broker_restart b2 "$OUT" || lib_fail "broker 2 did not come back"
     while ((SECONDS - t_p < P)); do sleep 0.5; done
 done
-wait $p_steady || lib_fail "mfpub steady did not complete: $(tail -n 2 "$LIB_TMP/p_steady.log")"
-wait $p_dn || lib_fail "mfpub dn did not complete: $(tail -n 2 "$LIB_TMP/p_dn.log")"
-for s in s_steady s_dn; do
-    lib_log "$s: $(it_sub_result "$s" $T)"
-done
+it_wait_pub p_steady "steady"
+it_wait_pub p_dn "dn"
+it_sub_results $T s_steady s_dn
 it_until 30 '[[ $(fl_metric_sum "$conf" mqttflow_stage_dead_total worker) -ge $PERIODS ]]'
 last=$(sample)
 lib_log "final sample (rss_kb fds segs anon_kb): $last"

@@ -80,7 +80,7 @@ it_mfpub pub_hang -p "$MQTT_PORT" -q 1 -i 3 -n 100 -r 50 -t in/hang/a -j -V "$(v
 wait "$pub_crash" || lib_fail "mfpub (crash) did not complete"
 wait "$pub_steady" || lib_fail "mfpub (steady) did not complete"
 
-for s in s_steady s_crash s_hang; do lib_log "$s: $(it_sub_result $s 90)"; done
+it_sub_results 90 s_steady s_crash s_hang
 status=$(it_status "$conf")
 lib_log "status:"$'\n'"$status"
 

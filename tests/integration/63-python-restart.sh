@@ -55,7 +55,7 @@ lib_log "restart: $out"
     lib_fail "unexpected answer to restart: $out"
 [[ ${BASH_REMATCH[1]} != "${BASH_REMATCH[2]}" ]] || lib_fail "restart kept pid ${BASH_REMATCH[1]}"
 
-wait "$pub" || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 res=$(it_sub_result s_all 60)
 lib_log "out/#: $res"
 f=$LIB_TMP/s_all.log

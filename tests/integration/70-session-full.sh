@@ -49,7 +49,7 @@ while ((SECONDS < end)); do
     sleep 0.2
 done
 kill -CONT "$router"
-wait $pub || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 res=$(it_sub_result sub 90)
 lib_log "sub: $res"
 it_status "$conf" >&2

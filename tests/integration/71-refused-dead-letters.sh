@@ -16,10 +16,7 @@ it_broker || lib_fail "broker did not start"
 it_broker b2 "max_packet_size 4096" || lib_fail "broker 2 did not start"
 
 it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 "max_attempts: 2" <<EOF2
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 0.5}
+$(it_client t2 "$b2_PORT" 'reconnect: {min_delay: 0.1, max_delay: 0.5}')
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
