@@ -161,6 +161,9 @@ $(BUILD)/tests/callbacks/%.so: tests/callbacks/%.c common/mqttflow.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CB      $@")
 	$(Q)$(CC) $(CBFLAGS) $(if $(filter 1,$(WERROR)),-Werror) -o $@ $<
+# test modules that share a file of the folder
+$(BUILD)/tests/callbacks/abort_on.so $(BUILD)/tests/callbacks/hang_on.so: tests/callbacks/echo_unless.h
+$(BUILD)/tests/callbacks/wrong_version.so: tests/callbacks/no_version.c
 config/examples/callbacks/%.so: config/examples/callbacks/%.c config/examples/callbacks/example_number.h common/mqttflow.h
 	@$(if $(Q),echo "  CB      $@")
 	$(Q)$(CC) $(CBFLAGS) $(if $(filter 1,$(WERROR)),-Werror) -o $@ $<

@@ -35,6 +35,8 @@
 #include "ring.h"
 #include "shm.h"
 #include "stats.h"
+#include "tests/bench/benchlib.h"
+#include "tests/tools/testlib.h"
 
 #define RING_SIZE  (4u << 20)
 #define MAX_REC    (RING_SIZE / 4)
@@ -43,12 +45,6 @@
 #define MAX_ROUNDS 64
 
 static char dir[64], cfgpath[128], inst[32], bindir[PATH_MAX + 8];
-
-static void die(const char *what, int err)
-{
-    fprintf(stderr, "bench_pipeline: %s: %s\n", what, strerror(err));
-    exit(1);
-}
 
 typedef struct feeder {
     ring *in;
@@ -61,24 +57,13 @@ static void *feed(void *arg)
     feeder *f = arg;
     char payload[64], topics[N_TOPICS][24];
     int tlen[N_TOPICS];
-    rec_hdr h = {0};
 
     memset(payload, 'x', sizeof(payload));
     for (int t = 0; t < N_TOPICS; t++)
         tlen[t] = snprintf(topics[t], sizeof(topics[t]), "in/dev%d/temp", t);
-    h.kind = REC_MSG;
-    h.client = 0;
-    h.rule = REC_NONE;
-    h.step = REC_NONE;
     for (size_t k = 0; k < f->n; k++) {
         int t = (int)(k % N_TOPICS);
-        size_t sz = rec_size((size_t)tlen[t], sizeof(payload));
-        void *buf;
-        h.seq = f->seq++;
-        while (ring_reserve(f->in, sz, &buf) == -EAGAIN)
-            ring_wait_space(f->in, sz, 100);
-        rec_encode(buf, sz, &h, topics[t], (size_t)tlen[t], payload, sizeof(payload));
-        ring_commit(f->in, sz);
+        bench_put_msg(f->in, f->seq++, topics[t], (size_t)tlen[t], payload, sizeof(payload));
     }
     ring_flush(f->in);
     return NULL;
@@ -88,7 +73,7 @@ static void write_config(int workers)
 {
     FILE *f = fopen(cfgpath, "w");
     if (!f)
-        die("fopen config", errno);
+        bench_die("fopen config", errno);
     fprintf(f,
             "mqtt_clients:\n  - client_id: c0\n    broker_url: mqtt://127.0.0.1\n"
             "    topics: [{name: \"in/#\"}]\n"
@@ -108,45 +93,22 @@ static void write_config(int workers)
 /* Starts BIN CONFIG [ARG] and waits for its ready line. */
 static pid_t spawn(const char *bin, const char *arg)
 {
-    int p[2];
     char path[PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/%s", bindir, bin);
-    if (pipe2(p, O_CLOEXEC) < 0)
-        die("pipe", errno);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork", errno);
-    if (pid == 0) {
-        char fds[16];
-        fcntl(p[1], F_SETFD, 0);
-        snprintf(fds, sizeof(fds), "%d", p[1]);
-        setenv("MQTTFLOW_READY_FD", fds, 1);
-        execl(path, path, cfgpath, arg, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    char b[16];
-    if (poll(&pfd, 1, 20000) != 1 || read(p[0], b, sizeof(b)) <= 0)
-        die(bin, EPIPE);
-    close(p[0]);
+    char *argv[] = {path, cfgpath, (char *)arg, NULL};
+    pid_t pid = 0;
+    if (testlib_spawn_ready(argv, NULL, 20000, &pid) < 0 || pid <= 0)
+        bench_die(bin, EPIPE);
     return pid;
 }
 
 static uint64_t cpu_ticks(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* fields after the ")" that ends comm: state is field 3, utime 14, stime 15 */
-    char *p = strrchr(buf, ')');
+    char buf[1024];
+    /* from the state (field 3) on: utime is field 14, stime 15 */
+    const char *p = testlib_proc_stat(pid, buf, sizeof(buf));
     unsigned long ut = 0, st = 0;
-    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+    if (p && sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
         return ut + st;
     return 0;
 }
@@ -201,36 +163,28 @@ int main(int argc, char **argv)
                 MAX_ROUNDS, MAX_W);
         return 2;
     }
-    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (len <= 0)
-        die("readlink", errno);
-    self[len] = '\0';
-    for (int i = 0; i < 3; i++)
-        *strrchr(self, '/') = '\0';
+    bench_paths(self, sizeof(self), "/tmp/mf-bench-pipeline-XXXXXX", dir, sizeof(dir), cfgpath,
+                sizeof(cfgpath));
     snprintf(bindir, sizeof(bindir), "%s/bin", self);
     snprintf(inst, sizeof(inst), "bp%d", (int)getpid());
-    snprintf(dir, sizeof(dir), "/tmp/mf-bench-pipeline-XXXXXX");
-    if (!mkdtemp(dir))
-        die("mkdtemp", errno);
-    snprintf(cfgpath, sizeof(cfgpath), "%s/config.yaml", dir);
     write_config(nw);
 
     names_ingress_ring(name, sizeof(name), inst, 0);
     if ((rc = ring_create(name, RING_SIZE, MAX_REC, &in_obs)) < 0 ||
         (rc = ring_attach(name, RING_PRODUCER, &in)) < 0)
-        die("ingress ring", -rc);
+        bench_die("ingress ring", -rc);
     for (int w = 0; w < nw; w++) {
         names_worker_in(name, sizeof(name), inst, (size_t)w);
         if ((rc = ring_create(name, RING_SIZE, MAX_REC, &wi_obs[w])) < 0)
-            die("worker input ring", -rc);
+            bench_die("worker input ring", -rc);
         names_worker_out(name, sizeof(name), inst, (size_t)w);
         if ((rc = ring_create(name, RING_SIZE, MAX_REC, &wo_obs[w])) < 0 ||
             (rc = ring_attach(name, RING_CONSUMER, &out[w])) < 0)
-            die("worker output ring", -rc);
+            bench_die("worker output ring", -rc);
     }
     names_stats(name, sizeof(name), inst);
     if ((rc = stats_create(name, stats_slot_total(1, (size_t)nw), &st)) < 0)
-        die("stats", -rc);
+        bench_die("stats", -rc);
     router = spawn("mqttflow-router", NULL);
     for (int w = 0; w < nw; w++) {
         snprintf(warg, sizeof(warg), "%d", w);

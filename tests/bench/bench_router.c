@@ -35,17 +35,13 @@
 #include "shm.h"
 #include "stats.h"
 #include "tap.h"
+#include "tests/bench/benchlib.h"
+#include "tests/tools/testlib.h"
 
 #define RING_SIZE (4u << 20)
 #define N_WORKERS 2
 
 static char dir[64], cfgpath[128], inst[32], bin[PATH_MAX + 32];
-
-static void die(const char *what, int err)
-{
-    fprintf(stderr, "bench_router: %s: %s\n", what, strerror(err));
-    exit(1);
-}
 
 typedef struct feeder {
     ring *in;
@@ -56,24 +52,13 @@ static void *feed(void *arg)
 {
     feeder *f = arg;
     char payload[65];
-    rec_hdr h = {0};
 
     memset(payload, 'x', 64);
     payload[64] = '\0';
-    h.kind = REC_MSG;
-    h.client = 0;
-    h.rule = REC_NONE;
-    h.step = REC_NONE;
     for (size_t k = 0; k < f->n; k++) {
         char topic[48];
         int tl = snprintf(topic, sizeof(topic), "site%zu/dev%zu/temp", k % 50, k % 1000);
-        size_t sz = rec_size((size_t)tl, 64);
-        void *buf;
-        h.seq = k;
-        while (ring_reserve(f->in, sz, &buf) == -EAGAIN)
-            ring_wait_space(f->in, sz, 100);
-        rec_encode(buf, sz, &h, topic, (size_t)tl, payload, 64);
-        ring_commit(f->in, sz);
+        bench_put_msg(f->in, k, topic, (size_t)tl, payload, 64);
     }
     ring_flush(f->in);
     return NULL;
@@ -114,11 +99,11 @@ static void write_config(void)
     snprintf(path, sizeof(path), "%s/cb.so", dir);
     f = fopen(path, "w");
     if (!f)
-        die("fopen cb.so", errno);
+        bench_die("fopen cb.so", errno);
     fclose(f);
     f = fopen(cfgpath, "w");
     if (!f)
-        die("fopen config", errno);
+        bench_die("fopen config", errno);
     fprintf(f, "mqtt_clients:\n  - client_id: c0\n    broker_url: mqtt://127.0.0.1\n"
                "    topics:\n      - name: \"#\"\n"
                "callbacks:\n  cb:\n    module: cb.so\n    function: f\n"
@@ -152,36 +137,28 @@ int main(int argc, char **argv)
     pthread_t th;
     feeder fd;
     pid_t pid;
-    int pfd[2], rc, status;
-    ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    int rc, status;
     uint64_t t0, t1, want;
 
-    if (len <= 0)
-        die("readlink", errno);
-    self[len] = '\0';
-    for (int i = 0; i < 3; i++)
-        *strrchr(self, '/') = '\0';
+    bench_paths(self, sizeof(self), "/tmp/mf-bench-router-XXXXXX", dir, sizeof(dir), cfgpath,
+                sizeof(cfgpath));
     snprintf(bin, sizeof(bin), "%s/bin/mqttflow-router", self);
     snprintf(inst, sizeof(inst), "br%d", (int)getpid());
-    snprintf(dir, sizeof(dir), "/tmp/mf-bench-router-XXXXXX");
-    if (!mkdtemp(dir))
-        die("mkdtemp", errno);
-    snprintf(cfgpath, sizeof(cfgpath), "%s/config.yaml", dir);
     write_config();
 
     names_ingress_ring(name, sizeof(name), inst, 0);
     if ((rc = ring_create(name, RING_SIZE, RING_SIZE / 4, &in_obs)) < 0 ||
         (rc = ring_attach(name, RING_PRODUCER, &in)) < 0)
-        die("ingress ring", -rc);
+        bench_die("ingress ring", -rc);
     for (int w = 0; w < N_WORKERS; w++) {
         names_worker_in(name, sizeof(name), inst, (size_t)w);
         if ((rc = ring_create(name, RING_SIZE, RING_SIZE / 4, &out_obs[w])) < 0 ||
             (rc = ring_attach(name, RING_CONSUMER, &out[w])) < 0)
-            die("worker ring", -rc);
+            bench_die("worker ring", -rc);
     }
     names_stats(name, sizeof(name), inst);
     if ((rc = stats_create(name, stats_slot_total(1, N_WORKERS), &st)) < 0)
-        die("stats", -rc);
+        bench_die("stats", -rc);
     const char *tap_mode = argc > 2 ? argv[2] : NULL;
     tap *taps[2] = {NULL, NULL}, *readers[2] = {NULL, NULL};
     drainer dr = {.taps = readers, .n = 2};
@@ -192,7 +169,7 @@ int main(int argc, char **argv)
             names_tap(name, sizeof(name), inst, tap_point_name(points[i]));
             if ((rc = tap_create(name, points[i], TAP_RULE_ANY, &taps[i])) < 0 ||
                 (rc = tap_attach(name, &readers[i])) < 0)
-                die("tap", -rc);
+                bench_die("tap", -rc);
             /* as the supervisor does: the segment first, then its generation (release) */
             __atomic_store_n(stats_tap_gen(st, points[i]), (uint64_t)i + 1, __ATOMIC_RELEASE);
         }
@@ -200,22 +177,10 @@ int main(int argc, char **argv)
             pthread_create(&dth, NULL, drain, &dr);
     }
 
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        die("pipe", errno);
-    pid = fork();
-    if (pid == 0) {
-        char fds[16];
-        snprintf(fds, sizeof(fds), "%d", dup(pfd[1]));
-        setenv("MQTTFLOW_READY_FD", fds, 1);
-        execl(bin, bin, cfgpath, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
     {
-        char b[8];
-        if (read(pfd[0], b, sizeof(b)) <= 0)
-            die("router did not get ready", EPIPE);
-        close(pfd[0]);
+        char *rargv[] = {bin, cfgpath, NULL};
+        if (testlib_spawn_ready(rargv, NULL, 60000, &pid) < 0 || pid <= 0)
+            bench_die("router did not get ready", EPIPE);
     }
 
     /* expected copies: every topic matches its site rule; even devices also match r50 */

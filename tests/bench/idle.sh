@@ -4,39 +4,12 @@
 # The same pipeline as stages.sh (mosquitto, one echo rule, one worker), started and then left
 # alone after a settle time. Goal (issue 7): under 0.5% of one core in total.
 #   BUILD=build IDLE_SECS=60 tests/bench/idle.sh
-set -eu
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-export BUILD
+# shellcheck source=tests/bench/benchlib.sh
+. "$(dirname "$0")/benchlib.sh"
 SECS=${IDLE_SECS:-60}
-# shellcheck source=tests/integration/39-pipeline-lib.sh
-. "$ROOT/tests/integration/39-pipeline-lib.sh"
 it_require "$IT_CB/echo.so"
 
-it_broker || lib_fail "broker did not start"
-conf=$LIB_TMP/idle.yaml
-cat >"$conf" <<YAML
-mqtt_clients:
-  - client_id: "idle-$$"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics:
-      - name: "in/#"
-        qos: 1
-callbacks:
-  echo: { module: "$IT_CB/echo.so", function: "echo" }
-rules:
-  - { rule: "fwd", topic: "in/#", action: "fwd", execution_mode: "per_topic" }
-processing_chains:
-  fwd:
-    - { step: "custom_processor", config: { callback: "echo", prefix: "out/" } }
-logging:
-  default_level: "WARNING"
-YAML
-it_runtime 1 >>"$conf"
-it_start "$conf"
+bench_echo_start idle 1
 sleep 2 # settle: start-up work (connects, first heartbeats) is not idle use
 
 declare -A PID T0

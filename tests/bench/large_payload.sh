@@ -11,23 +11,16 @@
 SIZE=${SIZE:-$((15 * 1024 * 1024))}
 it_broker || lib_fail "broker did not start"
 it_broker b2 || lib_fail "broker 2 did not start"
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - {client_id: "c1", broker_url: "mqtt://127.0.0.1", port: $MQTT_PORT, topics: [{name: "in/#", qos: 1}]}
-  - {client_id: "t2", broker_url: "mqtt://127.0.0.1", port: $b2_PORT}
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- \
+    1 "ring_size: \"${RING:-64MiB}\"" "max_payload: \"${MAXP:-16MiB}\"" <<EOF2
+$(it_client t2 "$b2_PORT")
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
   - {rule: "e", topic: "in/#", action: "out"}
 processing_chains:
-  out:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
+$(it_echo_chain out t2)
 EOF2
-    it_runtime 1 "ring_size: \"${RING:-64MiB}\"" "max_payload: \"${MAXP:-16MiB}\""
-} >"$conf"
 it_start "$conf"
 head -c "$SIZE" /dev/urandom >"$LIB_TMP/big.bin"
 elapsed() { # PORT_PUB TOPIC_PUB FILTER_SUB: seconds from publish to receipt on b2

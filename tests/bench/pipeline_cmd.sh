@@ -9,6 +9,16 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 WORKERS=${BENCH_WORKERS:-1}
+# BENCH_CB=MODULE:FUNCTION (the Python bench, tests/bench/python/pipeline_cmd.sh): one
+# custom_processor step calling it (BENCH_LOOPS: its `loops` parameter, default 0) instead of
+# the format step; BENCH_MODE: the rule's execution mode (default per_topic)
+callbacks="" step="    - step: \"format\"
+      config: { topic_template: \"${HARNESS_OUT_PREFIX:-out/}{topic[1]}\" }"
+if [[ -n ${BENCH_CB:-} ]]; then
+    callbacks="callbacks: {cb: {module: \"${BENCH_CB%:*}\", function: \"${BENCH_CB##*:}\"}}"
+    step="    - step: \"custom_processor\"
+      config: { callback: \"cb\", loops: \"${BENCH_LOOPS:-0}\" }"
+fi
 dir=$(mktemp -d /tmp/mqttflow-bench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 cat >"$dir/bench.yaml" <<YAML
@@ -19,15 +29,15 @@ mqtt_clients:
     topics:
       - name: "${HARNESS_IN_FILTER:-in/#}"
         qos: ${HARNESS_QOS:-0}
+$callbacks
 rules:
   - rule: "bench_relay"
     topic: "${HARNESS_IN_FILTER:-in/#}"
     action: "to_out"
-    execution_mode: "per_topic"
+    execution_mode: "${BENCH_MODE:-per_topic}"
 processing_chains:
   to_out:
-    - step: "format"
-      config: { topic_template: "${HARNESS_OUT_PREFIX:-out/}{topic[1]}" }
+$step
 runtime:
   instance: "bench$$"
   workers: $WORKERS

@@ -18,48 +18,21 @@
 # A row is the median of STAGES_REPS runs (each: a fresh mfsub, the same running instance).
 # "sup" is the supervisor. CPU granularity is one clock tick (10 ms): the runs are long
 # enough that this is under 2% of any stage's figure above 1 us/msg.
-set -eu
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT"
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-export BUILD
+# shellcheck source=tests/bench/benchlib.sh
+. "$(dirname "$0")/benchlib.sh"
 N=${STAGES_N:-100000}
 RATE=${STAGES_RATE:-5000}
 RATE_N=${STAGES_RATE_N:-25000}
 QOS=${STAGES_QOS:-0}
 REPS=${STAGES_REPS:-3}
 SIZE=${STAGES_SIZE:-64}
-# shellcheck source=tests/integration/39-pipeline-lib.sh
-. "$ROOT/tests/integration/39-pipeline-lib.sh"
 it_require "$IT_CB/echo.so"
 command -v perf >/dev/null || {
     echo "stages: perf not installed (linux-perf); skipped"
     exit 0
 }
 
-it_broker || lib_fail "broker did not start"
-conf=$LIB_TMP/stages.yaml
-cat >"$conf" <<YAML
-mqtt_clients:
-  - client_id: "stages-$$"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics:
-      - name: "in/#"
-        qos: $QOS
-callbacks:
-  echo: { module: "$IT_CB/echo.so", function: "echo" }
-rules:
-  - { rule: "fwd", topic: "in/#", action: "fwd", execution_mode: "per_topic" }
-processing_chains:
-  fwd:
-    - { step: "custom_processor", config: { callback: "echo", prefix: "out/" } }
-logging:
-  default_level: "WARNING"
-YAML
-it_runtime 1 >>"$conf"
-it_start "$conf"
+bench_echo_start stages "$QOS"
 
 # stage name -> pid, from the supervisor's children (comm is cut at 15 characters)
 declare -A PID

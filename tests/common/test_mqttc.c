@@ -30,7 +30,7 @@
 #define N_MSGS 3000
 
 typedef struct broker {
-    char dir[64], log[128], conf[128];
+    char dir[64], log[128];
     int port;
     pid_t pid;
 } broker;
@@ -74,31 +74,15 @@ static int count_in_log(const broker *b, const char *text)
     return c;
 }
 
+/* The fixture library's broker (testlib_broker_start: dir/broker.conf, written again at each
+ * start): persistent in dir (the crash test restarts it from the session saved at a clean stop),
+ * every packet logged to b->log. */
 static int broker_start(broker *b)
 {
-    b->pid = fork();
-    if (b->pid == 0) {
-        int nul = open("/dev/null", O_WRONLY);
-        if (nul >= 0) {
-            dup2(nul, 1);
-            dup2(nul, 2);
-        }
-        execl("/usr/sbin/mosquitto", "mosquitto", "-c", b->conf, (char *)NULL);
-        _exit(127);
-    }
-    uint64_t end = clock_mono_ns() + 10000000000ull;
-    while (clock_mono_ns() < end) {
-        int s = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET,
-                                .sin_port = htons((uint16_t)b->port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        int ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
-        close(s);
-        if (ok)
-            return 0;
-        sleep_ms(20);
-    }
-    return -1;
+    char extra[256];
+    snprintf(extra, sizeof(extra), "max_inflight_messages 0\nlog_type all\nlog_dest file %s\n",
+             b->log);
+    return testlib_broker_start(b->dir, "broker", b->port, b->dir, extra, &b->pid);
 }
 
 static void broker_stop(broker *b, int sig)
@@ -119,18 +103,7 @@ static int setup(void **state)
     snprintf(b->dir, sizeof(b->dir), "/tmp/mf-test-mqttc.XXXXXX");
     if (!mkdtemp(b->dir) || (b->port = testlib_free_port()) <= 0)
         return -1;
-    snprintf(b->conf, sizeof(b->conf), "%s/mosquitto.conf", b->dir);
     snprintf(b->log, sizeof(b->log), "%s/mosquitto.log", b->dir);
-    FILE *c = fopen(b->conf, "w");
-    if (!c)
-        return -1;
-    /* persistence: the crash test restarts it from the session saved at a clean stop */
-    fprintf(c,
-            "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n"
-            "max_inflight_messages 0\nset_tcp_nodelay true\npersistence true\n"
-            "persistence_location %s/\nlog_type all\nlog_dest file %s\n%s",
-            b->port, b->dir, b->log, geteuid() == 0 ? "user root\n" : "");
-    fclose(c);
     return broker_start(b);
 }
 

@@ -30,6 +30,9 @@
 #include "ring.h"
 #include "ring_layout.h"
 #include "shm.h"
+#include "tests/tools/testlib.h"
+
+#include "ringrec.h"
 
 #define NRINGS 3
 static char g_names[NRINGS][128];
@@ -83,64 +86,6 @@ static size_t len_of(uint64_t seq, size_t max)
     return len > max ? max : len;
 }
 
-static uint32_t byte_sum(const unsigned char *p, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 16777619u;
-    return h;
-}
-
-/* A record: seq (8), checksum of the rest (4), len (4), then bytes derived from seq. */
-static void fill_rec(unsigned char *buf, size_t len, uint64_t seq)
-{
-    for (size_t i = 16; i < len; i++)
-        buf[i] = (unsigned char)(seq * 31 + i);
-    uint32_t sum = byte_sum(buf + 16, len - 16), l = (uint32_t)len;
-    memcpy(buf, &seq, 8);
-    memcpy(buf + 8, &sum, 4);
-    memcpy(buf + 12, &l, 4);
-}
-
-/* 0 when buf is record seq intact; else what is wrong (lost, duplicate/reordered, corrupt) */
-enum { REC_OK = 0, REC_LOST = 10, REC_DUP = 11, REC_CORRUPT = 12 };
-static int check_rec(const unsigned char *buf, size_t len, uint64_t seq)
-{
-    uint64_t got;
-    uint32_t sum, l;
-    if (len < 16)
-        return REC_CORRUPT;
-    memcpy(&got, buf, 8);
-    memcpy(&sum, buf + 8, 4);
-    memcpy(&l, buf + 12, 4);
-    if (got > seq)
-        return REC_LOST;
-    if (got < seq)
-        return REC_DUP;
-    if (l != len || sum != byte_sum(buf + 16, len - 16))
-        return REC_CORRUPT;
-    return REC_OK;
-}
-
-static void push_rec(ring *p, uint64_t seq, size_t len)
-{
-    void *buf;
-    assert_int_equal(ring_reserve(p, len, &buf), 0);
-    fill_rec(buf, len, seq);
-    ring_commit(p, len);
-}
-
-/* Reads one record and checks it is seq; advances and releases. */
-static void pop_rec(ring *c, uint64_t seq)
-{
-    const void *buf;
-    size_t len;
-    assert_int_equal(ring_peek(c, &buf, &len), 0);
-    assert_int_equal(check_rec(buf, len, seq), REC_OK);
-    ring_advance(c);
-    ring_release(c);
-}
-
 static void expect_exit(pid_t pid, int code)
 {
     int st;
@@ -167,16 +112,9 @@ static ring_ctl *map_ctl(const char *name, shm **seg)
 
 static char proc_state(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return '?';
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' ? p[2] : '?';
+    char buf[512];
+    const char *s = testlib_proc_stat(pid, buf, sizeof(buf));
+    return s ? *s : '?';
 }
 
 /* Waits (bounded, 10 s) until every flag is 1 and the process sleeps: it is parked. */

@@ -20,6 +20,8 @@
 #include "ring_layout.h"
 #include "shm.h"
 
+#include "ringrec.h"
+
 static char g_names[2][128];
 #define g_name g_names[0]
 
@@ -42,26 +44,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A record: its sequence number, then bytes derived from it. */
-static void fill_rec(unsigned char *buf, size_t len, uint64_t seq)
-{
-    memcpy(buf, &seq, 8);
-    for (size_t i = 8; i < len; i++)
-        buf[i] = (unsigned char)(seq * 31 + i);
-}
-
-static int rec_is(const unsigned char *buf, size_t len, uint64_t seq)
-{
-    uint64_t got;
-    if (len < 8)
-        return 0;
-    memcpy(&got, buf, 8);
-    for (size_t i = 8; i < len; i++)
-        if (buf[i] != (unsigned char)(seq * 31 + i))
-            return 0;
-    return got == seq;
-}
-
 static ring *attach(const char *name, enum ring_role role)
 {
     ring *r = NULL;
@@ -69,24 +51,6 @@ static ring *attach(const char *name, enum ring_role role)
     if (rc != 0)
         fail_msg("ring_attach(%s, %d): %d", name, (int)role, rc);
     return r;
-}
-
-static void push_rec(ring *p, uint64_t seq, size_t len)
-{
-    void *buf;
-    assert_int_equal(ring_reserve(p, len, &buf), 0);
-    fill_rec(buf, len, seq);
-    ring_commit(p, len);
-}
-
-static void pop_rec(ring *c, uint64_t seq)
-{
-    const void *buf;
-    size_t len;
-    assert_int_equal(ring_peek(c, &buf, &len), 0);
-    assert_true(rec_is(buf, len, seq));
-    ring_advance(c);
-    ring_release(c);
 }
 
 static void expect_exit(pid_t pid, int code)
@@ -131,7 +95,7 @@ static void dead_instance_ring(const char *name, size_t cap, size_t max_rec, uin
         for (uint64_t i = 0; i < released + advanced; i++) {
             const void *buf;
             size_t len;
-            if (ring_peek(c, &buf, &len) || !rec_is(buf, len, i))
+            if (ring_peek(c, &buf, &len) || check_rec(buf, len, i) != REC_OK)
                 _exit(3);
             ring_advance(c);
             if (i + 1 == released)

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "shm.h"
+#include "tests/tools/testlib.h"
 
 static char g_name[128];
 
@@ -341,17 +342,9 @@ static void test_shm_adopt_refuses_foreign_owner_and_loose_mode(void **state)
 /* Start time (/proc/<pid>/stat field 22) of a live process. */
 static uint64_t start_time_of(pid_t pid)
 {
-    char p[64], buf[1024];
-    snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(p, "r");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *q = strrchr(buf, ')') + 2;
-    for (int field = 3; field < 22; field++)
-        q = strchr(q, ' ') + 1;
-    return strtoull(q, NULL, 10);
+    uint64_t t = 0;
+    assert_int_equal(testlib_proc_start_time(pid, &t), 0);
+    return t;
 }
 
 /* A header naming a live process that is not an mqttflow process (here: sleep) does not

@@ -9,22 +9,7 @@
 
 it_require
 broker_start || lib_fail "broker did not start"
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
-processing_chains:
-  fwd:
-    - {step: "relay", config: {target_client_id: "c1", target_topic: "out/x"}}
-rules:
-  - {rule: "r", source_client_id: "c1", topic: "in/#", action: "fwd"}
-EOF
-    it_runtime 2
-} >"$conf"
+it_relay_conf 2
 
 launcher=$IT_ROOT/scripts/mqttflow-launch
 export MQTTFLOW_BIN=$IT_ROOT/$MQTTFLOW

@@ -90,21 +90,12 @@ cc $cflags -std=c11 -Wall -Wextra -Werror -shared -fPIC -o "$LIB_TMP/cb/upper.so
     "$LIB_TMP/cb/upper.c" 2>"$LIB_TMP/cc.err" || lib_fail "the callback did not build: $(cat "$LIB_TMP/cc.err")"
 
 it_broker || lib_fail "no broker"
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 <<EOF
 callbacks:
   upper: {module: "cb/upper.so", function: "upper"}
 rules:
   - {rule: "up", source_client_id: "c1", topic: "in/#", callback: "upper"}
 EOF
-    it_runtime 1
-} >"$conf"
 "$mf" check "$conf" >/dev/null 2>"$LIB_TMP/check.err" ||
     lib_fail "check did not load the pkg-config-built callback: $(cat "$LIB_TMP/check.err")"
 "$mf" try "$conf" --topic in/x --payload abc >"$LIB_TMP/try.out" 2>&1 ||

@@ -98,14 +98,7 @@ fi
 
 # the pipeline: installed binaries, installed example callback
 it_broker || lib_fail "no broker"
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "sensors/temperature", qos: 1}]
+it_conf 'topics: [{name: "sensors/temperature", qos: 1}]' -- 1 <<EOF
 callbacks:
   alert:
     module: "/usr/share/mqttflow/examples/callbacks/temperature_alerts.so"
@@ -113,8 +106,6 @@ callbacks:
 rules:
   - {rule: "alert", source_client_id: "c1", topic: "sensors/temperature", callback: "alert"}
 EOF
-    it_runtime 1
-} >"$conf"
 MQTTFLOW=/usr/bin/mqttflow
 unset MQTTFLOW_STAGE_DIR
 it_start "$conf"

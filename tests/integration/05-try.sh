@@ -52,12 +52,7 @@ expect_eq "segments made by try" "$(find /dev/shm -maxdepth 1 -name 'mqttflow.*'
 # ---- dead letters from a real pipeline
 it_broker || lib_fail "no broker"
 conf_for() { # CALLBACK
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+    it_conf_print 'topics: [{name: "in/#", qos: 1}]' -- 1 <<EOF
 callbacks:
   cb: {module: "$IT_CB/echo.so", function: "$1"}
 rules:
@@ -67,7 +62,6 @@ processing_chains:
     - step: "custom_processor"
       config: {callback: "cb", prefix: "fixed/"}
 EOF
-    it_runtime 1
 }
 broken=$LIB_TMP/broken.yaml fixed=$LIB_TMP/fixed.yaml
 conf_for fail >"$broken"

@@ -24,24 +24,12 @@ it_broker b2 || lib_fail "broker 2 did not start"
 
 conf=$LIB_TMP/conf.yaml
 {
+    echo "mqtt_clients:"
+    it_client c1 "$MQTT_PORT" 'topics:' '  - {name: "home/#", qos: 1}' \
+        '  - {name: "plant/#", qos: 1}' '  - {name: "json/#", qos: 1}'
+    it_client c2 "$b2_PORT" 'topics:' '  - {name: "home/#", qos: 1}' '  - {name: "misc/#", qos: 1}'
+    it_client out "$MQTT_PORT"
     cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics:
-      - {name: "home/#", qos: 1}
-      - {name: "plant/#", qos: 1}
-      - {name: "json/#", qos: 1}
-  - client_id: "c2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    topics:
-      - {name: "home/#", qos: 1}
-      - {name: "misc/#", qos: 1}
-  - client_id: "out"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
 callbacks:
   echo:
     module: "$IT_CB/echo.so"

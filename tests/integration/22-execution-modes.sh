@@ -17,12 +17,7 @@ it_require "$IT_CB/echo.so"
 it_broker || lib_fail "broker did not start"
 
 write_conf() { # WORKERS
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+    it_conf_print 'topics: [{name: "in/#", qos: 1}]' -- "$1" <<EOF
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
@@ -33,7 +28,6 @@ processing_chains:
   echo_out:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
 EOF
-    it_runtime "$1"
 }
 
 check() { # NAME UNIQUE [reorder]: the mfsub NAME got UNIQUE, lost 0, dup 0 (and reorder 0)
@@ -75,8 +69,8 @@ lib_track "$pub_seq"
 "$MFPUB" -p "$MQTT_PORT" -q 1 -i 3 -n 8000 -T in/pt/t -k 8 >"$LIB_TMP/pub_pt.log" 2>&1 &
 pub_pt=$!
 lib_track "$pub_pt"
-wait "$pub_seq" || lib_fail "mfpub (seq) did not complete: $(tail -n 2 "$LIB_TMP/pub_seq.log")"
-wait "$pub_pt" || lib_fail "mfpub (pt) did not complete: $(tail -n 2 "$LIB_TMP/pub_pt.log")"
+it_wait_pub pub_seq "(seq)"
+it_wait_pub pub_pt "(pt)"
 lib_log "pub seq: $(grep '^RESULT' "$LIB_TMP/pub_seq.log")"
 check seq 10000 reorder
 check pt 8000 reorder

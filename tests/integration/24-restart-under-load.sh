@@ -32,8 +32,8 @@ in_at_restart=$(it_metric "$conf" mqttflow_stage_in_total router)
 [[ $in_at_restart -lt 12000 ]] ||
     lib_log "warning: the load had ended when the restart finished (router in $in_at_restart)"
 
-wait "$pub_seq" || lib_fail "mfpub (seq) did not complete: $(tail -n 2 "$LIB_TMP/pub_seq.log")"
-wait "$pub_par" || lib_fail "mfpub (par) did not complete: $(tail -n 2 "$LIB_TMP/pub_par.log")"
+it_wait_pub pub_seq "(seq)"
+it_wait_pub pub_par "(par)"
 for s in s_seq s_par; do
     res=$(it_sub_result "$s" 60)
     lib_log "$s: $res"

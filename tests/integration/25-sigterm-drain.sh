@@ -20,22 +20,7 @@ it_require "$IT_CB/it_slow.so"
 it_broker || lib_fail "broker did not start"
 
 write_conf() {
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
-callbacks:
-  slow: {module: "$IT_CB/it_slow.so", function: "it_slow"}
-rules:
-  - {rule: "slow", topic: "in/#", action: "slow_out", execution_mode: "sequential"}
-processing_chains:
-  slow_out:
-    - {step: "custom_processor", config: {callback: "slow", us: 500, prefix: "out/"}}
-    - {step: "relay", config: {qos: 1}}
-EOF
-    it_runtime 1
+    it_conf_print 'topics: [{name: "in/#", qos: 1}]' -- 1 < <(it_slow_body slow "in/#" 500)
 }
 
 sigterm_and_check() { # CONF: SIGTERM the supervisor, exit 0 within 60 s, no segment left

@@ -14,36 +14,9 @@
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"
-it_broker || lib_fail "broker 1 did not start"
-mkdir -p "$LIB_TMP/b2db"
-it_broker b2 "persistence true" "persistence_location $LIB_TMP/b2db/" ||
-    lib_fail "broker 2 did not start"
+it_broker_b2
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "fwd", source_client_id: "c1", topic: "in/#", action: "to_t2",
-     execution_mode: "sequential"}
-processing_chains:
-  to_t2:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
-EOF
-    it_runtime 1
-} >"$conf"
+it_conf_to t2 "fwd:in/#:t2" 1 "$IT_RECONNECT" 'topics: [{name: "in/#", qos: 1}]'
 it_start "$conf"
 
 # ---- A: the target broker goes away for 2 s
@@ -57,7 +30,7 @@ relay_conns=$(grep -c "client t2: connected" "$LIB_TMP/mf.log")
 lib_log "stopping broker 2 for 2 s (relay out $(it_metric "$conf" mqttflow_stage_out_total relay))"
 broker_restart b2 2 || lib_fail "broker 2 did not come back"
 lib_log "broker 2 back (relay out $(it_metric "$conf" mqttflow_stage_out_total relay))"
-wait "$pubA" || lib_fail "mfpub A did not complete: $(tail -n 2 "$LIB_TMP/pubA.log")"
+it_wait_pub pubA "A"
 res=$(it_sub_result subA 60)
 lib_log "subA: $res"
 [[ $(grep -c "client t2: connected" "$LIB_TMP/mf.log") -gt $relay_conns ]] ||

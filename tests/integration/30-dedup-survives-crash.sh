@@ -12,14 +12,7 @@
 it_require "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "ids/in", qos: 1}]
+it_conf 'topics: [{name: "ids/in", qos: 1}]' -- 1 <<EOF
 rules:
   - {rule: "dedup", topic: "ids/in", action: "once", execution_mode: "sequential"}
 processing_chains:
@@ -27,8 +20,6 @@ processing_chains:
     - {step: "dedup", config: {window: "10m", key: "payload.id"}}
     - {step: "relay", config: {target_topic: "ids/out", qos: 1}}
 EOF
-    it_runtime 1
-} >"$conf"
 it_start "$conf"
 it_msub out "$MQTT_PORT" ids/probe 'ids/#'
 

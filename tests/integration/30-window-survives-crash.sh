@@ -20,14 +20,7 @@ sample_module=${IT_SAMPLE_MODULE:-$IT_EXAMPLES/callbacks/temperature_processing.
 it_require "$sample_module" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "sensors/temperature", qos: 1}]
+it_conf 'topics: [{name: "sensors/temperature", qos: 1}]' -- 1 <<EOF
 callbacks:
   sample: {module: "$sample_module",
            function: "handle_temperature_sample"}
@@ -38,8 +31,6 @@ processing_chains:
   window:
     - {step: "sampler", config: {duration: 5, callback: "sample"}}
 EOF
-    it_runtime 1
-} >"$conf"
 it_start "$conf"
 it_msub out "$MQTT_PORT" sensors/temperature/probe 'sensors/temperature/#'
 

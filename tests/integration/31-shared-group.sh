@@ -15,13 +15,7 @@ it_require "$IT_CB/echo.so"
 it_broker || lib_fail "broker did not start"
 
 write_conf() {
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    shared_group: "it"
-    topics: [{name: "in/#", qos: 1}]
+    it_conf_print 'shared_group: "it"' 'topics: [{name: "in/#", qos: 1}]' -- 1 <<EOF
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
@@ -31,7 +25,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
     - {step: "relay", config: {qos: 1}}
 EOF
-    it_runtime 1
 }
 
 confA=$LIB_TMP/a.yaml

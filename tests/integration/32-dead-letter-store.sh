@@ -15,14 +15,8 @@
 it_require "$IT_CB/echo.so" "$IT_CB/abort_on.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+IT_DEAD_LETTER="{dir: \"$LIB_TMP/dead\", topic: \"dead/letters\", client_id: \"c1\"}" it_conf \
+    'topics: [{name: "in/#", qos: 1}]' -- 2 "max_attempts: 2" <<EOF
 callbacks:
   abort: {module: "$IT_CB/abort_on.so", function: "abort_on"}
   fail: {module: "$IT_CB/echo.so", function: "fail"}
@@ -34,9 +28,6 @@ processing_chains:
   crash_chain:
     - {step: "custom_processor", config: {callback: "abort", topic: "out/crash"}}
 EOF
-    IT_DEAD_LETTER="{dir: \"$LIB_TMP/dead\", topic: \"dead/letters\", client_id: \"c1\"}" \
-        it_runtime 2 "max_attempts: 2"
-} >"$conf"
 "$MQTTFLOW" check "$conf" >"$LIB_TMP/check.log" 2>&1 || {
     cat "$LIB_TMP/check.log" >&2
     lib_fail "mqttflow check refused the config"

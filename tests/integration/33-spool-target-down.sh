@@ -15,38 +15,9 @@
 . "$(dirname "$0")/39-pipeline-lib.sh"
 
 it_require "$IT_CB/echo.so"
-it_broker || lib_fail "broker 1 did not start"
-mkdir -p "$LIB_TMP/b2db"
-it_broker b2 "persistence true" "persistence_location $LIB_TMP/b2db/" ||
-    lib_fail "broker 2 did not start"
+it_broker_b2
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "dn"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "up", topic: "in/up/#", action: "to_up", execution_mode: "sequential"}
-  - {rule: "dn", topic: "in/dn/#", action: "to_dn", execution_mode: "sequential"}
-processing_chains:
-  to_up:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "c1", qos: 1}}
-  to_dn:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "dn", qos: 1}}
-EOF
-    it_runtime 1
-} >"$conf"
+it_conf_to dn "up:in/up/#:c1 dn:in/dn/#:dn" 1 'topics: [{name: "in/#", qos: 1}]'
 it_start "$conf"
 
 fails=()

@@ -21,14 +21,7 @@ it_require "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
 it_broker || lib_fail "broker 1 did not start"
 it_broker b2 || lib_fail "broker 2 did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "sensors/+/temp", qos: 1}, {name: "sensors/+/state", qos: 1}]
+it_conf 'topics: [{name: "sensors/+/temp", qos: 1}, {name: "sensors/+/state", qos: 1}]' -- 2 <<EOF
   - client_id: "c2"
     broker_url: "mqtt://127.0.0.1"
     port: $b2_PORT
@@ -49,8 +42,6 @@ processing_chains:
     - {step: "on_change", config: {}}
     - {step: "relay", config: {target_client_id: "c2", target_topic: "state/changes", qos: 1}}
 EOF
-    it_runtime 2
-} >"$conf"
 "$MQTTFLOW" check "$conf" >"$LIB_TMP/check.log" 2>&1 || {
     cat "$LIB_TMP/check.log" >&2
     lib_fail "mqttflow check refused the config"

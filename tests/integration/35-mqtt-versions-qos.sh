@@ -26,20 +26,11 @@ it_broker b2 "log_type notice" || lib_fail "broker 2 did not start"
 fails=()
 
 write_conf() { # VERSION
+    echo "mqtt_clients:"
+    it_client c1 "$MQTT_PORT" "mqtt_version: \"$1\"" 'topics:' '  - {name: "q0/#", qos: 0}' \
+        '  - {name: "q1/#", qos: 1}' '  - {name: "q2/#", qos: 2}'
+    it_client c2 "$b2_PORT" "mqtt_version: \"$1\""
     cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    mqtt_version: "$1"
-    topics:
-      - {name: "q0/#", qos: 0}
-      - {name: "q1/#", qos: 1}
-      - {name: "q2/#", qos: 2}
-  - client_id: "c2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    mqtt_version: "$1"
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:

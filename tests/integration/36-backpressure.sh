@@ -12,25 +12,7 @@
 it_require "$IT_CB/it_slow.so"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
-callbacks:
-  slow: {module: "$IT_CB/it_slow.so", function: "it_slow"}
-rules:
-  - {rule: "slow", topic: "in/#", action: "slow_out", execution_mode: "sequential"}
-processing_chains:
-  slow_out:
-    - {step: "custom_processor", config: {callback: "slow", us: 300, prefix: "out/"}}
-    - {step: "relay", config: {qos: 1}}
-EOF
-    it_runtime 1 'ring_size: "64KiB"' 'overflow: "block"'
-} >"$conf"
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 'ring_size: "64KiB"' 'overflow: "block"' < <(it_slow_body slow "in/#" 300)
 it_start "$conf"
 
 it_sub sub -p "$MQTT_PORT" -t 'out/#' -q 1 -n 5000 -I 15 -T 55
@@ -45,7 +27,7 @@ while kill -0 "$pub" 2>/dev/null && [[ $(ps -o stat= -p "$pub") != Z* ]]; do
     ((f > max_fill)) && max_fill=$f
     sleep 0.1
 done
-wait "$pub" || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 lib_log "pub: $(grep '^RESULT' "$LIB_TMP/pub.log")"
 lib_log "highest ring fill seen during the load: $max_fill%"
 res=$(it_sub_result sub 60)

@@ -13,25 +13,8 @@
 it_require "$IT_CB/it_slow.so"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "q0/#", qos: 0}, {name: "q1/#", qos: 1}]
-callbacks:
-  slow: {module: "$IT_CB/it_slow.so", function: "it_slow"}
-rules:
-  - {rule: "slow", topic: "#", action: "slow_out", execution_mode: "sequential"}
-processing_chains:
-  slow_out:
-    - {step: "custom_processor", config: {callback: "slow", us: 300, prefix: "out/"}}
-    - {step: "relay", config: {qos: 1}}
-EOF
-    it_runtime 1 'ring_size: "64KiB"' 'overflow: "drop"'
-} >"$conf"
+it_conf 'topics: [{name: "q0/#", qos: 0}, {name: "q1/#", qos: 1}]' \
+    -- 1 'ring_size: "64KiB"' 'overflow: "drop"' < <(it_slow_body slow "#" 300)
 it_start "$conf"
 
 it_sub s0 -p "$MQTT_PORT" -t 'out/q0/#' -q 1 -I 10 -T 58
@@ -40,7 +23,7 @@ it_sub s1 -p "$MQTT_PORT" -t 'out/q1/#' -q 1 -n 2000 -I 10 -T 58
 p1=$!
 lib_track "$p1"
 it_mfpub p0 -p "$MQTT_PORT" -q 0 -i 1 -n 20000 -t q0/a
-wait "$p1" || lib_fail "mfpub QoS 1 did not complete: $(tail -n 2 "$LIB_TMP/p1.log")"
+it_wait_pub p1 "QoS 1"
 for s in s0 s1; do
     res=$(it_sub_result "$s" 60)
     lib_log "$s: $res"

@@ -15,6 +15,19 @@
 #   it_start CONF [SECS=30] [NAME=mf]   mqttflow run CONF (lib_spawn NAME; $mf_PID, log
 #                                       $IT_LOG = $LIB_TMP/NAME.log); waits until status says
 #                                       "running". Another NAME keeps the log of an earlier run
+#   it_client ID PORT [FIELD_LINE...]   print one mqtt_clients: entry on 127.0.0.1:PORT
+#   it_conf_print CLIENT_FIELD... -- WORKERS [RUNTIME_LINE...] <BODY
+#                                       print a config: client c1 on $MQTT_PORT with the
+#                                       CLIENT_FIELD lines, BODY (stdin: callbacks, rules,
+#                                       chains...), then it_runtime WORKERS RUNTIME_LINE...
+#   it_conf CLIENT_FIELD... -- WORKERS [RUNTIME_LINE...] <BODY
+#                                       the same written to $conf ($LIB_TMP/conf.yaml)
+#   it_slow_body RULE TOPIC US          print the body of a config: one sequential rule through
+#                                       it_slow.so (US us a message) to out/..., QoS 1 out
+#   it_wait_pub NAME [WHAT]             wait for mfpub $NAME (log $LIB_TMP/NAME.log): fails
+#                                       the test unless it completed
+#   it_sub_results SECS NAME...         lib_log each mfsub NAME's RESULT line
+#   it_relay_conf WORKERS               write $conf: c1 on in/#, one rule relaying to out/x
 #   it_status CONF / it_prom CONF       the status table / Prometheus text
 #   it_metric CONF METRIC STAGE [ID]    one value of the Prometheus text (e.g. it_metric "$c"
 #                                       mqttflow_stage_in_total worker 0)
@@ -137,6 +150,132 @@ it_runtime() {
     echo "  spool_dir: \"$LIB_TMP/spool\""
     echo "  dead_letter: ${IT_DEAD_LETTER:-"{ dir: \"$LIB_TMP/dead\" }"}"
     for l in "$@"; do echo "  $l"; done
+}
+
+# it_client ID PORT [FIELD_LINE...]: one entry of mqtt_clients: on 127.0.0.1:PORT, the
+# FIELD_LINEs (e.g. 'topics: [{name: "in/#", qos: 1}]') under it
+it_client() {
+    local l
+    echo "  - client_id: \"$1\""
+    echo "    broker_url: \"mqtt://127.0.0.1\""
+    echo "    port: $2"
+    shift 2
+    for l in "$@"; do echo "    $l"; done
+}
+
+# it_conf_print CLIENT_FIELD... -- WORKERS [RUNTIME_LINE...] <BODY: print a config: client c1
+# on $MQTT_PORT with the CLIENT_FIELD lines (e.g. 'topics: [{name: "in/#", qos: 1}]'), then BODY
+# from stdin (more clients, callbacks, rules, chains), then it_runtime WORKERS RUNTIME_LINE...
+# ($IT_DEAD_LETTER works as for it_runtime). Run it in this shell (not in $(...)): it_runtime
+# records the instance for the cleanup.
+it_conf_print() {
+    local fields=()
+    while [[ $# -gt 0 && $1 != -- ]]; do
+        fields+=("$1")
+        shift
+    done
+    [[ $# -ge 2 ]] || lib_fail "it_conf_print: no '-- WORKERS' after the client fields"
+    shift
+    echo "mqtt_clients:"
+    it_client c1 "$MQTT_PORT" "${fields[@]}"
+    cat
+    it_runtime "$@"
+}
+
+# it_conf CLIENT_FIELD... -- WORKERS [RUNTIME_LINE...] <BODY: it_conf_print into $conf
+# ($LIB_TMP/conf.yaml)
+it_conf() {
+    conf=$LIB_TMP/conf.yaml
+    it_conf_print "$@" >"$conf"
+}
+
+# reconnect quickly to a broker that comes back (client field of the outage tests)
+IT_RECONNECT='reconnect: {min_delay: 0.1, max_delay: 1}'
+
+# it_broker_b2: broker 1 ($MQTT_PORT) and broker 2 ($b2_PORT, persistence on: a subscriber's
+# persistent session there survives broker_restart b2), as the two-broker tests start them
+it_broker_b2() {
+    it_broker || lib_fail "broker 1 did not start"
+    mkdir -p "$LIB_TMP/b2db"
+    it_broker b2 "persistence true" "persistence_location $LIB_TMP/b2db/" ||
+        lib_fail "broker 2 did not start"
+}
+
+# it_echo_chain NAME TARGET: print processing chain NAME: echo.so to out/<topic>, relayed at
+# QoS 1 to client TARGET
+it_echo_chain() {
+    echo "  $1:"
+    echo '    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}'
+    echo "    - {step: \"relay\", config: {target_client_id: \"$2\", qos: 1}}"
+}
+
+# it_conf_to TARGET RULES WORKERS CLIENT_FIELD...: write $conf of the two-broker tests: c1 on
+# broker 1 (CLIENT_FIELDs), client TARGET on broker 2 ($IT_RECONNECT), echo.so, and for each
+# RULE:TOPIC:CLIENT word of RULES (e.g. "up:in/up/#:c1 dn:in/dn/#:t2") a sequential rule RULE
+# on TOPIC through it_echo_chain to_CLIENT CLIENT
+it_conf_to() {
+    local target=$1 rules=$2 workers=$3
+    shift 3
+    it_conf "$@" -- "$workers" < <(it_conf_to_body "$target" "$rules")
+}
+
+it_conf_to_body() { # TARGET RULES: what it_conf_to writes after client c1
+    local r name topic to chains=""
+    it_client "$1" "$b2_PORT" "$IT_RECONNECT"
+    echo "callbacks:"
+    echo "  echo: {module: \"$IT_CB/echo.so\", function: \"echo\"}"
+    echo "rules:"
+    for r in $2; do
+        IFS=: read -r name topic to <<<"$r"
+        echo "  - {rule: \"$name\", topic: \"$topic\", action: \"to_$to\", execution_mode: \"sequential\"}"
+        [[ " $chains " == *" $to "* ]] || chains+=" $to"
+    done
+    echo "processing_chains:"
+    for to in $chains; do it_echo_chain "to_$to" "$to"; done
+}
+
+# it_slow_body RULE TOPIC US: the body (for it_conf's stdin) of the back-pressure tests: one
+# sequential rule RULE on TOPIC through it_slow.so (US microseconds a message) to out/<topic>,
+# relayed at QoS 1
+it_slow_body() {
+    cat <<EOF
+callbacks:
+  slow: {module: "$IT_CB/it_slow.so", function: "it_slow"}
+rules:
+  - {rule: "$1", topic: "$2", action: "slow_out", execution_mode: "sequential"}
+processing_chains:
+  slow_out:
+    - {step: "custom_processor", config: {callback: "slow", us: $3, prefix: "out/"}}
+    - {step: "relay", config: {qos: 1}}
+EOF
+}
+
+# it_wait_pub NAME [WHAT]: waits for the background mfpub whose pid is in $NAME and whose log is
+# $LIB_TMP/NAME.log; fails the test ("mfpub WHAT did not complete" and the log's last lines)
+# unless it exited 0
+it_wait_pub() {
+    local pidvar=$1
+    wait "${!pidvar}" ||
+        lib_fail "mfpub${2:+ $2} did not complete: $(tail -n 2 "$LIB_TMP/$1.log")"
+}
+
+# it_sub_results SECS NAME...: logs the RESULT line of each mfsub NAME (it_sub_result SECS)
+it_sub_results() {
+    local secs=$1 s
+    shift
+    for s in "$@"; do lib_log "$s: $(it_sub_result "$s" "$secs")"; done
+}
+
+# it_relay_conf WORKERS: write $conf: client c1 on in/# (QoS 1) and one rule "r" relaying every
+# message to out/x on c1 (no callback)
+it_relay_conf() {
+    it_conf 'topics: [{name: "in/#", qos: 1}]' -- "$1" <<EOF
+processing_chains:
+  fwd:
+    - {step: "relay", config: {target_client_id: "c1", target_topic: "out/x"}}
+rules:
+  - {rule: "r", source_client_id: "c1", topic: "in/#", action: "fwd"}
+EOF
 }
 
 it_status() {
@@ -294,15 +433,7 @@ it_lines() {
 
 it_echo_conf() {
     local clean=${1:-false}
-    conf=$LIB_TMP/conf.yaml
-    {
-        cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    clean_session: $clean
-    topics: [{name: "in/#", qos: 1}]
+    it_conf "clean_session: $clean" 'topics: [{name: "in/#", qos: 1}]' -- 2 <<EOF
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
@@ -313,8 +444,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
     - {step: "relay", config: {qos: 1}}
 EOF
-        it_runtime 2
-    } >"$conf"
     it_start "$conf"
 }
 
@@ -342,11 +471,9 @@ it_echo_load() {
 
 it_echo_load_check() {
     local n=$1 s f
-    wait "$pub_seq" || lib_fail "mfpub (seq) did not complete: $(tail -n 2 "$LIB_TMP/pub_seq.log")"
-    wait "$pub_par" || lib_fail "mfpub (par) did not complete: $(tail -n 2 "$LIB_TMP/pub_par.log")"
-    for s in s_seq s_par; do
-        lib_log "$s: $(it_sub_result "$s" 60)"
-    done
+    it_wait_pub pub_seq "(seq)"
+    it_wait_pub pub_par "(par)"
+    it_sub_results 60 s_seq s_par
     it_status "$conf" >&2
     for s in s_seq s_par; do
         f=$LIB_TMP/$s.log
@@ -365,14 +492,7 @@ it_poison_load() {
     shift 8
     it_require "$IT_CB/echo.so" "$IT_CB/$cb.so"
     it_broker || lib_fail "broker did not start"
-    conf=$LIB_TMP/conf.yaml
-    {
-        cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+    it_conf 'topics: [{name: "in/#", qos: 1}]' -- 2 "$@" <<EOF
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
   $kind: {module: "$IT_CB/$cb.so", function: "$cb"}
@@ -385,8 +505,6 @@ processing_chains:
   steady_chain:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
 EOF
-        it_runtime 2 "$@"
-    } >"$conf"
     it_start "$conf"
     it_sub s_steady -p "$MQTT_PORT" -t 'out/in/steady/#' -q 1 -n "$steady_n" -I 20 -T 55
     it_sub "s_$kind" -p "$MQTT_PORT" -t "out/$kind" -q 1 -n $((bad_n - 1)) -I 20 -T 55 -D
@@ -437,16 +555,7 @@ it_workers_restarted() {
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     it_require "$IT_CB/echo.so"
     it_broker || lib_fail "no broker"
-    conf=$LIB_TMP/conf.yaml
-    {
-        cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics:
-      - name: "in/#"
-        qos: 1
+    it_conf 'topics:' '  - name: "in/#"' '    qos: 1' -- 1 <<EOF
 callbacks:
   echo:
     module: "$IT_CB/echo.so"
@@ -460,8 +569,6 @@ processing_chains:
     - step: "custom_processor"
       config: {callback: "echo", prefix: "out/"}
 EOF
-        it_runtime 1
-    } >"$conf"
     "$MQTTFLOW" check "$conf" >"$LIB_TMP/check.log" 2>&1 || {
         cat "$LIB_TMP/check.log" >&2
         lib_fail "mqttflow check refused the config"

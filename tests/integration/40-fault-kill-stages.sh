@@ -43,11 +43,9 @@ for ((r = 0; r < ROUNDS; r++)); do
     done
 done
 
-wait "$pub_seq" || lib_fail "mfpub (seq) did not complete: $(tail -n 2 "$LIB_TMP/pub_seq.log")"
-wait "$pub_par" || lib_fail "mfpub (par) did not complete: $(tail -n 2 "$LIB_TMP/pub_par.log")"
-for s in s_seq s_par; do
-    lib_log "$s: $(it_sub_result "$s" 120)"
-done
+it_wait_pub pub_seq "(seq)"
+it_wait_pub pub_par "(par)"
+it_sub_results 120 s_seq s_par
 it_status "$conf" >&2
 fl_sub_sum s_seq s_par
 # reordered in the row: the sequential rule's (a threaded rule reorders by design)

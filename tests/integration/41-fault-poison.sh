@@ -24,14 +24,7 @@ it_require "$IT_CB/echo.so" "$IT_CB/segv_every.so" "$IT_CB/abort_on.so" "$IT_CB/
 it_broker || lib_fail "broker did not start"
 K=$(fl_rounds 1 4)
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 4 "max_attempts: 3" "callback_timeout_ms: 300" <<EOF2
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
   segv: {module: "$IT_CB/segv_every.so", function: "segv_every"}
@@ -56,8 +49,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
     - {step: "relay", config: {qos: 1}}
 EOF2
-    it_runtime 4 "max_attempts: 3" "callback_timeout_ms: 300"
-} >"$conf"
 it_start "$conf"
 
 N_SEGV=$((3000 * K))
@@ -97,9 +88,7 @@ pub p_hang -i 4 -n $N_HANG -r 85 -t in/hang/a -j -V "$(vals HANG)"
 for p in "${pubs[@]}"; do
     wait "${p#*:}" || lib_fail "mfpub ${p%%:*} did not complete: $(tail -n 2 "$LIB_TMP/${p%%:*}.log")"
 done
-for s in s_steady s_segv s_abrt s_hang; do
-    lib_log "$s: $(it_sub_result "$s" $T)"
-done
+it_sub_results $T s_steady s_segv s_abrt s_hang
 it_status "$conf" >&2
 
 fails=()

@@ -30,18 +30,12 @@ EOF2
     "$LIB_TMP/crash_init.c" || lib_fail "cannot build the crash_init module"
 
 mkconf() { # MODULE FUNCTION -> prints a config
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+    it_conf_print 'topics: [{name: "in/#", qos: 1}]' -- 1 <<EOF2
 callbacks:
   bad: {module: "$1", function: "$2"}
 rules:
   - {rule: "bad", topic: "in/#", callback: "bad", execution_mode: "sequential"}
 EOF2
-    it_runtime 1
 }
 
 fails=()

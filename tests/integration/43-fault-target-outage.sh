@@ -15,42 +15,12 @@
 . "$(dirname "$0")/faultlib.sh"
 
 it_require "$IT_CB/echo.so"
-it_broker || lib_fail "broker 1 did not start"
-mkdir -p "$LIB_TMP/b2db"
-it_broker b2 "persistence true" "persistence_location $LIB_TMP/b2db/" ||
-    lib_fail "broker 2 did not start"
+it_broker_b2
 DOWN=5
 ((FL_LONG)) && DOWN=30
 ROUNDS=${FAULT_ROUNDS:-1}
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "dn", topic: "in/dn/#", action: "to_t2", execution_mode: "sequential"}
-  - {rule: "up", topic: "in/up/#", action: "to_c1", execution_mode: "sequential"}
-processing_chains:
-  to_t2:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
-  to_c1:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "c1", qos: 1}}
-EOF2
-    it_runtime 2
-} >"$conf"
+it_conf_to t2 "dn:in/dn/#:t2 up:in/up/#:c1" 2 "$IT_RECONNECT" 'topics: [{name: "in/#", qos: 1}]'
 it_start "$conf"
 
 SECS=$((ROUNDS * (DOWN + 4) + 4))
@@ -79,19 +49,14 @@ for ((r = 0; r < ROUNDS; r++)); do
     in_up1=$(it_metric "$conf" mqttflow_stage_out_total relay)
     ((in_up1 > in_up0)) || fails+=("the relay published nothing to broker 1 while broker 2 was down")
     broker_restart b2 || lib_fail "broker 2 did not come back"
-    t0=$(fl_now_ms)
-    it_until 30 '[[ $(grep -c "client t2: connected" "$IT_LOG") -gt $conns ]]' ||
-        lib_fail "the relay did not reconnect to broker 2"
-    t1=$(fl_now_ms)
-    FL_RT+=($((t1 - t0)))
-    lib_log "relay reconnected to broker 2 after $((t1 - t0)) ms; spool segments seen: $n_seg"
+    fl_time_until 30 '[[ $(grep -c "client t2: connected" "$IT_LOG") -gt $conns ]]' \
+        "the relay did not reconnect to broker 2"
+    lib_log "relay reconnected to broker 2 after $FL_MS ms; spool segments seen: $n_seg"
 done
 
-wait $p_dn || lib_fail "mfpub dn did not complete: $(tail -n 2 "$LIB_TMP/p_dn.log")"
-wait $p_up || lib_fail "mfpub up did not complete: $(tail -n 2 "$LIB_TMP/p_up.log")"
-for s in s_up s_dn; do
-    lib_log "$s: $(it_sub_result "$s" $T)"
-done
+it_wait_pub p_dn "dn"
+it_wait_pub p_up "up"
+it_sub_results $T s_up s_dn
 it_status "$conf" >&2
 for s in s_up s_dn; do
     f=$LIB_TMP/$s.log

@@ -21,37 +21,11 @@
 . "$(dirname "$0")/faultlib.sh"
 
 it_require "$IT_CB/echo.so"
-it_broker || lib_fail "broker 1 did not start"
-mkdir -p "$LIB_TMP/b2db"
-it_broker b2 "persistence true" "persistence_location $LIB_TMP/b2db/" ||
-    lib_fail "broker 2 did not start"
+it_broker_b2
 KILLS=$(fl_rounds 3 10)
 GAP=3
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "dn", topic: "in/#", action: "to_t2", execution_mode: "sequential"}
-processing_chains:
-  to_t2:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
-EOF2
-    it_runtime 1
-} >"$conf"
+it_conf_to t2 "dn:in/#:t2" 1 "$IT_RECONNECT" 'topics: [{name: "in/#", qos: 1}]'
 
 # the subscriber's persistent session on broker 2 exists before the outage
 it_sub s_pre -p "$b2_PORT" -c "it$$-sdn" -P -t 'out/#' -q 1 -n 1 -I 1 -T 3
@@ -71,7 +45,7 @@ for ((k = 0; k < KILLS; k++)); do
     fl_kill_stage "$conf" relay
     while ((SECONDS - t_kill < GAP)); do sleep 0.2; done
 done
-wait $pub || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 it_until 30 '[[ $(it_metric "$conf" mqttflow_stage_in_total router) -ge $N &&
                 $(it_metric "$conf" mqttflow_stage_ring_fill_ratio relay) == 0 ]]' ||
     lib_fail "the relay did not take everything in: $(it_status "$conf")"

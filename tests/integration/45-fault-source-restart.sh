@@ -22,31 +22,8 @@ it_broker b2 || lib_fail "broker 2 did not start"
 ROUNDS=$(fl_rounds 1 5)
 GAP=4
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    clean_session: false
-    reconnect: {min_delay: 0.1, max_delay: 1}
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "fwd", topic: "in/#", action: "to_t2", execution_mode: "sequential"}
-processing_chains:
-  to_t2:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
-EOF2
-    it_runtime 1
-} >"$conf"
+it_conf_to t2 "fwd:in/#:t2" 1 'clean_session: false' "$IT_RECONNECT" \
+    'topics: [{name: "in/#", qos: 1}]'
 it_start "$conf"
 
 N=$((FL_RATE * (ROUNDS * GAP + 4)))
@@ -62,15 +39,12 @@ for ((r = 0; r < ROUNDS; r++)); do
     subs=$(grep -c "subscribed to" "$IT_LOG")
     lib_log "restarting broker 1 (router in $(it_metric "$conf" mqttflow_stage_in_total router))"
     broker_restart MQTT 1 || lib_fail "broker 1 did not come back"
-    t0=$(fl_now_ms)
-    it_until 20 '[[ $(grep -c "subscribed to" "$IT_LOG") -gt $subs ]]' ||
-        lib_fail "the ingress did not subscribe again within 20 s of broker 1's restart"
-    t1=$(fl_now_ms)
-    FL_RT+=($((t1 - t0)))
-    lib_log "ingress subscribed again $((t1 - t0)) ms after broker 1 was back"
+    fl_time_until 20 '[[ $(grep -c "subscribed to" "$IT_LOG") -gt $subs ]]' \
+        "the ingress did not subscribe again within 20 s of broker 1's restart"
+    lib_log "ingress subscribed again $FL_MS ms after broker 1 was back"
     while ((SECONDS - t_r < GAP)); do sleep 0.2; done
 done
-wait $pub || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 lib_log "mfpub: $(tail -n 1 "$LIB_TMP/pub.log")"
 lib_log "s_out: $(it_sub_result s_out $T)"
 it_status "$conf" >&2

@@ -19,26 +19,7 @@ it_require "$IT_CB/it_slow.so"
 it_broker || lib_fail "broker did not start"
 ROUNDS=$(fl_rounds 1 3)
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    clean_session: false
-    topics: [{name: "in/#", qos: 1}]
-callbacks:
-  slow: {module: "$IT_CB/it_slow.so", function: "it_slow"}
-rules:
-  - {rule: "seq", topic: "in/#", action: "slow_out", execution_mode: "sequential"}
-processing_chains:
-  slow_out:
-    - {step: "custom_processor", config: {callback: "slow", us: 3000, prefix: "out/"}}
-    - {step: "relay", config: {qos: 1}}
-EOF2
-    it_runtime 1
-} >"$conf"
+it_conf 'clean_session: false' 'topics: [{name: "in/#", qos: 1}]' -- 1 < <(it_slow_body seq "in/#" 3000)
 it_start "$conf" 30 mf0
 
 N=$((FL_RATE * (3 * ROUNDS + 3)))
@@ -80,7 +61,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     fi
 done
 ((resumed == ROUNDS)) || fails+=("$((ROUNDS - resumed)) run(s) did not say they resume queued records")
-wait $pub || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 lib_log "s_out: $(it_sub_result s_out $T)"
 it_status "$conf" >&2
 f=$LIB_TMP/s_out.log

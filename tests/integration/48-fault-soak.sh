@@ -25,10 +25,7 @@
 [[ -n ${ASAN_OPTIONS:-} ]] && export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=1:thread_local_quarantine_size_kb=64"
 
 it_require "$IT_CB/echo.so" "$IT_CB/segv_every.so" "$MOSQUITTO_PUB"
-it_broker || lib_fail "broker 1 did not start"
-mkdir -p "$LIB_TMP/b2db"
-it_broker b2 "persistence true" "persistence_location $LIB_TMP/b2db/" ||
-    lib_fail "broker 2 did not start"
+it_broker_b2
 if ((FL_LONG)); then
     PERIODS=${FAULT_ROUNDS:-10} P=60 OUT=5
 else
@@ -36,20 +33,11 @@ else
 fi
 RATE=$((FL_RATE / 2))
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    clean_session: false
-    reconnect: {min_delay: 0.1, max_delay: 1}
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 1}
+# small rings: they wrap within the warm-up, so the ring pages a process has touched (part of
+# its RSS) are all of them by then, and growth after it is the processes' own memory
+it_conf 'clean_session: false' "$IT_RECONNECT" 'topics: [{name: "in/#", qos: 1}]' -- \
+    3 "max_attempts: 3" 'ring_size: "256KiB"' 'max_payload: "64KiB"' <<EOF2
+$(it_client t2 "$b2_PORT" "$IT_RECONNECT")
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
   segv: {module: "$IT_CB/segv_every.so", function: "segv_every"}
@@ -58,19 +46,11 @@ rules:
   - {rule: "dn", topic: "in/dn/#", action: "to_t2", execution_mode: "sequential"}
   - {rule: "segv", topic: "in/segv/#", action: "segv_chain", execution_mode: "sequential"}
 processing_chains:
-  to_c1:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "c1", qos: 1}}
-  to_t2:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
+$(it_echo_chain to_c1 c1)
+$(it_echo_chain to_t2 t2)
   segv_chain:
     - {step: "custom_processor", config: {callback: "segv", topic: "out/segv"}}
 EOF2
-    # small rings: they wrap within the warm-up, so the ring pages a process has touched (part
-    # of its RSS) are all of them by then, and growth after it is the processes' own memory
-    it_runtime 3 "max_attempts: 3" 'ring_size: "256KiB"' 'max_payload: "64KiB"'
-} >"$conf"
 it_start "$conf"
 
 N=$((RATE * (PERIODS * P + 2)))
@@ -111,11 +91,9 @@ for ((c = 0; c < PERIODS; c++)); do
     broker_restart b2 "$OUT" || lib_fail "broker 2 did not come back"
     while ((SECONDS - t_p < P)); do sleep 0.5; done
 done
-wait $p_steady || lib_fail "mfpub steady did not complete: $(tail -n 2 "$LIB_TMP/p_steady.log")"
-wait $p_dn || lib_fail "mfpub dn did not complete: $(tail -n 2 "$LIB_TMP/p_dn.log")"
-for s in s_steady s_dn; do
-    lib_log "$s: $(it_sub_result "$s" $T)"
-done
+it_wait_pub p_steady "steady"
+it_wait_pub p_dn "dn"
+it_sub_results $T s_steady s_dn
 it_until 30 '[[ $(fl_metric_sum "$conf" mqttflow_stage_dead_total worker) -ge $PERIODS ]]'
 last=$(sample)
 lib_log "final sample (rss_kb fds segs anon_kb): $last"

@@ -34,15 +34,7 @@ it_broker || lib_fail "broker did not start"
 port=$(free_port) || lib_fail "no free port"
 url=http://127.0.0.1:$port
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics:
-      - {name: "in/#", qos: 1}
+it_conf 'topics:' '  - {name: "in/#", qos: 1}' -- 1 "metrics: {listen: \"127.0.0.1:$port\"}" <<EOF
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
   fail: {module: "$IT_CB/echo.so", function: "fail"}
@@ -55,8 +47,6 @@ processing_chains:
   fail_chain:
     - {step: "custom_processor", config: {callback: "fail"}}
 EOF
-    it_runtime 1 "metrics: {listen: \"127.0.0.1:$port\"}"
-} >"$conf"
 it_start "$conf"
 
 # http_code PATH [CURL_ARGS...]: the status code (body in $LIB_TMP/body)

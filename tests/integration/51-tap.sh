@@ -16,15 +16,7 @@
 
 it_require "$IT_CB/echo.so"
 it_broker || lib_fail "broker did not start"
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics:
-      - {name: "in/#", qos: 1}
+it_conf 'topics:' '  - {name: "in/#", qos: 1}' -- 2 <<EOF
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
@@ -34,8 +26,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
     - {step: "relay", config: {target_client_id: "c1", qos: 1}}
 EOF
-    it_runtime 2
-} >"$conf"
 it_start "$conf"
 
 # tap_start NAME ARGS...: mqttflow tap -c CONF ARGS in the background ($NAME_PID), output in

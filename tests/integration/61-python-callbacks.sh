@@ -117,14 +117,7 @@ def fn(msg):
     mqttflow.emit("out/dotted", "inits=%d %s" % (inits, msg.payload.decode()))
 PY
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<YAML
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 "python: { path: [\"py/lib\"] }" <<YAML
 callbacks:
   plain: {module: "py/styles.py", function: "plain"}
   window: {module: "py/styles.py", function: "window"}
@@ -155,8 +148,6 @@ processing_chains:
   proc_chain:
     - {step: "custom_processor", config: {callback: "proc", tag: "T1"}}
 YAML
-    it_runtime 1 "python: { path: [\"py/lib\"] }"
-} >"$conf"
 "$MQTTFLOW" check "$conf" >"$LIB_TMP/check.log" 2>&1 || {
     cat "$LIB_TMP/check.log" >&2
     lib_fail "mqttflow check refused the config"

@@ -45,14 +45,7 @@ def hang(msg):
 def forward(msg):
     mqttflow.emit("out/" + msg.topic, msg.payload)
 PY
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<YAML
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 3 "max_attempts: 3" "callback_timeout_ms: 400" <<YAML
 callbacks:
   crash: {module: "faults.py", function: "crash"}
   hang: {module: "faults.py", function: "hang"}
@@ -62,8 +55,6 @@ rules:
   - {rule: "hangy", topic: "in/hang/#", callback: "hang", execution_mode: "sequential"}
   - {rule: "steady", topic: "in/steady/#", callback: "forward", execution_mode: "sequential"}
 YAML
-    it_runtime 3 "max_attempts: 3" "callback_timeout_ms: 400"
-} >"$conf"
 it_start "$conf"
 
 it_sub s_steady -p "$MQTT_PORT" -t 'out/in/steady/#' -q 1 -n 2000 -I 20 -T 60
@@ -89,7 +80,7 @@ it_mfpub pub_hang -p "$MQTT_PORT" -q 1 -i 3 -n 100 -r 50 -t in/hang/a -j -V "$(v
 wait "$pub_crash" || lib_fail "mfpub (crash) did not complete"
 wait "$pub_steady" || lib_fail "mfpub (steady) did not complete"
 
-for s in s_steady s_crash s_hang; do lib_log "$s: $(it_sub_result $s 90)"; done
+it_sub_results 90 s_steady s_crash s_hang
 status=$(it_status "$conf")
 lib_log "status:"$'\n'"$status"
 

@@ -28,21 +28,12 @@ PY
 }
 write_module v1
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<YAML
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 <<YAML
 callbacks:
   forward: {module: "fwd.py", function: "forward"}
 rules:
   - {rule: "fwd", topic: "in/#", callback: "forward", execution_mode: "sequential"}
 YAML
-    it_runtime 1
-} >"$conf"
 it_start "$conf"
 
 it_sub s_all -p "$MQTT_PORT" -t 'out/#' -q 1 -n 6000 -I 15 -T 60
@@ -64,7 +55,7 @@ lib_log "restart: $out"
     lib_fail "unexpected answer to restart: $out"
 [[ ${BASH_REMATCH[1]} != "${BASH_REMATCH[2]}" ]] || lib_fail "restart kept pid ${BASH_REMATCH[1]}"
 
-wait "$pub" || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 res=$(it_sub_result s_all 60)
 lib_log "out/#: $res"
 f=$LIB_TMP/s_all.log

@@ -73,22 +73,13 @@ def fn(msg):
 PY
 printf 'import mqttflow\n\nx = 1\nboom = x\n\ndef fn(msg):\n    mqttflow.emit("out/late", msg.payload)\n' \
     >"$LIB_TMP/late.py"
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<YAML
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 "python: { venv: \"$venv\" }" <<YAML
 callbacks:
   late: {module: "late.py", function: "fn"}
   usevenv: {module: "usevenv.py", function: "fn"}
 rules:
   - {rule: "late", topic: "in/late", callback: "late", execution_mode: "sequential"}
 YAML
-    it_runtime 1 "python: { venv: \"$venv\" }"
-} >"$conf"
 it_start "$conf"
 sed -i 's|^boom = x$|boom = x / 0|' "$LIB_TMP/late.py"
 if out=$("$MQTTFLOW" restart -c "$conf" worker 0 2>&1); then

@@ -17,16 +17,9 @@
 it_require "$IT_CB/echo.so"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    keepalive: 2
-    reconnect: {min_delay: 0.1, max_delay: 0.5}
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'keepalive: 2' 'reconnect: {min_delay: 0.1, max_delay: 0.5}' \
+    'topics: [{name: "in/#", qos: 1}]' \
+    -- 1 'ring_size: "64KiB"' 'spool_max_bytes: "64KiB"' <<EOF2
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
@@ -36,8 +29,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
     - {step: "relay", config: {qos: 1}}
 EOF2
-    it_runtime 1 'ring_size: "64KiB"' 'spool_max_bytes: "64KiB"'
-} >"$conf"
 it_start "$conf"
 
 N=1600
@@ -58,7 +49,7 @@ while ((SECONDS < end)); do
     sleep 0.2
 done
 kill -CONT "$router"
-wait $pub || lib_fail "mfpub did not complete: $(tail -n 2 "$LIB_TMP/pub.log")"
+it_wait_pub pub
 res=$(it_sub_result sub 90)
 lib_log "sub: $res"
 it_status "$conf" >&2

@@ -15,18 +15,8 @@ it_require "$IT_CB/echo.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
 it_broker || lib_fail "broker did not start"
 it_broker b2 "max_packet_size 4096" || lib_fail "broker 2 did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $b2_PORT
-    reconnect: {min_delay: 0.1, max_delay: 0.5}
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 "max_attempts: 2" <<EOF2
+$(it_client t2 "$b2_PORT" 'reconnect: {min_delay: 0.1, max_delay: 0.5}')
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:
@@ -40,8 +30,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
     - {step: "relay", config: {target_client_id: "t2", qos: 1}}
 EOF2
-    it_runtime 1 "max_attempts: 2"
-} >"$conf"
 it_start "$conf"
 it_msub out "$b2_PORT" out/probe 'out/#' 'fmt/#'
 dead=$LIB_TMP/dead/dead-letters.jsonl

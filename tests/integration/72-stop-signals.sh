@@ -10,14 +10,7 @@
 it_require "$IT_CB/echo.so" "$IT_CB/hang_on.so"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 "callback_timeout_ms: 60000" <<EOF2
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
   hang: {module: "$IT_CB/hang_on.so", function: "hang_on"}
@@ -29,8 +22,6 @@ processing_chains:
     - {step: "sampler", config: {duration: 60}}
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
 EOF2
-    it_runtime 1 "callback_timeout_ms: 60000"
-} >"$conf"
 it_start "$conf"
 it_mfpub pub -p "$MQTT_PORT" -t in/e -n 10 -q 1 -i 1
 it_until 10 '[[ $(it_metric "$conf" mqttflow_stage_in_total worker 0) == 10 ]]' ||

@@ -16,12 +16,9 @@ it_broker || lib_fail "broker did not start"
 conf=$LIB_TMP/conf.yaml
 write_conf() { # EXTRA_RULE_LINE
     {
+        echo "mqtt_clients:"
+        it_client c1 "$MQTT_PORT" 'topics: [{name: "in/#", qos: 1}]'
         cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
 callbacks:
   echo: {module: "$IT_CB/echo.so", function: "echo"}
 rules:

@@ -11,14 +11,7 @@ it_require "$IT_CB/echo.so"
 it_broker || lib_fail "broker did not start"
 B2_PORT=$(free_port) || lib_fail "no free port"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 <<EOF2
   - client_id: "c2"
     broker_url: "mqtt://127.0.0.1"
     port: $B2_PORT
@@ -33,8 +26,6 @@ processing_chains:
     - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
     - {step: "relay", config: {target_client_id: "c1", qos: 1}}
 EOF2
-    it_runtime 1
-} >"$conf"
 it_start "$conf" 10
 expect_eq "c2 connected" "$(it_metric "$conf" mqttflow_stage_connections ingress c2)" 0
 # paho: "... failed: the broker could not be reached ..."; io_uring: "... failed (the broker

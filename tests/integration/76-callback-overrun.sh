@@ -10,14 +10,7 @@
 it_require "$IT_CB/scribble.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
 it_broker || lib_fail "broker did not start"
 
-conf=$LIB_TMP/conf.yaml
-{
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 "max_attempts: 2" <<EOF2
 callbacks:
   scribble: {module: "$IT_CB/scribble.so", function: "scribble"}
 rules:
@@ -26,8 +19,6 @@ processing_chains:
   out:
     - {step: "custom_processor", config: {callback: "scribble", topic: "out/s"}}
 EOF2
-    it_runtime 1 "max_attempts: 2"
-} >"$conf"
 it_start "$conf"
 it_msub out "$MQTT_PORT" out/probe 'out/#'
 printf '%s\n' m1 SCRIBBLE m2 m3 m4 m5 m6 m7 |

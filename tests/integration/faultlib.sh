@@ -10,6 +10,8 @@
 #                            process), then polls `mqttflow status --prom` every 10 ms until
 #                            the stage is up again with another pid: the restart time (kill
 #                            -> ready event) is appended to FL_RT (ms); FL_KILLS counts kills
+#   fl_time_until SECS 'EXPR' WHAT   it_until, lib_fail WHAT on timeout; the time it took
+#                            appended to FL_RT and left in FL_MS (ms)
 #   fl_pct P VALUE...        the P-th percentile (nearest rank) of the values, "-" if none
 #   fl_row FAULT RUNS MSGS LOST DUP REORDERED
 #                            appends one row to $BUILD/fault-results.tsv (header on first
@@ -72,6 +74,16 @@ fl_kill_stage() {
     t1=$(fl_now_ms)
     FL_RT+=($((t1 - t0)))
     lib_log "kill -9 $* (pid $pid): running again as pid $npid after $((t1 - t0)) ms"
+}
+
+# fl_time_until SECS 'EXPR' WHAT: it_until SECS EXPR (lib_fail WHAT on timeout); the time it
+# took is appended to FL_RT and left in FL_MS (ms)
+fl_time_until() {
+    local t0
+    t0=$(fl_now_ms)
+    it_until "$1" "$2" || lib_fail "$3"
+    FL_MS=$(($(fl_now_ms) - t0))
+    FL_RT+=("$FL_MS")
 }
 
 fl_pct() {

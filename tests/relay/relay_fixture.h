@@ -140,6 +140,21 @@ static inline int start_relay(fixture *f)
 
 static inline int teardown(void **state);
 
+/* The header of a REC_PUBLISH to client (as a worker writes it: no rule, no step). */
+static inline rec_hdr publish_hdr(uint16_t client, int qos, int retain, uint64_t seq)
+{
+    rec_hdr h;
+    memset(&h, 0, sizeof(h));
+    h.kind = REC_PUBLISH;
+    h.client = client;
+    h.rule = REC_NONE;
+    h.step = REC_NONE;
+    h.qos = (uint8_t)qos;
+    h.retain = (uint8_t)retain;
+    h.seq = seq;
+    return h;
+}
+
 /* with_broker: start mosquitto now (else the test starts it); persistent: with persistence,
  * for the tests that stop and restart it */
 /* (Re)writes the YAML from the fixture's fields and checks it with the real loader (the relay
@@ -281,15 +296,7 @@ static inline void push_rec(fixture *f, int ri, uint16_t client, const char *top
     p->qos = qos;
     p->retain = retain;
 
-    rec_hdr h;
-    memset(&h, 0, sizeof(h));
-    h.kind = REC_PUBLISH;
-    h.client = client;
-    h.rule = REC_NONE;
-    h.step = REC_NONE;
-    h.qos = (uint8_t)qos;
-    h.retain = (uint8_t)retain;
-    h.seq = f->n_pushed;
+    rec_hdr h = publish_hdr(client, qos, retain, f->n_pushed);
     size_t need = rec_size(strlen(topic), len);
     void *buf;
     int rc;

@@ -298,13 +298,8 @@ static void push_raw(fixture *f, int ri, const void *data, size_t len)
 static void push_bad(fixture *f, int ri, uint8_t kind, uint16_t client, const char *topic)
 {
     unsigned char buf[256];
-    rec_hdr h;
-    memset(&h, 0, sizeof(h));
+    rec_hdr h = publish_hdr(client, 1, 0, 0);
     h.kind = kind;
-    h.client = client;
-    h.rule = REC_NONE;
-    h.step = REC_NONE;
-    h.qos = 1;
     long n = rec_encode(buf, sizeof(buf), &h, topic, strlen(topic), "x", 1);
     assert_true(n > 0);
     push_raw(f, ri, buf, (size_t)n);

@@ -258,13 +258,7 @@ static void spool_rec(fixture *f, spool *sp, uint16_t client, const char *topic,
 {
     unsigned char pl[MAX_PAYLOAD], buf[MAX_PAYLOAD + 128];
     size_t len = make_payload(pl, 0, i);
-    rec_hdr h;
-    memset(&h, 0, sizeof(h));
-    h.kind = REC_PUBLISH;
-    h.client = client;
-    h.rule = REC_NONE;
-    h.step = REC_NONE;
-    h.qos = 1;
+    rec_hdr h = publish_hdr(client, 1, 0, 0);
     long n = rec_encode(buf, sizeof(buf), &h, topic, strlen(topic), pl, len);
     assert_true(n > 0);
     assert_int_equal(spool_append(sp, buf, (size_t)n), 0);

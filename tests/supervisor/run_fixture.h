@@ -369,6 +369,18 @@ static inline void start_supervisor(fx *f, int real)
     f->sup = pid;
 }
 
+/* start_supervisor with fake stages, then waits up to 15 s for its "running:" line and, when
+ * stage is not NULL, up to 5 s for stage to be running with no restart (its pid in *pid when
+ * pid is not NULL). Fails the test, naming what did not come. */
+static inline void start_running(fx *f, const char *stage, long *pid)
+{
+    start_supervisor(f, 0);
+    if (wait_text(f->err, "running:", 15000) != 0)
+        fail_msg("the supervisor did not say \"running:\" within 15 s (log %s)", f->err);
+    if (stage && wait_stage(f, stage, "running", 0, pid, 5000) != 0)
+        fail_msg("%s was not running 5 s after the supervisor said \"running:\"", stage);
+}
+
 /* The order of "start ..." / "stop ..." lines of the fake log, as "a,b,c". */
 static inline void log_order(fx *f, const char *verb, char *buf, size_t len)
 {
@@ -489,6 +501,23 @@ static inline int fixture_init(void)
         return 77;
     }
     return 0;
+}
+
+/* `mqttflow stop`, then waits up to timeout_ms for the supervisor to exit 0 and checks its log
+ * for sanitizer reports. Fails the test naming the step that went wrong. */
+static inline void stop_by_cli(fx *f, int timeout_ms)
+{
+    char *out = NULL;
+    int rc = cli(f, &out, "stop", NULL, NULL);
+    if (rc != 0)
+        fail_msg("mqttflow stop exited %d: %s", rc, out ? out : "");
+    free(out);
+    rc = wait_exit(f->sup, timeout_ms);
+    if (rc != 0)
+        fail_msg("the supervisor ended with %d within %d ms of mqttflow stop, want 0", rc,
+                 timeout_ms);
+    f->sup = 0;
+    assert_no_sanitizer_report(f);
 }
 
 #endif

@@ -26,35 +26,22 @@ static char mfpub[PATH_MAX + 48], mfsub[PATH_MAX + 48];
 /* Whether pid is a live process (a zombie nobody reaped yet counts as gone). */
 static int alive(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+    char buf[512];
+    const char *s = testlib_proc_stat(pid, buf, sizeof(buf));
+    return s && *s != '\0' && *s != 'Z' && *s != 'X';
 }
 
 /* CPU seconds of pid and of the children it has reaped (utime+stime+cutime+cstime). */
 static double cpu_of(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
+    char buf[1024];
+    const char *p = testlib_proc_stat(pid, buf, sizeof(buf));
     assert_non_null(p);
     unsigned long long v[4];
     /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
      * utime(14) stime cutime cstime */
-    int got = sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
-                     &v[0], &v[1], &v[2], &v[3]);
+    int got = sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &v[0],
+                     &v[1], &v[2], &v[3]);
     assert_int_equal(got, 4);
     return (double)(v[0] + v[1] + v[2] + v[3]) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -196,12 +183,7 @@ static void wait_running(fx *f)
 
 static void stop_supervisor(fx *f)
 {
-    char *out = NULL;
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 30000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 30000);
     assert_int_equal(shm_left(f->instance), 0); /* a clean stop leaves no segment */
 }
 
@@ -431,10 +413,8 @@ static void test_faults_poison_messages_restart_only_their_worker_at_once(void *
 static void test_faults_crash_loop_at_start_backs_off_fails_and_costs_no_cpu(void **state)
 {
     fx *f = *state;
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
     long pid = 0;
-    assert_int_equal(wait_stage(f, "router", "running", 0, &pid, 5000), 0);
+    start_running(f, "router", &pid);
     /* from now on the router dies before it is ready, every time */
     char path[256];
     snprintf(path, sizeof(path), "%s/crashstart.mqttflow-router", f->fake);

@@ -85,11 +85,7 @@ static void test_run_status_kill9_restart_and_stop(void **state)
     assert_non_null(strstr(out, "mqttflow_stage_restarts_total{instance=\""));
     free(out);
 
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 10000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 10000);
     assert_int_equal(shm_left(f->instance), 0);
     /* once it is gone, the CLI says so */
     assert_int_equal(cli(f, &out, "status", NULL, NULL), 1);
@@ -99,8 +95,7 @@ static void test_run_status_kill9_restart_and_stop(void **state)
 static void test_run_refuses_a_second_instance(void **state)
 {
     fx *f = *state;
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
+    start_running(f, NULL, NULL);
     char *argv[] = {mqttflow, "run", f->cfg, NULL};
     char *out = NULL;
     assert_int_equal(run_cmd(argv, &out, 10000), 2);
@@ -138,8 +133,7 @@ static void test_run_stage_config_error_fails_the_start_with_exit_2(void **state
 static void test_run_crash_loop_ends_failed_with_reason(void **state)
 {
     fx *f = *state;
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
+    start_running(f, NULL, NULL);
     /* from now on the router exits 1 right after saying ready */
     char path[256];
     snprintf(path, sizeof(path), "%s/crash.mqttflow-router", f->fake);
@@ -173,10 +167,8 @@ static void test_run_crash_loop_ends_failed_with_reason(void **state)
 static void test_run_reclaims_a_killed_instance(void **state)
 {
     fx *f = *state;
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
     long relay = 0;
-    assert_int_equal(wait_stage(f, "relay", "running", 0, &relay, 5000), 0);
+    start_running(f, "relay", &relay);
     /* the supervisor dies without cleaning up: segments and the socket file stay behind */
     kill(f->sup, SIGKILL);
     assert_int_equal(wait_exit(f->sup, 5000), 128 + SIGKILL);
@@ -193,11 +185,7 @@ static void test_run_reclaims_a_killed_instance(void **state)
     /* a new supervisor reclaims the stale segments and socket */
     start_supervisor(f, 0);
     assert_int_equal(wait_stage(f, "relay", "running", 0, NULL, 15000), 0);
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 10000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 10000);
     assert_int_equal(shm_left(f->instance), 0);
 }
 
@@ -207,8 +195,7 @@ static void test_run_second_signal_kills_a_stage_that_does_not_stop(void **state
     char path[256];
     snprintf(path, sizeof(path), "%s/hang.mqttflow-ingress 0", f->fake);
     write_file(path, "", 0644);
-    start_supervisor(f, 0);
-    assert_int_equal(wait_text(f->err, "running:", 15000), 0);
+    start_running(f, NULL, NULL);
     uint64_t first = now_ms();
     kill(f->sup, SIGTERM);
     /* the ingress ignores SIGTERM: the stop waits for it (up to its 10 s deadline)... */
@@ -259,12 +246,7 @@ static void test_run_kills_a_worker_stuck_in_a_callback(void **state)
     }
     stats_detach(st);
     assert_int_equal(wait_stage(f, "worker 0", "running", 0, NULL, 1000), 0);
-    char *out = NULL;
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 10000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 10000);
 }
 
 /* ---- the real stages against a real mosquitto ---- */
@@ -286,12 +268,7 @@ static void test_run_real_stages_with_mosquitto(void **state)
     wait_stage_pids(f, "ingress client1", 0, pids, 5000);
     (void)kill_and_wait_respawn(f, "worker 0", pids[2], 15000);
 
-    char *out = NULL;
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 30000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 30000);
     assert_int_equal(shm_left(f->instance), 0);
     for (int i = 0; i < 5; i++)
         assert_true(kill((pid_t)pids[i], 0) < 0 || i == 2);

@@ -45,11 +45,7 @@ static void test_run_idle_control_connections_do_not_block_status(void **state)
     assert_int_equal(read(idle[39], &c, 1) <= 0 || c == 'E', 1);
     for (int i = 0; i < 40; i++)
         close(idle[i]);
-    assert_int_equal(cli(f, &out, "stop", NULL, NULL), 0);
-    free(out);
-    assert_int_equal(wait_exit(f->sup, 10000), 0);
-    f->sup = 0;
-    assert_no_sanitizer_report(f);
+    stop_by_cli(f, 10000);
 }
 
 static void test_run_status_config_without_the_secret(void **state)
@@ -115,16 +111,7 @@ static void test_run_planted_segment_does_not_block(void **state)
     assert_int_equal(shm_create(name, SHM_KIND_STATS, 1, 4096, &s), 0);
     shm_hdr *h = shm_base(s);
     h->owner_pid = 1;
-    FILE *st = fopen("/proc/1/stat", "r");
-    assert_non_null(st);
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, st);
-    fclose(st);
-    buf[n] = 0;
-    char *q = strrchr(buf, ')') + 2;
-    for (int field = 3; field < 22; field++)
-        q = strchr(q, ' ') + 1;
-    h->owner_start = strtoull(q, NULL, 10);
+    assert_int_equal(testlib_proc_start_time(1, &h->owner_start), 0);
     shm_detach(s);
     snprintf(path, sizeof(path), "/dev/shm/%s", name);
     if (geteuid() == 0)

@@ -387,4 +387,36 @@ static inline int testlib_broker_start(const char *dir, const char *name, int po
     return -1;
 }
 
+/* The fields of /proc/<pid>/stat from the state on (field 3: after the ")" that ends the
+ * command name, which may itself hold spaces), read into buf; NULL when there is no such
+ * process. */
+static inline const char *testlib_proc_stat(pid_t pid, char *buf, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t n = fread(buf, 1, len - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' ? p + 2 : NULL;
+}
+
+/* The start time of pid (/proc/<pid>/stat field 22, clock ticks since boot) in *out: 0, or -1
+ * when there is no such process. */
+static inline int testlib_proc_start_time(pid_t pid, uint64_t *out)
+{
+    char buf[1024];
+    const char *q = testlib_proc_stat(pid, buf, sizeof(buf));
+    for (int field = 3; q && field < 22; field++)
+        if ((q = strchr(q, ' ')) != NULL)
+            q++;
+    if (!q)
+        return -1;
+    *out = strtoull(q, NULL, 10);
+    return 0;
+}
+
 #endif

@@ -14,18 +14,12 @@
 
 static cfg *two_clients(void)
 {
-    cfg *c = wt_cfg("mqtt_clients:\n"
-                    "  - client_id: c1\n"
-                    "    broker_url: mqtt://127.0.0.1\n"
-                    "    topics: [{name: \"in/#\"}]\n"
-                    "  - client_id: c2\n"
-                    "    broker_url: mqtt://127.0.0.1\n"
-                    "callbacks:\n"
-                    "  a: {module: \"%s\", function: echo}\n"
-                    "rules:\n"
-                    "  - {rule: r0, topic: \"in/#\", callback: a}\n"
-                    "  - {rule: r1, topic: \"in/#\", callback: a}\n"
-                    "runtime: {max_payload: 1000}\n",
+    cfg *c = wt_cfg(WT_TWO_CLIENTS "callbacks:\n"
+                                   "  a: {module: \"%s\", function: echo}\n"
+                                   "rules:\n"
+                                   "  - {rule: r0, topic: \"in/#\", callback: a}\n"
+                                   "  - {rule: r1, topic: \"in/#\", callback: a}\n"
+                                   "runtime: {max_payload: 1000}\n",
                     wt_cb("echo"));
     assert_non_null(c);
     return c;

@@ -16,14 +16,7 @@
 
 #define EXAMPLE "config/examples/python/config.yaml"
 
-typedef struct fx {
-    cfg *c;
-    ctx_env env;
-    wt_sink sink;
-    stats_slot slot;
-    loader *ld;
-    chain_set *cs;
-} fx;
+typedef wt_chains fx;
 
 static void test_py_is_python_kinds(void **state)
 {
@@ -47,49 +40,22 @@ static int setup(void **state)
         return -1;
     }
     setenv("MQTTFLOW_PYTHON_SHIM", shim, 1);
-    fx *f = calloc(1, sizeof(*f));
-    cfg_diag d = {0};
-    if (!f)
-        return -1;
-    int rc = cfg_load(EXAMPLE, CFG_LOAD_CHECK_MODULES, &f->c, &d);
-    for (size_t i = 0; i < d.n_errors; i++)
-        fprintf(stderr, "%s\n", d.errors[i]);
-    cfg_diag_fini(&d);
-    if (rc < 0)
-        return -1;
-    wt_env(&f->env, f->c, &f->sink, &f->slot);
-    if (loader_create(&f->env, &f->ld) < 0 || chain_set_create(&f->env, f->ld, &f->cs) < 0)
-        return -1;
-    *state = f;
-    return 0;
+    *state = wt_chains_load(EXAMPLE);
+    return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    chain_set_destroy(f->cs);
-    loader_destroy(f->ld);
-    cfg_destroy(f->c);
-    free(f);
+    wt_chains_destroy(*state);
     return 0;
 }
 
 static int feed(fx *f, const char *rule_name, const char *payload)
 {
-    int rule = -1;
-    for (size_t i = 0; i < f->c->n_rules; i++)
-        if (strcmp(f->c->rules[i].name, rule_name) == 0)
-            rule = (int)i;
-    assert_true(rule >= 0);
-    const char *topic = f->c->rules[rule].topic;
-    ctx_origin o = {.client = 0, .qos = 1, .seq = 1, .received_ns = 1700000000000000000ull};
-    mf_msg m = {.topic = topic,
-                .payload = payload,
-                .payload_len = strlen(payload),
-                .qos = 1,
-                .client_id = "client1",
-                .received_ns = o.received_ns};
-    return chain_run(f->cs, rule, &o, &m);
+    int rule = wt_chains_rule(f, rule_name);
+    if (rule < 0)
+        fail_msg("no rule %s in %s", rule_name, EXAMPLE);
+    return wt_chains_feed(f, rule, f->c->rules[rule].topic, payload);
 }
 
 static void test_py_example_alert_and_humidity(void **state)

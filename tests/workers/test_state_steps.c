@@ -15,32 +15,22 @@
 enum { R_AGG = 0, R_OC = 1, R_THR = 2, R_BATCH = 3 };
 
 static const char *yaml_fmt =
-    "mqtt_clients:\n"
-    "  - client_id: c1\n"
-    "    broker_url: mqtt://127.0.0.1\n"
-    "    topics: [{name: \"in/#\"}]\n"
-    "rules:\n"
-    "  - {rule: agg, source_client_id: c1, topic: \"in/#\", action: agg}\n"
-    "  - {rule: oc, source_client_id: c1, topic: \"in/#\", action: oc}\n"
-    "  - {rule: thr, source_client_id: c1, topic: \"in/#\", action: thr}\n"
-    "  - {rule: bat, source_client_id: c1, topic: \"in/#\", action: bat}\n"
-    "processing_chains:\n"
-    "  agg: [{step: aggregate, config: {interval: %d, fn: sum, field: v}}]\n"
-    "  oc: [{step: on_change, config: {field: v}}]\n"
-    "  thr: [{step: throttle, config: {interval: 600}}]\n"
-    "  bat: [{step: batch, config: {count: 3}}]\n"
-    "runtime: {instance: \"%s\", workers: 1}\n";
+    WT_ONE_CLIENT "rules:\n"
+                  "  - {rule: agg, source_client_id: c1, topic: \"in/#\", action: agg}\n"
+                  "  - {rule: oc, source_client_id: c1, topic: \"in/#\", action: oc}\n"
+                  "  - {rule: thr, source_client_id: c1, topic: \"in/#\", action: thr}\n"
+                  "  - {rule: bat, source_client_id: c1, topic: \"in/#\", action: bat}\n"
+                  "processing_chains:\n"
+                  "  agg: [{step: aggregate, config: {interval: %d, fn: sum, field: v}}]\n"
+                  "  oc: [{step: on_change, config: {field: v}}]\n"
+                  "  thr: [{step: throttle, config: {interval: 600}}]\n"
+                  "  bat: [{step: batch, config: {count: 3}}]\n"
+                  "runtime: {instance: \"%s\", workers: 1}\n";
 
 static int setup(void **state)
 {
     wsfx *f = wsfx_new("ss");
-    if (!f)
-        return -1;
-    *state = f;
-    if ((f->c = wt_cfg(yaml_fmt, 600, f->instance)))
-        return 0;
-    wsfx_free(f);
-    return -1;
+    return wsfx_setup(state, f, f ? wt_cfg(yaml_fmt, 600, f->instance) : NULL);
 }
 
 static int teardown(void **state)

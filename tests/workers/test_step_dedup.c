@@ -20,30 +20,20 @@ enum { R_WHOLE = 0, R_KEY = 1, R_SHORT = 2 };
 #define SHORT_S 0.4 /* rule R_SHORT's window */
 
 static const char *yaml_fmt =
-    "mqtt_clients:\n"
-    "  - client_id: c1\n"
-    "    broker_url: mqtt://127.0.0.1\n"
-    "    topics: [{name: \"in/#\"}]\n"
-    "rules:\n"
-    "  - {rule: whole, source_client_id: c1, topic: \"in/#\", action: whole}\n"
-    "  - {rule: key, source_client_id: c1, topic: \"in/#\", action: key}\n"
-    "  - {rule: short, source_client_id: c1, topic: \"in/#\", action: short}\n"
-    "processing_chains:\n"
-    "  whole: [{step: dedup, config: {window: 1h}}]\n"
-    "  key: [{step: dedup, config: {window: 600, key: payload.id}}]\n"
-    "  short: [{step: dedup, config: {window: 400ms}}]\n"
-    "runtime: {instance: \"%s\", workers: 1}\n";
+    WT_ONE_CLIENT "rules:\n"
+                  "  - {rule: whole, source_client_id: c1, topic: \"in/#\", action: whole}\n"
+                  "  - {rule: key, source_client_id: c1, topic: \"in/#\", action: key}\n"
+                  "  - {rule: short, source_client_id: c1, topic: \"in/#\", action: short}\n"
+                  "processing_chains:\n"
+                  "  whole: [{step: dedup, config: {window: 1h}}]\n"
+                  "  key: [{step: dedup, config: {window: 600, key: payload.id}}]\n"
+                  "  short: [{step: dedup, config: {window: 400ms}}]\n"
+                  "runtime: {instance: \"%s\", workers: 1}\n";
 
 static int setup(void **state)
 {
     wsfx *f = wsfx_new("dd");
-    if (!f)
-        return -1;
-    *state = f;
-    if ((f->c = wt_cfg(yaml_fmt, f->instance)))
-        return 0;
-    wsfx_free(f);
-    return -1;
+    return wsfx_setup(state, f, f ? wt_cfg(yaml_fmt, f->instance) : NULL);
 }
 
 static int teardown(void **state)

@@ -12,22 +12,10 @@
 #include "wtest.h"
 #include "workers/chain.h"
 
-typedef struct fx {
-    cfg *c;
-    ctx_env env;
-    wt_sink sink;
-    stats_slot slot;
-    loader *ld;
-    chain_set *cs;
-} fx;
+typedef wt_chains fx;
 
 #define HEAD                                                                                       \
-    "mqtt_clients:\n"                                                                              \
-    "  - client_id: c1\n"                                                                          \
-    "    broker_url: mqtt://127.0.0.1\n"                                                           \
-    "    topics: [{name: \"in/#\"}]\n"                                                             \
-    "  - client_id: c2\n"                                                                          \
-    "    broker_url: mqtt://127.0.0.1\n"                                                           \
+    WT_TWO_CLIENTS                                                                                 \
     "callbacks:\n"                                                                                 \
     "  echo: {module: \"%s\", function: echo}\n"                                                   \
     "  join: {module: \"%s\", function: join}\n"                                                   \
@@ -41,23 +29,16 @@ typedef struct fx {
 /* Builds a fixture for a chain given as YAML steps (indented by 4). */
 static fx *make(const char *steps)
 {
-    fx *f = calloc(1, sizeof(*f));
-    assert_non_null(f);
     const char *e = wt_cb("echo");
-    f->c = wt_cfg(HEAD "%s", e, e, e, e, steps);
-    assert_non_null(f->c);
-    wt_env(&f->env, f->c, &f->sink, &f->slot);
-    assert_int_equal(loader_create(&f->env, &f->ld), 0);
-    assert_int_equal(chain_set_create(&f->env, f->ld, &f->cs), 0);
+    fx *f = wt_chains_of(wt_cfg(HEAD "%s", e, e, e, e, steps));
+    if (!f)
+        fail_msg("the chain does not load (stderr says which step failed):\n%s", steps);
     return f;
 }
 
 static void destroy(fx *f)
 {
-    chain_set_destroy(f->cs);
-    loader_destroy(f->ld);
-    cfg_destroy(f->c);
-    free(f);
+    wt_chains_destroy(f);
 }
 
 static int feed(fx *f, const char *topic, const char *payload, int qos, int retain)

@@ -57,13 +57,7 @@ typedef struct fx {
 
 static char worker_bin[PATH_MAX];
 
-static const char *config_fmt =
-    "mqtt_clients:\n"
-    "  - client_id: c1\n"
-    "    broker_url: mqtt://127.0.0.1\n"
-    "    topics: [{name: \"in/#\"}]\n"
-    "  - client_id: c2\n"
-    "    broker_url: mqtt://127.0.0.1\n"
+static const char *config_fmt = WT_TWO_CLIENTS
     "callbacks:\n"
     "  echo: {module: \"%s\", function: echo}\n"
     "  segv: {module: \"%s\", function: segv_every}\n"

@@ -22,6 +22,7 @@
 #include "shm.h"
 #include "workers/window.h"
 #include "workers/wstate.h"
+#include "wsfx.h"
 #include "wtest.h"
 
 typedef struct fx {
@@ -134,10 +135,7 @@ static void crash_after(const cfg *c, void (*fn)(window *w, uint64_t now), uint6
         raise(SIGKILL);
         _exit(1);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFSIGNALED(st));
-    assert_int_equal(WTERMSIG(st), SIGKILL);
+    wsfx_wait_killed(pid);
 }
 
 static void add_abc(window *w, uint64_t now)

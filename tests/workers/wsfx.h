@@ -39,6 +39,16 @@ static inline wsfx *wsfx_new(const char *prefix)
     return f;
 }
 
+/* The end of a "previous worker" child: the parent waits for pid and asserts that SIGKILL
+ * ended it. */
+static inline void wsfx_wait_killed(pid_t pid)
+{
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGKILL);
+}
+
 /* Opens the state segment and builds the chains over it (a worker's run_attach). */
 static inline void wsfx_build(wsfx *f)
 {
@@ -74,6 +84,20 @@ static inline int wsfx_free(wsfx *f)
     return 0;
 }
 
+/* A cmocka setup's end: *state = f with config c (wt_cfg of YAML naming f->instance), 0; or -1
+ * with both freed when either is NULL. */
+static inline int wsfx_setup(void **state, wsfx *f, cfg *c)
+{
+    if (!f || !c) {
+        cfg_destroy(c);
+        wsfx_free(f);
+        return -1;
+    }
+    f->c = c;
+    *state = f;
+    return 0;
+}
+
 /* Runs rule on one message from input position pos (0: not from the ring); the number of
  * records it wrote. */
 static inline size_t wsfx_feed(wsfx *f, int rule, const char *topic, const char *payload,
@@ -102,10 +126,7 @@ static inline void wsfx_crash_after(wsfx *f, void (*fn)(wsfx *f))
         raise(SIGKILL);
         _exit(1);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFSIGNALED(st));
-    assert_int_equal(WTERMSIG(st), SIGKILL);
+    wsfx_wait_killed(pid);
 }
 
 #endif

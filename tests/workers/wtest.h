@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "workers/chain.h"
 #include "workers/ctx.h"
 
 static inline const char *wt_build(void)
@@ -60,6 +61,17 @@ __attribute__((format(printf, 1, 2))) static inline cfg *wt_cfg(const char *fmt,
     return c;
 }
 
+/* The clients of most worker test configs: c1 takes in/#; c2 (WT_TWO_CLIENTS) only publishes. */
+#define WT_ONE_CLIENT                                                                              \
+    "mqtt_clients:\n"                                                                              \
+    "  - client_id: c1\n"                                                                          \
+    "    broker_url: mqtt://127.0.0.1\n"                                                           \
+    "    topics: [{name: \"in/#\"}]\n"
+#define WT_TWO_CLIENTS                                                                             \
+    WT_ONE_CLIENT                                                                                  \
+    "  - client_id: c2\n"                                                                          \
+    "    broker_url: mqtt://127.0.0.1\n"
+
 /* A recording publish target. */
 typedef struct wt_rec {
     rec_hdr h;
@@ -99,6 +111,91 @@ static inline void wt_env(ctx_env *env, const cfg *c, wt_sink *sink, stats_slot 
     env->append = wt_append;
     env->append_arg = sink;
     env->slot = slot;
+}
+
+/* A config's chains loaded as a worker loads them: the config, its environment (publishing
+ * into sink, counting into slot), the loaded modules and the chain set. */
+typedef struct wt_chains {
+    cfg *c;
+    ctx_env env;
+    wt_sink sink;
+    stats_slot slot;
+    loader *ld;
+    chain_set *cs;
+} wt_chains;
+
+static inline void wt_chains_destroy(wt_chains *f)
+{
+    if (!f)
+        return;
+    chain_set_destroy(f->cs);
+    loader_destroy(f->ld);
+    cfg_destroy(f->c);
+    free(f);
+}
+
+/* Takes config c (NULL allowed: a config that did not load) and loads its modules and chains;
+ * NULL, with the step that failed on stderr, when any step fails (c is destroyed then). */
+static inline wt_chains *wt_chains_of(cfg *c)
+{
+    wt_chains *f = calloc(1, sizeof(*f));
+    if (!f || !c) {
+        fprintf(stderr, "wt_chains_of: %s\n", !c ? "no config" : "out of memory");
+        cfg_destroy(c);
+        free(f);
+        return NULL;
+    }
+    f->c = c;
+    wt_env(&f->env, f->c, &f->sink, &f->slot);
+    int rc = loader_create(&f->env, &f->ld);
+    if (rc < 0) {
+        fprintf(stderr, "wt_chains_of: loader_create: %d\n", rc);
+    } else if ((rc = chain_set_create(&f->env, f->ld, &f->cs)) < 0) {
+        fprintf(stderr, "wt_chains_of: chain_set_create: %d\n", rc);
+    } else {
+        return f;
+    }
+    wt_chains_destroy(f);
+    return NULL;
+}
+
+/* Index of the rule called name in f's config, or -1. */
+static inline int wt_chains_rule(const wt_chains *f, const char *name)
+{
+    for (size_t i = 0; i < f->c->n_rules; i++)
+        if (strcmp(f->c->rules[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Runs rule (an index) on one QoS 1 message from client "client1" (client 0); chain_run's
+ * result. */
+static inline int wt_chains_feed(wt_chains *f, int rule, const char *topic, const char *payload)
+{
+    ctx_origin o = {.client = 0, .qos = 1, .seq = 1, .received_ns = 1700000000000000000ull};
+    mf_msg m = {.topic = topic,
+                .payload = payload,
+                .payload_len = strlen(payload),
+                .qos = 1,
+                .client_id = "client1",
+                .received_ns = o.received_ns};
+    return chain_run(f->cs, rule, &o, &m);
+}
+
+/* wt_chains_of the config file at path, loaded with module checks (errors printed). */
+static inline wt_chains *wt_chains_load(const char *path)
+{
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    int rc = cfg_load(path, CFG_LOAD_CHECK_MODULES, &c, &d);
+    for (size_t i = 0; i < d.n_errors; i++)
+        fprintf(stderr, "%s\n", d.errors[i]);
+    cfg_diag_fini(&d);
+    if (rc < 0) {
+        fprintf(stderr, "wt_chains_load: %s does not load: %d\n", path, rc);
+        return NULL;
+    }
+    return wt_chains_of(c);
 }
 
 /* stderr capture: everything written to fd 2 between start and end lands in buf. */
