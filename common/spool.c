@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "grow.h"
 #include "log.h"
 #include "privdir.h"
 #include "spool_int.h"
@@ -200,14 +201,10 @@ static void quarantine_tail(spool *s, const char *name, int fd, uint64_t from, u
 
 int spool_segs_reserve(spool *s)
 {
-    if (s->n_segs == s->cap_segs) {
-        size_t nc = s->cap_segs ? s->cap_segs * 2 : 16;
-        spool_seg *n = realloc(s->segs, nc * sizeof *n);
-        if (!n)
-            return -ENOMEM;
-        s->segs = n;
-        s->cap_segs = nc;
-    }
+    spool_seg *n = grow_one(s->segs, &s->cap_segs, s->n_segs, sizeof(*n), 16);
+    if (!n)
+        return -ENOMEM;
+    s->segs = n;
     return 0;
 }
 
@@ -422,16 +419,12 @@ static int recover(spool *s)
     while ((e = readdir(d)) != NULL) {
         uint64_t first;
         if (name_is_segment(e->d_name, &first)) {
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 64;
-                uint64_t *nf = realloc(firsts, nc * sizeof *nf);
-                if (!nf) {
-                    rc = -ENOMEM;
-                    goto out;
-                }
-                firsts = nf;
-                cap = nc;
+            uint64_t *nf = grow_one(firsts, &cap, n, sizeof(*nf), 64);
+            if (!nf) {
+                rc = -ENOMEM;
+                goto out;
             }
+            firsts = nf;
             firsts[n++] = first;
         } else if (strlen(e->d_name) > 4 &&
                    strcmp(e->d_name + strlen(e->d_name) - 4, ".seg") == 0) {

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "grow.h"
+
 static cfg_pos mark_pos(yaml_mark_t m)
 {
     /* libyaml marks are 0-based; editors and our messages are 1-based */
@@ -31,14 +33,10 @@ void cfg_node_free(cfg_node *n)
 
 static int node_append(cfg_node *parent, cfg_node *child)
 {
-    if (parent->n == parent->cap) {
-        size_t cap = parent->cap ? parent->cap * 2 : 8;
-        cfg_node **items = realloc(parent->items, cap * sizeof(*items));
-        if (!items)
-            return -ENOMEM;
-        parent->items = items;
-        parent->cap = cap;
-    }
+    cfg_node **items = grow_one(parent->items, &parent->cap, parent->n, sizeof(*items), 8);
+    if (!items)
+        return -ENOMEM;
+    parent->items = items;
     parent->items[parent->n++] = child;
     return 0;
 }

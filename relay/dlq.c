@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "deadletter.h"
+#include "grow.h"
 #include "log.h"
 #include "rec.h"
 
@@ -52,14 +53,10 @@ void dlq_destroy(dlq *q)
 
 int dlq_queue(dlq *q, uint16_t ring, uint64_t seq, const void *rec, size_t len)
 {
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        item *nq = realloc(q->q, cap * sizeof(*nq));
-        if (!nq)
-            return -ENOMEM;
-        q->q = nq;
-        q->cap = cap;
-    }
+    item *nq = grow_one(q->q, &q->cap, q->n, sizeof(*nq), 64);
+    if (!nq)
+        return -ENOMEM;
+    q->q = nq;
     q->q[q->n++] = (item){.ring = ring, .seq = seq, .rec = rec, .len = len};
     return 0;
 }

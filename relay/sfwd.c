@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "clock.h"
+#include "grow.h"
 #include "log.h"
 #include "names.h"
 #include "rec.h"
@@ -232,12 +233,10 @@ int sfwd_queue(sfwd *s, uint16_t ti, uint16_t ring, uint64_t seq, const void *re
             memmove(t->q, t->q + t->q_head, t->q_len * sizeof(*t->q));
             t->q_head = 0;
         } else {
-            size_t cap = t->q_cap ? t->q_cap * 2 : 256;
-            queued *nq = realloc(t->q, cap * sizeof(*nq));
+            queued *nq = grow_one(t->q, &t->q_cap, t->q_len, sizeof(*nq), 256);
             if (!nq)
                 return -ENOMEM;
             t->q = nq;
-            t->q_cap = cap;
         }
     }
     queued *e = &t->q[t->q_head + t->q_len++];

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
+
 typedef struct tnode tnode;
 struct tnode {
     char *level; /* this edge's level text (exact children), not NUL-terminated */
@@ -138,14 +140,10 @@ static tnode *kid_get_or_add(topic_trie *t, tnode *n, const char *level, size_t 
 
     if (found)
         return n->kids[at];
-    if (n->n_kids == n->cap_kids) {
-        size_t cap = n->cap_kids ? n->cap_kids * 2 : 4;
-        tnode **kids = realloc(n->kids, cap * sizeof(*kids));
-        if (!kids)
-            return NULL;
-        n->kids = kids;
-        n->cap_kids = cap;
-    }
+    tnode **kids = grow_one(n->kids, &n->cap_kids, n->n_kids, sizeof(*kids), 4);
+    if (!kids)
+        return NULL;
+    n->kids = kids;
     k = calloc(1, sizeof(*k));
     if (!k)
         return NULL;
@@ -223,14 +221,10 @@ int topic_add(topic_trie *t, const char *filter, uint32_t value)
             break;
         p = slash + 1;
     }
-    if (n->n_values == n->cap_values) {
-        size_t cap = n->cap_values ? n->cap_values * 2 : 2;
-        uint32_t *v = realloc(n->values, cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        n->values = v;
-        n->cap_values = cap;
-    }
+    uint32_t *v = grow_one(n->values, &n->cap_values, n->n_values, sizeof(*v), 2);
+    if (!v)
+        return -ENOMEM;
+    n->values = v;
     n->values[n->n_values++] = value;
     t->n_filters++;
     return 0;
