@@ -222,6 +222,32 @@ static uint64_t config_tag(const cfg *c)
     return h ? h : 1;
 }
 
+/* The queued records of the ring name (an earlier run's, about to be made anew) go to the
+ * dead-letter store with reason why (salvage.h), then the ring is removed. what says in the
+ * log which kind of ring it was, fix what the operator can do when the store fails. 0 or
+ * -errno (the store failed: the ring is kept, logged). */
+static int salvage_queued(const char *name, const cfg *c, uint64_t queued, const char *what,
+                          const char *why, const char *fix)
+{
+    uint64_t n = 0;
+    int rc = salvage_ring(name, c, why, &n);
+    if (rc < 0) {
+        log_error("supervisor",
+                  "%s holds %llu queued record(s) %s and the dead-letter store %s cannot take "
+                  "them: %s; the ring is kept, %s",
+                  name, (unsigned long long)queued, what, c->runtime.dead_letter_dir, strerror(-rc),
+                  fix);
+        return rc;
+    }
+    log_warn("supervisor",
+             "%s held %llu queued record(s) %s: %llu written to the dead-letter store %s/%s with "
+             "reason \"configuration changed\"",
+             name, (unsigned long long)queued, what, (unsigned long long)n,
+             c->runtime.dead_letter_dir, DEADLETTER_FILE);
+    (void)ring_unlink(name);
+    return 0;
+}
+
 /* An adopted ring whose records were written under another configuration (other clients or
  * rules, so other indices): its records would be routed to the wrong rule or client, so they
  * go to the dead-letter store (salvage.h) and the ring is made anew. 0 or -errno (*r
@@ -232,27 +258,12 @@ static int drop_foreign(ring **r, const cfg *c, const char *name, uint64_t queue
     size_t cap = ring_capacity(*r), max_rec = ring_max_record(*r);
     ring_detach(*r);
     *r = NULL;
-    uint64_t n = 0;
-    int rc = salvage_ring(name, c,
-                          "queued under a previous configuration whose clients or rules "
-                          "differ (their indices in the records mean other ones now)",
-                          &n);
-    if (rc < 0) {
-        log_error("supervisor",
-                  "%s holds %llu queued record(s) of another configuration and the dead-letter "
-                  "store %s cannot take them: %s; the ring is kept, start the previous "
-                  "configuration or fix the store",
-                  name, (unsigned long long)queued, c->runtime.dead_letter_dir, strerror(-rc));
-        return rc;
-    }
-    log_warn("supervisor",
-             "%s held %llu queued record(s) of another configuration (its clients or rules "
-             "changed since): %llu written to the dead-letter store %s/%s with reason "
-             "\"configuration changed\"",
-             name, (unsigned long long)queued, (unsigned long long)n, c->runtime.dead_letter_dir,
-             DEADLETTER_FILE);
-    (void)ring_unlink(name);
-    return ring_create(name, cap, max_rec, r);
+    int rc = salvage_queued(name, c, queued,
+                            "of another configuration (its clients or rules changed since)",
+                            "queued under a previous configuration whose clients or rules "
+                            "differ (their indices in the records mean other ones now)",
+                            "start the previous configuration or fix the store");
+    return rc < 0 ? rc : ring_create(name, cap, max_rec, r);
 }
 
 /* Before ring_adopt: a ring the last run left in another geometry (runtime.ring_size or
@@ -273,27 +284,17 @@ static int drop_other_geometry(const char *name, const cfg *c, size_t cap, size_
     uint64_t queued = st.records_in > st.records_out ? st.records_in - st.records_out : 0;
     if ((old_cap == cap && old_max == max_rec) || !queued)
         return 0;
-    uint64_t n = 0;
-    int rc = salvage_ring(name, c,
-                          "queued in a ring of another geometry (runtime.ring_size or "
-                          "runtime.max_payload changed since)",
-                          &n);
-    if (rc < 0) {
-        log_error("supervisor",
-                  "%s holds %llu queued record(s) in another geometry and the dead-letter store "
-                  "%s cannot take them: %s; the ring is kept, start with the previous "
-                  "runtime.ring_size and runtime.max_payload or fix the store",
-                  name, (unsigned long long)queued, c->runtime.dead_letter_dir, strerror(-rc));
-        return rc;
-    }
-    log_warn("supervisor",
-             "%s held %llu queued record(s) in another geometry (%zu bytes, records up to %zu; "
-             "now %zu and %zu: runtime.ring_size or runtime.max_payload changed): %llu written "
-             "to the dead-letter store %s/%s with reason \"configuration changed\"",
-             name, (unsigned long long)queued, old_cap, old_max, cap, max_rec,
-             (unsigned long long)n, c->runtime.dead_letter_dir, DEADLETTER_FILE);
-    (void)ring_unlink(name);
-    return 0;
+    char what[192];
+    snprintf(what, sizeof(what),
+             "in another geometry (%zu bytes, records up to %zu; now %zu and %zu: "
+             "runtime.ring_size or runtime.max_payload changed)",
+             old_cap, old_max, cap, max_rec);
+    int rc = salvage_queued(name, c, queued, what,
+                            "queued in a ring of another geometry (runtime.ring_size or "
+                            "runtime.max_payload changed since)",
+                            "start with the previous runtime.ring_size and runtime.max_payload "
+                            "or fix the store");
+    return rc < 0 ? rc : 0;
 }
 
 /* Creates n rings named by fn into rs[], adopting those a dead instance left with the same
