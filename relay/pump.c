@@ -20,6 +20,7 @@
 #include "cq.h"
 #include "exitcode.h"
 #include "log.h"
+#include "names.h"
 #include "rec.h"
 #include "deadletter.h"
 #include "dlq.h"
@@ -46,7 +47,7 @@ enum send_result { SEND_OK, SEND_REJECTED, SEND_DOWN, SEND_AGAIN, SEND_NO_CREDIT
  * entries live in sfwd); cq completions name a window by that index. */
 struct pump {
     const cfg *cfg;
-    ring *const *rings;
+    ring **rings; /* worker w's output ring, attached as its consumer */
     size_t n_rings;
     size_t n_wins;        /* n_rings + n_conns */
     inflight **win;       /* per window (drain windows borrowed from sf) */
@@ -88,9 +89,30 @@ static int should_log_reject(pump *p)
     return p->rejects <= 10 || p->rejects % 1000 == 0;
 }
 
-int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *slot, pump **out)
+/* Attaches every worker's output ring as its consumer (the router attaches its own rings the
+ * same way, in route_create). */
+static int attach_rings(pump *p, const cfg *c)
+{
+    char name[SHM_NAME_MAX];
+    p->rings = calloc((size_t)c->runtime.workers, sizeof(*p->rings));
+    if (!p->rings)
+        return -ENOMEM;
+    for (; p->n_rings < (size_t)c->runtime.workers; p->n_rings++) {
+        int rc = names_worker_out(name, sizeof(name), c->runtime.instance, p->n_rings);
+        if (rc == 0)
+            rc = ring_attach(name, RING_CONSUMER, &p->rings[p->n_rings]);
+        if (rc != 0) {
+            log_error(COMP, "ring_attach(%s, consumer): %s", name, strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int pump_create(const cfg *c, stats_slot *slot, pump **out)
 {
     int rc = -ENOMEM;
+    size_t n_rings = (size_t)c->runtime.workers;
     *out = NULL;
     if (c->n_clients > CQ_MAX_CONNS || n_rings + c->n_clients > UINT16_MAX)
         return -EINVAL;
@@ -98,8 +120,9 @@ int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *sl
     if (!p)
         return -ENOMEM;
     p->cfg = c;
-    p->rings = rings;
-    p->n_rings = n_rings;
+    if ((rc = attach_rings(p, c)) != 0)
+        goto err;
+    rc = -ENOMEM;
     p->st = slot;
     p->n_conns = c->n_clients;
     p->n_wins = n_rings + p->n_conns;
@@ -185,6 +208,10 @@ void pump_destroy(pump *p)
     free(p->broken);
     free(p->hold_until);
     free(p->win);
+    if (p->rings)
+        for (size_t i = 0; i < p->n_rings; i++)
+            ring_detach(p->rings[i]);
+    free(p->rings);
     free(p);
 }
 

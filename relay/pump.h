@@ -72,15 +72,16 @@
 
 typedef struct pump pump;
 
-/* Builds the pump over n_rings consumer-attached rings (borrowed; they must outlive the pump)
- * and one connection per client of c (paho handles created, not yet connected). slot is the
- * relay's stats slot (may be NULL). 0, -ENOMEM, -EINVAL (a client paho refuses, logged). */
-int pump_create(const cfg *c, ring *const *rings, size_t n_rings, stats_slot *slot, pump **out);
+/* Builds the pump over every worker's output ring of c (attached as their consumer, detached
+ * by pump_destroy) and one connection per client of c (created, not yet connected). slot is
+ * the relay's stats slot (may be NULL). 0, -ENOMEM, -EINVAL (a client the MQTT library
+ * refuses, logged), or ring_attach's -errno (a ring the supervisor did not create, logged). */
+int pump_create(const cfg *c, stats_slot *slot, pump **out);
 /* Lets `mqttflow tap --at out` attach (tap.h): seg is the stats segment (not owned). */
 void pump_watch_taps(pump *p, stats *seg);
 /* Runs until stage_stop_flag and the drain (see above); returns an MF_EXIT_* code. */
 int pump_run(pump *p);
-/* Destroys connections and windows; the rings are the caller's. Accepts NULL. */
+/* Destroys connections and windows and detaches the rings. Accepts NULL. */
 void pump_destroy(pump *p);
 
 #endif
