@@ -42,8 +42,23 @@ enum rec_dead_reason {
                                     payload its first bytes, aux's high byte the enum rec_bad,
                                     | REC_DEAD_FOUND_BY_RELAY when the relay found it in a
                                     worker's output ring (else a worker in its input ring) */
+    REC_DEAD_MISPLACED = 10,     /* a record that decodes but cannot be delivered where it was
+                                    found: aux's high byte the enum rec_misplaced |
+                                    REC_DEAD_FOUND_BY_RELAY, seq REC_MISPLACED_SEQ(its length,
+                                    its kind, rule or target client), the payload its first
+                                    bytes (header first) */
 };
 #define REC_DEAD_FOUND_BY_RELAY 0x80u
+/* What is wrong with a REC_DEAD_MISPLACED record (issue 8 item 3: every drop is a dead letter) */
+enum rec_misplaced {
+    REC_MISPLACED_KIND = 1,   /* a kind the ring does not carry */
+    REC_MISPLACED_RULE = 2,   /* a rule the worker does not have */
+    REC_MISPLACED_CLIENT = 3, /* a target client the relay does not have */
+};
+/* A record's length (below 4 GiB: a ring's max_record) and the number that is wrong */
+#define REC_MISPLACED_SEQ(len, what) ((uint64_t)(what) << 32 | ((uint64_t)(len)&0xffffffffu))
+#define REC_MISPLACED_LEN(seq)       ((uint64_t)(seq)&0xffffffffu)
+#define REC_MISPLACED_WHAT(seq)      ((unsigned)((uint64_t)(seq) >> 32))
 #define REC_DEAD_AUX(reason, sig)                                                                  \
     ((uint16_t)(((unsigned)(sig)&0xffu) << 8 | ((unsigned)(reason)&0xffu)))
 #define REC_DEAD_AUX_REASON(aux) ((unsigned)(aux)&0xffu)        /* enum rec_dead_reason */

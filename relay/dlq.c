@@ -157,29 +157,45 @@ int dlq_dead_of_publish(const void *rec, size_t len, unsigned reason, void **out
     return 0;
 }
 
-int dlq_dead_of_bytes(const cfg *c, const void *buf, size_t len, void **out, size_t *out_len)
+/* A REC_DEAD record (found by the relay) on topic about len bytes of a worker's output ring:
+ * reason and detail in aux, seq, the first of the bytes (at most DLQ_KEEP and
+ * runtime.max_payload) as the payload. 0 or -ENOMEM. */
+static int dead_of_raw(const cfg *c, const char *topic, unsigned reason, unsigned detail,
+                       uint64_t seq, const void *buf, size_t len, void **out, size_t *out_len)
 {
-    static const char topic[] = "$mqttflow/undecodable-record";
-    rec_view v;
-    unsigned why = rec_check(buf, len, &v);
     size_t keep = len < DLQ_KEEP ? len : DLQ_KEEP;
     if (keep > c->runtime.max_payload)
         keep = c->runtime.max_payload;
-    size_t need = rec_size(sizeof(topic) - 1, keep);
+    size_t tlen = strlen(topic), need = rec_size(tlen, keep);
     *out = malloc(need);
     if (!*out)
         return -ENOMEM;
     rec_hdr h;
     memset(&h, 0, sizeof(h));
     h.kind = REC_DEAD;
-    h.aux = REC_DEAD_AUX(REC_DEAD_UNDECODABLE, why | REC_DEAD_FOUND_BY_RELAY);
-    h.seq = len;
+    h.aux = REC_DEAD_AUX(reason, detail | REC_DEAD_FOUND_BY_RELAY);
+    h.seq = seq;
     h.client = REC_NONE;
     h.rule = REC_NONE;
     h.step = REC_NONE;
     h.src_client = REC_NONE;
-    *out_len = (size_t)rec_encode(*out, need, &h, topic, sizeof(topic) - 1, buf, keep);
+    *out_len = (size_t)rec_encode(*out, need, &h, topic, tlen, buf, keep);
     return 0;
+}
+
+int dlq_dead_of_bytes(const cfg *c, const void *buf, size_t len, void **out, size_t *out_len)
+{
+    rec_view v;
+    unsigned why = rec_check(buf, len, &v);
+    return dead_of_raw(c, "$mqttflow/undecodable-record", REC_DEAD_UNDECODABLE, why, len, buf, len,
+                       out, out_len);
+}
+
+int dlq_dead_of_misplaced(const cfg *c, const void *buf, size_t len, enum rec_misplaced what,
+                          unsigned n, void **out, size_t *out_len)
+{
+    return dead_of_raw(c, "$mqttflow/misplaced-record", REC_DEAD_MISPLACED, what,
+                       REC_MISPLACED_SEQ(len, n), buf, len, out, out_len);
 }
 
 /* The reasons that describe bytes rather than a message (seq holds their size). NULL for
@@ -202,6 +218,27 @@ static const char *raw_reason(const rec_view *v, uint16_t ring, char *buf, size_
                  detail & REC_DEAD_FOUND_BY_RELAY ? "output" : "input",
                  rec_bad_text(detail & ~REC_DEAD_FOUND_BY_RELAY));
         return buf;
+    case REC_DEAD_MISPLACED: {
+        unsigned n = REC_MISPLACED_WHAT(v->h.seq);
+        unsigned long long len = (unsigned long long)REC_MISPLACED_LEN(v->h.seq);
+        const char *side = detail & REC_DEAD_FOUND_BY_RELAY ? "output" : "input";
+        switch (detail & ~REC_DEAD_FOUND_BY_RELAY) {
+        case REC_MISPLACED_KIND:
+            snprintf(buf, cap, "record of kind %u in worker %u's %s ring: %llu bytes", n,
+                     (unsigned)ring, side, len);
+            break;
+        case REC_MISPLACED_RULE:
+            snprintf(buf, cap, "unknown rule %u: a record of %llu bytes in worker %u's %s ring", n,
+                     len, (unsigned)ring, side);
+            break;
+        default:
+            snprintf(buf, cap,
+                     "unknown target client %u: a record of %llu bytes in worker %u's %s ring", n,
+                     len, (unsigned)ring, side);
+            break;
+        }
+        return buf;
+    }
     default:
         return NULL;
     }

@@ -5,15 +5,14 @@
  * The workers hand messages they gave up as REC_DEAD records (rec.h: rec_hdr.aux is
  * the reason, rule and src_client name where it came from, topic and payload are the
  * original's; workers/deadrec.h makes them). What the relay itself gives up becomes such a
- * record too (dlq_dead_of_publish, dlq_dead_of_bytes), owned by its inflight entry. The pump
- * queues each one here (the ring record stays unreleased); dlq_flush
- * writes one JSON line per record to runtime.dead_letter_dir/dead-letters.jsonl
- * (common/deadletter.h), fdatasyncs once for the batch and then reports each record, so the
- * pump releases it only once the line is durable (and, when runtime.dead_letter_topic is set,
- * publishes the line there first: dlq_flush hands it a REC_PUBLISH record of the line). A failed
- * open, write or sync keeps the batch queued and is tried again after DLQ_RETRY_MS (the ring
- * waits: backpressure, never a silent drop); a crash in between writes the line again
- * (at-least-once).
+ * record too (dlq_dead_of_publish, dlq_dead_of_bytes, dlq_dead_of_misplaced), owned by its inflight
+ * entry. The pump queues each one here (the ring record stays unreleased); dlq_flush writes one
+ * JSON line per record to runtime.dead_letter_dir/dead-letters.jsonl (common/deadletter.h),
+ * fdatasyncs once for the batch and then reports each record, so the pump releases it only once the
+ * line is durable (and, when runtime.dead_letter_topic is set, publishes the line there first:
+ * dlq_flush hands it a REC_PUBLISH record of the line). A failed open, write or sync keeps the
+ * batch queued and is tried again after DLQ_RETRY_MS (the ring waits: backpressure, never a silent
+ * drop); a crash in between writes the line again (at-least-once).
  *
  * Reason texts from rec_hdr.aux (rec.h REC_DEAD_AUX: the reason code and the signal that
  * killed the last worker running the message): REC_DEAD_CRASHED "killed the worker N times
@@ -21,7 +20,9 @@
  * worker N times ..."; REC_DEAD_TIMEOUT "timed out: ... the watchdog killed the worker N
  * times"; REC_DEAD_TOO_LARGE "oversized: ..."; REC_DEAD_CALLBACK_ERROR "callback error ...";
  * REC_DEAD_CORRUPT_RING "corrupt ring: N bytes ..."; REC_DEAD_UNDECODABLE "undecodable
- * record: N bytes of worker W's input|output ring: <rec_bad_text>"; other codes "unknown
+ * record: N bytes of worker W's input|output ring: <rec_bad_text>"; REC_DEAD_MISPLACED
+ * "record of kind K in worker W's input|output ring: N bytes", "unknown rule R: a record of N
+ * bytes in ...", "unknown target client C: a record of N bytes in ..."; other codes "unknown
  * reason N".
  *
  * Used by the relay's main loop only (one thread).
@@ -33,6 +34,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "rec.h"
 
 #define DLQ_RETRY_MS 100
 
@@ -68,6 +70,11 @@ int dlq_dead_of_publish(const void *rec, size_t len, unsigned reason, void **out
  * len bytes of a worker's output ring that do not decode as a record: their length, the
  * decode error, the first of them (at most 4096 and runtime.max_payload). 0 or -ENOMEM. */
 int dlq_dead_of_bytes(const cfg *c, const void *buf, size_t len, void **out, size_t *out_len);
+/* The same (REC_DEAD_MISPLACED, found by the relay) for a record that decodes but cannot be
+ * delivered: `what` (rec.h enum rec_misplaced) with its kind or target client number n. 0 or
+ * -ENOMEM. */
+int dlq_dead_of_misplaced(const cfg *c, const void *buf, size_t len, enum rec_misplaced what,
+                          unsigned n, void **out, size_t *out_len);
 
 /* The reason text for a REC_DEAD aux into buf. Returns buf. */
 const char *dlq_reason(const cfg *c, unsigned aux, char *buf, size_t cap);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "conn.h"
 #include "cq.h"
@@ -43,6 +44,17 @@ _Static_assert(CFG_RELAY_DRAIN_BATCH_MAX == SFWD_BATCH_MAX, "runtime.relay.drain
 
 enum send_result { SEND_OK, SEND_REJECTED, SEND_DOWN, SEND_AGAIN, SEND_NO_CREDIT };
 
+/* A damaged region of a ring (a corrupt record header) whose dead letter the store has not
+ * taken yet (issue 8): its ring is not read on (broken) and the store is tried again
+ * (hold_until, backing off: common/backoff.h); nothing of it is released before (its first
+ * bytes stay valid, being unreleased). */
+typedef struct qhold {
+    uint64_t at, bytes, end_pos; /* where it began, how long, the read cursor after it */
+    const void *first;
+    size_t first_len;
+    unsigned delay_ms; /* the wait before the next try; 0: first try */
+} qhold;
+
 /* Windows: 0 .. n_rings-1 are the rings', n_rings + t is target t's spool drain window (its
  * entries live in sfwd); cq completions name a window by that index. */
 struct pump {
@@ -52,7 +64,8 @@ struct pump {
     size_t n_wins;        /* n_rings + n_conns */
     inflight **win;       /* per window (drain windows borrowed from sf) */
     uint64_t *hold_until; /* per window: do not publish before this time (0: no hold) */
-    uint8_t *broken;      /* per ring: a corrupt length was found; the ring is left alone */
+    uint8_t *broken;      /* per ring: a damaged region waits for the store (qh) */
+    qhold *qh;            /* per ring */
     uint8_t *blocked;     /* per ring: this turn stopped at a record for a down target */
     sfwd *sf;
     dlq *dl;
@@ -137,14 +150,15 @@ int pump_create(const cfg *c, stats_slot *slot, pump **out)
     p->win = calloc(p->n_wins ? p->n_wins : 1, sizeof(*p->win));
     p->hold_until = calloc(p->n_wins ? p->n_wins : 1, sizeof(*p->hold_until));
     p->broken = calloc(n_rings ? n_rings : 1, 1);
+    p->qh = calloc(n_rings ? n_rings : 1, sizeof(*p->qh));
     p->blocked = calloc(n_rings ? n_rings : 1, 1);
     p->waitset = calloc(n_rings ? n_rings : 1, sizeof(*p->waitset));
     p->conns = calloc(p->n_conns ? p->n_conns : 1, sizeof(*p->conns));
     p->ev = calloc(p->n_conns ? p->n_conns : 1, sizeof(*p->ev));
     p->done_cap = outstanding;
     p->done = calloc(outstanding, sizeof(*p->done));
-    if (!p->win || !p->hold_until || !p->broken || !p->blocked || !p->waitset || !p->conns ||
-        !p->ev || !p->done)
+    if (!p->win || !p->hold_until || !p->broken || !p->qh || !p->blocked || !p->waitset ||
+        !p->conns || !p->ev || !p->done)
         goto err;
     for (size_t i = 0; i < n_rings; i++)
         if ((rc = inflight_create(PUMP_WINDOW, &p->win[i])) != 0)
@@ -206,6 +220,7 @@ void pump_destroy(pump *p)
     free(p->waitset);
     free(p->blocked);
     free(p->broken);
+    free(p->qh);
     free(p->hold_until);
     free(p->win);
     if (p->rings)
@@ -246,6 +261,23 @@ static int to_dead_letter(pump *p, inflight_entry *e, unsigned reason)
     return rc;
 }
 
+/* A record of ring ri that decodes but cannot be delivered (issue 8 item 3): e becomes its
+ * dead letter (rec.h REC_DEAD_MISPLACED: `what`, with its kind or client n). */
+static void dead_misplaced(pump *p, size_t ri, const void *buf, size_t len, inflight_entry *e,
+                           enum rec_misplaced what, unsigned n)
+{
+    void *dead;
+    size_t dlen;
+    ADD(p, errors, 1);
+    int rc = dlq_dead_of_misplaced(p->cfg, buf, len, what, n, &dead, &dlen);
+    if (rc == 0)
+        adopt_dead(p, e, dead, dlen);
+    if (should_log_reject(p))
+        log_error(COMP, "ring %zu: record %s %u: %s", ri,
+                  what == REC_MISPLACED_CLIENT ? "for unknown client index" : "of unexpected kind",
+                  n, rc == 0 ? "dead-lettered" : "skipped (out of memory)");
+}
+
 /* Fills e from a record read from the ring; e->state is PENDING when it is to be published,
  * DONE when it is to be released as it is (counted and logged here). */
 static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_entry *e)
@@ -268,10 +300,7 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
     switch (v.h.kind) {
     case REC_PUBLISH:
         if (v.h.client >= p->n_conns) {
-            ADD(p, errors, 1);
-            if (should_log_reject(p))
-                log_error(COMP, "ring %zu: record for unknown client index %u skipped", ri,
-                          (unsigned)v.h.client);
+            dead_misplaced(p, ri, buf, len, e, REC_MISPLACED_CLIENT, v.h.client);
             return;
         }
         if (!cfg_topic_name_is_valid(v.topic)) {
@@ -312,9 +341,7 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
         e->state = INFLIGHT_PENDING;
         return;
     default:
-        ADD(p, errors, 1);
-        if (should_log_reject(p))
-            log_error(COMP, "ring %zu: unexpected record kind %u skipped", ri, (unsigned)v.h.kind);
+        dead_misplaced(p, ri, buf, len, e, REC_MISPLACED_KIND, v.h.kind);
         return;
     }
 }
@@ -382,50 +409,69 @@ static enum send_result dispatch(pump *p, size_t ri, uint64_t seq, inflight_entr
     return send_entry(p, ri, seq, e);
 }
 
-/* A corrupt record header at ring ri's read cursor: see service_ring. 0 (skipped, *n
- * counts it) or -errno (nothing moved). */
-static int quarantine(pump *p, size_t ri, size_t *n)
+/* Stores the dead letter of ring ri's damaged region (qh[ri]). 0: stored, released in ring
+ * order like a finished record (*n counts it), the ring read on; or -errno: ring ri held
+ * (broken), tried again after a backoff (hold_until). */
+static int store_region(pump *p, size_t ri, size_t *n, uint64_t now)
 {
-    ring *r = p->rings[ri];
-    const void *first;
-    size_t first_len;
-    uint64_t at = ring_read_pos(r);
-    uint64_t bytes = ring_skip_damaged(r, &first, &first_len);
+    qhold *q = &p->qh[ri];
     char reason[256];
     snprintf(reason, sizeof(reason),
              "corrupt ring: %llu bytes of worker output ring %zu at position %llu could not be "
              "read as records and were skipped (the payload holds the first of them)",
-             (unsigned long long)bytes, ri, (unsigned long long)at);
+             (unsigned long long)q->bytes, ri, (unsigned long long)q->at);
     deadletter_entry e = {
         .instance = p->cfg->runtime.instance,
         .reason = reason,
         .topic = "$mqttflow/corrupt-ring",
-        .payload = first,
-        .payload_len = first_len < 4096 ? first_len : 4096,
+        .payload = q->first,
+        .payload_len = q->first_len < 4096 ? q->first_len : 4096,
     };
     int rc = deadletter_store_one(p->cfg->runtime.dead_letter_dir, &e);
-    ADD(p, errors, 1);
     if (rc < 0) {
         /* the cursor moved, but nothing of the region is in the window, so nothing of it
          * is released: a later relay reads it again */
-        log_error(COMP,
-                  "ring %zu: corrupt record header at position %llu and the dead-letter store "
-                  "cannot take the damaged %llu bytes: %s; ring no longer read",
-                  ri, (unsigned long long)at, (unsigned long long)bytes, strerror(-rc));
+        ADD(p, errors, 1);
+        if (!q->delay_ms)
+            log_error(COMP,
+                      "ring %zu: corrupt record header at position %llu and the dead-letter store "
+                      "cannot take the damaged %llu bytes: %s; the ring waits for it (tried again "
+                      "from %d ms up to every %d ms)",
+                      ri, (unsigned long long)q->at, (unsigned long long)q->bytes, strerror(-rc),
+                      BACKOFF_STORE_FIRST_MS, BACKOFF_STORE_MAX_MS);
+        q->delay_ms = backoff_next(q->delay_ms, BACKOFF_STORE_FIRST_MS, BACKOFF_STORE_MAX_MS);
+        p->hold_until[ri] = now + q->delay_ms * 1000000ull;
+        p->broken[ri] = 1;
         return rc;
     }
     ADD(p, dead, 1);
     inflight_entry ne;
     memset(&ne, 0, sizeof(ne));
-    ne.end_pos = ring_read_pos(r);
+    ne.end_pos = q->end_pos;
     ne.state = INFLIGHT_DONE;
     (void)inflight_push(p->win[ri], &ne);
     (*n)++;
     log_error(COMP,
               "ring %zu: corrupt record header at position %llu: %llu byte(s) skipped and "
               "dead-lettered; reading on",
-              ri, (unsigned long long)at, (unsigned long long)bytes);
+              ri, (unsigned long long)q->at, (unsigned long long)q->bytes);
+    memset(q, 0, sizeof(*q));
+    p->broken[ri] = 0;
     return 0;
+}
+
+/* A corrupt record header at ring ri's read cursor: see service_ring. The region is skipped
+ * and its dead letter stored (store_region). 0 or -errno (ring ri held). */
+static int quarantine(pump *p, size_t ri, size_t *n, uint64_t now)
+{
+    ring *r = p->rings[ri];
+    qhold *q = &p->qh[ri];
+    memset(q, 0, sizeof(*q));
+    q->at = ring_read_pos(r);
+    q->bytes = ring_skip_damaged(r, &q->first, &q->first_len);
+    q->end_pos = ring_read_pos(r);
+    ADD(p, errors, 1);
+    return store_region(p, ri, n, now);
 }
 
 /* Publishes what ring ri has pending, then reads and publishes new records. Returns how
@@ -457,6 +503,8 @@ static size_t service_ring(pump *p, size_t ri, uint64_t now)
         return n;
     }
 
+    if (p->broken[ri] && store_region(p, ri, &n, now) < 0)
+        return n; /* a damaged region still waits for the store */
     while (!p->broken[ri] && !inflight_is_full(w) && cq_free_slots(p->q) > 0) {
         const void *buf;
         size_t len;
@@ -466,12 +514,10 @@ static size_t service_ring(pump *p, size_t ri, uint64_t now)
         if (rc != 0) {
             /* a corrupt length (issue 8 item 4): nothing in the region up to the worker's
              * head can be trusted; it is dead-lettered (size and first bytes) and released
-             * in ring order like a finished record, and the ring read on. Only when the
-             * store cannot take it is the ring left alone (its records stay) */
-            if (quarantine(p, ri, &n) < 0) {
-                p->broken[ri] = 1;
+             * in ring order like a finished record, and the ring read on. When the
+             * store cannot take it the ring waits for it (store_region) */
+            if (quarantine(p, ri, &n, now) < 0)
                 break;
-            }
             continue;
         }
         /* the attempt mark (DESIGN §2): decoding and handing a record to paho is this

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "clock.h"
 #include "dispatch.h"
 #include "futex.h"
@@ -32,8 +33,8 @@ static const char COMP[] = "router";
  * ROUTE_RETRY_MS, the wait doubling with each failure up to ROUTE_RETRY_MAX_MS, so a store
  * that stays broken costs a log line of deadletter_open's every few seconds, not ten a
  * second, and a repaired one is found again within that bound */
-#define ROUTE_RETRY_MS     100
-#define ROUTE_RETRY_MAX_MS 3200
+#define ROUTE_RETRY_MS     BACKOFF_STORE_FIRST_MS /* common/backoff.h */
+#define ROUTE_RETRY_MAX_MS BACKOFF_STORE_MAX_MS
 
 /* A dead letter of an ingress ring that the store could not take yet: nothing is released
  * before its dead letter is durable (issue 8), so the ring is not read on (backpressure) and
@@ -297,9 +298,7 @@ static int store_dead(route *r, size_t i, const deadletter_entry *e)
                   "that ring waits for it (tried again from %d ms up to every %d ms)",
                   r->c->runtime.dead_letter_dir, r->in_names[i], strerror(-rc), ROUTE_RETRY_MS,
                   ROUTE_RETRY_MAX_MS);
-    h->delay_ms = h->delay_ms ? h->delay_ms * 2 : ROUTE_RETRY_MS;
-    if (h->delay_ms > ROUTE_RETRY_MAX_MS)
-        h->delay_ms = ROUTE_RETRY_MAX_MS;
+    h->delay_ms = backoff_next(h->delay_ms, ROUTE_RETRY_MS, ROUTE_RETRY_MAX_MS);
     h->retry_at = clock_mono_ns() + h->delay_ms * 1000000ull;
     return rc;
 }
@@ -347,29 +346,38 @@ static void quarantine(route *r, size_t i)
                       : "kept until the dead-letter store takes them");
 }
 
-/* A record of ring i that does not decode (issue 8 item 3): a dead letter with the decode
- * error, its length and first bytes; retry = the ring was held for it. 0, or -errno when the
+/* A record of ring i that cannot be routed (issue 8 item 3): a dead letter on topic whose
+ * reason says what is wrong, its length and place and the detail (NULL: none), its first
+ * bytes as the payload; retry = the ring was held for it (logged once). 0, or -errno when the
  * store failed (ring i is held). */
-static int dead_undecodable(route *r, size_t i, const void *buf, size_t len, int retry)
+static int dead_record(route *r, size_t i, const void *buf, size_t len, int retry,
+                       const char *topic, const char *what, const char *detail)
 {
-    rec_view v;
     char reason[256];
-    unsigned why = rec_check(buf, len, &v);
+    const char *sep = detail ? ": " : "";
+    detail = detail ? detail : "";
     if (!retry && count_error(r))
-        log_warn(COMP, "%s: undecodable record of %zu bytes (%s): dead-lettered", r->in_names[i],
-                 len, rec_bad_text(why));
+        log_warn(COMP, "%s: %s of %zu bytes%s%s: dead-lettered", r->in_names[i], what, len, sep,
+                 detail);
     snprintf(reason, sizeof(reason),
-             "undecodable record: %zu bytes of %s at position %llu: %s (the payload holds the "
-             "first of them)",
-             len, r->in_names[i], (unsigned long long)ring_read_pos(r->in[i]), rec_bad_text(why));
+             "%s: %zu bytes of %s at position %llu%s%s (the payload holds the first of them)", what,
+             len, r->in_names[i], (unsigned long long)ring_read_pos(r->in[i]), sep, detail);
     deadletter_entry e = {
         .instance = r->c->runtime.instance,
         .reason = reason,
-        .topic = "$mqttflow/undecodable-record",
+        .topic = topic,
         .payload = buf,
         .payload_len = len < QUARANTINE_KEEP ? len : QUARANTINE_KEEP,
     };
     return store_dead(r, i, &e);
+}
+
+/* A record of ring i that does not decode: dead_record with the decode error */
+static int dead_undecodable(route *r, size_t i, const void *buf, size_t len, int retry)
+{
+    rec_view v;
+    return dead_record(r, i, buf, len, retry, "$mqttflow/undecodable-record", "undecodable record",
+                       rec_bad_text(rec_check(buf, len, &v)));
 }
 
 /* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT. */
@@ -397,9 +405,12 @@ static int route_one(route *r, size_t ri, const void *buf, size_t len)
     if (rec_decode(buf, len, &v) < 0)
         return dead_undecodable(r, ri, buf, len, r->hold[ri].retry_at != 0) < 0 ? ROUTE_HELD : 0;
     if (v.h.kind != REC_MSG) {
-        if (count_error(r))
-            log_warn(COMP, "ingress record of kind %u skipped", (unsigned)v.h.kind);
-        return 0;
+        char what[64];
+        snprintf(what, sizeof(what), "record of kind %u in an ingress ring", (unsigned)v.h.kind);
+        return dead_record(r, ri, buf, len, r->hold[ri].retry_at != 0, "$mqttflow/misplaced-record",
+                           what, NULL) < 0
+                   ? ROUTE_HELD
+                   : 0;
     }
     stats_add(&r->slot->in, 1);
     tap_port_put(&r->tap_in, &v);

@@ -5,9 +5,10 @@
  * its output ring through ctx_env.append, and the relay's dead-letter module (relay/dlq.h)
  * writes it to the store and only then releases it. This module makes those records, one
  * function per kind of thing given up: a message (its topic, payload, QoS, rule and source
- * client as they came in, the reason in aux), a damaged region of the input ring, and an
- * input record that does not decode. Their callers count them (stats dead) and log them;
- * here only a record the output cannot take is logged.
+ * client as they came in, the reason in aux), a damaged region of the input ring, an
+ * input record that does not decode, and one that decodes but is no message of a known rule. Their
+ * callers count them (stats dead) and log them; here only a record the output cannot take is
+ * logged.
  *
  * Used by the worker's thread only (run.c); no state.
  */
@@ -35,5 +36,10 @@ int deadrec_region(const ctx_env *env, uint64_t bytes, const void *first, size_t
 /* An input record of len bytes that rec_decode refused for `why` (REC_DEAD_UNDECODABLE; its
  * first DEADREC_KEEP bytes are kept). 0 or -errno (logged). */
 int deadrec_undecodable(const ctx_env *env, const void *buf, size_t len, enum rec_bad why);
+/* An input record of len bytes that decodes but cannot be run: of another kind than REC_MSG
+ * or for a rule this worker does not have (REC_DEAD_MISPLACED for `what`, with that kind or
+ * rule number; its first DEADREC_KEEP bytes are kept). 0 or -errno (logged). */
+int deadrec_misplaced(const ctx_env *env, const void *buf, size_t len, enum rec_misplaced what,
+                      unsigned n);
 
 #endif

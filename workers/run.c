@@ -223,11 +223,15 @@ static void handle(run *r, const void *buf, size_t len)
         goto done;
     }
     if (v.h.kind != REC_MSG || v.h.rule >= c->n_rules) {
-        log_error(COMP,
-                  "input record kind %u for rule %u: not a message of a known rule, "
-                  "skipped",
-                  v.h.kind, v.h.rule);
+        /* issue 8 item 3: a dead letter that says which, with its bytes */
+        int kind = v.h.kind != REC_MSG;
+        rc = deadrec_misplaced(&r->env, buf, len, kind ? REC_MISPLACED_KIND : REC_MISPLACED_RULE,
+                               kind ? v.h.kind : v.h.rule);
+        log_error(COMP, "input record of kind %u for rule %u: not a message of a known rule: %s",
+                  v.h.kind, v.h.rule,
+                  rc == 0 ? "dead-lettered (its bytes kept)" : "NOT dead-lettered");
         stats_add(&slot->errors, 1);
+        stats_add(&slot->dead, 1);
         goto done;
     }
     const cfg_rule *rule = &c->rules[v.h.rule];

@@ -333,12 +333,23 @@ static void test_relay_skips_unpublishable_records(void **state)
     assert_int_equal(stats_get(&f->slot->in), 7);
     assert_int_equal(stats_get(&f->slot->out), 2);
     assert_int_equal(stats_get(&f->slot->errors), 4);
-    /* the REC_DEAD record, the invalid topic and the junk (issue 8: every drop is a dead
-     * letter) */
-    assert_int_equal(stats_get(&f->slot->extra[STATS_RL_DEAD_IN]), 3);
+    /* the REC_DEAD record, the invalid topic, the junk, the unknown client and the REC_MSG
+     * (issue 8: every drop is a dead letter) */
+    assert_int_equal(stats_get(&f->slot->extra[STATS_RL_DEAD_IN]), 5);
     /* nothing else went out (the bad records were not published) */
     sleep_ms(200);
     assert_int_equal(sub_count(&f->s), 2);
+}
+
+/* Writes a record into ring 0 whose ring header claims an impossible length. */
+static void plant_corrupt_header(fixture *f)
+{
+    void *buf;
+    assert_int_equal(ring_reserve(f->prod[0], 64, &buf), 0);
+    memset(buf, 0x5a, 64);
+    ring_commit(f->prod[0], 64);
+    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
+    ring_flush(f->prod[0]);
 }
 
 /* issue 8 item 4: a corrupt record header in a worker's output ring: the damaged region is
@@ -351,12 +362,7 @@ static void test_relay_corrupt_ring_region_quarantined(void **state)
     snprintf(id, sizeof(id), "sub-%s", f->instance);
     assert_int_equal(sub_open(&f->s, f->port, id, 1, "#"), 0);
     assert_int_equal(start_relay(f), 0);
-    void *buf;
-    assert_int_equal(ring_reserve(f->prod[0], 64, &buf), 0);
-    memset(buf, 0x5a, 64);
-    ring_commit(f->prod[0], 64);
-    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
-    ring_flush(f->prod[0]);
+    plant_corrupt_header(f);
     uint64_t end = clock_mono_ns() + 10000000000ull;
     while (stats_get(&f->slot->dead) < 1 && clock_mono_ns() < end)
         sleep_ms(10);
@@ -372,6 +378,57 @@ static void test_relay_corrupt_ring_region_quarantined(void **state)
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_true(st.st_size > 0);
+}
+
+/* Waits up to 10 s for counter c to reach want. */
+static void wait_stat(uint64_t *c, uint64_t want, const char *what)
+{
+    uint64_t end = clock_mono_ns() + 10000000000ull;
+    while (stats_get(c) < want && clock_mono_ns() < end)
+        sleep_ms(10);
+    if (stats_get(c) < want)
+        fail_msg("%s is %llu, expected %llu", what, (unsigned long long)stats_get(c),
+                 (unsigned long long)want);
+}
+
+/* issue 8: while the dead-letter store cannot take a damaged region (its folder is a file
+ * here), the region and what follows it stay in the ring and the store is tried again
+ * (backing off); once it works the region is dead-lettered and the ring read on (the relay
+ * stopped reading that ring for the rest of its run before) */
+static void test_relay_corrupt_region_kept_while_store_fails(void **state)
+{
+    fixture *f = *state;
+    char id[80], path[256];
+    snprintf(id, sizeof(id), "sub-%s", f->instance);
+    assert_int_equal(sub_open(&f->s, f->port, id, 1, "#"), 0);
+    assert_int_equal(start_relay(f), 0);
+    snprintf(path, sizeof(path), "%s/dead", f->dir);
+    rmdir(path);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("not a folder", fp);
+    fclose(fp);
+    plant_corrupt_header(f);
+    wait_stat(&f->slot->errors, 2, "errors"); /* the damage and a failed store */
+    unsigned char pl[MAX_PAYLOAD];
+    size_t len = make_payload(pl, 0, 0);
+    push_rec(f, 0, 0, "t/behind", pl, len, 1, 0);
+    ring_flush(f->prod[0]);
+    wait_stat(&f->slot->errors, 4, "errors"); /* tried again, after the push too */
+    assert_int_equal(stats_get(&f->slot->dead), 0);
+    assert_int_equal(sub_count(&f->s), 0); /* what follows the region waits for it */
+    assert_int_equal(unlink(path), 0);     /* the store works again */
+    wait_stat(&f->slot->dead, 1, "dead");
+    assert_int_equal(sub_wait_count(&f->s, 1, 10000), 1);
+    assert_int_equal(wait_released_ring(f, 0, 5000), 0);
+    snprintf(path, sizeof(path), "%s/dead/dead-letters.jsonl", f->dir);
+    char text[8192];
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    size_t nread = fread(text, 1, sizeof(text) - 1, fp);
+    text[nread] = '\0';
+    fclose(fp);
+    assert_non_null(strstr(text, "\"reason\":\"corrupt ring: "));
 }
 
 /* issue 8 item 3: a record that does not decode is a dead letter with the decode error, its
@@ -403,6 +460,15 @@ static void test_relay_undecodable_records_are_dead_lettered(void **state)
     long n = rec_encode(buf, sizeof(buf), &h, topic, strlen(topic), "first-bytes", 11);
     assert_true(n > 0);
     push_raw(f, 1, buf, (size_t)n);
+    /* records that decode but cannot be delivered: no target client 7, a kind the relay
+     * does not take, and what a worker hands on for a rule it does not have */
+    push_bad(f, 0, REC_PUBLISH, 7, "t/unknown-client");
+    push_bad(f, 0, REC_MSG, 0, "t/msg");
+    h.aux = REC_DEAD_AUX(REC_DEAD_MISPLACED, REC_MISPLACED_RULE);
+    h.seq = REC_MISPLACED_SEQ(90, 42);
+    n = rec_encode(buf, sizeof(buf), &h, topic, strlen(topic), "rule-bytes", 10);
+    assert_true(n > 0);
+    push_raw(f, 1, buf, (size_t)n);
     unsigned char pl[MAX_PAYLOAD];
     size_t len = make_payload(pl, 0, 0);
     push_rec(f, 0, 0, "t/after", pl, len, 1, 0);
@@ -423,8 +489,13 @@ static void test_relay_undecodable_records_are_dead_lettered(void **state)
     assert_non_null(strstr(text, "\"reason\":\"undecodable record: 80 bytes"));
     assert_non_null(strstr(text, "kind, qos or retain out of range"));
     assert_non_null(strstr(text, "\"payload\":\"first-bytes\""));
-    /* the relay's own drop (the worker counted its own) */
-    assert_int_equal(stats_get(&f->slot->dead), 1);
+    assert_non_null(strstr(text, "\"reason\":\"unknown target client 7: a record of"));
+    assert_non_null(strstr(text, "\"reason\":\"record of kind 1 in worker 0's output ring"));
+    assert_non_null(strstr(text, "\"reason\":\"unknown rule 42: a record of 90 bytes in worker "
+                                 "1's input ring"));
+    assert_non_null(strstr(text, "\"payload\":\"rule-bytes\""));
+    /* the relay's own drops (the worker counted its own) */
+    assert_int_equal(stats_get(&f->slot->dead), 3);
 }
 
 int main(void)
@@ -442,6 +513,8 @@ int main(void)
                                         setup_persistent, teardown),
         cmocka_unit_test_setup_teardown(test_relay_sigkill_restart_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relay_skips_unpublishable_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relay_corrupt_region_kept_while_store_fails, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_relay_undecodable_records_are_dead_lettered, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_relay_skips_record_that_killed_it_max_attempts_times,

@@ -733,7 +733,8 @@ static void routed_then_dead(env *e, const char *topic, char *text, size_t cap)
 }
 
 /* issue 8 item 3: a record that does not decode is a dead letter with the decode error, its
- * size and its bytes (it was counted and logged only), and what comes next is routed */
+ * size and its bytes, and one that decodes but is of a kind an ingress ring does not carry is
+ * one that says so (both were counted and logged only); what comes next is routed */
 static void test_route_undecodable_record_is_dead_lettered(void **state)
 {
     env *e = *state;
@@ -745,10 +746,20 @@ static void test_route_undecodable_record_is_dead_lettered(void **state)
               1, 1, 65536);
     memset(junk, 0xab, sizeof(junk)); /* lengths that disagree with the record's size */
     assert_int_equal(ring_push(e->in[0], junk, sizeof(junk)), 0);
+    unsigned char rec[128];
+    rec_hdr h = {.kind = REC_PUBLISH, .rule = REC_NONE, .step = REC_NONE};
+    long n = rec_encode(rec, sizeof(rec), &h, "not/here", 8, "pub", 3);
+    assert_true(n > 0);
+    assert_int_equal(ring_push(e->in[0], rec, (size_t)n), 0);
     push(e, 0, "ok/after", "fine", 9);
     flush_in(e);
-    char text[8192];
+    char text[8192], want[128];
+    wait_counter(&router_slot(e)->dead, 2, "dead");
     routed_then_dead(e, "ok/after", text, sizeof(text));
+    snprintf(want, sizeof(want), "\"reason\":\"record of kind %d in an ingress ring: %ld bytes",
+             REC_PUBLISH, n);
+    assert_non_null(strstr(text, want));
+    assert_non_null(strstr(text, "\"topic\":\"$mqttflow/misplaced-record\""));
     assert_non_null(strstr(text, "\"reason\":\"undecodable record: 64 bytes"));
     assert_non_null(strstr(text, "topic and payload lengths disagree with the record's size"));
     assert_non_null(strstr(text, "\"topic\":\"$mqttflow/undecodable-record\""));

@@ -727,6 +727,29 @@ static void test_worker_undecodable_input_is_dead_lettered(void **state)
     assert_int_equal(stats_get(&f->slot->errors), 1);
 }
 
+/* issue 8 item 3: a record that decodes but names a rule this worker does not have is a dead
+ * letter ("unknown rule N": its number and length in seq, its bytes as the payload); it was
+ * only counted and logged */
+static void test_worker_unknown_rule_is_dead_lettered(void **state)
+{
+    fx *f = *state;
+    assert_true(spawn(f));
+    push(f, 999, "in/u", "lost?");
+    push(f, R_ECHO, "in/e", "after");
+    wt_rec r;
+    assert_int_equal(next_out(f, &r, 10000), 0);
+    assert_int_equal(r.h.kind, REC_DEAD);
+    assert_int_equal(REC_DEAD_AUX_REASON(r.h.aux), REC_DEAD_MISPLACED);
+    assert_int_equal(REC_DEAD_AUX_SIGNAL(r.h.aux), REC_MISPLACED_RULE);
+    size_t size = rec_size(strlen("in/u"), strlen("lost?"));
+    assert_int_equal(REC_MISPLACED_LEN(r.h.seq), size);
+    assert_int_equal(REC_MISPLACED_WHAT(r.h.seq), 999);
+    assert_int_equal(r.len, size); /* the whole record, header first */
+    expect_after_then_stop(f);
+    assert_int_equal(stats_get(&f->slot->dead), 1);
+    assert_int_equal(stats_get(&f->slot->errors), 1);
+}
+
 static void test_worker_stop_waits_for_room_in_a_full_output_ring(void **state)
 {
     fx *f = *state;
@@ -822,6 +845,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_corrupt_input_is_quarantined_and_dead_lettered,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_worker_unknown_rule_is_dead_lettered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_worker_undecodable_input_is_dead_lettered, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_worker_failed_callback_goes_to_dead_letter, setup,
