@@ -604,16 +604,15 @@ static void test_mqttc_large_packet(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_v311, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_v5, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_paced_v5, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_drop_on_loss, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_puback_after_batch_done, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_keepalive_idle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_rx_coalesce, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_large_packet, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_persistent_session_redelivers_with_dup, setup,
-                                        teardown),
+        TEST_ST(test_mqttc_qos_both_ways_v311),
+        TEST_ST(test_mqttc_qos_both_ways_v5),
+        TEST_ST(test_mqttc_qos_both_ways_paced_v5),
+        TEST_ST(test_mqttc_drop_on_loss),
+        TEST_ST(test_mqttc_puback_after_batch_done),
+        TEST_ST(test_mqttc_keepalive_idle),
+        TEST_ST(test_mqttc_rx_coalesce),
+        TEST_ST(test_mqttc_large_packet),
+        TEST_ST(test_mqttc_persistent_session_redelivers_with_dup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

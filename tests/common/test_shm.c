@@ -399,22 +399,18 @@ static void test_shm_planted_live_pid_does_not_block(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_shm_create_mode_0600_despite_umask, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_create_live_owner_gives_eexist, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_reclaims_segment_of_dead_owner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_reclaims_forged_dead_pid_and_reused_pid, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_shm_attach_checks_kind_version_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_rejects_bad_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_adopt_keeps_contents_of_dead_owner, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_shm_adopt_other_geometry_starts_anew, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_adopt_creates_when_absent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_adopt_refuses_foreign_owner_and_loose_mode, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_shm_planted_live_pid_does_not_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_concurrent_reclaim_has_one_winner, setup,
-                                        teardown),
+        TEST_ST(test_shm_create_mode_0600_despite_umask),
+        TEST_ST(test_shm_create_live_owner_gives_eexist),
+        TEST_ST(test_shm_reclaims_segment_of_dead_owner),
+        TEST_ST(test_shm_reclaims_forged_dead_pid_and_reused_pid),
+        TEST_ST(test_shm_attach_checks_kind_version_size),
+        TEST_ST(test_shm_rejects_bad_names),
+        TEST_ST(test_shm_adopt_keeps_contents_of_dead_owner),
+        TEST_ST(test_shm_adopt_other_geometry_starts_anew),
+        TEST_ST(test_shm_adopt_creates_when_absent),
+        TEST_ST(test_shm_adopt_refuses_foreign_owner_and_loose_mode),
+        TEST_ST(test_shm_planted_live_pid_does_not_block),
+        TEST_ST(test_shm_concurrent_reclaim_has_one_winner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

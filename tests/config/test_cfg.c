@@ -1,6 +1,7 @@
 /* Tests of the configuration loader: every section and its defaults, the example and reference
  * configs, hostile inputs, module checks, topic rules. Bad configs are in test_cfg_errors.c. */
 #include "cfg_test.h"
+#include "tests/tools/testlib.h"
 
 #include <sys/wait.h>
 
@@ -866,25 +867,23 @@ int main(void)
             *slash = 0;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cfg_full_config_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_defaults_of_a_user, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_url_schemes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_numbers_decimal_hex_and_units, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_example_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_reference_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_hostile_inputs_rejected_early, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_load_missing_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_module_check, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_module_check_api_and_undefined_symbols, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_example_with_real_modules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_topic_validity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_session_default_follows_qos, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_topic_filters_overlap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_destroy_and_fini_accept_null, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_values_at_the_top_of_their_ranges, setup,
-                                        teardown),
+        TEST_ST(test_cfg_full_config_values),
+        TEST_ST(test_cfg_defaults),
+        TEST_ST(test_cfg_defaults_of_a_user),
+        TEST_ST(test_cfg_url_schemes),
+        TEST_ST(test_cfg_numbers_decimal_hex_and_units),
+        TEST_ST(test_cfg_example_config),
+        TEST_ST(test_cfg_reference_config),
+        TEST_ST(test_cfg_hostile_inputs_rejected_early),
+        TEST_ST(test_cfg_load_missing_file),
+        TEST_ST(test_cfg_module_check),
+        TEST_ST(test_cfg_module_check_api_and_undefined_symbols),
+        TEST_ST(test_cfg_example_with_real_modules),
+        TEST_ST(test_cfg_topic_validity),
+        TEST_ST(test_cfg_session_default_follows_qos),
+        TEST_ST(test_cfg_topic_filters_overlap),
+        TEST_ST(test_cfg_destroy_and_fini_accept_null),
+        TEST_ST(test_cfg_values_at_the_top_of_their_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Tests of the configuration loader on bad configs: each asserts the exact
  * "file:line:col: path: message" a user sees, and the warnings of `mqttflow check`. */
 #include "cfg_test.h"
+#include "tests/tools/testlib.h"
 
 static void test_cfg_error_unknown_keys(void **state)
 {
@@ -687,31 +688,30 @@ static void test_cfg_error_did_you_mean_two_edits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cfg_error_unknown_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_types_and_ranges, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_clients, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_client_details, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_password, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_password_never_from_yaml, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_warning_password_file_readable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_callbacks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_condition_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_chains, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_yaml_level, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_warning_stateful_chain_threaded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_many_errors_reported_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_yaml_tags, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_empty_number, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_hostile_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_url_credentials_not_echoed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_control_load_needs_no_secret, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_runtime_paths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_warning_rule_topic_not_subscribed, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_scalar_given_a_collection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_size_overflow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_did_you_mean_two_edits, setup, teardown),
+        TEST_ST(test_cfg_error_unknown_keys),
+        TEST_ST(test_cfg_error_types_and_ranges),
+        TEST_ST(test_cfg_error_clients),
+        TEST_ST(test_cfg_error_client_details),
+        TEST_ST(test_cfg_error_password),
+        TEST_ST(test_cfg_password_never_from_yaml),
+        TEST_ST(test_cfg_warning_password_file_readable),
+        TEST_ST(test_cfg_error_callbacks),
+        TEST_ST(test_cfg_error_rules),
+        TEST_ST(test_cfg_error_condition_column),
+        TEST_ST(test_cfg_error_chains),
+        TEST_ST(test_cfg_error_yaml_level),
+        TEST_ST(test_cfg_warning_stateful_chain_threaded),
+        TEST_ST(test_cfg_many_errors_reported_at_once),
+        TEST_ST(test_cfg_error_yaml_tags),
+        TEST_ST(test_cfg_error_empty_number),
+        TEST_ST(test_cfg_error_hostile_host),
+        TEST_ST(test_cfg_error_url_credentials_not_echoed),
+        TEST_ST(test_cfg_control_load_needs_no_secret),
+        TEST_ST(test_cfg_error_runtime_paths),
+        TEST_ST(test_cfg_warning_rule_topic_not_subscribed),
+        TEST_ST(test_cfg_error_scalar_given_a_collection),
+        TEST_ST(test_cfg_error_size_overflow),
+        TEST_ST(test_cfg_error_did_you_mean_two_edits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -472,18 +472,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topo_max_record),
-        cmocka_unit_test_setup_teardown(test_topo_creates_and_removes_every_segment, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_topo_refuses_a_live_instance, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topo_adopts_what_a_dead_instance_left, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_topo_dead_letters_a_ring_of_another_geometry, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_salvage_retry_writes_no_record_twice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_salvage_reads_only_segments_of_ours, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topo_drops_records_of_another_configuration, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_topo_fill_levels, setup, teardown),
+        TEST_ST(test_topo_creates_and_removes_every_segment),
+        TEST_ST(test_topo_refuses_a_live_instance),
+        TEST_ST(test_topo_adopts_what_a_dead_instance_left),
+        TEST_ST(test_topo_dead_letters_a_ring_of_another_geometry),
+        TEST_ST(test_salvage_retry_writes_no_record_twice),
+        TEST_ST(test_salvage_reads_only_segments_of_ours),
+        TEST_ST(test_topo_drops_records_of_another_configuration),
+        TEST_ST(test_topo_fill_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
