@@ -31,6 +31,14 @@ typedef struct fx {
     char dir[64]; /* the instance's spool and dead letters: the test's own folder */
 } fx;
 
+/* Waits for child pid, which must exit with status 0. */
+static void expect_exit_0(pid_t pid)
+{
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static int seg_exists(const char *name)
 {
     char path[SHM_NAME_MAX + 16];
@@ -71,9 +79,7 @@ static void leave_ring(const char *name, size_t cap, size_t max_rec, int n)
         ring_flush(p);
         _exit(0);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(pid);
 }
 
 /* The test config of instance with rule rule_name. NULL when it does not load. */
@@ -253,9 +259,7 @@ static void test_topo_adopts_what_a_dead_instance_left(void **state)
         ring_flush(p);
         _exit(0); /* dies holding them */
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(pid);
     char name[SHM_NAME_MAX];
     names_stats(name, sizeof(name), f->instance);
     assert_true(seg_exists(name));
@@ -349,9 +353,7 @@ static void test_salvage_retry_writes_no_record_twice(void **state)
             _exit(1);
         _exit(salvage_ring(name, f->c, "test", &n) == -EFBIG ? 0 : 2);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(pid);
     int first = dead_lines(f, NULL);
     assert_true(first > 0 && first < 300);
     uint64_t n = 0;
@@ -413,9 +415,7 @@ static void test_topo_drops_records_of_another_configuration(void **state)
         ring_flush(p);
         _exit(0);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(pid);
     /* rule 0 is another rule now: the record must not be run by it */
     cfg *other = load_config(f->instance, "renamed", f->dir);
     assert_non_null(other);
