@@ -230,36 +230,61 @@ static void test_topo_refuses_a_live_instance(void **state)
     topo_destroy(t, 1);
 }
 
-static void test_topo_adopts_what_a_dead_instance_left(void **state)
+/* A supervisor that dies holding its segments: a child creates f's topology, runs leave(f)
+ * (0, or -1 to fail) and exits without cleaning up. */
+static void dead_instance(const fx *f, int (*leave)(const fx *f))
 {
-    fx *f = *state;
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         topo *t = NULL;
-        char err[256], name[SHM_NAME_MAX];
-        shm *s1 = NULL, *s2 = NULL;
-        ring *p = NULL;
-        if (topo_create(f->c, &t, err, sizeof(err)) != 0)
+        char err[256];
+        if (topo_create(f->c, &t, err, sizeof(err)) != 0 || leave(f) != 0)
             _exit(1);
-        /* a worker's state, and a segment of a worker a bigger config had */
-        names_worker_state(name, sizeof(name), f->instance, 1);
-        if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s1) != 0)
-            _exit(1);
-        names_worker_in(name, sizeof(name), f->instance, 9);
-        if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s2) != 0)
-            _exit(1);
-        /* 7 records queued for worker 2 */
-        names_worker_in(name, sizeof(name), f->instance, 2);
-        if (ring_attach(name, RING_PRODUCER, &p) != 0)
-            _exit(1);
-        for (int i = 0; i < 7; i++)
-            if (ring_push(p, "queued", 6) != 0)
-                _exit(1);
-        ring_flush(p);
-        _exit(0); /* dies holding them */
+        _exit(0);
     }
     expect_exit_0(pid);
+}
+
+/* A worker's state, a segment of a worker a bigger config had, and 7 records queued for
+ * worker 2. */
+static int leave_states_and_queue(const fx *f)
+{
+    char name[SHM_NAME_MAX];
+    shm *s1 = NULL, *s2 = NULL;
+    ring *p = NULL;
+    names_worker_state(name, sizeof(name), f->instance, 1);
+    if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s1) != 0)
+        return -1;
+    names_worker_in(name, sizeof(name), f->instance, 9);
+    if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s2) != 0)
+        return -1;
+    names_worker_in(name, sizeof(name), f->instance, 2);
+    if (ring_attach(name, RING_PRODUCER, &p) != 0)
+        return -1;
+    for (int i = 0; i < 7; i++)
+        if (ring_push(p, "queued", 6) != 0)
+            return -1;
+    ring_flush(p);
+    return 0;
+}
+
+/* One record for rule 0 in worker 0's input ring. */
+static int queue_rule_0(const fx *f)
+{
+    char name[SHM_NAME_MAX];
+    ring *p = NULL;
+    names_worker_in(name, sizeof(name), f->instance, 0);
+    if (ring_attach(name, RING_PRODUCER, &p) != 0 || ring_push(p, "rule 0", 6) != 0)
+        return -1;
+    ring_flush(p);
+    return 0;
+}
+
+static void test_topo_adopts_what_a_dead_instance_left(void **state)
+{
+    fx *f = *state;
+    dead_instance(f, leave_states_and_queue);
     char name[SHM_NAME_MAX];
     names_stats(name, sizeof(name), f->instance);
     assert_true(seg_exists(name));
@@ -401,21 +426,7 @@ static void test_salvage_reads_only_segments_of_ours(void **state)
 static void test_topo_drops_records_of_another_configuration(void **state)
 {
     fx *f = *state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        topo *t = NULL;
-        char err[256], name[SHM_NAME_MAX];
-        ring *p = NULL;
-        if (topo_create(f->c, &t, err, sizeof(err)) != 0)
-            _exit(1);
-        names_worker_in(name, sizeof(name), f->instance, 0);
-        if (ring_attach(name, RING_PRODUCER, &p) != 0 || ring_push(p, "rule 0", 6) != 0)
-            _exit(1);
-        ring_flush(p);
-        _exit(0);
-    }
-    expect_exit_0(pid);
+    dead_instance(f, queue_rule_0);
     /* rule 0 is another rule now: the record must not be run by it */
     cfg *other = load_config(f->instance, "renamed", f->dir);
     assert_non_null(other);
