@@ -294,6 +294,50 @@ static void reap(pid_t pid)
 
 enum impl { IMPL_BARE, IMPL_MF };
 
+/* The shared area of one run: a bare ring (*b) or a mqttflow ring created anew (*obs). */
+static void open_impl(enum impl impl, bare **b, ring **obs)
+{
+    if (impl == IMPL_BARE) {
+        *b = mmap(NULL, sizeof(bare), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (*b == MAP_FAILED)
+            exit(6);
+    } else {
+        ring_unlink(ring_name);
+        if (ring_create(ring_name, RING_CAP, 4096, obs) != 0)
+            exit(7);
+    }
+}
+
+static void close_impl(bare *b, ring *obs)
+{
+    if (b)
+        munmap(b, sizeof(bare));
+    if (obs) {
+        ring_detach(obs);
+        ring_unlink(ring_name);
+    }
+}
+
+/* In a child: pinned to cpu, attached to the mqttflow ring as role (NULL for the bare ring). */
+static ring *child_attach(enum impl impl, enum ring_role role, int cpu)
+{
+    pin(cpu);
+    ring *r = NULL;
+    if (impl == IMPL_MF && ring_attach(ring_name, role, &r) != 0)
+        _exit(8);
+    return r;
+}
+
+/* Starts both children at once when both are ready, and reaps them. */
+static void go_and_reap(pid_t prod, pid_t cons)
+{
+    while (__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE) < 2)
+        sched_yield();
+    __atomic_store_n(&sh->go, 1, __ATOMIC_RELEASE);
+    reap(prod);
+    reap(cons);
+}
+
 /* One throughput run; returns records per second. */
 static double run_tput(enum impl impl, size_t len, uint64_t n, int pcpu, int ccpu)
 {
@@ -302,21 +346,10 @@ static double run_tput(enum impl impl, size_t len, uint64_t n, int pcpu, int ccp
     unsigned char src[1024];
     memset(src, 0x33, sizeof(src));
     memset(sh, 0, offsetof(shared, lat));
-    if (impl == IMPL_BARE) {
-        b = mmap(NULL, sizeof(bare), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (b == MAP_FAILED)
-            exit(6);
-    } else {
-        ring_unlink(ring_name);
-        if (ring_create(ring_name, RING_CAP, 4096, &obs) != 0)
-            exit(7);
-    }
+    open_impl(impl, &b, &obs);
     pid_t cons = fork();
     if (cons == 0) {
-        pin(ccpu);
-        ring *c = NULL;
-        if (impl == IMPL_MF && ring_attach(ring_name, RING_CONSUMER, &c) != 0)
-            _exit(8);
+        ring *c = child_attach(impl, RING_CONSUMER, ccpu);
         await_go();
         uint64_t sum =
             impl == IMPL_BARE ? bare_consume(b, n, NULL, NULL) : mf_consume(c, n, NULL, NULL);
@@ -326,10 +359,7 @@ static double run_tput(enum impl impl, size_t len, uint64_t n, int pcpu, int ccp
     }
     pid_t prod = fork();
     if (prod == 0) {
-        pin(pcpu);
-        ring *p = NULL;
-        if (impl == IMPL_MF && ring_attach(ring_name, RING_PRODUCER, &p) != 0)
-            _exit(8);
+        ring *p = child_attach(impl, RING_PRODUCER, pcpu);
         await_go();
         sh->t_start = clock_mono_ns();
         bare_prod bp = {0};
@@ -339,21 +369,12 @@ static double run_tput(enum impl impl, size_t len, uint64_t n, int pcpu, int ccp
             _exit(9);
         _exit(0);
     }
-    while (__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE) < 2)
-        sched_yield();
-    __atomic_store_n(&sh->go, 1, __ATOMIC_RELEASE);
-    reap(prod);
-    reap(cons);
+    go_and_reap(prod, cons);
     if (sh->sum != n * 0x3333333333333333ull) {
         fprintf(stderr, "bench: consumer checksum mismatch (%s)\n", impl ? "mqttflow" : "bare");
         exit(1);
     }
-    if (b)
-        munmap(b, sizeof(bare));
-    if (obs) {
-        ring_detach(obs);
-        ring_unlink(ring_name);
-    }
+    close_impl(b, obs);
     return (double)n / ((double)(sh->t_end - sh->t_start) / 1e9);
 }
 
@@ -384,15 +405,10 @@ static void run_latency(enum impl impl, int pcpu, int ccpu, double *p50, double 
     unsigned char src[64];
     memset(src, 0, sizeof(src));
     memset(sh, 0, sizeof(*sh));
+    open_impl(impl, &b, &obs);
     if (impl == IMPL_BARE) {
-        b = mmap(NULL, sizeof(bare), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        if (b == MAP_FAILED)
-            exit(6);
         flag = &b->cwait;
     } else {
-        ring_unlink(ring_name);
-        if (ring_create(ring_name, RING_CAP, 4096, &obs) != 0)
-            exit(7);
         shm *seg;
         if (shm_attach(ring_name, SHM_KIND_RING, RING_LAYOUT_VERSION, &seg) != 0)
             exit(7);
@@ -400,10 +416,7 @@ static void run_latency(enum impl impl, int pcpu, int ccpu, double *p50, double 
     }
     pid_t cons = fork();
     if (cons == 0) {
-        pin(ccpu);
-        ring *c = NULL;
-        if (impl == IMPL_MF && ring_attach(ring_name, RING_CONSUMER, &c) != 0)
-            _exit(8);
+        ring *c = child_attach(impl, RING_CONSUMER, ccpu);
         await_go();
         if (impl == IMPL_BARE)
             bare_consume(b, LAT_N, sh->lat, &sh->ack);
@@ -413,10 +426,7 @@ static void run_latency(enum impl impl, int pcpu, int ccpu, double *p50, double 
     }
     pid_t prod = fork();
     if (prod == 0) {
-        pin(pcpu);
-        ring *p = NULL;
-        if (impl == IMPL_MF && ring_attach(ring_name, RING_PRODUCER, &p) != 0)
-            _exit(8);
+        ring *p = child_attach(impl, RING_PRODUCER, pcpu);
         bare_prod bp = {0};
         await_go();
         for (uint32_t i = 0; i < LAT_N; i++) {
@@ -432,20 +442,11 @@ static void run_latency(enum impl impl, int pcpu, int ccpu, double *p50, double 
         }
         _exit(0);
     }
-    while (__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE) < 2)
-        sched_yield();
-    __atomic_store_n(&sh->go, 1, __ATOMIC_RELEASE);
-    reap(prod);
-    reap(cons);
+    go_and_reap(prod, cons);
     qsort(sh->lat, LAT_N, sizeof(uint64_t), cmp_u64);
     *p50 = (double)sh->lat[LAT_N / 2];
     *p99 = (double)sh->lat[LAT_N * 99 / 100];
-    if (b)
-        munmap(b, sizeof(bare));
-    if (obs) {
-        ring_detach(obs);
-        ring_unlink(ring_name);
-    }
+    close_impl(b, obs);
 }
 
 /* ns per cache-line round trip between the two cores, over 1 ms */

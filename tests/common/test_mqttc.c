@@ -171,8 +171,8 @@ static unsigned next_coalesce_us; /* opts.rx_coalesce_us of the next peer_init *
  * publishes dropped rather than kept for redelivery on a lost connection */
 static bool next_relay_opts;
 
-static void peer_init(peer *pe, const broker *b, const char *id, int version, bool clean,
-                      const char *filter, int sub_qos)
+/* A peer's client settings, not yet connected (peer_start does that). */
+static void peer_setup(peer *pe, const broker *b, const char *id, int version, bool clean)
 {
     memset(pe, 0, sizeof(*pe));
     for (int q = 0; q < 3; q++)
@@ -188,6 +188,13 @@ static void peer_init(peer *pe, const broker *b, const char *id, int version, bo
                          .mqtt_version = version,
                          .reconnect_min = 0.05,
                          .reconnect_max = 0.2};
+}
+
+/* Creates and starts the peer's client, subscribed to filter (NULL: none) at sub_qos, with
+ * message for what arrives. */
+static void peer_start(peer *pe, const char *filter, int sub_qos,
+                       int (*message)(void *arg, const mqtt_pkt *p))
+{
     const char *filters[] = {filter};
     int qos[] = {sub_qos};
     mqttc_opts o = {.c = &pe->c,
@@ -198,7 +205,7 @@ static void peer_init(peer *pe, const broker *b, const char *id, int version, bo
                     .log_comp = "test",
                     .rx_coalesce_us = next_coalesce_us,
                     .arg = pe,
-                    .message = on_message,
+                    .message = message,
                     .batch_done = on_batch_done,
                     .published = on_published};
     if (next_relay_opts) {
@@ -208,6 +215,13 @@ static void peer_init(peer *pe, const broker *b, const char *id, int version, bo
     }
     assert_int_equal(mqttc_create(&o, &pe->m), 0);
     mqttc_start(pe->m);
+}
+
+static void peer_init(peer *pe, const broker *b, const char *id, int version, bool clean,
+                      const char *filter, int sub_qos)
+{
+    peer_setup(pe, b, id, version, clean);
+    peer_start(pe, filter, sub_qos, on_message);
 }
 
 /* Runs both clients until cond(arg) or timeout; 0 or -1. */
@@ -464,20 +478,9 @@ static void test_mqttc_keepalive_idle(void **state)
 {
     broker *b = *state;
     peer sub;
-    peer_init(&sub, b, "mqttc-idle", 4, true, "i/#", 0);
-    mqttc_destroy(sub.m);
+    peer_setup(&sub, b, "mqttc-idle", 4, true);
     sub.c.keepalive = 1;
-    const char *f[] = {"i/#"};
-    int q[] = {0};
-    mqttc_opts o = {.c = &sub.c,
-                    .client_id = sub.id,
-                    .filters = f,
-                    .qos = q,
-                    .n_filters = 1,
-                    .arg = &sub,
-                    .message = on_message};
-    assert_int_equal(mqttc_create(&o, &sub.m), 0);
-    mqttc_start(sub.m);
+    peer_start(&sub, "i/#", 0, on_message);
     sub.watch = b;
     assert_int_equal(run_until(&sub, NULL, both_up, 10000), 0);
     uint64_t t0 = clock_mono_ns();
@@ -568,20 +571,9 @@ static void test_mqttc_large_packet(void **state)
 {
     broker *b = *state;
     peer sub, pub;
-    peer_init(&sub, b, "mqttc-bigsub", 5, true, "big", 1);
+    peer_setup(&sub, b, "mqttc-bigsub", 5, true);
+    peer_start(&sub, "big", 1, on_big);
     peer_init(&pub, b, "mqttc-bigpub", 5, true, NULL, 0);
-    mqttc_destroy(sub.m);
-    const char *f[] = {"big"};
-    int q[] = {1};
-    mqttc_opts o = {.c = &sub.c,
-                    .client_id = sub.id,
-                    .filters = f,
-                    .qos = q,
-                    .n_filters = 1,
-                    .arg = &sub,
-                    .message = on_big};
-    assert_int_equal(mqttc_create(&o, &sub.m), 0);
-    mqttc_start(sub.m);
     assert_int_equal(run_until(&sub, &pub, both_up, 10000), 0);
     size_t n = 3u << 20;
     uint8_t *pl = malloc(n);
@@ -604,16 +596,15 @@ static void test_mqttc_large_packet(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_v311, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_v5, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_qos_both_ways_paced_v5, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_drop_on_loss, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_puback_after_batch_done, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_keepalive_idle, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_rx_coalesce, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_large_packet, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_mqttc_persistent_session_redelivers_with_dup, setup,
-                                        teardown),
+        TEST_ST(test_mqttc_qos_both_ways_v311),
+        TEST_ST(test_mqttc_qos_both_ways_v5),
+        TEST_ST(test_mqttc_qos_both_ways_paced_v5),
+        TEST_ST(test_mqttc_drop_on_loss),
+        TEST_ST(test_mqttc_puback_after_batch_done),
+        TEST_ST(test_mqttc_keepalive_idle),
+        TEST_ST(test_mqttc_rx_coalesce),
+        TEST_ST(test_mqttc_large_packet),
+        TEST_ST(test_mqttc_persistent_session_redelivers_with_dup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include "deadletter.h"
 #include "privdir.h"
 #include "spool.h"
+#include "tests/tools/testlib.h"
 
 static char base[64];
 static uid_t nobody = 65534;
@@ -185,15 +186,13 @@ static void test_deadletter_refuses_dir_of_others(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_privdir_creates_missing_levels_0700, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_privdir_resolves_dot_dot_in_the_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_privdir_refuses_leaf_writable_by_others, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_privdir_refuses_other_owner_and_open_parent, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_privdir_refuses_planted_symlink_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deadletter_refuses_planted_file_link, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deadletter_refuses_dir_of_others, setup, teardown),
+        TEST_ST(test_privdir_creates_missing_levels_0700),
+        TEST_ST(test_privdir_resolves_dot_dot_in_the_text),
+        TEST_ST(test_privdir_refuses_leaf_writable_by_others),
+        TEST_ST(test_privdir_refuses_other_owner_and_open_parent),
+        TEST_ST(test_privdir_refuses_planted_symlink_dir),
+        TEST_ST(test_deadletter_refuses_planted_file_link),
+        TEST_ST(test_deadletter_refuses_dir_of_others),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

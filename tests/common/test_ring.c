@@ -59,15 +59,6 @@ static int teardown(void **state)
 
 /* ---- helpers ---- */
 
-static ring *attach(const char *name, enum ring_role role)
-{
-    ring *r = NULL;
-    int rc = ring_attach(name, role, &r);
-    if (rc != 0)
-        fail_msg("ring_attach(%s, %d): %d", name, (int)role, rc);
-    return r;
-}
-
 static uint64_t mix(uint64_t x)
 {
     x ^= x >> 33;
@@ -86,28 +77,12 @@ static size_t len_of(uint64_t seq, size_t max)
     return len > max ? max : len;
 }
 
-static void expect_exit(pid_t pid, int code)
-{
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    if (!WIFEXITED(st))
-        fail_msg("child %d did not exit (signal %d)", (int)pid,
-                 WIFSIGNALED(st) ? WTERMSIG(st) : -1);
-    assert_int_equal(WEXITSTATUS(st), code);
-}
-
 static void expect_killed(pid_t pid, int sig)
 {
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), sig);
-}
-
-static ring_ctl *map_ctl(const char *name, shm **seg)
-{
-    assert_int_equal(shm_attach(name, SHM_KIND_RING, RING_LAYOUT_VERSION, seg), 0);
-    return shm_base(*seg);
 }
 
 static char proc_state(pid_t pid)
@@ -182,9 +157,7 @@ static void test_ring_single_process_fifo(void **state)
     ring *o, *p, *c;
     const void *buf;
     size_t len;
-    assert_int_equal(ring_create(g_name, 65536, 4096, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    c = attach(g_name, RING_CONSUMER);
+    open_ring3(g_name, 65536, 4096, &o, &p, &c);
 
     assert_true(ring_is_empty(c));
     assert_int_equal(ring_peek(c, &buf, &len), -EAGAIN);
@@ -218,9 +191,7 @@ static void test_ring_single_process_fifo(void **state)
     assert_int_equal(st.records_out, 100);
     assert_int_equal(st.head, st.tail);
     assert_int_equal(ring_used(o), 0);
-    ring_detach(c);
-    ring_detach(p);
-    ring_detach(o);
+    detach_ring3(o, p, c);
 }
 
 static void test_ring_publishes_per_batch_or_flush(void **state)
@@ -229,9 +200,7 @@ static void test_ring_publishes_per_batch_or_flush(void **state)
     ring *o, *p, *c;
     const void *buf;
     size_t len;
-    assert_int_equal(ring_create(g_name, 65536, 1024, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    c = attach(g_name, RING_CONSUMER);
+    open_ring3(g_name, 65536, 1024, &o, &p, &c);
     for (uint64_t s = 0; s < RING_BATCH - 1; s++)
         push_rec(p, s, 32);
     assert_int_equal(ring_peek(c, &buf, &len), -EAGAIN); /* committed, not published */
@@ -242,9 +211,7 @@ static void test_ring_publishes_per_batch_or_flush(void **state)
     assert_int_equal(ring_peek(c, &buf, &len), -EAGAIN);
     ring_flush(p);
     pop_rec(c, RING_BATCH);
-    ring_detach(c);
-    ring_detach(p);
-    ring_detach(o);
+    detach_ring3(o, p, c);
 }
 
 /* Moves an empty ring's producer and consumer (same process) to data offset target with
@@ -336,9 +303,7 @@ static void test_ring_full_and_empty(void **state)
     void *buf;
     const void *rbuf;
     size_t len;
-    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    c = attach(g_name, RING_CONSUMER);
+    open_ring3(g_name, 4096, 1024, &o, &p, &c);
     assert_int_equal(ring_wait_data(c, 0), -ETIMEDOUT);
     assert_int_equal(ring_wait_data(c, 20), -ETIMEDOUT);
 
@@ -369,9 +334,7 @@ static void test_ring_full_and_empty(void **state)
     assert_int_equal(ring_peek(c, &rbuf, &len), -EAGAIN);
     assert_true(ring_is_empty(c));
     assert_int_equal(ring_used(o), 0);
-    ring_detach(c);
-    ring_detach(p);
-    ring_detach(o);
+    detach_ring3(o, p, c);
 }
 
 static void test_ring_largest_record_and_emsgsize(void **state)
@@ -379,9 +342,7 @@ static void test_ring_largest_record_and_emsgsize(void **state)
     (void)state;
     ring *o, *p, *c;
     void *buf = NULL;
-    assert_int_equal(ring_create(g_name, 16384, 4096, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    c = attach(g_name, RING_CONSUMER);
+    open_ring3(g_name, 16384, 4096, &o, &p, &c);
     assert_int_equal(ring_reserve(p, 0, &buf), -EMSGSIZE);
     assert_int_equal(ring_reserve(p, 4097, &buf), -EMSGSIZE);
     assert_int_equal(ring_wait_space(p, 4097, 0), -EMSGSIZE);
@@ -392,9 +353,7 @@ static void test_ring_largest_record_and_emsgsize(void **state)
         ring_flush(p);
         pop_rec(c, s);
     }
-    ring_detach(c);
-    ring_detach(p);
-    ring_detach(o);
+    detach_ring3(o, p, c);
 }
 
 static void test_ring_commit_shorter_than_reserved(void **state)
@@ -402,9 +361,7 @@ static void test_ring_commit_shorter_than_reserved(void **state)
     (void)state;
     ring *o, *p, *c;
     void *buf;
-    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    c = attach(g_name, RING_CONSUMER);
+    open_ring3(g_name, 4096, 1024, &o, &p, &c);
     assert_int_equal(ring_reserve(p, 1000, &buf), 0);
     fill_rec(buf, 100, 7);
     ring_commit(p, 100);
@@ -414,29 +371,19 @@ static void test_ring_commit_shorter_than_reserved(void **state)
     assert_int_equal(ring_used(o), 112 + 48);
     pop_rec(c, 7);
     pop_rec(c, 8);
-    ring_detach(c);
-    ring_detach(p);
-    ring_detach(o);
+    detach_ring3(o, p, c);
 }
 
 static void test_ring_release_to_and_rewind(void **state)
 {
     (void)state;
     ring *o, *p, *c;
-    const void *buf;
-    size_t len;
     ring_stats st;
-    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    c = attach(g_name, RING_CONSUMER);
-    for (uint64_t s = 0; s < 4; s++)
-        push_rec(p, s, 24);
-    ring_flush(p);
+    open_ring3(g_name, 4096, 1024, &o, &p, &c);
+    push_recs(p, 0, 4, 24);
     uint64_t after[4];
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(ring_peek(c, &buf, &len), 0);
-        assert_int_equal(check_rec(buf, len, (uint64_t)i), REC_OK);
-        ring_advance(c);
+        read_rec(c, (uint64_t)i);
         after[i] = ring_read_pos(c);
     }
     ring_release_to(c, after[1]); /* two acknowledged */
@@ -444,16 +391,12 @@ static void test_ring_release_to_and_rewind(void **state)
     assert_int_equal(st.records_out, 2);
     assert_int_equal(st.tail, after[1]);
     ring_rewind(c); /* the unacknowledged two are read again */
-    assert_int_equal(ring_peek(c, &buf, &len), 0);
-    assert_int_equal(check_rec(buf, len, 2), REC_OK);
-    ring_advance(c);
+    read_rec(c, 2);
     pop_rec(c, 3);
     ring_get_stats(o, &st);
     assert_int_equal(st.records_out, 4);
     assert_int_equal(ring_used(o), 0);
-    ring_detach(c);
-    ring_detach(p);
-    ring_detach(o);
+    detach_ring3(o, p, c);
 }
 
 /* Pushes one record of payload, overwrites its header with bad and expects ring_peek to
@@ -465,9 +408,7 @@ static void expect_bad_header(ring_rec_hdr bad, const void *payload, size_t n)
     const void *buf;
     size_t len;
     shm *seg;
-    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    c = attach(g_name, RING_CONSUMER);
+    open_ring3(g_name, 4096, 1024, &o, &p, &c);
     assert_int_equal(ring_push(p, payload, n), 0);
     ring_flush(p);
     ring_ctl *ctl = map_ctl(g_name, &seg);
@@ -481,17 +422,21 @@ static void expect_bad_header(ring_rec_hdr bad, const void *payload, size_t n)
     assert_int_equal(len, n);
     assert_memory_equal(buf, payload, n);
     shm_detach(seg);
-    ring_detach(c);
-    ring_detach(p);
-    ring_detach(o);
+    detach_ring3(o, p, c);
+}
+
+/* expect_bad_header for a data record of 24 bytes whose header claims bad_len. */
+static void expect_bad_length(uint32_t bad_len)
+{
+    unsigned char rec[24];
+    fill_rec(rec, sizeof(rec), 0);
+    expect_bad_header((ring_rec_hdr){.len = bad_len, .kind = RING_REC_DATA}, rec, sizeof(rec));
 }
 
 static void test_ring_corrupt_length_gives_ebadmsg(void **state)
 {
     (void)state;
-    unsigned char rec[24];
-    fill_rec(rec, sizeof(rec), 0);
-    expect_bad_header((ring_rec_hdr){.len = 5000, .kind = RING_REC_DATA}, rec, sizeof(rec));
+    expect_bad_length(5000);
 }
 
 /* ---- processes ---- */
@@ -698,17 +643,30 @@ static pid_t spawn_batching_consumer(int wfd, uint64_t die_in)
     _exit(0);
 }
 
+/* Ring g_name (4096 bytes) as its owner *o and its producer *p, holding the published records
+ * 1..n of len bytes each, and a pipe pfd on which consumer children report. */
+static void open_for_children(ring **o, ring **p, uint64_t n, size_t len, int pfd[2])
+{
+    assert_int_equal(ring_create(g_name, 4096, 1024, o), 0);
+    *p = attach(g_name, RING_PRODUCER);
+    push_recs(*p, 1, n, len);
+    assert_int_equal(pipe(pfd), 0);
+}
+
+/* Closes what open_for_children opened, and the parent's own consumer c. */
+static void close_for_children(ring *o, ring *p, ring *c, int pfd[2])
+{
+    close(pfd[0]);
+    close(pfd[1]);
+    detach_ring3(o, p, c);
+}
+
 static void test_ring_consumer_crash_counts_attempts_of_one_record(void **state)
 {
     (void)state;
     ring *o, *p;
     int pfd[2];
-    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    for (uint64_t s = 1; s <= 5; s++)
-        push_rec(p, s, 64);
-    ring_flush(p);
-    assert_int_equal(pipe(pfd), 0);
+    open_for_children(&o, &p, 5, 64, pfd);
 
     for (int run = 1; run <= 3; run++) {
         pid_t pid = spawn_batching_consumer(pfd[1], 5);
@@ -734,8 +692,7 @@ static void test_ring_consumer_crash_counts_attempts_of_one_record(void **state)
     assert_int_equal(ring_used(o), 0);
 
     /* a new record starts at 1 again */
-    push_rec(p, 6, 64);
-    ring_flush(p);
+    push_recs(p, 6, 1, 64);
     ring *c = attach(g_name, RING_CONSUMER);
     const void *buf;
     size_t len;
@@ -746,11 +703,7 @@ static void test_ring_consumer_crash_counts_attempts_of_one_record(void **state)
     /* re-running a record that was finished (crash before its release) starts at 1 too */
     assert_int_equal(ring_begin(c), 1);
     ring_end(c);
-    ring_detach(c);
-    close(pfd[0]);
-    close(pfd[1]);
-    ring_detach(p);
-    ring_detach(o);
+    close_for_children(o, p, c, pfd);
 }
 
 static void test_ring_consumer_killed_before_release_rereads(void **state)
@@ -758,11 +711,7 @@ static void test_ring_consumer_killed_before_release_rereads(void **state)
     (void)state;
     ring *o, *p;
     int pfd[2];
-    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    push_rec(p, 1, 200);
-    ring_flush(p);
-    assert_int_equal(pipe(pfd), 0);
+    open_for_children(&o, &p, 1, 200, pfd);
     for (int run = 1; run <= 3; run++) {
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -782,11 +731,7 @@ static void test_ring_consumer_killed_before_release_rereads(void **state)
     }
     ring *c = attach(g_name, RING_CONSUMER);
     pop_rec(c, 1);
-    ring_detach(c);
-    close(pfd[0]);
-    close(pfd[1]);
-    ring_detach(p);
-    ring_detach(o);
+    close_for_children(o, p, c, pfd);
 }
 
 static void test_ring_idle_consumer_parks_without_cpu(void **state)
@@ -1024,20 +969,11 @@ static void test_ring_release_to_read_position(void **state)
 {
     (void)state;
     ring *o, *p, *c;
-    const void *buf;
-    size_t len;
     ring_stats st;
-    assert_int_equal(ring_create(g_name, 4096, 1024, &o), 0);
-    p = attach(g_name, RING_PRODUCER);
-    c = attach(g_name, RING_CONSUMER);
+    open_ring3(g_name, 4096, 1024, &o, &p, &c);
+    push_recs(p, 0, 3, 40);
     for (uint64_t s = 0; s < 3; s++)
-        push_rec(p, s, 40);
-    ring_flush(p);
-    for (uint64_t s = 0; s < 3; s++) {
-        assert_int_equal(ring_peek(c, &buf, &len), 0);
-        assert_int_equal(check_rec(buf, len, s), REC_OK);
-        ring_advance(c);
-    }
+        read_rec(c, s);
     ring_release_to(c, ring_read_pos(c));
     ring_get_stats(o, &st);
     assert_int_equal(st.records_out, 3);
@@ -1046,9 +982,7 @@ static void test_ring_release_to_read_position(void **state)
     ring_release_to(c, ring_read_pos(c)); /* again: nothing more to give back */
     ring_get_stats(o, &st);
     assert_int_equal(st.records_out, 3);
-    ring_detach(c);
-    ring_detach(p);
-    ring_detach(o);
+    detach_ring3(o, p, c);
 }
 
 /* A record length within max_record and within the data area, but past the published head,
@@ -1056,10 +990,8 @@ static void test_ring_release_to_read_position(void **state)
 static void test_ring_length_past_head_gives_ebadmsg(void **state)
 {
     (void)state;
-    unsigned char rec[24];
-    fill_rec(rec, sizeof(rec), 0);
     /* 500 <= max_record and fits before the end of the area, but head is at 32 */
-    expect_bad_header((ring_rec_hdr){.len = 500, .kind = RING_REC_DATA}, rec, sizeof(rec));
+    expect_bad_length(500);
 }
 
 int main(void)

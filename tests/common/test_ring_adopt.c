@@ -44,29 +44,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static ring *attach(const char *name, enum ring_role role)
-{
-    ring *r = NULL;
-    int rc = ring_attach(name, role, &r);
-    if (rc != 0)
-        fail_msg("ring_attach(%s, %d): %d", name, (int)role, rc);
-    return r;
-}
-
-static void expect_exit(pid_t pid, int code)
-{
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), code);
-}
-
-static ring_ctl *map_ctl(const char *name, shm **seg)
-{
-    assert_int_equal(shm_attach(name, SHM_KIND_RING, RING_LAYOUT_VERSION, seg), 0);
-    return shm_base(*seg);
-}
-
 /* ---- ring_adopt: a supervisor restarted after a crash takes the rings back ---- */
 
 /* In a child that then exits (the segment's owner must be dead for an adoption): creates the

@@ -39,6 +39,30 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Waits for child pid, which must exit with status 0. */
+static void expect_exit_0(pid_t pid)
+{
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* A child creates segment g_name (kind, version 1, size), writes 0xcd over bytes 64..127 and
+ * exits without unlinking it. */
+static void create_and_die(uint32_t kind, size_t size)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        shm *c;
+        if (shm_create(g_name, kind, 1, size, &c) != 0)
+            _exit(1);
+        memset((char *)shm_base(c) + 64, 0xcd, 64);
+        _exit(0);
+    }
+    expect_exit_0(pid);
+}
+
 static void test_shm_create_mode_0600_despite_umask(void **state)
 {
     (void)state;
@@ -83,9 +107,7 @@ static void test_shm_create_live_owner_gives_eexist(void **state)
         shm *c;
         _exit(shm_create(g_name, SHM_KIND_RING, 1, 4096, &c) == -EEXIST ? 0 : 1);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(pid);
 
     /* and the live segment was not touched */
     assert_int_equal(((unsigned char *)shm_base(s))[100], 0xab);
@@ -96,18 +118,7 @@ static void test_shm_reclaims_segment_of_dead_owner(void **state)
 {
     (void)state;
     /* a child creates the segment and dies without unlinking it */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        shm *c;
-        if (shm_create(g_name, SHM_KIND_RING, 1, 4096, &c) != 0)
-            _exit(1);
-        memset((char *)shm_base(c) + 64, 0xcd, 64);
-        _exit(0);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    create_and_die(SHM_KIND_RING, 4096);
 
     shm *s;
     assert_int_equal(shm_create(g_name, SHM_KIND_RING, 1, 4096, &s), 0);
@@ -247,34 +258,16 @@ static void test_shm_concurrent_reclaim_has_one_winner(void **state)
     shm_detach(a);
     close(done[1]);
     for (int i = 0; i < N; i++) {
-        int st;
-        assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        expect_exit_0(kids[i]);
     }
     close(res[0]);
 }
 
 /* a dead owner's segment child: creates it, marks its contents, dies without unlinking */
-static void create_and_die(size_t size)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        shm *c;
-        if (shm_create(g_name, SHM_KIND_STATE, 1, size, &c) != 0)
-            _exit(1);
-        memset((char *)shm_base(c) + 64, 0xcd, 64);
-        _exit(0);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
-
 static void test_shm_adopt_keeps_contents_of_dead_owner(void **state)
 {
     (void)state;
-    create_and_die(4096);
+    create_and_die(SHM_KIND_STATE, 4096);
     shm *s, *t;
     assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 1, 4096, &s), 1);
     assert_int_equal(((unsigned char *)shm_base(s))[100], 0xcd);
@@ -287,14 +280,14 @@ static void test_shm_adopt_keeps_contents_of_dead_owner(void **state)
 static void test_shm_adopt_other_geometry_starts_anew(void **state)
 {
     (void)state;
-    create_and_die(4096);
+    create_and_die(SHM_KIND_STATE, 4096);
     shm *s;
     assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 1, 8192, &s), 0);
     assert_int_equal(shm_size(s), 8192);
     assert_int_equal(((unsigned char *)shm_base(s))[100], 0);
     shm_detach(s);
     shm_unlink_name(g_name);
-    create_and_die(4096);
+    create_and_die(SHM_KIND_STATE, 4096);
     assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 2, 4096, &s), 0); /* other version */
     assert_int_equal(((unsigned char *)shm_base(s))[100], 0);
     shm_detach(s);
@@ -319,7 +312,7 @@ static void test_shm_adopt_refuses_foreign_owner_and_loose_mode(void **state)
         skip();
     char path[200];
     snprintf(path, sizeof(path), "/dev/shm/%s", g_name);
-    create_and_die(4096);
+    create_and_die(SHM_KIND_STATE, 4096);
     assert_int_equal(chown(path, 65534, 65534), 0);
     assert_int_equal(chmod(path, 0666), 0);
     shm *s = NULL;
@@ -332,7 +325,7 @@ static void test_shm_adopt_refuses_foreign_owner_and_loose_mode(void **state)
     shm_detach(s);
     shm_unlink_name(g_name);
 
-    create_and_die(4096);
+    create_and_die(SHM_KIND_STATE, 4096);
     assert_int_equal(chmod(path, 0666), 0);
     s = NULL;
     assert_int_equal(shm_adopt(g_name, SHM_KIND_STATE, 1, 4096, &s), -EPERM);
@@ -367,7 +360,7 @@ static void test_shm_planted_live_pid_does_not_block(void **state)
             break;
         usleep(1000);
     }
-    create_and_die(4096);
+    create_and_die(SHM_KIND_STATE, 4096);
     shm *s = NULL;
     int fd = shm_open(g_name, O_RDWR, 0);
     assert_true(fd >= 0);
@@ -399,22 +392,18 @@ static void test_shm_planted_live_pid_does_not_block(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_shm_create_mode_0600_despite_umask, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_create_live_owner_gives_eexist, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_reclaims_segment_of_dead_owner, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_reclaims_forged_dead_pid_and_reused_pid, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_shm_attach_checks_kind_version_size, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_rejects_bad_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_adopt_keeps_contents_of_dead_owner, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_shm_adopt_other_geometry_starts_anew, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_adopt_creates_when_absent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_adopt_refuses_foreign_owner_and_loose_mode, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_shm_planted_live_pid_does_not_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shm_concurrent_reclaim_has_one_winner, setup,
-                                        teardown),
+        TEST_ST(test_shm_create_mode_0600_despite_umask),
+        TEST_ST(test_shm_create_live_owner_gives_eexist),
+        TEST_ST(test_shm_reclaims_segment_of_dead_owner),
+        TEST_ST(test_shm_reclaims_forged_dead_pid_and_reused_pid),
+        TEST_ST(test_shm_attach_checks_kind_version_size),
+        TEST_ST(test_shm_rejects_bad_names),
+        TEST_ST(test_shm_adopt_keeps_contents_of_dead_owner),
+        TEST_ST(test_shm_adopt_other_geometry_starts_anew),
+        TEST_ST(test_shm_adopt_creates_when_absent),
+        TEST_ST(test_shm_adopt_refuses_foreign_owner_and_loose_mode),
+        TEST_ST(test_shm_planted_live_pid_does_not_block),
+        TEST_ST(test_shm_concurrent_reclaim_has_one_winner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "shm.h"
 #include "stats.h"
 #include "tap.h"
+#include "tests/tools/testlib.h"
 
 static char g_name[128];
 static char g_inst[64];
@@ -246,13 +247,13 @@ static void test_tap_point_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_tap_reader_gets_the_messages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tap_cuts_long_payloads, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tap_rule_filter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tap_full_ring_drops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tap_wraps_around, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tap_new_producer_respects_the_reader, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tap_port_follows_the_generation, setup, teardown),
+        TEST_ST(test_tap_reader_gets_the_messages),
+        TEST_ST(test_tap_cuts_long_payloads),
+        TEST_ST(test_tap_rule_filter),
+        TEST_ST(test_tap_full_ring_drops),
+        TEST_ST(test_tap_wraps_around),
+        TEST_ST(test_tap_new_producer_respects_the_reader),
+        TEST_ST(test_tap_port_follows_the_generation),
         cmocka_unit_test(test_tap_point_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,6 +92,16 @@ static __attribute__((unused)) bool has_line(char **v, size_t n, const char *wan
     return false;
 }
 
+/* Loads yaml (as config.yaml) and asserts that it fails (-EINVAL, no config); its diagnostics
+ * are in *d for the caller to check and finish. */
+static __attribute__((unused)) void load_fails(const char *yaml, cfg_diag *d)
+{
+    write_file("config.yaml", yaml, 0644);
+    cfg *c = (cfg *)1;
+    assert_int_equal(cfg_load("config.yaml", 0, &c, d), -EINVAL);
+    assert_null(c);
+}
+
 /* Loads yaml and asserts that it fails with exactly the given error among its errors. */
 static __attribute__((unused)) void expect_error(const char *yaml, const char *want)
 {

@@ -1,6 +1,7 @@
 /* Tests of the configuration loader: every section and its defaults, the example and reference
  * configs, hostile inputs, module checks, topic rules. Bad configs are in test_cfg_errors.c. */
 #include "cfg_test.h"
+#include "tests/tools/testlib.h"
 
 #include <sys/wait.h>
 
@@ -434,23 +435,47 @@ static void test_cfg_numbers_decimal_hex_and_units(void **state)
     cfg_diag_fini(&d);
 }
 
+/* config/examples/NAME of the source tree, copied here next to empty stand-ins for its modules
+ * (callbacks/MOD.so for each of mods, NULL-terminated) and loaded: it loads without a warning. */
+static cfg *load_example_copy(const char *name, const char *const *mods, cfg_diag *d)
+{
+    char cmd[3 * PATH_MAX];
+    snprintf(cmd, sizeof(cmd), "cp '%s/config/examples/%s' copy.yaml", srcdir, name);
+    assert_int_equal(system(cmd), 0);
+    for (; *mods; mods++) {
+        char so[PATH_MAX];
+        snprintf(so, sizeof(so), "callbacks/%s.so", *mods);
+        write_file(so, "", 0644);
+    }
+    cfg *c = NULL;
+    int r = cfg_load("copy.yaml", 0, &c, d);
+    if (r || d->n_warnings)
+        dump(d);
+    assert_int_equal(r, 0);
+    assert_int_equal(d->n_warnings, 0);
+    return c;
+}
+
+/* What cfg_print_summary says of c (the caller frees it). */
+static char *summary_of(const cfg *c)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    cfg_print_summary(c, f);
+    fclose(f);
+    return buf;
+}
+
 static void test_cfg_example_config(void **state)
 {
     (void)state;
     /* the example in a copy, next to stand-ins for the modules a teammate builds */
-    char cmd[3 * PATH_MAX];
-    snprintf(cmd, sizeof(cmd), "cp '%s/config/examples/config.yaml' ex.yaml", srcdir);
-    assert_int_equal(system(cmd), 0);
-    write_file("callbacks/temperature_alerts.so", "", 0644);
-    write_file("callbacks/humidity.so", "", 0644);
-    write_file("callbacks/temperature_processing.so", "", 0644);
-    cfg *c = NULL;
+    static const char *const mods[] = {"temperature_alerts", "humidity", "temperature_processing",
+                                       NULL};
     cfg_diag d = {0};
-    int r = cfg_load("ex.yaml", 0, &c, &d);
-    if (r)
-        dump(&d);
-    assert_int_equal(r, 0);
-    assert_int_equal(d.n_warnings, 0);
+    cfg *c = load_example_copy("config.yaml", mods, &d);
     assert_int_equal(c->n_clients, 2);
     assert_int_equal(c->clients[0].port, 1883);
     assert_int_equal(c->clients[1].port, 1884);
@@ -464,12 +489,7 @@ static void test_cfg_example_config(void **state)
     assert_true(c->chains[ch].steps[0].duration == 1);
     assert_int_equal(c->chains[ch].steps[2].target_client, 1);
 
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    cfg_print_summary(c, f);
-    fclose(f);
+    char *buf = summary_of(c);
     assert_non_null(strstr(buf, "client1 -> tcp://127.0.0.1:1883"));
     assert_non_null(strstr(buf, "subscribes sensors/temperature (qos 1)"));
     assert_non_null(strstr(buf, "simple_temperature_alert: sensors/temperature from client1 -> "
@@ -487,28 +507,14 @@ static void test_cfg_reference_config(void **state)
 {
     (void)state;
     /* the annotated reference documents every key; it must stay a valid file */
-    char cmd[3 * PATH_MAX];
-    snprintf(cmd, sizeof(cmd), "cp '%s/config/examples/reference.yaml' ref.yaml", srcdir);
-    assert_int_equal(system(cmd), 0);
-    write_file("callbacks/temperature_alerts.so", "", 0644);
-    write_file("callbacks/temperature_processing.so", "", 0644);
-    cfg *c = NULL;
+    static const char *const mods[] = {"temperature_alerts", "temperature_processing", NULL};
     cfg_diag d = {0};
-    int r = cfg_load("ref.yaml", 0, &c, &d);
-    if (r || d.n_warnings)
-        dump(&d);
-    assert_int_equal(r, 0);
-    assert_int_equal(d.n_warnings, 0);
+    cfg *c = load_example_copy("reference.yaml", mods, &d);
     assert_string_equal(c->clients[0].shared_group, "plant");
     assert_int_equal(c->chains[0].n_steps, 9);
     assert_string_equal(c->chains[0].steps[0].params[3].key, "unit");
 
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    cfg_print_summary(c, f);
-    fclose(f);
+    char *buf = summary_of(c);
     assert_non_null(strstr(buf, "subscribes $share/plant/sensors/+/temperature (qos 1)"));
     assert_non_null(strstr(buf, "kitchen_alert: sensors/+/temperature from client1 -> callback "
                                 "alert [per_topic, errors dead-lettered]"));
@@ -621,6 +627,36 @@ static bool build_module(const char *name, const char *src)
     return system(cmd) == 0;
 }
 
+/* Writes config.yaml whose callback ok is function fn of module mod (in tmpdir) and loads it
+ * with flags: cfg_load's return, its diagnostics in *d (the caller finishes them). */
+static int load_module_config(const char *mod, const char *fn, unsigned flags, cfg_diag *d)
+{
+    static const char yaml[] = "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
+                               "callbacks:\n"
+                               "  %s: {module: %s, function: %s}\n"
+                               "rules:\n  - {rule: r, callback: %s}\n";
+    char buf[512];
+    cfg *c = NULL;
+    snprintf(buf, sizeof(buf), yaml, "ok", mod, fn, "ok");
+    write_file("config.yaml", buf, 0644);
+    int r = cfg_load("config.yaml", flags, &c, d);
+    cfg_destroy(c);
+    return r;
+}
+
+/* Loading that config with the modules checked fails with one error, want_fmt with tmpdir for
+ * its %s. */
+static void expect_module_error(const char *mod, const char *fn, const char *want_fmt)
+{
+    char want[PATH_MAX + 200];
+    cfg_diag d = {0};
+    snprintf(want, sizeof(want), want_fmt, tmpdir);
+    assert_int_equal(load_module_config(mod, fn, CFG_LOAD_CHECK_MODULES, &d), -EINVAL);
+    assert_int_equal(d.n_errors, 1);
+    assert_string_equal(d.errors[0], want);
+    cfg_diag_fini(&d);
+}
+
 static void test_cfg_module_check(void **state)
 {
     (void)state;
@@ -632,61 +668,27 @@ static void test_cfg_module_check(void **state)
         !build_module("bare.so", "int handle(void) { return 0; }\n"))
         skip();
     write_file("notelf.so", "not a shared object\n", 0644);
-    static const char yaml[] = "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
-                               "callbacks:\n"
-                               "  %s: {module: %s, function: %s}\n"
-                               "rules:\n  - {rule: r, callback: %s}\n";
-    char buf[512];
-    cfg *c = NULL;
     cfg_diag d = {0};
-
-    snprintf(buf, sizeof(buf), yaml, "ok", "good.so", "handle", "ok");
-    write_file("config.yaml", buf, 0644);
-    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), 0);
-    cfg_destroy(c);
+    assert_int_equal(load_module_config("good.so", "handle", CFG_LOAD_CHECK_MODULES, &d), 0);
     cfg_diag_fini(&d);
-
-    snprintf(buf, sizeof(buf), yaml, "ok", "good.so", "handel", "ok");
-    write_file("config.yaml", buf, 0644);
     /* without the flag only existence is checked */
-    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), 0);
-    cfg_destroy(c);
+    assert_int_equal(load_module_config("good.so", "handel", 0, &d), 0);
     cfg_diag_fini(&d);
+    expect_module_error("good.so", "handel",
+                        "config.yaml:4:35: callbacks.ok.function: function \"handel\" not found "
+                        "in %s/good.so");
+    expect_module_error("old.so", "handle",
+                        "config.yaml:4:16: callbacks.ok.module: %s/old.so was built for callback "
+                        "API version 99, this mqttflow implements version 1 (rebuild it against "
+                        "this mqttflow.h)");
+    expect_module_error("bare.so", "handle",
+                        "config.yaml:4:16: callbacks.ok.module: %s/bare.so does not export "
+                        "mf_api_version (build it with #include \"mqttflow.h\")");
+
+    assert_int_equal(load_module_config("notelf.so", "handle", CFG_LOAD_CHECK_MODULES, &d),
+                     -EINVAL);
+    assert_int_equal(d.n_errors, 1);
     char want[PATH_MAX + 200];
-    snprintf(want, sizeof(want),
-             "config.yaml:4:35: callbacks.ok.function: function \"handel\" not found in "
-             "%s/good.so",
-             tmpdir);
-    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), -EINVAL);
-    assert_int_equal(d.n_errors, 1);
-    assert_string_equal(d.errors[0], want);
-    cfg_diag_fini(&d);
-
-    snprintf(buf, sizeof(buf), yaml, "ok", "old.so", "handle", "ok");
-    write_file("config.yaml", buf, 0644);
-    snprintf(want, sizeof(want),
-             "config.yaml:4:16: callbacks.ok.module: %s/old.so was built for callback API "
-             "version 99, this mqttflow implements version 1 (rebuild it against this "
-             "mqttflow.h)",
-             tmpdir);
-    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), -EINVAL);
-    assert_string_equal(d.errors[0], want);
-    cfg_diag_fini(&d);
-
-    snprintf(buf, sizeof(buf), yaml, "ok", "bare.so", "handle", "ok");
-    write_file("config.yaml", buf, 0644);
-    snprintf(want, sizeof(want),
-             "config.yaml:4:16: callbacks.ok.module: %s/bare.so does not export mf_api_version "
-             "(build it with #include \"mqttflow.h\")",
-             tmpdir);
-    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), -EINVAL);
-    assert_string_equal(d.errors[0], want);
-    cfg_diag_fini(&d);
-
-    snprintf(buf, sizeof(buf), yaml, "ok", "notelf.so", "handle", "ok");
-    write_file("config.yaml", buf, 0644);
-    assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CHECK_MODULES, &c, &d), -EINVAL);
-    assert_int_equal(d.n_errors, 1);
     snprintf(want, sizeof(want),
              "config.yaml:4:16: callbacks.ok.module: cannot load callback module %s/notelf.so: ",
              tmpdir);
@@ -866,25 +868,23 @@ int main(void)
             *slash = 0;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cfg_full_config_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_defaults, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_defaults_of_a_user, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_url_schemes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_numbers_decimal_hex_and_units, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_example_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_reference_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_hostile_inputs_rejected_early, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_load_missing_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_module_check, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_module_check_api_and_undefined_symbols, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_example_with_real_modules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_topic_validity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_session_default_follows_qos, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_topic_filters_overlap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_destroy_and_fini_accept_null, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_values_at_the_top_of_their_ranges, setup,
-                                        teardown),
+        TEST_ST(test_cfg_full_config_values),
+        TEST_ST(test_cfg_defaults),
+        TEST_ST(test_cfg_defaults_of_a_user),
+        TEST_ST(test_cfg_url_schemes),
+        TEST_ST(test_cfg_numbers_decimal_hex_and_units),
+        TEST_ST(test_cfg_example_config),
+        TEST_ST(test_cfg_reference_config),
+        TEST_ST(test_cfg_hostile_inputs_rejected_early),
+        TEST_ST(test_cfg_load_missing_file),
+        TEST_ST(test_cfg_module_check),
+        TEST_ST(test_cfg_module_check_api_and_undefined_symbols),
+        TEST_ST(test_cfg_example_with_real_modules),
+        TEST_ST(test_cfg_topic_validity),
+        TEST_ST(test_cfg_session_default_follows_qos),
+        TEST_ST(test_cfg_topic_filters_overlap),
+        TEST_ST(test_cfg_destroy_and_fini_accept_null),
+        TEST_ST(test_cfg_values_at_the_top_of_their_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

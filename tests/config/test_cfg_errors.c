@@ -1,6 +1,7 @@
 /* Tests of the configuration loader on bad configs: each asserts the exact
  * "file:line:col: path: message" a user sees, and the warnings of `mqttflow check`. */
 #include "cfg_test.h"
+#include "tests/tools/testlib.h"
 
 static void test_cfg_error_unknown_keys(void **state)
 {
@@ -163,13 +164,10 @@ static void test_cfg_error_client_details(void **state)
                  "config.yaml:3:24: runtime.dead_letter: a dead_letter topic needs client_id (the "
                  "client to publish on)");
     /* an unknown key under logging: is reported once, as unknown */
-    write_file("config.yaml",
-               "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
-               "logging: {level: warning, bogus: 1}\n",
-               0644);
-    cfg *c = NULL;
     cfg_diag d = {0};
-    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    load_fails("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h}\n"
+               "logging: {level: warning, bogus: 1}\n",
+               &d);
     assert_int_equal(d.n_errors, 1);
     assert_string_equal(d.errors[0],
                         "config.yaml:3:27: logging.bogus: unknown key (allowed: default_level, "
@@ -177,7 +175,8 @@ static void test_cfg_error_client_details(void **state)
                         "config, callbacks)");
     cfg_diag_fini(&d);
     /* a port key beside a different port in the URL wins, with a warning */
-    c = load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://h:1\", port: 2}\n", &d);
+    cfg *c =
+        load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://h:1\", port: 2}\n", &d);
     assert_int_equal(c->clients[0].port, 2);
     assert_int_equal(d.n_warnings, 1);
     assert_string_equal(d.warnings[0], "config.yaml:2:33: mqtt_clients[0].broker_url: port 2 "
@@ -236,23 +235,19 @@ static void test_cfg_password_never_from_yaml(void **state)
     (void)state;
     /* even with a valid password_env beside it, the YAML password is refused, not used */
     setenv("TEST_CFG_PW2", "fromenv", 1);
-    write_file("config.yaml",
-               "mqtt_clients:\n"
+    cfg_diag d = {0};
+    load_fails("mqtt_clients:\n"
                "  - {client_id: c1, broker_url: mqtt://h, password: inyaml, "
                "password_env: TEST_CFG_PW2}\n",
-               0644);
-    cfg *c = NULL;
-    cfg_diag d = {0};
-    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
-    assert_null(c);
+               &d); /* and no config */
     assert_int_equal(d.n_errors, 1);
     assert_null(strstr(d.errors[0], "inyaml"));
     cfg_diag_fini(&d);
 
     cfg_diag d2 = {0};
-    c = load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, password_env: "
-                "TEST_CFG_PW2}\n",
-                &d2);
+    cfg *c = load_ok("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, password_env: "
+                     "TEST_CFG_PW2}\n",
+                     &d2);
     assert_string_equal(c->clients[0].password, "fromenv");
     cfg_destroy(c);
     cfg_diag_fini(&d2);
@@ -343,13 +338,10 @@ static void test_cfg_error_condition_column(void **state)
 {
     (void)state;
     /* the column points into the expression, where expr_compile stopped */
-    write_file("config.yaml",
-               CLIENTS CALLBACKS "rules:\n  - {rule: r1, condition: \"payload.t > \", callback: "
-                                 "cb_a}\n",
-               0644);
-    cfg *c = NULL;
     cfg_diag d = {0};
-    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    load_fails(CLIENTS CALLBACKS "rules:\n  - {rule: r1, condition: \"payload.t > \", callback: "
+                                 "cb_a}\n",
+               &d);
     assert_int_equal(d.n_errors, 1);
     /* the value starts at column 27 (its quote); the problem is at its end, 12 bytes in */
     assert_non_null(strstr(d.errors[0], "config.yaml:10:40: rules[0].condition: bad condition: "));
@@ -480,15 +472,12 @@ static void test_cfg_warning_stateful_chain_threaded(void **state)
 static void test_cfg_many_errors_reported_at_once(void **state)
 {
     (void)state;
-    write_file("config.yaml",
-               CLIENTS CALLBACKS "rules:\n"
+    cfg_diag d = {0};
+    load_fails(CLIENTS CALLBACKS "rules:\n"
                                  "  - {rule: a, callback: x1}\n"
                                  "  - {rule: b, callback: x2}\n"
                                  "runtime: {workers: 99}\n",
-               0644);
-    cfg *c = NULL;
-    cfg_diag d = {0};
-    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+               &d);
     assert_int_equal(d.n_errors, 3);
     cfg_diag_fini(&d);
 }
@@ -586,12 +575,8 @@ static void test_cfg_error_url_credentials_not_echoed(void **state)
                        "password_env or password_file";
     expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtt://u:s3cret@h:1\"}\n", want);
     expect_error("mqtt_clients:\n  - {client_id: c1, broker_url: \"u:s3cret@h\"}\n", want);
-    write_file("config.yaml",
-               "mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtts://u:s3cret@h:x/p\"}\n",
-               0644);
-    cfg *c = NULL;
     cfg_diag d = {0};
-    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    load_fails("mqtt_clients:\n  - {client_id: c1, broker_url: \"mqtts://u:s3cret@h:x/p\"}\n", &d);
     for (size_t i = 0; i < d.n_errors; i++)
         assert_null(strstr(d.errors[i], "s3cret"));
     cfg_diag_fini(&d);
@@ -602,14 +587,12 @@ static void test_cfg_control_load_needs_no_secret(void **state)
 {
     (void)state;
     unsetenv("TEST_H8_PW");
-    write_file("config.yaml",
-               "mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, password_env: "
-               "TEST_H8_PW}\nruntime: {instance: x1, control_socket: /run/x1.sock}\n",
-               0644);
-    cfg *c = NULL;
     cfg_diag d = {0};
-    assert_int_equal(cfg_load("config.yaml", 0, &c, &d), -EINVAL);
+    load_fails("mqtt_clients:\n  - {client_id: c1, broker_url: mqtt://h, password_env: "
+               "TEST_H8_PW}\nruntime: {instance: x1, control_socket: /run/x1.sock}\n",
+               &d);
     cfg_diag_fini(&d);
+    cfg *c = NULL;
     assert_int_equal(cfg_load("config.yaml", CFG_LOAD_CONTROL, &c, &d), 0);
     assert_string_equal(c->runtime.instance, "x1");
     assert_string_equal(c->runtime.control_socket, "/run/x1.sock");
@@ -687,31 +670,30 @@ static void test_cfg_error_did_you_mean_two_edits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_cfg_error_unknown_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_types_and_ranges, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_clients, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_client_details, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_password, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_password_never_from_yaml, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_warning_password_file_readable, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_callbacks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_condition_column, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_chains, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_yaml_level, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_warning_stateful_chain_threaded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_many_errors_reported_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_yaml_tags, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_empty_number, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_hostile_host, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_url_credentials_not_echoed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_control_load_needs_no_secret, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_runtime_paths, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_warning_rule_topic_not_subscribed, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_scalar_given_a_collection, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_size_overflow, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cfg_error_did_you_mean_two_edits, setup, teardown),
+        TEST_ST(test_cfg_error_unknown_keys),
+        TEST_ST(test_cfg_error_types_and_ranges),
+        TEST_ST(test_cfg_error_clients),
+        TEST_ST(test_cfg_error_client_details),
+        TEST_ST(test_cfg_error_password),
+        TEST_ST(test_cfg_password_never_from_yaml),
+        TEST_ST(test_cfg_warning_password_file_readable),
+        TEST_ST(test_cfg_error_callbacks),
+        TEST_ST(test_cfg_error_rules),
+        TEST_ST(test_cfg_error_condition_column),
+        TEST_ST(test_cfg_error_chains),
+        TEST_ST(test_cfg_error_yaml_level),
+        TEST_ST(test_cfg_warning_stateful_chain_threaded),
+        TEST_ST(test_cfg_many_errors_reported_at_once),
+        TEST_ST(test_cfg_error_yaml_tags),
+        TEST_ST(test_cfg_error_empty_number),
+        TEST_ST(test_cfg_error_hostile_host),
+        TEST_ST(test_cfg_error_url_credentials_not_echoed),
+        TEST_ST(test_cfg_control_load_needs_no_secret),
+        TEST_ST(test_cfg_error_runtime_paths),
+        TEST_ST(test_cfg_warning_rule_topic_not_subscribed),
+        TEST_ST(test_cfg_error_scalar_given_a_collection),
+        TEST_ST(test_cfg_error_size_overflow),
+        TEST_ST(test_cfg_error_did_you_mean_two_edits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

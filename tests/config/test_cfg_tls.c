@@ -7,14 +7,20 @@ static const char *const TLS_YAML = "mqtt_clients:\n"
                                     "    broker_url: mqtts://h\n"
                                     "    tls: {ca: ca.pem, cert: c.pem, key: c.key, alpn: mqtt}\n";
 
+/* TLS_YAML loaded, next to its CA, certificate and a key file of mode key_mode. */
+static cfg *load_tls_yaml(mode_t key_mode, cfg_diag *d)
+{
+    write_file("ca.pem", "x", 0644);
+    write_file("c.pem", "x", 0644);
+    write_file("c.key", "x", key_mode);
+    return load_ok(TLS_YAML, d);
+}
+
 static void test_cfg_tls_scheme_and_uri(void **state)
 {
     (void)state;
-    write_file("ca.pem", "x", 0644);
-    write_file("c.pem", "x", 0644);
-    write_file("c.key", "x", 0600);
     cfg_diag d = {0};
-    cfg *c = load_ok(TLS_YAML, &d);
+    cfg *c = load_tls_yaml(0600, &d);
     assert_int_equal(d.n_warnings, 0);
     const cfg_client *cl = &c->clients[0];
     assert_true(cl->tls.enabled);
@@ -35,11 +41,8 @@ static void test_cfg_tls_scheme_and_uri(void **state)
 static void test_cfg_tls_key_readable_by_others_warned(void **state)
 {
     (void)state;
-    write_file("ca.pem", "x", 0644);
-    write_file("c.pem", "x", 0644);
-    write_file("c.key", "x", 0644);
     cfg_diag d = {0};
-    cfg *c = load_ok(TLS_YAML, &d);
+    cfg *c = load_tls_yaml(0644, &d);
     assert_int_equal(d.n_warnings, 1);
     assert_non_null(strstr(d.warnings[0], "mqtt_clients[0].tls.key: private key "));
     assert_non_null(strstr(d.warnings[0], "c.key is readable by others (chmod 600 it)"));

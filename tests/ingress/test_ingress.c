@@ -18,6 +18,39 @@
 
 #define N_MSG 200
 
+/* Waits up to timeout_ms for the ingress to count n connected clients, and asserts it does. */
+static void expect_connected(fixture *f, uint64_t n, int timeout_ms)
+{
+    uint64_t end = clock_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+    while (stats_get(&f->slot->connected) != n && clock_mono_ns() < end)
+        sleep_ms(10);
+    assert_int_equal(stats_get(&f->slot->connected), n);
+}
+
+/* SIGTERM to the ingress, which must exit with status 0 within timeout_ms. */
+static void term_ingress_exits_0(fixture *f, int timeout_ms)
+{
+    assert_int_equal(kill(f->ingress, SIGTERM), 0);
+    int st = wait_exit(f->ingress, timeout_ms);
+    assert_int_not_equal(st, -1);
+    f->ingress = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* The next n records are source src's test payloads 0..n-1, in order. */
+static void expect_records_of(fixture *f, uint32_t src, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        rec_view v;
+        assert_int_equal(next_record(f, &v, 5000), 0);
+        testlib_hdr th;
+        assert_int_equal(testlib_parse(v.payload, v.h.payload_len, &th), 0);
+        assert_int_equal(th.src, src);
+        assert_int_equal(th.seq, i);
+    }
+}
+
 static void test_ingress_records_match_published(void **state)
 {
     fixture *f = *state;
@@ -92,12 +125,7 @@ static void test_ingress_sigterm_exits_zero(void **state)
     fixture *f = *state;
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "10", "-q", "1", NULL), 10000);
     assert_int_equal(wait_counter(&f->slot->in, 10, 5000), 10);
-    assert_int_equal(kill(f->ingress, SIGTERM), 0);
-    int st = wait_exit(f->ingress, 5000);
-    assert_int_not_equal(st, -1);
-    f->ingress = 0;
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    term_ingress_exits_0(f, 5000);
     assert_int_equal(stats_get(&f->slot->connected), 0);
     /* everything it acknowledged is in the ring */
     int got = 0;
@@ -167,14 +195,11 @@ static void test_ingress_reconnects_and_resubscribes(void **state)
 {
     fixture *f = *state;
     kill_wait(&f->broker);
-    uint64_t end = clock_mono_ns() + 5000000000ull;
-    while (stats_get(&f->slot->connected) != 0 && clock_mono_ns() < end)
-        sleep_ms(10);
-    assert_int_equal(stats_get(&f->slot->connected), 0);
+    expect_connected(f, 0, 5000);
     /* the process stays up while the broker is away */
     assert_int_equal(waitpid(f->ingress, NULL, WNOHANG), 0);
     /* at least one reconnect attempt fails (logged) before the broker is back */
-    end = clock_mono_ns() + 5000000000ull;
+    uint64_t end = clock_mono_ns() + 5000000000ull;
     /* paho: "failed: the broker could not be reached ..."; io_uring: "failed (connect(): ...)" */
 #define CONNECT_FAILED_LOGGED                                                                      \
     (file_has(f, "ingress.log", "failed: the broker could not be reached") ||                      \
@@ -184,10 +209,7 @@ static void test_ingress_reconnects_and_resubscribes(void **state)
     assert_true(CONNECT_FAILED_LOGGED);
 #undef CONNECT_FAILED_LOGGED
     assert_int_equal(start_broker(f), 0);
-    end = clock_mono_ns() + 10000000000ull;
-    while (stats_get(&f->slot->connected) != 1 && clock_mono_ns() < end)
-        sleep_ms(10);
-    assert_int_equal(stats_get(&f->slot->connected), 1);
+    expect_connected(f, 1, 10000);
     /* subscribed again (the broker had no session): a message arrives; retry the publish
      * until the SUBACK has been processed */
     rec_view v;
@@ -206,19 +228,11 @@ static void test_ingress_sigterm_while_disconnected_exits_zero(void **state)
 {
     fixture *f = *state;
     kill_wait(&f->broker);
-    uint64_t end = clock_mono_ns() + 5000000000ull;
-    while (stats_get(&f->slot->connected) != 0 && clock_mono_ns() < end)
-        sleep_ms(10);
-    assert_int_equal(stats_get(&f->slot->connected), 0);
+    expect_connected(f, 0, 5000);
     /* it keeps retrying (heartbeat moves) until told to stop, then stops promptly */
     uint64_t hb = stats_get(&f->slot->heartbeat_ns);
     assert_true(wait_counter(&f->slot->heartbeat_ns, hb + 1, 2000) > hb);
-    assert_int_equal(kill(f->ingress, SIGTERM), 0);
-    int st = wait_exit(f->ingress, 5000);
-    assert_int_not_equal(st, -1);
-    f->ingress = 0;
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    term_ingress_exits_0(f, 5000);
 }
 
 static void test_ingress_authenticates_with_username_password(void **state)
@@ -413,10 +427,7 @@ static void test_ingress_retained_flag_kept(void **state)
     assert_int_equal(next_record(f, &v, 5000), 0);
     assert_int_equal(v.h.retain, 0);
     ring_release(f->cons);
-    assert_int_equal(kill(f->ingress, SIGTERM), 0);
-    int st = wait_exit(f->ingress, 5000);
-    f->ingress = 0;
-    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    term_ingress_exits_0(f, 5000);
     assert_int_equal(start_ingress(f), 0);
     assert_int_equal(next_record(f, &v, 5000), 0);
     assert_string_equal(v.topic, "t/a");
@@ -450,20 +461,10 @@ static void test_ingress_mqtt5_session_receives_in_order(void **state)
     }
     /* reconnects with the session kept (session expiry set): the subscription survives a
      * restart of the ingress and what was published meanwhile is delivered */
-    assert_int_equal(kill(f->ingress, SIGTERM), 0);
-    int st = wait_exit(f->ingress, 5000);
-    f->ingress = 0;
-    assert_true(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    term_ingress_exits_0(f, 5000);
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "10", "-q", "1", "-i", "6", NULL), 10000);
     assert_int_equal(start_ingress(f), 0);
-    for (uint64_t i = 0; i < 10; i++) {
-        rec_view v;
-        assert_int_equal(next_record(f, &v, 5000), 0);
-        testlib_hdr th;
-        assert_int_equal(testlib_parse(v.payload, v.h.payload_len, &th), 0);
-        assert_int_equal(th.src, 6);
-        assert_int_equal(th.seq, i);
-    }
+    expect_records_of(f, 6, 10);
 }
 
 static int setup_ws(void **state)
@@ -477,30 +478,21 @@ static void test_ingress_websockets_url(void **state)
     fixture *f = *state;
     /* ready means connected and subscribed over ws://; messages published over TCP arrive */
     expect_exit0(mfpub_start(f, "-t", "t/a", "-n", "20", "-q", "1", "-i", "8", NULL), 10000);
-    for (uint64_t i = 0; i < 20; i++) {
-        rec_view v;
-        assert_int_equal(next_record(f, &v, 5000), 0);
-        testlib_hdr th;
-        assert_int_equal(testlib_parse(v.payload, v.h.payload_len, &th), 0);
-        assert_int_equal(th.src, 8);
-        assert_int_equal(th.seq, i);
-    }
+    expect_records_of(f, 8, 20);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ingress_records_match_published, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingress_oversized_counted_not_written, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_ingress_sigterm_exits_zero, setup, teardown),
+        TEST_ST(test_ingress_records_match_published),
+        TEST_ST(test_ingress_oversized_counted_not_written),
+        TEST_ST(test_ingress_sigterm_exits_zero),
         cmocka_unit_test_setup_teardown(test_ingress_full_ring_blocks_without_loss,
                                         setup_small_block, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_full_ring_drops_qos0, setup_small_drop,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_ingress_reconnects_and_resubscribes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingress_sigterm_while_disconnected_exits_zero, setup,
-                                        teardown),
+        TEST_ST(test_ingress_reconnects_and_resubscribes),
+        TEST_ST(test_ingress_sigterm_while_disconnected_exits_zero),
         cmocka_unit_test_setup_teardown(test_ingress_authenticates_with_username_password,
                                         setup_auth, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_will_published_when_killed, setup_will,
@@ -513,7 +505,7 @@ int main(void)
                                         setup_clean_keepalive, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_persistent_session_survives_keepalive_timeout,
                                         setup_persistent_block, teardown),
-        cmocka_unit_test_setup_teardown(test_ingress_retained_flag_kept, setup, teardown),
+        TEST_ST(test_ingress_retained_flag_kept),
         cmocka_unit_test_setup_teardown(test_ingress_mqtt5_session_receives_in_order, setup_v5,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingress_websockets_url, setup_ws, teardown),

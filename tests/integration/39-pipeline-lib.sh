@@ -201,12 +201,28 @@ it_broker_b2() {
         lib_fail "broker 2 did not start"
 }
 
-# it_echo_chain NAME TARGET: print processing chain NAME: echo.so to out/<topic>, relayed at
-# QoS 1 to client TARGET
+# it_echo_chain NAME [TARGET]: print processing chain NAME: echo.so to out/<topic>, relayed at
+# QoS 1 to client TARGET (none: to the client the message came from)
 it_echo_chain() {
     echo "  $1:"
     echo '    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}'
-    echo "    - {step: \"relay\", config: {target_client_id: \"$2\", qos: 1}}"
+    if [[ -n ${2:-} ]]; then
+        echo "    - {step: \"relay\", config: {target_client_id: \"$2\", qos: 1}}"
+    else
+        echo '    - {step: "relay", config: {qos: 1}}'
+    fi
+}
+
+# it_echo_rules RULE...: print callbacks: (echo.so), rules: (each RULE one entry, a flow
+# mapping such as '{rule: "e", topic: "in/#", action: "out"}') and the processing_chains: key;
+# it_echo_chain prints the chains under it
+it_echo_rules() {
+    local r
+    echo "callbacks:"
+    echo "  echo: {module: \"$IT_CB/echo.so\", function: \"echo\"}"
+    echo "rules:"
+    for r in "$@"; do echo "  - $r"; done
+    echo "processing_chains:"
 }
 
 # it_conf_to TARGET RULES WORKERS CLIENT_FIELD...: write $conf of the two-broker tests: c1 on
@@ -433,17 +449,12 @@ it_lines() {
 
 it_echo_conf() {
     local clean=${1:-false}
-    it_conf "clean_session: $clean" 'topics: [{name: "in/#", qos: 1}]' -- 2 <<EOF
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "seq", topic: "in/seq/#", action: "echo_out", execution_mode: "sequential"}
-  - {rule: "par", topic: "in/par/#", action: "echo_out", execution_mode: "threaded"}
-processing_chains:
-  echo_out:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {qos: 1}}
-EOF
+    it_conf "clean_session: $clean" 'topics: [{name: "in/#", qos: 1}]' -- 2 < <(
+        it_echo_rules \
+            '{rule: "seq", topic: "in/seq/#", action: "echo_out", execution_mode: "sequential"}' \
+            '{rule: "par", topic: "in/par/#", action: "echo_out", execution_mode: "threaded"}'
+        it_echo_chain echo_out
+    )
     it_start "$conf"
 }
 

@@ -15,21 +15,18 @@ it_require "$IT_CB/echo.so" "$MOSQUITTO_PUB" "$MOSQUITTO_SUB"
 it_broker || lib_fail "broker did not start"
 it_broker b2 "max_packet_size 4096" || lib_fail "broker 2 did not start"
 
-it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 "max_attempts: 2" <<EOF2
-$(it_client t2 "$b2_PORT" 'reconnect: {min_delay: 0.1, max_delay: 0.5}')
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "fmt", topic: "in/fmt", action: "fmt_chain", execution_mode: "sequential"}
-  - {rule: "big", topic: "in/big", action: "big_chain", execution_mode: "sequential"}
-processing_chains:
+it_conf 'topics: [{name: "in/#", qos: 1}]' -- 1 "max_attempts: 2" < <(
+    it_client t2 "$b2_PORT" 'reconnect: {min_delay: 0.1, max_delay: 0.5}'
+    it_echo_rules \
+        '{rule: "fmt", topic: "in/fmt", action: "fmt_chain", execution_mode: "sequential"}' \
+        '{rule: "big", topic: "in/big", action: "big_chain", execution_mode: "sequential"}'
+    cat <<'EOF2'
   fmt_chain:
     - {step: "format", config: {topic_template: "fmt/{payload.name}"}}
     - {step: "relay", config: {target_client_id: "t2", qos: 1}}
-  big_chain:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
 EOF2
+    it_echo_chain big_chain t2
+)
 it_start "$conf"
 it_msub out "$b2_PORT" out/probe 'out/#' 'fmt/#'
 dead=$LIB_TMP/dead/dead-letters.jsonl

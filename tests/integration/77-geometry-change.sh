@@ -21,20 +21,11 @@ conf=$LIB_TMP/conf.yaml
 dead=$LIB_TMP/dead/dead-letters.jsonl
 write_conf() { # RING_SIZE MAX_PAYLOAD
     {
+        echo "mqtt_clients:"
+        it_client c1 "$MQTT_PORT" 'topics: [{name: "in/#", qos: 1}]'
+        it_echo_rules '{rule: "e", topic: "in/#", action: "out"}'
+        it_echo_chain out c1
         cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "e", topic: "in/#", action: "out"}
-processing_chains:
-  out:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "c1", qos: 1}}
 runtime:
   instance: "$IT_INSTANCE"
   workers: 1

@@ -42,22 +42,11 @@ for kind in paho auto; do
     port_var=${B}_PORT
     conf=$LIB_TMP/conf-$kind.yaml
     {
-        cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: ${!port_var}
-    reconnect: {min_delay: 0.1, max_delay: 0.5}
-    topics: [{name: "in/#", qos: 1}]
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "e", topic: "in/#", action: "out"}
-processing_chains:
-  out:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {qos: 1}}
-EOF2
+        echo "mqtt_clients:"
+        it_client c1 "${!port_var}" 'reconnect: {min_delay: 0.1, max_delay: 0.5}' \
+            'topics: [{name: "in/#", qos: 1}]'
+        it_echo_rules '{rule: "e", topic: "in/#", action: "out"}'
+        it_echo_chain out
         it_runtime 1 "mqtt_io: $kind"
     } >"$conf"
     it_start "$conf" 30 "mf_$kind"

@@ -31,46 +31,16 @@ chmod 600 "$LIB_TMP/t2.pw"
 
 conf=$LIB_TMP/conf.yaml
 {
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "in/#", qos: 1}]
-  - client_id: "t2"
-    broker_url: "mqtt://127.0.0.1"
-    port: $B2_PORT
-    mqtt_version: 5
-    username: "u"
-    password_file: "$LIB_TMP/t2.pw"
-    reconnect: {min_delay: 0.2, max_delay: 1}
-  - client_id: "t3"
-    broker_url: "mqtt://127.0.0.1"
-    port: $NOPORT
-    mqtt_version: 5
-    reconnect: {min_delay: 0.2, max_delay: 1}
-  - client_id: "t4"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    mqtt_version: 5
-    reconnect: {min_delay: 0.2, max_delay: 1}
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "r2", topic: "in/2", action: "to2"}
-  - {rule: "r3", topic: "in/3", action: "to3"}
-  - {rule: "r4", topic: "in/4", action: "to4"}
-processing_chains:
-  to2:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t2", qos: 1}}
-  to3:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t3", qos: 1}}
-  to4:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {target_client_id: "t4", qos: 1}}
-EOF2
+    echo "mqtt_clients:"
+    it_client c1 "$MQTT_PORT" 'topics: [{name: "in/#", qos: 1}]'
+    quick='reconnect: {min_delay: 0.2, max_delay: 1}'
+    it_client t2 "$B2_PORT" 'mqtt_version: 5' 'username: "u"' \
+        "password_file: \"$LIB_TMP/t2.pw\"" "$quick"
+    it_client t3 "$NOPORT" 'mqtt_version: 5' "$quick"
+    it_client t4 "$MQTT_PORT" 'mqtt_version: 5' "$quick"
+    it_echo_rules '{rule: "r2", topic: "in/2", action: "to2"}' \
+        '{rule: "r3", topic: "in/3", action: "to3"}' '{rule: "r4", topic: "in/4", action: "to4"}'
+    for t in 2 3 4; do it_echo_chain "to$t" "t$t"; done
     it_runtime 1
 } >"$conf"
 it_start "$conf"

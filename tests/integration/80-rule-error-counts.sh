@@ -16,22 +16,11 @@ it_broker || lib_fail "broker did not start"
 
 conf=$LIB_TMP/conf.yaml
 {
-    cat <<EOF2
-mqtt_clients:
-  - client_id: "c1"
-    broker_url: "mqtt://127.0.0.1"
-    port: $MQTT_PORT
-    topics: [{name: "s/#", qos: 1}, {name: "j/#", qos: 1}]
-callbacks:
-  echo: {module: "$IT_CB/echo.so", function: "echo"}
-rules:
-  - {rule: "slow", topic: "s/#", regex: "^s/(a+)+\$", action: "out"}
-  - {rule: "cond", topic: "j/#", condition: "payload.t > 1", action: "out"}
-processing_chains:
-  out:
-    - {step: "custom_processor", config: {callback: "echo", prefix: "out/"}}
-    - {step: "relay", config: {qos: 1}}
-EOF2
+    echo "mqtt_clients:"
+    it_client c1 "$MQTT_PORT" 'topics: [{name: "s/#", qos: 1}, {name: "j/#", qos: 1}]'
+    it_echo_rules '{rule: "slow", topic: "s/#", regex: "^s/(a+)+$", action: "out"}' \
+        '{rule: "cond", topic: "j/#", condition: "payload.t > 1", action: "out"}'
+    it_echo_chain out
     it_runtime 1
 } >"$conf"
 it_start "$conf"

@@ -13,15 +13,40 @@
 
 #include <sys/stat.h>
 
+/* ---- helpers ---- */
+
+/* The test's subscriber f->s, client id "sub-INSTANCE", on filter (clean: as sub_open). */
+static void own_sub_open(fixture *f, int clean, const char *filter)
+{
+    char id[80];
+    snprintf(id, sizeof(id), "sub-%s", f->instance);
+    assert_int_equal(sub_open(&f->s, f->port, id, clean, filter), 0);
+}
+
+/* own_sub_open, then the relay started (ready). */
+static void own_sub_and_relay(fixture *f, int clean, const char *filter)
+{
+    own_sub_open(f, clean, filter);
+    assert_int_equal(start_relay(f), 0);
+}
+
+/* SIGTERM to the relay, which must exit with status 0 within timeout_ms. */
+static void term_relay_exits_0(fixture *f, int timeout_ms)
+{
+    assert_int_equal(kill(f->relay, SIGTERM), 0);
+    int st = wait_exit(f->relay, timeout_ms);
+    assert_int_not_equal(st, -1);
+    f->relay = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 /* ---- tests ---- */
 
 static void test_relay_publishes_in_order_and_releases(void **state)
 {
     fixture *f = *state;
-    char id[80];
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 1, "t/#"), 0);
-    assert_int_equal(start_relay(f), 0);
+    own_sub_and_relay(f, 1, "t/#");
     /* both targets up, in the stats bitmask */
     uint64_t end = clock_mono_ns() + 5000000000ull;
     while (stats_get(&f->slot->connected) != 3 && clock_mono_ns() < end)
@@ -53,6 +78,7 @@ static void test_relay_publishes_in_order_and_releases(void **state)
 
     /* the retained flag went through: a new subscriber gets the message as retained */
     sub late;
+    char id[80];
     snprintf(id, sizeof(id), "late-%s", f->instance);
     assert_int_equal(sub_open(&late, f->port, id, 1, "t/ret"), 0);
     assert_int_equal(sub_wait_count(&late, 1, 5000), 1);
@@ -63,22 +89,15 @@ static void test_relay_publishes_in_order_and_releases(void **state)
     pthread_mutex_unlock(&late.mu);
     sub_close(&late);
 
-    kill(f->relay, SIGTERM);
-    int st = wait_exit(f->relay, 10000);
-    assert_int_not_equal(st, -1);
-    f->relay = 0;
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    term_relay_exits_0(f, 10000);
 }
 
 static void test_relay_spools_while_broker_down(void **state)
 {
     fixture *f = *state;
-    char id[80];
     /* a persistent session subscribed before the broker goes down: what the relay publishes
      * after the restart is kept for it, whoever reconnects first */
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 0, "t/#"), 0);
+    own_sub_open(f, 0, "t/#");
     assert_int_equal(stop_broker(f), 0);
 
     /* the relay gets ready although no target can be reached */
@@ -113,20 +132,12 @@ static void test_relay_spools_while_broker_down(void **state)
 static void test_relay_sigterm_publishes_ring_before_exit(void **state)
 {
     fixture *f = *state;
-    char id[80];
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 1, "t/#"), 0);
-    assert_int_equal(start_relay(f), 0);
+    own_sub_and_relay(f, 1, "t/#");
 
     const size_t n = 3000;
     push_mix(f, n, 1);
     /* at once: most records are still in the rings when the signal arrives */
-    assert_int_equal(kill(f->relay, SIGTERM), 0);
-    int st = wait_exit(f->relay, 15000);
-    assert_int_not_equal(st, -1);
-    f->relay = 0;
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    term_relay_exits_0(f, 15000);
 
     /* everything was published and released before the exit */
     for (int i = 0; i < N_RINGS; i++) {
@@ -143,10 +154,7 @@ static void test_relay_sigterm_publishes_ring_before_exit(void **state)
 static void test_relay_broker_restart_midstream_loses_nothing(void **state)
 {
     fixture *f = *state;
-    char id[80];
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 0, "t/#"), 0);
-    assert_int_equal(start_relay(f), 0);
+    own_sub_and_relay(f, 0, "t/#");
 
     const size_t n = 4000;
     push_mix(f, n, 1);
@@ -171,10 +179,7 @@ static void test_relay_broker_restart_midstream_loses_nothing(void **state)
 static void test_relay_sigkill_restart_loses_nothing(void **state)
 {
     fixture *f = *state;
-    char id[80];
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 1, "t/#"), 0);
-    assert_int_equal(start_relay(f), 0);
+    own_sub_and_relay(f, 1, "t/#");
 
     const size_t n = 4000;
     push_mix(f, n, 1);
@@ -223,21 +228,14 @@ static void test_relay_sigterm_with_target_down_spools_then_next_relay_delivers(
     assert_int_equal(wait_released(f, 0), 0);
     assert_int_equal(wait_spooled(f, total, 5000), 0);
     uint64_t t0 = clock_mono_ns();
-    assert_int_equal(kill(f->relay, SIGTERM), 0);
-    int st = wait_exit(f->relay, 15000);
-    assert_int_not_equal(st, -1);
-    f->relay = 0;
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    term_relay_exits_0(f, 15000);
     assert_true(clock_mono_ns() - t0 < 10000000000ull);
     assert_int_equal(stats_get(&f->slot->out), 0);
     assert_int_equal(stats_get(&f->slot->connected), 0);
 
     /* the broker and a new relay: the spools are recovered and published, in order */
     assert_int_equal(start_broker(f), 0);
-    char id[80];
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 1, "t/#"), 0);
+    own_sub_open(f, 1, "t/#");
     stats_set(&f->slot->out, 0);
     assert_int_equal(start_relay(f), 0);
     if (sub_wait_count(&f->s, total, 20000) != total)
@@ -251,9 +249,7 @@ static void test_relay_sigterm_with_target_down_spools_then_next_relay_delivers(
 static void test_relay_skips_record_that_killed_it_max_attempts_times(void **state)
 {
     fixture *f = *state;
-    char id[80];
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 1, "t/#"), 0);
+    own_sub_open(f, 1, "t/#");
 
     unsigned char pl[MAX_PAYLOAD];
     size_t len = make_payload(pl, 0, 0);
@@ -308,10 +304,7 @@ static void push_bad(fixture *f, int ri, uint8_t kind, uint16_t client, const ch
 static void test_relay_skips_unpublishable_records(void **state)
 {
     fixture *f = *state;
-    char id[80];
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 1, "#"), 0);
-    assert_int_equal(start_relay(f), 0);
+    own_sub_and_relay(f, 1, "#");
 
     unsigned char pl[MAX_PAYLOAD];
     size_t len = make_payload(pl, 0, 0);
@@ -358,10 +351,7 @@ static void plant_corrupt_header(fixture *f)
 static void test_relay_corrupt_ring_region_quarantined(void **state)
 {
     fixture *f = *state;
-    char id[80];
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 1, "#"), 0);
-    assert_int_equal(start_relay(f), 0);
+    own_sub_and_relay(f, 1, "#");
     plant_corrupt_header(f);
     uint64_t end = clock_mono_ns() + 10000000000ull;
     while (stats_get(&f->slot->dead) < 1 && clock_mono_ns() < end)
@@ -438,10 +428,7 @@ static void test_relay_corrupt_region_kept_while_store_fails(void **state)
 static void test_relay_undecodable_records_are_dead_lettered(void **state)
 {
     fixture *f = *state;
-    char id[80];
-    snprintf(id, sizeof(id), "sub-%s", f->instance);
-    assert_int_equal(sub_open(&f->s, f->port, id, 1, "t/#"), 0);
-    assert_int_equal(start_relay(f), 0);
+    own_sub_and_relay(f, 1, "t/#");
     unsigned char junk[64];
     memset(junk, 0xa5, sizeof(junk));
     push_raw(f, 0, junk, sizeof(junk)); /* lengths that disagree with the record's size */

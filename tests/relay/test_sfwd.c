@@ -19,6 +19,7 @@
 #include "cfg.h"
 #include "names.h"
 #include "relay/sfwd.h"
+#include "tests/tools/testlib.h"
 
 static char dir[64];
 
@@ -44,6 +45,16 @@ static void count_stored(void *arg, uint16_t ring, uint64_t seq)
     (*(int *)arg)++;
 }
 
+/* The config of yaml (as t.yaml in dir); it must load. */
+static cfg *load(const char *yaml)
+{
+    cfg *c = NULL;
+    cfg_diag d = {0};
+    assert_int_equal(cfg_load_buffer("t.yaml", dir, yaml, strlen(yaml), 0, &c, &d), 0);
+    cfg_diag_fini(&d);
+    return c;
+}
+
 static void test_sfwd_clients_a_slash_b_and_a_underscore_b_spool_apart(void **state)
 {
     (void)state;
@@ -54,10 +65,7 @@ static void test_sfwd_clients_a_slash_b_and_a_underscore_b_spool_apart(void **st
              "  - {client_id: a_b, broker_url: mqtt://h}\n"
              "runtime: {spool_dir: %s/spool, dead_letter: {dir: %s/dead}}\n",
              dir, dir);
-    cfg *c = NULL;
-    cfg_diag d = {0};
-    assert_int_equal(cfg_load_buffer("t.yaml", dir, yaml, strlen(yaml), 0, &c, &d), 0);
-    cfg_diag_fini(&d);
+    cfg *c = load(yaml);
     sfwd *s = NULL;
     assert_int_equal(sfwd_create(c, 16, &s), 0);
     static const char rec[] = "record";
@@ -84,10 +92,7 @@ static void test_sfwd_moves_a_spool_of_the_old_name(void **state)
     assert_int_equal(mkdir(p, 0700), 0);
     snprintf(p, sizeof(p), "%s/spool/a_x", dir);
     assert_int_equal(mkdir(p, 0700), 0);
-    cfg *c = NULL;
-    cfg_diag d = {0};
-    assert_int_equal(cfg_load_buffer("t.yaml", dir, yaml, strlen(yaml), 0, &c, &d), 0);
-    cfg_diag_fini(&d);
+    cfg *c = load(yaml);
     sfwd *s = NULL;
     assert_int_equal(sfwd_create(c, 16, &s), 0);
     assert_int_equal(access(p, F_OK), -1);
@@ -120,9 +125,8 @@ static void test_names_client_dir_is_one_to_one(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sfwd_clients_a_slash_b_and_a_underscore_b_spool_apart,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sfwd_moves_a_spool_of_the_old_name, setup, teardown),
+        TEST_ST(test_sfwd_clients_a_slash_b_and_a_underscore_b_spool_apart),
+        TEST_ST(test_sfwd_moves_a_spool_of_the_old_name),
         cmocka_unit_test(test_names_client_dir_is_one_to_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

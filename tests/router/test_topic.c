@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "router/topic.h"
+#include "tests/tools/testlib.h"
 
 static int setup(void **state)
 {
@@ -209,19 +210,17 @@ static void test_topic_wildcard_chars_in_names_are_plain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_topic_empty_trie_matches_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topic_exact, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topic_plus, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topic_hash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topic_hash_matches_parent_level, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topic_dollar_topics, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topic_overlapping_filters_all_reported, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_topic_cap_counts_beyond, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topic_many_filters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topic_invalid_filters, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topic_wildcard_chars_in_names_are_plain, setup,
-                                        teardown),
+        TEST_ST(test_topic_empty_trie_matches_nothing),
+        TEST_ST(test_topic_exact),
+        TEST_ST(test_topic_plus),
+        TEST_ST(test_topic_hash),
+        TEST_ST(test_topic_hash_matches_parent_level),
+        TEST_ST(test_topic_dollar_topics),
+        TEST_ST(test_topic_overlapping_filters_all_reported),
+        TEST_ST(test_topic_cap_counts_beyond),
+        TEST_ST(test_topic_many_filters),
+        TEST_ST(test_topic_invalid_filters),
+        TEST_ST(test_topic_wildcard_chars_in_names_are_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -280,20 +280,15 @@ int main(void)
     if (rc)
         return rc;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(
-            test_run_starts_in_reverse_order_and_stops_in_pipeline_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_status_kill9_restart_and_stop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_refuses_a_second_instance, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_stage_config_error_fails_the_start_with_exit_2,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_crash_loop_ends_failed_with_reason, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_run_reclaims_a_killed_instance, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_second_signal_kills_a_stage_that_does_not_stop,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_kills_a_worker_stuck_in_a_callback, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_run_real_stages_with_mosquitto, setup, teardown),
+        TEST_ST(test_run_starts_in_reverse_order_and_stops_in_pipeline_order),
+        TEST_ST(test_run_status_kill9_restart_and_stop),
+        TEST_ST(test_run_refuses_a_second_instance),
+        TEST_ST(test_run_stage_config_error_fails_the_start_with_exit_2),
+        TEST_ST(test_run_crash_loop_ends_failed_with_reason),
+        TEST_ST(test_run_reclaims_a_killed_instance),
+        TEST_ST(test_run_second_signal_kills_a_stage_that_does_not_stop),
+        TEST_ST(test_run_kills_a_worker_stuck_in_a_callback),
+        TEST_ST(test_run_real_stages_with_mosquitto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,15 +86,37 @@ static const char *line_of(const char *text, const char *prefix, char *buf, size
     return NULL;
 }
 
+/* Asserts that text holds want, and says which when it does not. */
+static void assert_has(const char *text, const char *want)
+{
+    if (!strstr(text, want))
+        fail_msg("missing \"%s\" in:\n%s", want, text);
+}
+
+/* assert_has for each of the texts after text. */
+#define assert_has_all(text, ...) assert_has_each(text, (const char *const[]){__VA_ARGS__, NULL})
+static void assert_has_each(const char *text, const char *const *wants)
+{
+    for (; *wants; wants++)
+        assert_has(text, *wants);
+}
+
+/* Asserts that text does not hold unwanted, and says which when it does. */
+static void assert_lacks(const char *text, const char *unwanted)
+{
+    if (strstr(text, unwanted))
+        fail_msg("unwanted \"%s\" in:\n%s", unwanted, text);
+}
+
 static void test_status_table_lists_every_stage(void **state)
 {
     (void)state;
     char *t = format(0);
     char line[512];
-    assert_non_null(strstr(t, "instance demo: running, supervisor pid 4242"));
+    assert_has(t, "instance demo: running, supervisor pid 4242");
     assert_non_null(line_of(t, "STAGE", line, sizeof(line)));
-    assert_non_null(strstr(line, "RESTARTS"));
-    assert_non_null(strstr(line, "RING"));
+    assert_has(line, "RESTARTS");
+    assert_has(line, "RING");
 
     assert_non_null(line_of(t, "ingress client1", line, sizeof(line)));
     char name[32], st[16], ring[8];
@@ -147,21 +169,17 @@ static void test_status_prom_is_exposition_format(void **state)
 {
     (void)state;
     char *t = format(1);
-    assert_non_null(strstr(t, "# TYPE mqttflow_stage_restarts_total counter\n"));
-    assert_non_null(strstr(t, "# TYPE mqttflow_stage_up gauge\n"));
-    assert_non_null(strstr(
-        t, "mqttflow_stage_in_total{instance=\"demo\",stage=\"ingress\",id=\"client1\"} 1000\n"));
-    assert_non_null(strstr(
-        t, "mqttflow_stage_restarts_total{instance=\"demo\",stage=\"worker\",id=\"1\"} 5\n"));
-    assert_non_null(
-        strstr(t, "mqttflow_stage_up{instance=\"demo\",stage=\"worker\",id=\"1\"} 0\n"));
-    assert_non_null(strstr(t, "mqttflow_stage_ring_fill_ratio{instance=\"demo\",stage=\"ingress\","
-                              "id=\"client1\"} 0.03\n"));
-    assert_non_null(
-        strstr(t, "mqttflow_stage_connections{instance=\"demo\",stage=\"relay\",id=\"\"} 2\n"));
-    assert_null(strstr(t, "mqttflow_stage_connections{instance=\"demo\",stage=\"worker\""));
+    assert_has_all(
+        t, "# TYPE mqttflow_stage_restarts_total counter\n", "# TYPE mqttflow_stage_up gauge\n",
+        "mqttflow_stage_in_total{instance=\"demo\",stage=\"ingress\",id=\"client1\"} 1000\n",
+        "mqttflow_stage_restarts_total{instance=\"demo\",stage=\"worker\",id=\"1\"} 5\n",
+        "mqttflow_stage_up{instance=\"demo\",stage=\"worker\",id=\"1\"} 0\n",
+        "mqttflow_stage_ring_fill_ratio{instance=\"demo\",stage=\"ingress\","
+        "id=\"client1\"} 0.03\n",
+        "mqttflow_stage_connections{instance=\"demo\",stage=\"relay\",id=\"\"} 2\n");
+    assert_lacks(t, "mqttflow_stage_connections{instance=\"demo\",stage=\"worker\"");
     /* a stage without a ring has no fill sample */
-    assert_null(strstr(t, "mqttflow_stage_ring_fill_ratio{instance=\"demo\",stage=\"relay\""));
+    assert_lacks(t, "mqttflow_stage_ring_fill_ratio{instance=\"demo\",stage=\"relay\"");
     /* every sample line is NAME{labels} VALUE */
     for (char *p = t; *p;) {
         char *nl = strchr(p, '\n');
@@ -182,7 +200,7 @@ static void test_status_prom_escapes_labels(void **state)
     (void)state;
     rows[0].id = "we\"ird\\id";
     char *t = format(1);
-    assert_non_null(strstr(t, "id=\"we\\\"ird\\\\id\""));
+    assert_has(t, "id=\"we\\\"ird\\\\id\"");
     free(t);
 }
 
@@ -219,24 +237,29 @@ static void test_status_prom_rules_and_clients(void **state)
     h.clients = clients2;
     h.n_clients = 2;
     char *t = format_with(status_format_prom, &h);
-    assert_non_null(strstr(t, "# TYPE mqttflow_rule_matched_total counter\n"));
-    assert_non_null(strstr(t, "mqttflow_rule_matched_total{instance=\"demo\",rule=\"r1\"} 10\n"));
-    assert_non_null(strstr(t, "mqttflow_rule_dead_total{instance=\"demo\",rule=\"r1\"} 1\n"));
-    assert_non_null(strstr(t, "# TYPE mqttflow_rule_processing_seconds histogram\n"));
+    assert_has_all(t, "# TYPE mqttflow_rule_matched_total counter\n",
+                   "mqttflow_rule_matched_total{instance=\"demo\",rule=\"r1\"} 10\n",
+                   "mqttflow_rule_dead_total{instance=\"demo\",rule=\"r1\"} 1\n",
+                   "# TYPE mqttflow_rule_processing_seconds histogram\n");
     /* cumulative buckets: 5 below 4 us, 9 below 16 us, 9 in +Inf */
-    assert_non_null(strstr(
+    assert_has_all(
         t,
-        "mqttflow_rule_processing_seconds_bucket{instance=\"demo\",rule=\"r1\",le=\"4e-06\"} 5\n"));
-    assert_non_null(strstr(t, "mqttflow_rule_processing_seconds_bucket{instance=\"demo\",rule="
-                              "\"r1\",le=\"1.6e-05\"} 9\n"));
-    assert_non_null(strstr(
-        t,
-        "mqttflow_rule_processing_seconds_bucket{instance=\"demo\",rule=\"r1\",le=\"+Inf\"} 9\n"));
-    assert_non_null(
-        strstr(t, "mqttflow_rule_processing_seconds_count{instance=\"demo\",rule=\"r1\"} 9\n"));
-    assert_non_null(strstr(t, "mqttflow_client_connected{instance=\"demo\",client=\"c2\"} 0\n"));
-    assert_non_null(strstr(t, "mqttflow_dead_letters_total{instance=\"demo\"} 4\n"));
+        "mqttflow_rule_processing_seconds_bucket{instance=\"demo\",rule=\"r1\",le=\"4e-06\"} 5\n",
+        "mqttflow_rule_processing_seconds_bucket{instance=\"demo\",rule="
+        "\"r1\",le=\"1.6e-05\"} 9\n",
+        "mqttflow_rule_processing_seconds_bucket{instance=\"demo\",rule=\"r1\",le=\"+Inf\"} 9\n",
+        "mqttflow_rule_processing_seconds_count{instance=\"demo\",rule=\"r1\"} 9\n",
+        "mqttflow_client_connected{instance=\"demo\",client=\"c2\"} 0\n",
+        "mqttflow_dead_letters_total{instance=\"demo\"} 4\n");
     free(t);
+}
+
+/* status_format_rules in format_with's shape (the rows are not its business). */
+static void format_rules(FILE *f, const status_head *h, const status_row *r, size_t n)
+{
+    (void)r;
+    (void)n;
+    status_format_rules(f, h);
 }
 
 static void test_status_rules_table_and_quantiles(void **state)
@@ -245,11 +268,7 @@ static void test_status_rules_table_and_quantiles(void **state)
     status_head h = head;
     h.rules = rules2;
     h.n_rules = 2;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    status_format_rules(f, &h);
-    fclose(f);
+    char *text = format_with(format_rules, &h);
     char line[256];
     /* p50: the 5th of 9 samples is in bucket 0 (< 4 us); p99 in bucket 2 (< 16 us) */
     assert_non_null(line_of(text, "r1 ", line, sizeof(line)));
@@ -260,7 +279,7 @@ static void test_status_rules_table_and_quantiles(void **state)
     assert_string_equal(p50, "0.004");
     assert_string_equal(p99, "0.016");
     assert_non_null(line_of(text, "idle ", line, sizeof(line)));
-    assert_non_null(strstr(line, " - ")); /* no sample: no quantile */
+    assert_has(line, " - "); /* no sample: no quantile */
     free(text);
     uint64_t one_slow[STATS_HIST_N] = {[STATS_HIST_N - 1] = 1};
     assert_true(stats_hist_quantile(one_slow, 0.5) > 1e9);
@@ -278,13 +297,9 @@ static void test_status_rule_router_counts(void **state)
     status_head h = head;
     h.rules = r;
     h.n_rules = 2;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    status_format_rules(f, &h);
-    fclose(f);
+    char *text = format_with(format_rules, &h);
     char line[256];
-    assert_non_null(strstr(text, " REGEX_LIMIT JSON_INVALID\n"));
+    assert_has(text, " REGEX_LIMIT JSON_INVALID\n");
     assert_non_null(line_of(text, "r1 ", line, sizeof(line)));
     unsigned long long m, p, e, d, ml, js;
     char p50[16], p99[16];
@@ -294,16 +309,13 @@ static void test_status_rule_router_counts(void **state)
     assert_true(ml == 7 && js == 3);
     free(text);
     char *t = format_with(status_format_prom, &h);
-    assert_non_null(
-        strstr(t, "mqttflow_rule_regex_limit_total{instance=\"demo\",rule=\"r1\"} 7\n"));
-    assert_non_null(
-        strstr(t, "mqttflow_rule_json_invalid_total{instance=\"demo\",rule=\"r1\"} 3\n"));
-    assert_non_null(
-        strstr(t, "mqttflow_rule_json_invalid_total{instance=\"demo\",rule=\"idle\"} 0\n"));
+    assert_has_all(t, "mqttflow_rule_regex_limit_total{instance=\"demo\",rule=\"r1\"} 7\n",
+                   "mqttflow_rule_json_invalid_total{instance=\"demo\",rule=\"r1\"} 3\n",
+                   "mqttflow_rule_json_invalid_total{instance=\"demo\",rule=\"idle\"} 0\n");
     free(t);
     t = format_with(status_format_json, &h);
-    assert_non_null(strstr(t, "\"regex_limit\": 7"));
-    assert_non_null(strstr(t, "\"json_invalid\": 3"));
+    assert_has(t, "\"regex_limit\": 7");
+    assert_has(t, "\"json_invalid\": 3");
     free(t);
 }
 
@@ -316,7 +328,7 @@ static void test_status_health_and_readiness(void **state)
     /* worker 1 is failed: unhealthy, with the reason */
     assert_int_equal(status_healthy(f, &h, rows, 3), 0);
     fclose(f);
-    assert_non_null(strstr(buf, "worker 1: failed: restart intensity"));
+    assert_has(buf, "worker 1: failed: restart intensity");
     rows[1].state = "running";
     f = fmemopen(buf, sizeof(buf), "w");
     assert_int_equal(status_healthy(f, &h, rows, 3), 1);
@@ -327,7 +339,7 @@ static void test_status_health_and_readiness(void **state)
     f = fmemopen(buf, sizeof(buf), "w");
     assert_int_equal(status_ready(f, &h, rows, 3), 0);
     fclose(f);
-    assert_non_null(strstr(buf, "client c2"));
+    assert_has(buf, "client c2");
     h.n_clients = 1;
     f = fmemopen(buf, sizeof(buf), "w");
     assert_int_equal(status_ready(f, &h, rows, 3), 1);
@@ -336,7 +348,7 @@ static void test_status_health_and_readiness(void **state)
     f = fmemopen(buf, sizeof(buf), "w");
     assert_int_equal(status_ready(f, &h, rows, 3), 0);
     fclose(f);
-    assert_non_null(strstr(buf, "is stopping"));
+    assert_has(buf, "is stopping");
 }
 
 static void test_status_json_is_valid(void **state)
@@ -346,10 +358,8 @@ static void test_status_json_is_valid(void **state)
     h.rules = rules2;
     h.n_rules = 2;
     char *t = format_with(status_format_json, &h);
-    assert_non_null(strstr(t, "\"instance\": \"demo\""));
-    assert_non_null(strstr(t, "\"ring_fill_pct\": null"));
-    assert_non_null(strstr(t, "\"p50_ms\": null"));
-    assert_non_null(strstr(t, "\"reason\": \"restart intensity"));
+    assert_has_all(t, "\"instance\": \"demo\"", "\"ring_fill_pct\": null", "\"p50_ms\": null",
+                   "\"reason\": \"restart intensity");
     free(t);
 }
 
@@ -372,31 +382,27 @@ static void test_status_extras_by_table(void **state)
     const char *fam = "# TYPE mqttflow_stage_spooled_messages gauge\n";
     char *at = strstr(t, fam);
     assert_non_null(at);
-    assert_null(strstr(at + 1, fam)); /* one family for both kinds */
-    assert_non_null(strstr(t, "mqttflow_stage_spooled_messages{instance=\"demo\",stage=\"ingress\","
-                              "id=\"client1\"} 5\n"));
-    assert_non_null(strstr(
-        t, "mqttflow_stage_spooled_messages{instance=\"demo\",stage=\"relay\",id=\"\"} 9\n"));
-    assert_null(strstr(t, "mqttflow_stage_spooled_messages{instance=\"demo\",stage=\"worker\""));
-    assert_non_null(strstr(t, "# TYPE mqttflow_stage_spooled_total counter\n"));
-    assert_non_null(strstr(t, "mqttflow_stage_spooled_total{instance=\"demo\",stage=\"ingress\","
-                              "id=\"client1\"} 17\n"));
-    assert_non_null(strstr(
-        t, "mqttflow_stage_dead_received_total{instance=\"demo\",stage=\"relay\",id=\"\"} 3\n"));
-    assert_non_null(strstr(
-        t, "mqttflow_stage_dead_stored_total{instance=\"demo\",stage=\"relay\",id=\"\"} 2\n"));
+    assert_lacks(at + 1, fam); /* one family for both kinds */
+    assert_has(t, "mqttflow_stage_spooled_messages{instance=\"demo\",stage=\"ingress\","
+                  "id=\"client1\"} 5\n");
+    assert_has(t, "mqttflow_stage_spooled_messages{instance=\"demo\",stage=\"relay\",id=\"\"} 9\n");
+    assert_lacks(t, "mqttflow_stage_spooled_messages{instance=\"demo\",stage=\"worker\"");
+    assert_has_all(
+        t, "# TYPE mqttflow_stage_spooled_total counter\n",
+        "mqttflow_stage_spooled_total{instance=\"demo\",stage=\"ingress\","
+        "id=\"client1\"} 17\n",
+        "mqttflow_stage_dead_received_total{instance=\"demo\",stage=\"relay\",id=\"\"} 3\n",
+        "mqttflow_stage_dead_stored_total{instance=\"demo\",stage=\"relay\",id=\"\"} 2\n");
     /* a family without a stage of its kind still has HELP and TYPE, and no sample */
-    assert_non_null(strstr(t, "# TYPE mqttflow_stage_unmatched_total counter\n"));
-    assert_null(strstr(t, "mqttflow_stage_unmatched_total{"));
-    assert_null(strstr(t, "123456"));
+    assert_has(t, "# TYPE mqttflow_stage_unmatched_total counter\n");
+    assert_lacks(t, "mqttflow_stage_unmatched_total{");
+    assert_lacks(t, "123456");
     free(t);
 
     status_head h = head;
     t = format_with(status_format_json, &h);
-    assert_non_null(strstr(t, "\"spooled\": 5"));
-    assert_non_null(strstr(t, "\"spooled_total\": 17"));
-    assert_non_null(strstr(t, "\"dead_stored\": 2"));
-    assert_null(strstr(t, "timeout_ns"));
+    assert_has_all(t, "\"spooled\": 5", "\"spooled_total\": 17", "\"dead_stored\": 2");
+    assert_lacks(t, "timeout_ns");
     free(t);
 }
 
@@ -445,20 +451,20 @@ static void test_status_sessions_lost(void **state)
     rows[0].stage = STATS_INGRESS;
     rows[0].extra[STATS_I_SESSIONS_LOST] = 2;
     char *t = format(1);
-    assert_non_null(strstr(t, "# TYPE mqttflow_stage_sessions_lost_total counter\n"));
-    assert_non_null(strstr(t, "mqttflow_stage_sessions_lost_total{instance=\"demo\",stage="
-                              "\"ingress\",id=\"client1\"} 2\n"));
-    assert_null(strstr(t, "mqttflow_stage_sessions_lost_total{instance=\"demo\",stage=\"relay\""));
+    assert_has(t, "# TYPE mqttflow_stage_sessions_lost_total counter\n");
+    assert_has(t, "mqttflow_stage_sessions_lost_total{instance=\"demo\",stage="
+                  "\"ingress\",id=\"client1\"} 2\n");
+    assert_lacks(t, "mqttflow_stage_sessions_lost_total{instance=\"demo\",stage=\"relay\"");
     free(t);
     t = format(0);
-    assert_non_null(strstr(t, "\ningress client1: 2 lost sessions (the broker had no session"));
+    assert_has(t, "\ningress client1: 2 lost sessions (the broker had no session");
     free(t);
     t = format_with(status_format_json, &head);
-    assert_non_null(strstr(t, "\"sessions_lost\": 2"));
+    assert_has(t, "\"sessions_lost\": 2");
     free(t);
     rows[0].extra[STATS_I_SESSIONS_LOST] = 0;
     t = format(0);
-    assert_null(strstr(t, "lost session"));
+    assert_lacks(t, "lost session");
     free(t);
 }
 

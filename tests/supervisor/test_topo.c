@@ -31,6 +31,14 @@ typedef struct fx {
     char dir[64]; /* the instance's spool and dead letters: the test's own folder */
 } fx;
 
+/* Waits for child pid, which must exit with status 0. */
+static void expect_exit_0(pid_t pid)
+{
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static int seg_exists(const char *name)
 {
     char path[SHM_NAME_MAX + 16];
@@ -71,9 +79,7 @@ static void leave_ring(const char *name, size_t cap, size_t max_rec, int n)
         ring_flush(p);
         _exit(0);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(pid);
 }
 
 /* The test config of instance with rule rule_name. NULL when it does not load. */
@@ -224,38 +230,61 @@ static void test_topo_refuses_a_live_instance(void **state)
     topo_destroy(t, 1);
 }
 
-static void test_topo_adopts_what_a_dead_instance_left(void **state)
+/* A supervisor that dies holding its segments: a child creates f's topology, runs leave(f)
+ * (0, or -1 to fail) and exits without cleaning up. */
+static void dead_instance(const fx *f, int (*leave)(const fx *f))
 {
-    fx *f = *state;
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         topo *t = NULL;
-        char err[256], name[SHM_NAME_MAX];
-        shm *s1 = NULL, *s2 = NULL;
-        ring *p = NULL;
-        if (topo_create(f->c, &t, err, sizeof(err)) != 0)
+        char err[256];
+        if (topo_create(f->c, &t, err, sizeof(err)) != 0 || leave(f) != 0)
             _exit(1);
-        /* a worker's state, and a segment of a worker a bigger config had */
-        names_worker_state(name, sizeof(name), f->instance, 1);
-        if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s1) != 0)
-            _exit(1);
-        names_worker_in(name, sizeof(name), f->instance, 9);
-        if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s2) != 0)
-            _exit(1);
-        /* 7 records queued for worker 2 */
-        names_worker_in(name, sizeof(name), f->instance, 2);
-        if (ring_attach(name, RING_PRODUCER, &p) != 0)
-            _exit(1);
-        for (int i = 0; i < 7; i++)
-            if (ring_push(p, "queued", 6) != 0)
-                _exit(1);
-        ring_flush(p);
-        _exit(0); /* dies holding them */
+        _exit(0);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(pid);
+}
+
+/* A worker's state, a segment of a worker a bigger config had, and 7 records queued for
+ * worker 2. */
+static int leave_states_and_queue(const fx *f)
+{
+    char name[SHM_NAME_MAX];
+    shm *s1 = NULL, *s2 = NULL;
+    ring *p = NULL;
+    names_worker_state(name, sizeof(name), f->instance, 1);
+    if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s1) != 0)
+        return -1;
+    names_worker_in(name, sizeof(name), f->instance, 9);
+    if (shm_create(name, SHM_KIND_STATE, 1, 4096, &s2) != 0)
+        return -1;
+    names_worker_in(name, sizeof(name), f->instance, 2);
+    if (ring_attach(name, RING_PRODUCER, &p) != 0)
+        return -1;
+    for (int i = 0; i < 7; i++)
+        if (ring_push(p, "queued", 6) != 0)
+            return -1;
+    ring_flush(p);
+    return 0;
+}
+
+/* One record for rule 0 in worker 0's input ring. */
+static int queue_rule_0(const fx *f)
+{
+    char name[SHM_NAME_MAX];
+    ring *p = NULL;
+    names_worker_in(name, sizeof(name), f->instance, 0);
+    if (ring_attach(name, RING_PRODUCER, &p) != 0 || ring_push(p, "rule 0", 6) != 0)
+        return -1;
+    ring_flush(p);
+    return 0;
+}
+
+static void test_topo_adopts_what_a_dead_instance_left(void **state)
+{
+    fx *f = *state;
+    dead_instance(f, leave_states_and_queue);
     char name[SHM_NAME_MAX];
     names_stats(name, sizeof(name), f->instance);
     assert_true(seg_exists(name));
@@ -349,9 +378,7 @@ static void test_salvage_retry_writes_no_record_twice(void **state)
             _exit(1);
         _exit(salvage_ring(name, f->c, "test", &n) == -EFBIG ? 0 : 2);
     }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_0(pid);
     int first = dead_lines(f, NULL);
     assert_true(first > 0 && first < 300);
     uint64_t n = 0;
@@ -399,23 +426,7 @@ static void test_salvage_reads_only_segments_of_ours(void **state)
 static void test_topo_drops_records_of_another_configuration(void **state)
 {
     fx *f = *state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        topo *t = NULL;
-        char err[256], name[SHM_NAME_MAX];
-        ring *p = NULL;
-        if (topo_create(f->c, &t, err, sizeof(err)) != 0)
-            _exit(1);
-        names_worker_in(name, sizeof(name), f->instance, 0);
-        if (ring_attach(name, RING_PRODUCER, &p) != 0 || ring_push(p, "rule 0", 6) != 0)
-            _exit(1);
-        ring_flush(p);
-        _exit(0);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    dead_instance(f, queue_rule_0);
     /* rule 0 is another rule now: the record must not be run by it */
     cfg *other = load_config(f->instance, "renamed", f->dir);
     assert_non_null(other);
@@ -472,18 +483,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_topo_max_record),
-        cmocka_unit_test_setup_teardown(test_topo_creates_and_removes_every_segment, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_topo_refuses_a_live_instance, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topo_adopts_what_a_dead_instance_left, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_topo_dead_letters_a_ring_of_another_geometry, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_salvage_retry_writes_no_record_twice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_salvage_reads_only_segments_of_ours, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_topo_drops_records_of_another_configuration, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_topo_fill_levels, setup, teardown),
+        TEST_ST(test_topo_creates_and_removes_every_segment),
+        TEST_ST(test_topo_refuses_a_live_instance),
+        TEST_ST(test_topo_adopts_what_a_dead_instance_left),
+        TEST_ST(test_topo_dead_letters_a_ring_of_another_geometry),
+        TEST_ST(test_salvage_retry_writes_no_record_twice),
+        TEST_ST(test_salvage_reads_only_segments_of_ours),
+        TEST_ST(test_topo_drops_records_of_another_configuration),
+        TEST_ST(test_topo_fill_levels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

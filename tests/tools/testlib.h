@@ -42,6 +42,10 @@
 
 #include "nodelay.h"
 
+/* One row of a cmocka table whose tests share the file's setup() and teardown(): the table is
+ * then the list of test names it is. Use it only after <cmocka.h>. */
+#define TEST_ST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
 #define TESTLIB_HDR_LEN     24
 #define TESTLIB_MIN_PAYLOAD 32
 

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "wtest.h"
+#include "tests/tools/testlib.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -214,17 +215,14 @@ static void test_ctx_call_logs_and_counts_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ctx_param_returns_step_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_emit_rejects_control_chars_and_forked_children,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_emit_publishes_on_source_with_origin_flags, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_emit_rejects_bad_topics_and_sizes, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_emit_limit_per_invocation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_publish_by_client_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_module_context_refuses_outputs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ctx_call_logs_and_counts_errors, setup, teardown),
+        TEST_ST(test_ctx_param_returns_step_values),
+        TEST_ST(test_ctx_emit_rejects_control_chars_and_forked_children),
+        TEST_ST(test_ctx_emit_publishes_on_source_with_origin_flags),
+        TEST_ST(test_ctx_emit_rejects_bad_topics_and_sizes),
+        TEST_ST(test_ctx_emit_limit_per_invocation),
+        TEST_ST(test_ctx_publish_by_client_id),
+        TEST_ST(test_ctx_module_context_refuses_outputs),
+        TEST_ST(test_ctx_call_logs_and_counts_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

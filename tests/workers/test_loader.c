@@ -85,39 +85,39 @@ static void expect_refusal(cfg *c, int want, const char *const *needles)
     }
 }
 
+/* expect_refusal for a config whose one callback a is function fn of the module at path. */
+static void expect_module_refused(const char *path, const char *fn, int want,
+                                  const char *const *needles)
+{
+    cfg *c = wt_cfg(CLIENTS "callbacks:\n"
+                            "  a: {module: \"%s\", function: %s}\n"
+                            "rules:\n"
+                            "  - {rule: r, topic: \"in/#\", callback: a}\n",
+                    path, fn);
+    assert_non_null(c);
+    expect_refusal(c, want, needles);
+    cfg_destroy(c);
+}
+
 static void test_loader_refuses_other_api_version(void **state)
 {
     (void)state;
-    cfg *c = wt_cfg(CLIENTS "callbacks:\n"
-                            "  a: {module: \"%s\", function: cb}\n"
-                            "rules:\n"
-                            "  - {rule: r, topic: \"in/#\", callback: a}\n",
-                    wt_cb("wrong_version"));
-    assert_non_null(c);
     /* the words of `mqttflow check` (common/cbmodule.c serves both) */
     const char *needles[] = {"callback module refused: ",
                              "wrong_version.so was built for callback "
                              "API version 999, this mqttflow implements version 1 (rebuild it "
                              "against this mqttflow.h)",
                              NULL};
-    expect_refusal(c, -EPROTO, needles);
-    cfg_destroy(c);
+    expect_module_refused(wt_cb("wrong_version"), "cb", -EPROTO, needles);
 }
 
 static void test_loader_refuses_module_without_version(void **state)
 {
     (void)state;
-    cfg *c = wt_cfg(CLIENTS "callbacks:\n"
-                            "  a: {module: \"%s\", function: cb}\n"
-                            "rules:\n"
-                            "  - {rule: r, topic: \"in/#\", callback: a}\n",
-                    wt_cb("no_version"));
-    assert_non_null(c);
     const char *needles[] = {"no_version.so does not export mf_api_version (build it with "
                              "#include \"mqttflow.h\")",
                              NULL};
-    expect_refusal(c, -EPROTO, needles);
-    cfg_destroy(c);
+    expect_module_refused(wt_cb("no_version"), "cb", -EPROTO, needles);
 }
 
 static void test_loader_names_every_missing_function(void **state)
@@ -146,32 +146,18 @@ static void test_loader_refuses_module_that_cannot_load(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "not an ELF file\n", 16), 16);
     close(fd);
-    cfg *c = wt_cfg(CLIENTS "callbacks:\n"
-                            "  a: {module: \"%s\", function: cb}\n"
-                            "rules:\n"
-                            "  - {rule: r, topic: \"in/#\", callback: a}\n",
-                    path);
-    assert_non_null(c);
     char want[128];
     snprintf(want, sizeof(want), "cannot load callback module %s: ", path);
     const char *needles[] = {want, NULL};
-    expect_refusal(c, -ENOENT, needles);
-    cfg_destroy(c);
+    expect_module_refused(path, "cb", -ENOENT, needles);
     unlink(path);
 }
 
 static void test_loader_refuses_when_mf_init_fails(void **state)
 {
     (void)state;
-    cfg *c = wt_cfg(CLIENTS "callbacks:\n"
-                            "  a: {module: \"%s\", function: never_called}\n"
-                            "rules:\n"
-                            "  - {rule: r, topic: \"in/#\", callback: a}\n",
-                    wt_cb("fail_init"));
-    assert_non_null(c);
     const char *needles[] = {"fail_init.so: mf_init returned -1", NULL};
-    expect_refusal(c, -ECANCELED, needles);
-    cfg_destroy(c);
+    expect_module_refused(wt_cb("fail_init"), "never_called", -ECANCELED, needles);
 }
 
 int main(void)

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "wsfx.h"
+#include "tests/tools/testlib.h"
 
 enum { R_WHOLE = 0, R_KEY = 1, R_SHORT = 2 };
 #define SHORT_S 0.4 /* rule R_SHORT's window */
@@ -179,14 +180,12 @@ static void test_step_dedup_survives_a_crash(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_step_dedup_drops_repeats_within_the_window, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_step_dedup_window_is_not_extended_by_repeats, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_step_dedup_key_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_step_dedup_missing_key_passes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_step_dedup_table_is_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_step_dedup_survives_a_crash, setup, teardown),
+        TEST_ST(test_step_dedup_drops_repeats_within_the_window),
+        TEST_ST(test_step_dedup_window_is_not_extended_by_repeats),
+        TEST_ST(test_step_dedup_key_path),
+        TEST_ST(test_step_dedup_missing_key_passes),
+        TEST_ST(test_step_dedup_table_is_bounded),
+        TEST_ST(test_step_dedup_survives_a_crash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

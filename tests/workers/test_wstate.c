@@ -24,6 +24,7 @@
 #include "workers/wstate.h"
 #include "wsfx.h"
 #include "wtest.h"
+#include "tests/tools/testlib.h"
 
 typedef struct fx {
     char instance[32];
@@ -138,6 +139,40 @@ static void crash_after(const cfg *c, void (*fn)(window *w, uint64_t now), uint6
     wsfx_wait_killed(pid);
 }
 
+/* A config of a 600 s window whose state a worker left behind: it ran fn, then died. */
+static cfg *crashed(const fx *f, void (*fn)(window *w, uint64_t now), uint64_t now)
+{
+    cfg *c = config(f, 600);
+    crash_after(c, fn, now);
+    return c;
+}
+
+/* The state that the worker of crashed(f, fn, now) left, opened anew from input ring in_pid
+ * at tail: *c its config, *w its window. */
+static wstate *reopened(const fx *f, void (*fn)(window *w, uint64_t now), uint64_t now,
+                        uint64_t in_pid, uint64_t tail, cfg **c, window **w)
+{
+    *c = crashed(f, fn, now);
+    return open_win_at(*c, in_pid, tail, w);
+}
+
+/* open_win (input ring IN_PID), with what it logged in log. */
+static wstate *open_win_logged(const cfg *c, window **w, char *log, size_t cap)
+{
+    wt_capture capture;
+    wt_capture_start(&capture);
+    wstate *ws = open_win(c, IN_PID, w);
+    wt_capture_end(&capture, log, cap);
+    return ws;
+}
+
+static void close_all(window *w, wstate *ws, cfg *c)
+{
+    window_destroy(w);
+    wstate_close(ws);
+    cfg_destroy(c);
+}
+
 static void add_abc(window *w, uint64_t now)
 {
     add(w, "a", 11, now);
@@ -148,31 +183,23 @@ static void add_abc(window *w, uint64_t now)
 
 static void test_wstate_adopted_window_keeps_messages_and_deadline(void **state)
 {
-    fx *f = *state;
-    cfg *c = config(f, 600);
     uint64_t now = clock_mono_ns();
-    crash_after(c, add_abc, now);
-
+    cfg *c;
     window *w;
-    wstate *ws = open_win(c, IN_PID, &w);
+    wstate *ws = reopened(*state, add_abc, now, IN_PID, TAIL, &c, &w);
     assert_true(wstate_adopted(ws));
     assert_int_equal(window_count(w), 4);
     assert_string_equal(held(w), "a,b,b2,c");
     assert_int_equal(window_deadline(w), now + DUR_NS); /* opened by the first add */
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 static void test_wstate_readds_by_position_are_skipped(void **state)
 {
-    fx *f = *state;
-    cfg *c = config(f, 600);
     uint64_t now = clock_mono_ns();
-    crash_after(c, add_abc, now);
-
+    cfg *c;
     window *w;
-    wstate *ws = open_win(c, IN_PID, &w);
+    wstate *ws = reopened(*state, add_abc, now, IN_PID, TAIL, &c, &w);
     assert_true(wstate_positions_valid(ws));
     /* the records re-read after the crash: all applied already */
     assert_int_equal(add(w, "a", 11, now), 1);
@@ -185,9 +212,7 @@ static void test_wstate_readds_by_position_are_skipped(void **state)
     /* an add from no input record (a window's close) is never skipped */
     assert_int_equal(add(w, "z", 0, now), 0);
     assert_string_equal(held(w), "a,b,b2,c,d,d2,z");
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 static void add_ab_partial(window *w, uint64_t now)
@@ -198,80 +223,59 @@ static void add_ab_partial(window *w, uint64_t now)
 
 static void test_wstate_record_cut_by_crash_adds_its_missing_part(void **state)
 {
-    fx *f = *state;
-    cfg *c = config(f, 600);
     uint64_t now = clock_mono_ns();
-    crash_after(c, add_ab_partial, now);
-
+    cfg *c;
     window *w;
-    wstate *ws = open_win(c, IN_PID, &w);
+    wstate *ws = reopened(*state, add_ab_partial, now, IN_PID, TAIL, &c, &w);
     assert_int_equal(add(w, "a", 11, now), 1);
     assert_int_equal(add(w, "b", 12, now), 1);
     assert_int_equal(add(w, "b2", 12, now), 0);
     assert_string_equal(held(w), "a,b,b2");
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 static void test_wstate_other_input_ring_ignores_positions(void **state)
 {
-    fx *f = *state;
-    cfg *c = config(f, 600);
     uint64_t now = clock_mono_ns();
-    crash_after(c, add_abc, now);
-
     /* a new input ring (another owner, tail 0): positions start over, none is skipped */
+    cfg *c;
     window *w;
-    wstate *ws = open_win_at(c, IN_PID + 1, 0, &w);
+    wstate *ws = reopened(*state, add_abc, now, IN_PID + 1, 0, &c, &w);
     assert_true(wstate_adopted(ws));
     assert_false(wstate_positions_valid(ws));
     assert_int_equal(add(w, "n1", 1, now), 0);
     assert_int_equal(window_count(w), 5);
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 static void test_wstate_ring_adopted_by_new_supervisor_keeps_positions(void **state)
 {
-    fx *f = *state;
-    cfg *c = config(f, 600);
     uint64_t now = clock_mono_ns();
-    crash_after(c, add_abc, now);
-
     /* the same ring, taken over by a new supervisor: another owner, its tail where it was */
+    cfg *c;
     window *w;
-    wstate *ws = open_win_at(c, IN_PID + 1, TAIL, &w);
+    wstate *ws = reopened(*state, add_abc, now, IN_PID + 1, TAIL, &c, &w);
     assert_true(wstate_positions_valid(ws));
     assert_int_equal(add(w, "c", 13, now), 1);
     assert_int_equal(window_count(w), 4);
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 static void test_wstate_changed_config_starts_fresh(void **state)
 {
     fx *f = *state;
-    cfg *c = config(f, 600);
-    crash_after(c, add_abc, clock_mono_ns());
+    cfg *c = crashed(f, add_abc, clock_mono_ns());
     cfg_destroy(c);
 
     c = config(f, 300); /* another duration: the old window would be misread */
-    wt_capture cap;
     char log[4096];
-    wt_capture_start(&cap);
     window *w;
-    wstate *ws = open_win(c, IN_PID, &w);
-    wt_capture_end(&cap, log, sizeof(log));
+    wstate *ws = open_win_logged(c, &w, log, sizeof(log));
     assert_false(wstate_adopted(ws));
     assert_int_equal(window_count(w), 0);
     assert_int_equal(window_deadline(w), WINDOW_CLOSED);
     assert_non_null(strstr(log, "another configuration"));
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 /* Overwrites bytes of the segment file as a stray write would. */
@@ -285,57 +289,43 @@ static void scribble(const fx *f, off_t off, const void *bytes, size_t n)
     close(fd);
 }
 
-static void test_wstate_corrupt_header_starts_fresh(void **state)
+/* After a crash (add_abc), n bytes at off of the segment are overwritten; then opening the
+ * state (input ring IN_PID) must start fresh, empty, with a log line that holds why. */
+static void assert_scribbled_starts_fresh(const fx *f, off_t off, const void *bytes, size_t n,
+                                          const char *why)
 {
-    fx *f = *state;
-    cfg *c = config(f, 600);
-    crash_after(c, add_abc, clock_mono_ns());
-    uint64_t junk = 0x1234;
-    scribble(f, offsetof(wstate_hdr, magic), &junk, sizeof(junk));
-
-    wt_capture cap;
+    cfg *c = crashed(f, add_abc, clock_mono_ns());
+    scribble(f, off, bytes, n);
     char log[4096];
-    wt_capture_start(&cap);
     window *w;
-    wstate *ws = open_win(c, IN_PID, &w);
-    wt_capture_end(&cap, log, sizeof(log));
+    wstate *ws = open_win_logged(c, &w, log, sizeof(log));
     assert_false(wstate_adopted(ws));
     assert_int_equal(window_count(w), 0);
-    assert_non_null(strstr(log, "no valid header"));
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    if (!strstr(log, why))
+        fail_msg("the log does not say \"%s\": %s", why, log);
+    close_all(w, ws, c);
+}
+
+static void test_wstate_corrupt_header_starts_fresh(void **state)
+{
+    uint64_t junk = 0x1234;
+    assert_scribbled_starts_fresh(*state, offsetof(wstate_hdr, magic), &junk, sizeof(junk),
+                                  "no valid header");
 }
 
 /* A segment of layout version 1 (hashes with the truncated FNV basis) left by an older build:
  * not misread, not migrated, started fresh with a log line that says why. */
 static void test_wstate_older_layout_starts_fresh(void **state)
 {
-    fx *f = *state;
-    cfg *c = config(f, 600);
-    crash_after(c, add_abc, clock_mono_ns());
     uint32_t v1 = 1;
-    scribble(f, offsetof(shm_hdr, version), &v1, sizeof(v1));
-
-    wt_capture cap;
-    char log[4096];
-    wt_capture_start(&cap);
-    window *w;
-    wstate *ws = open_win(c, IN_PID, &w);
-    wt_capture_end(&cap, log, sizeof(log));
-    assert_false(wstate_adopted(ws));
-    assert_int_equal(window_count(w), 0);
-    assert_non_null(strstr(log, "older mqttflow (state layout 1, this one reads 2)"));
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    assert_scribbled_starts_fresh(*state, offsetof(shm_hdr, version), &v1, sizeof(v1),
+                                  "older mqttflow (state layout 1, this one reads 2)");
 }
 
 static void test_wstate_corrupt_window_is_emptied(void **state)
 {
     fx *f = *state;
-    cfg *c = config(f, 600);
-    crash_after(c, add_abc, clock_mono_ns());
+    cfg *c = crashed(f, add_abc, clock_mono_ns());
     /* the window region is the first region (page 1): its first message's entry claims a
      * huge topic, as a stray write could leave it. The entry table follows the geometry block
      * and the double-buffered commit record; find it by its known offset field instead of
@@ -363,20 +353,15 @@ static void test_wstate_corrupt_window_is_emptied(void **state)
     uint32_t huge = 0x7fffffff;
     scribble(f, at, &huge, sizeof(huge));
 
-    wt_capture cap;
     char log[4096];
-    wt_capture_start(&cap);
     window *w;
-    wstate *ws = open_win(c, IN_PID, &w);
-    wt_capture_end(&cap, log, sizeof(log));
+    wstate *ws = open_win_logged(c, &w, log, sizeof(log));
     assert_true(wstate_adopted(ws)); /* the header is fine: only the window is reset */
     assert_int_equal(window_count(w), 0);
     assert_non_null(strstr(log, "corrupt"));
     assert_int_equal(add(w, "x", 0, clock_mono_ns()), 0); /* and it works again */
     assert_string_equal(held(w), "x");
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 static void begin_close(window *w, uint64_t now)
@@ -388,8 +373,7 @@ static void begin_close(window *w, uint64_t now)
 static void test_wstate_close_attempts_survive(void **state)
 {
     fx *f = *state;
-    cfg *c = config(f, 600);
-    crash_after(c, begin_close, clock_mono_ns());
+    cfg *c = crashed(f, begin_close, clock_mono_ns());
     window *w;
     wstate *ws = open_win(c, IN_PID, &w);
     assert_int_equal(window_count(w), 1);
@@ -398,9 +382,7 @@ static void test_wstate_close_attempts_survive(void **state)
     assert_int_equal(window_count(w), 0);
     assert_int_equal(add(w, "b", 2, clock_mono_ns()), 0);
     assert_int_equal(window_begin_close(w), 1); /* counted per window's contents */
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 static void test_wstate_live_owner_is_refused(void **state)
@@ -429,8 +411,7 @@ static long long allocated(const fx *f)
 static void test_wstate_segment_stays_sparse(void **state)
 {
     fx *f = *state;
-    cfg *c = config(f, 600);
-    crash_after(c, add_abc, clock_mono_ns());
+    cfg *c = crashed(f, add_abc, clock_mono_ns());
     long long after_use = allocated(f);
     assert_true(after_use <= 64 * 1024); /* of a segment of more than 1 MiB */
     cfg_destroy(c);
@@ -441,9 +422,7 @@ static void test_wstate_segment_stays_sparse(void **state)
     wstate *ws = open_win(c, IN_PID, &w);
     assert_false(wstate_adopted(ws));
     assert_true(allocated(f) <= after_use);
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 static void test_wstate_window_full_counts_drops(void **state)
@@ -471,32 +450,25 @@ static void test_wstate_window_full_counts_drops(void **state)
     assert_int_equal(add(w, p, 10, now), -ENOSPC);
     free(p);
     assert_int_equal(window_count(w), 0);
-    window_destroy(w);
-    wstate_close(ws);
-    cfg_destroy(c);
+    close_all(w, ws, c);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_wstate_adopted_window_keeps_messages_and_deadline,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_readds_by_position_are_skipped, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_record_cut_by_crash_adds_its_missing_part,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_other_input_ring_ignores_positions, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_ring_adopted_by_new_supervisor_keeps_positions,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_changed_config_starts_fresh, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_corrupt_header_starts_fresh, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_older_layout_starts_fresh, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_corrupt_window_is_emptied, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_close_attempts_survive, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_live_owner_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_window_full_counts_drops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wstate_segment_stays_sparse, setup, teardown),
+        TEST_ST(test_wstate_adopted_window_keeps_messages_and_deadline),
+        TEST_ST(test_wstate_readds_by_position_are_skipped),
+        TEST_ST(test_wstate_record_cut_by_crash_adds_its_missing_part),
+        TEST_ST(test_wstate_other_input_ring_ignores_positions),
+        TEST_ST(test_wstate_ring_adopted_by_new_supervisor_keeps_positions),
+        TEST_ST(test_wstate_changed_config_starts_fresh),
+        TEST_ST(test_wstate_corrupt_header_starts_fresh),
+        TEST_ST(test_wstate_older_layout_starts_fresh),
+        TEST_ST(test_wstate_corrupt_window_is_emptied),
+        TEST_ST(test_wstate_close_attempts_survive),
+        TEST_ST(test_wstate_live_owner_is_refused),
+        TEST_ST(test_wstate_window_full_counts_drops),
+        TEST_ST(test_wstate_segment_stays_sparse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
