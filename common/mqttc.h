@@ -130,10 +130,15 @@ void mqttc_start(mqttc *m);
  * it handled, or a negative errno when io_uring_enter failed (-EINTR: a signal; call again). */
 int mqttc_run(mqttc *m, int timeout_ms);
 
+/* The largest packet mqttc_publish ever queues (its write queue's bound): a larger one is
+ * -EMSGSIZE, never -EAGAIN, so a caller does not retry it for ever. */
+#define MQTTC_PACKET_MAX (128u * 1024 * 1024)
+
 /* Queues a PUBLISH (topic/payload copied). 0: queued, opts.published follows with ctx;
  * -ENOTCONN: no accepted connection (retry after MQTTC_SUBSCRIBING/UP); -EBUSY: the QoS>0
  * window is full (retry after a completion); -EAGAIN: the write queue is full (retry after a
- * turn); -EINVAL: MQTT cannot carry it (empty topic, QoS, sizes); -ENOMEM. */
+ * turn); -EINVAL: MQTT cannot carry it (empty topic, QoS, sizes); -EMSGSIZE: a packet larger than
+ * the write queue can ever hold (refused for good, whatever the state); -ENOMEM. */
 int mqttc_publish(mqttc *m, const char *topic, size_t topic_len, const void *payload, size_t len,
                   int qos, bool retain, void *ctx);
 

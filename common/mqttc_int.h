@@ -18,7 +18,7 @@
 #define RBUF_START   (256u * 1024) /* one receive takes what a busy socket holds */
 /* write queue bound (mqttc_publish says -EAGAIN): above what the relay can have outstanding
  * (256 publishes of up to 256 KiB) */
-#define WBUF_MAX           (128u * 1024 * 1024)
+#define WBUF_MAX           MQTTC_PACKET_MAX
 #define CONNECT_TIMEOUT_S  10
 #define CONNACK_TIMEOUT_NS (10ull * 1000000000ull)
 #define DEFAULT_MAX_PACKET (16u * 1024 * 1024)

@@ -138,11 +138,15 @@ void mqttc_redeliver(mqttc *m)
 int mqttc_publish(mqttc *m, const char *topic, size_t topic_len, const void *payload, size_t len,
                   int qos, bool retain, void *ctx)
 {
-    if (m->st != MQTTC_SUBSCRIBING && m->st != MQTTC_UP)
-        return -ENOTCONN;
+    /* a packet the write queue can never hold would be -EAGAIN (try later) for ever and wedge
+     * the caller's queue behind it: it is refused for good */
     size_t size = mqtt_pkt_publish_size(m->version, topic_len, len, qos);
     if (size == 0)
         return -EINVAL;
+    if (size > WBUF_MAX)
+        return -EMSGSIZE;
+    if (m->st != MQTTC_SUBSCRIBING && m->st != MQTTC_UP)
+        return -ENOTCONN;
     if (qos > 0 && (m->n_out >= m->window ||
                     (qos == 2 && m->version != MQTT_PKT_V5 && m->n_out >= V311_QOS2_INFLIGHT)))
         return -EBUSY;

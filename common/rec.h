@@ -47,6 +47,8 @@ enum rec_dead_reason {
                                     REC_DEAD_FOUND_BY_RELAY, seq REC_MISPLACED_SEQ(its length,
                                     its kind, rule or target client), the payload its first
                                     bytes (header first) */
+    REC_DEAD_LIB_REFUSED = 11,   /* relay: the MQTT client library refused the publish for good
+                                    (e.g. a packet larger than its write queue can ever hold) */
 };
 #define REC_DEAD_FOUND_BY_RELAY 0x80u
 /* What is wrong with a REC_DEAD_MISPLACED record (issue 8 item 3: every drop is a dead letter) */

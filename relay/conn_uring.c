@@ -212,6 +212,9 @@ int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, si
     /* refused here, as paho's sendMessage refuses it: a broker would drop the connection */
     if (!mqtt_pkt_topic_ok(topic, tl) || qos < 0 || qos > 2 || len > MQTT_PKT_MAX_REMAIN)
         return -EINVAL;
+    /* what the I/O thread's mqttc_publish would refuse for good (its largest header: MQTT 5) */
+    if (mqtt_pkt_publish_size(MQTT_PKT_V5, tl, len, 2) > MQTTC_PACKET_MAX)
+        return -EMSGSIZE;
     size_t need = REQ_SIZE(tl, len);
     pthread_mutex_lock(&u->mu);
     if (u->qlen + need > u->qcap) {

@@ -108,6 +108,11 @@ const char *dlq_reason(const cfg *c, unsigned aux, char *buf, size_t cap)
                  "refuses)",
                  c->runtime.max_attempts);
         break;
+    case REC_DEAD_LIB_REFUSED:
+        snprintf(buf, cap,
+                 "refused by the MQTT client library: it cannot send this publish at all (e.g. "
+                 "a packet larger than it can ever queue); the relay does not try it again");
+        break;
     default:
         snprintf(buf, cap, "unknown reason %u%s", code, by);
         break;

@@ -346,6 +346,16 @@ static void classify(pump *p, size_t ri, const void *buf, size_t len, inflight_e
     }
 }
 
+/* Hands a dead letter (e->kind INFLIGHT_DEAD) to the store's queue (dlq.h); SENT until it is
+ * stored. SEND_AGAIN when the queue cannot take it now. */
+static enum send_result queue_dead(pump *p, size_t ri, uint64_t seq, inflight_entry *e)
+{
+    if (dlq_queue(p->dl, (uint16_t)ri, seq, e->rec, e->rec_len) != 0)
+        return SEND_AGAIN;
+    inflight_sent(p->win[ri], seq);
+    return SEND_OK;
+}
+
 static enum send_result send_entry(pump *p, size_t ri, uint64_t seq, inflight_entry *e)
 {
     if (e->conn >= p->n_conns) {
@@ -371,14 +381,20 @@ static enum send_result send_entry(pump *p, size_t ri, uint64_t seq, inflight_en
         return SEND_DOWN;
     if (rc == -EBUSY)
         return SEND_NO_CREDIT; /* this connection's completions wake the loop */
-    if (rc == -EAGAIN)
-        return SEND_AGAIN;
+    if (rc == -EAGAIN || rc == -ENOMEM)
+        return SEND_AGAIN; /* a full queue or a memory shortage pass */
+    /* refused for good (issue 8 item 3: every drop is a dead letter): the record becomes its
+     * dead letter and takes the dead-letter path on the next dispatch */
     ADD(p, errors, 1);
+    int dl = to_dead_letter(p, e, REC_DEAD_LIB_REFUSED);
     if (should_log_reject(p))
         log_error(COMP,
-                  "client %s: paho refused a publish to \"%s\" (%zu bytes, qos %u): "
-                  "record skipped",
-                  conn_name(c), e->topic, (size_t)e->payload_len, (unsigned)e->qos);
+                  "client %s: the MQTT client library refused a publish to \"%s\" (%zu bytes, "
+                  "qos %u: %s): %s",
+                  conn_name(c), e->topic, (size_t)e->payload_len, (unsigned)e->qos, strerror(-rc),
+                  dl == 0 ? "dead-lettered" : "skipped (out of memory)");
+    if (dl == 0)
+        return queue_dead(p, ri, seq, e);
     inflight_done(p->win[ri], seq);
     return SEND_REJECTED;
 }
@@ -388,12 +404,8 @@ static enum send_result send_entry(pump *p, size_t ri, uint64_t seq, inflight_en
  * stored), anything else to paho. */
 static enum send_result dispatch(pump *p, size_t ri, uint64_t seq, inflight_entry *e)
 {
-    if (e->kind == INFLIGHT_DEAD) {
-        if (dlq_queue(p->dl, (uint16_t)ri, seq, e->rec, e->rec_len) != 0)
-            return SEND_AGAIN;
-        inflight_sent(p->win[ri], seq);
-        return SEND_OK;
-    }
+    if (e->kind == INFLIGHT_DEAD)
+        return queue_dead(p, ri, seq, e);
     if (e->conn < p->n_conns && !conn_is_up(p->conns[e->conn]) &&
         !conn_first_attempt_done(p->conns[e->conn]))
         return SEND_DOWN; /* starting: wait for the first connect rather than spool at once */

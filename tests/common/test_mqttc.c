@@ -383,6 +383,25 @@ static void test_mqttc_drop_on_loss(void **state)
     mqttc_destroy(pub.m);
 }
 
+/* A publish larger than the write queue can ever hold is refused for good (-EMSGSIZE), up or
+ * not: -EAGAIN ("try after a turn") made the relay retry it for ever, every record behind it
+ * waiting. The payload is never read when refused (a short buffer stands for it; ASan would
+ * see a read). */
+static void test_mqttc_oversized_publish_refused_for_good(void **state)
+{
+    broker *b = *state;
+    peer pub;
+    peer_init(&pub, b, "mqttc-big", 4, true, NULL, 0);
+    static const char pl[8];
+    size_t over = MQTTC_PACKET_MAX; /* with its header, over the bound */
+    assert_int_equal(mqttc_publish(pub.m, "b/1", 3, pl, over, 1, false, (void *)2), -EMSGSIZE);
+    assert_int_equal(run_until(&pub, NULL, pub_up_again, 10000), 0);
+    assert_int_equal(mqttc_publish(pub.m, "b/1", 3, pl, over, 0, false, NULL), -EMSGSIZE);
+    assert_int_equal(mqttc_publish(pub.m, "b/1", 3, pl, over, 1, false, (void *)2), -EMSGSIZE);
+    assert_int_equal(mqttc_inflight(pub.m), 0);
+    mqttc_destroy(pub.m);
+}
+
 static int sub_has_one(peer *a, peer *b)
 {
     (void)b;
@@ -600,6 +619,7 @@ int main(void)
         TEST_ST(test_mqttc_qos_both_ways_v5),
         TEST_ST(test_mqttc_qos_both_ways_paced_v5),
         TEST_ST(test_mqttc_drop_on_loss),
+        TEST_ST(test_mqttc_oversized_publish_refused_for_good),
         TEST_ST(test_mqttc_puback_after_batch_done),
         TEST_ST(test_mqttc_keepalive_idle),
         TEST_ST(test_mqttc_rx_coalesce),
