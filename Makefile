@@ -87,7 +87,7 @@ PY_LIBS   := $(shell pkg-config --libs python3-embed 2>/dev/null)
 PYSHIM    := $(BUILD)/bin/mqttflow-python.so
 
 
-.PHONY: all test asan check format format-check bench demo fuzz clean install uninstall deb man
+.PHONY: all test asan check format format-check bench demo fuzz clean install uninstall deb man mutate-check
 # keep test objects (make would delete them as intermediates and rebuild them every time)
 .SECONDARY:
 all: $(PAHO_STAGE) $(BINS) $(TESTS) $(TOOLS) $(BENCHES) $(TESTCB) $(EXAMPLECB) $(PYSHIM) man
@@ -267,7 +267,7 @@ funclen-check:
 	$(Q)scripts/funclen.sh
 
 # the fuzz run first, so the last line of a check is the test runner's summary
-check: format-check funclen-check
+check: format-check funclen-check mutate-check
 	$(Q)$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-5}
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SAN=1 OPT=-O1 test
 
@@ -316,6 +316,11 @@ bench: all
 .PHONY: mutate
 mutate:
 	$(Q)tests/mutate/mutate.sh
+
+# every mutant of the list still applies to the tree (a refactoring that moves its text makes
+# it STALE: mend the entry); no build, a second
+mutate-check:
+	$(Q)tests/mutate/mutate.sh --check
 
 demo: all
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
