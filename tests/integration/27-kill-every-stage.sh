@@ -35,7 +35,8 @@ kill_one() { # STAGE [ID]
     newpid=$(it_metric "$conf" mqttflow_stage_pid "$@")
     [[ $(it_metric "$conf" mqttflow_stage_restarts_total "$@") -gt ${before:-0} ]] ||
         lib_fail "$*: RESTARTS did not grow"
-    grep -q "(pid $pid) died: killed by SIGKILL" "$LIB_TMP/mf.log" ||
+    # "died in a callback: ..." when the worker was running one (loop.c)
+    grep -Eq "\(pid $pid\) died( in a callback)?: killed by SIGKILL" "$LIB_TMP/mf.log" ||
         lib_fail "the supervisor's log does not say that $* (pid $pid) died of SIGKILL"
     lib_log "$* runs again as pid $newpid"
 }
