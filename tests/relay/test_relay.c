@@ -10,6 +10,7 @@
  */
 #include "relay_fixture.h"
 #include "ring_layout.h"
+#include "tests/tools/ringfault.h"
 
 #include <sys/stat.h>
 
@@ -335,13 +336,9 @@ static void test_relay_skips_unpublishable_records(void **state)
 }
 
 /* Writes a record into ring 0 whose ring header claims an impossible length. */
-static void plant_corrupt_header(fixture *f)
+static void plant_corrupt(fixture *f)
 {
-    void *buf;
-    assert_int_equal(ring_reserve(f->prod[0], 64, &buf), 0);
-    memset(buf, 0x5a, 64);
-    ring_commit(f->prod[0], 64);
-    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
+    plant_corrupt_header(f->prod[0], 0x5a);
     ring_flush(f->prod[0]);
 }
 
@@ -352,7 +349,7 @@ static void test_relay_corrupt_ring_region_quarantined(void **state)
 {
     fixture *f = *state;
     own_sub_and_relay(f, 1, "#");
-    plant_corrupt_header(f);
+    plant_corrupt(f);
     uint64_t end = clock_mono_ns() + 10000000000ull;
     while (stats_get(&f->slot->dead) < 1 && clock_mono_ns() < end)
         sleep_ms(10);
@@ -398,7 +395,7 @@ static void test_relay_corrupt_region_kept_while_store_fails(void **state)
     assert_non_null(fp);
     fputs("not a folder", fp);
     fclose(fp);
-    plant_corrupt_header(f);
+    plant_corrupt(f);
     wait_stat(&f->slot->errors, 2, "errors"); /* the damage and a failed store */
     unsigned char pl[MAX_PAYLOAD];
     size_t len = make_payload(pl, 0, 0);

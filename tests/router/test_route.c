@@ -31,6 +31,7 @@
 #include "ring_layout.h"
 #include "shm.h"
 #include "stats.h"
+#include "tests/tools/ringfault.h"
 
 #define MAX_IN      4
 #define MAX_W       4
@@ -668,13 +669,9 @@ static void test_route_bad_records_counted_and_skipped(void **state)
 }
 
 /* Writes a record into ingress ring 0 whose ring header claims an impossible length. */
-static void plant_corrupt_header(env *e)
+static void plant_corrupt(env *e)
 {
-    void *buf;
-    assert_int_equal(ring_reserve(e->in[0], 64, &buf), 0);
-    memset(buf, 0x5a, 64);
-    ring_commit(e->in[0], 64);
-    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
+    plant_corrupt_header(e->in[0], 0x5a);
     flush_in(e);
 }
 
@@ -689,7 +686,7 @@ static void test_route_corrupt_ring_region_quarantined(void **state)
               "    topic: \"#\"\n"
               "    callback: cb\n",
               1, 1, 65536);
-    plant_corrupt_header(e);
+    plant_corrupt(e);
     wait_counter(&router_slot(e)->dead, 1, "dead");
     push(e, 0, "ok/after", "fine", 8);
     flush_in(e);
@@ -787,7 +784,7 @@ static void test_route_corrupt_region_kept_while_store_fails(void **state)
     ring_stats rs;
     ring_get_stats(e->in_obs[0], &rs);
     uint64_t region_at = rs.head;
-    plant_corrupt_header(e);
+    plant_corrupt(e);
     assert_int_equal(kill(e->pid, SIGCONT), 0);
     /* the damage and a failed attempt to store it */
     wait_counter(&router_slot(e)->errors, 2, "errors");

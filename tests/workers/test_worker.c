@@ -35,6 +35,7 @@
 #include "workers/run.h"
 #include "wtest.h"
 #include "ring_layout.h"
+#include "tests/tools/ringfault.h"
 
 #define RING_BYTES (1u << 16)
 #define MAX_REC    (1u << 14)
@@ -682,11 +683,7 @@ static void test_worker_corrupt_input_is_quarantined_and_dead_lettered(void **st
     assert_int_equal(next_out(f, &r, 10000), 0);
     assert_string_equal(r.payload, "before");
     /* a record whose ring header claims an impossible length */
-    void *buf;
-    assert_int_equal(ring_reserve(f->in, 64, &buf), 0);
-    memset(buf, 0xA5, 64);
-    ring_commit(f->in, 64);
-    ((ring_rec_hdr *)buf - 1)->len = 0x7fffffff;
+    plant_corrupt_header(f->in, 0xA5);
     ring_flush(f->in);
     assert_int_equal(next_out(f, &r, 10000), 0);
     assert_int_equal(r.h.kind, REC_DEAD);
