@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 #include "mqtt_paho.h"
 #include "mqtt_tls.h"
@@ -152,18 +153,12 @@ void subscriber_log_session_lost(const char *mqtt_id, const char *uri, const cha
               mqtt_id, uri, cause && *cause ? cause : "first reconnect", down);
 }
 
-/* FNV-1a over "uri\0id", never 0 (0 = no session recorded) */
+/* The project's hash (hash.h) over "uri\0id", never 0 (0 = no session recorded). Only compared
+ * within one stats segment (the supervisor makes it anew each run): no stored format. */
 static uint64_t session_key(const char *mqtt_id, const char *uri)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = uri;; p++) {
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-        if (!*p)
-            break;
-    }
-    for (const char *p = mqtt_id; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return h | 1;
+    uint64_t h = hash_fnv1a(uri, strlen(uri) + 1);
+    return hash_fnv1a_add(h, mqtt_id, strlen(mqtt_id)) | 1;
 }
 
 bool subscriber_session_check(stats_slot *slot, const char *mqtt_id, const char *uri,
