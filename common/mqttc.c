@@ -497,8 +497,7 @@ static void on_recv(mqttc *m, int res)
     bool filled = m->rlen + (size_t)res == m->rcap; /* more may wait in the socket */
     if (m->o.recv_pace_us) {
         m->recv_hold_ns = clock_mono_ns() + m->o.recv_pace_us * 1000ull;
-        /* a full buffer: the socket may hold more, take it with the next turn */
-        m->recv_poll = (size_t)res == m->rcap - m->rlen;
+        m->recv_poll = filled; /* the socket may hold more: take it with the next turn */
     }
     m->rlen += (size_t)res;
     size_t off = 0;
@@ -524,11 +523,14 @@ static void on_recv(mqttc *m, int res)
      * least 4 messages. Below that it would save little and cost latency where it is
      * measured: at 500 us the limit is about 8,000 msg/s, so a stream of 5,000 msg/s (the
      * harness's latency point) is not delayed, a full-speed one is. */
-    uint64_t now = clock_mono_ns(), d_ns = (uint64_t)m->o.rx_coalesce_us * 1000u;
-    bool dense = (uint64_t)delivered * d_ns >= 4 * (now - m->rx_prev_ns);
-    m->rx_prev_ns = now;
-    m->rx_delay =
-        d_ns && m->rx_coalesce_ok && dense && delivered && delivered < RX_BATCH_ENOUGH && !filled;
+    m->rx_delay = false;
+    if (m->o.rx_coalesce_us) { /* the clock is read only by a stage that coalesces */
+        uint64_t now = clock_mono_ns(), d_ns = (uint64_t)m->o.rx_coalesce_us * 1000u;
+        bool dense = (uint64_t)delivered * d_ns >= 4 * (now - m->rx_prev_ns);
+        m->rx_prev_ns = now;
+        m->rx_delay =
+            m->rx_coalesce_ok && dense && delivered && delivered < RX_BATCH_ENOUGH && !filled;
+    }
     if (delivered && m->o.batch_done)
         m->o.batch_done(m->o.arg);
     if (!connected(m))
