@@ -82,11 +82,6 @@ out:
     return why;
 }
 
-bool topicname_is_valid(const char *s)
-{
-    return s && topicname_check(s, strlen(s), false, NULL) == NULL;
-}
-
 void topicname_escape(char *dst, size_t cap, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";

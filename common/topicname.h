@@ -24,8 +24,6 @@
  * why not, e.g. "contains the control character U+000A". *at (may be NULL) gets the byte
  * offset of the fault. */
 const char *topicname_check(const char *s, size_t len, bool filter, size_t *at);
-/* topicname_check of a NUL-terminated name: true when valid. */
-bool topicname_is_valid(const char *s);
 /* A topic as it may be shown in a log line or a JSON string: control bytes, '\\' and '"' as
  * \xNN, cut to fit cap (NUL-terminated; cap >= 1). */
 void topicname_escape(char *dst, size_t cap, const char *s, size_t len);
