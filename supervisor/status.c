@@ -382,16 +382,12 @@ void status_format_json(FILE *f, const status_head *h, const status_row *rows, s
         const status_rule *r = &h->rules[i];
         double a = rule_ms(r, 0.5), b = rule_ms(r, 0.99);
         json_array_append_new(
-            rules, json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "name", r->name, "matched",
-                             (json_int_t)r->matched, "processed", (json_int_t)r->processed,
-                             "errors", (json_int_t)r->errors, "dead", (json_int_t)r->dead, "p50_ms",
-                             num_or_null(a, a >= 0), "p99_ms", num_or_null(b, b >= 0)));
-    }
-    /* the router's counts of each rule, beside the workers' */
-    for (size_t i = 0; h->rules && i < h->n_rules; i++) {
-        json_t *o = json_array_get(rules, i);
-        json_object_set_new(o, "regex_limit", json_integer((json_int_t)h->rules[i].match_limit));
-        json_object_set_new(o, "json_invalid", json_integer((json_int_t)h->rules[i].json_invalid));
+            rules,
+            json_pack("{s:s, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:I}", "name", r->name, "matched",
+                      (json_int_t)r->matched, "processed", (json_int_t)r->processed, "errors",
+                      (json_int_t)r->errors, "dead", (json_int_t)r->dead, "p50_ms",
+                      num_or_null(a, a >= 0), "p99_ms", num_or_null(b, b >= 0), "regex_limit",
+                      (json_int_t)r->match_limit, "json_invalid", (json_int_t)r->json_invalid));
     }
     for (size_t i = 0; h->clients && i < h->n_clients; i++)
         json_array_append_new(clients, json_pack("{s:s, s:b}", "id", h->clients[i].id, "connected",
