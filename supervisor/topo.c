@@ -156,7 +156,7 @@ static size_t sweep_stale(const topo *t, const cfg *c)
             is_current_ring(t, e->d_name) || is_state_segment(t->instance, e->d_name))
             continue;
         uint64_t queued = queued_in(e->d_name), saved = 0;
-        if (queued && !is_state_segment(t->instance, e->d_name)) {
+        if (queued) {
             int rc = salvage_ring(e->d_name, c,
                                   "queued for a stage this configuration no longer has (fewer "
                                   "workers or ingress clients)",
