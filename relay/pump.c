@@ -666,11 +666,13 @@ static void apply_done(pump *p, size_t n, uint64_t now)
         p->lost[i] = 0;
     for (size_t i = 0; i < n; i++) {
         const cq_done *d = &p->done[i];
+        if (d->result == CQ_OK)
+            continue;
         inflight_entry *e = inflight_at(p->win[d->ring], d->seq);
         /* paho often reports the publishes of a closed connection through onFailure before
          * connectionLost: a failure counts as a loss (a 3.1.1 publish fails no other way; an
          * MQTT 5 refusal by reason code is the broker refusing it too) */
-        if (d->result != CQ_OK && d->conn < p->n_conns && e && e->qos > 0)
+        if (d->conn < p->n_conns && e && e->qos > 0)
             p->lost[d->conn]++;
     }
     for (size_t i = 0; i < n; i++) {
