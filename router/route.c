@@ -380,8 +380,7 @@ static int dead_undecodable(route *r, size_t i, const void *buf, size_t len, int
                        rec_bad_text(rec_check(buf, len, &v)));
 }
 
-/* Routes one ingress record. 0 (routed, dropped or counted as bad); -ETIMEDOUT. */
-#define ROUTE_HELD 1
+#define ROUTE_HELD 1 /* route_one: the record stays, its ring is held */
 
 /* Once per turn: follows the taps the supervisor attaches or removes (one load each). */
 static void tap_sync(route *r)

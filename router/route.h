@@ -19,10 +19,10 @@
  * dead-letter store with the decode error, their size and first bytes, and only then
  * released; while the store cannot be written the ring keeps them and is not read on
  * (backpressure; tried again after ROUTE_RETRY_MS, backing off, route.c). A record that is not a
- * message is counted in errors and skipped; a copy larger than a worker ring's max_record is
- * counted and skipped. Each record is marked (ring_begin) while it is routed, so a record that
- * kills the router runtime.max_attempts times is skipped on the next start (counted in errors and
- * dead, logged) instead of crashing it forever.
+ * message is dead-lettered the same way ($mqttflow/misplaced-record); a copy larger than a worker
+ * ring's max_record is counted and skipped. Each record is marked (ring_begin) while it is routed,
+ * so a record that kills the router runtime.max_attempts times is skipped on the next start
+ * (counted in errors and dead, logged) instead of crashing it forever.
  *
  * One thread; route_create attaches everything, route_run loops, route_destroy detaches.
  */

@@ -42,7 +42,8 @@ int run_create(const cfg *c, size_t worker, run **out);
  * slot in it (stage.h's: borrowed, they outlive the run). 0 or -errno (logged, naming the
  * segment). */
 int run_attach(run *r, stats *st, stats_slot *slot);
-/* Runs until stage_stop_flag, then drains. 0, or -EBADMSG when the input ring is corrupt. */
+/* Runs until stage_stop_flag, then drains; 0 (a corrupt region of the input ring is
+ * quarantined and dead-lettered, and the loop goes on). */
 int run_loop(run *r);
 /* Detaches and unloads (mf_fini runs); accepts NULL. */
 void run_destroy(run *r);
