@@ -46,6 +46,10 @@ static void test_cfg_error_types_and_ranges(void **state)
     expect_error(CLIENTS "runtime:\n  relay: {outstandin: 4}\n",
                  "config.yaml:7:11: runtime.relay.outstandin: unknown key (did you mean "
                  "\"outstanding\"?)");
+    expect_error(CLIENTS "runtime: {ingress_coalesce_us: 200000}\n",
+                 "config.yaml:6:32: runtime.ingress_coalesce_us: 200000 is out of range 0..100000");
+    expect_error(CLIENTS "runtime: {ingress_coalesce_us: -1}\n",
+                 "config.yaml:6:32: runtime.ingress_coalesce_us: -1 is out of range 0..100000");
     expect_error(CLIENTS "runtime: {workers: 0}\n",
                  "config.yaml:6:20: runtime.workers: 0 is out of range 1..64");
     expect_error(CLIENTS "runtime: {ring_size: 100000}\n",
