@@ -39,6 +39,7 @@ processing_chains:
 logging:
   default_level: "WARNING"
 YAML
-    it_runtime 1 >>"$conf"
+    # BENCH_RUNTIME: one extra runtime key, e.g. "ingress_coalesce_us: 0" (A/B of a setting)
+    it_runtime 1 ${BENCH_RUNTIME:+"$BENCH_RUNTIME"} >>"$conf"
     it_start "$conf"
 }
