@@ -830,6 +830,17 @@ int ring_wait_paced(ring *const *rs, size_t n, const uint32_t *extra, uint32_t e
     return rc < 0 ? rc : -ETIMEDOUT;
 }
 
+int ring_pace_nap(ring_pace *p, size_t taken)
+{
+    uint64_t now = clock_mono_ns(), nap = nap_ns_setting(), span = now - p->last_ns;
+    p->last_ns = now;
+    if (!nap)
+        return taken != 0;
+    /* taken / span >= RING_PACE_MIN / nap, without a division; a first call (last_ns 0) has
+     * a span of the whole uptime and parks */
+    return taken && (uint64_t)taken * nap >= RING_PACE_MIN * span;
+}
+
 void ring_wake_word(uint32_t *word)
 {
     /* W1 pairs with the acquire in ready(): what the waker wrote before is visible to the

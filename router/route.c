@@ -526,9 +526,10 @@ static int route_turn(route *r, size_t *taken)
     return 0;
 }
 
-/* Waits for input (ring_wait_paced: busy, i.e. records were taken since the last wait, naps;
- * quiet parks). Cost per wait: one timer wake-up (nap) or one futex_waitv and the producer's
- * FUTEX_WAKE (park); under steady traffic a nap takes every record that arrived during it. */
+/* Waits for input (ring_wait_paced: busy, i.e. records arrive fast enough for a nap to pay
+ * (ring_pace_nap), naps; otherwise parks). Cost per wait: one timer wake-up (nap) or one
+ * futex_waitv and the producer's FUTEX_WAKE (park); under steady traffic a nap takes every record
+ * that arrived during it. */
 static void wait_input(route *r, int busy)
 {
     size_t n = 0;
@@ -568,7 +569,8 @@ static void wait_input(route *r, int busy)
 
 int route_run(route *r)
 {
-    int busy = 0; /* records taken since the last wait */
+    size_t taken_since = 0; /* records taken since the last wait */
+    ring_pace pace = {0};
 
     for (;;) {
         /* read before the turn: a turn that then finds every ring empty proves the drain
@@ -586,7 +588,7 @@ int route_run(route *r)
             return rc;
         }
         if (taken) {
-            busy = 1;
+            taken_since += taken;
             continue;
         }
         if (stopping) {
@@ -596,7 +598,7 @@ int route_run(route *r)
                      (unsigned long long)stats_get(&r->slot->extra[STATS_RT_UNMATCHED]));
             return 0;
         }
-        wait_input(r, busy);
-        busy = 0;
+        wait_input(r, ring_pace_nap(&pace, taken_since));
+        taken_since = 0;
     }
 }

@@ -351,7 +351,9 @@ static int wait_ms(const run *r, uint64_t now)
 int run_loop(run *r)
 {
     stats_slot *slot = r->env.slot;
-    int rc = 0, busy = 0; /* busy: records taken since the last wait */
+    int rc = 0;
+    size_t taken = 0; /* records taken since the last wait */
+    ring_pace pace = {0};
 
     for (;;) {
         /* read before draining: once seen, take what the ring holds, then leave */
@@ -378,15 +380,17 @@ int run_loop(run *r)
             quarantine(r);
             continue;
         }
-        busy |= n != 0;
+        taken += n;
         if (n == RUN_BATCH)
             continue;
         if (stopping)
             break;
-        /* a busy loop naps (records that arrive meanwhile cost the router no wake-up) and
-         * parks only once a nap found nothing: see ring_wait_paced for the costs */
-        rc = ring_wait_paced(&r->in, 1, NULL, 0, wait_ms(r, clock_mono_ns()), busy);
-        busy = 0;
+        /* a loop whose records come fast enough naps (records that arrive meanwhile cost the
+         * router no wake-up); a slower one, or one whose nap found nothing, parks: see
+         * ring_pace_nap and ring_wait_paced for the costs */
+        rc = ring_wait_paced(&r->in, 1, NULL, 0, wait_ms(r, clock_mono_ns()),
+                             ring_pace_nap(&pace, taken));
+        taken = 0;
         (void)rc; /* data, timeout or a signal: the next turn looks at all three */
     }
     /* stopping: the input ring is drained. A live restart of this worker leaves open windows

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -175,6 +176,28 @@ static void test_ring_wake_paced_naps_busy_and_parks_quiet(void **state)
     assert_int_equal(ring_wait_paced(&f->c, 1, NULL, 0, 0, 1), -ETIMEDOUT);
 }
 
+/* ring_pace_nap: a nap only while records come at least RING_PACE_MIN per nap */
+static void test_ring_wake_pace_naps_only_at_a_high_rate(void **state)
+{
+    (void)state;
+    ring_pace p = {0};
+    /* the first call has no rate yet: park */
+    assert_int_equal(ring_pace_nap(&p, 5), 0);
+    /* many records in far less than a nap: nap */
+    assert_int_equal(ring_pace_nap(&p, 1000), 1);
+    /* nothing taken (the nap found nothing): park */
+    assert_int_equal(ring_pace_nap(&p, 0), 0);
+    /* one record in 2 ms (500 a second, under one per nap): park */
+    struct timespec ts = {.tv_nsec = 2000000};
+    while (nanosleep(&ts, &ts) != 0) /* the whole 2 ms, a signal or not */
+        ;
+    assert_int_equal(ring_pace_nap(&p, 1), 0);
+    /* the same record count over 2 ms at RING_PACE_MIN per nap: nap */
+    while (nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL) != 0)
+        ;
+    assert_int_equal(ring_pace_nap(&p, (size_t)RING_PACE_MIN * 2000 / RING_NAP_US + 1000), 1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -183,6 +206,7 @@ int main(void)
         T(test_ring_wake_full_ring_producer_woken_once_an_eighth_is_free),
         T(test_ring_wake_waiting_consumer_wakes_producer_whatever_is_free),
         T(test_ring_wake_paced_naps_busy_and_parks_quiet),
+        T(test_ring_wake_pace_naps_only_at_a_high_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
