@@ -10,6 +10,7 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
@@ -776,11 +777,12 @@ static void release_all(ring *const *rs, size_t n)
 }
 
 static int wait_consumers(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
-                          int timeout_ms, uint64_t spin_ns)
+                          int timeout_ms, uint64_t spin_ns, bool release)
 {
     if (n + (extra != NULL) == 0 || n + (extra != NULL) > FUTEX_WAITV_MAX_WORDS)
         return -EINVAL;
-    release_all(rs, n);
+    if (release)
+        release_all(rs, n);
     waitfor w = {.rs = rs, .n = n, .extra = extra, .extra_seen = extra_seen};
     if (timeout_ms == 0)
         return ready(&w) ? 0 : -ETIMEDOUT;
@@ -790,7 +792,13 @@ static int wait_consumers(ring *const *rs, size_t n, const uint32_t *extra, uint
 int ring_wait_any(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
                   int timeout_ms)
 {
-    return wait_consumers(rs, n, extra, extra_seen, timeout_ms, SPIN_NS);
+    return wait_consumers(rs, n, extra, extra_seen, timeout_ms, SPIN_NS, true);
+}
+
+int ring_wait_held(ring *const *rs, size_t n, int timeout_ms)
+{
+    /* no spin: like a paced park, this follows work and the next record is a while away */
+    return wait_consumers(rs, n, NULL, 0, timeout_ms, 0, false);
 }
 
 static uint64_t nap_ns_setting(void)
@@ -811,7 +819,7 @@ int ring_wait_paced(ring *const *rs, size_t n, const uint32_t *extra, uint32_t e
 {
     if (!busy)
         /* traffic stopped at least a nap ago: a spin would not pay either, park at once */
-        return wait_consumers(rs, n, extra, extra_seen, timeout_ms, 0);
+        return wait_consumers(rs, n, extra, extra_seen, timeout_ms, 0, true);
     /* busy: a nap instead of a spin, since a nap catches what a spin would, and a spin per
      * record is what a lightly loaded stage must not pay. The extra word is not watched (its
      * waker is not asked to wake us: see ring.h) */

@@ -196,6 +196,11 @@ typedef struct ring_pace {
 /* taken: records (or other events) taken since the previous call. 1: nap; 0: park. With the
  * nap turned off (MQTTFLOW_RING_NAP_US=0) it is taken != 0, as before pacing. */
 int ring_pace_nap(ring_pace *p, size_t taken);
+/* ring_wait_any (no extra word, no spin) for a consumer that keeps records read but not
+ * released while it waits (the relay: released on acknowledgement, ring_release_to): parks
+ * without releasing anything first, so a producer parked on a full ring stays parked until
+ * the caller releases; use a timeout. 0; -ETIMEDOUT; -EINTR; -EINVAL (n == 0 or too many). */
+int ring_wait_held(ring *const *rs, size_t n, int timeout_ms);
 /* Wakes a waiter on an extra word used with ring_wait_any: increments it and FUTEX_WAKEs. */
 void ring_wake_word(uint32_t *word);
 

@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "cq.h"
 #include "exitcode.h"
+#include "futex.h"
 #include "log.h"
 #include "names.h"
 #include "rec.h"
@@ -769,7 +770,34 @@ static void check_ready(pump *p)
  * threads make a FUTEX_WAKE for records and completions that arrive during the nap; the
  * next turn takes them all. Cost: one timer wake-up per nap instead of up to one futex wake
  * per record and per completion. */
-static void wait_idle(pump *p, uint64_t now, uint64_t deadline, int busy)
+/* How the pump waits after a turn without progress: nap (progress came fast enough for a nap
+ * to gather several records: ring_pace_nap), held (progress came slower: park on every ring,
+ * records in flight or not, so the next record wakes it at once) or idle (no progress since
+ * the last wait: park on the rings with empty windows and the completion queue). */
+enum pump_wait { PUMP_WAIT_IDLE, PUMP_WAIT_NAP, PUMP_WAIT_HELD };
+/* A held park's longest wait: completions and acknowledgements gathered meanwhile are taken
+ * when it ends (the I/O thread reads acknowledgements after a pause of four naps too) */
+#define PUMP_HELD_MS (4 * RING_NAP_US / 1000)
+
+/* The held park: every ring that may be read (its window may hold records in flight: they
+ * are not released by this wait, ring_wait_held), no completion-queue word (completions
+ * wait for the next turn, at most PUMP_HELD_MS), no conn_park. Per record at a low rate: the
+ * worker's FUTEX_WAKE and one wake-up here, against a nap's half-nap delay per record. */
+static void wait_held(pump *p, int timeout)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_rings && n < FUTEX_WAITV_MAX_WORDS; i++)
+        if (!p->broken[i] && !p->blocked[i] && !p->hold_until[i] && cq_free_slots(p->q) > 0)
+            p->waitset[n++] = p->rings[i];
+    if (timeout > PUMP_HELD_MS)
+        timeout = PUMP_HELD_MS;
+    if (n && timeout > 0)
+        (void)ring_wait_held(p->waitset, n, timeout); /* every outcome: the next turn */
+    else if (timeout > 0)
+        (void)ring_wait_paced(NULL, 0, NULL, 0, timeout, 1); /* a plain nap */
+}
+
+static void wait_idle(pump *p, uint64_t now, uint64_t deadline, enum pump_wait how)
 {
     uint64_t next = deadline;
     for (size_t i = 0; i < p->n_conns; i++) {
@@ -799,10 +827,14 @@ static void wait_idle(pump *p, uint64_t now, uint64_t deadline, int busy)
         if (ms < (uint64_t)timeout)
             timeout = (int)ms;
     }
-    if (busy) {
+    if (how == PUMP_WAIT_NAP) {
         if (timeout > 0)
             (void)ring_wait_paced(p->waitset, n, NULL, 0, timeout, 1);
         return; /* data, the nap's end or a signal: the next turn looks at everything */
+    }
+    if (how == PUMP_WAIT_HELD) {
+        wait_held(p, timeout);
+        return;
     }
     for (size_t i = 0; i < p->n_conns; i++)
         conn_park(p->conns[i]); /* acknowledgements awaited must wake us at once */
@@ -862,7 +894,8 @@ int pump_run(pump *p)
     uint64_t now = clock_mono_ns();
     int stopping = 0;
     uint64_t stop_deadline = UINT64_MAX;
-    int busy = 0; /* progress since the last wait */
+    size_t progress_since = 0; /* since the last wait */
+    ring_pace pace = {0};
 
     sfwd_recover(p->sf);
     for (size_t i = 0; i < p->n_conns; i++)
@@ -915,11 +948,14 @@ int pump_run(pump *p)
             }
         }
         if (progress) {
-            busy = 1;
+            progress_since += progress;
             continue;
         }
-        wait_idle(p, now, stop_deadline, busy);
-        busy = 0;
+        enum pump_wait how = !progress_since                        ? PUMP_WAIT_IDLE
+                             : ring_pace_nap(&pace, progress_since) ? PUMP_WAIT_NAP
+                                                                    : PUMP_WAIT_HELD;
+        wait_idle(p, now, stop_deadline, how);
+        progress_since = 0;
     }
 
     shutdown_conns(p);
