@@ -49,10 +49,13 @@
  * whose windows are empty (ring_wait_any releases what was read, which is only right when
  * everything read has completed) plus the completion queue's word, so a ring record, a paho
  * completion or a connection event wakes it; at most 200 ms, earlier when a spool append or a
- * dead-letter write is to be tried again. A loop that made progress since its last wait naps
- * first instead (ring_wait_paced, without cq_prepare_wait): records and completions arriving
- * during the nap cost the workers and paho's threads no wake-up and are taken by the next
- * turn; only a nap followed by a turn without progress leads to the park above. An io_uring
+ * dead-letter write is to be tried again. A loop that made progress since its last wait at a
+ * high rate (ring_pace_nap: two or more per nap) naps first instead (ring_wait_paced, without
+ * cq_prepare_wait): records and completions arriving during the nap cost the workers and
+ * paho's threads no wake-up and are taken by the next turn. At a lower rate it parks on every
+ * readable ring without releasing what is in flight (ring_wait_held, at most PUMP_HELD_MS,
+ * no completion word), so the next record is published as it arrives. Only a turn without
+ * progress leads to the park above. An io_uring
  * connection gets the turn's publishes at the end of the turn (conn_flush: one wake-up of its
  * I/O thread per turn at most) and reads acknowledgements once per turn or after a pause
  * rather than as each arrives; before parking, the pump asks the connections with
