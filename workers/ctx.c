@@ -91,8 +91,20 @@ const char *ctx_rule_name(const ctx_env *env, int rule)
     return env->c->rules[rule].name;
 }
 
-int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int client,
-              const char *topic, const void *payload, size_t len, int qos, int retain)
+/* The topic an mf_emit has checked, while the message it emitted travels down the chain (its
+ * x->next call, synchronous), or NULL: the publish at the chain's end is handed the same
+ * pointer by every step that does not make a new topic, and does not check the same bytes
+ * again (a check per output was the larger part of the worker's per-record CPU with two).
+ * Saved and restored around the call since emits nest (a processor fed by a processor's
+ * mf_emit). Bytes under this pointer can change meanwhile only by a callback further down
+ * writing into a buffer of the one above: what it then hands on goes through its own mf_emit
+ * (checked, and the mark moves) or mf_publish (always checked); the relay
+ * checks every topic once more before it publishes (relay/pump.c). One thread (ctx.h). */
+static const char *emit_checked;
+
+static int write_rec(const ctx_env *env, int rule, int step, const ctx_origin *o, int client,
+                     const char *topic, const void *payload, size_t len, int qos, int retain,
+                     bool check_topic)
 {
     const cfg *c = env->c;
 
@@ -100,7 +112,7 @@ int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int c
         return -EINVAL;
     if (qos < 0 || qos > 2 || (retain != 0 && retain != 1))
         return -EINVAL;
-    if (!topic || !cfg_topic_name_is_valid(topic))
+    if (!topic || (check_topic && !cfg_topic_name_is_valid(topic)))
         return -EINVAL;
     if (len > c->runtime.max_payload || len > UINT32_MAX || (len > 0 && !payload))
         return -EINVAL;
@@ -123,6 +135,13 @@ int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int c
     if (rc == 0 && env->slot)
         stats_add(&env->slot->out, 1);
     return rc;
+}
+
+int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int client,
+              const char *topic, const void *payload, size_t len, int qos, int retain)
+{
+    return write_rec(env, rule, step, o, client, topic, payload, len, qos, retain,
+                     topic != emit_checked);
 }
 
 /* Shared checks of mf_emit and mf_publish: a message is being processed and the invocation
@@ -154,7 +173,11 @@ int mf_emit(mf_ctx *x, const char *topic, const void *payload, size_t len)
         (len > 0 && !payload))
         return -EINVAL;
     x->emitted++;
-    return x->next(x, topic, len ? payload : "", len);
+    const char *outer = emit_checked;
+    emit_checked = topic;
+    rc = x->next(x, topic, len ? payload : "", len);
+    emit_checked = outer;
+    return rc;
 }
 
 int mf_publish(mf_ctx *x, const char *client_id, const char *topic, const void *payload, size_t len,
@@ -168,7 +191,10 @@ int mf_publish(mf_ctx *x, const char *client_id, const char *topic, const void *
     int client = cfg_client_index(x->env->c, client_id);
     if (client < 0)
         return -EINVAL;
-    rc = ctx_write(x->env, x->rule, x->step, &x->origin, client, topic, payload, len, qos, retain);
+    /* always checked: the topic may be a buffer an outer mf_emit checked and this callback
+     * rewrote (emit_checked) */
+    rc = write_rec(x->env, x->rule, x->step, &x->origin, client, topic, payload, len, qos, retain,
+                   true);
     if (rc == 0)
         x->emitted++;
     return rc;
