@@ -49,6 +49,14 @@ const char *topicname_check(const char *s, size_t len, bool filter, size_t *at)
     }
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len;) {
+        /* printable ASCII other than the wildcards, nearly every byte of a real topic: one
+         * range test and two compares instead of a decode (the worker checks each topic it
+         * emits, about a tenth of its time per record before this) */
+        unsigned char b = u[i];
+        if (b >= 0x20 && b < 0x7F && b != '+' && b != '#') {
+            i++;
+            continue;
+        }
         uint32_t cp;
         size_t n = utf8_next(u + i, len - i, &cp);
         where = i;

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "atom.h"
@@ -24,10 +25,45 @@ void ctx_init_module(mf_ctx *x, const ctx_env *env, const char *module)
 }
 
 /* The process that may write outputs: the first that set up a call (the worker). A child a
- * callback forked inherits it and so differs from its own pid (issue 8 item 4): its writes
- * would make a second producer of the SPSC output ring and corrupt it. Only the worker's
- * thread writes it; a forked child only reads its copy. */
+ * callback forked inherits the worker's memory: its writes would make a second producer of
+ * the SPSC output ring and corrupt it (issue 8 item 4). Only the worker's thread writes it; a
+ * forked child only reads its copy.
+ *
+ * How a child is told apart without a system call per output (getpid cost one per message,
+ * 90% of the worker's system calls): one page marked MADV_WIPEONFORK holds a non-zero byte;
+ * the kernel hands every child made without CLONE_VM a zeroed copy of it. That covers glibc's
+ * fork() (a C callback's, and Python's os.fork, which calls it), _Fork and a raw clone system
+ * call; a pthread_atfork handler would see only the first. Not covered: threads (the same
+ * process: getpid did not catch them either) and children that share the worker's memory
+ * (vfork, clone with CLONE_VM), which getpid did catch; they share the mark, so nothing in
+ * memory can tell them apart. A kernel without MADV_WIPEONFORK (before 4.14) falls back to
+ * comparing getpid() per output. */
 static pid_t owner_pid;
+static const volatile unsigned char *owner_mark; /* the page's byte; NULL: getpid fallback */
+
+static void owner_set(void)
+{
+    owner_pid = getpid();
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t len = pg > 0 ? (size_t)pg : 4096;
+    unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    if (madvise(p, len, MADV_WIPEONFORK) < 0) {
+        munmap(p, len);
+        return;
+    }
+    p[0] = 1;
+    owner_mark = p; /* never unmapped: read until the process exits */
+}
+
+/* Whether this is the process that set up the first call (the worker), not a child of it. */
+static bool is_owner(void)
+{
+    if (owner_mark)
+        return *owner_mark != 0;
+    return owner_pid != 0 && getpid() == owner_pid;
+}
 
 void ctx_init_call(mf_ctx *x, const ctx_env *env, int rule, int step, const char *callback,
                    const cfg_param *params, size_t n_params, ctx_next_fn next, void *next_arg,
@@ -45,7 +81,7 @@ void ctx_init_call(mf_ctx *x, const ctx_env *env, int rule, int step, const char
     x->origin = *origin;
     x->emitted = 0;
     if (!owner_pid)
-        owner_pid = getpid();
+        owner_set();
 }
 
 const char *ctx_rule_name(const ctx_env *env, int rule)
@@ -55,8 +91,20 @@ const char *ctx_rule_name(const ctx_env *env, int rule)
     return env->c->rules[rule].name;
 }
 
-int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int client,
-              const char *topic, const void *payload, size_t len, int qos, int retain)
+/* The topic an mf_emit has checked, while the message it emitted travels down the chain (its
+ * x->next call, synchronous), or NULL: the publish at the chain's end is handed the same
+ * pointer by every step that does not make a new topic, and does not check the same bytes
+ * again (a check per output was the larger part of the worker's per-record CPU with two).
+ * Saved and restored around the call since emits nest (a processor fed by a processor's
+ * mf_emit). Bytes under this pointer can change meanwhile only by a callback further down
+ * writing into a buffer of the one above: what it then hands on goes through its own mf_emit
+ * (checked, and the mark moves) or mf_publish (always checked); the relay
+ * checks every topic once more before it publishes (relay/pump.c). One thread (ctx.h). */
+static const char *emit_checked;
+
+static int write_rec(const ctx_env *env, int rule, int step, const ctx_origin *o, int client,
+                     const char *topic, const void *payload, size_t len, int qos, int retain,
+                     bool check_topic)
 {
     const cfg *c = env->c;
 
@@ -64,7 +112,7 @@ int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int c
         return -EINVAL;
     if (qos < 0 || qos > 2 || (retain != 0 && retain != 1))
         return -EINVAL;
-    if (!topic || !cfg_topic_name_is_valid(topic))
+    if (!topic || (check_topic && !cfg_topic_name_is_valid(topic)))
         return -EINVAL;
     if (len > c->runtime.max_payload || len > UINT32_MAX || (len > 0 && !payload))
         return -EINVAL;
@@ -89,14 +137,20 @@ int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int c
     return rc;
 }
 
+int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int client,
+              const char *topic, const void *payload, size_t len, int qos, int retain)
+{
+    return write_rec(env, rule, step, o, client, topic, payload, len, qos, retain,
+                     topic != emit_checked);
+}
+
 /* Shared checks of mf_emit and mf_publish: a message is being processed and the invocation
  * is under its output limit. */
 static int admit(mf_ctx *x)
 {
     if (!x || !x->next)
         return -EINVAL;
-    /* one getpid (a syscall, ~0.1 us) per output: cheap next to the ring write */
-    if (getpid() != owner_pid) {
+    if (!is_owner()) {
         log_error(COMP,
                   "mf_emit/mf_publish called in a process forked by callback %s: refused "
                   "(only the worker may write its output ring)",
@@ -119,7 +173,11 @@ int mf_emit(mf_ctx *x, const char *topic, const void *payload, size_t len)
         (len > 0 && !payload))
         return -EINVAL;
     x->emitted++;
-    return x->next(x, topic, len ? payload : "", len);
+    const char *outer = emit_checked;
+    emit_checked = topic;
+    rc = x->next(x, topic, len ? payload : "", len);
+    emit_checked = outer;
+    return rc;
 }
 
 int mf_publish(mf_ctx *x, const char *client_id, const char *topic, const void *payload, size_t len,
@@ -133,7 +191,10 @@ int mf_publish(mf_ctx *x, const char *client_id, const char *topic, const void *
     int client = cfg_client_index(x->env->c, client_id);
     if (client < 0)
         return -EINVAL;
-    rc = ctx_write(x->env, x->rule, x->step, &x->origin, client, topic, payload, len, qos, retain);
+    /* always checked: the topic may be a buffer an outer mf_emit checked and this callback
+     * rewrote (emit_checked) */
+    rc = write_rec(x->env, x->rule, x->step, &x->origin, client, topic, payload, len, qos, retain,
+                   true);
     if (rc == 0)
         x->emitted++;
     return rc;

@@ -109,7 +109,8 @@ void ctx_init_call(mf_ctx *x, const ctx_env *env, int rule, int step, const char
 /* Validates and writes one REC_PUBLISH on client (index) for rule/step with origin o, and
  * counts it in stats `out`. Used by mf_publish, mf_emit at the end of a chain and the relay
  * step. 0; -EINVAL (bad client, topic, qos or retain; payload above runtime.max_payload; a
- * record too large for the output ring); another -errno from env->append. */
+ * record too large for the output ring); another -errno from env->append. The topic is not
+ * checked again when it is the one an mf_emit under way has checked (ctx.c, emit_checked). */
 int ctx_write(const ctx_env *env, int rule, int step, const ctx_origin *o, int client,
               const char *topic, const void *payload, size_t len, int qos, int retain);
 

@@ -2,6 +2,7 @@
  * brokers' topic rules (issue 8 items 2 and "Clearer errors"). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,11 +59,37 @@ static void test_topicname_brokers_rules(void **state)
     assert_string_equal(esc, "a\\x0ab\\x22");
 }
 
+/* Every byte value in the middle of a name and of a filter level, against the rule written
+ * out (topicname.c takes printable ASCII on a fast path, everything else through the UTF-8
+ * decoder): printable ASCII is taken except the wildcards, which a filter takes only as a
+ * whole level; control bytes and a lone byte >= 0x80 (not UTF-8) are refused, with the
+ * offset of the fault. */
+static void test_topicname_every_byte(void **state)
+{
+    (void)state;
+    for (unsigned b = 0; b < 256; b++) {
+        char t[3] = {'a', (char)b, 'c'};
+        size_t at = 99;
+        bool ok = b >= 0x20 && b < 0x7F && b != '+' && b != '#';
+        const char *why = topicname_check(t, 3, false, &at);
+        if ((why == NULL) != ok)
+            fail_msg("byte 0x%02x: %s", b, why ? why : "taken");
+        if (!ok)
+            assert_int_equal(at, 1);
+        assert_true((topicname_check(t, 3, true, NULL) == NULL) == ok);
+        char lvl[5] = {'a', '/', (char)b, '/', 'c'};
+        bool whole = ok || b == '+'; /* "#" only as the last level */
+        assert_true((topicname_check(lvl, 5, true, NULL) == NULL) == whole);
+        assert_true((topicname_check(lvl, 3, true, NULL) == NULL) == (ok || b == '+' || b == '#'));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mqtt_why_connect_names_the_cause),
         cmocka_unit_test(test_topicname_brokers_rules),
+        cmocka_unit_test(test_topicname_every_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
 #include "wtest.h"
 #include "tests/tools/testlib.h"
 
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -135,6 +137,58 @@ static void test_ctx_emit_rejects_control_chars_and_forked_children(void **state
     assert_int_equal(f->sink.total, 1);
 }
 
+/* The fork check costs no system call per output (ctx.c): a child made by a raw clone system
+ * call, which runs no pthread_atfork handler and leaves glibc's state alone, is refused too,
+ * and a new invocation set up in the child does not make it the owner. */
+static void test_ctx_emit_refused_in_raw_clone_child(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(mf_emit(&f->x, "t", "x", 1), 0);
+    long pid = syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int a = mf_emit(&f->x, "t", "x", 1);
+        mf_ctx y;
+        ctx_init_call(&y, &f->env, 1, -1, "a", NULL, 0, ctx_next_publish_source, NULL, &f->o);
+        int b = mf_publish(&y, "c2", "t", "x", 1, 0, 0);
+        syscall(SYS_exit_group, a == -EPERM && b == -EPERM ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid((pid_t)pid, &st, 0), (pid_t)pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(mf_emit(&f->x, "t", "x", 1), 0); /* the worker itself still may */
+    assert_int_equal(f->sink.total, 2);
+}
+
+/* A next step that rewrites the buffer of the topic it was emitted (a callback further down a
+ * chain writing into one of the callback above) and publishes it, then restores it and hands
+ * it on. */
+static int rewrite_then_publish(mf_ctx *x, const char *topic, const void *payload, size_t len)
+{
+    char *t = (char *)(uintptr_t)topic;
+    t[1] = '\n';
+    int a = mf_publish(x, "c2", topic, payload, len, 0, 0);
+    t[1] = '/';
+    int b = ctx_next_publish_source(x, topic, payload, len);
+    return a == -EINVAL && b == 0 ? 0 : -EIO;
+}
+
+/* ctx_write at a chain's end trusts the topic an mf_emit under way checked (same pointer), so
+ * the check is made once per output; mf_publish checks whatever it is given, even that
+ * pointer; once the emit returned, the same pointer is checked again. */
+static void test_ctx_emit_checks_once_publish_always(void **state)
+{
+    fx *f = *state;
+    char topic[] = "a/b";
+    ctx_init_call(&f->x, &f->env, 1, -1, "a", NULL, 0, rewrite_then_publish, NULL, &f->o);
+    assert_int_equal(mf_emit(&f->x, topic, "x", 1), 0);
+    assert_int_equal(f->sink.total, 1); /* the hand-on; the publish was refused */
+    topic[1] = '\n';
+    assert_int_equal(ctx_write(&f->env, 1, -1, &f->o, 0, topic, "x", 1, 0, 0), -EINVAL);
+    assert_int_equal(f->sink.total, 1);
+}
+
 static void test_ctx_emit_limit_per_invocation(void **state)
 {
     fx *f = *state;
@@ -217,6 +271,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         TEST_ST(test_ctx_param_returns_step_values),
         TEST_ST(test_ctx_emit_rejects_control_chars_and_forked_children),
+        TEST_ST(test_ctx_emit_refused_in_raw_clone_child),
+        TEST_ST(test_ctx_emit_checks_once_publish_always),
         TEST_ST(test_ctx_emit_publishes_on_source_with_origin_flags),
         TEST_ST(test_ctx_emit_rejects_bad_topics_and_sizes),
         TEST_ST(test_ctx_emit_limit_per_invocation),
