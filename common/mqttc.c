@@ -692,9 +692,17 @@ int mqttc_run(mqttc *m, int timeout_ms)
 {
     uint64_t now = clock_mono_ns();
     run_timers(m, now);
+    bool sending = m->send_armed;
     kick_send(m);
     arm_recv(m);
     arm_wake(m);
+    /* opts.quiet_send: a send queued now does not end the wait; the receive does (or the
+     * timeout). Not while disconnecting (started is false: the caller waits for the send) nor
+     * with QoS 0 completions owed to the send */
+    unsigned wait_nr = 1;
+    if (m->o.quiet_send && !sending && m->send_armed && m->started && m->recv_armed &&
+        !m->recv_nowait && m->q0_n == 0)
+        wait_nr = 2;
     uint64_t until = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
     uint64_t t = next_timer(m);
     if (t < until)
@@ -706,7 +714,7 @@ int mqttc_run(mqttc *m, int timeout_ms)
     if (until > now) {
         struct __kernel_timespec ts = {.tv_sec = (long long)((until - now) / 1000000000ull),
                                        .tv_nsec = (long long)((until - now) % 1000000000ull)};
-        rc = io_uring_submit_and_wait_timeout(&m->ring, &cqe, 1, &ts, NULL);
+        rc = io_uring_submit_and_wait_timeout(&m->ring, &cqe, wait_nr, &ts, NULL);
     } else {
         rc = io_uring_submit(&m->ring);
     }

@@ -137,6 +137,9 @@ static int uring_create(const cfg_client *c, const char *instance, const sub_cbs
                     .max_packet = MQTT_PKT_MAX_REMAIN,
                     .log_comp = LOG_COMP,
                     .rx_coalesce_us = cb->rx_coalesce_us,
+                    /* we send only acknowledgements: their send and the wait for the next
+                     * PUBLISH are one io_uring_enter (mqttc.h) */
+                    .quiet_send = true,
                     .arg = s,
                     .message = on_message,
                     .batch_done = on_batch_done,
