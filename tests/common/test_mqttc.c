@@ -170,7 +170,8 @@ static unsigned next_coalesce_us; /* opts.rx_coalesce_us of the next peer_init *
 /* peer_init gives the next client the relay's options (relay/conn_uring.c): receives paced,
  * publishes dropped rather than kept for redelivery on a lost connection */
 static bool next_relay_opts;
-static bool next_quiet_send; /* opts.quiet_send of the next peer_init (the ingress's) */
+/* the next peer_init gets the ingress's options (ingress/sub_uring.c): quiet_send */
+static bool next_ingress_opts;
 
 /* A peer's client settings, not yet connected (peer_start does that). */
 static void peer_setup(peer *pe, const broker *b, const char *id, int version, bool clean)
@@ -209,8 +210,8 @@ static void peer_start(peer *pe, const char *filter, int sub_qos,
                     .message = message,
                     .batch_done = on_batch_done,
                     .published = on_published};
-    o.quiet_send = next_quiet_send;
-    next_quiet_send = false;
+    o.quiet_send = next_ingress_opts;
+    next_ingress_opts = false;
     if (next_relay_opts) {
         o.recv_pace_us = 1000;
         o.drop_on_loss = true;
@@ -288,6 +289,7 @@ static void qos_both_ways(void **state, int version, bool relay_pub)
 {
     broker *b = *state;
     peer sub, pub;
+    next_ingress_opts = version == 4; /* 3.1.1: the subscriber as the ingress has it */
     peer_init(&sub, b, "mqttc-sub", version, true, "q/#", 2);
     next_relay_opts = relay_pub;
     peer_init(&pub, b, "mqttc-pub", version, true, NULL, 0);
@@ -510,7 +512,7 @@ static void test_mqttc_quiet_send(void **state)
 {
     broker *b = *state;
     peer sub, pub;
-    next_quiet_send = true;
+    next_ingress_opts = true;
     peer_init(&sub, b, "mqttc-qs", 4, true, "s/#", 1);
     peer_init(&pub, b, "mqttc-qspub", 4, true, NULL, 0);
     sub.watch = b;
