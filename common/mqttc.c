@@ -115,7 +115,7 @@ static void kick_send(mqttc *m)
     io_uring_sqe_set_data64(s, OP_SEND);
     m->send_armed = true;
     m->pending++;
-    m->last_tx_ns = clock_mono_ns();
+    m->last_tx_ns = m->now_ns; /* keepalive precision: the turn's time will do */
 }
 
 /* Keeps a receive armed; with opts.recv_pace_us, within the pause only the non-blocking one
@@ -525,7 +525,7 @@ static void on_recv(mqttc *m, int res)
      * harness's latency point) is not delayed, a full-speed one is. */
     m->rx_delay = false;
     if (m->o.rx_coalesce_us) { /* the clock is read only by a stage that coalesces */
-        uint64_t now = clock_mono_ns(), d_ns = (uint64_t)m->o.rx_coalesce_us * 1000u;
+        uint64_t now = m->now_ns, d_ns = (uint64_t)m->o.rx_coalesce_us * 1000u;
         bool dense = (uint64_t)delivered * d_ns >= 4 * (now - m->rx_prev_ns);
         m->rx_prev_ns = now;
         m->rx_delay =
@@ -690,11 +690,19 @@ static uint64_t next_timer(const mqttc *m)
 
 int mqttc_run(mqttc *m, int timeout_ms)
 {
-    uint64_t now = clock_mono_ns();
+    uint64_t now = m->now_ns = clock_mono_ns();
     run_timers(m, now);
+    bool sending = m->send_armed;
     kick_send(m);
     arm_recv(m);
     arm_wake(m);
+    /* opts.quiet_send: a send queued now does not end the wait; the receive does (or the
+     * timeout). Not while disconnecting (started is false: the caller waits for the send) nor
+     * with QoS 0 completions owed to the send */
+    unsigned wait_nr = 1;
+    if (m->o.quiet_send && !sending && m->send_armed && m->started && m->recv_armed &&
+        !m->recv_nowait && m->q0_n == 0)
+        wait_nr = 2;
     uint64_t until = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
     uint64_t t = next_timer(m);
     if (t < until)
@@ -706,12 +714,13 @@ int mqttc_run(mqttc *m, int timeout_ms)
     if (until > now) {
         struct __kernel_timespec ts = {.tv_sec = (long long)((until - now) / 1000000000ull),
                                        .tv_nsec = (long long)((until - now) % 1000000000ull)};
-        rc = io_uring_submit_and_wait_timeout(&m->ring, &cqe, 1, &ts, NULL);
+        rc = io_uring_submit_and_wait_timeout(&m->ring, &cqe, wait_nr, &ts, NULL);
     } else {
         rc = io_uring_submit(&m->ring);
     }
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
         return rc;
+    m->now_ns = clock_mono_ns(); /* the completions' handling and the timers below use it */
     int handled = 0;
     unsigned head;
     io_uring_for_each_cqe(&m->ring, head, cqe)
@@ -720,7 +729,7 @@ int mqttc_run(mqttc *m, int timeout_ms)
         handled++;
     }
     io_uring_cq_advance(&m->ring, (unsigned)handled);
-    run_timers(m, clock_mono_ns());
+    run_timers(m, m->now_ns);
     return rc == -EINTR ? -EINTR : handled;
 }
 

@@ -9,7 +9,8 @@
  * up to a timeout. Cost per message at full speed, both ways: a receive completion carries as
  * many packets as the socket buffer holds (256 KiB read buffer), and one send carries every
  * packet queued in the turn, so the syscalls per message fall with the rate; at a low rate it
- * is one io_uring_enter per wake-up (receive) plus the one that sends the acknowledgements.
+ * is one io_uring_enter per wake-up (receive) plus the one that sends the acknowledgements,
+ * or with opts.quiet_send one for both (the acks' send and the wait for the next packet).
  * mqttc_ring_fd gives the io_uring's fd (readable when a completion is waiting) for a stage
  * that waits on more than this client.
  *
@@ -98,6 +99,16 @@ typedef struct mqttc_opts {
      * For a stage whose incoming packets are only acknowledgements of its own publishes (the
      * relay): the I/O thread then wakes per pause, not per PUBACK */
     unsigned recv_pace_us;
+    /* a send's completion ends no wait by itself: a turn that submits a send while a blocking
+     * receive is armed waits for one completion more (io_uring_enter's min_complete of 2), so
+     * the send and the wait for the next packet are one io_uring_enter, and the send's
+     * completion (it is normally posted during that same call) is handled with the next
+     * receive's. For a stage whose sends are only the acknowledgements of what it received
+     * (the ingress): at a low rate one system call per message instead of two. Not for
+     * publishers: a QoS 0 publish completes on its send (such turns wait as usual), and a
+     * send that cannot complete (a full socket) holds the turn until a receive, the
+     * timeout or a timer, which a stage that only acknowledges can afford */
+    bool quiet_send;
     void *arg; /* passed to every callback */
     /* an incoming PUBLISH (see above); may be NULL (then messages are dropped, acknowledged).
      * Returns 0 once the message is stored, non-zero when the stage refused it (could not

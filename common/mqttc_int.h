@@ -76,6 +76,9 @@ struct mqttc {
     uint64_t next_ns;     /* DOWN: next connect attempt; SUBSCRIBING after a refusal: retry */
     uint64_t deadline_ns; /* CONNACK_WAIT: CONNACK due */
     uint64_t last_tx_ns, ping_ns;
+    /* mqttc_run's time: read at its start and after its wait, used for the turn (one clock
+     * read each, not one per send, receive and timer check) */
+    uint64_t now_ns;
     double delay_s;
     unsigned failures;
     bool session_present;

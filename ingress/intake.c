@@ -46,6 +46,7 @@ struct intake {
     uint64_t last_ack_ns;
     int spill_failed_logged;
     int defer_flush;             /* intake_set_deferred_flush */
+    uint64_t batch_wall_ns;      /* deferred: the batch's receive time (0: none read yet) */
     int stall_ms;                /* intake_set_stall: longest hold of the caller, 0 = none */
     uint64_t resume_spool_bytes; /* intake_has_room: spool bytes at or below which we resume */
     uint64_t stall_refused;      /* messages handed back unstored (INTAKE_REFUSED) */
@@ -183,7 +184,12 @@ static void fill_hdr(intake *in, rec_hdr *h, int qos, int retain)
 {
     memset(h, 0, sizeof(*h));
     h->seq = in->seq;
-    h->received_ns = clock_wall_ns();
+    /* a batch (deferred flush) came in one socket read: one clock read for all of it */
+    if (!in->defer_flush)
+        h->received_ns = clock_wall_ns();
+    else
+        h->received_ns =
+            in->batch_wall_ns ? in->batch_wall_ns : (in->batch_wall_ns = clock_wall_ns());
     h->client = in->client;
     h->rule = REC_NONE;
     h->step = REC_NONE;
@@ -381,6 +387,12 @@ uint64_t intake_next_seq(intake *in)
     return v;
 }
 
+/* intake_message's bound on how long it holds its caller, from now (0: none) */
+static uint64_t stall_deadline(const intake *in)
+{
+    return in->stall_ms ? clock_mono_ns() + (uint64_t)in->stall_ms * 1000000ull : 0;
+}
+
 int intake_message(intake *in, const char *topic, size_t topic_len, const void *payload,
                    size_t payload_len, int qos, int retain)
 {
@@ -393,10 +405,13 @@ int intake_message(intake *in, const char *topic, size_t topic_len, const void *
     int rc;
     rec_hdr h;
     /* the caller's thread (paho's, which also sends PINGREQs and PUBACKs) is held at most
-     * stall_ms in all: past that the message is handed back unstored (INTAKE_REFUSED) */
-    uint64_t deadline = in->stall_ms ? clock_mono_ns() + (uint64_t)in->stall_ms * 1000000ull : 0;
+     * stall_ms in all: past that the message is handed back unstored (INTAKE_REFUSED). The
+     * clock is read only once the message may have to wait (spool in use, ring full), not
+     * per message */
+    uint64_t deadline = 0;
     pthread_mutex_lock(&in->mu);
     if (in->sp && !spool_is_empty(in->sp)) {
+        deadline = stall_deadline(in);
         /* order: what waits in the spool goes first; if it cannot all go, this one follows
          * it into the spool */
         (void)drain_locked(in, 0);
@@ -406,6 +421,8 @@ int intake_message(intake *in, const char *topic, size_t topic_len, const void *
         }
     }
     rc = ring_reserve(in->r, len, &buf);
+    if (rc == -EAGAIN && !deadline)
+        deadline = stall_deadline(in);
     if (rc == -EAGAIN && in->sp && !(in->overflow == CFG_OVERFLOW_DROP && qos == 0)) {
         /* a short wait absorbs a consumer that is only a little behind; well under
          * keepalive / 2 so paho's thread (which also sends PINGREQ) is back in time */
@@ -475,6 +492,7 @@ void intake_set_deferred_flush(intake *in, int defer)
 void intake_flush(intake *in)
 {
     pthread_mutex_lock(&in->mu);
+    in->batch_wall_ns = 0; /* the next batch reads the clock again */
     ring_flush(in->r);
     pthread_mutex_unlock(&in->mu);
 }

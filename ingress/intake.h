@@ -88,8 +88,9 @@ int intake_drain(intake *in, uint64_t *left);
 /* Batched intake (the io_uring subscriber, ingress/sub_ops.h): with defer on, intake_message
  * commits without flushing and the caller calls intake_flush once after a batch of messages,
  * before it acknowledges any of them (ack after commit stays true: nothing is acknowledged
- * before the flush). Off (the default): every intake_message flushes, for paho, which
- * acknowledges each message as its call returns. Never fails. */
+ * before the flush). The records of one batch (one socket read) share one received time, the
+ * clock's when the batch's first message came in. Off (the default): every intake_message flushes,
+ * for paho, which acknowledges each message as its call returns. Never fails. */
 void intake_set_deferred_flush(intake *in, int defer);
 void intake_flush(intake *in);
 /* Sets the stall limit (0 = none: a full ring is waited for as long as it takes) and the

@@ -8,7 +8,13 @@
  * PUBACK/PUBRECs queued; they leave with the next loop turn's io_uring_enter. Cost at full
  * speed: one io_uring_enter per loop turn for a whole batch (receive completion + the acks
  * of the previous batch), and one ring flush (a futex wake only when the router parks) per
- * batch, against paho's 3 recvfrom + 2 poll + a futex per message.
+ * batch, against paho's 3 recvfrom + 2 poll + a futex per message. At a low rate (a batch
+ * of one message) that enter also waits for the next PUBLISH (mqttc.h opts.quiet_send): one
+ * io_uring_enter per message at QoS 1, where the acks' send used to end the wait and cost a
+ * second one. The price: a send that cannot complete (the broker stopped reading, so its
+ * socket is full) holds the next received batch until it does, or until the loop turn's
+ * timeout or mqttc's next timer (at most ingress_loop.c's LOOP_MS, 200 ms): later, never
+ * earlier, and only while the broker itself is stuck.
  *
  * Receive coalescing (runtime.ingress_coalesce_us, default 500 us): on a dense stream the next
  * receive starts that long after a batch, so one wake-up takes everything that came meanwhile
@@ -137,6 +143,9 @@ static int uring_create(const cfg_client *c, const char *instance, const sub_cbs
                     .max_packet = MQTT_PKT_MAX_REMAIN,
                     .log_comp = LOG_COMP,
                     .rx_coalesce_us = cb->rx_coalesce_us,
+                    /* we send only acknowledgements: their send and the wait for the next
+                     * PUBLISH are one io_uring_enter (mqttc.h) */
+                    .quiet_send = true,
                     .arg = s,
                     .message = on_message,
                     .batch_done = on_batch_done,

@@ -170,6 +170,8 @@ static unsigned next_coalesce_us; /* opts.rx_coalesce_us of the next peer_init *
 /* peer_init gives the next client the relay's options (relay/conn_uring.c): receives paced,
  * publishes dropped rather than kept for redelivery on a lost connection */
 static bool next_relay_opts;
+/* the next peer_init gets the ingress's options (ingress/sub_uring.c): quiet_send */
+static bool next_ingress_opts;
 
 /* A peer's client settings, not yet connected (peer_start does that). */
 static void peer_setup(peer *pe, const broker *b, const char *id, int version, bool clean)
@@ -208,6 +210,8 @@ static void peer_start(peer *pe, const char *filter, int sub_qos,
                     .message = message,
                     .batch_done = on_batch_done,
                     .published = on_published};
+    o.quiet_send = next_ingress_opts;
+    next_ingress_opts = false;
     if (next_relay_opts) {
         o.recv_pace_us = 1000;
         o.drop_on_loss = true;
@@ -285,6 +289,7 @@ static void qos_both_ways(void **state, int version, bool relay_pub)
 {
     broker *b = *state;
     peer sub, pub;
+    next_ingress_opts = version == 4; /* 3.1.1: the subscriber as the ingress has it */
     peer_init(&sub, b, "mqttc-sub", version, true, "q/#", 2);
     next_relay_opts = relay_pub;
     peer_init(&pub, b, "mqttc-pub", version, true, NULL, 0);
@@ -485,6 +490,51 @@ static void test_mqttc_rx_coalesce(void **state)
     mqttc_destroy(pub.m);
 }
 
+static unsigned quiet_target;
+
+static int quiet_got(peer *a, peer *b)
+{
+    (void)b;
+    return a->got[1] >= quiet_target;
+}
+
+static int quiet_acked(peer *a, peer *b)
+{
+    (void)b;
+    return count_in_log(a->watch, "Received PUBACK from mqttc-qs ") >= (int)quiet_target;
+}
+
+/* opts.quiet_send (the ingress's): the turn that sends a PUBACK is also the wait for the next
+ * packet, one io_uring_enter; the send's completion does not end that wait (it ran to its
+ * timeout here, as nothing else came), yet the PUBACK reached the broker at once. Without the
+ * option the send's completion ends the wait and a second enter waits for the packet. */
+static void test_mqttc_quiet_send(void **state)
+{
+    broker *b = *state;
+    peer sub, pub;
+    next_ingress_opts = true;
+    peer_init(&sub, b, "mqttc-qs", 4, true, "s/#", 1);
+    peer_init(&pub, b, "mqttc-qspub", 4, true, NULL, 0);
+    sub.watch = b;
+    assert_int_equal(run_until(&sub, &pub, both_up, 10000), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        char pl[32];
+        int n = snprintf(pl, sizeof(pl), "1:%u", i);
+        assert_int_equal(mqttc_publish(pub.m, "s/t", 3, pl, (size_t)n, 1, false, (void *)2), 0);
+        quiet_target = i + 1;
+        assert_int_equal(run_until(&sub, &pub, quiet_got, 10000), 0);
+        /* the PUBACK is queued, not sent: this turn sends it and waits */
+        uint64_t t0 = clock_mono_ns();
+        assert_int_equal(mqttc_run(sub.m, 300), 1); /* the send's completion, seen at the end */
+        assert_true(clock_mono_ns() - t0 >= 300000000ull);
+        assert_int_equal(run_until(&sub, NULL, quiet_acked, 5000), 0);
+    }
+    assert_int_equal(count_in_log(b, "Received PUBACK from mqttc-qs "), 3);
+    assert_int_equal(sub.reordered, 0);
+    mqttc_destroy(sub.m);
+    mqttc_destroy(pub.m);
+}
+
 static int idle_pings(peer *a, peer *b)
 {
     (void)b;
@@ -623,6 +673,7 @@ int main(void)
         TEST_ST(test_mqttc_puback_after_batch_done),
         TEST_ST(test_mqttc_keepalive_idle),
         TEST_ST(test_mqttc_rx_coalesce),
+        TEST_ST(test_mqttc_quiet_send),
         TEST_ST(test_mqttc_large_packet),
         TEST_ST(test_mqttc_persistent_session_redelivers_with_dup),
     };
