@@ -13,11 +13,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "backoff.h"
 #include "clock.h"
 #include "conn.h"
+#include "conn_uring.h"
+#include "futex.h"
+#include "mqttc.h"
 #include "cq.h"
 #include "exitcode.h"
 #include "log.h"
@@ -84,7 +88,9 @@ struct pump {
     uint64_t rejects; /* for log rate limiting */
     int ready;
     size_t rr;
-    stats *seg;       /* the stats segment, for the tap generation (pump_watch_taps) */
+    conn *one;  /* one-thread mode's primary connection (the pump waits through it), or NULL */
+    int efd;    /* the other io_uring connections' completions signal it (create_conns), or -1 */
+    stats *seg; /* the stats segment, for the tap generation (pump_watch_taps) */
     tap_port tap_out; /* `mqttflow tap --at out` (tap.h) */
 };
 
@@ -122,6 +128,69 @@ static int attach_rings(pump *p, const cfg *c)
     return 0;
 }
 
+/* Whether the io_uring connections run on the pump's thread (conn_uring.h one-thread mode)
+ * rather than on I/O threads of their own: needs IORING_OP_FUTEX_WAITV (Linux 6.7), at most
+ * FUTEX_WAITV_MAX_WORDS words (every ring and the cq word), and no MQTTFLOW_RELAY_IO_THREAD=1
+ * in the environment (so tests run both paths). *n_uring: how many there are. Logged at INFO. */
+static bool one_thread_wanted(const pump *p, const cfg *c, size_t *n_uring)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_conns; i++)
+        n += mqttc_wanted(c->runtime.mqtt_io, &c->clients[i], COMP);
+    *n_uring = n;
+    if (n == 0)
+        return false;
+    const char *env = getenv("MQTTFLOW_RELAY_IO_THREAD");
+    const char *why = NULL;
+    if (env && strcmp(env, "1") == 0)
+        why = "MQTTFLOW_RELAY_IO_THREAD=1";
+    else if (p->n_rings + 1 > FUTEX_WAITV_MAX_WORDS)
+        why = "too many rings for one futex wait";
+    else if (!conn_uring_one_thread_supported())
+        why = "the kernel's io_uring has no FUTEX_WAITV (Linux < 6.7)";
+    if (why) {
+        log_info(COMP, "io_uring connections on I/O threads of their own (%s)", why);
+        return false;
+    }
+    log_info(COMP, "io_uring connection%s on the relay's own thread (FUTEX_WAITV)",
+             n == 1 ? "" : "s");
+    return true;
+}
+
+/* Creates every connection (see one_thread_wanted): with the one-thread path, the first io_uring
+ * connection is the primary the pump waits through (p->one), and with more than one an eventfd
+ * (p->efd) carries the others' completions into its wait. */
+static int create_conns(pump *p, const cfg *c)
+{
+    size_t n_uring;
+    bool one = one_thread_wanted(p, c, &n_uring);
+    if (one && n_uring > 1) {
+        p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (p->efd < 0) {
+            int rc = -errno;
+            log_error(COMP, "eventfd(): %s", strerror(errno));
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < p->n_conns; i++) {
+        enum conn_uring_io io = CONN_URING_IO_THREAD;
+        bool uring = mqttc_wanted(c->runtime.mqtt_io, &c->clients[i], COMP);
+        if (one && uring)
+            io = p->one ? CONN_URING_IO_SECONDARY : CONN_URING_IO_PRIMARY;
+        int rc = conn_create(&c->clients[i], (uint16_t)i, c->runtime.instance, c->runtime.mqtt_io,
+                             io, p->efd, p->q, &p->conns[i]);
+        if (rc != 0)
+            return rc;
+        if (io == CONN_URING_IO_PRIMARY)
+            p->one = p->conns[i];
+        /* a publish of the largest payload in one write (common/nodelay.h); the default
+         * buffer already holds what max_payload allows by default (256 KiB) */
+        if (c->runtime.max_payload > (1u << 20))
+            conn_set_sndbuf(p->conns[i], c->runtime.max_payload + 65536);
+    }
+    return 0;
+}
+
 int pump_create(const cfg *c, stats_slot *slot, pump **out)
 {
     int rc = -ENOMEM;
@@ -133,6 +202,7 @@ int pump_create(const cfg *c, stats_slot *slot, pump **out)
     if (!p)
         return -ENOMEM;
     p->cfg = c;
+    p->efd = -1;
     if ((rc = attach_rings(p, c)) != 0)
         goto err;
     rc = -ENOMEM;
@@ -175,15 +245,8 @@ int pump_create(const cfg *c, stats_slot *slot, pump **out)
         p->win[n_rings + t] = sfwd_window(p->sf, (uint16_t)t);
     if ((rc = cq_create(outstanding, p->n_conns, &p->q)) != 0)
         goto err;
-    for (size_t i = 0; i < p->n_conns; i++) {
-        if ((rc = conn_create(&c->clients[i], (uint16_t)i, c->runtime.instance, c->runtime.mqtt_io,
-                              p->q, &p->conns[i])) != 0)
-            goto err;
-        /* a publish of the largest payload in one write (common/nodelay.h); the default
-         * buffer already holds what max_payload allows by default (256 KiB) */
-        if (c->runtime.max_payload > (1u << 20))
-            conn_set_sndbuf(p->conns[i], c->runtime.max_payload + 65536);
-    }
+    if ((rc = create_conns(p, c)) != 0)
+        goto err;
     *out = p;
     return 0;
 
@@ -206,6 +269,8 @@ void pump_destroy(pump *p)
         for (size_t i = 0; i < p->n_conns; i++)
             conn_destroy(p->conns[i]);
     cq_destroy(p->q);
+    if (p->efd >= 0)
+        close(p->efd); /* after the connections whose io_urings signal it */
     if (p->win)
         for (size_t i = 0; i < p->n_rings; i++)
             inflight_destroy(p->win[i]);
@@ -762,6 +827,40 @@ static void check_ready(pump *p)
              p->n_rings == 1 ? "" : "s", up, p->n_conns, p->n_conns == 1 ? "" : "s");
 }
 
+/* wait_idle with the io_uring connection on this thread (p->one): the same nap and park, the
+ * sleep being the io_uring_enter that also submits the turn's sends (conn_nap, conn_wait),
+ * and the park watching the rings' futex words (IORING_OP_FUTEX_WAITV, ring_park_begin) and
+ * the connection's completions at once. The futex wait covers every ring, not just those of
+ * the waitset: an armed wait then serves every later park (ring.h), whatever its waitset. */
+static void wait_one_thread(pump *p, size_t n, int timeout, int busy)
+{
+    if (timeout <= 0)
+        return;
+    if (busy) {
+        uint64_t ns;
+        if (ring_nap_begin(p->waitset, n, &ns) == 0 && ns > 0) {
+            if (ns > (uint64_t)timeout * 1000000)
+                ns = (uint64_t)timeout * 1000000;
+            conn_nap(p->one, ns);
+        }
+        return; /* data, the nap's end or a signal: the next turn looks at everything */
+    }
+    for (size_t i = 0; i < p->n_conns; i++)
+        conn_park(p->conns[i]); /* paho connections: nothing; others on I/O threads: none */
+    const uint32_t *words[FUTEX_WAITV_MAX_WORDS];
+    uint32_t vals[FUTEX_WAITV_MAX_WORDS];
+    uint32_t seen;
+    if (cq_prepare_wait(p->q, &seen) != 0)
+        return;
+    /* the cq word stays watched: paho connections' threads post to it */
+    if (ring_park_begin(p->waitset, n, cq_word(p->q), seen, p->rings, p->n_rings, words, vals) ==
+        0) {
+        conn_wait(p->one, words, vals, p->n_rings + 1, timeout);
+        ring_park_end(p->waitset, n);
+    }
+    cq_end_wait(p->q);
+}
+
 /* Parks until a ring with an empty window has data, a completion or event arrives, or the
  * next timer. Rings with records in flight are left out (see pump.h); they are looked at
  * again when their completions wake us. busy (the loop made progress since its last wait):
@@ -798,6 +897,10 @@ static void wait_idle(pump *p, uint64_t now, uint64_t deadline, int busy)
         uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
         if (ms < (uint64_t)timeout)
             timeout = (int)ms;
+    }
+    if (p->one) {
+        wait_one_thread(p, n, timeout, busy);
+        return;
     }
     if (busy) {
         if (timeout > 0)
