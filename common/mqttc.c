@@ -722,6 +722,11 @@ static int submit_wait(mqttc *m, uint64_t wait_ns, unsigned want)
     return rc == -EINTR ? -EINTR : 0;
 }
 
+int mqttc_submit(mqttc *m)
+{
+    return submit_wait(m, 0, 0);
+}
+
 int mqttc_wait(mqttc *m, int timeout_ms)
 {
     return submit_wait(m, (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull, 1);
@@ -739,6 +744,12 @@ int mqttc_run(mqttc *m, int timeout_ms)
     int rc = mqttc_wait(m, timeout_ms);
     if (rc < 0 && rc != -EINTR)
         return rc;
+    int handled = mqttc_reap(m);
+    return rc == -EINTR ? -EINTR : handled;
+}
+
+int mqttc_reap(mqttc *m)
+{
     struct io_uring_cqe *cqe;
     int handled = 0;
     unsigned head;
@@ -749,7 +760,7 @@ int mqttc_run(mqttc *m, int timeout_ms)
     }
     io_uring_cq_advance(&m->ring, (unsigned)handled);
     run_timers(m, clock_mono_ns());
-    return rc == -EINTR ? -EINTR : handled;
+    return handled;
 }
 
 /* ---- public ---- */

@@ -134,6 +134,12 @@ int mqttc_run(mqttc *m, int timeout_ms);
  * completions stay in the ring, and the next mqttc_run (timeout 0: no system call when nothing
  * is queued) handles them, with their callbacks, on the caller's schedule. 0 or as mqttc_run. */
 int mqttc_wait(mqttc *m, int timeout_ms);
+/* The other halves, for a loop that decides itself when its io_uring_enter happens:
+ * mqttc_reap handles the completions in the ring and runs the timers (callbacks run here; no
+ * system call; returns how many), mqttc_submit submits what is queued (one io_uring_enter
+ * when anything is, else none; 0 or as mqttc_run). */
+int mqttc_reap(mqttc *m);
+int mqttc_submit(mqttc *m);
 /* Submits what is queued and sleeps ns (bounded by the client's timers) whatever completes
  * meanwhile (handled by the next mqttc_run): the nap of ring_wait_paced, for a loop that
  * queues its sends to leave with the nap's one io_uring_enter. 0, -EINTR or as mqttc_run. */

@@ -509,10 +509,10 @@ const char *conn_name(const conn *c)
     return c->cl->client_id;
 }
 
-void conn_flush(conn *c)
+void conn_flush(conn *c, int progress)
 {
     if (c->u)
-        conn_uring_flush(c->u);
+        conn_uring_flush(c->u, progress != 0);
 }
 
 void conn_nap(conn *c, uint64_t ns)

@@ -78,8 +78,9 @@ const char *conn_name(const conn *c); /* the client_id of the config */
 int conn_publish(conn *c, const char *topic, const void *payload, size_t len, int qos, int retain,
                  void *ctx);
 /* Ends a pump turn's publishes: the io_uring kind hands them to its I/O thread now (one
- * wake-up per turn at most); paho's kind has nothing to do. */
-void conn_flush(conn *c);
+ * wake-up per turn at most), or in one-thread mode submits them now or with the next wait
+ * (progress: the turn did something; conn_uring_flush); paho's kind has nothing to do. */
+void conn_flush(conn *c, int progress);
 /* The io_uring kind in one-thread mode (conn_uring.h): no I/O thread; conn_tick handles its
  * completions, and the pump waits through the primary: conn_nap (ring_wait_paced's nap) and
  * conn_wait (the park: the futex words of ring_park_begin and the io_uring at once). */

@@ -55,6 +55,8 @@ struct conn_uring {
      * I/O thread, no queue, no eventfd; fw is the futex wait the pump parks on (read by the
      * kernel at the io_uring_enter that submits it) */
     bool one;
+    bool primary;  /* CONN_URING_IO_PRIMARY: the pump's waits go through this one */
+    bool deferred; /* the last turn's sends wait for this turn's end (conn_uring_flush) */
     struct futex_waitv fw[FUTEX_WAITV_MAX_WORDS];
 };
 
@@ -144,6 +146,7 @@ int conn_uring_create(const cfg_client *cl, const char *client_id, cq *q, uint16
     u->cctx = cq_conn_ctx(q, index);
     u->cl = cl;
     u->one = one_thread;
+    u->primary = io == CONN_URING_IO_PRIMARY;
     pthread_mutex_init(&u->mu, NULL);
     u->efd = one_thread ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (!one_thread && u->efd < 0) {
@@ -275,11 +278,25 @@ int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, si
 
 /* Syscalls: none, unless requests are queued and the I/O thread is parked (one eventfd write).
  * Called once per pump turn, so the thread gets the turn's whole batch with one wake-up. */
-void conn_uring_flush(conn_uring *u)
+void conn_uring_flush(conn_uring *u, bool progress)
 {
-    if (u->one)
-        return; /* the turn's sends leave with the pump's next io_uring_enter (conn_uring_poll,
-                 * conn_uring_nap or conn_uring_wait), whichever comes first */
+    if (u->one) {
+        /* the turn's sends leave with the pump's next io_uring_enter: the wait's (nap or
+         * park) when this turn found nothing more to do, else the end of the next turn, so a
+         * busy pump submits once per two turns and one at a low rate once per wait; none
+         * waits longer than one more turn */
+        if (!u->primary) { /* the pump waits through the primary: a secondary submits now */
+            (void)mqttc_submit(u->m);
+            return;
+        }
+        if (progress && u->deferred) {
+            (void)mqttc_submit(u->m);
+            u->deferred = false;
+        } else if (progress) {
+            u->deferred = true;
+        }
+        return;
+    }
     pthread_mutex_lock(&u->mu);
     bool w = u->qlen && take_parked(u);
     pthread_mutex_unlock(&u->mu);
@@ -348,16 +365,18 @@ bool conn_uring_one_thread_supported(void)
     return mqttc_futexv_supported();
 }
 
-/* Syscalls: none unless SQEs are queued (a send, a re-armed receive: one io_uring_enter). */
+/* Syscalls: none (what it queues, a re-armed receive, leaves with the next submit). */
 void conn_uring_poll(conn_uring *u)
 {
     if (u->one)
-        (void)mqttc_run(u->m, 0);
+        (void)mqttc_reap(u->m);
 }
 
-/* Syscalls: one io_uring_enter (it submits the turn's sends too). */
+/* Syscalls: one io_uring_enter (it submits the turn's sends too); ns 0: none unless
+ * something is queued. */
 void conn_uring_nap(conn_uring *u, uint64_t ns)
 {
+    u->deferred = false;
     (void)mqttc_nap(u->m, ns);
 }
 
@@ -379,5 +398,6 @@ void conn_uring_wait(conn_uring *u, const uint32_t *const *words, const uint32_t
                                             .flags = FUTEX_32}; /* shared: no PRIVATE flag */
         (void)mqttc_arm_futexv(u->m, u->fw, (unsigned)n);
     }
+    u->deferred = false;
     (void)mqttc_wait(u->m, timeout_ms);
 }

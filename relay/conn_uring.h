@@ -19,6 +19,10 @@
  * backoff, TCP_NODELAY). On a lost connection mqttc drops its in-flight publishes
  * (drop_on_loss) and the pump republishes them in ring order after CQ_EV_UP, as with paho. No
  * will (conn.h says why). The I/O thread runs with SIGTERM/SIGINT/SIGHUP blocked.
+ *
+ * That is the fallback. Where the kernel allows (one-thread mode below) the same client runs
+ * on the pump's thread with none of the hand-over: publishes go into mqttc directly, the
+ * callbacks post to the cq on the pump's thread, and the pump sleeps in the io_uring itself.
  */
 #ifndef MF_RELAY_CONN_URING_H
 #define MF_RELAY_CONN_URING_H
@@ -53,8 +57,9 @@ int conn_uring_start(conn_uring *u);
 int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, size_t len, int qos,
                        int retain, void *ctx);
 /* Hands the queued publishes to the I/O thread (waking it when it is parked): call once per
- * pump turn, after its publishes. */
-void conn_uring_flush(conn_uring *u);
+ * pump turn, after its publishes. progress: the turn did something (it will run another turn
+ * rather than wait); one-thread mode uses it to choose when to submit (see there). */
+void conn_uring_flush(conn_uring *u, bool progress);
 /* The pump is about to park with publishes of this connection awaiting their acknowledgement:
  * the I/O thread stops holding back receives (mqttc opts.recv_pace_us), so the
  * acknowledgement wakes the pump as soon as it arrives. */
@@ -70,7 +75,8 @@ void conn_uring_disconnect(conn_uring *u, int timeout_ms);
  * that marked itself sleeping in the cq is not woken by its own completions. Publishes are
  * handed to mqttc at once and leave with the next io_uring_enter. ---- */
 bool conn_uring_one_thread_supported(void);
-/* Runs mqttc's timers and handles the completions waiting in the ring (callbacks run here). */
+/* Runs mqttc's timers and handles the completions waiting in the ring (callbacks run here);
+ * submits nothing: conn_uring_flush, conn_uring_nap and conn_uring_wait do. */
 void conn_uring_poll(conn_uring *u);
 /* ring_wait_paced's nap through the io_uring: submits what is queued, sleeps ns. */
 void conn_uring_nap(conn_uring *u, uint64_t ns);

@@ -834,29 +834,34 @@ static void check_ready(pump *p)
  * the waitset: an armed wait then serves every later park (ring.h), whatever its waitset. */
 static void wait_one_thread(pump *p, size_t n, int timeout, int busy)
 {
-    if (timeout <= 0)
+    if (timeout <= 0) {
+        conn_nap(p->one, 0); /* no wait: the turn's sends leave now all the same */
         return;
+    }
     if (busy) {
         uint64_t ns;
-        if (ring_nap_begin(p->waitset, n, &ns) == 0 && ns > 0) {
-            if (ns > (uint64_t)timeout * 1000000)
-                ns = (uint64_t)timeout * 1000000;
-            conn_nap(p->one, ns);
-        }
+        if (ring_nap_begin(p->waitset, n, &ns) != 0)
+            ns = 0; /* data already: no nap, the sends leave now all the same */
+        if (ns > (uint64_t)timeout * 1000000)
+            ns = (uint64_t)timeout * 1000000;
+        conn_nap(p->one, ns);
         return; /* data, the nap's end or a signal: the next turn looks at everything */
     }
-    for (size_t i = 0; i < p->n_conns; i++)
-        conn_park(p->conns[i]); /* paho connections: nothing; others on I/O threads: none */
+    /* no conn_park: it concerns I/O threads' paced receives, and there are none here */
     const uint32_t *words[FUTEX_WAITV_MAX_WORDS];
     uint32_t vals[FUTEX_WAITV_MAX_WORDS];
     uint32_t seen;
-    if (cq_prepare_wait(p->q, &seen) != 0)
+    if (cq_prepare_wait(p->q, &seen) != 0) {
+        conn_nap(p->one, 0); /* completions queued: no wait, the sends leave now */
         return;
+    }
     /* the cq word stays watched: paho connections' threads post to it */
     if (ring_park_begin(p->waitset, n, cq_word(p->q), seen, p->rings, p->n_rings, words, vals) ==
         0) {
         conn_wait(p->one, words, vals, p->n_rings + 1, timeout);
         ring_park_end(p->waitset, n);
+    } else {
+        conn_nap(p->one, 0); /* ready at once: the sends leave now all the same */
     }
     cq_end_wait(p->q);
 }
@@ -997,7 +1002,7 @@ int pump_run(pump *p)
         progress += sfwd_flush(p->sf, now, on_spooled, p);
         progress += dlq_flush(p->dl, now, on_dead_stored, p);
         for (size_t i = 0; i < p->n_conns; i++)
-            conn_flush(p->conns[i]); /* the turn's publishes leave together */
+            conn_flush(p->conns[i], progress != 0); /* the turn's publishes leave together */
         release_rings(p);
 
         if (stage_stop_flag && !stopping) {
