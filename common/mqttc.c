@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "futex.h"
 #include "log.h"
 
 bool mqttc_supports(const cfg_client *c)
@@ -614,9 +615,11 @@ static void handle_cqe(mqttc *m, struct io_uring_cqe *cqe)
     int res = cqe->res;
     /* not the socket's: pending does not count them (an OP_DELAY completes only when it
      * failed; its receive then ends with -ECANCELED and the connection is dropped) */
-    if (op == OP_WAKE || op == OP_CANCEL || op == OP_DELAY) {
+    if (op == OP_WAKE || op == OP_CANCEL || op == OP_DELAY || op == OP_FUTEX) {
         if (op == OP_WAKE)
             m->wake_armed = false;
+        if (op == OP_FUTEX)
+            m->futex_armed = false; /* woken, or refused (a word had changed): re-armed next */
         return;
     }
     m->pending--;
@@ -634,6 +637,7 @@ static void handle_cqe(mqttc *m, struct io_uring_cqe *cqe)
     case OP_WAKE:
     case OP_CANCEL:
     case OP_DELAY:
+    case OP_FUTEX:
         break;
     }
     close_if_idle(m);
@@ -688,7 +692,10 @@ static uint64_t next_timer(const mqttc *m)
     return t;
 }
 
-int mqttc_run(mqttc *m, int timeout_ms)
+/* The submit-and-wait half of a turn: timers, the queued SQEs, one io_uring_enter that waits
+ * up to wait_ns (bounded by the client's own timers; 0: no wait, and no system call when
+ * nothing is queued) for want completions. The completions stay in the ring for handle_all. */
+static int submit_wait(mqttc *m, uint64_t wait_ns, unsigned want)
 {
     uint64_t now = m->now_ns = clock_mono_ns();
     run_timers(m, now);
@@ -696,14 +703,13 @@ int mqttc_run(mqttc *m, int timeout_ms)
     kick_send(m);
     arm_recv(m);
     arm_wake(m);
-    /* opts.quiet_send: a send queued now does not end the wait; the receive does (or the
-     * timeout). Not while disconnecting (started is false: the caller waits for the send) nor
-     * with QoS 0 completions owed to the send */
-    unsigned wait_nr = 1;
-    if (m->o.quiet_send && !sending && m->send_armed && m->started && m->recv_armed &&
+    /* opts.quiet_send: a send queued now does not end a wait for one completion; the
+     * receive does (or the timeout). Not while disconnecting (started is false: the caller
+     * waits for the send) nor with QoS 0 completions owed to the send */
+    if (want == 1 && m->o.quiet_send && !sending && m->send_armed && m->started && m->recv_armed &&
         !m->recv_nowait && m->q0_n == 0)
-        wait_nr = 2;
-    uint64_t until = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull;
+        want = 2;
+    uint64_t until = now + wait_ns;
     uint64_t t = next_timer(m);
     if (t < until)
         until = t > now ? t : now;
@@ -714,13 +720,45 @@ int mqttc_run(mqttc *m, int timeout_ms)
     if (until > now) {
         struct __kernel_timespec ts = {.tv_sec = (long long)((until - now) / 1000000000ull),
                                        .tv_nsec = (long long)((until - now) % 1000000000ull)};
-        rc = io_uring_submit_and_wait_timeout(&m->ring, &cqe, wait_nr, &ts, NULL);
+        rc = io_uring_submit_and_wait_timeout(&m->ring, &cqe, want, &ts, NULL);
     } else {
         rc = io_uring_submit(&m->ring);
     }
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
         return rc;
-    m->now_ns = clock_mono_ns(); /* the completions' handling and the timers below use it */
+    m->now_ns = clock_mono_ns(); /* mqttc_reap's completions and timers use it */
+    return rc == -EINTR ? -EINTR : 0;
+}
+
+int mqttc_submit(mqttc *m)
+{
+    return submit_wait(m, 0, 0);
+}
+
+int mqttc_wait(mqttc *m, int timeout_ms)
+{
+    return submit_wait(m, (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000ull, 1);
+}
+
+int mqttc_nap(mqttc *m, uint64_t ns)
+{
+    /* RING_ENTRIES: more completions than one nap can bring (a receive, a send, the futex
+     * wait); should that many come, the nap ends early, which costs nothing */
+    return submit_wait(m, ns, RING_ENTRIES);
+}
+
+int mqttc_run(mqttc *m, int timeout_ms)
+{
+    int rc = mqttc_wait(m, timeout_ms);
+    if (rc < 0 && rc != -EINTR)
+        return rc;
+    int handled = mqttc_reap(m);
+    return rc == -EINTR ? -EINTR : handled;
+}
+
+int mqttc_reap(mqttc *m)
+{
+    struct io_uring_cqe *cqe;
     int handled = 0;
     unsigned head;
     io_uring_for_each_cqe(&m->ring, head, cqe)
@@ -729,8 +767,8 @@ int mqttc_run(mqttc *m, int timeout_ms)
         handled++;
     }
     io_uring_cq_advance(&m->ring, (unsigned)handled);
-    run_timers(m, m->now_ns);
-    return rc == -EINTR ? -EINTR : handled;
+    run_timers(m, m->now_ns); /* the clock of the last wait's end (submit_wait) */
+    return handled;
 }
 
 /* ---- public ---- */
@@ -882,6 +920,44 @@ void mqttc_destroy(mqttc *m)
     free(m->rbuf);
     free(m->client_id);
     free(m);
+}
+
+bool mqttc_futexv_supported(void)
+{
+    struct io_uring_probe *p = io_uring_get_probe();
+    if (!p)
+        return false;
+    bool ok = io_uring_opcode_supported(p, MQTTC_OP_FUTEX_WAITV) != 0;
+    io_uring_free_probe(p);
+    return ok;
+}
+
+int mqttc_notify(mqttc *m, int efd)
+{
+    int rc = io_uring_register_eventfd(&m->ring, efd);
+    if (rc < 0)
+        log_error(m->comp, "io_uring_register_eventfd: %s", strerror(-rc));
+    return rc;
+}
+
+int mqttc_arm_futexv(mqttc *m, const struct futex_waitv *v, unsigned n)
+{
+    if (m->futex_armed)
+        return -EALREADY;
+    if (n == 0 || n > FUTEX_WAITV_MAX_WORDS)
+        return -EINVAL;
+    struct io_uring_sqe *s = sqe_get(m);
+    /* filled by hand (liburing 2.3 has no io_uring_prep_futex_waitv), as the kernel's
+     * io_futexv_prep reads it: addr = the futex_waitv array, len = its count, every other
+     * field 0 (fd, futex_flags, addr2, addr3, buf_index, file_index: -EINVAL otherwise).
+     * The kernel copies the array when it takes the SQE (in the next io_uring_enter) */
+    memset(s, 0, sizeof(*s));
+    s->opcode = MQTTC_OP_FUTEX_WAITV;
+    s->addr = (uint64_t)(uintptr_t)v;
+    s->len = n;
+    io_uring_sqe_set_data64(s, OP_FUTEX);
+    m->futex_armed = true;
+    return 0;
 }
 
 void mqttc_poll_recv(mqttc *m)

@@ -141,6 +141,41 @@ void mqttc_start(mqttc *m);
  * it handled, or a negative errno when io_uring_enter failed (-EINTR: a signal; call again). */
 int mqttc_run(mqttc *m, int timeout_ms);
 
+/* The submit-and-wait half of mqttc_run, for a loop that waits on more than this client: the
+ * completions stay in the ring, and the next mqttc_run (timeout 0: no system call when nothing
+ * is queued) handles them, with their callbacks, on the caller's schedule. 0 or as mqttc_run. */
+int mqttc_wait(mqttc *m, int timeout_ms);
+/* The other halves, for a loop that decides itself when its io_uring_enter happens:
+ * mqttc_reap handles the completions in the ring and runs the timers (callbacks run here; no
+ * system call; returns how many), mqttc_submit submits what is queued (one io_uring_enter
+ * when anything is, else none; 0 or as mqttc_run). */
+int mqttc_reap(mqttc *m);
+int mqttc_submit(mqttc *m);
+/* Submits what is queued and sleeps ns (bounded by the client's timers) whatever completes
+ * meanwhile (handled by the next mqttc_run): the nap of ring_wait_paced, for a loop that
+ * queues its sends to leave with the nap's one io_uring_enter. 0, -EINTR or as mqttc_run. */
+int mqttc_nap(mqttc *m, uint64_t ns);
+
+/* Has this client's io_uring signal the eventfd efd on every completion
+ * (io_uring_register_eventfd), so a loop waiting on another client's io_uring, which keeps a
+ * read on efd (opts.wake_fd), wakes for this one's completions too. 0 or -errno (logged). */
+int mqttc_notify(mqttc *m, int efd);
+
+/* IORING_OP_FUTEX_WAITV (Linux 6.7). Debian 12's liburing 2.3 and its 6.1 uapi headers do not
+ * name it; the number is the kernel's (include/uapi/linux/io_uring.h: FUTEX_WAIT 51,
+ * FUTEX_WAKE 52, FUTEX_WAITV 53). */
+#define MQTTC_OP_FUTEX_WAITV 53
+/* Whether this kernel's io_uring has IORING_OP_FUTEX_WAITV (io_uring_get_probe). */
+bool mqttc_futexv_supported(void);
+struct futex_waitv;
+/* Arms a wait on the futex words of v[0..n) (struct futex_waitv of linux/futex.h, FUTEX_32,
+ * shared) that the next io_uring_enter submits (mqttc_wait, mqttc_nap, mqttc_run): its
+ * completion (a word woken, or one not at its expected value) ends a mqttc_wait. One at a
+ * time: -EALREADY while the armed one has not completed (a word changes only with a
+ * FUTEX_WAKE, which completes it, so it still stands for the same values); -EINVAL for n
+ * outside 1..128. Only where mqttc_futexv_supported(). */
+int mqttc_arm_futexv(mqttc *m, const struct futex_waitv *v, unsigned n);
+
 /* The largest packet mqttc_publish ever queues (its write queue's bound): a larger one is
  * -EMSGSIZE, never -EAGAIN, so a caller does not retry it for ever. */
 #define MQTTC_PACKET_MAX (128u * 1024 * 1024)

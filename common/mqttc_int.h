@@ -32,7 +32,7 @@
  * broker is waiting for our acknowledgements, not that the rate is low */
 #define RX_BATCH_ENOUGH 16
 
-enum op { OP_CONNECT = 1, OP_LTIMEOUT, OP_RECV, OP_SEND, OP_WAKE, OP_CANCEL, OP_DELAY };
+enum op { OP_CONNECT = 1, OP_LTIMEOUT, OP_RECV, OP_SEND, OP_WAKE, OP_CANCEL, OP_DELAY, OP_FUTEX };
 
 typedef struct buf {
     uint8_t *p;
@@ -121,6 +121,7 @@ struct mqttc {
     uint8_t rx_qos2[65536 / 8]; /* incoming QoS 2 ids PUBREC'd, PUBREL awaited */
     uint64_t wake_buf;          /* the wake_fd read lands here */
     bool wake_armed;
+    bool futex_armed; /* mqttc_arm_futexv's wait has not completed yet */
 };
 
 /* Grows b to hold add more bytes, at most max in all: 0, -EAGAIN (max), -ENOMEM. */

@@ -674,6 +674,34 @@ static int nap_until(uint64_t deadline_ns)
     return rc == EINTR ? -EINTR : 0;
 }
 
+/* One round of a park, C3 (consumer rings, pairs with each producer's P2) or P4 (producer,
+ * pairs with the consumer's C4): flags, read the futex words, fence, re-check. The words are
+ * read relaxed before the fence: a waker bumps one only after its own fence, so a bump we miss
+ * here makes the FUTEX_WAIT on vals return at once. Fills words/vals with the producer's word
+ * (prod), the consumer words of watch[0..n_watch) (for a consumer wait: w's rings, or a
+ * superset of them, ring_park_begin) and extra; *k says how many. 1: ready, do not sleep. */
+static int park_round(const waitfor *w, ring *const *watch, size_t n_watch, const uint32_t **words,
+                      uint32_t *vals, size_t *k)
+{
+    set_waiting(w, 1);
+    size_t j = 0;
+    if (w->prod) {
+        words[j] = &w->prod->ctl->prod_wake;
+        vals[j++] = atom_load_relaxed(&w->prod->ctl->prod_wake);
+    }
+    for (size_t i = 0; i < n_watch; i++) {
+        words[j] = &watch[i]->ctl->cons_wake;
+        vals[j++] = atom_load_relaxed(&watch[i]->ctl->cons_wake);
+    }
+    if (w->extra) {
+        words[j] = w->extra;
+        vals[j++] = w->extra_seen;
+    }
+    *k = j;
+    atom_fence_full();
+    return ready(w);
+}
+
 /* The one spin-then-park routine behind every wait (the protocol is ring.h's C3/P4 side):
  *  1. spin up to spin_ns (0: no spin), a probe and a pause at a time: a peer that is busy for
  *     a moment (a producer in the middle of a batch) is caught without any system call;
@@ -705,26 +733,8 @@ static int wait_ready(const waitfor *w, int64_t deadline, uint64_t spin_ns)
         atom_add_relaxed(&w->rs[i]->ctl->consumer_waits, 1);
     int rc;
     for (;;) {
-        /* C3 (consumer rings, pairs with each producer's P2) or P4 (producer, pairs with the
-         * consumer's C4): flags, read the futex words, fence, re-check. The words are read
-         * relaxed before the fence: a waker bumps one only after its own fence, so a bump we
-         * miss here makes the FUTEX_WAIT below return at once */
-        set_waiting(w, 1);
-        size_t k = 0;
-        if (w->prod) {
-            words[k] = &w->prod->ctl->prod_wake;
-            vals[k++] = atom_load_relaxed(&w->prod->ctl->prod_wake);
-        }
-        for (size_t i = 0; i < w->n; i++) {
-            words[k] = &w->rs[i]->ctl->cons_wake;
-            vals[k++] = atom_load_relaxed(&w->rs[i]->ctl->cons_wake);
-        }
-        if (w->extra) {
-            words[k] = w->extra;
-            vals[k++] = w->extra_seen;
-        }
-        atom_fence_full();
-        if (ready(w)) {
+        size_t k;
+        if (park_round(w, w->rs, w->n, words, vals, &k)) {
             rc = 0;
             break;
         }
@@ -801,6 +811,47 @@ int ring_wait_held(ring *const *rs, size_t n, int timeout_ms)
     return wait_consumers(rs, n, NULL, 0, timeout_ms, 0, false);
 }
 
+static int park_begin(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                      ring *const *watch, size_t n_watch, const uint32_t **words, uint32_t *vals,
+                      bool release)
+{
+    if (n > n_watch || n_watch + (extra != NULL) == 0 ||
+        n_watch + (extra != NULL) > FUTEX_WAITV_MAX_WORDS)
+        return -EINVAL;
+    if (release)
+        release_all(rs, n);
+    waitfor w = {.rs = rs, .n = n, .extra = extra, .extra_seen = extra_seen};
+    if (ready(&w))
+        return 1;
+    for (size_t i = 0; i < n; i++) /* relaxed: counters */
+        atom_add_relaxed(&rs[i]->ctl->consumer_waits, 1);
+    size_t k;
+    if (park_round(&w, watch, n_watch, words, vals, &k)) {
+        set_waiting(&w, 0); /* as wait_ready's end: only this side gives the flag a meaning */
+        return 1;
+    }
+    return 0;
+}
+
+int ring_park_begin(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                    ring *const *watch, size_t n_watch, const uint32_t **words, uint32_t *vals)
+{
+    return park_begin(rs, n, extra, extra_seen, watch, n_watch, words, vals, true);
+}
+
+int ring_park_begin_held(ring *const *rs, size_t n, ring *const *watch, size_t n_watch,
+                         const uint32_t **words, uint32_t *vals)
+{
+    return park_begin(rs, n, NULL, 0, watch, n_watch, words, vals, false);
+}
+
+void ring_park_end(ring *const *rs, size_t n)
+{
+    waitfor w = {.rs = rs, .n = n};
+    /* relaxed: only this side gives its flag a meaning; a stale 1 costs the peer one wake */
+    set_waiting(&w, 0);
+}
+
 static uint64_t nap_ns_setting(void)
 {
     static uint64_t nap = UINT64_MAX; /* per process; set once, by the one waiting thread */
@@ -847,6 +898,16 @@ int ring_pace_nap(ring_pace *p, size_t taken)
     /* taken / span >= RING_PACE_MIN / nap, without a division; a first call (last_ns 0) has
      * a span of the whole uptime and parks */
     return taken && (uint64_t)taken * nap >= RING_PACE_MIN * span;
+}
+
+int ring_nap_begin(ring *const *rs, size_t n, uint64_t *nap_ns)
+{
+    if (n > FUTEX_WAITV_MAX_WORDS)
+        return -EINVAL;
+    release_all(rs, n);
+    waitfor w = {.rs = rs, .n = n};
+    *nap_ns = nap_ns_setting();
+    return ready(&w);
 }
 
 void ring_wake_word(uint32_t *word)

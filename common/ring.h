@@ -201,6 +201,27 @@ int ring_pace_nap(ring_pace *p, size_t taken);
  * without releasing anything first, so a producer parked on a full ring stays parked until
  * the caller releases; use a timeout. 0; -ETIMEDOUT; -EINTR; -EINVAL (n == 0 or too many). */
 int ring_wait_held(ring *const *rs, size_t n, int timeout_ms);
+/* ring_wait_paced's park (busy == 0) in two halves, for a loop that sleeps on the futex words
+ * and on something else at once (the relay: its io_uring, with an IORING_OP_FUTEX_WAITV over
+ * the words). ring_park_begin releases rs[0..n) as every consumer wait does, sets their parked
+ * flags, reads the futex words of watch[0..n_watch) (every ring of rs must be among them; the
+ * others are read too, so one armed wait can serve later parks over other subsets: a word
+ * changes only with a FUTEX_WAKE, which ends that wait) and, when extra is given, extra,
+ * into words/vals (n_watch + 1 entries), then fences and re-checks (the C3 protocol of
+ * wait_ready). 1: a ring has data or extra changed (flags cleared: do not sleep); 0: sleep
+ * until any words[i] != vals[i] (woken) or a timeout, then call ring_park_end(rs, n);
+ * -EINVAL: n > n_watch, nothing to watch, or more than FUTEX_WAITV_MAX_WORDS words. */
+int ring_park_begin(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                    ring *const *watch, size_t n_watch, const uint32_t **words, uint32_t *vals);
+/* ring_park_begin without releasing rs first and without an extra word, for a consumer that
+ * keeps records read but not released while it waits (ring_wait_held's park in two halves). */
+int ring_park_begin_held(ring *const *rs, size_t n, ring *const *watch, size_t n_watch,
+                         const uint32_t **words, uint32_t *vals);
+void ring_park_end(ring *const *rs, size_t n);
+/* ring_wait_paced's nap (busy != 0) for a loop that sleeps elsewhere: releases rs[0..n) as
+ * the nap does; 1 when a ring already has data (do not nap), else 0 and *nap_ns, the nap to
+ * sleep (RING_NAP_US or MQTTFLOW_RING_NAP_US; 0: none), with no parked flag set. */
+int ring_nap_begin(ring *const *rs, size_t n, uint64_t *nap_ns);
 /* Wakes a waiter on an extra word used with ring_wait_any: increments it and FUTEX_WAKEs. */
 void ring_wake_word(uint32_t *word);
 

@@ -223,7 +223,7 @@ static int make_handle(conn *c, MQTTAsync *out)
 }
 
 int conn_create(const cfg_client *cl, uint16_t index, const char *instance,
-                enum cfg_mqtt_io mqtt_io, cq *q, conn **out)
+                enum cfg_mqtt_io mqtt_io, enum conn_uring_io io, int efd, cq *q, conn **out)
 {
     *out = NULL;
     conn *c = calloc(1, sizeof(*c));
@@ -248,7 +248,7 @@ int conn_create(const cfg_client *cl, uint16_t index, const char *instance,
     }
     int rc;
     if (mqttc_wanted(mqtt_io, cl, COMP)) {
-        if ((rc = conn_uring_create(cl, c->client_id, q, index, &c->u)) != 0) {
+        if ((rc = conn_uring_create(cl, c->client_id, q, index, io, efd, &c->u)) != 0) {
             free(c);
             return rc;
         }
@@ -467,8 +467,10 @@ void conn_handle_events(conn *c, unsigned ev, uint64_t now_ns)
 
 void conn_tick(conn *c, uint64_t now_ns)
 {
-    if (c->u) /* mqttc keeps its own timers */
+    if (c->u) { /* mqttc keeps its own timers (run here in one-thread mode) */
+        conn_uring_poll(c->u);
         return;
+    }
     if (c->zombie && now_ns >= c->zombie_until)
         MQTTAsync_destroy(&c->zombie);
     if (c->state == CONN_DOWN && now_ns >= c->retry_at)
@@ -507,10 +509,21 @@ const char *conn_name(const conn *c)
     return c->cl->client_id;
 }
 
-void conn_flush(conn *c)
+void conn_flush(conn *c, int progress)
 {
     if (c->u)
-        conn_uring_flush(c->u);
+        conn_uring_flush(c->u, progress != 0);
+}
+
+void conn_nap(conn *c, uint64_t ns)
+{
+    conn_uring_nap(c->u, ns);
+}
+
+void conn_wait(conn *c, const uint32_t *const *words, const uint32_t *vals, size_t n,
+               int timeout_ms)
+{
+    conn_uring_wait(c->u, words, vals, n, timeout_ms);
 }
 
 void conn_park(conn *c)

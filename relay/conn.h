@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "cfg.h"
+#include "conn_uring.h"
 #include "cq.h"
 
 typedef struct conn conn;
@@ -42,11 +43,13 @@ enum conn_state {
 
 /* Builds the connection of client cl (index in cfg.clients) and its paho handle, or, when
  * mqttc_wanted(mqtt_io, cl) (runtime.mqtt_io auto and a plain-TCP target), its io_uring
- * client (relay/conn_uring.h: same contract, completions and events through the same cq);
+ * client (relay/conn_uring.h: same contract, completions and events through the same cq;
+ * io and efd: its own I/O thread, or on the pump's thread, see conn_uring_create and
+ * conn_is_one_thread; ignored for paho);
  * does not connect yet. cl and instance must outlive the conn. 0, -ENOMEM, or -EINVAL when
  * paho refuses the URI (logged). */
 int conn_create(const cfg_client *cl, uint16_t index, const char *instance,
-                enum cfg_mqtt_io mqtt_io, cq *q, conn **out);
+                enum cfg_mqtt_io mqtt_io, enum conn_uring_io io, int efd, cq *q, conn **out);
 /* Destroys the paho handles (also the one put aside). Disconnect first for a clean close.
  * Accepts NULL. */
 void conn_destroy(conn *c);
@@ -75,8 +78,15 @@ const char *conn_name(const conn *c); /* the client_id of the config */
 int conn_publish(conn *c, const char *topic, const void *payload, size_t len, int qos, int retain,
                  void *ctx);
 /* Ends a pump turn's publishes: the io_uring kind hands them to its I/O thread now (one
- * wake-up per turn at most); paho's kind has nothing to do. */
-void conn_flush(conn *c);
+ * wake-up per turn at most), or in one-thread mode submits them now or with the next wait
+ * (progress: the turn did something; conn_uring_flush); paho's kind has nothing to do. */
+void conn_flush(conn *c, int progress);
+/* The io_uring kind in one-thread mode (conn_uring.h): no I/O thread; conn_tick handles its
+ * completions, and the pump waits through the primary: conn_nap (ring_wait_paced's nap) and
+ * conn_wait (the park: the futex words of ring_park_begin and the io_uring at once). */
+void conn_nap(conn *c, uint64_t ns);
+void conn_wait(conn *c, const uint32_t *const *words, const uint32_t *vals, size_t n,
+               int timeout_ms);
 /* The pump is about to park: a connection with QoS>0 publishes awaiting their
  * acknowledgement makes sure the acknowledgement wakes it (the io_uring kind's I/O thread
  * stops pacing its receives); nothing otherwise. */

@@ -1,6 +1,7 @@
 #include "conn_uring.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -9,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "futex.h"
 #include "log.h"
 #include "mqtt_pkt.h"
 #include "mqttc.h"
@@ -49,6 +51,13 @@ struct conn_uring {
     uint8_t *tb; /* the queue taken from the pump */
     size_t tcap;
     bool was_up;
+    /* one-thread mode (conn_uring_create's one_thread): mqttc runs on the pump's thread, no
+     * I/O thread, no queue, no eventfd; fw is the futex wait the pump parks on (read by the
+     * kernel at the io_uring_enter that submits it) */
+    bool one;
+    bool primary;  /* CONN_URING_IO_PRIMARY: the pump's waits go through this one */
+    bool deferred; /* the last turn's sends wait for this turn's end (conn_uring_flush) */
+    struct futex_waitv fw[FUTEX_WAITV_MAX_WORDS];
 };
 
 /* ---- I/O thread: mqttc's callbacks post to the completion queue ---- */
@@ -127,17 +136,20 @@ static void *io_main(void *arg)
 /* ---- the pump's thread ---- */
 
 int conn_uring_create(const cfg_client *cl, const char *client_id, cq *q, uint16_t index,
-                      conn_uring **out)
+                      enum conn_uring_io io, int efd, conn_uring **out)
 {
+    bool one_thread = io != CONN_URING_IO_THREAD;
     conn_uring *u = calloc(1, sizeof(*u));
     if (!u)
         return -ENOMEM;
     u->q = q;
     u->cctx = cq_conn_ctx(q, index);
     u->cl = cl;
+    u->one = one_thread;
+    u->primary = io == CONN_URING_IO_PRIMARY;
     pthread_mutex_init(&u->mu, NULL);
-    u->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (u->efd < 0) {
+    u->efd = one_thread ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!one_thread && u->efd < 0) {
         int err = -errno;
         log_error(COMP, "eventfd(): %s", strerror(errno));
         pthread_mutex_destroy(&u->mu);
@@ -158,9 +170,20 @@ int conn_uring_create(const cfg_client *cl, const char *client_id, cq *q, uint16
                     .arg = u,
                     .published = on_published,
                     .state = on_state};
+    if (one_thread) {
+        /* the pump waits on the io_uring itself: no thread to wake, and no pause of the
+         * receive either (a completion that comes during the pump's nap waits in the ring
+         * for the next turn, which is what the pause was for) */
+        o.wake_fd = io == CONN_URING_IO_PRIMARY && efd > 0 ? efd : 0;
+        o.recv_pace_us = 0;
+    }
     int rc = mqttc_create(&o, &u->m);
+    if (rc == 0 && io == CONN_URING_IO_SECONDARY)
+        rc = mqttc_notify(u->m, efd);
     if (rc < 0) {
-        close(u->efd);
+        mqttc_destroy(u->m);
+        if (u->efd >= 0)
+            close(u->efd);
         pthread_mutex_destroy(&u->mu);
         free(u);
         return rc;
@@ -171,6 +194,10 @@ int conn_uring_create(const cfg_client *cl, const char *client_id, cq *q, uint16
 
 int conn_uring_start(conn_uring *u)
 {
+    if (u->one) {
+        mqttc_start(u->m); /* connects in the pump's next conn_uring_poll */
+        return 0;
+    }
     sigset_t set, old;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -215,6 +242,12 @@ int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, si
     /* what the I/O thread's mqttc_publish would refuse for good (its largest header: MQTT 5) */
     if (mqtt_pkt_publish_size(MQTT_PKT_V5, tl, len, 2) > MQTTC_PACKET_MAX)
         return -EMSGSIZE;
+    if (u->one) {
+        /* straight into mqttc's write queue (its one copy); a refusal is the caller's:
+         * -ENOTCONN (the connection dropped in this turn; its CQ_EV_LOST is queued), -EBUSY,
+         * -EAGAIN, -ENOMEM */
+        return mqttc_publish(u->m, topic, tl, payload, len, qos, retain != 0, ctx);
+    }
     size_t need = REQ_SIZE(tl, len);
     pthread_mutex_lock(&u->mu);
     if (u->qlen + need > u->qcap) {
@@ -245,8 +278,25 @@ int conn_uring_publish(conn_uring *u, const char *topic, const void *payload, si
 
 /* Syscalls: none, unless requests are queued and the I/O thread is parked (one eventfd write).
  * Called once per pump turn, so the thread gets the turn's whole batch with one wake-up. */
-void conn_uring_flush(conn_uring *u)
+void conn_uring_flush(conn_uring *u, bool progress)
 {
+    if (u->one) {
+        /* the turn's sends leave with the pump's next io_uring_enter: the wait's (nap or
+         * park) when this turn found nothing more to do, else the end of the next turn, so a
+         * busy pump submits once per two turns and one at a low rate once per wait; none
+         * waits longer than one more turn */
+        if (!u->primary) { /* the pump waits through the primary: a secondary submits now */
+            (void)mqttc_submit(u->m);
+            return;
+        }
+        if (progress && u->deferred) {
+            (void)mqttc_submit(u->m);
+            u->deferred = false;
+        } else if (progress) {
+            u->deferred = true;
+        }
+        return;
+    }
     pthread_mutex_lock(&u->mu);
     bool w = u->qlen && take_parked(u);
     pthread_mutex_unlock(&u->mu);
@@ -258,6 +308,8 @@ void conn_uring_flush(conn_uring *u)
  * the acknowledgement the pump is about to sleep for), else none. */
 void conn_uring_park(conn_uring *u)
 {
+    if (u->one)
+        return; /* nothing is held back: the pump's own wait takes the acknowledgement */
     pthread_mutex_lock(&u->mu);
     u->unhold = true;
     bool w = take_parked(u);
@@ -268,6 +320,12 @@ void conn_uring_park(conn_uring *u)
 
 void conn_uring_disconnect(conn_uring *u, int timeout_ms)
 {
+    if (u->one) {
+        /* on the pump's thread: the bounded wait the I/O thread would make, made here */
+        (void)mqttc_disconnect(u->m, timeout_ms);
+        cq_conn_event(u->cctx, CQ_EV_DISC, 0);
+        return;
+    }
     pthread_mutex_lock(&u->mu);
     u->disc = true;
     u->disc_ms = timeout_ms;
@@ -292,9 +350,54 @@ void conn_uring_destroy(conn_uring *u)
         pthread_join(u->th, NULL);
     }
     mqttc_destroy(u->m);
-    close(u->efd);
+    if (u->efd >= 0)
+        close(u->efd);
     pthread_mutex_destroy(&u->mu);
     free(u->qb);
     free(u->tb);
     free(u);
+}
+
+/* ---- one-thread mode: the pump's wait ---- */
+
+bool conn_uring_one_thread_supported(void)
+{
+    return mqttc_futexv_supported();
+}
+
+/* Syscalls: none (what it queues, a re-armed receive, leaves with the next submit). */
+void conn_uring_poll(conn_uring *u)
+{
+    if (u->one)
+        (void)mqttc_reap(u->m);
+}
+
+/* Syscalls: one io_uring_enter (it submits the turn's sends too); ns 0: none unless
+ * something is queued. */
+void conn_uring_nap(conn_uring *u, uint64_t ns)
+{
+    u->deferred = false;
+    (void)mqttc_nap(u->m, ns);
+}
+
+/* Syscalls: one io_uring_enter, which submits the turn's sends and the futex wait (when the
+ * last one completed) and sleeps until a completion: a woken futex word, an acknowledgement,
+ * a connection event, mqttc's next timer, or timeout_ms. */
+void conn_uring_wait(conn_uring *u, const uint32_t *const *words, const uint32_t *vals, size_t n,
+                     int timeout_ms)
+{
+    if (n > FUTEX_WAITV_MAX_WORDS)
+        n = FUTEX_WAITV_MAX_WORDS;
+    if (n > 0) {
+        /* u->fw may be rewritten while an earlier wait is armed: the kernel copied that one's
+         * array when it took the SQE. mqttc_arm_futexv says -EALREADY then: the armed wait
+         * still stands for these very values (mqttc.h says why) */
+        for (size_t i = 0; i < n; i++)
+            u->fw[i] = (struct futex_waitv){.val = vals[i],
+                                            .uaddr = (uint64_t)(uintptr_t)words[i],
+                                            .flags = FUTEX_32}; /* shared: no PRIVATE flag */
+        (void)mqttc_arm_futexv(u->m, u->fw, (unsigned)n);
+    }
+    u->deferred = false;
+    (void)mqttc_wait(u->m, timeout_ms);
 }

@@ -13,11 +13,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "backoff.h"
 #include "clock.h"
 #include "conn.h"
+#include "conn_uring.h"
+#include "futex.h"
+#include "mqttc.h"
 #include "cq.h"
 #include "exitcode.h"
 #include "futex.h"
@@ -85,7 +89,9 @@ struct pump {
     uint64_t rejects; /* for log rate limiting */
     int ready;
     size_t rr;
-    stats *seg;       /* the stats segment, for the tap generation (pump_watch_taps) */
+    conn *one;  /* one-thread mode's primary connection (the pump waits through it), or NULL */
+    int efd;    /* the other io_uring connections' completions signal it (create_conns), or -1 */
+    stats *seg; /* the stats segment, for the tap generation (pump_watch_taps) */
     tap_port tap_out; /* `mqttflow tap --at out` (tap.h) */
 };
 
@@ -123,6 +129,69 @@ static int attach_rings(pump *p, const cfg *c)
     return 0;
 }
 
+/* Whether the io_uring connections run on the pump's thread (conn_uring.h one-thread mode)
+ * rather than on I/O threads of their own: needs IORING_OP_FUTEX_WAITV (Linux 6.7), at most
+ * FUTEX_WAITV_MAX_WORDS words (every ring and the cq word), and no MQTTFLOW_RELAY_IO_THREAD=1
+ * in the environment (so tests run both paths). *n_uring: how many there are. Logged at INFO. */
+static bool one_thread_wanted(const pump *p, const cfg *c, size_t *n_uring)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_conns; i++)
+        n += mqttc_wanted(c->runtime.mqtt_io, &c->clients[i], COMP);
+    *n_uring = n;
+    if (n == 0)
+        return false;
+    const char *env = getenv("MQTTFLOW_RELAY_IO_THREAD");
+    const char *why = NULL;
+    if (env && strcmp(env, "1") == 0)
+        why = "MQTTFLOW_RELAY_IO_THREAD=1";
+    else if (p->n_rings + 1 > FUTEX_WAITV_MAX_WORDS)
+        why = "too many rings for one futex wait";
+    else if (!conn_uring_one_thread_supported())
+        why = "the kernel's io_uring has no FUTEX_WAITV (Linux < 6.7)";
+    if (why) {
+        log_info(COMP, "io_uring connections on I/O threads of their own (%s)", why);
+        return false;
+    }
+    log_info(COMP, "io_uring connection%s on the relay's own thread (FUTEX_WAITV)",
+             n == 1 ? "" : "s");
+    return true;
+}
+
+/* Creates every connection (see one_thread_wanted): with the one-thread path, the first io_uring
+ * connection is the primary the pump waits through (p->one), and with more than one an eventfd
+ * (p->efd) carries the others' completions into its wait. */
+static int create_conns(pump *p, const cfg *c)
+{
+    size_t n_uring;
+    bool one = one_thread_wanted(p, c, &n_uring);
+    if (one && n_uring > 1) {
+        p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (p->efd < 0) {
+            int rc = -errno;
+            log_error(COMP, "eventfd(): %s", strerror(errno));
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < p->n_conns; i++) {
+        enum conn_uring_io io = CONN_URING_IO_THREAD;
+        bool uring = mqttc_wanted(c->runtime.mqtt_io, &c->clients[i], COMP);
+        if (one && uring)
+            io = p->one ? CONN_URING_IO_SECONDARY : CONN_URING_IO_PRIMARY;
+        int rc = conn_create(&c->clients[i], (uint16_t)i, c->runtime.instance, c->runtime.mqtt_io,
+                             io, p->efd, p->q, &p->conns[i]);
+        if (rc != 0)
+            return rc;
+        if (io == CONN_URING_IO_PRIMARY)
+            p->one = p->conns[i];
+        /* a publish of the largest payload in one write (common/nodelay.h); the default
+         * buffer already holds what max_payload allows by default (256 KiB) */
+        if (c->runtime.max_payload > (1u << 20))
+            conn_set_sndbuf(p->conns[i], c->runtime.max_payload + 65536);
+    }
+    return 0;
+}
+
 int pump_create(const cfg *c, stats_slot *slot, pump **out)
 {
     int rc = -ENOMEM;
@@ -134,6 +203,7 @@ int pump_create(const cfg *c, stats_slot *slot, pump **out)
     if (!p)
         return -ENOMEM;
     p->cfg = c;
+    p->efd = -1;
     if ((rc = attach_rings(p, c)) != 0)
         goto err;
     rc = -ENOMEM;
@@ -176,15 +246,8 @@ int pump_create(const cfg *c, stats_slot *slot, pump **out)
         p->win[n_rings + t] = sfwd_window(p->sf, (uint16_t)t);
     if ((rc = cq_create(outstanding, p->n_conns, &p->q)) != 0)
         goto err;
-    for (size_t i = 0; i < p->n_conns; i++) {
-        if ((rc = conn_create(&c->clients[i], (uint16_t)i, c->runtime.instance, c->runtime.mqtt_io,
-                              p->q, &p->conns[i])) != 0)
-            goto err;
-        /* a publish of the largest payload in one write (common/nodelay.h); the default
-         * buffer already holds what max_payload allows by default (256 KiB) */
-        if (c->runtime.max_payload > (1u << 20))
-            conn_set_sndbuf(p->conns[i], c->runtime.max_payload + 65536);
-    }
+    if ((rc = create_conns(p, c)) != 0)
+        goto err;
     *out = p;
     return 0;
 
@@ -207,6 +270,8 @@ void pump_destroy(pump *p)
         for (size_t i = 0; i < p->n_conns; i++)
             conn_destroy(p->conns[i]);
     cq_destroy(p->q);
+    if (p->efd >= 0)
+        close(p->efd); /* after the connections whose io_urings signal it */
     if (p->win)
         for (size_t i = 0; i < p->n_rings; i++)
             inflight_destroy(p->win[i]);
@@ -763,13 +828,6 @@ static void check_ready(pump *p)
              p->n_rings == 1 ? "" : "s", up, p->n_conns, p->n_conns == 1 ? "" : "s");
 }
 
-/* Parks until a ring with an empty window has data, a completion or event arrives, or the
- * next timer. Rings with records in flight are left out (see pump.h); they are looked at
- * again when their completions wake us. busy (the loop made progress since its last wait):
- * naps instead (ring_wait_paced) without cq_prepare_wait, so neither the workers nor paho's
- * threads make a FUTEX_WAKE for records and completions that arrive during the nap; the
- * next turn takes them all. Cost: one timer wake-up per nap instead of up to one futex wake
- * per record and per completion. */
 /* How the pump waits after a turn without progress: nap (progress came fast enough for a nap
  * to gather several records: ring_pace_nap), held (progress came slower: park on every ring,
  * records in flight or not, so the next record wakes it at once) or idle (no progress since
@@ -779,16 +837,87 @@ enum pump_wait { PUMP_WAIT_IDLE, PUMP_WAIT_NAP, PUMP_WAIT_HELD };
  * when it ends (the I/O thread reads acknowledgements after a pause of four naps too) */
 #define PUMP_HELD_MS (4 * RING_NAP_US / 1000)
 
-/* The held park: every ring that may be read (its window may hold records in flight: they
- * are not released by this wait, ring_wait_held), no completion-queue word (completions
- * wait for the next turn, at most PUMP_HELD_MS), no conn_park. Per record at a low rate: the
- * worker's FUTEX_WAKE and one wake-up here, against a nap's half-nap delay per record. */
-static void wait_held(pump *p, int timeout)
+/* The held park's rings: every ring that may be read, its window holding records in flight
+ * or not (they are not released by the held waits). Returns how many are in p->waitset. */
+static size_t held_set(pump *p)
 {
     size_t n = 0;
     for (size_t i = 0; i < p->n_rings && n < FUTEX_WAITV_MAX_WORDS; i++)
         if (!p->broken[i] && !p->blocked[i] && !p->hold_until[i] && cq_free_slots(p->q) > 0)
             p->waitset[n++] = p->rings[i];
+    return n;
+}
+
+/* The held park with the io_uring connection on this thread: the rings' futex words and the
+ * connection's completions at once (its acknowledgements end the wait too), no completion-
+ * queue word; at most PUMP_HELD_MS. */
+static void wait_one_thread_held(pump *p, int timeout)
+{
+    const uint32_t *words[FUTEX_WAITV_MAX_WORDS];
+    uint32_t vals[FUTEX_WAITV_MAX_WORDS];
+    size_t n = held_set(p);
+    if (timeout > PUMP_HELD_MS)
+        timeout = PUMP_HELD_MS;
+    if (n && ring_park_begin_held(p->waitset, n, p->rings, p->n_rings, words, vals) == 0) {
+        conn_wait(p->one, words, vals, p->n_rings, timeout);
+        ring_park_end(p->waitset, n);
+    } else if (n) {
+        conn_nap(p->one, 0); /* data already: the sends leave now all the same */
+    } else {
+        conn_nap(p->one, (uint64_t)timeout * 1000000);
+    }
+}
+
+/* wait_idle with the io_uring connection on this thread (p->one): the same nap and parks, the
+ * sleep being the io_uring_enter that also submits the turn's sends (conn_nap, conn_wait),
+ * and a park watching the rings' futex words (IORING_OP_FUTEX_WAITV, ring_park_begin) and
+ * the connection's completions at once. The futex wait covers every ring, not just those of
+ * the waitset: an armed wait then serves every later park (ring.h), whatever its waitset. */
+static void wait_one_thread(pump *p, size_t n, int timeout, enum pump_wait how)
+{
+    if (timeout <= 0) {
+        conn_nap(p->one, 0); /* no wait: the turn's sends leave now all the same */
+        return;
+    }
+    if (how == PUMP_WAIT_NAP) {
+        uint64_t ns;
+        if (ring_nap_begin(p->waitset, n, &ns) != 0)
+            ns = 0; /* data already: no nap, the sends leave now all the same */
+        if (ns > (uint64_t)timeout * 1000000)
+            ns = (uint64_t)timeout * 1000000;
+        conn_nap(p->one, ns);
+        return; /* data, the nap's end or a signal: the next turn looks at everything */
+    }
+    if (how == PUMP_WAIT_HELD) {
+        wait_one_thread_held(p, timeout);
+        return;
+    }
+    /* no conn_park: it concerns I/O threads' paced receives, and there are none here */
+    const uint32_t *words[FUTEX_WAITV_MAX_WORDS];
+    uint32_t vals[FUTEX_WAITV_MAX_WORDS];
+    uint32_t seen;
+    if (cq_prepare_wait(p->q, &seen) != 0) {
+        conn_nap(p->one, 0); /* completions queued: no wait, the sends leave now */
+        return;
+    }
+    /* the cq word stays watched: paho connections' threads post to it */
+    if (ring_park_begin(p->waitset, n, cq_word(p->q), seen, p->rings, p->n_rings, words, vals) ==
+        0) {
+        conn_wait(p->one, words, vals, p->n_rings + 1, timeout);
+        ring_park_end(p->waitset, n);
+    } else {
+        conn_nap(p->one, 0); /* ready at once: the sends leave now all the same */
+    }
+    cq_end_wait(p->q);
+}
+
+/* The held park with I/O threads: ring_wait_held on held_set's rings, no completion-queue
+ * word (completions wait for the next turn, at most PUMP_HELD_MS), no conn_park. Per record
+ * at a low rate: the worker's FUTEX_WAKE and one wake-up here, against a nap's half-nap delay
+ * per record. */
+static void wait_held(pump *p, int timeout)
+{
+    size_t n = held_set(p);
     if (timeout > PUMP_HELD_MS)
         timeout = PUMP_HELD_MS;
     if (n && timeout > 0)
@@ -797,6 +926,12 @@ static void wait_held(pump *p, int timeout)
         (void)ring_wait_paced(NULL, 0, NULL, 0, timeout, 1); /* a plain nap */
 }
 
+/* Parks until a ring with an empty window has data, a completion or event arrives, or the
+ * next timer. Rings with records in flight are left out (see pump.h); they are looked at
+ * again when their completions wake us. how (pump_wait): after progress, a nap
+ * (ring_wait_paced, without cq_prepare_wait, so neither the workers nor paho's threads make a
+ * FUTEX_WAKE for records and completions that arrive during it; the next turn takes them
+ * all) or a held park; after none, the park. */
 static void wait_idle(pump *p, uint64_t now, uint64_t deadline, enum pump_wait how)
 {
     uint64_t next = deadline;
@@ -826,6 +961,10 @@ static void wait_idle(pump *p, uint64_t now, uint64_t deadline, enum pump_wait h
         uint64_t ms = next > now ? (next - now + 999999) / 1000000 : 0;
         if (ms < (uint64_t)timeout)
             timeout = (int)ms;
+    }
+    if (p->one) {
+        wait_one_thread(p, n, timeout, how);
+        return;
     }
     if (how == PUMP_WAIT_NAP) {
         if (timeout > 0)
@@ -927,7 +1066,7 @@ int pump_run(pump *p)
         progress += sfwd_flush(p->sf, now, on_spooled, p);
         progress += dlq_flush(p->dl, now, on_dead_stored, p);
         for (size_t i = 0; i < p->n_conns; i++)
-            conn_flush(p->conns[i]); /* the turn's publishes leave together */
+            conn_flush(p->conns[i], progress != 0); /* the turn's publishes leave together */
         release_rings(p);
 
         if (stage_stop_flag && !stopping) {

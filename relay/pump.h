@@ -60,6 +60,11 @@
  * I/O thread per turn at most) and reads acknowledgements once per turn or after a pause
  * rather than as each arrives; before parking, the pump asks the connections with
  * acknowledgements due to stop pausing (conn_park), so a park never waits on a paused read.
+ * With the io_uring connections on the pump's own thread (conn_uring.h one-thread mode, chosen
+ * at start where the kernel has IORING_OP_FUTEX_WAITV) the nap and the park are io_uring
+ * waits instead (conn_nap, conn_wait): the park arms a futex wait over every ring's word and
+ * the cq word with ring_park_begin's protocol and sleeps until that or a completion of the
+ * connection comes, and the turn's publishes leave with that same io_uring_enter.
  */
 #ifndef MF_RELAY_PUMP_H
 #define MF_RELAY_PUMP_H

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include "../tools/testlib.h"
 #include "cfg.h"
 #include "clock.h"
+#include "futex.h"
 #include "mqttc.h"
 
 #define N_MSGS 3000
@@ -662,6 +664,38 @@ static void test_mqttc_large_packet(void **state)
     mqttc_destroy(pub.m);
 }
 
+/* mqttc_arm_futexv (the relay's one-thread wait, IORING_OP_FUTEX_WAITV filled by hand): the
+ * armed wait completes on a FUTEX_WAKE of its word, or at once when the word is not at its
+ * expected value; until it completed, arming again says -EALREADY. No broker needed: the
+ * client is never started. */
+static void test_mqttc_futexv_wait(void **state)
+{
+    broker *b = *state;
+    if (!mqttc_futexv_supported())
+        skip(); /* Linux < 6.7: the relay keeps its I/O threads */
+    peer pe;
+    peer_setup(&pe, b, "mqttc-futex", 5, true);
+    mqttc_opts o = {.c = &pe.c, .client_id = pe.id, .log_comp = "test", .arg = &pe};
+    assert_int_equal(mqttc_create(&o, &pe.m), 0);
+    uint32_t word = 5;
+    struct futex_waitv v = {.val = 5, .uaddr = (uint64_t)(uintptr_t)&word, .flags = FUTEX_32};
+    assert_int_equal(mqttc_arm_futexv(pe.m, &v, 1), 0);
+    assert_int_equal(mqttc_arm_futexv(pe.m, &v, 1), -EALREADY);
+    assert_int_equal(mqttc_wait(pe.m, 0), 0); /* submitted: the kernel waits on word now */
+    assert_int_equal(mqttc_reap(pe.m), 0);
+    assert_int_equal(mqttc_arm_futexv(pe.m, &v, 1), -EALREADY);
+    __atomic_fetch_add(&word, 1, __ATOMIC_SEQ_CST);
+    futex_wake(&word, 1);
+    assert_int_equal(mqttc_wait(pe.m, 10000), 0);
+    assert_int_equal(mqttc_reap(pe.m), 1);
+    /* a word already past its expected value: completes at once */
+    assert_int_equal(mqttc_arm_futexv(pe.m, &v, 1), 0);
+    assert_int_equal(mqttc_wait(pe.m, 10000), 0);
+    assert_int_equal(mqttc_reap(pe.m), 1);
+    assert_int_equal(mqttc_arm_futexv(pe.m, &v, 0), -EINVAL);
+    mqttc_destroy(pe.m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -676,6 +710,7 @@ int main(void)
         TEST_ST(test_mqttc_quiet_send),
         TEST_ST(test_mqttc_large_packet),
         TEST_ST(test_mqttc_persistent_session_redelivers_with_dup),
+        TEST_ST(test_mqttc_futexv_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

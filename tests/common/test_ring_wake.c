@@ -198,6 +198,82 @@ static void test_ring_wake_pace_naps_only_at_a_high_rate(void **state)
     assert_int_equal(ring_pace_nap(&p, (size_t)RING_PACE_MIN * 2000 / RING_NAP_US + 1000), 1);
 }
 
+/* ring_park_begin/ring_park_end, the park of a loop that sleeps elsewhere (the relay's
+ * io_uring FUTEX_WAITV): the flag is set and the words read as ring_wait_any does, so the
+ * producer's publication bumps exactly the word whose value was handed out; a ring already
+ * holding data, or a changed extra word, says "do not sleep" and leaves no flag behind. */
+static void test_ring_wake_split_park(void **state)
+{
+    fx *f = *state;
+    const uint32_t *words[2];
+    uint32_t vals[2], extra = 7;
+    assert_int_equal(ring_park_begin(&f->c, 1, &extra, 7, &f->c, 1, words, vals), 0);
+    /* the consumer's own mapping of cons_wake (f->ctl is another mapping of the segment) */
+    assert_int_equal(vals[0], atom_load_relaxed(&f->ctl->cons_wake));
+    assert_ptr_equal(words[1], &extra);
+    assert_int_equal(vals[1], 7);
+    assert_int_equal(atom_load_relaxed(&f->ctl->cons_waiting), 1);
+    push(f, 64);
+    ring_flush(f->p); /* the producer sees the flag: bump (and FUTEX_WAKE) */
+    assert_int_not_equal(atom_load_relaxed(words[0]), vals[0]);
+    ring_park_end(&f->c, 1);
+    assert_int_equal(atom_load_relaxed(&f->ctl->cons_waiting), 0);
+    /* data there: no sleep, no flag */
+    assert_int_equal(ring_park_begin(&f->c, 1, &extra, 7, &f->c, 1, words, vals), 1);
+    assert_int_equal(atom_load_relaxed(&f->ctl->cons_waiting), 0);
+    assert_int_equal(drain(f, 10), 1);
+    /* extra moved on: no sleep */
+    assert_int_equal(ring_park_begin(&f->c, 1, &extra, 6, &f->c, 1, words, vals), 1);
+    assert_int_equal(atom_load_relaxed(&f->ctl->cons_waiting), 0);
+    /* a ring watched but not parked on (its window busy): its word is read, its flag not set */
+    assert_int_equal(ring_park_begin(NULL, 0, &extra, 7, &f->c, 1, words, vals), 0);
+    assert_int_equal(atom_load_relaxed(&f->ctl->cons_waiting), 0);
+    assert_int_equal(vals[0], atom_load_relaxed(&f->ctl->cons_wake));
+    ring_park_end(NULL, 0);
+    /* rs must be among watch */
+    assert_int_equal(ring_park_begin(&f->c, 1, NULL, 0, NULL, 0, words, vals), -EINVAL);
+    /* the nap's half: data says no nap; none says nap, with no flag */
+    uint64_t ns;
+    assert_int_equal(ring_nap_begin(&f->c, 1, &ns), 0);
+    assert_true(ns > 0);
+    assert_int_equal(atom_load_relaxed(&f->ctl->cons_waiting), 0);
+    push(f, 64);
+    ring_flush(f->p);
+    assert_int_equal(ring_nap_begin(&f->c, 1, &ns), 1);
+}
+
+/* The held waits (the relay's low-rate park): a record read but not released stays
+ * unreleased across the wait, and the parked flag is set so the producer's next record wakes
+ * the consumer. */
+static void test_ring_wake_held_park_keeps_read_records(void **state)
+{
+    fx *f = *state;
+    ring_stats st;
+    const void *buf;
+    size_t len;
+    push(f, 64);
+    ring_flush(f->p);
+    assert_int_equal(ring_peek(f->c, &buf, &len), 0);
+    ring_advance(f->c); /* in flight: read, not released */
+    assert_int_equal(ring_wait_held(&f->c, 1, 1), -ETIMEDOUT);
+    ring_get_stats(f->o, &st);
+    assert_int_equal(st.tail, 0);
+    const uint32_t *words[1];
+    uint32_t vals[1];
+    assert_int_equal(ring_park_begin_held(&f->c, 1, &f->c, 1, words, vals), 0);
+    assert_int_equal(atom_load_relaxed(&f->ctl->cons_waiting), 1);
+    push(f, 64);
+    ring_flush(f->p); /* the producer sees the flag: bump */
+    assert_int_not_equal(atom_load_relaxed(words[0]), vals[0]);
+    ring_park_end(&f->c, 1);
+    ring_get_stats(f->o, &st);
+    assert_int_equal(st.tail, 0);
+    /* the ring wait that releases does release it */
+    assert_int_equal(ring_wait_data(f->c, 0), 0);
+    ring_get_stats(f->o, &st);
+    assert_int_not_equal(st.tail, 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -207,6 +283,8 @@ int main(void)
         T(test_ring_wake_waiting_consumer_wakes_producer_whatever_is_free),
         T(test_ring_wake_paced_naps_busy_and_parks_quiet),
         T(test_ring_wake_pace_naps_only_at_a_high_rate),
+        T(test_ring_wake_split_park),
+        T(test_ring_wake_held_park_keeps_read_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,6 +49,10 @@ f=$LIB_TMP/sub_dn.log
     fails+=("rule dn: unique $(result_field "$f" unique), lost $(result_field "$f" lost) after broker 2 came back, want 1000 and 0")
 [[ $(result_field "$f" reorder) == 0 ]] || fails+=("rule dn: $(result_field "$f" reorder) reordered")
 
+# 81-relay-io-thread sources this with the path the relay must have logged (relay/pump.c)
+if [[ -n ${RELAY_PATH_EXPECT:-} ]] && ! grep -qF "$RELAY_PATH_EXPECT" "$IT_LOG"; then
+    fails+=("the relay did not log \"$RELAY_PATH_EXPECT\"")
+fi
 it_stop "$conf"
 if [[ ${#fails[@]} -gt 0 ]]; then
     for m in "${fails[@]}"; do lib_log "FAIL: $m"; done
