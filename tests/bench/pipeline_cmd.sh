@@ -11,7 +11,8 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 WORKERS=${BENCH_WORKERS:-1}
 # BENCH_CB=MODULE:FUNCTION (the Python bench, tests/bench/python/pipeline_cmd.sh): one
 # custom_processor step calling it (BENCH_LOOPS: its `loops` parameter, default 0) instead of
-# the format step; BENCH_MODE: the rule's execution mode (default per_topic)
+# the format step; BENCH_MODE: the rule's execution mode (default per_topic); BENCH_RUNTIME:
+# one more runtime key (e.g. "cpus: {...}", to measure a pinning)
 callbacks="" step="    - step: \"format\"
       config: { topic_template: \"${HARNESS_OUT_PREFIX:-out/}{topic[1]}\" }"
 if [[ -n ${BENCH_CB:-} ]]; then
@@ -43,6 +44,7 @@ runtime:
   workers: $WORKERS
   spool_dir: "$dir/spool"        # never the service's state folder (/var/lib/mqttflow as root)
   dead_letter: {dir: "$dir/dead"}
+${BENCH_RUNTIME:+  $BENCH_RUNTIME}
 logging:
   default_level: "WARNING"
 YAML
