@@ -618,8 +618,17 @@ static void handle_cqe(mqttc *m, struct io_uring_cqe *cqe)
     if (op == OP_WAKE || op == OP_CANCEL || op == OP_DELAY || op == OP_FUTEX) {
         if (op == OP_WAKE)
             m->wake_armed = false;
-        if (op == OP_FUTEX)
+        if (op == OP_FUTEX) {
             m->futex_armed = false; /* woken, or refused (a word had changed): re-armed next */
+            /* any other error would come back at once at every arming: stop arming (the
+             * caller then waits in short steps, mqttc_arm_futexv) rather than spin */
+            if (res < 0 && res != -EAGAIN && res != -ECANCELED && res != -EINTR &&
+                !m->futex_failed) {
+                m->futex_failed = true;
+                log_error(m->comp, "io_uring FUTEX_WAITV failed: %s; waiting in 1 ms steps",
+                          strerror(-res));
+            }
+        }
         return;
     }
     m->pending--;
@@ -944,6 +953,8 @@ int mqttc_arm_futexv(mqttc *m, const struct futex_waitv *v, unsigned n)
 {
     if (m->futex_armed)
         return -EALREADY;
+    if (m->futex_failed)
+        return -ENOSYS;
     if (n == 0 || n > FUTEX_WAITV_MAX_WORDS)
         return -EINVAL;
     struct io_uring_sqe *s = sqe_get(m);

@@ -172,8 +172,10 @@ struct futex_waitv;
  * shared) that the next io_uring_enter submits (mqttc_wait, mqttc_nap, mqttc_run): its
  * completion (a word woken, or one not at its expected value) ends a mqttc_wait. One at a
  * time: -EALREADY while the armed one has not completed (a word changes only with a
- * FUTEX_WAKE, which completes it, so it still stands for the same values); -EINVAL for n
- * outside 1..128. Only where mqttc_futexv_supported(). */
+ * FUTEX_WAKE, which completes it, so it still stands for the same values, provided every
+ * arming passes the same words); -EINVAL for n outside 1..128; -ENOSYS once a wait completed
+ * with an unexpected error (logged; the caller then waits in short steps). Only where
+ * mqttc_futexv_supported(). */
 int mqttc_arm_futexv(mqttc *m, const struct futex_waitv *v, unsigned n);
 
 /* The largest packet mqttc_publish ever queues (its write queue's bound): a larger one is

@@ -121,7 +121,8 @@ struct mqttc {
     uint8_t rx_qos2[65536 / 8]; /* incoming QoS 2 ids PUBREC'd, PUBREL awaited */
     uint64_t wake_buf;          /* the wake_fd read lands here */
     bool wake_armed;
-    bool futex_armed; /* mqttc_arm_futexv's wait has not completed yet */
+    bool futex_armed;  /* mqttc_arm_futexv's wait has not completed yet */
+    bool futex_failed; /* it completed with an error other than a changed word: not again */
 };
 
 /* Grows b to hold add more bytes, at most max in all: 0, -EAGAIN (max), -ENOMEM. */

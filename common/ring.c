@@ -10,6 +10,7 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <sys/mman.h>
 #include <stdlib.h>
@@ -839,10 +840,10 @@ int ring_park_begin(ring *const *rs, size_t n, const uint32_t *extra, uint32_t e
     return park_begin(rs, n, extra, extra_seen, watch, n_watch, words, vals, true);
 }
 
-int ring_park_begin_held(ring *const *rs, size_t n, ring *const *watch, size_t n_watch,
-                         const uint32_t **words, uint32_t *vals)
+int ring_park_begin_held(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                         ring *const *watch, size_t n_watch, const uint32_t **words, uint32_t *vals)
 {
-    return park_begin(rs, n, NULL, 0, watch, n_watch, words, vals, false);
+    return park_begin(rs, n, extra, extra_seen, watch, n_watch, words, vals, false);
 }
 
 void ring_park_end(ring *const *rs, size_t n)
@@ -916,7 +917,10 @@ void ring_wake_word(uint32_t *word)
      * woken thread once it sees the new value */
     atom_fence_full();
     atom_add_relaxed(word, 1);
-    futex_wake(word, 1);
+    /* every waiter: besides the thread that waits now, an io_uring futex wait armed by an
+     * earlier park may still be queued on the word (the relay's one-thread path), and waking
+     * only the oldest would wake that one */
+    futex_wake(word, INT_MAX);
 }
 
 /* ---- counters ---- */

@@ -213,16 +213,17 @@ int ring_wait_held(ring *const *rs, size_t n, int timeout_ms);
  * -EINVAL: n > n_watch, nothing to watch, or more than FUTEX_WAITV_MAX_WORDS words. */
 int ring_park_begin(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
                     ring *const *watch, size_t n_watch, const uint32_t **words, uint32_t *vals);
-/* ring_park_begin without releasing rs first and without an extra word, for a consumer that
- * keeps records read but not released while it waits (ring_wait_held's park in two halves). */
-int ring_park_begin_held(ring *const *rs, size_t n, ring *const *watch, size_t n_watch,
-                         const uint32_t **words, uint32_t *vals);
+/* ring_park_begin without releasing rs first, for a consumer that keeps records read but not
+ * released while it waits (ring_wait_held's park in two halves). */
+int ring_park_begin_held(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
+                         ring *const *watch, size_t n_watch, const uint32_t **words,
+                         uint32_t *vals);
 void ring_park_end(ring *const *rs, size_t n);
 /* ring_wait_paced's nap (busy != 0) for a loop that sleeps elsewhere: releases rs[0..n) as
  * the nap does; 1 when a ring already has data (do not nap), else 0 and *nap_ns, the nap to
  * sleep (RING_NAP_US or MQTTFLOW_RING_NAP_US; 0: none), with no parked flag set. */
 int ring_nap_begin(ring *const *rs, size_t n, uint64_t *nap_ns);
-/* Wakes a waiter on an extra word used with ring_wait_any: increments it and FUTEX_WAKEs. */
+/* Wakes the waiters on an extra word used with ring_wait_any: increments it and FUTEX_WAKEs. */
 void ring_wake_word(uint32_t *word);
 
 /* ---- counters (any role, relaxed snapshots) ---- */

@@ -45,7 +45,7 @@ enum conn_state {
  * mqttc_wanted(mqtt_io, cl) (runtime.mqtt_io auto and a plain-TCP target), its io_uring
  * client (relay/conn_uring.h: same contract, completions and events through the same cq;
  * io and efd: its own I/O thread, or on the pump's thread, see conn_uring_create and
- * conn_is_one_thread; ignored for paho);
+ * relay/pump.c one_thread_wanted; ignored for paho);
  * does not connect yet. cl and instance must outlive the conn. 0, -ENOMEM, or -EINVAL when
  * paho refuses the URI (logged). */
 int conn_create(const cfg_client *cl, uint16_t index, const char *instance,

@@ -396,7 +396,9 @@ void conn_uring_wait(conn_uring *u, const uint32_t *const *words, const uint32_t
             u->fw[i] = (struct futex_waitv){.val = vals[i],
                                             .uaddr = (uint64_t)(uintptr_t)words[i],
                                             .flags = FUTEX_32}; /* shared: no PRIVATE flag */
-        (void)mqttc_arm_futexv(u->m, u->fw, (unsigned)n);
+        int rc = mqttc_arm_futexv(u->m, u->fw, (unsigned)n);
+        if (rc != 0 && rc != -EALREADY && timeout_ms > 1)
+            timeout_ms = 1; /* no futex wait (logged): look at the rings every millisecond */
     }
     u->deferred = false;
     (void)mqttc_wait(u->m, timeout_ms);

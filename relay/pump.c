@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "atom.h"
 #include "backoff.h"
 #include "clock.h"
 #include "conn.h"
@@ -24,7 +25,6 @@
 #include "mqttc.h"
 #include "cq.h"
 #include "exitcode.h"
-#include "futex.h"
 #include "log.h"
 #include "names.h"
 #include "rec.h"
@@ -843,8 +843,9 @@ static size_t held_set(pump *p)
 {
     size_t n = 0;
     for (size_t i = 0; i < p->n_rings && n < FUTEX_WAITV_MAX_WORDS; i++)
-        if (!p->broken[i] && !p->blocked[i] && !p->hold_until[i] && cq_free_slots(p->q) > 0)
-            p->waitset[n++] = p->rings[i];
+        if (!p->broken[i] && !p->blocked[i] && !p->hold_until[i] && !inflight_is_full(p->win[i]) &&
+            cq_free_slots(p->q) > 0)
+            p->waitset[n++] = p->rings[i]; /* a full window: its data would end the wait */
     return n;
 }
 
@@ -858,8 +859,16 @@ static void wait_one_thread_held(pump *p, int timeout)
     size_t n = held_set(p);
     if (timeout > PUMP_HELD_MS)
         timeout = PUMP_HELD_MS;
-    if (n && ring_park_begin_held(p->waitset, n, p->rings, p->n_rings, words, vals) == 0) {
-        conn_wait(p->one, words, vals, p->n_rings, timeout);
+    /* the completion-queue word is in the set with its current value although no one bumps
+     * it while cq_prepare_wait was not called: a futex wait stays armed past its timeout
+     * (mqttc_arm_futexv: -EALREADY) and serves the next park, so every park must arm the
+     * same words, or an idle park would sleep on a wait that does not watch the queue */
+    const uint32_t *cqw = cq_word(p->q);
+    uint32_t cq_now = atom_load_relaxed(cqw); /* relaxed: a value to compare; its bump comes
+                                                 with a FUTEX_WAKE that ends the wait */
+    if (n &&
+        ring_park_begin_held(p->waitset, n, cqw, cq_now, p->rings, p->n_rings, words, vals) == 0) {
+        conn_wait(p->one, words, vals, p->n_rings + 1, timeout);
         ring_park_end(p->waitset, n);
     } else if (n) {
         conn_nap(p->one, 0); /* data already: the sends leave now all the same */

@@ -260,7 +260,7 @@ static void test_ring_wake_held_park_keeps_read_records(void **state)
     assert_int_equal(st.tail, 0);
     const uint32_t *words[1];
     uint32_t vals[1];
-    assert_int_equal(ring_park_begin_held(&f->c, 1, &f->c, 1, words, vals), 0);
+    assert_int_equal(ring_park_begin_held(&f->c, 1, NULL, 0, &f->c, 1, words, vals), 0);
     assert_int_equal(atom_load_relaxed(&f->ctl->cons_waiting), 1);
     push(f, 64);
     ring_flush(f->p); /* the producer sees the flag: bump */
