@@ -703,7 +703,7 @@ static uint64_t next_timer(const mqttc *m)
 
 /* The submit-and-wait half of a turn: timers, the queued SQEs, one io_uring_enter that waits
  * up to wait_ns (bounded by the client's own timers; 0: no wait, and no system call when
- * nothing is queued) for want completions. The completions stay in the ring for handle_all. */
+ * nothing is queued) for want completions. The completions stay in the ring for mqttc_reap. */
 static int submit_wait(mqttc *m, uint64_t wait_ns, unsigned want)
 {
     uint64_t now = m->now_ns = clock_mono_ns();

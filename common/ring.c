@@ -866,6 +866,16 @@ static uint64_t nap_ns_setting(void)
     return nap;
 }
 
+int ring_nap_begin(ring *const *rs, size_t n, uint64_t *nap_ns)
+{
+    if (n > FUTEX_WAITV_MAX_WORDS)
+        return -EINVAL;
+    release_all(rs, n);
+    waitfor w = {.rs = rs, .n = n};
+    *nap_ns = nap_ns_setting();
+    return ready(&w);
+}
+
 int ring_wait_paced(ring *const *rs, size_t n, const uint32_t *extra, uint32_t extra_seen,
                     int timeout_ms, int busy)
 {
@@ -875,16 +885,15 @@ int ring_wait_paced(ring *const *rs, size_t n, const uint32_t *extra, uint32_t e
     /* busy: a nap instead of a spin, since a nap catches what a spin would, and a spin per
      * record is what a lightly loaded stage must not pay. The extra word is not watched (its
      * waker is not asked to wake us: see ring.h) */
-    if (n > FUTEX_WAITV_MAX_WORDS)
-        return -EINVAL;
-    release_all(rs, n);
-    waitfor w = {.rs = rs, .n = n}; /* n == 0: a plain nap */
-    if (ready(&w))
-        return 0;
-    uint64_t now = clock_mono_ns(), end = now + nap_ns_setting();
+    uint64_t nap;
+    int rc = ring_nap_begin(rs, n, &nap); /* n == 0: a plain nap */
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    waitfor w = {.rs = rs, .n = n};
+    uint64_t now = clock_mono_ns(), end = now + nap;
     if (timeout_ms >= 0 && end > now + (uint64_t)timeout_ms * 1000000)
         end = now + (uint64_t)timeout_ms * 1000000;
-    int rc = end > now ? nap_until(end) : 0;
+    rc = end > now ? nap_until(end) : 0;
     if (ready(&w))
         return 0;
     return rc < 0 ? rc : -ETIMEDOUT;
@@ -899,16 +908,6 @@ int ring_pace_nap(ring_pace *p, size_t taken)
     /* taken / span >= RING_PACE_MIN / nap, without a division; a first call (last_ns 0) has
      * a span of the whole uptime and parks */
     return taken && (uint64_t)taken * nap >= RING_PACE_MIN * span;
-}
-
-int ring_nap_begin(ring *const *rs, size_t n, uint64_t *nap_ns)
-{
-    if (n > FUTEX_WAITV_MAX_WORDS)
-        return -EINVAL;
-    release_all(rs, n);
-    waitfor w = {.rs = rs, .n = n};
-    *nap_ns = nap_ns_setting();
-    return ready(&w);
 }
 
 void ring_wake_word(uint32_t *word)

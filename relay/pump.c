@@ -849,32 +849,39 @@ static size_t held_set(pump *p)
     return n;
 }
 
-/* The held park with the io_uring connection on this thread: the rings' futex words and the
- * connection's completions at once (its acknowledgements end the wait too), no completion-
- * queue word; at most PUMP_HELD_MS. */
-static void wait_one_thread_held(pump *p, int timeout)
+/* A park through the io_uring connection on this thread: the futex words of every ring (and
+ * the completion queue's word at cq_val) and the connection's completions at once. Every park
+ * arms these same words, with the completion queue's word whether it is watched or not: a
+ * futex wait stays armed past its timeout (mqttc_arm_futexv: -EALREADY) and serves the next
+ * park, so a park arming fewer words would leave a later idle park on a wait that does not
+ * watch the queue. held: p->waitset[0..n) keeps its records in flight (ring_park_begin_held),
+ * else they are released first (ring_park_begin). */
+static void park_one_thread(pump *p, size_t n, bool held, uint32_t cq_val, int timeout)
 {
     const uint32_t *words[FUTEX_WAITV_MAX_WORDS];
     uint32_t vals[FUTEX_WAITV_MAX_WORDS];
+    const uint32_t *cqw = cq_word(p->q);
+    int rc =
+        held ? ring_park_begin_held(p->waitset, n, cqw, cq_val, p->rings, p->n_rings, words, vals)
+             : ring_park_begin(p->waitset, n, cqw, cq_val, p->rings, p->n_rings, words, vals);
+    if (rc == 0) {
+        conn_wait(p->one, words, vals, p->n_rings + 1, timeout);
+        ring_park_end(p->waitset, n);
+    } else {
+        conn_nap(p->one, 0); /* ready at once: the sends leave now all the same */
+    }
+}
+
+/* The held park with the io_uring connection on this thread: held_set's rings, the
+ * completion queue's word at its current value (no one bumps it while cq_prepare_wait was
+ * not called, so completions wait for the next turn), at most PUMP_HELD_MS. */
+static void wait_one_thread_held(pump *p, int timeout)
+{
     size_t n = held_set(p);
     if (timeout > PUMP_HELD_MS)
         timeout = PUMP_HELD_MS;
-    /* the completion-queue word is in the set with its current value although no one bumps
-     * it while cq_prepare_wait was not called: a futex wait stays armed past its timeout
-     * (mqttc_arm_futexv: -EALREADY) and serves the next park, so every park must arm the
-     * same words, or an idle park would sleep on a wait that does not watch the queue */
-    const uint32_t *cqw = cq_word(p->q);
-    uint32_t cq_now = atom_load_relaxed(cqw); /* relaxed: a value to compare; its bump comes
-                                                 with a FUTEX_WAKE that ends the wait */
-    if (n &&
-        ring_park_begin_held(p->waitset, n, cqw, cq_now, p->rings, p->n_rings, words, vals) == 0) {
-        conn_wait(p->one, words, vals, p->n_rings + 1, timeout);
-        ring_park_end(p->waitset, n);
-    } else if (n) {
-        conn_nap(p->one, 0); /* data already: the sends leave now all the same */
-    } else {
-        conn_nap(p->one, (uint64_t)timeout * 1000000);
-    }
+    /* relaxed: a value to compare; a bump comes with a FUTEX_WAKE that ends the wait */
+    park_one_thread(p, n, true, atom_load_relaxed(cq_word(p->q)), timeout);
 }
 
 /* wait_idle with the io_uring connection on this thread (p->one): the same nap and parks, the
@@ -902,21 +909,12 @@ static void wait_one_thread(pump *p, size_t n, int timeout, enum pump_wait how)
         return;
     }
     /* no conn_park: it concerns I/O threads' paced receives, and there are none here */
-    const uint32_t *words[FUTEX_WAITV_MAX_WORDS];
-    uint32_t vals[FUTEX_WAITV_MAX_WORDS];
     uint32_t seen;
     if (cq_prepare_wait(p->q, &seen) != 0) {
         conn_nap(p->one, 0); /* completions queued: no wait, the sends leave now */
         return;
     }
-    /* the cq word stays watched: paho connections' threads post to it */
-    if (ring_park_begin(p->waitset, n, cq_word(p->q), seen, p->rings, p->n_rings, words, vals) ==
-        0) {
-        conn_wait(p->one, words, vals, p->n_rings + 1, timeout);
-        ring_park_end(p->waitset, n);
-    } else {
-        conn_nap(p->one, 0); /* ready at once: the sends leave now all the same */
-    }
+    park_one_thread(p, n, false, seen, timeout); /* paho connections' threads post to cq */
     cq_end_wait(p->q);
 }
 
